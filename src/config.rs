@@ -1,0 +1,549 @@
+//! Typed settings read once at startup, and the runtime secrets guard.
+//!
+//! Every variable is described in [`crate::secrets::CATALOGUE`]; this module turns an
+//! [`EnvSource`] into [`Settings`]. Secrets become [`SecretString`] at once, and every error names
+//! the variable, never its value.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::Duration;
+
+use secrecy::SecretString;
+use serde::Serialize;
+use url::Url;
+
+use crate::secrets::{self, EnvFileError, EnvSource, Report, Skips, Status};
+
+/// Where the gateway runs. Unset means production: fail closed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Environment {
+    Production,
+    Development,
+    Test,
+}
+
+/// The allowed values, in the order error messages list them.
+pub const ENVIRONMENT_VALUES: &str = "production, development, test";
+
+/// `ENVIRONMENT` held something other than the three allowed values.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("ENVIRONMENT has an unsupported value; allowed values: {ENVIRONMENT_VALUES}")]
+pub struct InvalidEnvironment;
+
+impl Environment {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Environment::Production => "production",
+            Environment::Development => "development",
+            Environment::Test => "test",
+        }
+    }
+
+    /// `ENVIRONMENT` from `source`; unset or empty means production.
+    pub fn from_source(source: &EnvSource) -> Result<Self, InvalidEnvironment> {
+        match source.get("ENVIRONMENT").map(str::trim) {
+            None | Some("") => Ok(Environment::Production),
+            Some(v) => v.parse(),
+        }
+    }
+}
+
+impl FromStr for Environment {
+    type Err = InvalidEnvironment;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "production" => Ok(Environment::Production),
+            "development" => Ok(Environment::Development),
+            "test" => Ok(Environment::Test),
+            _ => Err(InvalidEnvironment),
+        }
+    }
+}
+
+impl fmt::Display for Environment {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// How the gateway talks to callers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CallMode {
+    /// Bridge to Vapi when it is configured and healthy, else IVR.
+    Auto,
+    Bridge,
+    Ivr,
+}
+
+/// Which store holds leads and calls.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoreKind {
+    /// Supabase when `SUPABASE_URL` and `SUPABASE_SERVICE_ROLE_KEY` are set, else SQLite.
+    Auto,
+    Sqlite,
+    Supabase,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Json,
+    Pretty,
+}
+
+#[derive(Debug, Clone)]
+pub struct TwilioSettings {
+    pub account_sid: Option<String>,
+    pub auth_token: Option<SecretString>,
+    /// `BP_TWILIO_TEST_MODE=1`: signatures not checked (development only).
+    pub test_mode: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct VapiSettings {
+    pub private_key: Option<SecretString>,
+    pub assistant_id: Option<String>,
+    pub server_secret: Option<SecretString>,
+    pub base_url: Url,
+}
+
+#[derive(Debug, Clone)]
+pub struct StoreSettings {
+    pub kind: StoreKind,
+    pub database_path: PathBuf,
+    pub supabase_url: Option<Url>,
+    pub supabase_service_role_key: Option<SecretString>,
+    pub supabase_schema: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct TelemetrySettings {
+    pub sentry_dsn: Option<SecretString>,
+    pub prometheus_port: Option<u16>,
+    pub log_format: LogFormat,
+    pub rust_log: Option<String>,
+}
+
+/// Everything the gateway reads from its environment. `Debug` shows no secret.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub environment: Environment,
+    pub bind_addr: SocketAddr,
+    pub public_base_url: Option<Url>,
+    pub call_mode: CallMode,
+    pub max_concurrent_calls: usize,
+    pub drain_timeout: Duration,
+    pub twilio: TwilioSettings,
+    pub vapi: VapiSettings,
+    pub store: StoreSettings,
+    pub telemetry: TelemetrySettings,
+    /// Problems the development guard found, logged once telemetry is up. Names only.
+    pub warnings: Vec<String>,
+}
+
+/// Why settings could not be loaded. Names variables, never values.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error(transparent)]
+    Environment(#[from] InvalidEnvironment),
+    #[error(transparent)]
+    EnvFile(#[from] EnvFileError),
+    #[error("{name} is malformed: {expected}")]
+    Malformed {
+        name: &'static str,
+        expected: &'static str,
+    },
+    #[error("{}", guard_message(.problems))]
+    Guard {
+        problems: Vec<(&'static str, Status, Option<&'static str>)>,
+    },
+}
+
+fn guard_message(problems: &[(&'static str, Status, Option<&'static str>)]) -> String {
+    let mut msg = format!(
+        "refusing to start in production: {} variable(s) not usable (names only, values are never shown):",
+        problems.len()
+    );
+    for (name, status, detail) in problems {
+        msg.push_str("\n  - ");
+        msg.push_str(name);
+        msg.push_str(": ");
+        msg.push_str(status.as_str());
+        if let Some(d) = detail {
+            msg.push_str(" (");
+            msg.push_str(d);
+            msg.push(')');
+        }
+    }
+    msg.push_str("\nrun `check_secrets` for the full table");
+    msg
+}
+
+/// Reads values through the catalogue: present and well-formed values only.
+struct Reader<'a> {
+    source: &'a EnvSource,
+    report: Report,
+}
+
+impl Reader<'_> {
+    /// The value when the catalogue judged it usable; placeholders and malformed values read as unset
+    /// (the guard has already refused production, and warned in development).
+    fn usable(&self, name: &'static str) -> Option<&str> {
+        let check = self
+            .report
+            .variables
+            .iter()
+            .find(|c| c.name == name)
+            .unwrap_or_else(|| panic!("{name} is not in the environment catalogue"));
+        (check.status == Status::Present)
+            .then(|| self.source.get(name))
+            .flatten()
+    }
+
+    fn secret(&self, name: &'static str) -> Option<SecretString> {
+        debug_assert!(
+            secrets::spec(name).secret,
+            "{name} is not catalogued as secret"
+        );
+        self.usable(name).map(|v| SecretString::from(v.to_owned()))
+    }
+
+    fn text(&self, name: &'static str) -> Option<String> {
+        self.usable(name).map(str::to_owned)
+    }
+
+    /// A value the server must interpret: malformed is an error in every environment.
+    fn strict(&self, name: &'static str) -> Result<Option<&str>, ConfigError> {
+        let check = self
+            .report
+            .variables
+            .iter()
+            .find(|c| c.name == name)
+            .unwrap_or_else(|| panic!("{name} is not in the environment catalogue"));
+        match check.status {
+            Status::Malformed => Err(ConfigError::Malformed {
+                name,
+                expected: check.detail.unwrap_or("see the catalogue"),
+            }),
+            Status::Present => Ok(self.source.get(name)),
+            Status::Missing | Status::Placeholder => Ok(None),
+        }
+    }
+
+    fn strict_parse<T: FromStr>(&self, name: &'static str) -> Result<Option<T>, ConfigError> {
+        self.strict(name)?
+            .map(|v| {
+                v.parse::<T>().map_err(|_| ConfigError::Malformed {
+                    name,
+                    expected: "a value of the documented shape",
+                })
+            })
+            .transpose()
+    }
+
+    fn url(&self, name: &'static str) -> Option<Url> {
+        self.usable(name).and_then(|v| Url::parse(v).ok())
+    }
+}
+
+/// The runtime secrets guard: production refuses any unusable required (or malformed) variable,
+/// development returns warnings (names only), test is silent.
+fn guard(
+    environment: Environment,
+    report: &Report,
+    test_mode: bool,
+) -> Result<Vec<String>, ConfigError> {
+    let mut warnings = Vec::new();
+    match environment {
+        Environment::Production => {
+            let problems: Vec<_> = report
+                .failures()
+                .map(|c| (c.name, c.status, c.detail))
+                .collect();
+            if !problems.is_empty() {
+                return Err(ConfigError::Guard { problems });
+            }
+        }
+        Environment::Development => {
+            for c in &report.variables {
+                let production_required = secrets::spec(c.name).required_in_production;
+                match c.status {
+                    Status::Placeholder => {
+                        warnings.push(format!("{} holds a placeholder; it is ignored", c.name));
+                    }
+                    Status::Malformed => warnings.push(format!(
+                        "{} is malformed ({}); it is ignored",
+                        c.name,
+                        c.detail.unwrap_or("unexpected shape")
+                    )),
+                    Status::Missing if production_required => warnings.push(format!(
+                        "{} is not set; production would refuse to start",
+                        c.name
+                    )),
+                    _ => {}
+                }
+            }
+            if test_mode {
+                warnings.push(
+                    "BP_TWILIO_TEST_MODE=1: Twilio signatures are NOT checked; never use this outside a workstation"
+                        .to_owned(),
+                );
+            }
+        }
+        Environment::Test => {}
+    }
+    Ok(warnings)
+}
+
+fn flag(value: Option<&str>) -> bool {
+    matches!(value, Some("1" | "true"))
+}
+
+impl Settings {
+    /// Reads the process environment over `.env` (when present) and applies the runtime guard.
+    pub fn load() -> Result<Self, ConfigError> {
+        Self::from_source(&EnvSource::load(Path::new(".env"), false)?)
+    }
+
+    /// Builds settings from `source` and applies the runtime guard for its environment:
+    /// production refuses unusable required variables, development warns, test is silent.
+    ///
+    /// # Panics
+    /// Only on a programming error: a name read here that is missing from the catalogue.
+    pub fn from_source(source: &EnvSource) -> Result<Self, ConfigError> {
+        let environment = Environment::from_source(source)?;
+        let report = Report::new(source, environment, &Skips::implied_by(source));
+        // Values the server must interpret fail everywhere; the rest follow the guard.
+        let reader = Reader { source, report };
+        let mut bind_addr: SocketAddr = reader
+            .strict_parse("BIND_ADDR")?
+            .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080)));
+        if let Some(port) = reader.strict_parse::<u16>("PORT")? {
+            bind_addr.set_port(port);
+        }
+        let call_mode = match reader.strict("CALL_MODE")? {
+            Some("bridge") => CallMode::Bridge,
+            Some("ivr") => CallMode::Ivr,
+            _ => CallMode::Auto,
+        };
+        let store_kind = match reader.strict("STORE")? {
+            Some("sqlite") => StoreKind::Sqlite,
+            Some("supabase") => StoreKind::Supabase,
+            _ => StoreKind::Auto,
+        };
+        let log_format = match reader.strict("LOG_FORMAT")? {
+            Some("json") => LogFormat::Json,
+            Some("pretty") => LogFormat::Pretty,
+            _ if environment == Environment::Production => LogFormat::Json,
+            _ => LogFormat::Pretty,
+        };
+        let max_concurrent_calls = reader
+            .strict_parse("MAX_CONCURRENT_CALLS")?
+            .unwrap_or(200usize);
+        let drain_timeout =
+            Duration::from_secs(reader.strict_parse("DRAIN_TIMEOUT_SECS")?.unwrap_or(30u64));
+        let prometheus_port = reader.strict_parse("PROMETHEUS_PORT")?;
+        let test_mode = flag(reader.strict("BP_TWILIO_TEST_MODE")?);
+        // Test switches: read by the test suite, validated here so a typo is caught.
+        reader.strict("BP_SKIP_VAPI_TESTS")?;
+        reader.strict("BP_SKIP_SUPABASE_TESTS")?;
+
+        let warnings = guard(environment, &reader.report, test_mode)?;
+
+        Ok(Settings {
+            environment,
+            bind_addr,
+            public_base_url: reader.url("PUBLIC_BASE_URL"),
+            call_mode,
+            max_concurrent_calls,
+            drain_timeout,
+            twilio: TwilioSettings {
+                account_sid: reader.text("TWILIO_ACCOUNT_SID"),
+                auth_token: reader.secret("TWILIO_AUTH_TOKEN"),
+                test_mode: test_mode && environment == Environment::Development,
+            },
+            vapi: VapiSettings {
+                private_key: reader.secret("VAPI_PRIVATE_KEY"),
+                assistant_id: reader.text("VAPI_ASSISTANT_ID"),
+                server_secret: reader.secret("VAPI_SERVER_SECRET"),
+                base_url: reader
+                    .url("VAPI_BASE_URL")
+                    .unwrap_or_else(|| Url::parse("https://api.vapi.ai").expect("static URL")),
+            },
+            store: StoreSettings {
+                kind: store_kind,
+                database_path: reader
+                    .text("DATABASE_PATH")
+                    .map_or_else(|| PathBuf::from("data/myriam.db"), PathBuf::from),
+                supabase_url: reader.url("SUPABASE_URL"),
+                supabase_service_role_key: reader.secret("SUPABASE_SERVICE_ROLE_KEY"),
+                supabase_schema: reader
+                    .text("SUPABASE_SCHEMA")
+                    .unwrap_or_else(|| "bp".to_owned()),
+            },
+            telemetry: TelemetrySettings {
+                sentry_dsn: reader.secret("SENTRY_DSN"),
+                prometheus_port,
+                log_format,
+                rust_log: reader.text("RUST_LOG"),
+            },
+            warnings,
+        })
+    }
+
+    /// Settings for tests: `ENVIRONMENT=test`, loopback on port 0, nothing external configured.
+    ///
+    /// # Panics
+    /// Never: the fixed test configuration is valid (a unit test proves it).
+    pub fn for_tests() -> Self {
+        Self::from_source(&EnvSource::from_pairs([
+            ("ENVIRONMENT", "test"),
+            ("BIND_ADDR", "127.0.0.1:0"),
+            ("DRAIN_TIMEOUT_SECS", "5"),
+        ]))
+        .expect("test settings are valid")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use secrecy::ExposeSecret;
+
+    use super::*;
+
+    const TOKEN: &str = "5ec7e75ec7e75ec7e75ec7e75ec7e7aa";
+
+    fn source(pairs: &[(&str, &str)]) -> EnvSource {
+        EnvSource::from_pairs(pairs.iter().copied())
+    }
+
+    fn production_ok() -> Vec<(&'static str, &'static str)> {
+        vec![
+            ("ENVIRONMENT", "production"),
+            ("PUBLIC_BASE_URL", "https://gw.bp-emondage.example"),
+            ("TWILIO_ACCOUNT_SID", "AC0123456789abcdef0123456789abcdef"),
+            ("TWILIO_AUTH_TOKEN", TOKEN),
+            ("CALL_MODE", "ivr"),
+            ("STORE", "sqlite"),
+        ]
+    }
+
+    #[test]
+    fn unset_environment_means_production() {
+        assert_eq!(
+            Environment::from_source(&source(&[])),
+            Ok(Environment::Production)
+        );
+    }
+
+    #[test]
+    fn unknown_environment_lists_the_allowed_values() {
+        let err = Settings::from_source(&source(&[("ENVIRONMENT", "staging")])).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "ENVIRONMENT has an unsupported value; allowed values: production, development, test"
+        );
+    }
+
+    #[test]
+    fn production_guard_names_every_problem_and_no_value() {
+        let mut pairs = production_ok();
+        pairs.retain(|(k, _)| *k != "PUBLIC_BASE_URL");
+        pairs.push(("TWILIO_ACCOUNT_SID", "ACxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"));
+        pairs.push(("TWILIO_AUTH_TOKEN", "nothex-nothex-nothex-nothex-1234"));
+        let err = Settings::from_source(&source(&pairs)).unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.contains("PUBLIC_BASE_URL: missing"), "{msg}");
+        assert!(msg.contains("TWILIO_ACCOUNT_SID: placeholder"), "{msg}");
+        assert!(
+            msg.contains("TWILIO_AUTH_TOKEN: malformed (expected 32 hexadecimal characters)"),
+            "{msg}"
+        );
+        assert!(!msg.contains("nothex"), "{msg}");
+    }
+
+    #[test]
+    fn production_with_everything_starts_and_debug_hides_secrets() {
+        let settings = Settings::from_source(&source(&production_ok())).unwrap();
+        assert_eq!(settings.environment, Environment::Production);
+        assert_eq!(settings.telemetry.log_format, LogFormat::Json);
+        assert_eq!(settings.call_mode, CallMode::Ivr);
+        assert_eq!(
+            settings.twilio.auth_token.as_ref().unwrap().expose_secret(),
+            TOKEN
+        );
+        let debug = format!("{settings:?}");
+        assert!(!debug.contains(TOKEN), "{debug}");
+        assert!(!debug.contains("5ec7e75e"), "{debug}");
+        assert!(debug.contains("REDACTED"), "{debug}");
+    }
+
+    #[test]
+    fn development_warns_and_ignores_placeholders() {
+        let settings = Settings::from_source(&source(&[
+            ("ENVIRONMENT", "development"),
+            ("TWILIO_AUTH_TOKEN", "your_auth_token"),
+            ("BP_TWILIO_TEST_MODE", "1"),
+        ]))
+        .unwrap();
+        assert!(settings.twilio.auth_token.is_none());
+        assert!(settings.twilio.test_mode);
+        let all = settings.warnings.join("\n");
+        assert!(
+            all.contains("TWILIO_AUTH_TOKEN holds a placeholder"),
+            "{all}"
+        );
+        assert!(
+            all.contains("PUBLIC_BASE_URL is not set; production would refuse to start"),
+            "{all}"
+        );
+        assert!(all.contains("BP_TWILIO_TEST_MODE=1"), "{all}");
+        assert!(!all.contains("your_auth_token"), "{all}");
+    }
+
+    #[test]
+    fn test_environment_is_silent_and_test_mode_only_counts_in_development() {
+        let settings = Settings::from_source(&source(&[
+            ("ENVIRONMENT", "test"),
+            ("BP_TWILIO_TEST_MODE", "1"),
+        ]))
+        .unwrap();
+        assert!(settings.warnings.is_empty());
+        assert!(!settings.twilio.test_mode);
+        let mut prod = production_ok();
+        prod.push(("BP_TWILIO_TEST_MODE", "1"));
+        assert!(
+            !Settings::from_source(&source(&prod))
+                .unwrap()
+                .twilio
+                .test_mode
+        );
+    }
+
+    #[test]
+    fn port_overrides_bind_addr_and_bad_numbers_fail_everywhere() {
+        let s = Settings::from_source(&source(&[
+            ("ENVIRONMENT", "test"),
+            ("BIND_ADDR", "0.0.0.0:8080"),
+            ("PORT", "9999"),
+        ]))
+        .unwrap();
+        assert_eq!(s.bind_addr, "0.0.0.0:9999".parse().unwrap());
+        for (name, value) in [
+            ("PORT", "http"),
+            ("BIND_ADDR", "localhost"),
+            ("LOG_FORMAT", "xml"),
+            ("MAX_CONCURRENT_CALLS", "0"),
+        ] {
+            let err = Settings::from_source(&source(&[("ENVIRONMENT", "test"), (name, value)]))
+                .unwrap_err();
+            assert!(
+                err.to_string().starts_with(&format!("{name} is malformed")),
+                "{err}"
+            );
+        }
+    }
+}

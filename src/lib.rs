@@ -1,0 +1,24 @@
+//! Myriam: the call-handling gateway of BP Émondage.
+//!
+//! Twilio sends calls; the gateway verifies every request, bridges the caller's audio to a Vapi
+//! assistant (or runs its own speech IVR), drives a six-question lead qualification in Québec French,
+//! and stores leads and calls in Supabase or an embedded SQLite file.
+//!
+//! # Module map
+//!
+//! - [`config`]: `Environment`, typed [`config::Settings`] with secrets as `SecretString`, the
+//!   runtime secrets guard.
+//! - [`secrets`]: the one catalogue of environment variables, read by `config` and `check_secrets`.
+//! - [`startup`]: [`startup::Application`]: router, listeners (port 0 in tests), shutdown and drain.
+//! - [`telemetry`]: tracing, Sentry, the Prometheus recorder.
+//! - [`routes`]: thin HTTP handlers.
+//! - [`preflight`]: the steps behind the `preflight` binary.
+//!
+//! See `docs/ARCHITECTURE.md` for the bird's-eye view and the invariants.
+
+pub mod config;
+pub mod preflight;
+pub mod routes;
+pub mod secrets;
+pub mod startup;
+pub mod telemetry;

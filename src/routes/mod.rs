@@ -1,0 +1,3 @@
+//! Thin HTTP handlers. Each parses its input into domain types and delegates.
+
+pub mod health;

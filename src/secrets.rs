@@ -1,0 +1,1074 @@
+//! The one catalogue of every environment variable the gateway reads.
+//!
+//! [`crate::config::Settings`] and the `check_secrets` binary both read [`CATALOGUE`]; the README's
+//! variable table and `.env.example` are checked against it by tests, so none of them can drift.
+//!
+//! Nothing in this module ever returns, formats or logs a variable's *value*: a [`Check`] carries the
+//! name, the [`Status`] and, for a malformed value, a static description of the expected shape.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::path::Path;
+
+use base64::Engine as _;
+use serde::Serialize;
+
+use crate::config::Environment;
+
+/// Which part of the system a variable configures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Group {
+    Server,
+    Twilio,
+    Vapi,
+    Supabase,
+    Observability,
+    Ai,
+}
+
+impl Group {
+    pub const ALL: [Group; 6] = [
+        Group::Server,
+        Group::Twilio,
+        Group::Vapi,
+        Group::Supabase,
+        Group::Observability,
+        Group::Ai,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Group::Server => "server",
+            Group::Twilio => "twilio",
+            Group::Vapi => "vapi",
+            Group::Supabase => "supabase",
+            Group::Observability => "observability",
+            Group::Ai => "ai",
+        }
+    }
+}
+
+impl fmt::Display for Group {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The shape a value must have. Each check returns a static description of what was expected,
+/// never anything derived from the value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Shape {
+    /// One of a fixed set of words (case-sensitive).
+    OneOf(&'static [&'static str]),
+    /// `0`, `1`, `true` or `false`.
+    Flag,
+    /// A TCP port, `0..=65535`.
+    Port,
+    /// `IP:port`.
+    SocketAddr,
+    /// An absolute URL; `https` required in production. No query or fragment.
+    Url,
+    /// A Sentry DSN: an https URL (http allowed outside production) with a public key and a project id.
+    SentryDsn,
+    /// `AC` followed by 32 hexadecimal characters.
+    TwilioAccountSid,
+    /// 32 hexadecimal characters.
+    TwilioAuthToken,
+    /// A UUID, `8-4-4-4-12` hexadecimal digits.
+    Uuid,
+    /// A Supabase secret key (`sb_secret_…`) or a legacy `service_role` JWT.
+    SupabaseSecretKey,
+    /// A SQL identifier: a letter or `_`, then letters, digits or `_`.
+    Identifier,
+    /// An integer `>= 1`.
+    PositiveInt,
+    /// An integer `>= 0`.
+    NonNegativeInt,
+    /// An API key starting with the given prefix.
+    Prefixed(&'static str),
+    /// Any non-empty text without surrounding white space.
+    Text,
+}
+
+/// One catalogued environment variable.
+#[derive(Debug, Clone, Copy)]
+pub struct VarSpec {
+    pub name: &'static str,
+    pub group: Group,
+    /// Required when `ENVIRONMENT=production` (unless its group is skipped).
+    pub required_in_production: bool,
+    /// A secret: only ever read into a `SecretString`, never shown.
+    pub secret: bool,
+    pub shape: Shape,
+    /// The default the gateway uses when the variable is unset, for documentation.
+    pub default: Option<&'static str>,
+    /// What the variable means, for the README and `check_secrets`.
+    pub meaning: &'static str,
+}
+
+const ENVIRONMENTS: &[&str] = &["production", "development", "test"];
+
+/// Every environment variable of DESIGN.md section 7, in the order the README lists them.
+pub static CATALOGUE: &[VarSpec] = &[
+    VarSpec {
+        name: "ENVIRONMENT",
+        group: Group::Server,
+        required_in_production: false,
+        secret: false,
+        shape: Shape::OneOf(ENVIRONMENTS),
+        default: Some("production"),
+        meaning: "production, development or test; unset means production (fail closed)",
+    },
+    VarSpec {
+        name: "BIND_ADDR",
+        group: Group::Server,
+        required_in_production: false,
+        secret: false,
+        shape: Shape::SocketAddr,
+        default: Some("127.0.0.1:8080"),
+        meaning: "address the HTTP server binds",
+    },
+    VarSpec {
+        name: "PORT",
+        group: Group::Server,
+        required_in_production: false,
+        secret: false,
+        shape: Shape::Port,
+        default: None,
+        meaning: "when set, replaces the port of BIND_ADDR (platforms that assign a port)",
+    },
+    VarSpec {
+        name: "PUBLIC_BASE_URL",
+        group: Group::Server,
+        required_in_production: true,
+        secret: false,
+        shape: Shape::Url,
+        default: None,
+        meaning: "public https URL Twilio and Vapi reach; signatures are checked against it",
+    },
+    VarSpec {
+        name: "CALL_MODE",
+        group: Group::Server,
+        required_in_production: false,
+        secret: false,
+        shape: Shape::OneOf(&["auto", "bridge", "ivr"]),
+        default: Some("auto"),
+        meaning: "auto (bridge to Vapi when configured, else IVR), bridge or ivr",
+    },
+    VarSpec {
+        name: "MAX_CONCURRENT_CALLS",
+        group: Group::Server,
+        required_in_production: false,
+        secret: false,
+        shape: Shape::PositiveInt,
+        default: Some("200"),
+        meaning: "bridged calls at once; calls over the limit get the IVR",
+    },
+    VarSpec {
+        name: "DRAIN_TIMEOUT_SECS",
+        group: Group::Server,
+        required_in_production: false,
+        secret: false,
+        shape: Shape::NonNegativeInt,
+        default: Some("30"),
+        meaning: "seconds a shutdown waits for live calls and the outbox",
+    },
+    VarSpec {
+        name: "TWILIO_ACCOUNT_SID",
+        group: Group::Twilio,
+        required_in_production: true,
+        secret: false,
+        shape: Shape::TwilioAccountSid,
+        default: None,
+        meaning: "the Twilio account whose webhooks are accepted",
+    },
+    VarSpec {
+        name: "TWILIO_AUTH_TOKEN",
+        group: Group::Twilio,
+        required_in_production: true,
+        secret: true,
+        shape: Shape::TwilioAuthToken,
+        default: None,
+        meaning: "key of the X-Twilio-Signature HMAC",
+    },
+    VarSpec {
+        name: "BP_TWILIO_TEST_MODE",
+        group: Group::Twilio,
+        required_in_production: false,
+        secret: false,
+        shape: Shape::Flag,
+        default: Some("0"),
+        meaning: "1 skips Twilio signature checks in development only (loud warning)",
+    },
+    VarSpec {
+        name: "VAPI_PRIVATE_KEY",
+        group: Group::Vapi,
+        required_in_production: true,
+        secret: true,
+        shape: Shape::Uuid,
+        default: None,
+        meaning: "Vapi private API key, used to create calls",
+    },
+    VarSpec {
+        name: "VAPI_ASSISTANT_ID",
+        group: Group::Vapi,
+        required_in_production: true,
+        secret: false,
+        shape: Shape::Uuid,
+        default: None,
+        meaning: "the Vapi assistant that speaks as Myriam",
+    },
+    VarSpec {
+        name: "VAPI_SERVER_SECRET",
+        group: Group::Vapi,
+        required_in_production: true,
+        secret: true,
+        shape: Shape::Text,
+        default: None,
+        meaning: "shared secret (x-vapi-secret) or HMAC key authenticating Vapi callbacks",
+    },
+    VarSpec {
+        name: "VAPI_BASE_URL",
+        group: Group::Vapi,
+        required_in_production: false,
+        secret: false,
+        shape: Shape::Url,
+        default: Some("https://api.vapi.ai"),
+        meaning: "Vapi REST API base; tests point it at a local fake",
+    },
+    VarSpec {
+        name: "BP_SKIP_VAPI_TESTS",
+        group: Group::Vapi,
+        required_in_production: false,
+        secret: false,
+        shape: Shape::Flag,
+        default: Some("0"),
+        meaning: "1 skips tests that need a real hosted Vapi account",
+    },
+    VarSpec {
+        name: "STORE",
+        group: Group::Supabase,
+        required_in_production: false,
+        secret: false,
+        shape: Shape::OneOf(&["auto", "sqlite", "supabase"]),
+        default: Some("auto"),
+        meaning: "auto (Supabase when configured, else SQLite), sqlite or supabase",
+    },
+    VarSpec {
+        name: "DATABASE_PATH",
+        group: Group::Supabase,
+        required_in_production: false,
+        secret: false,
+        shape: Shape::Text,
+        default: Some("data/myriam.db"),
+        meaning: "embedded SQLite file (also the Supabase outbox)",
+    },
+    VarSpec {
+        name: "SUPABASE_URL",
+        group: Group::Supabase,
+        required_in_production: true,
+        secret: false,
+        shape: Shape::Url,
+        default: None,
+        meaning: "Supabase project URL; the gateway calls {SUPABASE_URL}/rest/v1",
+    },
+    VarSpec {
+        name: "SUPABASE_SERVICE_ROLE_KEY",
+        group: Group::Supabase,
+        required_in_production: true,
+        secret: true,
+        shape: Shape::SupabaseSecretKey,
+        default: None,
+        meaning: "sb_secret_… key or legacy service_role JWT",
+    },
+    VarSpec {
+        name: "SUPABASE_SCHEMA",
+        group: Group::Supabase,
+        required_in_production: false,
+        secret: false,
+        shape: Shape::Identifier,
+        default: Some("bp"),
+        meaning: "schema holding leads and calls",
+    },
+    VarSpec {
+        name: "BP_SKIP_SUPABASE_TESTS",
+        group: Group::Supabase,
+        required_in_production: false,
+        secret: false,
+        shape: Shape::Flag,
+        default: Some("0"),
+        meaning: "1 skips tests that need a real hosted Supabase project (never the local PostgREST ones)",
+    },
+    VarSpec {
+        name: "SENTRY_DSN",
+        group: Group::Observability,
+        required_in_production: false,
+        secret: true,
+        shape: Shape::SentryDsn,
+        default: None,
+        meaning: "Sentry project DSN; errors and panics are reported when set",
+    },
+    VarSpec {
+        name: "PROMETHEUS_PORT",
+        group: Group::Observability,
+        required_in_production: false,
+        secret: false,
+        shape: Shape::Port,
+        default: None,
+        meaning: "when set, /metrics is served on this port (same IP as BIND_ADDR)",
+    },
+    VarSpec {
+        name: "LOG_FORMAT",
+        group: Group::Observability,
+        required_in_production: false,
+        secret: false,
+        shape: Shape::OneOf(&["json", "pretty"]),
+        default: Some("pretty (json in production)"),
+        meaning: "log output format",
+    },
+    VarSpec {
+        name: "RUST_LOG",
+        group: Group::Observability,
+        required_in_production: false,
+        secret: false,
+        shape: Shape::Text,
+        default: Some("info"),
+        meaning: "tracing filter directives",
+    },
+    VarSpec {
+        name: "OPENAI_API_KEY",
+        group: Group::Ai,
+        required_in_production: false,
+        secret: true,
+        shape: Shape::Prefixed("sk-"),
+        default: None,
+        meaning: "used by the Vapi assistant's model, not by the gateway",
+    },
+    VarSpec {
+        name: "ANTHROPIC_API_KEY",
+        group: Group::Ai,
+        required_in_production: false,
+        secret: true,
+        shape: Shape::Prefixed("sk-ant-"),
+        default: None,
+        meaning: "used by the Vapi assistant's model, not by the gateway",
+    },
+];
+
+/// Looks a variable up in the catalogue.
+///
+/// # Panics
+/// When `name` is not catalogued: that is a programming error caught by every test that loads settings.
+pub fn spec(name: &str) -> &'static VarSpec {
+    CATALOGUE
+        .iter()
+        .find(|v| v.name == name)
+        .unwrap_or_else(|| panic!("{name} is not in the environment catalogue"))
+}
+
+/// Where variables come from: the real environment layered over an optional `.env` file.
+///
+/// The real environment always wins. Reading never mutates the process environment.
+#[derive(Clone, Default)]
+pub struct EnvSource {
+    vars: BTreeMap<String, String>,
+}
+
+impl fmt::Debug for EnvSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Names only: values may be secrets.
+        f.debug_struct("EnvSource")
+            .field("names", &self.vars.keys().collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+/// A `.env` file that could not be read or parsed. Carries the line, never its text.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot read env file {path}: {reason}")]
+pub struct EnvFileError {
+    pub path: String,
+    pub reason: String,
+}
+
+impl EnvSource {
+    /// An explicit set of variables (tests, or callers that assembled their own).
+    pub fn from_pairs<I, K, V>(pairs: I) -> Self
+    where
+        I: IntoIterator<Item = (K, V)>,
+        K: Into<String>,
+        V: Into<String>,
+    {
+        Self {
+            vars: pairs
+                .into_iter()
+                .map(|(k, v)| (k.into(), v.into()))
+                .collect(),
+        }
+    }
+
+    /// The process environment over `file` when it exists. A missing default `.env` is not an error;
+    /// `required_file = true` (an explicit `--env-file`) makes it one.
+    pub fn load(file: &Path, required_file: bool) -> Result<Self, EnvFileError> {
+        let mut vars = BTreeMap::new();
+        if file.exists() || required_file {
+            let iter = dotenvy::from_path_iter(file).map_err(|e| EnvFileError {
+                path: file.display().to_string(),
+                reason: describe_dotenv_error(&e),
+            })?;
+            for item in iter {
+                let (k, v) = item.map_err(|e| EnvFileError {
+                    path: file.display().to_string(),
+                    reason: describe_dotenv_error(&e),
+                })?;
+                vars.insert(k, v);
+            }
+        }
+        for (k, v) in std::env::vars_os() {
+            if let (Ok(k), Ok(v)) = (k.into_string(), v.into_string()) {
+                vars.insert(k, v);
+            }
+        }
+        Ok(Self { vars })
+    }
+
+    /// The raw value, if set. Callers that hold a secret wrap it in a `SecretString` at once.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.vars.get(name).map(String::as_str)
+    }
+
+    /// Overrides one variable (e.g. `check_secrets --environment`).
+    pub fn set(&mut self, name: &str, value: &str) {
+        self.vars.insert(name.to_owned(), value.to_owned());
+    }
+}
+
+/// dotenvy's errors quote the offending line, which may hold a secret: keep only where it failed.
+fn describe_dotenv_error(e: &dotenvy::Error) -> String {
+    match e {
+        dotenvy::Error::LineParse(_, index) => format!("syntax error at character {index}"),
+        dotenvy::Error::Io(io) => io.kind().to_string(),
+        dotenvy::Error::EnvVar(_) => "invalid variable".to_owned(),
+        _ => "unreadable".to_owned(),
+    }
+}
+
+/// What a variable looks like, never what it holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Present,
+    Missing,
+    Placeholder,
+    Malformed,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Present => "present",
+            Status::Missing => "missing",
+            Status::Placeholder => "placeholder",
+            Status::Malformed => "malformed",
+        }
+    }
+}
+
+impl fmt::Display for Status {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Words people leave in config files instead of real values (matched case-insensitively).
+const PLACEHOLDER_WORDS: &[&str] = &[
+    "placeholder",
+    "changeme",
+    "change_me",
+    "change-me",
+    "your_",
+    "your-",
+    "test_token",
+    "dummy",
+];
+
+/// True when `value` is one of the usual stand-ins for a real value.
+pub fn is_placeholder(value: &str) -> bool {
+    let lower = value.trim().to_ascii_lowercase();
+    if lower.starts_with("xxx") || lower.contains("xxxx") {
+        return true;
+    }
+    if let (Some(open), Some(close)) = (lower.find('<'), lower.rfind('>')) {
+        if open < close {
+            return true;
+        }
+    }
+    PLACEHOLDER_WORDS.iter().any(|w| lower.contains(w))
+}
+
+fn is_hex(s: &str) -> bool {
+    s.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+fn is_uuid(s: &str) -> bool {
+    let parts: Vec<&str> = s.split('-').collect();
+    parts.len() == 5
+        && parts
+            .iter()
+            .zip([8, 4, 4, 4, 12])
+            .all(|(p, n)| p.len() == n && is_hex(p))
+}
+
+fn check_url(value: &str, environment: Environment, need_user: bool) -> Result<(), &'static str> {
+    let url = url::Url::parse(value).map_err(|_| "expected an absolute URL")?;
+    match url.scheme() {
+        "https" => {}
+        "http" if environment != Environment::Production => {}
+        _ if environment == Environment::Production => {
+            return Err("expected an https:// URL in production");
+        }
+        _ => return Err("expected an http:// or https:// URL"),
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err("expected a URL with a host");
+    }
+    if need_user {
+        if url.username().is_empty() {
+            return Err("expected a DSN with a public key before '@'");
+        }
+        if url.path().trim_matches('/').is_empty() {
+            return Err("expected a DSN ending with a project id");
+        }
+    } else if url.query().is_some() || url.fragment().is_some() {
+        return Err("expected a URL without query or fragment");
+    }
+    Ok(())
+}
+
+fn check_supabase_key(value: &str) -> Result<(), &'static str> {
+    if value.starts_with("sb_publishable_") {
+        return Err("expected a secret key, not a publishable key");
+    }
+    if let Some(rest) = value.strip_prefix("sb_secret_") {
+        return if !rest.is_empty()
+            && rest
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+        {
+            Ok(())
+        } else {
+            Err("expected sb_secret_ followed by letters, digits, '_' or '-'")
+        };
+    }
+    let parts: Vec<&str> = value.split('.').collect();
+    if parts.len() != 3 || parts.iter().any(|p| p.is_empty()) {
+        return Err("expected an sb_secret_… key or a service_role JWT");
+    }
+    let payload = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(parts[1].trim_end_matches('='))
+        .map_err(|_| "expected a JWT whose payload is base64url")?;
+    let claims: serde_json::Value =
+        serde_json::from_slice(&payload).map_err(|_| "expected a JWT whose payload is JSON")?;
+    match claims.get("role").and_then(serde_json::Value::as_str) {
+        Some("service_role") => Ok(()),
+        _ => Err("expected a JWT whose role claim is service_role (is this the anon key?)"),
+    }
+}
+
+impl Shape {
+    /// Checks a non-empty, non-placeholder value. The error says what was expected.
+    pub fn check(self, value: &str, environment: Environment) -> Result<(), &'static str> {
+        if value.trim() != value {
+            return Err("has leading or trailing white space");
+        }
+        match self {
+            Shape::OneOf(words) => words
+                .contains(&value)
+                .then_some(())
+                .ok_or("expected one of the documented words"),
+            Shape::Flag => matches!(value, "0" | "1" | "true" | "false")
+                .then_some(())
+                .ok_or("expected 0, 1, true or false"),
+            Shape::Port => value
+                .parse::<u16>()
+                .map(drop)
+                .map_err(|_| "expected a port number 0-65535"),
+            Shape::SocketAddr => value
+                .parse::<std::net::SocketAddr>()
+                .map(drop)
+                .map_err(|_| "expected IP:port, e.g. 127.0.0.1:8080"),
+            Shape::Url => check_url(value, environment, false),
+            Shape::SentryDsn => check_url(value, environment, true),
+            Shape::TwilioAccountSid => {
+                (value.len() == 34 && value.starts_with("AC") && is_hex(&value[2..]))
+                    .then_some(())
+                    .ok_or("expected AC followed by 32 hexadecimal characters")
+            }
+            Shape::TwilioAuthToken => (value.len() == 32 && is_hex(value))
+                .then_some(())
+                .ok_or("expected 32 hexadecimal characters"),
+            Shape::Uuid => is_uuid(value)
+                .then_some(())
+                .ok_or("expected a UUID (8-4-4-4-12 hexadecimal digits)"),
+            Shape::SupabaseSecretKey => check_supabase_key(value),
+            Shape::Identifier => {
+                let mut bytes = value.bytes();
+                let first_ok = bytes
+                    .next()
+                    .is_some_and(|b| b.is_ascii_alphabetic() || b == b'_');
+                (first_ok && bytes.all(|b| b.is_ascii_alphanumeric() || b == b'_'))
+                    .then_some(())
+                    .ok_or("expected a SQL identifier (letters, digits, '_')")
+            }
+            Shape::PositiveInt => match value.parse::<u64>() {
+                Ok(n) if n >= 1 => Ok(()),
+                _ => Err("expected a whole number of at least 1"),
+            },
+            Shape::NonNegativeInt => value
+                .parse::<u64>()
+                .map(drop)
+                .map_err(|_| "expected a whole number of at least 0"),
+            Shape::Prefixed(prefix) => (value.starts_with(prefix) && value.len() > prefix.len())
+                .then_some(())
+                .ok_or(match prefix {
+                    "sk-ant-" => "expected a key starting with sk-ant-",
+                    _ => "expected a key starting with sk-",
+                }),
+            Shape::Text => Ok(()),
+        }
+    }
+
+    /// What the shape expects, for documentation.
+    pub fn describe(self) -> String {
+        match self {
+            Shape::OneOf(words) => words.join(" \\| "),
+            Shape::Flag => "0 or 1".to_owned(),
+            Shape::Port => "port".to_owned(),
+            Shape::SocketAddr => "IP:port".to_owned(),
+            Shape::Url => "URL (https in production)".to_owned(),
+            Shape::SentryDsn => "Sentry DSN".to_owned(),
+            Shape::TwilioAccountSid => "AC + 32 hex".to_owned(),
+            Shape::TwilioAuthToken => "32 hex".to_owned(),
+            Shape::Uuid => "UUID".to_owned(),
+            Shape::SupabaseSecretKey => "sb_secret_… or service_role JWT".to_owned(),
+            Shape::Identifier => "SQL identifier".to_owned(),
+            Shape::PositiveInt => "integer ≥ 1".to_owned(),
+            Shape::NonNegativeInt => "integer ≥ 0".to_owned(),
+            Shape::Prefixed(p) => format!("{p}…"),
+            Shape::Text => "text".to_owned(),
+        }
+    }
+}
+
+/// Groups whose variables become optional, e.g. `--skip-vapi`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Skips {
+    groups: BTreeSet<Group>,
+}
+
+impl Skips {
+    pub fn none() -> Self {
+        Self::default()
+    }
+
+    #[must_use]
+    pub fn with(mut self, group: Group) -> Self {
+        self.groups.insert(group);
+        self
+    }
+
+    pub fn contains(&self, group: Group) -> bool {
+        self.groups.contains(&group)
+    }
+
+    pub fn groups(&self) -> impl Iterator<Item = Group> + '_ {
+        self.groups.iter().copied()
+    }
+
+    /// The groups the configuration itself makes optional: `CALL_MODE=ivr` never calls Vapi and
+    /// `STORE=sqlite` never calls Supabase.
+    pub fn implied_by(source: &EnvSource) -> Self {
+        let mut skips = Self::none();
+        if source.get("CALL_MODE") == Some("ivr") {
+            skips = skips.with(Group::Vapi);
+        }
+        if source.get("STORE") == Some("sqlite") {
+            skips = skips.with(Group::Supabase);
+        }
+        skips
+    }
+}
+
+/// The verdict on one variable.
+#[derive(Debug, Clone, Serialize)]
+pub struct Check {
+    pub name: &'static str,
+    pub group: Group,
+    pub required: bool,
+    pub secret: bool,
+    pub status: Status,
+    /// Why it is not usable: "empty", or what shape was expected. Never derived from the value.
+    pub detail: Option<&'static str>,
+}
+
+impl Check {
+    /// A required variable that is not usable, or any set variable that is malformed.
+    pub fn is_failure(&self) -> bool {
+        match self.status {
+            Status::Present => false,
+            Status::Malformed => true,
+            Status::Missing | Status::Placeholder => self.required,
+        }
+    }
+}
+
+/// Judges one variable as found in `source`.
+pub fn check_var(
+    spec: &VarSpec,
+    source: &EnvSource,
+    environment: Environment,
+    skips: &Skips,
+) -> Check {
+    let required = environment == Environment::Production
+        && spec.required_in_production
+        && !skips.contains(spec.group);
+    let (status, detail) = match source.get(spec.name) {
+        None => (Status::Missing, None),
+        Some(v) if v.trim().is_empty() => (Status::Missing, Some("empty")),
+        Some(v) if is_placeholder(v) => (Status::Placeholder, None),
+        Some(v) => match spec.shape.check(v, environment) {
+            Ok(()) => (Status::Present, None),
+            Err(expected) => (Status::Malformed, Some(expected)),
+        },
+    };
+    Check {
+        name: spec.name,
+        group: spec.group,
+        required,
+        secret: spec.secret,
+        status,
+        detail,
+    }
+}
+
+/// The whole catalogue judged against `source`.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub environment: Environment,
+    pub skipped_groups: Vec<Group>,
+    pub variables: Vec<Check>,
+}
+
+impl Report {
+    pub fn new(source: &EnvSource, environment: Environment, skips: &Skips) -> Self {
+        Self {
+            environment,
+            skipped_groups: skips.groups().collect(),
+            variables: CATALOGUE
+                .iter()
+                .map(|spec| check_var(spec, source, environment, skips))
+                .collect(),
+        }
+    }
+
+    pub fn failures(&self) -> impl Iterator<Item = &Check> {
+        self.variables.iter().filter(|c| c.is_failure())
+    }
+
+    pub fn is_ok(&self) -> bool {
+        self.failures().next().is_none()
+    }
+
+    pub fn count(&self, status: Status) -> usize {
+        self.variables.iter().filter(|c| c.status == status).count()
+    }
+
+    /// One line: `OK — …` or `FAIL — …` naming the failing variables.
+    pub fn verdict(&self) -> String {
+        let failing: Vec<String> = self
+            .failures()
+            .map(|c| format!("{} ({})", c.name, c.status))
+            .collect();
+        if failing.is_empty() {
+            format!(
+                "verdict: OK — every required variable is usable for {} ({} present, {} missing, {} placeholder)",
+                self.environment,
+                self.count(Status::Present),
+                self.count(Status::Missing),
+                self.count(Status::Placeholder),
+            )
+        } else {
+            format!(
+                "verdict: FAIL — {} variable(s) not usable for {}: {}",
+                failing.len(),
+                self.environment,
+                failing.join(", ")
+            )
+        }
+    }
+
+    /// The human table printed by `check_secrets`.
+    pub fn table(&self) -> String {
+        use std::fmt::Write as _;
+        let mut out = String::new();
+        let _ = writeln!(
+            out,
+            "{:<26} {:<14} {:<9} {:<12} NOTE",
+            "NAME", "GROUP", "REQUIRED", "STATUS"
+        );
+        for c in &self.variables {
+            let mut note = String::new();
+            if let Some(d) = c.detail {
+                note.push_str(d);
+            }
+            if c.secret {
+                if !note.is_empty() {
+                    note.push_str("; ");
+                }
+                note.push_str("secret");
+            }
+            let _ = writeln!(
+                out,
+                "{:<26} {:<14} {:<9} {:<12} {}",
+                c.name,
+                c.group.as_str(),
+                if c.required { "required" } else { "optional" },
+                c.status.as_str(),
+                note
+            );
+        }
+        out
+    }
+}
+
+/// The README's variable table, generated from the catalogue (a test keeps the README equal to it).
+pub fn markdown_table() -> String {
+    use std::fmt::Write as _;
+    let mut out = String::from(
+        "| Variable | Group | Required in production | Secret | Shape | Default | Meaning |\n|---|---|---|---|---|---|---|\n",
+    );
+    for v in CATALOGUE {
+        let _ = writeln!(
+            out,
+            "| `{}` | {} | {} | {} | {} | {} | {} |",
+            v.name,
+            v.group,
+            if v.required_in_production {
+                match v.group {
+                    Group::Vapi => "yes (unless `CALL_MODE=ivr`)",
+                    Group::Supabase => "yes (unless `STORE=sqlite`)",
+                    _ => "yes",
+                }
+            } else {
+                "no"
+            },
+            if v.secret { "yes" } else { "no" },
+            v.shape.describe(),
+            v.default
+                .map_or_else(|| "—".to_owned(), |d| format!("`{d}`")),
+            v.meaning
+        );
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> EnvSource {
+        EnvSource::from_pairs(pairs.iter().copied())
+    }
+
+    #[test]
+    fn catalogue_names_are_unique_and_cover_design_section_7() {
+        let names: BTreeSet<_> = CATALOGUE.iter().map(|v| v.name).collect();
+        assert_eq!(names.len(), CATALOGUE.len(), "duplicate name in catalogue");
+        for name in [
+            "ENVIRONMENT",
+            "BIND_ADDR",
+            "PORT",
+            "PUBLIC_BASE_URL",
+            "TWILIO_ACCOUNT_SID",
+            "TWILIO_AUTH_TOKEN",
+            "BP_TWILIO_TEST_MODE",
+            "CALL_MODE",
+            "VAPI_PRIVATE_KEY",
+            "VAPI_ASSISTANT_ID",
+            "VAPI_SERVER_SECRET",
+            "VAPI_BASE_URL",
+            "STORE",
+            "DATABASE_PATH",
+            "SUPABASE_URL",
+            "SUPABASE_SERVICE_ROLE_KEY",
+            "SUPABASE_SCHEMA",
+            "SENTRY_DSN",
+            "PROMETHEUS_PORT",
+            "LOG_FORMAT",
+            "RUST_LOG",
+            "MAX_CONCURRENT_CALLS",
+            "DRAIN_TIMEOUT_SECS",
+            "OPENAI_API_KEY",
+            "ANTHROPIC_API_KEY",
+            "BP_SKIP_VAPI_TESTS",
+            "BP_SKIP_SUPABASE_TESTS",
+        ] {
+            assert!(names.contains(name), "{name} missing from catalogue");
+        }
+    }
+
+    #[test]
+    fn placeholders_are_recognised_case_insensitively() {
+        for p in [
+            "placeholder",
+            "PLACEHOLDER_TOKEN",
+            "changeme",
+            "ChangeMe123",
+            "xxx",
+            "ACxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
+            "your_auth_token",
+            "your-project",
+            "https://your-project.supabase.co",
+            "<token>",
+            "https://<project>.supabase.co",
+            "test_token",
+            "Dummy",
+        ] {
+            assert!(is_placeholder(p), "{p} should be a placeholder");
+        }
+        for real in [
+            "0123456789abcdef0123456789abcdef",
+            "https://api.vapi.ai",
+            "a<b",
+            "bp",
+            "sb_secret_abcDEF123",
+        ] {
+            assert!(!is_placeholder(real), "{real} is not a placeholder");
+        }
+    }
+
+    #[test]
+    fn shapes_accept_good_values_and_name_the_expectation() {
+        let p = Environment::Production;
+        assert!(
+            Shape::TwilioAccountSid
+                .check("AC0123456789abcdef0123456789abcdef", p)
+                .is_ok()
+        );
+        assert_eq!(
+            Shape::TwilioAccountSid.check("AB0123456789abcdef0123456789abcdef", p),
+            Err("expected AC followed by 32 hexadecimal characters")
+        );
+        assert!(Shape::TwilioAuthToken.check(&"f".repeat(32), p).is_ok());
+        assert!(Shape::TwilioAuthToken.check(&"g".repeat(32), p).is_err());
+        assert!(
+            Shape::Uuid
+                .check("123e4567-e89b-12d3-a456-426614174000", p)
+                .is_ok()
+        );
+        assert!(
+            Shape::Uuid
+                .check("123e4567e89b12d3a456426614174000", p)
+                .is_err()
+        );
+        assert!(Shape::Url.check("https://gw.example.com", p).is_ok());
+        assert_eq!(
+            Shape::Url.check("http://gw.example.com", p),
+            Err("expected an https:// URL in production")
+        );
+        assert!(
+            Shape::Url
+                .check("http://127.0.0.1:9", Environment::Development)
+                .is_ok()
+        );
+        assert!(Shape::Url.check("not a url", p).is_err());
+        assert!(Shape::Port.check("65535", p).is_ok());
+        assert!(Shape::Port.check("65536", p).is_err());
+        assert!(Shape::SocketAddr.check("0.0.0.0:8080", p).is_ok());
+        assert!(Shape::SocketAddr.check("localhost", p).is_err());
+        assert!(Shape::PositiveInt.check("0", p).is_err());
+        assert!(Shape::NonNegativeInt.check("0", p).is_ok());
+        assert!(Shape::Identifier.check("bp", p).is_ok());
+        assert!(Shape::Identifier.check("bp; drop", p).is_err());
+        assert!(
+            Shape::SentryDsn
+                .check("https://abc123@o1.ingest.sentry.io/42", p)
+                .is_ok()
+        );
+        assert!(
+            Shape::SentryDsn
+                .check("https://o1.ingest.sentry.io/42", p)
+                .is_err()
+        );
+        assert!(Shape::Text.check(" padded", p).is_err());
+    }
+
+    #[test]
+    fn supabase_keys_accept_secret_keys_and_service_role_jwts_only() {
+        let b64 = |s: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s);
+        let jwt = |role: &str| {
+            format!(
+                "{}.{}.c2ln",
+                b64(r#"{"alg":"HS256","typ":"JWT"}"#),
+                b64(&format!(r#"{{"role":"{role}","iat":1}}"#))
+            )
+        };
+        assert!(check_supabase_key("sb_secret_AbC-12_x").is_ok());
+        assert!(check_supabase_key(&jwt("service_role")).is_ok());
+        assert!(check_supabase_key(&jwt("anon")).is_err());
+        assert!(check_supabase_key("sb_publishable_abc").is_err());
+        assert!(check_supabase_key("a.b").is_err());
+    }
+
+    #[test]
+    fn production_requires_groups_unless_skipped_or_implied() {
+        let source = env(&[]);
+        let report = Report::new(&source, Environment::Production, &Skips::none());
+        let failing: Vec<_> = report.failures().map(|c| c.name).collect();
+        assert_eq!(
+            failing,
+            [
+                "PUBLIC_BASE_URL",
+                "TWILIO_ACCOUNT_SID",
+                "TWILIO_AUTH_TOKEN",
+                "VAPI_PRIVATE_KEY",
+                "VAPI_ASSISTANT_ID",
+                "VAPI_SERVER_SECRET",
+                "SUPABASE_URL",
+                "SUPABASE_SERVICE_ROLE_KEY"
+            ]
+        );
+        let implied = Skips::implied_by(&env(&[("CALL_MODE", "ivr"), ("STORE", "sqlite")]));
+        let report = Report::new(&source, Environment::Production, &implied);
+        let failing: Vec<_> = report.failures().map(|c| c.name).collect();
+        assert_eq!(
+            failing,
+            ["PUBLIC_BASE_URL", "TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN"]
+        );
+        let dev = Report::new(&source, Environment::Development, &Skips::none());
+        assert!(dev.is_ok(), "nothing is required outside production");
+    }
+
+    #[test]
+    fn malformed_optional_values_fail_but_optional_placeholders_do_not() {
+        let source = env(&[("PROMETHEUS_PORT", "nine"), ("OPENAI_API_KEY", "your_key")]);
+        let report = Report::new(&source, Environment::Development, &Skips::none());
+        let failing: Vec<_> = report.failures().map(|c| (c.name, c.status)).collect();
+        assert_eq!(failing, [("PROMETHEUS_PORT", Status::Malformed)]);
+    }
+
+    #[test]
+    fn empty_is_missing_with_a_note() {
+        let c = check_var(
+            spec("TWILIO_AUTH_TOKEN"),
+            &env(&[("TWILIO_AUTH_TOKEN", "  ")]),
+            Environment::Production,
+            &Skips::none(),
+        );
+        assert_eq!(
+            (c.status, c.detail, c.required),
+            (Status::Missing, Some("empty"), true)
+        );
+    }
+}

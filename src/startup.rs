@@ -1,0 +1,310 @@
+//! The application: router, listeners, shutdown and drain.
+//!
+//! [`Application::build`] binds its own listeners, so tests pass `127.0.0.1:0` and read the port
+//! back. [`Application::run_until_stopped`] serves until the [`Lifecycle`]'s token is cancelled
+//! (SIGTERM / Ctrl-C in `main`), then stops accepting, lets in-flight requests finish, and waits for
+//! every tracked task (calls, flushes) for at most `DRAIN_TIMEOUT_SECS`.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{MatchedPath, Request};
+use axum::http::{HeaderName, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tower::ServiceBuilder;
+use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
+
+use crate::config::Settings;
+use crate::routes::health;
+use crate::telemetry::{self, names};
+
+/// Largest request body accepted (Twilio webhooks are a few KiB); larger gets 413.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+/// Twilio gives up on a webhook after 15 s; answer well before.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+
+static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// Shutdown signal and the tasks that must finish before the process exits.
+#[derive(Debug, Clone, Default)]
+pub struct Lifecycle {
+    shutdown: CancellationToken,
+    tasks: TaskTracker,
+}
+
+impl Lifecycle {
+    /// Cancelled when the process starts to shut down; every long-lived task selects on it.
+    pub fn shutdown_token(&self) -> CancellationToken {
+        self.shutdown.clone()
+    }
+
+    /// Tasks spawned here are waited for (up to the drain timeout) before the process exits.
+    pub fn tracker(&self) -> &TaskTracker {
+        &self.tasks
+    }
+
+    pub fn is_draining(&self) -> bool {
+        self.shutdown.is_cancelled()
+    }
+
+    /// Starts the shutdown.
+    pub fn shutdown(&self) {
+        self.shutdown.cancel();
+    }
+}
+
+/// What every handler can reach.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    pub settings: Arc<Settings>,
+    pub lifecycle: Lifecycle,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error("cannot bind {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+}
+
+/// A built, bound, not yet running gateway.
+#[derive(Debug)]
+pub struct Application {
+    listener: TcpListener,
+    local_addr: SocketAddr,
+    metrics_listener: Option<(TcpListener, SocketAddr)>,
+    router: Router,
+    state: AppState,
+}
+
+async fn bind(addr: SocketAddr) -> Result<(TcpListener, SocketAddr), StartupError> {
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|source| StartupError::Bind { addr, source })?;
+    let local = listener
+        .local_addr()
+        .map_err(|source| StartupError::Bind { addr, source })?;
+    Ok((listener, local))
+}
+
+impl Application {
+    /// Binds `BIND_ADDR` (and `PROMETHEUS_PORT` on the same IP when set) and builds the router.
+    pub async fn build(settings: Settings) -> Result<Self, StartupError> {
+        let (listener, local_addr) = bind(settings.bind_addr).await?;
+        let metrics_listener = match settings.telemetry.prometheus_port {
+            Some(port) => Some(bind(SocketAddr::new(settings.bind_addr.ip(), port)).await?),
+            None => None,
+        };
+        if metrics_listener.is_some() {
+            let handle = telemetry::prometheus();
+            drop(handle);
+            metrics::gauge!(
+                names::BUILD_INFO,
+                "version" => env!("CARGO_PKG_VERSION"),
+                "environment" => settings.environment.as_str()
+            )
+            .set(1.0);
+        }
+        let state = AppState {
+            settings: Arc::new(settings),
+            lifecycle: Lifecycle::default(),
+        };
+        Ok(Self {
+            listener,
+            local_addr,
+            metrics_listener,
+            router: router(state.clone()),
+            state,
+        })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    pub fn port(&self) -> u16 {
+        self.local_addr.port()
+    }
+
+    /// Where `/metrics` is served, when `PROMETHEUS_PORT` is set.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_listener.as_ref().map(|(_, a)| *a)
+    }
+
+    pub fn lifecycle(&self) -> Lifecycle {
+        self.state.lifecycle.clone()
+    }
+
+    /// Serves until the lifecycle's shutdown token is cancelled, then drains.
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        let lifecycle = self.state.lifecycle.clone();
+        let drain_timeout = self.state.settings.drain_timeout;
+        let token = lifecycle.shutdown_token();
+
+        if let Some((listener, _)) = self.metrics_listener {
+            let metrics_token = token.clone();
+            lifecycle.tracker().spawn(async move {
+                if let Err(error) = serve_metrics(listener, metrics_token).await {
+                    tracing::error!(%error, "metrics listener failed");
+                }
+            });
+        }
+
+        let server = axum::serve(self.listener, self.router)
+            .with_graceful_shutdown(token.clone().cancelled_owned());
+        let mut server = std::pin::pin!(server.into_future());
+        let result = tokio::select! {
+            result = &mut server => result,
+            () = token.cancelled() => {
+                tracing::info!(timeout_secs = drain_timeout.as_secs(), "shutting down: draining requests and calls");
+                // In-flight HTTP requests get the drain timeout to finish.
+                if let Ok(result) = tokio::time::timeout(drain_timeout, &mut server).await {
+                    result
+                } else {
+                    tracing::warn!("drain timeout reached with HTTP requests still in flight");
+                    Ok(())
+                }
+            }
+        };
+        // The server can also stop on its own (listener error): make sure every task is told.
+        token.cancel();
+        let started = Instant::now();
+        lifecycle.tracker().close();
+        let remaining = drain_timeout.saturating_sub(started.elapsed());
+        if tokio::time::timeout(remaining, lifecycle.tracker().wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                still_running = lifecycle.tracker().len(),
+                "drain timeout reached with tasks still running"
+            );
+        }
+        tracing::info!("stopped");
+        result
+    }
+}
+
+/// The gateway's routes and middleware.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .route_layer(middleware::from_fn(record_metrics))
+        .fallback(not_found)
+        .with_state(state)
+        .layer(
+            ServiceBuilder::new()
+                .layer(SetRequestIdLayer::new(REQUEST_ID.clone(), MakeRequestUuid))
+                .layer(
+                    TraceLayer::new_for_http().make_span_with(|request: &Request<Body>| {
+                        let request_id = request
+                            .headers()
+                            .get(&REQUEST_ID)
+                            .and_then(|v| v.to_str().ok())
+                            .unwrap_or("-");
+                        // The path only: query strings may carry caller data.
+                        tracing::info_span!(
+                            "request",
+                            method = %request.method(),
+                            path = %request.uri().path(),
+                            request_id = %request_id,
+                        )
+                    }),
+                )
+                .layer(PropagateRequestIdLayer::new(REQUEST_ID.clone()))
+                .layer(TimeoutLayer::with_status_code(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    REQUEST_TIMEOUT,
+                ))
+                .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES)),
+        )
+}
+
+async fn not_found(request: Request) -> Response {
+    metrics::counter!(
+        names::HTTP_REQUESTS,
+        "route" => "unmatched",
+        "method" => method_label(request.method()),
+        "status" => "404"
+    )
+    .increment(1);
+    (StatusCode::NOT_FOUND, "not found\n").into_response()
+}
+
+/// Bounded label: unusual methods collapse into "other".
+fn method_label(method: &axum::http::Method) -> &'static str {
+    match method.as_str() {
+        "GET" => "GET",
+        "POST" => "POST",
+        "PUT" => "PUT",
+        "PATCH" => "PATCH",
+        "DELETE" => "DELETE",
+        "HEAD" => "HEAD",
+        "OPTIONS" => "OPTIONS",
+        _ => "other",
+    }
+}
+
+/// Counts requests and observes latency by route template (never the raw path), method and status.
+async fn record_metrics(request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
+    let method = method_label(request.method());
+    let response = next.run(request).await;
+    let status = response.status().as_u16().to_string();
+    metrics::counter!(names::HTTP_REQUESTS, "route" => route.clone(), "method" => method, "status" => status)
+        .increment(1);
+    metrics::histogram!(names::HTTP_DURATION, "route" => route, "method" => method)
+        .record(started.elapsed().as_secs_f64());
+    response
+}
+
+async fn serve_metrics(listener: TcpListener, token: CancellationToken) -> std::io::Result<()> {
+    let handle = telemetry::prometheus();
+    let upkeep_handle = handle.clone();
+    let upkeep_token = token.clone();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(telemetry::UPKEEP_INTERVAL);
+        loop {
+            tokio::select! {
+                () = upkeep_token.cancelled() => break,
+                _ = tick.tick() => upkeep_handle.run_upkeep(),
+            }
+        }
+    });
+    let app = Router::new().route(
+        "/metrics",
+        get(move || {
+            let handle = handle.clone();
+            async move {
+                (
+                    [(
+                        axum::http::header::CONTENT_TYPE,
+                        "text/plain; version=0.0.4; charset=utf-8",
+                    )],
+                    handle.render(),
+                )
+            }
+        }),
+    );
+    axum::serve(listener, app)
+        .with_graceful_shutdown(token.cancelled_owned())
+        .await
+}
