@@ -818,25 +818,27 @@ impl Report {
             "NAME", "GROUP", "REQUIRED", "STATUS"
         );
         for c in &self.variables {
-            let mut note = String::new();
+            let mut notes: Vec<String> = Vec::new();
             if let Some(d) = c.detail {
-                note.push_str(d);
+                notes.push(d.to_owned());
+            }
+            if c.status == Status::Missing {
+                if let Some(default) = spec(c.name).default {
+                    notes.push(format!("default {default}"));
+                }
             }
             if c.secret {
-                if !note.is_empty() {
-                    note.push_str("; ");
-                }
-                note.push_str("secret");
+                notes.push("secret".to_owned());
             }
-            let _ = writeln!(
-                out,
+            let line = format!(
                 "{:<26} {:<14} {:<9} {:<12} {}",
                 c.name,
                 c.group.as_str(),
                 if c.required { "required" } else { "optional" },
                 c.status.as_str(),
-                note
+                notes.join("; ")
             );
+            let _ = writeln!(out, "{}", line.trim_end());
         }
         out
     }

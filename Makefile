@@ -1,0 +1,33 @@
+# Myriam — developer commands. `make` alone lists them.
+.DEFAULT_GOAL := help
+SHELL := /bin/bash
+CARGO ?= cargo
+# Extra flags for `make preflight`, e.g. ARGS="--skip-security".
+ARGS ?=
+
+.PHONY: help run test preflight fmt lint check-secrets tools
+
+help: ## List the targets
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  make %-14s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+run: ## Run the gateway in development mode (embedded SQLite, zero configuration) on 127.0.0.1:8080
+	ENVIRONMENT=$${ENVIRONMENT:-development} $(CARGO) run --bin myriam -- serve
+
+test: tools ## Run the whole test suite (installs what the tests need first)
+	$(CARGO) test --locked
+
+preflight: tools ## Run every CI check in order (pass flags with ARGS="--skip-security ...")
+	ENVIRONMENT=$${ENVIRONMENT:-development} $(CARGO) run --quiet --locked --bin preflight -- $(ARGS)
+
+fmt: ## Format the code
+	$(CARGO) fmt --all
+
+lint: ## fmt --check and clippy with warnings as errors
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --all-targets --locked -- -D warnings
+
+check-secrets: ## Check every catalogued environment variable (never prints a value; ARGS passed on)
+	@$(CARGO) run --quiet --locked --bin check_secrets -- $(ARGS)
+
+tools: ## Install the test and lint tools that come from package registries (idempotent)
+	@bash scripts/install-tools.sh
