@@ -1,0 +1,64 @@
+//! Documents that must not drift from the code: the README's variable table, `.env.example`, the
+//! CI workflow and `.ci/run`.
+
+use std::collections::BTreeSet;
+
+use myriam::secrets::{CATALOGUE, markdown_table};
+
+fn read(path: &str) -> String {
+    std::fs::read_to_string(format!("{}/{path}", env!("CARGO_MANIFEST_DIR")))
+        .unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+#[test]
+fn readme_variable_table_is_the_catalogue() {
+    let readme = read("README.md");
+    let table = readme
+        .split("<!-- env-table:start -->\n")
+        .nth(1)
+        .and_then(|rest| rest.split("<!-- env-table:end -->").next())
+        .expect("README has the env-table markers");
+    assert_eq!(
+        table.trim(),
+        markdown_table().trim(),
+        "README.md's variable table is stale: regenerate it with \
+         `cargo run --bin check_secrets -- --markdown`"
+    );
+}
+
+#[test]
+fn env_example_lists_every_catalogued_variable_and_nothing_else() {
+    let example = read(".env.example");
+    let names: BTreeSet<String> = example
+        .lines()
+        .map(|l| l.trim_start_matches('#').trim())
+        .filter_map(|l| l.split_once('='))
+        .map(|(name, _)| name.trim().to_owned())
+        .filter(|name| {
+            !name.is_empty()
+                && name
+                    .bytes()
+                    .all(|b| b.is_ascii_uppercase() || b == b'_' || b.is_ascii_digit())
+        })
+        .collect();
+    let catalogue: BTreeSet<String> = CATALOGUE.iter().map(|v| v.name.to_owned()).collect();
+    assert_eq!(names, catalogue);
+}
+
+#[test]
+fn ci_runs_the_readme_test_command_and_the_workflow_runs_preflight() {
+    let ci = read(".ci/run");
+    assert!(ci.lines().any(|l| l.trim() == "make test"), "{ci}");
+    assert!(read("README.md").contains("make test"));
+    let workflow = read(".github/workflows/preflight.yml");
+    for needle in [
+        "push:",
+        "pull_request:",
+        "ENVIRONMENT: test",
+        "BP_SKIP_VAPI_TESTS: \"1\"",
+        "BP_SKIP_SUPABASE_TESTS: \"1\"",
+        r#"make preflight ARGS="--skip-frontend --skip-e2e --skip-security --skip-vapi""#,
+    ] {
+        assert!(workflow.contains(needle), "workflow lacks {needle}");
+    }
+}
