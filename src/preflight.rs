@@ -407,7 +407,13 @@ fn command_outcome(cmd: Command, pass_note: Option<String>) -> Outcome {
 
 /// Runs `cmd`, streaming its stdout and stderr as they come, and keeps a copy for diagnosis.
 fn run_streaming(mut cmd: Command) -> (Outcome, String) {
-    let program = cmd.get_program().to_string_lossy().into_owned();
+    let program = Path::new(cmd.get_program())
+        .file_name()
+        .map_or_else(
+            || cmd.get_program().to_string_lossy(),
+            |n| n.to_string_lossy(),
+        )
+        .into_owned();
     println!(
         "$ {} {}",
         program,

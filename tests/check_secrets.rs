@@ -3,6 +3,8 @@
 
 mod helpers;
 
+use std::fmt::Write as _;
+
 use helpers::{PLANTED, assert_no_part_of, bin, production_env, run};
 use myriam::secrets::CATALOGUE;
 
@@ -22,14 +24,30 @@ fn production_with_nothing_set_fails_and_names_every_required_variable() {
     let dir = tempfile::tempdir().unwrap();
     let out = run(bin(BIN, dir.path()).env("ENVIRONMENT", "production"));
     assert_eq!(out.code, Some(1), "{}", out.all());
-    assert!(out.stdout.starts_with("check_secrets — environment: production\n"));
+    assert!(
+        out.stdout
+            .starts_with("check_secrets — environment: production\n")
+    );
     assert_eq!(
         row(&out.stdout, "TWILIO_AUTH_TOKEN"),
-        ["TWILIO_AUTH_TOKEN", "twilio", "required", "missing", "secret"]
+        [
+            "TWILIO_AUTH_TOKEN",
+            "twilio",
+            "required",
+            "missing",
+            "secret"
+        ]
     );
     assert_eq!(
         row(&out.stdout, "BIND_ADDR"),
-        ["BIND_ADDR", "server", "optional", "missing", "default", "127.0.0.1:8080"]
+        [
+            "BIND_ADDR",
+            "server",
+            "optional",
+            "missing",
+            "default",
+            "127.0.0.1:8080"
+        ]
     );
     for spec in CATALOGUE {
         row(&out.stdout, spec.name);
@@ -49,7 +67,11 @@ fn unset_environment_is_judged_as_production() {
     let dir = tempfile::tempdir().unwrap();
     let out = run(&mut bin(BIN, dir.path()));
     assert_eq!(out.code, Some(1));
-    assert!(out.stdout.contains("environment: production"), "{}", out.stdout);
+    assert!(
+        out.stdout.contains("environment: production"),
+        "{}",
+        out.stdout
+    );
 }
 
 #[test]
@@ -57,10 +79,21 @@ fn a_complete_production_environment_passes() {
     let dir = tempfile::tempdir().unwrap();
     let out = run(production_env(&mut bin(BIN, dir.path())));
     assert_eq!(out.code, Some(0), "{}", out.all());
-    assert!(out.stdout.lines().last().unwrap().starts_with("verdict: OK"));
+    assert!(
+        out.stdout
+            .lines()
+            .last()
+            .unwrap()
+            .starts_with("verdict: OK")
+    );
     assert_eq!(
         row(&out.stdout, "SUPABASE_SERVICE_ROLE_KEY")[..4],
-        ["SUPABASE_SERVICE_ROLE_KEY", "supabase", "required", "present"]
+        [
+            "SUPABASE_SERVICE_ROLE_KEY",
+            "supabase",
+            "required",
+            "present"
+        ]
     );
 }
 
@@ -200,7 +233,11 @@ fn usage_errors_exit_2() {
         assert_eq!(out.code, Some(2), "{args:?}: {}", out.all());
     }
     let out = run(bin(BIN, dir.path()).args(["--env-file", "/nonexistent/deploy.env"]));
-    assert!(out.stderr.contains("/nonexistent/deploy.env"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("/nonexistent/deploy.env"),
+        "{}",
+        out.stderr
+    );
 }
 
 #[test]
@@ -234,7 +271,7 @@ fn no_secret_value_or_part_of_one_is_ever_printed() {
     // is the most tempting to echo).
     let mut malformed = String::new();
     for (name, value) in PLANTED {
-        malformed.push_str(&format!("{name}={value}!\n"));
+        writeln!(malformed, "{name}={value}!").unwrap();
     }
     std::fs::write(&env_file, malformed).unwrap();
     let runs = [

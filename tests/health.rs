@@ -103,7 +103,12 @@ async fn metrics_count_requests_by_route_and_status_on_their_own_listener() {
         let r = app.client.get(app.url("/readyz")).send().await.unwrap();
         assert_eq!(r.status(), 200);
     }
-    let r = app.client.get(app.url("/no/such/path")).send().await.unwrap();
+    let r = app
+        .client
+        .get(app.url("/no/such/path"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 404);
 
     let response = app
@@ -127,9 +132,10 @@ async fn metrics_count_requests_by_route_and_status_on_their_own_listener() {
     // Other tests in this process share the recorder, so at least our three.
     assert!(count >= 3.0, "{count_line}");
     assert!(
-        text.lines().any(|l| l.starts_with("myriam_http_requests_total{")
-            && l.contains(r#"route="unmatched""#)
-            && l.contains(r#"status="404""#)),
+        text.lines()
+            .any(|l| l.starts_with("myriam_http_requests_total{")
+                && l.contains(r#"route="unmatched""#)
+                && l.contains(r#"status="404""#)),
         "404s are counted under a bounded route label:\n{text}"
     );
     assert!(
@@ -156,7 +162,12 @@ async fn shutdown_stops_accepting_and_waits_for_tracked_tasks() {
         flag.store(true, Ordering::SeqCst);
     });
     assert_eq!(
-        app.client.get(app.url("/healthz")).send().await.unwrap().status(),
+        app.client
+            .get(app.url("/healthz"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
         200
     );
 

@@ -124,7 +124,10 @@ fn check_secrets_step_follows_the_environment_and_the_skip_flags() {
         .args(["--only", "check-secrets"])
         .env("ENVIRONMENT", "production"));
     assert_eq!(failing.code, Some(1), "{}", failing.all());
-    assert!(failing.stdout.contains("TWILIO_AUTH_TOKEN"), "streams the table");
+    assert!(
+        failing.stdout.contains("TWILIO_AUTH_TOKEN"),
+        "streams the table"
+    );
     assert_eq!(summary_row(&failing.stdout, "check-secrets")[1], "FAIL");
     assert_eq!(
         last_line(&failing.stdout),
@@ -168,7 +171,10 @@ fn fmt_step_streams_cargo_output_and_fails_on_unformatted_code() {
         "{}",
         out.stdout
     );
-    assert!(out.all().contains("pub fn f() -> u8"), "the diff is streamed");
+    assert!(
+        out.all().contains("pub fn f() -> u8"),
+        "the diff is streamed"
+    );
     assert_eq!(summary_row(&out.stdout, "fmt")[1], "FAIL");
 
     scratch_crate(dir.path(), "pub fn f() -> u8 {\n    1\n}\n");

@@ -41,7 +41,11 @@ fn unset_environment_fails_closed_like_production() {
     let dir = tempfile::tempdir().unwrap();
     let out = run(&mut bin(BIN, dir.path()));
     assert_eq!(out.code, Some(1));
-    assert!(out.stderr.contains("refusing to start in production"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("refusing to start in production"),
+        "{}",
+        out.stderr
+    );
 }
 
 #[test]
@@ -72,8 +76,16 @@ fn ivr_mode_with_sqlite_needs_neither_vapi_nor_supabase() {
         .env("STORE", "sqlite"));
     assert_eq!(out.code, Some(1));
     // The guard lists only the server and Twilio variables.
-    assert!(out.stderr.contains("3 variable(s) not usable"), "{}", out.stderr);
-    assert!(out.stderr.contains("PUBLIC_BASE_URL: missing"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("3 variable(s) not usable"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr.contains("PUBLIC_BASE_URL: missing"),
+        "{}",
+        out.stderr
+    );
     assert!(!out.stderr.contains("VAPI"), "{}", out.stderr);
     assert!(!out.stderr.contains("SUPABASE"), "{}", out.stderr);
 }
@@ -148,7 +160,9 @@ impl Server {
             let line = self
                 .stdout
                 .recv_timeout(Duration::from_secs(20))
-                .unwrap_or_else(|_| panic!("no {message:?} log line; saw:\n{}", self.seen.join("\n")));
+                .unwrap_or_else(|_| {
+                    panic!("no {message:?} log line; saw:\n{}", self.seen.join("\n"))
+                });
             self.seen.push(line.clone());
             if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) {
                 if v["fields"]["message"] == message {
@@ -169,7 +183,11 @@ impl Server {
         while let Ok(line) = self.stdout.recv_timeout(Duration::from_secs(5)) {
             self.seen.push(line);
         }
-        (code, self.seen.join("\n"), self.stderr_thread.join().unwrap())
+        (
+            code,
+            self.seen.join("\n"),
+            self.stderr_thread.join().unwrap(),
+        )
     }
 }
 

@@ -51,7 +51,13 @@ pub async fn spawn_app() -> TestApp {
 pub fn bin(path: &str, dir: &Path) -> Command {
     let mut cmd = Command::new(path);
     cmd.env_clear().current_dir(dir);
-    for keep in ["PATH", "HOME", "RUSTUP_HOME", "CARGO_HOME", "RUSTUP_TOOLCHAIN"] {
+    for keep in [
+        "PATH",
+        "HOME",
+        "RUSTUP_HOME",
+        "CARGO_HOME",
+        "RUSTUP_TOOLCHAIN",
+    ] {
         if let Some(v) = std::env::var_os(keep) {
             cmd.env(keep, v);
         }
@@ -112,7 +118,10 @@ pub const PLANTED: &[(&str, &str)] = &[
         "SUPABASE_SERVICE_ROLE_KEY",
         "sb_secret_PlantedServiceRoleKeyZq81Wv",
     ),
-    ("SENTRY_DSN", "https://f0f0beefc0de4a7b@sentry-ingest.invalid/4242"),
+    (
+        "SENTRY_DSN",
+        "https://f0f0beefc0de4a7b@sentry-ingest.invalid/4242",
+    ),
     ("OPENAI_API_KEY", "sk-plantedOpenAiKeyMnb7Q2"),
     ("ANTHROPIC_API_KEY", "sk-ant-plantedAnthropicKeyTy6"),
 ];
