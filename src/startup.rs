@@ -226,11 +226,11 @@ pub fn router(state: AppState) -> Router {
                     }),
                 )
                 .layer(PropagateRequestIdLayer::new(REQUEST_ID.clone()))
+                .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))
                 .layer(TimeoutLayer::with_status_code(
                     StatusCode::SERVICE_UNAVAILABLE,
                     REQUEST_TIMEOUT,
-                ))
-                .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES)),
+                )),
         )
 }
 
