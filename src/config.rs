@@ -268,6 +268,7 @@ fn guard(
             }
         }
         Environment::Development => {
+            let mut unset = Vec::new();
             for c in &report.variables {
                 let production_required = secrets::spec(c.name).required_in_production;
                 match c.status {
@@ -279,12 +280,15 @@ fn guard(
                         c.name,
                         c.detail.unwrap_or("unexpected shape")
                     )),
-                    Status::Missing if production_required => warnings.push(format!(
-                        "{} is not set; production would refuse to start",
-                        c.name
-                    )),
+                    Status::Missing if production_required => unset.push(c.name),
                     _ => {}
                 }
+            }
+            if !unset.is_empty() {
+                warnings.push(format!(
+                    "not set (fine for development, production would refuse to start): {}",
+                    unset.join(", ")
+                ));
             }
             if test_mode {
                 warnings.push(
@@ -497,7 +501,7 @@ mod tests {
             "{all}"
         );
         assert!(
-            all.contains("PUBLIC_BASE_URL is not set; production would refuse to start"),
+            all.contains("not set (fine for development, production would refuse to start): PUBLIC_BASE_URL, TWILIO_ACCOUNT_SID,"),
             "{all}"
         );
         assert!(all.contains("BP_TWILIO_TEST_MODE=1"), "{all}");
