@@ -11,14 +11,20 @@
 //! - [`secrets`]: the one catalogue of environment variables, read by `config` and `check_secrets`.
 //! - [`startup`]: [`startup::Application`]: router, listeners (port 0 in tests), shutdown and drain.
 //! - [`telemetry`]: tracing, Sentry, the Prometheus recorder.
+//! - [`domain`]: newtypes parsed at the edge (`PhoneNumber`, `LeadId`, `LeadStatus`, `Language`).
+//! - [`qualification`]: the six-question state machine, its parsers and prompts.
+//! - [`text`]: folding and matching what callers say.
 //! - [`routes`]: thin HTTP handlers.
 //! - [`preflight`]: the steps behind the `preflight` binary.
 //!
 //! See `docs/ARCHITECTURE.md` for the bird's-eye view and the invariants.
 
 pub mod config;
+pub mod domain;
 pub mod preflight;
+pub mod qualification;
 pub mod routes;
 pub mod secrets;
 pub mod startup;
 pub mod telemetry;
+pub mod text;

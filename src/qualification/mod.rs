@@ -1,0 +1,320 @@
+//! The six-question lead qualification: one state machine behind both the Vapi bridge and the IVR.
+//!
+//! - [`machine::process_response`]: pure and deterministic, `(&mut Lead, answer, history) → Outcome`.
+//! - [`process_response`]: the async wrapper that loads the lead from a [`LeadStore`], applies the
+//!   answer and saves it.
+//! - [`parsing`]: one domain type per answer (`PersonName`, `Address`, `ServiceType`, …).
+//! - [`prompts`]: what Myriam says, in French and English.
+//!
+//! The current step is never stored: it is the first of the six fields the lead does not have yet
+//! ([`Lead::current_field`]).
+
+pub mod machine;
+pub mod parsing;
+pub mod prompts;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::Mutex;
+
+use serde::{Deserialize, Serialize};
+
+use crate::domain::{Language, LeadId, LeadStatus, PhoneNumber};
+pub use machine::HistoryMessage;
+pub use parsing::{Address, Description, PersonName, PostalCode, Rejection, ServiceType, Urgency};
+
+/// The six fields, in the order they are asked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Field {
+    NomComplet,
+    Telephone,
+    AdresseComplete,
+    TypeService,
+    Description,
+    Urgence,
+}
+
+impl Field {
+    pub const ALL: [Field; 6] = [
+        Field::NomComplet,
+        Field::Telephone,
+        Field::AdresseComplete,
+        Field::TypeService,
+        Field::Description,
+        Field::Urgence,
+    ];
+
+    /// 1 to 6.
+    pub fn step(self) -> u8 {
+        match self {
+            Field::NomComplet => 1,
+            Field::Telephone => 2,
+            Field::AdresseComplete => 3,
+            Field::TypeService => 4,
+            Field::Description => 5,
+            Field::Urgence => 6,
+        }
+    }
+
+    /// The column name in `bp.leads`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Field::NomComplet => "nom_complet",
+            Field::Telephone => "telephone",
+            Field::AdresseComplete => "adresse_complete",
+            Field::TypeService => "type_service",
+            Field::Description => "description",
+            Field::Urgence => "urgence",
+        }
+    }
+}
+
+impl fmt::Display for Field {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Who spoke a turn.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Speaker {
+    Caller,
+    Myriam,
+}
+
+/// One line of the conversation stored on the lead (`bp.leads.conversation`). Every caller answer is
+/// kept, rejected ones included.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Turn {
+    pub speaker: Speaker,
+    /// The field being asked when it was said.
+    pub field: Option<Field>,
+    pub text: String,
+    /// For caller turns: whether the answer was accepted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub accepted: Option<bool>,
+}
+
+/// A lead as the qualification sees it. Mirrors `bp.leads`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Lead {
+    pub id: LeadId,
+    pub nom_complet: Option<PersonName>,
+    pub telephone: Option<PhoneNumber>,
+    /// What the caller said for the phone number, as heard.
+    pub telephone_raw: Option<String>,
+    pub adresse_complete: Option<Address>,
+    pub type_service: Option<ServiceType>,
+    pub description: Option<Description>,
+    /// `None` until answered; stored as `urgence boolean not null default false`.
+    pub urgence: Option<bool>,
+    pub status: LeadStatus,
+    pub language: Language,
+    /// The caller-ID number Myriam offers to confirm with a "oui"; cleared when the caller says no.
+    pub offered_phone: Option<PhoneNumber>,
+    /// Failed answers per field, for the re-ask and callback policy.
+    pub attempts: BTreeMap<Field, u8>,
+    pub conversation: Vec<Turn>,
+}
+
+impl Lead {
+    pub fn new(id: LeadId) -> Self {
+        Self {
+            id,
+            nom_complet: None,
+            telephone: None,
+            telephone_raw: None,
+            adresse_complete: None,
+            type_service: None,
+            description: None,
+            urgence: None,
+            status: LeadStatus::Nouveau,
+            language: Language::Fr,
+            offered_phone: None,
+            attempts: BTreeMap::new(),
+            conversation: Vec::new(),
+        }
+    }
+
+    /// A new lead whose caller ID will be offered as the phone number.
+    #[must_use]
+    pub fn with_offered_phone(mut self, phone: Option<PhoneNumber>) -> Self {
+        self.offered_phone = phone;
+        self
+    }
+
+    pub fn has(&self, field: Field) -> bool {
+        match field {
+            Field::NomComplet => self.nom_complet.is_some(),
+            Field::Telephone => self.telephone.is_some(),
+            Field::AdresseComplete => self.adresse_complete.is_some(),
+            Field::TypeService => self.type_service.is_some(),
+            Field::Description => self.description.is_some(),
+            Field::Urgence => self.urgence.is_some(),
+        }
+    }
+
+    /// The step the call is at: the first field not yet valid. `None` once all six are in.
+    pub fn current_field(&self) -> Option<Field> {
+        Field::ALL.into_iter().find(|f| !self.has(*f))
+    }
+
+    /// The snapshot returned in every [`Outcome`].
+    pub fn data(&self) -> LeadData {
+        LeadData {
+            id: self.id,
+            nom_complet: self.nom_complet.as_ref().map(|n| n.as_str().to_owned()),
+            telephone: self.telephone.as_ref().map(|p| p.as_e164().to_owned()),
+            telephone_raw: self.telephone_raw.clone(),
+            adresse_complete: self.adresse_complete.as_ref().map(|a| a.as_str().to_owned()),
+            type_service: self.type_service.map(ServiceType::slug),
+            description: self.description.as_ref().map(|d| d.as_str().to_owned()),
+            urgence: self.urgence.unwrap_or(false),
+            status: self.status,
+            language: self.language,
+        }
+    }
+}
+
+/// The lead as returned to Vapi and the IVR: the columns, `urgence` as a JSON boolean.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LeadData {
+    pub id: LeadId,
+    pub nom_complet: Option<String>,
+    pub telephone: Option<String>,
+    pub telephone_raw: Option<String>,
+    pub adresse_complete: Option<String>,
+    pub type_service: Option<&'static str>,
+    pub description: Option<String>,
+    pub urgence: bool,
+    pub status: LeadStatus,
+    pub language: Language,
+}
+
+/// What happened to an answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OutcomeStatus {
+    /// Accepted (or a correction, or a language switch); `next_step` is the next question.
+    Continue,
+    /// All six fields collected; `message` is the confirmation.
+    Complete,
+    /// Not accepted; `message` asks again (`next_step` set) or, after the last attempt, offers a
+    /// callback and ends (`next_step` null, lead `abandonne`).
+    ValidationError,
+    /// Unknown lead or storage failure; nothing was applied.
+    Error,
+}
+
+/// The answer to `process_response`, serialised exactly as
+/// `{success, status, next_step, field_updated, is_complete, message, lead_data}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Outcome {
+    pub success: bool,
+    pub status: OutcomeStatus,
+    pub next_step: Option<u8>,
+    pub field_updated: Option<Field>,
+    pub is_complete: bool,
+    pub message: String,
+    pub lead_data: Option<LeadData>,
+}
+
+impl Outcome {
+    /// An error outcome: nothing applied, no lead data.
+    pub fn error(message: impl Into<String>) -> Self {
+        Self {
+            success: false,
+            status: OutcomeStatus::Error,
+            next_step: None,
+            field_updated: None,
+            is_complete: false,
+            message: message.into(),
+            lead_data: None,
+        }
+    }
+
+    /// True when the conversation is over (qualified, or abandoned with a callback offer).
+    pub fn ends_call(&self) -> bool {
+        self.is_complete || (self.status == OutcomeStatus::ValidationError && self.next_step.is_none())
+    }
+}
+
+/// Why a lead could not be loaded or saved. The text never holds caller data.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("lead store unavailable: {0}")]
+pub struct LeadStoreError(pub String);
+
+/// Where leads live, as far as the qualification is concerned. The storage layer implements it.
+pub trait LeadStore: Send + Sync {
+    fn load_lead(
+        &self,
+        id: LeadId,
+    ) -> impl Future<Output = Result<Option<Lead>, LeadStoreError>> + Send;
+
+    fn save_lead(&self, lead: &Lead) -> impl Future<Output = Result<(), LeadStoreError>> + Send;
+}
+
+/// Loads the lead, applies the answer with [`machine::process_response`], saves it.
+///
+/// An unknown or malformed lead id gives an `error` outcome naming it; a store failure gives an
+/// `error` outcome asking the caller to repeat (nothing was applied, so a retry is safe).
+pub async fn process_response<S: LeadStore>(
+    store: &S,
+    lead_id: &str,
+    user_input: &str,
+    conversation_history: &[HistoryMessage],
+) -> Outcome {
+    let Ok(id) = LeadId::try_from(lead_id) else {
+        return Outcome::error(prompts::unknown_lead(lead_id));
+    };
+    let mut lead = match store.load_lead(id).await {
+        Ok(Some(lead)) => lead,
+        Ok(None) => return Outcome::error(prompts::unknown_lead(lead_id)),
+        Err(error) => {
+            tracing::error!(%error, lead_id = %id, "cannot load lead");
+            return Outcome::error(prompts::technical_problem(Language::Fr));
+        }
+    };
+    let outcome = machine::process_response(&mut lead, user_input, conversation_history);
+    if let Err(error) = store.save_lead(&lead).await {
+        tracing::error!(%error, lead_id = %id, "cannot save lead");
+        return Outcome::error(prompts::technical_problem(lead.language));
+    }
+    outcome
+}
+
+/// Leads held in memory: for tests and tools that run the machine without a database.
+#[derive(Debug, Default)]
+pub struct MemoryLeadStore {
+    leads: Mutex<BTreeMap<LeadId, Lead>>,
+}
+
+impl MemoryLeadStore {
+    pub fn insert(&self, lead: Lead) {
+        self.leads
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(lead.id, lead);
+    }
+
+    pub fn get(&self, id: LeadId) -> Option<Lead> {
+        self.leads
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(&id)
+            .cloned()
+    }
+}
+
+impl LeadStore for MemoryLeadStore {
+    async fn load_lead(&self, id: LeadId) -> Result<Option<Lead>, LeadStoreError> {
+        Ok(self.get(id))
+    }
+
+    async fn save_lead(&self, lead: &Lead) -> Result<(), LeadStoreError> {
+        self.insert(lead.clone());
+        Ok(())
+    }
+}

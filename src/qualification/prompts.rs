@@ -1,0 +1,313 @@
+//! What Myriam says, in Québec French (vouvoiement, short sentences that sound natural through
+//! text-to-speech) and in English.
+
+use crate::domain::Language;
+
+use super::{Field, Lead};
+
+/// The greeting and the first question.
+pub fn opening(language: Language) -> String {
+    match language {
+        Language::Fr => format!(
+            "Bonjour, vous êtes bien chez BP Émondage. Je suis Myriam. {}",
+            question(Field::NomComplet, language, None)
+        ),
+        Language::En => format!(
+            "Hello, you've reached BP Émondage. I'm Myriam. {}",
+            question(Field::NomComplet, language, None)
+        ),
+    }
+}
+
+/// The question for `field`. For the phone, `offered` is the caller-ID number read back for a yes.
+pub fn question(field: Field, language: Language, offered: Option<&str>) -> String {
+    use Field::{AdresseComplete, Description, NomComplet, Telephone, TypeService, Urgence};
+    match (language, field) {
+        (Language::Fr, NomComplet) => "Pour commencer, quel est votre nom complet?".to_owned(),
+        (Language::Fr, Telephone) => match offered {
+            Some(spoken) => format!("Est-ce qu'on peut vous rappeler au {spoken}?"),
+            None => "À quel numéro de téléphone peut-on vous rappeler?".to_owned(),
+        },
+        (Language::Fr, AdresseComplete) => {
+            "Quelle est l'adresse des travaux? Le numéro civique, la rue et la ville.".to_owned()
+        }
+        (Language::Fr, TypeService) => "De quel service avez-vous besoin? Par exemple de l'élagage, \
+             l'abattage d'un arbre, de l'essouchement ou la taille d'une haie."
+            .to_owned(),
+        (Language::Fr, Description) => {
+            "Pouvez-vous me décrire un peu la situation?".to_owned()
+        }
+        (Language::Fr, Urgence) => "Est-ce que c'est urgent?".to_owned(),
+        (Language::En, NomComplet) => "To begin, what is your full name?".to_owned(),
+        (Language::En, Telephone) => match offered {
+            Some(spoken) => format!("Can we call you back at {spoken}?"),
+            None => "What phone number can we call you back at?".to_owned(),
+        },
+        (Language::En, AdresseComplete) => {
+            "What is the address of the job? The street number, the street and the city."
+                .to_owned()
+        }
+        (Language::En, TypeService) => "What service do you need? For example tree pruning, \
+             tree removal, stump grinding or hedge trimming."
+            .to_owned(),
+        (Language::En, Description) => "Could you briefly describe the situation?".to_owned(),
+        (Language::En, Urgence) => "Is it urgent?".to_owned(),
+    }
+}
+
+/// The question for the lead's current field.
+pub fn question_for(lead: &Lead, field: Field) -> String {
+    let offered = lead.offered_phone.as_ref().map(crate::domain::PhoneNumber::spoken);
+    question(field, lead.language, offered.as_deref())
+}
+
+/// A short thanks after an accepted answer.
+pub fn acknowledgement(field: Field, lead: &Lead) -> String {
+    let first = lead.nom_complet.as_ref().map(super::PersonName::first);
+    match (lead.language, field, first) {
+        (Language::Fr, Field::NomComplet, Some(first)) => format!("Merci, {first}."),
+        (Language::Fr, Field::Telephone, _) => "Parfait.".to_owned(),
+        (Language::Fr, Field::AdresseComplete, _) => "C'est noté.".to_owned(),
+        (Language::Fr, Field::TypeService, _) => "Très bien.".to_owned(),
+        (Language::Fr, Field::Description, _) => "Merci pour ces détails.".to_owned(),
+        (Language::Fr, _, _) => "Merci.".to_owned(),
+        (Language::En, Field::NomComplet, Some(first)) => format!("Thank you, {first}."),
+        (Language::En, Field::Telephone, _) => "Perfect.".to_owned(),
+        (Language::En, Field::AdresseComplete, _) => "Got it.".to_owned(),
+        (Language::En, Field::TypeService, _) => "Very well.".to_owned(),
+        (Language::En, Field::Description, _) => "Thanks for the details.".to_owned(),
+        (Language::En, _, _) => "Thank you.".to_owned(),
+    }
+}
+
+/// Asking again after a rejected answer (first and second failures).
+pub fn reask(field: Field, language: Language) -> String {
+    use Field::{AdresseComplete, Description, NomComplet, Telephone, TypeService, Urgence};
+    match (language, field) {
+        (Language::Fr, NomComplet) => {
+            "Je n'ai pas bien saisi votre nom. Pouvez-vous me le répéter?".to_owned()
+        }
+        (Language::Fr, Telephone) => {
+            "Pouvez-vous me redire le numéro, chiffre par chiffre?".to_owned()
+        }
+        (Language::Fr, AdresseComplete) => "Je n'ai pas bien compris l'adresse. Pouvez-vous me \
+             donner le numéro civique et le nom de la rue?"
+            .to_owned(),
+        (Language::Fr, TypeService) => "Pardon, de quel service s'agit-il? Élagage, abattage, \
+             essouchement, taille de haie, urgence après une tempête, plantation ou évaluation?"
+            .to_owned(),
+        (Language::Fr, Description) => {
+            "Pouvez-vous m'en dire un peu plus sur les travaux?".to_owned()
+        }
+        (Language::Fr, Urgence) => {
+            "Pardon, est-ce urgent? Répondez simplement oui ou non.".to_owned()
+        }
+        (Language::En, NomComplet) => {
+            "Sorry, I didn't catch your name. Could you repeat it?".to_owned()
+        }
+        (Language::En, Telephone) => {
+            "Could you repeat the number, one digit at a time?".to_owned()
+        }
+        (Language::En, AdresseComplete) => "Sorry, I didn't get the address. Could you give me \
+             the street number and the street name?"
+            .to_owned(),
+        (Language::En, TypeService) => "Sorry, which service is it? Pruning, removal, stump \
+             grinding, hedge trimming, storm damage, planting or an assessment?"
+            .to_owned(),
+        (Language::En, Description) => {
+            "Could you tell me a little more about the job?".to_owned()
+        }
+        (Language::En, Urgence) => "Sorry, is it urgent? Just answer yes or no.".to_owned(),
+    }
+}
+
+/// Asking a last time, with an example (third failure).
+pub fn reask_with_example(field: Field, language: Language) -> String {
+    use Field::{AdresseComplete, Description, NomComplet, Telephone, TypeService, Urgence};
+    match (language, field) {
+        (Language::Fr, NomComplet) => {
+            "Dites simplement votre prénom et votre nom, par exemple : Marie Tremblay.".to_owned()
+        }
+        (Language::Fr, Telephone) => "Dites le numéro chiffre par chiffre, par exemple : cinq un \
+             quatre, cinq cinq cinq, un deux trois quatre."
+            .to_owned(),
+        (Language::Fr, AdresseComplete) => "Par exemple : 123, rue Principale, à Laval. Vous \
+             pouvez aussi me donner votre code postal."
+            .to_owned(),
+        (Language::Fr, TypeService) => {
+            "Par exemple : élagage, abattage, essouchement ou taille de haie.".to_owned()
+        }
+        (Language::Fr, Description) => {
+            "Par exemple : un gros érable penche vers la maison.".to_owned()
+        }
+        (Language::Fr, Urgence) => {
+            "Répondez oui si c'est urgent, ou non si ça peut attendre.".to_owned()
+        }
+        (Language::En, NomComplet) => {
+            "Just say your first and last name, for example: Mary Smith.".to_owned()
+        }
+        (Language::En, Telephone) => "Say the number one digit at a time, for example: five one \
+             four, five five five, one two three four."
+            .to_owned(),
+        (Language::En, AdresseComplete) => "For example: 123 Main Street, Laval. You can also \
+             give me your postal code."
+            .to_owned(),
+        (Language::En, TypeService) => {
+            "For example: pruning, tree removal, stump grinding or hedge trimming.".to_owned()
+        }
+        (Language::En, Description) => {
+            "For example: a big maple is leaning toward the house.".to_owned()
+        }
+        (Language::En, Urgence) => {
+            "Answer yes if it is urgent, or no if it can wait.".to_owned()
+        }
+    }
+}
+
+/// A phone number that was heard but is not valid, read back digit by digit.
+pub fn phone_not_valid(understood: &str, language: Language) -> String {
+    let spoken = crate::domain::spoken_digits(understood);
+    match language {
+        Language::Fr => format!(
+            "J'ai compris {spoken}, mais ce numéro ne semble pas valide. {}",
+            reask(Field::Telephone, language)
+        ),
+        Language::En => format!(
+            "I heard {spoken}, but that doesn't seem to be a valid number. {}",
+            reask(Field::Telephone, language)
+        ),
+    }
+}
+
+/// The words could be grouped into more than one number.
+pub fn phone_ambiguous(language: Language) -> String {
+    match language {
+        Language::Fr => format!(
+            "Je veux être certaine de bien noter votre numéro. {}",
+            reask(Field::Telephone, language)
+        ),
+        Language::En => format!(
+            "I want to be sure I have your number right. {}",
+            reask(Field::Telephone, language)
+        ),
+    }
+}
+
+/// The caller said no to the caller-ID number.
+pub fn phone_offer_declined(language: Language) -> String {
+    match language {
+        Language::Fr => {
+            "D'accord. À quel numéro de téléphone peut-on vous rappeler?".to_owned()
+        }
+        Language::En => "All right. What phone number can we call you back at?".to_owned(),
+    }
+}
+
+/// After the sixth answer: read back name, phone (digit by digit) and service, then goodbye.
+pub fn confirmation(lead: &Lead) -> String {
+    let first = lead
+        .nom_complet
+        .as_ref()
+        .map_or("", super::PersonName::first);
+    let phone = lead
+        .telephone
+        .as_ref()
+        .map(crate::domain::PhoneNumber::spoken)
+        .unwrap_or_default();
+    let service = lead
+        .type_service
+        .map_or("", |s| s.label(lead.language));
+    let urgent = lead.urgence == Some(true);
+    match lead.language {
+        Language::Fr => format!(
+            "Merci, {first}. Je récapitule : on vous rappelle au {phone}, pour {service}.{} \
+             Un membre de l'équipe de BP Émondage vous contactera très bientôt. Bonne journée!",
+            if urgent {
+                " Nous traiterons votre demande en priorité."
+            } else {
+                ""
+            }
+        ),
+        Language::En => format!(
+            "Thank you, {first}. To recap: we'll call you back at {phone} about {service}.{} \
+             Someone from the BP Émondage team will contact you very soon. Have a great day!",
+            if urgent {
+                " We'll treat it as a priority."
+            } else {
+                ""
+            }
+        ),
+    }
+}
+
+/// After the last failed attempt: offer a callback and say goodbye.
+pub fn abandon(lead: &Lead) -> String {
+    let callback = match (
+        lead.language,
+        lead.telephone.as_ref().or(lead.offered_phone.as_ref()),
+    ) {
+        (Language::Fr, Some(phone)) => format!(
+            "Un membre de l'équipe vous rappellera au {} pour compléter votre demande.",
+            phone.spoken()
+        ),
+        (Language::Fr, None) => {
+            "N'hésitez pas à nous rappeler, un membre de l'équipe pourra vous aider.".to_owned()
+        }
+        (Language::En, Some(phone)) => format!(
+            "Someone from our team will call you back at {} to complete your request.",
+            phone.spoken()
+        ),
+        (Language::En, None) => {
+            "Please feel free to call us again, someone from our team will help you.".to_owned()
+        }
+    };
+    match lead.language {
+        Language::Fr => format!(
+            "Je suis désolée, je n'arrive pas à bien vous comprendre. {callback} Merci de votre \
+             appel et bonne journée!"
+        ),
+        Language::En => format!(
+            "I'm sorry, I'm having trouble understanding. {callback} Thank you for calling, have a \
+             good day!"
+        ),
+    }
+}
+
+/// An earlier answer was corrected.
+pub fn correction_done(language: Language) -> &'static str {
+    match language {
+        Language::Fr => "C'est corrigé, merci.",
+        Language::En => "Got it, I've corrected that.",
+    }
+}
+
+/// A correction whose new value could not be understood.
+pub fn correction_not_understood(language: Language) -> &'static str {
+    match language {
+        Language::Fr => "Je n'ai pas bien compris la correction.",
+        Language::En => "Sorry, I didn't understand the correction.",
+    }
+}
+
+/// The caller asked for English (or French).
+pub fn language_switched(language: Language) -> &'static str {
+    match language {
+        Language::Fr => "Bien sûr, continuons en français.",
+        Language::En => "Of course, let's continue in English.",
+    }
+}
+
+/// The lead id given by a caller of the API is unknown.
+pub fn unknown_lead(id: &str) -> String {
+    format!("Lead inconnu : {id}. Aucune réponse n'a été enregistrée.")
+}
+
+/// The store failed; the answer could not be saved.
+pub fn technical_problem(language: Language) -> &'static str {
+    match language {
+        Language::Fr => {
+            "Désolée, j'ai un petit problème technique. Pouvez-vous répéter votre réponse?"
+        }
+        Language::En => "Sorry, I'm having a technical problem. Could you repeat your answer?",
+    }
+}
