@@ -86,12 +86,7 @@ pub fn spoken_digits(digits: &str) -> String {
     };
     groups
         .iter()
-        .map(|g| {
-            g.iter()
-                .map(char::to_string)
-                .collect::<Vec<_>>()
-                .join(" ")
-        })
+        .map(|g| g.iter().map(char::to_string).collect::<Vec<_>>().join(" "))
         .collect::<Vec<_>>()
         .join(", ")
 }
@@ -131,7 +126,10 @@ impl TryFrom<&str> for PhoneNumber {
                 digits: primary.clone(),
             }),
             _ => Err(InvalidPhoneNumber::Ambiguous {
-                candidates: valid.into_iter().map(|n| n.national_digits().to_owned()).collect(),
+                candidates: valid
+                    .into_iter()
+                    .map(|n| n.national_digits().to_owned())
+                    .collect(),
             }),
         }
     }
@@ -335,7 +333,9 @@ fn combine(compound: Compound, tok: Tok) -> Option<Compound> {
             last: Last::Teen,
         }),
         // dix-sept, dix-huit, dix-neuf (also after soixante / quatre-vingt: 77, 98)
-        (Last::Teen, Tok::Unit(u)) if value % 100 == 10 || value % 100 == 70 || value % 100 == 90 => {
+        (Last::Teen, Tok::Unit(u))
+            if value % 100 == 10 || value % 100 == 70 || value % 100 == 90 =>
+        {
             (7..=9).contains(&u).then_some(Compound {
                 value: value + u,
                 last: Last::Unit,
@@ -489,13 +489,34 @@ mod tests {
                 "cinq un quatre, cinq cinq cinq, quatre cinq six sept",
                 "+15145554567",
             ),
-            ("cinq un quatre cinq cinq cinq quatre cinq six sept", "+15145554567"),
-            ("cinq cent quatorze, cinq cinq cinq, douze trente-quatre", "+15145551234"),
-            ("quatre cent cinquante, deux deux deux, trois trois trois trois", "+14502223333"),
-            ("quatre cinq zéro deux deux deux trente-trois trente-trois", "+14502223333"),
-            ("huit un neuf, quatre vingt-dix-neuf, un, dix-sept, soixante et onze", "+18199911771"),
-            ("un, quatre un huit, six cinq un, quarante-deux quarante-deux", "+14186514242"),
-            ("quatre un huit, six cinq un, vingt et un vingt et un", "+14186512121"),
+            (
+                "cinq un quatre cinq cinq cinq quatre cinq six sept",
+                "+15145554567",
+            ),
+            (
+                "cinq cent quatorze, cinq cinq cinq, douze trente-quatre",
+                "+15145551234",
+            ),
+            (
+                "quatre cent cinquante, deux deux deux, trois trois trois trois",
+                "+14502223333",
+            ),
+            (
+                "quatre cinq zéro deux deux deux trente-trois trente-trois",
+                "+14502223333",
+            ),
+            (
+                "huit un neuf, quatre vingt-dix-neuf, un, dix-sept, soixante et onze",
+                "+18199911771",
+            ),
+            (
+                "un, quatre un huit, six cinq un, quarante-deux quarante-deux",
+                "+14186514242",
+            ),
+            (
+                "quatre un huit, six cinq un, vingt et un vingt et un",
+                "+14186512121",
+            ),
         ] {
             assert_eq!(e164(input).as_deref(), Ok(expected), "{input}");
         }
@@ -504,11 +525,26 @@ mod tests {
     #[test]
     fn spoken_english_digits() {
         for (input, expected) in [
-            ("five one four five five five four five six seven", "+15145554567"),
-            ("five one four, double five five, four five six seven", "+15145554567"),
-            ("six one three, triple two, oh one two three", "+16132220123"),
-            ("my number is four one six, five five five, twelve thirty four", "+14165551234"),
-            ("one six one three two two two zero one two three", "+16132220123"),
+            (
+                "five one four five five five four five six seven",
+                "+15145554567",
+            ),
+            (
+                "five one four, double five five, four five six seven",
+                "+15145554567",
+            ),
+            (
+                "six one three, triple two, oh one two three",
+                "+16132220123",
+            ),
+            (
+                "my number is four one six, five five five, twelve thirty four",
+                "+14165551234",
+            ),
+            (
+                "one six one three two two two zero one two three",
+                "+16132220123",
+            ),
         ] {
             assert_eq!(e164(input).as_deref(), Ok(expected), "{input}");
         }

@@ -19,8 +19,8 @@ use crate::domain::{InvalidPhoneNumber, Language, LeadStatus, PhoneNumber};
 use crate::text::{FILLERS, fold};
 
 use super::parsing::{
-    Address, Description, PersonName, Rejection, ServiceType, Urgency, clearly_english,
-    is_blank, language_request, without_language_request, yes_no,
+    Address, Description, PersonName, Rejection, ServiceType, Urgency, clearly_english, is_blank,
+    language_request, without_language_request, yes_no,
 };
 use super::{Field, Lead, Outcome, OutcomeStatus, Speaker, Turn, prompts};
 
@@ -221,9 +221,29 @@ fn apply(lead: &mut Lead, answer: Answer) {
 
 /// Markers that announce a correction of an earlier answer.
 const CORRECTION_MARKERS: &[&str] = &[
-    "non", "no", "en", "fait", "pardon", "correction", "oups", "oops", "finalement", "plutot",
-    "actually", "sorry", "wait", "attendez", "excusez", "moi", "je", "veux", "dire", "i", "mean",
-    "scratch", "that",
+    "non",
+    "no",
+    "en",
+    "fait",
+    "pardon",
+    "correction",
+    "oups",
+    "oops",
+    "finalement",
+    "plutot",
+    "actually",
+    "sorry",
+    "wait",
+    "attendez",
+    "excusez",
+    "moi",
+    "je",
+    "veux",
+    "dire",
+    "i",
+    "mean",
+    "scratch",
+    "that",
 ];
 
 /// Phrases that name an earlier field, folded, longest first.
@@ -263,7 +283,9 @@ fn correction(lead: &mut Lead, answer: &str, current: Field) -> Option<(Outcome,
     let start = folded
         .iter()
         .position(|w| {
-            !w.is_empty() && !CORRECTION_MARKERS.contains(&w.as_str()) && !FILLERS.contains(&w.as_str())
+            !w.is_empty()
+                && !CORRECTION_MARKERS.contains(&w.as_str())
+                && !FILLERS.contains(&w.as_str())
         })
         .unwrap_or(folded.len());
     let (target, len) = CORRECTION_TARGETS.iter().find_map(|(field, phrase)| {
@@ -289,27 +311,27 @@ fn correction(lead: &mut Lead, answer: &str, current: Field) -> Option<(Outcome,
         _ => parse(target, &value, lead).ok(),
     };
     let question = prompts::question_for(lead, current);
-    Some(match parsed {
-        Some(answer) => {
-            apply(lead, answer);
-            let message = format!("{} {question}", prompts::correction_done(language));
-            (continuing(lead, Some(target), message), true)
-        }
-        None => {
-            let message = format!("{} {question}", prompts::correction_not_understood(language));
-            (
-                Outcome {
-                    success: false,
-                    status: OutcomeStatus::ValidationError,
-                    next_step: Some(current.step()),
-                    field_updated: None,
-                    is_complete: false,
-                    message,
-                    lead_data: Some(lead.data()),
-                },
-                false,
-            )
-        }
+    Some(if let Some(answer) = parsed {
+        apply(lead, answer);
+        let message = format!("{} {question}", prompts::correction_done(language));
+        (continuing(lead, Some(target), message), true)
+    } else {
+        let message = format!(
+            "{} {question}",
+            prompts::correction_not_understood(language)
+        );
+        (
+            Outcome {
+                success: false,
+                status: OutcomeStatus::ValidationError,
+                next_step: Some(current.step()),
+                field_updated: None,
+                is_complete: false,
+                message,
+                lead_data: Some(lead.data()),
+            },
+            false,
+        )
     })
 }
 

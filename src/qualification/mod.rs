@@ -168,7 +168,10 @@ impl Lead {
             nom_complet: self.nom_complet.as_ref().map(|n| n.as_str().to_owned()),
             telephone: self.telephone.as_ref().map(|p| p.as_e164().to_owned()),
             telephone_raw: self.telephone_raw.clone(),
-            adresse_complete: self.adresse_complete.as_ref().map(|a| a.as_str().to_owned()),
+            adresse_complete: self
+                .adresse_complete
+                .as_ref()
+                .map(|a| a.as_str().to_owned()),
             type_service: self.type_service.map(ServiceType::slug),
             description: self.description.as_ref().map(|d| d.as_str().to_owned()),
             urgence: self.urgence.unwrap_or(false),
@@ -237,7 +240,8 @@ impl Outcome {
 
     /// True when the conversation is over (qualified, or abandoned with a callback offer).
     pub fn ends_call(&self) -> bool {
-        self.is_complete || (self.status == OutcomeStatus::ValidationError && self.next_step.is_none())
+        self.is_complete
+            || (self.status == OutcomeStatus::ValidationError && self.next_step.is_none())
     }
 }
 

@@ -84,51 +84,56 @@ const NOT_NAMES: &[&str] = &[
 ];
 
 /// Particles kept lowercase inside a name (`Jean de la Fontaine`).
-const PARTICLES: &[&str] = &["de", "du", "des", "la", "le", "van", "von", "der", "da", "di"];
+const PARTICLES: &[&str] = &[
+    "de", "du", "des", "la", "le", "van", "von", "der", "da", "di",
+];
 
-/// Strips `lead_ins` at the start of `words` (repeatedly) and `trailers` at the end. Works on
-/// original words, matching their folded forms.
-fn strip_affixes<'a>(mut words: Vec<&'a str>, lead_ins: &[&str], trailers: &[&str]) -> Vec<&'a str> {
-    let folded = |ws: &[&str]| -> Vec<String> { ws.iter().map(|w| fold(w)).collect() };
+/// Strips `lead_ins` at the start of `words` (repeatedly), `trailers` at the end, and fillers
+/// anywhere. Works on original words, matching their folded forms; linear in the number of words
+/// times the number of phrases.
+fn strip_affixes<'a>(words: Vec<&'a str>, lead_ins: &[&str], trailers: &[&str]) -> Vec<&'a str> {
+    let (words, folded): (Vec<&str>, Vec<String>) = words
+        .into_iter()
+        .map(|w| (w, fold(w)))
+        .filter(|(_, f)| !f.is_empty() && !FILLERS.contains(&f.as_str()))
+        .unzip();
+    let matches_at = |at: usize, phrase: &str| -> Option<usize> {
+        let parts: Vec<&str> = phrase.split(' ').collect();
+        (folded.len() >= at + parts.len()
+            && folded[at..at + parts.len()]
+                .iter()
+                .zip(&parts)
+                .all(|(a, b)| a == b))
+        .then_some(parts.len())
+    };
+    let mut start = 0;
+    while let Some(len) = lead_ins.iter().find_map(|p| matches_at(start, p)) {
+        start += len;
+    }
+    let mut end = folded.len();
     loop {
-        let f = folded(&words);
-        // Drop fillers anywhere.
-        let before = words.len();
-        words = words
-            .into_iter()
-            .zip(f.iter())
-            .filter(|(_, fw)| !FILLERS.contains(&fw.as_str()))
-            .map(|(w, _)| w)
-            .collect();
-        let f = folded(&words);
-        let mut changed = words.len() != before;
-        for phrase in lead_ins {
-            let p: Vec<&str> = phrase.split(' ').collect();
-            if f.len() >= p.len() && f[..p.len()].iter().zip(&p).all(|(a, b)| a == b) {
-                words.drain(..p.len());
-                changed = true;
-                break;
-            }
-        }
-        let f = folded(&words);
-        for phrase in trailers {
-            let p: Vec<&str> = phrase.split(' ').collect();
-            if f.len() >= p.len() && f[f.len() - p.len()..].iter().zip(&p).all(|(a, b)| a == b) {
-                words.truncate(words.len() - p.len());
-                changed = true;
-                break;
-            }
-        }
-        if !changed || words.is_empty() {
-            return words;
+        let found = trailers.iter().find_map(|p| {
+            let n = p.split(' ').count();
+            (end >= start + n).then(|| matches_at(end - n, p)).flatten()
+        });
+        match found {
+            Some(len) => end -= len,
+            None => break,
         }
     }
+    words[start..end].to_vec()
 }
 
 /// Splits on white space and sentence punctuation, keeping apostrophes and hyphens inside words.
 fn raw_words(input: &str) -> Vec<&str> {
     input
-        .split(|c: char| c.is_whitespace() || matches!(c, ',' | '.' | ';' | ':' | '!' | '?' | '"' | '«' | '»' | '(' | ')'))
+        .split(|c: char| {
+            c.is_whitespace()
+                || matches!(
+                    c,
+                    ',' | '.' | ';' | ':' | '!' | '?' | '"' | '«' | '»' | '(' | ')'
+                )
+        })
         .filter(|w| !w.is_empty())
         .collect()
 }
@@ -148,7 +153,10 @@ fn dedupe_stutter(words: Vec<&str>) -> Vec<&str> {
 fn capitalise_part(part: &str) -> String {
     let mut chars = part.chars();
     match chars.next() {
-        Some(first) => first.to_uppercase().chain(chars.flat_map(char::to_lowercase)).collect(),
+        Some(first) => first
+            .to_uppercase()
+            .chain(chars.flat_map(char::to_lowercase))
+            .collect(),
         None => String::new(),
     }
 }
@@ -192,7 +200,10 @@ impl TryFrom<&str> for PersonName {
             return Err(Rejection::Empty);
         }
         let joined = words.join(" ");
-        if joined.chars().all(|c| c.is_ascii_digit() || c.is_whitespace() || c == '-') {
+        if joined
+            .chars()
+            .all(|c| c.is_ascii_digit() || c.is_whitespace() || c == '-')
+        {
             return Err(Rejection::Digits);
         }
         if joined.chars().count() > MAX_NAME_CHARS {
@@ -279,7 +290,10 @@ impl PostalCode {
                 .chars()
                 .next_back()
                 .is_none_or(|c| !c.is_alphanumeric());
-            let after_ok = input[end..].chars().next().is_none_or(|c| !c.is_alphanumeric());
+            let after_ok = input[end..]
+                .chars()
+                .next()
+                .is_none_or(|c| !c.is_alphanumeric());
             if before_ok && after_ok {
                 let code: String = window.iter().collect();
                 return Some((Self(format!("{} {}", &code[..3], &code[3..])), begin..end));
@@ -349,8 +363,7 @@ impl Address {
 fn civic_number(first: &str) -> Option<String> {
     let t = first.trim_end_matches(',');
     let digits = t.chars().filter(char::is_ascii_digit).count();
-    let ok = digits >= 1
-        && digits <= 6
+    let ok = (1..=6).contains(&digits)
         && t.chars().next().is_some_and(|c| c.is_ascii_digit())
         && t.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
         && t.chars().filter(char::is_ascii_alphabetic).count() <= 1;
@@ -376,7 +389,9 @@ impl TryFrom<&str> for Address {
             text.replace_range(range, code.as_str());
             postal_code = Some(code);
         }
-        let text = text.trim_matches(|c: char| c == ',' || c == '.' || c.is_whitespace()).to_owned();
+        let text = text
+            .trim_matches(|c: char| c == ',' || c == '.' || c.is_whitespace())
+            .to_owned();
         let civic = words.first().and_then(|w| civic_number(w));
         let has_street = words
             .iter()
@@ -469,47 +484,127 @@ const SERVICE_RULES: &[(ServiceType, &[&str])] = &[
     (
         ServiceType::UrgenceTempete,
         &[
-            "tempete*", "storm*", "orage*", "verglas", "arbre tombe*", "arbre est tombe*",
-            "tombe sur*", "tombee sur*", "branche sur le toit", "branche sur la maison",
-            "branche sur le fil*", "branches sur le fil*", "sur les fils", "sur le fil*",
-            "sur la maison", "sur le toit", "sur mon toit", "sur mon auto*", "sur le char",
-            "fallen*", "fell on*", "fell*", "on the roof", "on my roof", "on the house",
-            "power line*", "downed*", "degat*", "urgence*", "emergency",
+            "tempete*",
+            "storm*",
+            "orage*",
+            "verglas",
+            "arbre tombe*",
+            "arbre est tombe*",
+            "tombe sur*",
+            "tombee sur*",
+            "branche sur le toit",
+            "branche sur la maison",
+            "branche sur le fil*",
+            "branches sur le fil*",
+            "sur les fils",
+            "sur le fil*",
+            "sur la maison",
+            "sur le toit",
+            "sur mon toit",
+            "sur mon auto*",
+            "sur le char",
+            "fallen*",
+            "fell on*",
+            "fell*",
+            "on the roof",
+            "on my roof",
+            "on the house",
+            "power line*",
+            "downed*",
+            "degat*",
+            "urgence*",
+            "emergency",
         ],
     ),
     (
         ServiceType::Essouchement,
-        &["souche*", "essouch*", "stump*", "racine*", "rogner*", "grind*"],
+        &[
+            "souche*", "essouch*", "stump*", "racine*", "rogner*", "grind*",
+        ],
     ),
-    (ServiceType::Haie, &["haie*", "hedge*", "cedres", "cedre*", "thuya*"]),
+    (
+        ServiceType::Haie,
+        &["haie*", "hedge*", "cedres", "cedre*", "thuya*"],
+    ),
     (
         ServiceType::Abattage,
         &[
-            "abatt*", "abbat*", "abat*", "couper l arbre", "couper un arbre", "couper mon arbre",
-            "couper des arbres", "couper les arbres", "couper deux arbres", "couper trois arbres",
-            "enlever l arbre", "enlever un arbre", "enlever mon arbre", "enlever des arbres",
-            "faire couper*", "faire enlever*", "tree removal", "remove*", "removal", "cut down",
-            "take down", "taken down", "cut a tree", "cut the tree", "cut my tree", "fell a tree",
-            "mort*", "dead tree*",
+            "abatt*",
+            "abbat*",
+            "abat*",
+            "couper l arbre",
+            "couper un arbre",
+            "couper mon arbre",
+            "couper des arbres",
+            "couper les arbres",
+            "couper deux arbres",
+            "couper trois arbres",
+            "enlever l arbre",
+            "enlever un arbre",
+            "enlever mon arbre",
+            "enlever des arbres",
+            "faire couper*",
+            "faire enlever*",
+            "tree removal",
+            "remove*",
+            "removal",
+            "cut down",
+            "take down",
+            "taken down",
+            "cut a tree",
+            "cut the tree",
+            "cut my tree",
+            "fell a tree",
+            "mort*",
+            "dead tree*",
         ],
     ),
     (
         ServiceType::Elagage,
         &[
-            "elag*", "emond*", "taill*", "prun*", "trim*", "branche*", "couper des branches",
-            "ebranch*", "haubanage", "cabling", "thin*",
+            "elag*",
+            "emond*",
+            "taill*",
+            "prun*",
+            "trim*",
+            "branche*",
+            "couper des branches",
+            "ebranch*",
+            "haubanage",
+            "cabling",
+            "thin*",
         ],
     ),
     (
         ServiceType::Plantation,
-        &["plant*", "planter*", "replanter*", "nouvel arbre", "new tree*"],
+        &[
+            "plant*",
+            "planter*",
+            "replanter*",
+            "nouvel arbre",
+            "new tree*",
+        ],
     ),
     (
         ServiceType::Evaluation,
         &[
-            "evaluation*", "evaluer", "diagnostic*", "inspect*", "estime*", "estimation*",
-            "soumission*", "quote", "estimate*", "assessment", "assess*", "malade", "sick",
-            "expert*", "arboriculteur*", "verifier", "check*",
+            "evaluation*",
+            "evaluer",
+            "diagnostic*",
+            "inspect*",
+            "estime*",
+            "estimation*",
+            "soumission*",
+            "quote",
+            "estimate*",
+            "assessment",
+            "assess*",
+            "malade",
+            "sick",
+            "expert*",
+            "arboriculteur*",
+            "verifier",
+            "check*",
         ],
     ),
     (
@@ -524,10 +619,13 @@ fn phrase_matches(words: &[String], phrase: &str) -> bool {
         return false;
     }
     words.windows(parts.len()).any(|window| {
-        window.iter().zip(&parts).all(|(w, p)| match p.strip_suffix('*') {
-            Some(prefix) => w.starts_with(prefix),
-            None => w == p,
-        })
+        window
+            .iter()
+            .zip(&parts)
+            .all(|(w, p)| match p.strip_suffix('*') {
+                Some(prefix) => w.starts_with(prefix),
+                None => w == p,
+            })
     })
 }
 
@@ -539,9 +637,10 @@ impl TryFrom<&str> for ServiceType {
             .into_iter()
             .filter(|w| !FILLERS.contains(&w.as_str()))
             .collect();
-        if let Some(slug) = ServiceType::ALL.iter().find(|s| {
-            ws.len() == 1 && ws[0] == s.slug() || fold(input).trim() == s.slug()
-        }) {
+        if let Some(slug) = ServiceType::ALL
+            .iter()
+            .find(|s| ws.len() == 1 && ws[0] == s.slug() || fold(input).trim() == s.slug())
+        {
             return Ok(*slug);
         }
         for (service, phrases) in SERVICE_RULES {
@@ -655,8 +754,23 @@ const URGENCY_AFFIRMATIONS: &[&str] = &[
 ];
 
 const YES_WORDS: &[&str] = &[
-    "oui", "ouais", "ouin", "ouain", "yes", "yeah", "yep", "yup", "absolument", "certainement",
-    "definitely", "absolutely", "exact", "exactement", "effectivement", "sure", "evidemment",
+    "oui",
+    "ouais",
+    "ouin",
+    "ouain",
+    "yes",
+    "yeah",
+    "yep",
+    "yup",
+    "absolument",
+    "certainement",
+    "definitely",
+    "absolutely",
+    "exact",
+    "exactement",
+    "effectivement",
+    "sure",
+    "evidemment",
     "certain",
 ];
 
@@ -708,7 +822,6 @@ impl TryFrom<&str> for Urgency {
 
 /// A plain yes or no, for confirming the caller-ID number.
 pub fn yes_no(input: &str) -> Option<bool> {
-    let folded = fold(input);
     const YES_PHRASES: &[&str] = &[
         "c'est ca",
         "c'est bien ca",
@@ -723,6 +836,7 @@ pub fn yes_no(input: &str) -> Option<bool> {
         "bon numero",
         "good",
     ];
+    let folded = fold(input);
     let ws: Vec<&str> = folded
         .split([' ', '\'', '-'])
         .filter(|w| !w.is_empty() && !FILLERS.contains(w))
@@ -738,7 +852,6 @@ pub fn yes_no(input: &str) -> Option<bool> {
 
 /// The caller asked to speak English (`English please`, `en anglais`), or French again.
 pub fn language_request(input: &str) -> Option<Language> {
-    let folded = fold(input);
     const EN: &[&str] = &[
         "english",
         "in english",
@@ -749,7 +862,13 @@ pub fn language_request(input: &str) -> Option<Language> {
         "parlez vous anglais",
         "do you speak english",
     ];
-    const FR: &[&str] = &["en francais", "in french", "french please", "parlez francais"];
+    const FR: &[&str] = &[
+        "en francais",
+        "in french",
+        "french please",
+        "parlez francais",
+    ];
+    let folded = fold(input);
     if any_phrase(&folded, FR) {
         Some(Language::Fr)
     } else if any_phrase(&folded, EN) {
@@ -794,10 +913,10 @@ const ENGLISH_MARKERS: &[&str] = &[
 ];
 
 const FRENCH_MARKERS: &[&str] = &[
-    "je", "j", "mon", "ma", "mes", "c", "est", "oui", "non", "le", "la", "les", "un", "une",
-    "de", "des", "du", "rue", "arbre", "arbres", "pas", "et", "a", "ca", "sur", "dans", "merci",
-    "ouais", "il", "elle", "y", "qui", "que", "avec", "pour", "mais", "maison", "cour", "nom",
-    "numero", "appelle", "bonjour", "voudrais", "faudrait", "couper",
+    "je", "j", "mon", "ma", "mes", "c", "est", "oui", "non", "le", "la", "les", "un", "une", "de",
+    "des", "du", "rue", "arbre", "arbres", "pas", "et", "a", "ca", "sur", "dans", "merci", "ouais",
+    "il", "elle", "y", "qui", "que", "avec", "pour", "mais", "maison", "cour", "nom", "numero",
+    "appelle", "bonjour", "voudrais", "faudrait", "couper",
 ];
 
 /// True when the answer is clearly English: English markers and no French one, or a short English
@@ -814,7 +933,9 @@ pub fn clearly_english(input: &str) -> bool {
         .flat_map(|w| w.split('\''))
         .filter(|w| FRENCH_MARKERS.contains(w))
         .count();
-    fr == 0 && (en >= 2 || (ws.len() <= 2 && ws.iter().any(|w| ["yes", "yeah", "nope", "no"].contains(w))))
+    fr == 0
+        && (en >= 2
+            || (ws.len() <= 2 && ws.iter().any(|w| ["yes", "yeah", "nope", "no"].contains(w))))
 }
 
 /// Answers that are not words at all for our purposes: empty after fillers.
@@ -836,11 +957,17 @@ mod tests {
             ("moi c'est Sylvie Bélanger", "Sylvie Bélanger"),
             ("euh je m'appelle euh Luc Ouellet", "Luc Ouellet"),
             ("Luc Luc Ouellet", "Luc Ouellet"),
-            ("oui bonjour mon nom c'est Nathalie D'Amours", "Nathalie D'Amours"),
+            (
+                "oui bonjour mon nom c'est Nathalie D'Amours",
+                "Nathalie D'Amours",
+            ),
             ("jean de la fontaine", "Jean de la Fontaine"),
             ("GAÉTAN LÉVESQUE", "Gaétan Lévesque"),
             ("  Émilie   Roy  ", "Émilie Roy"),
-            ("mon nom complet c'est André St-Pierre voilà", "André St-Pierre"),
+            (
+                "mon nom complet c'est André St-Pierre voilà",
+                "André St-Pierre",
+            ),
         ] {
             assert_eq!(
                 PersonName::try_from(input).map(|n| n.as_str().to_owned()),
@@ -881,7 +1008,10 @@ mod tests {
             ("Jean 2", Rejection::NotAName),
             ("???", Rejection::Empty),
             ("what", Rejection::NotAName),
-            ("j'ai un gros arbre qui est tombé sur le toit de la maison", Rejection::NotAName),
+            (
+                "j'ai un gros arbre qui est tombé sur le toit de la maison",
+                Rejection::NotAName,
+            ),
         ] {
             assert_eq!(PersonName::try_from(input), Err(why), "{input}");
         }
@@ -1007,7 +1137,11 @@ mod tests {
         );
         assert!(Description::try_from("oak").is_ok());
         for input in ["", "euh", "ok", "…", "euh hum ah", "a b"] {
-            assert_eq!(Description::try_from(input), Err(Rejection::TooShort), "{input}");
+            assert_eq!(
+                Description::try_from(input),
+                Err(Rejection::TooShort),
+                "{input}"
+            );
         }
     }
 
@@ -1058,7 +1192,10 @@ mod tests {
         assert_eq!(yes_no("non c'est pas le bon"), Some(false));
         assert_eq!(yes_no("euh"), None);
         assert_eq!(language_request("in English please"), Some(Language::En));
-        assert_eq!(language_request("est-ce que je peux parler anglais"), Some(Language::En));
+        assert_eq!(
+            language_request("est-ce que je peux parler anglais"),
+            Some(Language::En)
+        );
         assert_eq!(language_request("je m'appelle Jean"), None);
         assert_eq!(without_language_request("English please"), "");
         assert_eq!(

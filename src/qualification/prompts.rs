@@ -31,12 +31,12 @@ pub fn question(field: Field, language: Language, offered: Option<&str>) -> Stri
         (Language::Fr, AdresseComplete) => {
             "Quelle est l'adresse des travaux? Le numéro civique, la rue et la ville.".to_owned()
         }
-        (Language::Fr, TypeService) => "De quel service avez-vous besoin? Par exemple de l'élagage, \
+        (Language::Fr, TypeService) => {
+            "De quel service avez-vous besoin? Par exemple de l'élagage, \
              l'abattage d'un arbre, de l'essouchement ou la taille d'une haie."
-            .to_owned(),
-        (Language::Fr, Description) => {
-            "Pouvez-vous me décrire un peu la situation?".to_owned()
+                .to_owned()
         }
+        (Language::Fr, Description) => "Pouvez-vous me décrire un peu la situation?".to_owned(),
         (Language::Fr, Urgence) => "Est-ce que c'est urgent?".to_owned(),
         (Language::En, NomComplet) => "To begin, what is your full name?".to_owned(),
         (Language::En, Telephone) => match offered {
@@ -44,8 +44,7 @@ pub fn question(field: Field, language: Language, offered: Option<&str>) -> Stri
             None => "What phone number can we call you back at?".to_owned(),
         },
         (Language::En, AdresseComplete) => {
-            "What is the address of the job? The street number, the street and the city."
-                .to_owned()
+            "What is the address of the job? The street number, the street and the city.".to_owned()
         }
         (Language::En, TypeService) => "What service do you need? For example tree pruning, \
              tree removal, stump grinding or hedge trimming."
@@ -57,7 +56,10 @@ pub fn question(field: Field, language: Language, offered: Option<&str>) -> Stri
 
 /// The question for the lead's current field.
 pub fn question_for(lead: &Lead, field: Field) -> String {
-    let offered = lead.offered_phone.as_ref().map(crate::domain::PhoneNumber::spoken);
+    let offered = lead
+        .offered_phone
+        .as_ref()
+        .map(crate::domain::PhoneNumber::spoken);
     question(field, lead.language, offered.as_deref())
 }
 
@@ -105,18 +107,14 @@ pub fn reask(field: Field, language: Language) -> String {
         (Language::En, NomComplet) => {
             "Sorry, I didn't catch your name. Could you repeat it?".to_owned()
         }
-        (Language::En, Telephone) => {
-            "Could you repeat the number, one digit at a time?".to_owned()
-        }
+        (Language::En, Telephone) => "Could you repeat the number, one digit at a time?".to_owned(),
         (Language::En, AdresseComplete) => "Sorry, I didn't get the address. Could you give me \
              the street number and the street name?"
             .to_owned(),
         (Language::En, TypeService) => "Sorry, which service is it? Pruning, removal, stump \
              grinding, hedge trimming, storm damage, planting or an assessment?"
             .to_owned(),
-        (Language::En, Description) => {
-            "Could you tell me a little more about the job?".to_owned()
-        }
+        (Language::En, Description) => "Could you tell me a little more about the job?".to_owned(),
         (Language::En, Urgence) => "Sorry, is it urgent? Just answer yes or no.".to_owned(),
     }
 }
@@ -158,9 +156,7 @@ pub fn reask_with_example(field: Field, language: Language) -> String {
         (Language::En, Description) => {
             "For example: a big maple is leaning toward the house.".to_owned()
         }
-        (Language::En, Urgence) => {
-            "Answer yes if it is urgent, or no if it can wait.".to_owned()
-        }
+        (Language::En, Urgence) => "Answer yes if it is urgent, or no if it can wait.".to_owned(),
     }
 }
 
@@ -196,9 +192,7 @@ pub fn phone_ambiguous(language: Language) -> String {
 /// The caller said no to the caller-ID number.
 pub fn phone_offer_declined(language: Language) -> String {
     match language {
-        Language::Fr => {
-            "D'accord. À quel numéro de téléphone peut-on vous rappeler?".to_owned()
-        }
+        Language::Fr => "D'accord. À quel numéro de téléphone peut-on vous rappeler?".to_owned(),
         Language::En => "All right. What phone number can we call you back at?".to_owned(),
     }
 }
@@ -214,9 +208,7 @@ pub fn confirmation(lead: &Lead) -> String {
         .as_ref()
         .map(crate::domain::PhoneNumber::spoken)
         .unwrap_or_default();
-    let service = lead
-        .type_service
-        .map_or("", |s| s.label(lead.language));
+    let service = lead.type_service.map_or("", |s| s.label(lead.language));
     let urgent = lead.urgence == Some(true);
     match lead.language {
         Language::Fr => format!(

@@ -1,0 +1,492 @@
+//! The qualification machine end to end through its async wrapper: a full call in French and one in
+//! English with every `Outcome` field checked, retries, corrections, language switches, the
+//! caller-ID confirmation, and property tests that no input panics.
+
+use myriam::domain::{Language, LeadId, LeadStatus, PhoneNumber};
+use myriam::qualification::{
+    Field, HistoryMessage, Lead, MemoryLeadStore, Outcome, OutcomeStatus, machine, process_response,
+};
+use proptest::prelude::*;
+use serde_json::{Value, json};
+
+fn new_lead(store: &MemoryLeadStore, caller_id: Option<&str>) -> LeadId {
+    let offered = caller_id.map(|c| PhoneNumber::try_from(c).unwrap());
+    let lead = Lead::new(LeadId::new()).with_offered_phone(offered);
+    let id = lead.id;
+    store.insert(lead);
+    id
+}
+
+async fn say(store: &MemoryLeadStore, id: LeadId, input: &str) -> Value {
+    let outcome = process_response(store, &id.to_string(), input, &[]).await;
+    let text = serde_json::to_string(&outcome).unwrap();
+    assert!(
+        text.starts_with(r#"{"success":"#) && text.contains(r#","lead_data":"#),
+        "documented key order: {text}"
+    );
+    serde_json::from_str(&text).unwrap()
+}
+
+/// Checks every field of an outcome except `message` (checked by the caller) and `lead_data`.
+fn assert_step(
+    v: &Value,
+    status: &str,
+    next_step: Option<u8>,
+    field_updated: Option<&str>,
+    complete: bool,
+) {
+    let mut keys: Vec<&str> = v.as_object().unwrap().keys().map(String::as_str).collect();
+    keys.sort_unstable();
+    assert_eq!(
+        keys,
+        [
+            "field_updated",
+            "is_complete",
+            "lead_data",
+            "message",
+            "next_step",
+            "status",
+            "success"
+        ],
+        "exactly the documented keys: {v}"
+    );
+    assert_eq!(v["status"], status, "{v}");
+    assert_eq!(
+        v["success"],
+        status == "continue" || status == "complete",
+        "{v}"
+    );
+    assert_eq!(v["next_step"], json!(next_step), "{v}");
+    assert_eq!(v["field_updated"], json!(field_updated), "{v}");
+    assert_eq!(v["is_complete"], complete, "{v}");
+}
+
+#[tokio::test]
+async fn a_full_call_in_french() {
+    let store = MemoryLeadStore::default();
+    let id = new_lead(&store, Some("+15145550199"));
+
+    let v = say(&store, id, "euh bonjour je m'appelle marie-ève côté").await;
+    assert_step(&v, "continue", Some(2), Some("nom_complet"), false);
+    assert_eq!(
+        v["message"],
+        "Merci, Marie-Ève. Est-ce qu'on peut vous rappeler au 5 1 4, 5 5 5, 0 1 9 9?"
+    );
+    assert_eq!(v["lead_data"]["nom_complet"], "Marie-Ève Côté");
+    assert_eq!(v["lead_data"]["status"], "en_cours");
+    assert_eq!(v["lead_data"]["language"], "fr");
+
+    let v = say(&store, id, "oui c'est ça").await;
+    assert_step(&v, "continue", Some(3), Some("telephone"), false);
+    assert_eq!(v["lead_data"]["telephone"], "+15145550199");
+    assert_eq!(v["lead_data"]["telephone_raw"], "oui c'est ça");
+    assert!(
+        v["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("Parfait. Quelle est l'adresse des travaux?")
+    );
+
+    let v = say(
+        &store,
+        id,
+        "c'est au 4567 boulevard saint-laurent montréal h2x1y4",
+    )
+    .await;
+    assert_step(&v, "continue", Some(4), Some("adresse_complete"), false);
+    assert_eq!(
+        v["lead_data"]["adresse_complete"],
+        "4567 boulevard saint-laurent montréal H2X 1Y4"
+    );
+
+    let v = say(&store, id, "euh ben un arbre est tombé sur le toit").await;
+    assert_step(&v, "continue", Some(5), Some("type_service"), false);
+    assert_eq!(v["lead_data"]["type_service"], "urgence_tempete");
+    assert_eq!(
+        v["message"],
+        "Très bien. Pouvez-vous me décrire un peu la situation?"
+    );
+
+    let v = say(
+        &store,
+        id,
+        "un gros érable a cassé pendant la tempête il bloque l'entrée",
+    )
+    .await;
+    assert_step(&v, "continue", Some(6), Some("description"), false);
+    assert_eq!(
+        v["message"],
+        "Merci pour ces détails. Est-ce que c'est urgent?"
+    );
+
+    let v = say(&store, id, "oui c'est urgent").await;
+    assert_step(&v, "complete", None, Some("urgence"), true);
+    assert_eq!(
+        v["message"],
+        "Merci, Marie-Ève. Je récapitule : on vous rappelle au 5 1 4, 5 5 5, 0 1 9 9, pour une \
+         urgence après une tempête. Nous traiterons votre demande en priorité. Un membre de \
+         l'équipe de BP Émondage vous contactera très bientôt. Bonne journée!"
+    );
+    assert_eq!(
+        v["lead_data"],
+        json!({
+            "id": id.to_string(),
+            "nom_complet": "Marie-Ève Côté",
+            "telephone": "+15145550199",
+            "telephone_raw": "oui c'est ça",
+            "adresse_complete": "4567 boulevard saint-laurent montréal H2X 1Y4",
+            "type_service": "urgence_tempete",
+            "description": "un gros érable a cassé pendant la tempête il bloque l'entrée",
+            "urgence": true,
+            "status": "qualifie",
+            "language": "fr"
+        })
+    );
+
+    let lead = store.get(id).unwrap();
+    assert_eq!(lead.status, LeadStatus::Qualifie);
+    assert_eq!(lead.conversation.len(), 12, "six answers and six replies");
+
+    // A retried or late answer changes nothing and repeats the confirmation.
+    let again = say(&store, id, "allo?").await;
+    assert_step(&again, "complete", None, None, true);
+    assert_eq!(again["lead_data"], v["lead_data"]);
+}
+
+#[tokio::test]
+async fn a_full_call_in_english() {
+    let store = MemoryLeadStore::default();
+    let id = new_lead(&store, None);
+
+    let v = say(&store, id, "hi my name is John Smith").await;
+    assert_step(&v, "continue", Some(2), Some("nom_complet"), false);
+    assert_eq!(v["lead_data"]["language"], "en");
+    assert_eq!(
+        v["message"],
+        "Thank you, John. What phone number can we call you back at?"
+    );
+
+    let v = say(
+        &store,
+        id,
+        "five one four, five five five, twelve thirty four",
+    )
+    .await;
+    assert_step(&v, "continue", Some(3), Some("telephone"), false);
+    assert_eq!(v["lead_data"]["telephone"], "+15145551234");
+    assert_eq!(
+        v["lead_data"]["telephone_raw"],
+        "five one four, five five five, twelve thirty four"
+    );
+
+    let v = say(&store, id, "my address is 55 Maple Street Westmount").await;
+    assert_step(&v, "continue", Some(4), Some("adresse_complete"), false);
+    assert_eq!(
+        v["lead_data"]["adresse_complete"],
+        "55 Maple Street Westmount"
+    );
+
+    let v = say(&store, id, "I need a stump removed").await;
+    assert_step(&v, "continue", Some(5), Some("type_service"), false);
+    assert_eq!(v["lead_data"]["type_service"], "essouchement");
+
+    let v = say(&store, id, "old oak stump in the back yard").await;
+    assert_step(&v, "continue", Some(6), Some("description"), false);
+    assert_eq!(v["message"], "Thanks for the details. Is it urgent?");
+
+    let v = say(&store, id, "no it can wait").await;
+    assert_step(&v, "complete", None, Some("urgence"), true);
+    assert_eq!(
+        v["message"],
+        "Thank you, John. To recap: we'll call you back at 5 1 4, 5 5 5, 1 2 3 4 about stump \
+         grinding. Someone from the BP Émondage team will contact you very soon. Have a great day!"
+    );
+    assert_eq!(v["lead_data"]["urgence"], false, "a JSON boolean");
+    assert_eq!(v["lead_data"]["status"], "qualifie");
+    assert_eq!(v["lead_data"]["language"], "en");
+}
+
+#[tokio::test]
+async fn three_failures_then_an_example_then_a_callback_and_abandonne() {
+    let store = MemoryLeadStore::default();
+    let id = new_lead(&store, Some("+14185550142"));
+    say(&store, id, "Luc Ouellet").await;
+
+    let first = say(&store, id, "euh attendez").await;
+    assert_step(&first, "validation_error", Some(2), None, false);
+    assert_eq!(
+        first["message"],
+        "Pouvez-vous me redire le numéro, chiffre par chiffre?"
+    );
+    let second = say(&store, id, "cinq un quatre un deux trois").await;
+    assert_step(&second, "validation_error", Some(2), None, false);
+    assert_eq!(
+        second["message"],
+        "J'ai compris 5 1 4, 1 2 3, mais ce numéro ne semble pas valide. Pouvez-vous me redire \
+         le numéro, chiffre par chiffre?"
+    );
+    let third = say(&store, id, "je sais pas").await;
+    assert_step(&third, "validation_error", Some(2), None, false);
+    assert!(
+        third["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("Dites le numéro chiffre par chiffre, par exemple")
+    );
+    let fourth = say(&store, id, "hmm").await;
+    assert_step(&fourth, "validation_error", None, None, false);
+    assert_eq!(
+        fourth["message"],
+        "Je suis désolée, je n'arrive pas à bien vous comprendre. Un membre de l'équipe vous \
+         rappellera au 4 1 8, 5 5 5, 0 1 4 2 pour compléter votre demande. Merci de votre appel et \
+         bonne journée!"
+    );
+    assert_eq!(fourth["lead_data"]["status"], "abandonne");
+    assert_eq!(fourth["lead_data"]["nom_complet"], "Luc Ouellet", "kept");
+
+    let lead = store.get(id).unwrap();
+    let rejected: Vec<&str> = lead
+        .conversation
+        .iter()
+        .filter(|t| t.accepted == Some(false))
+        .map(|t| t.text.as_str())
+        .collect();
+    assert_eq!(
+        rejected,
+        [
+            "euh attendez",
+            "cinq un quatre un deux trois",
+            "je sais pas",
+            "hmm"
+        ],
+        "every raw answer is kept, rejected ones included"
+    );
+    let after = say(&store, id, "514 555 1234").await;
+    assert_step(&after, "validation_error", None, None, false);
+    assert_eq!(
+        store.get(id).unwrap().telephone,
+        None,
+        "abandoned leads stay closed"
+    );
+}
+
+#[tokio::test]
+async fn an_accepted_answer_resets_the_failure_count() {
+    let store = MemoryLeadStore::default();
+    let id = new_lead(&store, None);
+    for _ in 0..2 {
+        say(&store, id, "1234").await;
+    }
+    say(&store, id, "Émilie Roy").await;
+    // The phone gets its own fresh three attempts.
+    for expected in ["validation_error", "validation_error", "validation_error"] {
+        let v = say(&store, id, "non").await;
+        assert_eq!(v["status"], expected);
+        assert_eq!(v["next_step"], 2);
+    }
+}
+
+#[tokio::test]
+async fn declining_the_caller_id_asks_for_the_number_without_a_failure() {
+    let store = MemoryLeadStore::default();
+    let id = new_lead(&store, Some("+15145550199"));
+    say(&store, id, "Sylvie Bélanger").await;
+    let v = say(&store, id, "non c'est pas le bon").await;
+    assert_step(&v, "continue", Some(2), None, false);
+    assert_eq!(
+        v["message"],
+        "D'accord. À quel numéro de téléphone peut-on vous rappeler?"
+    );
+    assert!(store.get(id).unwrap().attempts.is_empty());
+    let v = say(
+        &store,
+        id,
+        "quatre cinq zéro, deux deux deux, trente-trois trente-trois",
+    )
+    .await;
+    assert_step(&v, "continue", Some(3), Some("telephone"), false);
+    assert_eq!(v["lead_data"]["telephone"], "+14502223333");
+}
+
+#[tokio::test]
+async fn corrections_update_the_earlier_field() {
+    let store = MemoryLeadStore::default();
+    let id = new_lead(&store, None);
+    say(&store, id, "Jean Tremblay").await;
+    say(&store, id, "514 555 1234").await;
+
+    let v = say(&store, id, "non, mon nom c'est Jean-Guy Tremblay").await;
+    assert_step(&v, "continue", Some(3), Some("nom_complet"), false);
+    assert_eq!(v["lead_data"]["nom_complet"], "Jean-Guy Tremblay");
+    assert!(
+        v["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("C'est corrigé, merci. Quelle est l'adresse")
+    );
+
+    let v = say(&store, id, "actually my number is 438 555 9876").await;
+    assert_step(&v, "continue", Some(3), Some("telephone"), false);
+    assert_eq!(v["lead_data"]["telephone"], "+14385559876");
+    assert_eq!(v["lead_data"]["language"], "en", "answered in English");
+
+    let v = say(&store, id, "non mon numéro c'est le 12").await;
+    assert_step(&v, "validation_error", Some(3), None, false);
+    assert_eq!(v["lead_data"]["telephone"], "+14385559876", "unchanged");
+    assert!(
+        store.get(id).unwrap().attempts.is_empty(),
+        "not a failure of the address"
+    );
+}
+
+#[tokio::test]
+async fn asking_for_english_switches_and_stays() {
+    let store = MemoryLeadStore::default();
+    let id = new_lead(&store, None);
+    let v = say(&store, id, "English please").await;
+    assert_step(&v, "continue", Some(1), None, false);
+    assert_eq!(
+        v["message"],
+        "Of course, let's continue in English. To begin, what is your full name?"
+    );
+    let v = say(&store, id, "Gaétan Lévesque").await;
+    assert_eq!(v["lead_data"]["language"], "en", "stays in English");
+    assert_eq!(
+        v["message"],
+        "Thank you, Gaétan. What phone number can we call you back at?"
+    );
+
+    let other = MemoryLeadStore::default();
+    let id = new_lead(&other, None);
+    let v = say(&other, id, "in English please, my name is Peter Jones").await;
+    assert_step(&v, "continue", Some(2), Some("nom_complet"), false);
+    assert_eq!(v["lead_data"]["nom_complet"], "Peter Jones");
+}
+
+#[tokio::test]
+async fn the_vapi_history_can_switch_the_language() {
+    let mut lead = Lead::new(LeadId::new());
+    let history = [
+        HistoryMessage {
+            role: "user".into(),
+            content: "hi there I need my tree cut".into(),
+        },
+        HistoryMessage {
+            role: "user".into(),
+            content: "yes my name is Anne".into(),
+        },
+    ];
+    let outcome = machine::process_response(&mut lead, "Anne Martin", &history);
+    assert_eq!(lead.language, Language::En);
+    assert_eq!(outcome.field_updated, Some(Field::NomComplet));
+}
+
+#[tokio::test]
+async fn unknown_or_malformed_lead_ids_are_errors() {
+    let store = MemoryLeadStore::default();
+    let missing = LeadId::new().to_string();
+    for id in [missing.as_str(), "not-a-uuid"] {
+        let outcome: Outcome = process_response(&store, id, "Jean Tremblay", &[]).await;
+        let v = serde_json::to_value(&outcome).unwrap();
+        assert_step(&v, "error", None, None, false);
+        assert_eq!(v["lead_data"], Value::Null);
+        assert_eq!(
+            v["message"],
+            format!("Lead inconnu : {id}. Aucune réponse n'a été enregistrée.")
+        );
+        assert_eq!(outcome.status, OutcomeStatus::Error);
+    }
+}
+
+#[test]
+fn adversarial_repetitions_are_handled() {
+    for unit in [
+        "c'est ",
+        "euh ",
+        "merci ",
+        "pas urgent oui ",
+        "cinq cent ",
+        "h2x1y4 ",
+        "non mon nom c'est ",
+    ] {
+        let input = unit.repeat(10_240 / unit.len());
+        let mut lead = Lead::new(LeadId::new());
+        for _ in 0..7 {
+            let outcome = machine::process_response(&mut lead, &input, &[]);
+            assert!(!outcome.message.is_empty());
+        }
+    }
+}
+
+fn e164_shape(s: &str) -> bool {
+    let b = s.as_bytes();
+    b.len() == 12
+        && s.starts_with("+1")
+        && (b'2'..=b'9').contains(&b[2])
+        && (b'2'..=b'9').contains(&b[5])
+        && b[2..].iter().all(u8::is_ascii_digit)
+}
+
+fn number_words() -> impl Strategy<Value = String> {
+    let words = prop::sample::select(vec![
+        "un", "deux", "trois", "quatre", "cinq", "six", "sept", "huit", "neuf", "zéro", "dix",
+        "onze", "douze", "vingt", "trente", "soixante", "cent", "et", "one", "two", "oh", "double",
+        "twelve", "ninety", "hundred", ",", "-", "5", "14", "555", "euh",
+    ]);
+    prop::collection::vec(words, 0..40).prop_map(|w| w.join(" "))
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+    #[test]
+    fn no_input_panics_any_parser(input in "\\PC{0,400}") {
+        let _ = myriam::qualification::PersonName::try_from(input.as_str());
+        let _ = myriam::qualification::Address::try_from(input.as_str());
+        let _ = myriam::qualification::ServiceType::try_from(input.as_str());
+        let _ = myriam::qualification::Description::try_from(input.as_str());
+        let _ = myriam::qualification::Urgency::try_from(input.as_str());
+        if let Ok(phone) = PhoneNumber::try_from(input.as_str()) {
+            prop_assert!(e164_shape(phone.as_e164()), "{}", phone);
+        }
+    }
+
+    #[test]
+    fn spoken_numbers_give_valid_e164_or_a_rejection(input in number_words()) {
+        if let Ok(phone) = PhoneNumber::try_from(input.as_str()) {
+            prop_assert!(e164_shape(phone.as_e164()), "{input} gave {phone}");
+        }
+    }
+
+    #[test]
+    fn every_field_survives_random_answers(answers in prop::collection::vec("\\PC{0,80}", 1..12)) {
+        let mut lead = Lead::new(LeadId::new())
+            .with_offered_phone(Some(PhoneNumber::try_from("514 555 0199").unwrap()));
+        for answer in &answers {
+            let outcome = machine::process_response(&mut lead, answer, &[]);
+            let json = serde_json::to_value(&outcome).unwrap();
+            prop_assert!(json["lead_data"]["urgence"].is_boolean());
+            if let Some(step) = outcome.next_step {
+                prop_assert!((1..=6).contains(&step));
+            }
+            prop_assert_eq!(outcome.is_complete, lead.status == LeadStatus::Qualifie);
+        }
+        prop_assert_eq!(lead.conversation.len(), answers.len() * 2);
+    }
+}
+
+proptest! {
+    // 10 KiB inputs are slow in debug builds; fewer cases, same property.
+    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+
+    #[test]
+    fn long_inputs_do_not_panic(input in prop::collection::vec(any::<char>(), 0..10_240)) {
+        let input: String = input.into_iter().collect();
+        let mut lead = Lead::new(LeadId::new());
+        for _ in 0..7 {
+            let outcome = machine::process_response(&mut lead, &input, &[]);
+            prop_assert!(!outcome.message.is_empty());
+        }
+        let _ = PhoneNumber::try_from(input.as_str());
+    }
+}
