@@ -57,8 +57,16 @@ fn serve() -> ExitCode {
         }
     };
     let result = runtime.block_on(async move {
+        // Handlers first, so a signal that arrives while starting up drains instead of killing.
+        let signal = ShutdownSignal::install()?;
         let environment = settings.environment;
         let app = Application::build(settings).await?;
+        let lifecycle = app.lifecycle();
+        tokio::spawn(async move {
+            signal.received().await;
+            tracing::info!("shutdown signal received");
+            lifecycle.shutdown();
+        });
         tracing::info!(
             addr = %app.local_addr(),
             metrics_addr = ?app.metrics_addr(),
@@ -67,12 +75,6 @@ fn serve() -> ExitCode {
             version = env!("CARGO_PKG_VERSION"),
             "myriam listening"
         );
-        let lifecycle = app.lifecycle();
-        tokio::spawn(async move {
-            wait_for_signal().await;
-            tracing::info!("shutdown signal received");
-            lifecycle.shutdown();
-        });
         app.run_until_stopped().await?;
         anyhow::Ok(())
     });
@@ -86,26 +88,37 @@ fn serve() -> ExitCode {
     }
 }
 
-/// SIGTERM (orchestrators) or Ctrl-C (developers).
-async fn wait_for_signal() {
-    let ctrl_c = async {
-        if tokio::signal::ctrl_c().await.is_err() {
-            std::future::pending::<()>().await;
-        }
-    };
+/// SIGTERM (orchestrators) or SIGINT / Ctrl-C (developers), registered when installed.
+struct ShutdownSignal {
     #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
+    terminate: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    interrupt: tokio::signal::unix::Signal,
+}
+
+impl ShutdownSignal {
+    fn install() -> std::io::Result<Self> {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            Ok(Self {
+                terminate: signal(SignalKind::terminate())?,
+                interrupt: signal(SignalKind::interrupt())?,
+            })
         }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {}
-        () = terminate => {}
+        #[cfg(not(unix))]
+        Ok(Self {})
+    }
+
+    async fn received(mut self) {
+        #[cfg(unix)]
+        tokio::select! {
+            _ = self.terminate.recv() => {}
+            _ = self.interrupt.recv() => {}
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+        }
     }
 }
