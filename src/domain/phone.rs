@@ -560,6 +560,21 @@ mod tests {
     }
 
     #[test]
+    fn several_valid_readings_are_ambiguous_and_asked_again() {
+        let Err(InvalidPhoneNumber::Ambiguous { candidates }) =
+            PhoneNumber::try_from("quatre vingt quatre vingt quatre vingt quatre vingt vingt deux")
+        else {
+            panic!("expected an ambiguity");
+        };
+        assert_eq!(candidates, ["8084242022", "8084208022"]);
+        // Hyphens and commas say how the words group: no ambiguity left.
+        assert_eq!(
+            e164("quatre-vingt, quatre-vingt-quatre, vingt, quatre-vingt, vingt-deux").as_deref(),
+            Ok("+18084208022")
+        );
+    }
+
+    #[test]
     fn rejections_repeat_what_was_understood() {
         assert_eq!(
             e164("514 123 4567"),
