@@ -123,7 +123,7 @@ async fn a_full_call_in_french() {
     assert_step(&v, "complete", None, Some("urgence"), true);
     assert_eq!(
         v["message"],
-        "Merci, Marie-Ève. Je récapitule : on vous rappelle au 5 1 4, 5 5 5, 0 1 9 9, pour une \
+        "Merci, Marie-Ève Côté. Je récapitule : on vous rappelle au 5 1 4, 5 5 5, 0 1 9 9, pour une \
          urgence après une tempête. Nous traiterons votre demande en priorité. Un membre de \
          l'équipe de BP Émondage vous contactera très bientôt. Bonne journée!"
     );
@@ -198,7 +198,7 @@ async fn a_full_call_in_english() {
     assert_step(&v, "complete", None, Some("urgence"), true);
     assert_eq!(
         v["message"],
-        "Thank you, John. To recap: we'll call you back at 5 1 4, 5 5 5, 1 2 3 4 about stump \
+        "Thank you, John Smith. To recap: we'll call you back at 5 1 4, 5 5 5, 1 2 3 4 about stump \
          grinding. Someone from the BP Émondage team will contact you very soon. Have a great day!"
     );
     assert_eq!(v["lead_data"]["urgence"], false, "a JSON boolean");

@@ -199,10 +199,10 @@ pub fn phone_offer_declined(language: Language) -> String {
 
 /// After the sixth answer: read back name, phone (digit by digit) and service, then goodbye.
 pub fn confirmation(lead: &Lead) -> String {
-    let first = lead
+    let name = lead
         .nom_complet
         .as_ref()
-        .map_or("", super::PersonName::first);
+        .map_or("", super::PersonName::as_str);
     let phone = lead
         .telephone
         .as_ref()
@@ -212,7 +212,7 @@ pub fn confirmation(lead: &Lead) -> String {
     let urgent = lead.urgence == Some(true);
     match lead.language {
         Language::Fr => format!(
-            "Merci, {first}. Je récapitule : on vous rappelle au {phone}, pour {service}.{} \
+            "Merci, {name}. Je récapitule : on vous rappelle au {phone}, pour {service}.{} \
              Un membre de l'équipe de BP Émondage vous contactera très bientôt. Bonne journée!",
             if urgent {
                 " Nous traiterons votre demande en priorité."
@@ -221,7 +221,7 @@ pub fn confirmation(lead: &Lead) -> String {
             }
         ),
         Language::En => format!(
-            "Thank you, {first}. To recap: we'll call you back at {phone} about {service}.{} \
+            "Thank you, {name}. To recap: we'll call you back at {phone} about {service}.{} \
              Someone from the BP Émondage team will contact you very soon. Have a great day!",
             if urgent {
                 " We'll treat it as a priority."
