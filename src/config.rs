@@ -398,15 +398,18 @@ impl Settings {
         })
     }
 
-    /// Settings for tests: `ENVIRONMENT=test`, loopback on port 0, nothing external configured.
+    /// Settings for tests: `ENVIRONMENT=test`, loopback on port 0, a fresh SQLite file in the
+    /// temporary directory, nothing external configured.
     ///
     /// # Panics
     /// Never: the fixed test configuration is valid (a unit test proves it).
     pub fn for_tests() -> Self {
+        let db = std::env::temp_dir().join(format!("myriam-test-{}.db", uuid::Uuid::new_v4()));
         Self::from_source(&EnvSource::from_pairs([
             ("ENVIRONMENT", "test"),
             ("BIND_ADDR", "127.0.0.1:0"),
             ("DRAIN_TIMEOUT_SECS", "5"),
+            ("DATABASE_PATH", db.to_str().expect("temp paths are UTF-8")),
         ]))
         .expect("test settings are valid")
     }

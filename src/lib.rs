@@ -26,5 +26,6 @@ pub mod qualification;
 pub mod routes;
 pub mod secrets;
 pub mod startup;
+pub mod store;
 pub mod telemetry;
 pub mod text;

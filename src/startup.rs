@@ -27,6 +27,7 @@ use tower_http::trace::TraceLayer;
 
 use crate::config::Settings;
 use crate::routes::health;
+use crate::store::{AnyStore, OpenError};
 use crate::telemetry::{self, names};
 
 /// Largest request body accepted (Twilio webhooks are a few KiB); larger gets 413.
@@ -69,10 +70,13 @@ impl Lifecycle {
 pub struct AppState {
     pub settings: Arc<Settings>,
     pub lifecycle: Lifecycle,
+    pub store: AnyStore,
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
+    #[error("cannot open the store: {0}")]
+    Store(#[from] OpenError),
     #[error("cannot bind {addr}: {source}")]
     Bind {
         addr: SocketAddr,
@@ -118,9 +122,16 @@ impl Application {
             )
             .set(1.0);
         }
+        let store = AnyStore::open(&settings)?;
+        let lifecycle = Lifecycle::default();
+        if let AnyStore::Supabase(outbox) = &store {
+            outbox.spawn_worker(lifecycle.tracker(), lifecycle.shutdown_token());
+        }
+        tracing::info!(store = store.kind(), "store opened");
         let state = AppState {
             settings: Arc::new(settings),
-            lifecycle: Lifecycle::default(),
+            lifecycle,
+            store,
         };
         Ok(Self {
             listener,
@@ -182,6 +193,15 @@ impl Application {
         // The server can also stop on its own (listener error): make sure every task is told.
         token.cancel();
         let started = Instant::now();
+        if let AnyStore::Supabase(outbox) = &self.state.store {
+            match outbox.flush(drain_timeout).await {
+                Ok(0) => {}
+                Ok(left) => {
+                    tracing::warn!(left, "outbox not empty at shutdown; replayed on next start")
+                }
+                Err(error) => tracing::error!(%error, "cannot flush the outbox"),
+            }
+        }
         lifecycle.tracker().close();
         let remaining = drain_timeout.saturating_sub(started.elapsed());
         if tokio::time::timeout(remaining, lifecycle.tracker().wait())

@@ -11,6 +11,8 @@ use axum::http::{Request, StatusCode};
 use helpers::{spawn_app, spawn_app_with};
 use myriam::config::Settings;
 use myriam::startup::{AppState, Lifecycle, router};
+use myriam::store::AnyStore;
+use secrecy::SecretString;
 use tower::ServiceExt as _;
 
 #[tokio::test]
@@ -53,13 +55,36 @@ async fn readyz_reports_ready_with_the_environment() {
     assert_eq!(body["status"], "ready");
     assert_eq!(body["environment"], "test");
     assert_eq!(body["draining"], false);
+    assert_eq!(
+        body["store"],
+        serde_json::json!({"kind": "sqlite", "ok": true})
+    );
+}
+
+#[tokio::test]
+async fn readyz_is_503_when_supabase_is_unreachable() {
+    let app = spawn_app_with(|s| {
+        s.store.supabase_url = Some("http://127.0.0.1:9".parse().unwrap());
+        s.store.supabase_service_role_key = Some(SecretString::from("sb_secret_x".to_owned()));
+    })
+    .await;
+    let response = app.client.get(app.url("/readyz")).send().await.unwrap();
+    assert_eq!(response.status(), 503);
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(body["status"], "unavailable");
+    assert_eq!(
+        body["store"],
+        serde_json::json!({"kind": "supabase", "ok": false, "error": "unavailable"})
+    );
 }
 
 #[tokio::test]
 async fn readyz_is_503_while_draining() {
     let lifecycle = Lifecycle::default();
+    let settings = Settings::for_tests();
     let state = AppState {
-        settings: Arc::new(Settings::for_tests()),
+        store: AnyStore::open(&settings).unwrap(),
+        settings: Arc::new(settings),
         lifecycle: lifecycle.clone(),
     };
     lifecycle.shutdown();

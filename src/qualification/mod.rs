@@ -117,6 +117,11 @@ pub struct Lead {
     /// Failed answers per field, for the re-ask and callback policy.
     pub attempts: BTreeMap<Field, u8>,
     pub conversation: Vec<Turn>,
+    /// Set by the store (`timestamptz`); `None` until the lead is first saved.
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub created_at: Option<time::OffsetDateTime>,
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub updated_at: Option<time::OffsetDateTime>,
 }
 
 impl Lead {
@@ -135,6 +140,8 @@ impl Lead {
             offered_phone: None,
             attempts: BTreeMap::new(),
             conversation: Vec::new(),
+            created_at: None,
+            updated_at: None,
         }
     }
 

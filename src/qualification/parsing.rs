@@ -184,6 +184,12 @@ impl PersonName {
         &self.0
     }
 
+    /// A name read back from storage, kept as stored (it was parsed when it was first said).
+    pub fn from_stored(text: &str) -> Option<Self> {
+        let text = text.trim();
+        (!text.is_empty() && text.chars().count() <= MAX_NAME_CHARS).then(|| Self(text.to_owned()))
+    }
+
     /// The first word, for a friendly "Merci, Marie-Ève".
     pub fn first(&self) -> &str {
         self.0.split(' ').next().unwrap_or(&self.0)

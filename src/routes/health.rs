@@ -7,6 +7,7 @@ use axum::http::StatusCode;
 use serde::Serialize;
 
 use crate::startup::AppState;
+use crate::store::Store as _;
 
 #[derive(Debug, Serialize)]
 pub struct Health {
@@ -27,22 +28,49 @@ pub struct Readiness {
     pub status: &'static str,
     pub environment: &'static str,
     pub draining: bool,
+    pub store: StoreHealth,
 }
 
-/// Readiness: 503 while the instance drains, so load balancers stop sending calls.
+#[derive(Debug, Serialize)]
+pub struct StoreHealth {
+    pub kind: &'static str,
+    pub ok: bool,
+    /// Why not, as an error kind (`unavailable`, `timeout`, `rejected` …); never caller data.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<&'static str>,
+}
+
+/// Readiness: 503 while the instance drains or when the store is unreachable, so load balancers
+/// stop sending calls.
 pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Readiness>) {
     let draining = state.lifecycle.is_draining();
-    let code = if draining {
-        StatusCode::SERVICE_UNAVAILABLE
-    } else {
+    let health = state.store.health().await;
+    if let Err(error) = &health {
+        tracing::warn!(%error, "store not ready");
+    }
+    let ready = !draining && health.is_ok();
+    let code = if ready {
         StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
     };
     (
         code,
         Json(Readiness {
-            status: if draining { "draining" } else { "ready" },
+            status: if draining {
+                "draining"
+            } else if ready {
+                "ready"
+            } else {
+                "unavailable"
+            },
             environment: state.settings.environment.as_str(),
             draining,
+            store: StoreHealth {
+                kind: state.store.kind(),
+                ok: health.is_ok(),
+                error: health.err().map(|e| e.kind()),
+            },
         }),
     )
 }

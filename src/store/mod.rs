@@ -1,0 +1,321 @@
+//! Where leads and calls live.
+//!
+//! - [`Store`]: what the gateway needs from storage.
+//! - [`SqliteStore`](sqlite::SqliteStore): the embedded default (`DATABASE_PATH`, WAL), run on a
+//!   dedicated thread so blocking calls never touch the async runtime's workers.
+//! - [`SupabaseStore`](supabase::SupabaseStore): PostgREST through the `postgrest` crate, schema `bp`.
+//! - [`OutboxStore`](outbox::OutboxStore): Supabase behind a durable local outbox: a write that
+//!   fails or misses its deadline is committed to SQLite before the caller is answered, and replayed
+//!   in order until Supabase accepts it.
+//! - [`AnyStore`]: the one chosen by `STORE=auto|sqlite|supabase`.
+
+pub mod outbox;
+mod rows;
+pub mod sqlite;
+pub mod supabase;
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+use crate::config::{Settings, StoreKind};
+use crate::domain::{CallSid, ConversationMode, LeadId};
+use crate::qualification::{Lead, LeadStore, LeadStoreError};
+pub use rows::{LeadRow, WriteOp};
+
+/// Why a store operation failed. Messages never carry caller data (PostgREST's `details`, which
+/// quote values, are dropped).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StoreError {
+    #[error("store unreachable: {0}")]
+    Unavailable(String),
+    #[error("store did not answer within {0:?}")]
+    Timeout(Duration),
+    #[error("store rejected the request: HTTP {status}, code {code}: {message}")]
+    Rejected {
+        status: u16,
+        code: String,
+        message: String,
+    },
+    #[error("stored data is invalid: {0}")]
+    Corrupt(String),
+    #[error("local database: {0}")]
+    Local(String),
+}
+
+impl StoreError {
+    /// Worth retrying later: transport failures, timeouts, 5xx, and 408 / 409 / 429.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            StoreError::Unavailable(_) | StoreError::Timeout(_) => true,
+            StoreError::Rejected { status, .. } => {
+                *status >= 500 || matches!(status, 408 | 409 | 429)
+            }
+            StoreError::Corrupt(_) | StoreError::Local(_) => false,
+        }
+    }
+
+    /// A short label for metrics (bounded cardinality).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            StoreError::Unavailable(_) => "unavailable",
+            StoreError::Timeout(_) => "timeout",
+            StoreError::Rejected { .. } => "rejected",
+            StoreError::Corrupt(_) => "corrupt",
+            StoreError::Local(_) => "local",
+        }
+    }
+}
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> Self {
+        StoreError::Local(e.to_string())
+    }
+}
+
+/// A partial update of a call, keyed by `call_sid`: `None` leaves a column as it is.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CallUpdate {
+    pub call_sid: CallSid,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lead_id: Option<LeadId>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vapi_call_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from_number: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to_number: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub direction: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<ConversationMode>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode_reason: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recording_url: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transcript: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ended_reason: Option<String>,
+}
+
+impl CallUpdate {
+    /// An update that sets nothing yet.
+    pub fn new(call_sid: CallSid) -> Self {
+        Self {
+            call_sid,
+            lead_id: None,
+            vapi_call_id: None,
+            from_number: None,
+            to_number: None,
+            direction: None,
+            mode: None,
+            mode_reason: None,
+            status: None,
+            duration: None,
+            recording_url: None,
+            transcript: None,
+            ended_reason: None,
+        }
+    }
+
+    /// Applies `other` over `self`: set columns of `other` win.
+    pub fn merge(&mut self, other: &CallUpdate) {
+        macro_rules! take {
+            ($($f:ident),*) => { $( if other.$f.is_some() { self.$f.clone_from(&other.$f); } )* };
+        }
+        take!(
+            lead_id,
+            vapi_call_id,
+            from_number,
+            to_number,
+            direction,
+            mode,
+            mode_reason,
+            status,
+            duration,
+            recording_url,
+            transcript,
+            ended_reason
+        );
+    }
+}
+
+/// A call as stored (`bp.calls`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CallRecord {
+    pub id: Option<uuid::Uuid>,
+    #[serde(flatten)]
+    pub fields: CallUpdate,
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub created_at: Option<OffsetDateTime>,
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub updated_at: Option<OffsetDateTime>,
+}
+
+/// Most leads one page returns.
+pub const MAX_PAGE: usize = 500;
+
+/// What the gateway needs from storage. Every write is idempotent (upserts on natural keys), so
+/// replays and Twilio retries are safe.
+pub trait Store: Send + Sync {
+    /// Creates or replaces the lead (by id).
+    fn upsert_lead(&self, lead: &Lead) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    fn get_lead(&self, id: LeadId)
+    -> impl Future<Output = Result<Option<Lead>, StoreError>> + Send;
+
+    /// The lead attached to a call.
+    fn find_lead_by_call(
+        &self,
+        call_sid: &CallSid,
+    ) -> impl Future<Output = Result<Option<Lead>, StoreError>> + Send;
+
+    /// Creates the call or updates the columns `update` sets.
+    fn upsert_call(
+        &self,
+        update: &CallUpdate,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    fn get_call(
+        &self,
+        call_sid: &CallSid,
+    ) -> impl Future<Output = Result<Option<CallRecord>, StoreError>> + Send;
+
+    /// Records that an event (webhook idempotency key) was processed. `true` the first time.
+    fn record_event(&self, key: &str) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    fn event_processed(&self, key: &str) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// Newest first; `limit` is capped at [`MAX_PAGE`].
+    fn list_leads(
+        &self,
+        limit: usize,
+        offset: usize,
+    ) -> impl Future<Output = Result<Vec<Lead>, StoreError>> + Send;
+
+    /// Oldest first.
+    fn calls_of_lead(
+        &self,
+        lead_id: LeadId,
+    ) -> impl Future<Output = Result<Vec<CallRecord>, StoreError>> + Send;
+
+    /// Reachable and usable (for `/readyz`).
+    fn health(&self) -> impl Future<Output = Result<(), StoreError>> + Send;
+}
+
+/// The store chosen at startup.
+#[derive(Debug, Clone)]
+pub enum AnyStore {
+    Sqlite(sqlite::SqliteStore),
+    Supabase(outbox::OutboxStore),
+}
+
+/// Why the store could not be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    #[error("STORE=supabase needs SUPABASE_URL and SUPABASE_SERVICE_ROLE_KEY")]
+    SupabaseNotConfigured,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl AnyStore {
+    /// `STORE=auto`: Supabase when its URL and key are set, else SQLite at `DATABASE_PATH`.
+    pub fn open(settings: &Settings) -> Result<Self, OpenError> {
+        let store = &settings.store;
+        let supabase = match (&store.supabase_url, &store.supabase_service_role_key) {
+            (Some(url), Some(key)) => Some((url, key)),
+            _ => None,
+        };
+        match (store.kind, supabase) {
+            (StoreKind::Sqlite, _) | (StoreKind::Auto, None) => Ok(AnyStore::Sqlite(
+                sqlite::SqliteStore::open(&store.database_path)?,
+            )),
+            (StoreKind::Supabase, None) => Err(OpenError::SupabaseNotConfigured),
+            (StoreKind::Supabase | StoreKind::Auto, Some((url, key))) => {
+                let remote = supabase::SupabaseStore::new(
+                    url.as_str(),
+                    key,
+                    &store.supabase_schema,
+                    supabase::DEFAULT_TIMEOUT,
+                );
+                let local = sqlite::SqliteStore::open(&store.database_path)?;
+                Ok(AnyStore::Supabase(outbox::OutboxStore::new(
+                    remote,
+                    local,
+                    outbox::OutboxConfig::default(),
+                )))
+            }
+        }
+    }
+
+    pub fn kind(&self) -> &'static str {
+        match self {
+            AnyStore::Sqlite(_) => "sqlite",
+            AnyStore::Supabase(_) => "supabase",
+        }
+    }
+}
+
+macro_rules! delegate {
+    ($self:ident, $s:ident => $e:expr) => {
+        match $self {
+            AnyStore::Sqlite($s) => $e.await,
+            AnyStore::Supabase($s) => $e.await,
+        }
+    };
+}
+
+impl Store for AnyStore {
+    async fn upsert_lead(&self, lead: &Lead) -> Result<(), StoreError> {
+        delegate!(self, s => s.upsert_lead(lead))
+    }
+    async fn get_lead(&self, id: LeadId) -> Result<Option<Lead>, StoreError> {
+        delegate!(self, s => s.get_lead(id))
+    }
+    async fn find_lead_by_call(&self, call_sid: &CallSid) -> Result<Option<Lead>, StoreError> {
+        delegate!(self, s => s.find_lead_by_call(call_sid))
+    }
+    async fn upsert_call(&self, update: &CallUpdate) -> Result<(), StoreError> {
+        delegate!(self, s => s.upsert_call(update))
+    }
+    async fn get_call(&self, call_sid: &CallSid) -> Result<Option<CallRecord>, StoreError> {
+        delegate!(self, s => s.get_call(call_sid))
+    }
+    async fn record_event(&self, key: &str) -> Result<bool, StoreError> {
+        delegate!(self, s => s.record_event(key))
+    }
+    async fn event_processed(&self, key: &str) -> Result<bool, StoreError> {
+        delegate!(self, s => s.event_processed(key))
+    }
+    async fn list_leads(&self, limit: usize, offset: usize) -> Result<Vec<Lead>, StoreError> {
+        delegate!(self, s => s.list_leads(limit, offset))
+    }
+    async fn calls_of_lead(&self, lead_id: LeadId) -> Result<Vec<CallRecord>, StoreError> {
+        delegate!(self, s => s.calls_of_lead(lead_id))
+    }
+    async fn health(&self) -> Result<(), StoreError> {
+        delegate!(self, s => s.health())
+    }
+}
+
+/// Every store serves the qualification machine.
+impl<S: Store> LeadStore for S {
+    async fn load_lead(&self, id: LeadId) -> Result<Option<Lead>, LeadStoreError> {
+        self.get_lead(id)
+            .await
+            .map_err(|e| LeadStoreError(e.to_string()))
+    }
+
+    async fn save_lead(&self, lead: &Lead) -> Result<(), LeadStoreError> {
+        self.upsert_lead(lead)
+            .await
+            .map_err(|e| LeadStoreError(e.to_string()))
+    }
+}

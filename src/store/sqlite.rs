@@ -1,0 +1,480 @@
+//! The embedded store: one SQLite file (`DATABASE_PATH`, default `data/myriam.db`) in WAL mode with
+//! `synchronous=FULL`, so a write acknowledged is on disk even if the process is killed.
+//!
+//! The connection lives on a dedicated thread; async callers send it closures and await the answer,
+//! so no blocking call ever runs on the async runtime's worker threads. The same file holds the
+//! Supabase outbox tables.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, mpsc};
+
+use rusqlite::{Connection, OptionalExtension, Row, params};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+use tokio::sync::oneshot;
+
+use super::rows::LeadRow;
+use super::{CallRecord, CallUpdate, MAX_PAGE, Store, StoreError};
+use crate::domain::{CallSid, ConversationMode, LeadId};
+use crate::qualification::Lead;
+
+type Job = Box<dyn FnOnce(&mut Connection) + Send>;
+
+/// Schema changes, applied in order; `schema_version` records how many ran. Never edit one that has
+/// shipped: append.
+const MIGRATIONS: &[&str] = &[
+    // 1: leads, calls, processed events, the outbox and its dead letters.
+    r"
+    CREATE TABLE leads (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        id TEXT NOT NULL UNIQUE,
+        nom_complet TEXT,
+        telephone TEXT,
+        telephone_raw TEXT,
+        adresse_complete TEXT,
+        type_service TEXT,
+        description TEXT,
+        urgence INTEGER NOT NULL DEFAULT 0 CHECK (urgence IN (0, 1)),
+        status TEXT NOT NULL DEFAULT 'nouveau'
+            CHECK (status IN ('nouveau', 'en_cours', 'qualifie', 'abandonne')),
+        language TEXT NOT NULL DEFAULT 'fr' CHECK (language IN ('fr', 'en')),
+        offered_phone TEXT,
+        attempts TEXT NOT NULL DEFAULT '{}',
+        conversation TEXT NOT NULL DEFAULT '[]',
+        created_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),
+        updated_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))
+    );
+    CREATE INDEX leads_newest ON leads (created_at DESC, seq DESC);
+    CREATE TABLE calls (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        id TEXT NOT NULL UNIQUE,
+        lead_id TEXT REFERENCES leads (id) ON DELETE SET NULL,
+        call_sid TEXT NOT NULL UNIQUE,
+        vapi_call_id TEXT,
+        from_number TEXT,
+        to_number TEXT,
+        direction TEXT,
+        mode TEXT CHECK (mode IN ('bridge', 'ivr')),
+        mode_reason TEXT,
+        status TEXT,
+        duration INTEGER CHECK (duration >= 0),
+        recording_url TEXT,
+        transcript TEXT,
+        ended_reason TEXT,
+        created_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),
+        updated_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))
+    );
+    CREATE INDEX calls_lead ON calls (lead_id);
+    CREATE INDEX calls_vapi ON calls (vapi_call_id) WHERE vapi_call_id IS NOT NULL;
+    CREATE TABLE processed_events (
+        key TEXT PRIMARY KEY,
+        created_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))
+    );
+    CREATE TABLE outbox (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        entity TEXT NOT NULL,
+        op TEXT NOT NULL,
+        enqueued_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),
+        attempts INTEGER NOT NULL DEFAULT 0,
+        last_error TEXT
+    );
+    CREATE INDEX outbox_entity ON outbox (entity, seq);
+    CREATE TABLE dead_letters (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        outbox_seq INTEGER,
+        entity TEXT NOT NULL,
+        op TEXT NOT NULL,
+        enqueued_at TEXT NOT NULL,
+        failed_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),
+        attempts INTEGER NOT NULL,
+        error TEXT NOT NULL
+    );
+    ",
+];
+
+/// A handle to the SQLite thread. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    jobs: mpsc::Sender<Job>,
+    path: Arc<PathBuf>,
+}
+
+fn open_connection(path: &Path) -> Result<Connection, StoreError> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| StoreError::Local(format!("cannot create {}: {e}", dir.display())))?;
+    }
+    let mut conn = Connection::open(path)?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    conn.busy_timeout(std::time::Duration::from_secs(5))?;
+    migrate(&mut conn)?;
+    Ok(conn)
+}
+
+fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
+    conn.execute_batch("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")?;
+    let tx = conn.transaction()?;
+    let current: usize = tx
+        .query_row(
+            "SELECT COALESCE(MAX(version), 0) FROM schema_version",
+            [],
+            |r| r.get::<_, i64>(0),
+        )
+        .map(|v| usize::try_from(v).unwrap_or(0))?;
+    if current > MIGRATIONS.len() {
+        return Err(StoreError::Local(format!(
+            "database schema version {current} is newer than this gateway ({})",
+            MIGRATIONS.len()
+        )));
+    }
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(current) {
+        tx.execute_batch(sql)?;
+        tx.execute(
+            "INSERT INTO schema_version (version) VALUES (?1)",
+            [i64::try_from(i + 1).unwrap_or(i64::MAX)],
+        )?;
+    }
+    tx.commit()?;
+    Ok(())
+}
+
+impl SqliteStore {
+    /// Opens (creating when needed) the database at `path` and starts its thread.
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        let mut conn = open_connection(path)?;
+        let (tx, rx) = mpsc::channel::<Job>();
+        std::thread::Builder::new()
+            .name("sqlite".to_owned())
+            .spawn(move || {
+                // Ends when every handle is dropped.
+                while let Ok(job) = rx.recv() {
+                    job(&mut conn);
+                }
+            })
+            .map_err(|e| StoreError::Local(format!("cannot start the SQLite thread: {e}")))?;
+        Ok(Self {
+            jobs: tx,
+            path: Arc::new(path.to_owned()),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Runs `f` on the SQLite thread.
+    pub async fn call<R, F>(&self, f: F) -> Result<R, StoreError>
+    where
+        R: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<R, StoreError> + Send + 'static,
+    {
+        let (tx, rx) = oneshot::channel();
+        self.jobs
+            .send(Box::new(move |conn| {
+                let _ = tx.send(f(conn));
+            }))
+            .map_err(|_| StoreError::Local("the SQLite thread has stopped".to_owned()))?;
+        rx.await
+            .map_err(|_| StoreError::Local("the SQLite thread dropped a request".to_owned()))?
+    }
+}
+
+pub(crate) fn parse_time(s: &str) -> Result<OffsetDateTime, StoreError> {
+    OffsetDateTime::parse(s, &Rfc3339).map_err(|_| StoreError::Corrupt("timestamp".to_owned()))
+}
+
+fn json<T: serde::Serialize>(value: &T) -> Result<String, StoreError> {
+    serde_json::to_string(value).map_err(|e| StoreError::Local(e.to_string()))
+}
+
+fn from_json<T: serde::de::DeserializeOwned>(text: &str, column: &str) -> Result<T, StoreError> {
+    serde_json::from_str(text)
+        .map_err(|_| StoreError::Corrupt(format!("{column} is not valid JSON")))
+}
+
+const LEAD_COLUMNS: &str = "id, nom_complet, telephone, telephone_raw, adresse_complete, \
+    type_service, description, urgence, status, language, offered_phone, attempts, conversation, \
+    created_at, updated_at";
+
+fn lead_from_row(row: &Row<'_>) -> rusqlite::Result<Result<Lead, StoreError>> {
+    let id: String = row.get(0)?;
+    let attempts: String = row.get(11)?;
+    let conversation: String = row.get(12)?;
+    let created: String = row.get(13)?;
+    let updated: String = row.get(14)?;
+    let build = || -> Result<Lead, StoreError> {
+        Lead::try_from(LeadRow {
+            id: LeadId::try_from(id.as_str())
+                .map_err(|_| StoreError::Corrupt("leads.id".into()))?,
+            nom_complet: row.get(1)?,
+            telephone: row.get(2)?,
+            telephone_raw: row.get(3)?,
+            adresse_complete: row.get(4)?,
+            type_service: row.get(5)?,
+            description: row.get(6)?,
+            urgence: row.get(7)?,
+            status: row.get(8)?,
+            language: row.get(9)?,
+            offered_phone: row.get(10)?,
+            attempts: from_json(&attempts, "leads.attempts")?,
+            conversation: from_json(&conversation, "leads.conversation")?,
+            created_at: Some(parse_time(&created)?),
+            updated_at: Some(parse_time(&updated)?),
+        })
+    };
+    Ok(build())
+}
+
+const CALL_COLUMNS: &str = "id, call_sid, lead_id, vapi_call_id, from_number, to_number, \
+    direction, mode, mode_reason, status, duration, recording_url, transcript, ended_reason, \
+    created_at, updated_at";
+
+fn call_from_row(row: &Row<'_>) -> rusqlite::Result<Result<CallRecord, StoreError>> {
+    let id: String = row.get(0)?;
+    let sid: String = row.get(1)?;
+    let lead: Option<String> = row.get(2)?;
+    let mode: Option<String> = row.get(7)?;
+    let duration: Option<i64> = row.get(10)?;
+    let created: String = row.get(14)?;
+    let updated: String = row.get(15)?;
+    let build = || -> Result<CallRecord, StoreError> {
+        let corrupt = |c: &str| StoreError::Corrupt(format!("calls.{c}"));
+        let mut fields =
+            CallUpdate::new(CallSid::try_from(sid.as_str()).map_err(|_| corrupt("call_sid"))?);
+        fields.lead_id = lead
+            .map(|l| LeadId::try_from(l.as_str()).map_err(|_| corrupt("lead_id")))
+            .transpose()?;
+        fields.vapi_call_id = row.get(3)?;
+        fields.from_number = row.get(4)?;
+        fields.to_number = row.get(5)?;
+        fields.direction = row.get(6)?;
+        fields.mode = mode
+            .map(|m| ConversationMode::from_str_opt(&m).ok_or_else(|| corrupt("mode")))
+            .transpose()?;
+        fields.mode_reason = row.get(8)?;
+        fields.status = row.get(9)?;
+        fields.duration = duration
+            .map(|d| u32::try_from(d).map_err(|_| corrupt("duration")))
+            .transpose()?;
+        fields.recording_url = row.get(11)?;
+        fields.transcript = row.get(12)?;
+        fields.ended_reason = row.get(13)?;
+        Ok(CallRecord {
+            id: Some(uuid::Uuid::parse_str(&id).map_err(|_| corrupt("id"))?),
+            fields,
+            created_at: Some(parse_time(&created)?),
+            updated_at: Some(parse_time(&updated)?),
+        })
+    };
+    Ok(build())
+}
+
+/// Upserts a lead inside an open connection (also used by tests and tools).
+fn upsert_lead_sql(conn: &Connection, row: &LeadRow) -> Result<(), StoreError> {
+    conn.execute(
+        "INSERT INTO leads (id, nom_complet, telephone, telephone_raw, adresse_complete, \
+             type_service, description, urgence, status, language, offered_phone, attempts, \
+             conversation)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)
+         ON CONFLICT (id) DO UPDATE SET
+             nom_complet = excluded.nom_complet, telephone = excluded.telephone,
+             telephone_raw = excluded.telephone_raw, adresse_complete = excluded.adresse_complete,
+             type_service = excluded.type_service, description = excluded.description,
+             urgence = excluded.urgence, status = excluded.status, language = excluded.language,
+             offered_phone = excluded.offered_phone, attempts = excluded.attempts,
+             conversation = excluded.conversation,
+             updated_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now')",
+        params![
+            row.id.to_string(),
+            row.nom_complet,
+            row.telephone,
+            row.telephone_raw,
+            row.adresse_complete,
+            row.type_service,
+            row.description,
+            row.urgence,
+            row.status,
+            row.language,
+            row.offered_phone,
+            json(&row.attempts)?,
+            json(&row.conversation)?,
+        ],
+    )?;
+    Ok(())
+}
+
+fn upsert_call_sql(conn: &Connection, u: &CallUpdate) -> Result<(), StoreError> {
+    // Only the columns the update sets: a partial update never clears what it does not name.
+    let mut columns: Vec<&str> = vec!["id", "call_sid"];
+    let mut values: Vec<Box<dyn rusqlite::ToSql>> = vec![
+        Box::new(uuid::Uuid::new_v4().to_string()),
+        Box::new(u.call_sid.as_str().to_owned()),
+    ];
+    macro_rules! col {
+        ($name:literal, $value:expr) => {
+            if let Some(v) = $value {
+                columns.push($name);
+                values.push(Box::new(v));
+            }
+        };
+    }
+    col!("lead_id", u.lead_id.map(|l| l.to_string()));
+    col!("vapi_call_id", u.vapi_call_id.clone());
+    col!("from_number", u.from_number.clone());
+    col!("to_number", u.to_number.clone());
+    col!("direction", u.direction.clone());
+    col!("mode", u.mode.map(|m| m.as_str().to_owned()));
+    col!("mode_reason", u.mode_reason.clone());
+    col!("status", u.status.clone());
+    col!("duration", u.duration);
+    col!("recording_url", u.recording_url.clone());
+    col!("transcript", u.transcript.clone());
+    col!("ended_reason", u.ended_reason.clone());
+    let placeholders: Vec<String> = (1..=columns.len()).map(|i| format!("?{i}")).collect();
+    let updates: Vec<String> = columns[2..]
+        .iter()
+        .map(|c| format!("{c} = excluded.{c}"))
+        .chain(std::iter::once(
+            "updated_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now')".to_owned(),
+        ))
+        .collect();
+    let sql = format!(
+        "INSERT INTO calls ({}) VALUES ({}) ON CONFLICT (call_sid) DO UPDATE SET {}",
+        columns.join(", "),
+        placeholders.join(", "),
+        updates.join(", ")
+    );
+    conn.execute(&sql, rusqlite::params_from_iter(values.iter()))?;
+    Ok(())
+}
+
+fn collect<T>(
+    rows: impl Iterator<Item = rusqlite::Result<Result<T, StoreError>>>,
+) -> Result<Vec<T>, StoreError> {
+    let mut out = Vec::new();
+    for row in rows {
+        out.push(row??);
+    }
+    Ok(out)
+}
+
+impl Store for SqliteStore {
+    async fn upsert_lead(&self, lead: &Lead) -> Result<(), StoreError> {
+        let row = LeadRow::from(lead);
+        self.call(move |conn| upsert_lead_sql(conn, &row)).await
+    }
+
+    async fn get_lead(&self, id: LeadId) -> Result<Option<Lead>, StoreError> {
+        self.call(move |conn| {
+            conn.query_row(
+                &format!("SELECT {LEAD_COLUMNS} FROM leads WHERE id = ?1"),
+                [id.to_string()],
+                lead_from_row,
+            )
+            .optional()?
+            .transpose()
+        })
+        .await
+    }
+
+    async fn find_lead_by_call(&self, call_sid: &CallSid) -> Result<Option<Lead>, StoreError> {
+        let sid = call_sid.as_str().to_owned();
+        self.call(move |conn| {
+            conn.query_row(
+                &format!(
+                    "SELECT {} FROM leads l JOIN calls c ON c.lead_id = l.id WHERE c.call_sid = ?1",
+                    LEAD_COLUMNS
+                        .split(", ")
+                        .map(|c| format!("l.{}", c.trim()))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+                [sid],
+                lead_from_row,
+            )
+            .optional()?
+            .transpose()
+        })
+        .await
+    }
+
+    async fn upsert_call(&self, update: &CallUpdate) -> Result<(), StoreError> {
+        let update = update.clone();
+        self.call(move |conn| upsert_call_sql(conn, &update)).await
+    }
+
+    async fn get_call(&self, call_sid: &CallSid) -> Result<Option<CallRecord>, StoreError> {
+        let sid = call_sid.as_str().to_owned();
+        self.call(move |conn| {
+            conn.query_row(
+                &format!("SELECT {CALL_COLUMNS} FROM calls WHERE call_sid = ?1"),
+                [sid],
+                call_from_row,
+            )
+            .optional()?
+            .transpose()
+        })
+        .await
+    }
+
+    async fn record_event(&self, key: &str) -> Result<bool, StoreError> {
+        let key = key.to_owned();
+        self.call(move |conn| {
+            let inserted = conn.execute(
+                "INSERT INTO processed_events (key) VALUES (?1) ON CONFLICT (key) DO NOTHING",
+                [key],
+            )?;
+            Ok(inserted == 1)
+        })
+        .await
+    }
+
+    async fn event_processed(&self, key: &str) -> Result<bool, StoreError> {
+        let key = key.to_owned();
+        self.call(move |conn| {
+            Ok(conn
+                .query_row(
+                    "SELECT 1 FROM processed_events WHERE key = ?1",
+                    [key],
+                    |_| Ok(()),
+                )
+                .optional()?
+                .is_some())
+        })
+        .await
+    }
+
+    async fn list_leads(&self, limit: usize, offset: usize) -> Result<Vec<Lead>, StoreError> {
+        let limit = i64::try_from(limit.min(MAX_PAGE)).unwrap_or(0);
+        let offset = i64::try_from(offset).unwrap_or(i64::MAX);
+        self.call(move |conn| {
+            let mut stmt = conn.prepare_cached(&format!(
+                "SELECT {LEAD_COLUMNS} FROM leads ORDER BY created_at DESC, seq DESC LIMIT ?1 OFFSET ?2"
+            ))?;
+            let rows = stmt.query_map([limit, offset], lead_from_row)?;
+            collect(rows)
+        })
+        .await
+    }
+
+    async fn calls_of_lead(&self, lead_id: LeadId) -> Result<Vec<CallRecord>, StoreError> {
+        self.call(move |conn| {
+            let mut stmt = conn.prepare_cached(&format!(
+                "SELECT {CALL_COLUMNS} FROM calls WHERE lead_id = ?1 ORDER BY created_at, seq"
+            ))?;
+            let rows = stmt.query_map([lead_id.to_string()], call_from_row)?;
+            collect(rows)
+        })
+        .await
+    }
+
+    async fn health(&self) -> Result<(), StoreError> {
+        self.call(|conn| {
+            conn.query_row("SELECT 1", [], |_| Ok(()))?;
+            Ok(())
+        })
+        .await
+    }
+}

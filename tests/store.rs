@@ -1,0 +1,577 @@
+//! The same store suite against `SqliteStore`, `SupabaseStore` (real PostgREST + PostgreSQL) and
+//! `OutboxStore`; then the outbox under faults, dead letters, and crashes.
+
+mod helpers;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use helpers::supabase::SupabaseStack;
+use myriam::domain::{CallSid, ConversationMode, Language, LeadId, LeadStatus, PhoneNumber};
+use myriam::qualification::{
+    Address, Description, Field, Lead, PersonName, ServiceType, Speaker, Turn, process_response,
+};
+use myriam::store::outbox::{OutboxConfig, OutboxStore};
+use myriam::store::sqlite::SqliteStore;
+use myriam::store::supabase::SupabaseStore;
+use myriam::store::{CallUpdate, Store, StoreError};
+use secrecy::SecretString;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+fn sid(n: u32) -> CallSid {
+    CallSid::try_from(format!("CA{n:032x}").as_str()).unwrap()
+}
+
+/// A lead with every column set, accents, emoji, SQL metacharacters and a 10 KB description.
+fn full_lead() -> Lead {
+    let mut lead = Lead::new(LeadId::new());
+    lead.nom_complet = Some(PersonName::try_from("Marie-Ève Côté-Lévesque").unwrap());
+    lead.telephone = Some(PhoneNumber::try_from("514 555 0199").unwrap());
+    lead.telephone_raw = Some("cinq un quatre… « oui » 🌲".to_owned());
+    lead.adresse_complete =
+        Some(Address::try_from("4567 boulevard Saint-Laurent, Montréal H2X 1Y4").unwrap());
+    lead.type_service = Some(ServiceType::UrgenceTempete);
+    let description = format!(
+        "L'érable est tombé'; DROP TABLE bp.leads; -- \"quoted\" \\ %_ 🌳 {}",
+        "branche ".repeat(1_250)
+    );
+    lead.description = Some(Description::try_from(description.as_str()).unwrap());
+    lead.urgence = Some(true);
+    lead.status = LeadStatus::Qualifie;
+    lead.language = Language::En;
+    lead.offered_phone = Some(PhoneNumber::try_from("+14185550142").unwrap());
+    lead.attempts = BTreeMap::from([(Field::Telephone, 2)]);
+    lead.conversation = vec![
+        Turn {
+            speaker: Speaker::Caller,
+            field: Some(Field::NomComplet),
+            text: "je m'appelle Marie-Ève 😀".to_owned(),
+            accepted: Some(true),
+        },
+        Turn {
+            speaker: Speaker::Myriam,
+            field: Some(Field::Telephone),
+            text: "Merci.".to_owned(),
+            accepted: None,
+        },
+    ];
+    lead
+}
+
+fn without_times(mut lead: Lead) -> Lead {
+    lead.created_at = None;
+    lead.updated_at = None;
+    lead
+}
+
+async fn suite(store: &impl Store) {
+    store.health().await.expect("healthy");
+
+    // Round trip of every column.
+    let lead = full_lead();
+    assert_eq!(store.get_lead(lead.id).await.unwrap(), None);
+    store.upsert_lead(&lead).await.unwrap();
+    let back = store.get_lead(lead.id).await.unwrap().expect("stored");
+    let created = back.created_at.expect("created_at set by the store");
+    assert_eq!(created.offset(), time::UtcOffset::UTC);
+    assert!(back.updated_at.unwrap() >= created);
+    assert_eq!(without_times(back), lead);
+    assert_eq!(
+        store
+            .get_lead(lead.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .description
+            .unwrap()
+            .as_str()
+            .len(),
+        lead.description.as_ref().unwrap().as_str().len()
+    );
+
+    // An open lead keeps urgence unanswered; a second upsert replaces it.
+    let mut open = Lead::new(LeadId::new());
+    open.nom_complet = Some(PersonName::try_from("Luc Ouellet").unwrap());
+    store.upsert_lead(&open).await.unwrap();
+    open.status = LeadStatus::EnCours;
+    open.telephone = Some(PhoneNumber::try_from("438 555 9876").unwrap());
+    store.upsert_lead(&open).await.unwrap();
+    let back = without_times(store.get_lead(open.id).await.unwrap().unwrap());
+    assert_eq!(back, open);
+    assert_eq!(back.urgence, None);
+
+    calls(store, lead.id).await;
+    events_and_pages(store).await;
+}
+
+async fn calls(store: &impl Store, lead_id: LeadId) {
+    // The same upsert three times is one row, last values win; partial updates keep the rest.
+    let call = sid(1);
+    for (status, duration) in [("ringing", 0), ("in-progress", 5), ("completed", 42)] {
+        let mut update = CallUpdate::new(call.clone());
+        update.lead_id = Some(lead_id);
+        update.from_number = Some("+15145550199".to_owned());
+        update.to_number = Some("+14505550100".to_owned());
+        update.direction = Some("inbound".to_owned());
+        update.status = Some(status.to_owned());
+        update.duration = Some(duration);
+        store.upsert_call(&update).await.unwrap();
+    }
+    let mut partial = CallUpdate::new(call.clone());
+    partial.mode = Some(ConversationMode::Ivr);
+    partial.mode_reason = Some("vapi_unavailable".to_owned());
+    partial.recording_url = Some("https://api.twilio.com/rec/RE1".to_owned());
+    partial.transcript = Some("Myriam: Bonjour… 🌲".to_owned());
+    partial.ended_reason = Some("customer-ended-call".to_owned());
+    partial.vapi_call_id = Some("vapi-call-1".to_owned());
+    store.upsert_call(&partial).await.unwrap();
+    let record = store.get_call(&call).await.unwrap().expect("call stored");
+    assert_eq!(record.fields.status.as_deref(), Some("completed"));
+    assert_eq!(record.fields.duration, Some(42));
+    assert_eq!(
+        record.fields.from_number.as_deref(),
+        Some("+15145550199"),
+        "kept"
+    );
+    assert_eq!(record.fields.mode, Some(ConversationMode::Ivr));
+    assert_eq!(
+        record.fields.transcript.as_deref(),
+        Some("Myriam: Bonjour… 🌲")
+    );
+    assert_eq!(record.fields.lead_id, Some(lead_id));
+    assert!(record.created_at.is_some() && record.id.is_some());
+    let calls = store.calls_of_lead(lead_id).await.unwrap();
+    assert_eq!(calls.len(), 1, "three upserts of one call are one row");
+    assert_eq!(calls[0].fields, record.fields);
+    assert_eq!(store.get_call(&sid(999)).await.unwrap(), None);
+
+    // Lookups.
+    let found = store
+        .find_lead_by_call(&call)
+        .await
+        .unwrap()
+        .expect("lead of call");
+    assert_eq!(found.id, lead_id);
+    assert_eq!(store.find_lead_by_call(&sid(998)).await.unwrap(), None);
+}
+
+async fn events_and_pages(store: &impl Store) {
+    // Idempotency keys.
+    assert!(
+        store
+            .record_event("twilio:CA1:status:completed")
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .record_event("twilio:CA1:status:completed")
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .event_processed("twilio:CA1:status:completed")
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .event_processed("twilio:CA1:status:busy")
+            .await
+            .unwrap()
+    );
+
+    // Pagination, newest first.
+    let mut ids = Vec::new();
+    for i in 0..5 {
+        let mut l = Lead::new(LeadId::new());
+        l.description = Some(Description::try_from(format!("page lead {i}").as_str()).unwrap());
+        store.upsert_lead(&l).await.unwrap();
+        ids.push(l.id);
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let page1: Vec<LeadId> = store
+        .list_leads(2, 0)
+        .await
+        .unwrap()
+        .iter()
+        .map(|l| l.id)
+        .collect();
+    let page2: Vec<LeadId> = store
+        .list_leads(2, 2)
+        .await
+        .unwrap()
+        .iter()
+        .map(|l| l.id)
+        .collect();
+    assert_eq!(page1, [ids[4], ids[3]]);
+    assert_eq!(page2, [ids[2], ids[1]]);
+    let all = store.list_leads(100, 0).await.unwrap();
+    assert_eq!(all.len(), 7);
+    assert!(store.list_leads(0, 0).await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn sqlite_store_passes_the_suite() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(&dir.path().join("nested/dir/myriam.db")).unwrap();
+    suite(&store).await;
+}
+
+fn supabase(stack: &SupabaseStack, timeout: Duration) -> SupabaseStore {
+    SupabaseStore::new(
+        &stack.url,
+        &SecretString::from(stack.service_key.clone()),
+        "bp",
+        timeout,
+    )
+}
+
+#[tokio::test]
+async fn supabase_store_passes_the_suite_on_real_postgrest() {
+    let stack = SupabaseStack::start();
+    suite(&supabase(&stack, Duration::from_secs(5))).await;
+    // What PostgREST wrote is what PostgreSQL holds.
+    assert_eq!(stack.psql("select count(*) from bp.leads"), "7");
+    assert_eq!(
+        stack.psql("select status || ' ' || duration from bp.calls"),
+        "completed 42"
+    );
+}
+
+#[tokio::test]
+async fn outbox_store_passes_the_suite_when_supabase_is_up() {
+    let stack = SupabaseStack::start();
+    let dir = tempfile::tempdir().unwrap();
+    let store = OutboxStore::new(
+        supabase(&stack, Duration::from_secs(5)),
+        SqliteStore::open(&dir.path().join("outbox.db")).unwrap(),
+        OutboxConfig::default(),
+    );
+    suite(&store).await;
+    assert_eq!(store.depth().await.unwrap(), 0, "nothing had to be queued");
+}
+
+#[tokio::test]
+async fn supabase_errors_carry_postgrest_codes() {
+    let stack = SupabaseStack::start();
+    let wrong_key = SupabaseStore::new(
+        &stack.url,
+        &SecretString::from("not-a-known-key".to_owned()),
+        "bp",
+        Duration::from_secs(5),
+    );
+    let err = wrong_key.health().await.unwrap_err();
+    assert!(
+        matches!(err, StoreError::Rejected { status: 401, .. }),
+        "{err:?}"
+    );
+    assert!(!err.is_transient());
+
+    let anon = SupabaseStore::new(
+        &stack.url,
+        &SecretString::from(stack.anon_key.clone()),
+        "bp",
+        Duration::from_secs(5),
+    );
+    let err = anon.upsert_lead(&full_lead()).await.unwrap_err();
+    assert!(
+        matches!(&err, StoreError::Rejected { status: 401, code, .. } if code == "42501"),
+        "anon has no access: {err:?}"
+    );
+
+    let wrong_schema = SupabaseStore::new(
+        &stack.url,
+        &SecretString::from(stack.service_key.clone()),
+        "public_nope",
+        Duration::from_secs(5),
+    );
+    let err = wrong_schema.health().await.unwrap_err();
+    assert!(
+        matches!(&err, StoreError::Rejected { status: 406, code, .. } if code == "PGRST106"),
+        "{err:?}"
+    );
+}
+
+async fn wait_for_depth(store: &OutboxStore, depth: usize) {
+    let started = Instant::now();
+    while store.depth().await.unwrap() != depth {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "outbox stuck (wanted {depth}): {:?}",
+            store.pending_summary().await.unwrap()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn fast() -> OutboxConfig {
+    OutboxConfig {
+        write_deadline: Duration::from_millis(500),
+        min_backoff: Duration::from_millis(100),
+        max_backoff: Duration::from_millis(400),
+    }
+}
+
+#[tokio::test]
+async fn writes_survive_supabase_going_down_and_drain_in_order() {
+    let mut stack = SupabaseStack::start();
+    let dir = tempfile::tempdir().unwrap();
+    let store = OutboxStore::new(
+        supabase(&stack, Duration::from_millis(500)),
+        SqliteStore::open(&dir.path().join("outbox.db")).unwrap(),
+        fast(),
+    );
+    let tracker = TaskTracker::new();
+    let token = CancellationToken::new();
+
+    let mut lead = Lead::new(LeadId::new());
+    store.upsert_lead(&lead).await.unwrap();
+    assert_eq!(store.depth().await.unwrap(), 0);
+
+    stack.stop_postgrest();
+    // Every write is still acknowledged, and durable in the outbox.
+    let mut acknowledged = Vec::new();
+    for (i, answer) in ["Jean Tremblay", "514 555 1234", "12 rue des Érables, Laval"]
+        .iter()
+        .enumerate()
+    {
+        let outcome = process_response(&store, &lead.id.to_string(), answer, &[]).await;
+        assert!(outcome.success, "{answer}: {outcome:?}");
+        let mut update = CallUpdate::new(sid(7));
+        update.lead_id = Some(lead.id);
+        update.status = Some(format!("step-{i}"));
+        store.upsert_call(&update).await.unwrap();
+        acknowledged.push(outcome);
+    }
+    assert!(store.record_event("evt-down").await.unwrap());
+    assert!(
+        !store.record_event("evt-down").await.unwrap(),
+        "pending events count"
+    );
+    assert_eq!(store.depth().await.unwrap(), 7);
+    assert!(store.oldest_age().await.unwrap().is_some());
+    // Reads see the pending writes.
+    lead = store.get_lead(lead.id).await.unwrap().unwrap();
+    assert_eq!(
+        lead.adresse_complete.as_ref().unwrap().as_str(),
+        "12 rue des Érables, Laval"
+    );
+    assert_eq!(
+        store
+            .get_call(&sid(7))
+            .await
+            .unwrap()
+            .unwrap()
+            .fields
+            .status
+            .as_deref(),
+        Some("step-2")
+    );
+    assert_eq!(
+        store.find_lead_by_call(&sid(7)).await.unwrap().unwrap().id,
+        lead.id
+    );
+
+    // Supabase comes back: the worker drains in order.
+    store.spawn_worker(&tracker, token.clone());
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    stack.start_postgrest();
+    wait_for_depth(&store, 0).await;
+    token.cancel();
+    tracker.close();
+    tracker.wait().await;
+
+    assert_eq!(
+        stack.psql("select nom_complet || '|' || telephone || '|' || adresse_complete || '|' || status from bp.leads"),
+        "Jean Tremblay|+15145551234|12 rue des Érables, Laval|en_cours"
+    );
+    assert_eq!(
+        stack.psql("select count(*) || ' ' || status from bp.calls group by status"),
+        "1 step-2"
+    );
+    assert_eq!(stack.psql("select count(*) from bp.processed_events"), "1");
+    let stored = store.get_lead(lead.id).await.unwrap().unwrap();
+    assert_eq!(
+        stored.conversation.len(),
+        6,
+        "every answer and reply, none doubled"
+    );
+    assert_eq!(
+        acknowledged
+            .last()
+            .unwrap()
+            .lead_data
+            .as_ref()
+            .unwrap()
+            .adresse_complete
+            .as_deref(),
+        Some("12 rue des Érables, Laval")
+    );
+}
+
+#[tokio::test]
+async fn a_permanently_refused_write_goes_to_dead_letters_and_can_be_requeued() {
+    let stack = SupabaseStack::start();
+    let dir = tempfile::tempdir().unwrap();
+    let store = OutboxStore::new(
+        supabase(&stack, Duration::from_secs(2)),
+        SqliteStore::open(&dir.path().join("outbox.db")).unwrap(),
+        fast(),
+    );
+    stack.psql("revoke insert, update on bp.processed_events from service_role");
+    // Acknowledged (kept locally), never retried forever.
+    store.record_event("evt-refused").await.unwrap();
+    assert_eq!(store.depth().await.unwrap(), 0);
+    let dead = store.dead_letters().await.unwrap();
+    assert_eq!(dead.len(), 1);
+    assert!(dead[0].error.contains("42501"), "{}", dead[0].error);
+
+    // A queued write refused on replay is dead-lettered too, and the queue moves on.
+    let mut stack = stack;
+    stack.stop_postgrest();
+    store.record_event("evt-queued").await.unwrap();
+    let lead = Lead::new(LeadId::new());
+    store.upsert_lead(&lead).await.unwrap();
+    assert_eq!(store.depth().await.unwrap(), 2);
+    stack.start_postgrest();
+    let tracker = TaskTracker::new();
+    let token = CancellationToken::new();
+    store.spawn_worker(&tracker, token.clone());
+    wait_for_depth(&store, 0).await;
+    assert_eq!(store.dead_letters().await.unwrap().len(), 2);
+    assert_eq!(
+        stack.psql("select count(*) from bp.leads"),
+        "1",
+        "the lead behind it landed"
+    );
+
+    // Fixed grants: requeue and drain.
+    stack.psql("grant insert, update on bp.processed_events to service_role");
+    assert_eq!(store.requeue_dead_letters().await.unwrap(), 2);
+    wait_for_depth(&store, 0).await;
+    token.cancel();
+    assert!(store.dead_letters().await.unwrap().is_empty());
+    assert_eq!(
+        stack.psql("select string_agg(key, ',' order by key) from bp.processed_events"),
+        "evt-queued,evt-refused"
+    );
+}
+
+#[tokio::test]
+async fn shutdown_flush_replays_what_it_can() {
+    let mut stack = SupabaseStack::start();
+    let dir = tempfile::tempdir().unwrap();
+    let store = OutboxStore::new(
+        supabase(&stack, Duration::from_millis(500)),
+        SqliteStore::open(&dir.path().join("outbox.db")).unwrap(),
+        fast(),
+    );
+    stack.stop_postgrest();
+    store.upsert_lead(&Lead::new(LeadId::new())).await.unwrap();
+    assert_eq!(
+        store.flush(Duration::from_millis(300)).await.unwrap(),
+        1,
+        "still down"
+    );
+    stack.start_postgrest();
+    assert_eq!(store.flush(Duration::from_secs(5)).await.unwrap(), 0);
+    assert_eq!(stack.psql("select count(*) from bp.leads"), "1");
+}
+
+/// Child half of the crash tests: acknowledges writes and prints each id, until killed.
+#[tokio::test]
+async fn crash_child() {
+    let Ok(db) = std::env::var("MYRIAM_CRASH_DB") else {
+        return; // Only runs when a crash test starts it.
+    };
+    let local = SqliteStore::open(Path::new(&db)).unwrap();
+    let outbox = std::env::var("MYRIAM_CRASH_SUPABASE_URL").ok().map(|url| {
+        OutboxStore::new(
+            SupabaseStore::new(
+                &url,
+                &SecretString::from("key".to_owned()),
+                "bp",
+                Duration::from_millis(200),
+            ),
+            local.clone(),
+            fast(),
+        )
+    });
+    for i in 0.. {
+        let mut lead = Lead::new(LeadId::new());
+        lead.description = Some(Description::try_from(format!("crash lead {i}").as_str()).unwrap());
+        match &outbox {
+            Some(o) => o.upsert_lead(&lead).await.unwrap(),
+            None => local.upsert_lead(&lead).await.unwrap(),
+        }
+        println!("acked {}", lead.id);
+    }
+}
+
+/// Starts `crash_child`, lets it acknowledge some writes, SIGKILLs it; returns the acknowledged ids.
+fn crash(db: &Path, supabase_url: Option<&str>) -> Vec<LeadId> {
+    use std::io::{BufRead, BufReader};
+    let mut cmd = Command::new(std::env::current_exe().unwrap());
+    cmd.args(["--exact", "crash_child", "--nocapture", "--test-threads=1"])
+        .env("MYRIAM_CRASH_DB", db)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
+    if let Some(url) = supabase_url {
+        cmd.env("MYRIAM_CRASH_SUPABASE_URL", url);
+    }
+    let mut child = cmd.spawn().unwrap();
+    let mut acked = Vec::new();
+    let reader = BufReader::new(child.stdout.take().unwrap());
+    for line in reader.lines() {
+        let line = line.unwrap();
+        if let Some(id) = line.strip_prefix("acked ") {
+            acked.push(LeadId::try_from(id).unwrap());
+            if acked.len() == 25 {
+                // SIGKILL: no destructor, no flush.
+                child.kill().unwrap();
+                break;
+            }
+        }
+    }
+    child.wait().unwrap();
+    assert_eq!(acked.len(), 25);
+    acked
+}
+
+#[tokio::test]
+async fn sqlite_keeps_every_acknowledged_write_after_sigkill() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("crash.db");
+    let acked = crash(&db, None);
+    let store = SqliteStore::open(&db).unwrap();
+    for id in acked {
+        assert!(store.get_lead(id).await.unwrap().is_some(), "lost {id}");
+    }
+}
+
+#[tokio::test]
+async fn the_outbox_keeps_every_acknowledged_write_after_sigkill() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("crash-outbox.db");
+    // Nothing listens there: every write is queued.
+    let acked = crash(&db, Some("http://127.0.0.1:9"));
+    let store = OutboxStore::new(
+        SupabaseStore::new(
+            "http://127.0.0.1:9",
+            &SecretString::from("key".to_owned()),
+            "bp",
+            Duration::from_millis(100),
+        ),
+        SqliteStore::open(&db).unwrap(),
+        fast(),
+    );
+    assert!(store.depth().await.unwrap() >= acked.len());
+    for id in acked {
+        assert!(store.get_lead(id).await.unwrap().is_some(), "lost {id}");
+    }
+}
