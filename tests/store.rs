@@ -575,3 +575,35 @@ async fn the_outbox_keeps_every_acknowledged_write_after_sigkill() {
         assert!(store.get_lead(id).await.unwrap().is_some(), "lost {id}");
     }
 }
+
+#[test]
+fn store_selection_follows_store_and_the_supabase_settings() {
+    use myriam::config::{Settings, StoreKind};
+    use myriam::store::{AnyStore, OpenError};
+    let mut settings = Settings::for_tests();
+    assert_eq!(
+        AnyStore::open(&settings).unwrap().kind(),
+        "sqlite",
+        "auto without Supabase"
+    );
+    settings.store.kind = StoreKind::Supabase;
+    assert!(matches!(
+        AnyStore::open(&settings),
+        Err(OpenError::SupabaseNotConfigured)
+    ));
+    settings.store.supabase_url = Some("https://bp.supabase.test".parse().unwrap());
+    settings.store.supabase_service_role_key = Some(SecretString::from("sb_secret_k".to_owned()));
+    assert_eq!(AnyStore::open(&settings).unwrap().kind(), "supabase");
+    settings.store.kind = StoreKind::Auto;
+    assert_eq!(
+        AnyStore::open(&settings).unwrap().kind(),
+        "supabase",
+        "auto with Supabase"
+    );
+    settings.store.kind = StoreKind::Sqlite;
+    assert_eq!(
+        AnyStore::open(&settings).unwrap().kind(),
+        "sqlite",
+        "forced"
+    );
+}

@@ -111,7 +111,8 @@ comment on column bp.calls.mode_reason is 'Why that mode was chosen (e.g. agent 
 comment on column bp.calls.duration is 'Call duration in seconds.';
 comment on column bp.calls.ended_reason is 'Reason reported when the call ended.';
 
-create index calls_lead_id_idx on bp.calls (lead_id);
+-- A lead's calls, oldest first (calls_of_lead); also serves the ON DELETE SET NULL lookup.
+create index calls_lead_id_created_at_idx on bp.calls (lead_id, created_at, id);
 create index calls_vapi_call_id_idx on bp.calls (vapi_call_id) where vapi_call_id is not null;
 
 create trigger calls_set_updated_at
