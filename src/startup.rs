@@ -197,7 +197,7 @@ impl Application {
             match outbox.flush(drain_timeout).await {
                 Ok(0) => {}
                 Ok(left) => {
-                    tracing::warn!(left, "outbox not empty at shutdown; replayed on next start")
+                    tracing::warn!(left, "outbox not empty at shutdown; replayed on next start");
                 }
                 Err(error) => tracing::error!(%error, "cannot flush the outbox"),
             }

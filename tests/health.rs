@@ -62,19 +62,26 @@ async fn readyz_reports_ready_with_the_environment() {
 }
 
 #[tokio::test]
-async fn readyz_is_503_when_supabase_is_unreachable() {
+async fn readyz_stays_ready_but_reports_an_unreachable_supabase() {
     let app = spawn_app_with(|s| {
         s.store.supabase_url = Some("http://127.0.0.1:9".parse().unwrap());
         s.store.supabase_service_role_key = Some(SecretString::from("sb_secret_x".to_owned()));
     })
     .await;
     let response = app.client.get(app.url("/readyz")).send().await.unwrap();
-    assert_eq!(response.status(), 503);
+    assert_eq!(
+        response.status(),
+        200,
+        "writes still become durable in the outbox"
+    );
     let body: serde_json::Value = response.json().await.unwrap();
-    assert_eq!(body["status"], "unavailable");
+    assert_eq!(body["status"], "ready");
     assert_eq!(
         body["store"],
-        serde_json::json!({"kind": "supabase", "ok": false, "error": "unavailable"})
+        serde_json::json!({
+            "kind": "supabase", "ok": true,
+            "supabase": {"ok": false, "error": "unavailable", "outbox_depth": 0}
+        })
     );
 }
 

@@ -7,7 +7,7 @@ use axum::http::StatusCode;
 use serde::Serialize;
 
 use crate::startup::AppState;
-use crate::store::Store as _;
+use crate::store::{AnyStore, Store as _};
 
 #[derive(Debug, Serialize)]
 pub struct Health {
@@ -34,20 +34,44 @@ pub struct Readiness {
 #[derive(Debug, Serialize)]
 pub struct StoreHealth {
     pub kind: &'static str,
+    /// Writes can be made durable (SQLite, or the outbox in front of Supabase).
     pub ok: bool,
     /// Why not, as an error kind (`unavailable`, `timeout`, `rejected` …); never caller data.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<&'static str>,
+    /// With Supabase: whether it answers, and how many writes wait in the outbox. An unreachable
+    /// Supabase does not make the instance unready: writes queue durably.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub supabase: Option<RemoteHealth>,
 }
 
-/// Readiness: 503 while the instance drains or when the store is unreachable, so load balancers
-/// stop sending calls.
+#[derive(Debug, Serialize)]
+pub struct RemoteHealth {
+    pub ok: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<&'static str>,
+    pub outbox_depth: Option<usize>,
+}
+
+/// Readiness: 503 while the instance drains or when writes cannot be made durable, so load
+/// balancers stop sending calls. Supabase being down is reported, not fatal: the outbox absorbs it.
 pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Readiness>) {
     let draining = state.lifecycle.is_draining();
     let health = state.store.health().await;
     if let Err(error) = &health {
         tracing::warn!(%error, "store not ready");
     }
+    let supabase = match &state.store {
+        AnyStore::Sqlite(_) => None,
+        AnyStore::Supabase(outbox) => {
+            let remote = outbox.remote_health().await;
+            Some(RemoteHealth {
+                ok: remote.is_ok(),
+                error: remote.err().map(|e| e.kind()),
+                outbox_depth: outbox.depth().await.ok(),
+            })
+        }
+    };
     let ready = !draining && health.is_ok();
     let code = if ready {
         StatusCode::OK
@@ -70,6 +94,7 @@ pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Readines
                 kind: state.store.kind(),
                 ok: health.is_ok(),
                 error: health.err().map(|e| e.kind()),
+                supabase,
             },
         }),
     )
