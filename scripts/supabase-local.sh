@@ -8,7 +8,8 @@
 #   start  idempotent: start PostgreSQL, create database `myriam` with the migrations if it does
 #          not exist yet (existing dev data is kept), start PostgREST on 127.0.0.1:54330 and the
 #          gateway on 127.0.0.1:54321
-#   env    print STORE / SUPABASE_URL / SUPABASE_SERVICE_ROLE_KEY for `eval "$(... env)"` or a .env
+#   env    print STORE / SUPABASE_URL / SUPABASE_SERVICE_ROLE_KEY lines for a .env file
+#          (`scripts/supabase-local.sh env >> .env`) or `set -a; eval "$(... env)"; set +a`
 #   stop   stop the gateway and PostgREST (by PID) and PostgreSQL
 #
 # State lives in $MYRIAM_PG_DIR (see scripts/local-pg.sh): jwt-secret, *.jwt, *.pid, *.log.
@@ -165,7 +166,7 @@ cmd_start() {
   ensure_keys
   start_postgrest
   start_gateway
-  log "ready; load the environment with: eval \"\$(scripts/supabase-local.sh env)\""
+  log "ready; add its environment to .env with: scripts/supabase-local.sh env >> .env"
 }
 
 cmd_stop() {
