@@ -17,6 +17,9 @@ apt_install() {
 # PostgreSQL 15 (Debian): the store tests run a throwaway cluster.
 if [ -x /usr/lib/postgresql/15/bin/initdb ]; then
   say "postgresql 15 present"
+elif ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
+  # shellcheck disable=SC2012
+  say "postgresql $(ls /usr/lib/postgresql | sort -V | tail -n 1) present (15 preferred)"
 else
   say "installing postgresql-15 from Debian"
   apt_install postgresql-15

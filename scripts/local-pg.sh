@@ -13,7 +13,8 @@
 # Environment:
 #   MYRIAM_PG_DIR   cluster directory (default ${TMPDIR:-/tmp}/myriam-pg-<uid>): data/, pg.log, socket
 #   MYRIAM_PG_PORT  TCP port on 127.0.0.1 (default 54329)
-#   MYRIAM_PG_BIN   PostgreSQL binaries (default /usr/lib/postgresql/15/bin)
+#   MYRIAM_PG_BIN   PostgreSQL binaries (default /usr/lib/postgresql/15/bin, else the newest
+#                   /usr/lib/postgresql/*/bin, e.g. on CI runners that ship another major)
 #
 # PostgreSQL refuses to run as root, so when invoked as root the server runs as `nobody`.
 # Authentication is `trust` on loopback: local throwaway clusters only.
@@ -26,7 +27,15 @@ MIGRATIONS_DIR="$ROOT/supabase/migrations"
 
 PG_DIR=${MYRIAM_PG_DIR:-${TMPDIR:-/tmp}/myriam-pg-$(id -u)}
 PG_PORT=${MYRIAM_PG_PORT:-54329}
-PG_BIN=${MYRIAM_PG_BIN:-/usr/lib/postgresql/15/bin}
+default_pg_bin() {
+  if [ -x /usr/lib/postgresql/15/bin/initdb ]; then
+    echo /usr/lib/postgresql/15/bin
+  else
+    # shellcheck disable=SC2012
+    ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1
+  fi
+}
+PG_BIN=${MYRIAM_PG_BIN:-$(default_pg_bin)}
 DATA="$PG_DIR/data"
 HOST=127.0.0.1
 
