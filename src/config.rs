@@ -100,6 +100,41 @@ pub struct TwilioSettings {
     pub auth_token: Option<SecretString>,
     /// `BP_TWILIO_TEST_MODE=1`: signatures not checked (development only).
     pub test_mode: bool,
+    /// `<Say>` voices (`TWILIO_VOICE_FR`, `TWILIO_VOICE_EN`).
+    pub voices: crate::twilio::twiml::Voices,
+}
+
+/// `PUBLIC_BASE_URL` exactly as configured (trailing `/` removed): the scheme, host (its case
+/// kept), optional port and path prefix that Twilio signs. Never normalised by a URL parser, which
+/// would break signatures.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PublicBaseUrl(String);
+
+impl PublicBaseUrl {
+    pub fn new(raw: &str) -> Self {
+        Self(raw.trim().trim_end_matches('/').to_owned())
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The URL Twilio requested: this base plus the raw request target (`/path?query`).
+    pub fn join(&self, path_and_query: &str) -> String {
+        format!("{}{}", self.0, path_and_query)
+    }
+
+    /// The WebSocket form (`https` → `wss`, `http` → `ws`) of `join(path)`.
+    pub fn websocket(&self, path: &str) -> String {
+        let joined = self.join(path);
+        if let Some(rest) = joined.strip_prefix("https://") {
+            format!("wss://{rest}")
+        } else if let Some(rest) = joined.strip_prefix("http://") {
+            format!("ws://{rest}")
+        } else {
+            joined
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -132,7 +167,7 @@ pub struct TelemetrySettings {
 pub struct Settings {
     pub environment: Environment,
     pub bind_addr: SocketAddr,
-    pub public_base_url: Option<Url>,
+    pub public_base_url: Option<PublicBaseUrl>,
     pub call_mode: CallMode,
     pub max_concurrent_calls: usize,
     pub drain_timeout: Duration,
@@ -360,7 +395,9 @@ impl Settings {
         Ok(Settings {
             environment,
             bind_addr,
-            public_base_url: reader.url("PUBLIC_BASE_URL"),
+            public_base_url: reader
+                .text("PUBLIC_BASE_URL")
+                .map(|raw| PublicBaseUrl::new(&raw)),
             call_mode,
             max_concurrent_calls,
             drain_timeout,
@@ -368,6 +405,14 @@ impl Settings {
                 account_sid: reader.text("TWILIO_ACCOUNT_SID"),
                 auth_token: reader.secret("TWILIO_AUTH_TOKEN"),
                 test_mode: test_mode && environment == Environment::Development,
+                voices: crate::twilio::twiml::Voices {
+                    fr: reader
+                        .text("TWILIO_VOICE_FR")
+                        .unwrap_or_else(|| crate::twilio::twiml::Voices::default().fr),
+                    en: reader
+                        .text("TWILIO_VOICE_EN")
+                        .unwrap_or_else(|| crate::twilio::twiml::Voices::default().en),
+                },
             },
             vapi: VapiSettings {
                 private_key: reader.secret("VAPI_PRIVATE_KEY"),

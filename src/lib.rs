@@ -14,6 +14,9 @@
 //! - [`domain`]: newtypes parsed at the edge (`PhoneNumber`, `LeadId`, `LeadStatus`, `Language`).
 //! - [`qualification`]: the six-question state machine, its parsers and prompts.
 //! - [`text`]: folding and matching what callers say.
+//! - [`twilio`]: request signatures, TwiML, the verified-webhook extractor.
+//! - [`ivr`]: the speech IVR over TwiML, idempotent per call.
+//! - [`store`]: SQLite, Supabase and the durable outbox.
 //! - [`routes`]: thin HTTP handlers.
 //! - [`preflight`]: the steps behind the `preflight` binary.
 //!
@@ -21,6 +24,7 @@
 
 pub mod config;
 pub mod domain;
+pub mod ivr;
 pub mod preflight;
 pub mod qualification;
 pub mod routes;
@@ -29,3 +33,4 @@ pub mod startup;
 pub mod store;
 pub mod telemetry;
 pub mod text;
+pub mod twilio;

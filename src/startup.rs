@@ -15,7 +15,7 @@ use axum::extract::{MatchedPath, Request};
 use axum::http::{HeaderName, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -26,9 +26,11 @@ use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::config::Settings;
-use crate::routes::health;
+use crate::ivr::CallLocks;
+use crate::routes::{health, twilio};
 use crate::store::{AnyStore, OpenError};
 use crate::telemetry::{self, names};
+use crate::twilio::WebhookAuth;
 
 /// Largest request body accepted (Twilio webhooks are a few KiB); larger gets 413.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
@@ -71,6 +73,20 @@ pub struct AppState {
     pub settings: Arc<Settings>,
     pub lifecycle: Lifecycle,
     pub store: AnyStore,
+    pub twilio_auth: WebhookAuth,
+    pub call_locks: Arc<CallLocks>,
+}
+
+impl AppState {
+    pub fn new(settings: Settings, store: AnyStore, lifecycle: Lifecycle) -> Self {
+        Self {
+            twilio_auth: WebhookAuth::from_settings(&settings),
+            settings: Arc::new(settings),
+            lifecycle,
+            store,
+            call_locks: Arc::default(),
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -128,11 +144,10 @@ impl Application {
             outbox.spawn_worker(lifecycle.tracker(), lifecycle.shutdown_token());
         }
         tracing::info!(store = store.kind(), "store opened");
-        let state = AppState {
-            settings: Arc::new(settings),
-            lifecycle,
-            store,
-        };
+        if let WebhookAuth::Bypass(why) = WebhookAuth::from_settings(&settings) {
+            tracing::warn!(reason = why, "Twilio signatures are NOT checked");
+        }
+        let state = AppState::new(settings, store, lifecycle);
         Ok(Self {
             listener,
             local_addr,
@@ -157,6 +172,11 @@ impl Application {
 
     pub fn lifecycle(&self) -> Lifecycle {
         self.state.lifecycle.clone()
+    }
+
+    /// The store this application writes to.
+    pub fn store(&self) -> AnyStore {
+        self.state.store.clone()
     }
 
     /// Serves until the lifecycle's shutdown token is cancelled, then drains.
@@ -223,6 +243,10 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
+        .route("/twilio/voice", post(twilio::voice))
+        .route("/twilio/gather", post(twilio::gather))
+        .route("/twilio/status", post(twilio::status))
+        .route("/twilio/stream-ended", post(twilio::stream_ended))
         .route_layer(middleware::from_fn(record_metrics))
         .fallback(not_found)
         .with_state(state)

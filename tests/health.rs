@@ -89,11 +89,11 @@ async fn readyz_stays_ready_but_reports_an_unreachable_supabase() {
 async fn readyz_is_503_while_draining() {
     let lifecycle = Lifecycle::default();
     let settings = Settings::for_tests();
-    let state = AppState {
-        store: AnyStore::open(&settings).unwrap(),
-        settings: Arc::new(settings),
-        lifecycle: lifecycle.clone(),
-    };
+    let state = AppState::new(
+        settings.clone(),
+        AnyStore::open(&settings).unwrap(),
+        lifecycle.clone(),
+    );
     lifecycle.shutdown();
     let response = router(state)
         .oneshot(Request::get("/readyz").body(Body::empty()).unwrap())

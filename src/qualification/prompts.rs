@@ -303,3 +303,11 @@ pub fn technical_problem(language: Language) -> &'static str {
         Language::En => "Sorry, I'm having a technical problem. Could you repeat your answer?",
     }
 }
+
+/// Nothing was heard.
+pub fn no_speech(language: Language) -> &'static str {
+    match language {
+        Language::Fr => "Je n'ai rien entendu.",
+        Language::En => "I didn't hear anything.",
+    }
+}

@@ -1,3 +1,4 @@
 //! Thin HTTP handlers. Each parses its input into domain types and delegates.
 
 pub mod health;
+pub mod twilio;

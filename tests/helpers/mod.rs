@@ -18,9 +18,14 @@ pub struct TestApp {
     pub lifecycle: Lifecycle,
     pub server: JoinHandle<std::io::Result<()>>,
     pub client: reqwest::Client,
+    pub store: myriam::store::AnyStore,
 }
 
 impl TestApp {
+    pub fn state_store(&self) -> &myriam::store::AnyStore {
+        &self.store
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{}", self.addr, path)
     }
@@ -34,6 +39,7 @@ pub async fn spawn_app_with(customise: impl FnOnce(&mut Settings)) -> TestApp {
     let addr = app.local_addr();
     let metrics_addr = app.metrics_addr();
     let lifecycle = app.lifecycle();
+    let store = app.store();
     let server = tokio::spawn(app.run_until_stopped());
     TestApp {
         addr,
@@ -41,6 +47,7 @@ pub async fn spawn_app_with(customise: impl FnOnce(&mut Settings)) -> TestApp {
         lifecycle,
         server,
         client: reqwest::Client::new(),
+        store,
     }
 }
 

@@ -1,0 +1,7 @@
+//! Twilio: request signatures, TwiML, and the verified-webhook extractor every Twilio route uses.
+
+pub mod signature;
+pub mod twiml;
+pub mod webhook;
+
+pub use webhook::{TwilioForm, TwilioRejection, WebhookAuth};

@@ -1,0 +1,307 @@
+//! TwiML responses, written with an XML writer (`quick-xml`): text and attributes are escaped by the
+//! writer, never by hand. Served as `text/xml; charset=utf-8` with a `Content-Length`.
+
+use std::io::Cursor;
+
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use quick_xml::Writer;
+use quick_xml::events::{BytesDecl, BytesText, Event};
+
+use crate::domain::Language;
+
+/// The voices Myriam speaks with (configurable: `TWILIO_VOICE_FR`, `TWILIO_VOICE_EN`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Voices {
+    pub fr: String,
+    pub en: String,
+}
+
+impl Default for Voices {
+    fn default() -> Self {
+        Self {
+            fr: "Polly.Gabrielle-Neural".to_owned(),
+            en: "Polly.Joanna-Neural".to_owned(),
+        }
+    }
+}
+
+impl Voices {
+    pub fn for_language(&self, language: Language) -> &str {
+        match language {
+            Language::Fr => &self.fr,
+            Language::En => &self.en,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Say {
+    pub text: String,
+    pub language: Language,
+    pub voice: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Gather {
+    pub action: String,
+    pub language: Language,
+    /// Words the recogniser should expect (comma-separated in TwiML).
+    pub hints: Vec<String>,
+    /// Post to `action` even when nothing was heard, so silence is handled by the gateway.
+    pub action_on_empty_result: bool,
+    /// Seconds to wait for the caller to start speaking.
+    pub timeout: u32,
+    pub say: Vec<Say>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stream {
+    pub url: String,
+    pub parameters: Vec<(String, String)>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Record {
+    pub action: Option<String>,
+    pub max_length: u32,
+    pub play_beep: bool,
+}
+
+/// One TwiML verb.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verb {
+    Say(Say),
+    Gather(Gather),
+    /// `<Connect action=…><Stream url=…><Parameter …/></Stream></Connect>`.
+    Connect {
+        action: Option<String>,
+        stream: Stream,
+    },
+    Redirect(String),
+    Pause(u32),
+    Record(Record),
+    Hangup,
+}
+
+/// A `<Response>` document.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TwiML {
+    pub verbs: Vec<Verb>,
+}
+
+fn write_say<W: std::io::Write>(w: &mut Writer<W>, say: &Say) -> std::io::Result<()> {
+    w.create_element("Say")
+        .with_attribute(("language", say.language.speech_tag()))
+        .with_attribute(("voice", say.voice.as_str()))
+        .write_text_content(BytesText::new(&say.text))?;
+    Ok(())
+}
+
+fn write_verb<W: std::io::Write>(w: &mut Writer<W>, verb: &Verb) -> std::io::Result<()> {
+    match verb {
+        Verb::Say(say) => write_say(w, say)?,
+        Verb::Gather(g) => {
+            let timeout = g.timeout.to_string();
+            let hints = g.hints.join(", ");
+            let mut el = w
+                .create_element("Gather")
+                .with_attribute(("input", "speech dtmf"))
+                .with_attribute(("action", g.action.as_str()))
+                .with_attribute(("method", "POST"))
+                .with_attribute(("language", g.language.speech_tag()))
+                .with_attribute(("speechTimeout", "auto"))
+                .with_attribute(("timeout", timeout.as_str()))
+                .with_attribute((
+                    "actionOnEmptyResult",
+                    if g.action_on_empty_result {
+                        "true"
+                    } else {
+                        "false"
+                    },
+                ));
+            if !hints.is_empty() {
+                el = el.with_attribute(("hints", hints.as_str()));
+            }
+            el.write_inner_content(|w| {
+                for say in &g.say {
+                    write_say(w, say)?;
+                }
+                Ok(())
+            })?;
+        }
+        Verb::Connect { action, stream } => {
+            let mut el = w.create_element("Connect");
+            if let Some(action) = action {
+                el = el.with_attribute(("action", action.as_str()));
+            }
+            el.write_inner_content(|w| {
+                w.create_element("Stream")
+                    .with_attribute(("url", stream.url.as_str()))
+                    .write_inner_content(|w| {
+                        for (name, value) in &stream.parameters {
+                            w.create_element("Parameter")
+                                .with_attribute(("name", name.as_str()))
+                                .with_attribute(("value", value.as_str()))
+                                .write_empty()?;
+                        }
+                        Ok(())
+                    })?;
+                Ok(())
+            })?;
+        }
+        Verb::Redirect(url) => {
+            w.create_element("Redirect")
+                .with_attribute(("method", "POST"))
+                .write_text_content(BytesText::new(url))?;
+        }
+        Verb::Pause(length) => {
+            w.create_element("Pause")
+                .with_attribute(("length", length.to_string().as_str()))
+                .write_empty()?;
+        }
+        Verb::Record(r) => {
+            let max = r.max_length.to_string();
+            let mut el = w
+                .create_element("Record")
+                .with_attribute(("maxLength", max.as_str()))
+                .with_attribute(("playBeep", if r.play_beep { "true" } else { "false" }));
+            if let Some(action) = &r.action {
+                el = el.with_attribute(("action", action.as_str()));
+            }
+            el.write_empty()?;
+        }
+        Verb::Hangup => {
+            w.create_element("Hangup").write_empty()?;
+        }
+    }
+    Ok(())
+}
+
+impl TwiML {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    #[must_use]
+    pub fn verb(mut self, verb: Verb) -> Self {
+        self.verbs.push(verb);
+        self
+    }
+
+    /// The XML document.
+    ///
+    /// # Panics
+    /// Never: writing to memory cannot fail.
+    pub fn to_xml(&self) -> String {
+        let mut w = Writer::new(Cursor::new(Vec::new()));
+        w.write_event(Event::Decl(BytesDecl::new("1.0", Some("UTF-8"), None)))
+            .expect("writing to memory");
+        w.create_element("Response")
+            .write_inner_content(|w| {
+                for verb in &self.verbs {
+                    write_verb(w, verb)?;
+                }
+                Ok(())
+            })
+            .expect("writing to memory");
+        String::from_utf8(w.into_inner().into_inner()).expect("the writer emits UTF-8")
+    }
+}
+
+impl IntoResponse for TwiML {
+    fn into_response(self) -> Response {
+        (
+            [(header::CONTENT_TYPE, "text/xml; charset=utf-8")],
+            self.to_xml(),
+        )
+            .into_response()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn say(text: &str) -> Say {
+        Say {
+            text: text.to_owned(),
+            language: Language::Fr,
+            voice: "Polly.Gabrielle-Neural".to_owned(),
+        }
+    }
+
+    #[test]
+    fn escapes_text_and_attributes_and_keeps_accents() {
+        let xml = TwiML::new()
+            .verb(Verb::Say(say(
+                r#"Élagage & "abattage" <urgent> d'un érable"#,
+            )))
+            .verb(Verb::Hangup)
+            .to_xml();
+        assert_eq!(
+            xml,
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response><Say language=\"fr-CA\" \
+             voice=\"Polly.Gabrielle-Neural\">Élagage &amp; &quot;abattage&quot; &lt;urgent&gt; \
+             d&apos;un érable</Say><Hangup/></Response>"
+        );
+    }
+
+    #[test]
+    fn gather_with_speech_settings_and_nested_say() {
+        let xml = TwiML::new()
+            .verb(Verb::Gather(Gather {
+                action: "https://gw.example.com/twilio/gather?turn=2&silence=0".to_owned(),
+                language: Language::En,
+                hints: vec!["élagage".to_owned(), "abattage".to_owned()],
+                action_on_empty_result: true,
+                timeout: 5,
+                say: vec![Say {
+                    text: "Is it urgent?".to_owned(),
+                    language: Language::En,
+                    voice: "Polly.Joanna-Neural".to_owned(),
+                }],
+            }))
+            .to_xml();
+        assert!(xml.contains(
+            "<Gather input=\"speech dtmf\" action=\"https://gw.example.com/twilio/gather?turn=2&amp;silence=0\" \
+             method=\"POST\" language=\"en-US\" speechTimeout=\"auto\" timeout=\"5\" \
+             actionOnEmptyResult=\"true\" hints=\"élagage, abattage\"><Say language=\"en-US\" \
+             voice=\"Polly.Joanna-Neural\">Is it urgent?</Say></Gather>"
+        ), "{xml}");
+    }
+
+    #[test]
+    fn connect_stream_parameters_redirect_pause_record() {
+        let xml = TwiML::new()
+            .verb(Verb::Connect {
+                action: Some("https://gw/twilio/stream-ended".to_owned()),
+                stream: Stream {
+                    url: "wss://gw/twilio/media".to_owned(),
+                    parameters: vec![("lead_id".to_owned(), "a\"b".to_owned())],
+                },
+            })
+            .verb(Verb::Pause(1))
+            .verb(Verb::Record(Record {
+                action: None,
+                max_length: 60,
+                play_beep: true,
+            }))
+            .verb(Verb::Redirect("/twilio/voice?x=1&y=2".to_owned()))
+            .to_xml();
+        assert!(xml.contains(
+            "<Connect action=\"https://gw/twilio/stream-ended\"><Stream url=\"wss://gw/twilio/media\">\
+             <Parameter name=\"lead_id\" value=\"a&quot;b\"/></Stream></Connect><Pause length=\"1\"/>\
+             <Record maxLength=\"60\" playBeep=\"true\"/><Redirect method=\"POST\">/twilio/voice?x=1&amp;y=2</Redirect>"
+        ), "{xml}");
+    }
+
+    #[test]
+    fn responses_are_text_xml_utf8() {
+        let response = TwiML::new().verb(Verb::Hangup).into_response();
+        assert_eq!(
+            response.headers()[header::CONTENT_TYPE],
+            "text/xml; charset=utf-8"
+        );
+    }
+}
