@@ -5,7 +5,7 @@ CARGO ?= cargo
 # Extra flags for `make preflight`, e.g. ARGS="--skip-security".
 ARGS ?=
 
-.PHONY: help run test preflight fmt lint check-secrets tools supabase-up supabase-down
+.PHONY: help run test preflight fmt lint check-secrets tools supabase-up supabase-down demo
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  make %-14s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -18,6 +18,9 @@ test: tools ## Run the whole test suite against a throwaway PostgreSQL + real Po
 
 preflight: tools ## Run every CI check in order (pass flags with ARGS="--skip-security ...")
 	ENVIRONMENT=$${ENVIRONMENT:-development} $(CARGO) run --quiet --locked --bin preflight -- $(ARGS)
+
+demo: ## Start the gateway (embedded store), play a French and an English call through it, show the stored leads
+	@bash scripts/demo.sh
 
 fmt: ## Format the code
 	$(CARGO) fmt --all

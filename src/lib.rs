@@ -18,10 +18,12 @@
 //! - [`ivr`]: the speech IVR over TwiML, idempotent per call.
 //! - [`store`]: SQLite, Supabase and the durable outbox.
 //! - [`routes`]: thin HTTP handlers.
+//! - [`cli`]: the `verify-signature` and `simulate` developer subcommands.
 //! - [`preflight`]: the steps behind the `preflight` binary.
 //!
 //! See `docs/ARCHITECTURE.md` for the bird's-eye view and the invariants.
 
+pub mod cli;
 pub mod config;
 pub mod domain;
 pub mod ivr;

@@ -378,6 +378,23 @@ mod tests {
         }
     }
 
+    proptest::proptest! {
+        #[test]
+        fn never_panics_and_only_the_right_token_verifies(
+            url in "\\PC{0,200}",
+            params in proptest::collection::vec(("\\PC{0,20}", "\\PC{0,40}"), 0..8),
+            garbage in "\\PC{0,64}",
+        ) {
+            let variants = url_variants(&url);
+            proptest::prop_assert_eq!(&variants[0].1, &url);
+            let good = sign("token", &signed_data(&url, &params));
+            proptest::prop_assert!(verify_form("token", &url, &params, Some(&good)).is_ok());
+            proptest::prop_assert!(verify_form("other", &url, &params, Some(&good)).is_err());
+            let _ = verify_form("token", &url, &params, Some(&garbage));
+            let _ = verify_body("token", &url, garbage.as_bytes(), Some(&garbage));
+        }
+    }
+
     #[test]
     fn json_bodies_use_body_sha256() {
         let token = "tok";

@@ -1,0 +1,231 @@
+//! The developer subcommands through the built binary: `myriam verify-signature` (exit codes, what
+//! it prints, never the token) and `myriam simulate` against a real gateway process.
+
+mod helpers;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+
+use helpers::{assert_no_part_of, bin, run};
+
+const BIN: &str = env!("CARGO_BIN_EXE_myriam");
+const TOKEN: &str = "5eed5eed5eed5eed5eed5eed5eed5eed";
+
+fn verify(dir: &std::path::Path, args: &[&str]) -> helpers::Run {
+    run(bin(BIN, dir)
+        .arg("verify-signature")
+        .args(args)
+        .env("TWILIO_AUTH_TOKEN", "12345"))
+}
+
+const DOC_ARGS: &[&str] = &[
+    "--url",
+    "https://mycompany.com/myapp.php?foo=1&bar=2",
+    "--param",
+    "CallSid=CA1234567890ABCDE",
+    "--param",
+    "Caller=+14158675310",
+    "--param",
+    "Digits=1234",
+    "--param",
+    "From=+14158675310",
+    "--param",
+    "To=+18005551212",
+];
+
+#[test]
+fn verify_signature_accepts_twilio_s_documented_example() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut args = DOC_ARGS.to_vec();
+    args.extend(["--signature", "GvWf1cFY/Q7PnoempGyD5oXAezc="]);
+    let out = verify(dir.path(), &args);
+    assert_eq!(out.code, Some(0), "{}", out.all());
+    assert_eq!(
+        out.stdout,
+        "valid: the signature matches the URL as received (https://mycompany.com/myapp.php?foo=1&bar=2)\n"
+    );
+}
+
+#[test]
+fn verify_signature_explains_a_mismatch_without_the_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut args = DOC_ARGS.to_vec();
+    args.extend(["--signature", "bm90IHRoZSBzaWduYXR1cmU="]);
+    let out = run(bin(BIN, dir.path())
+        .arg("verify-signature")
+        .args(&args)
+        .env("TWILIO_AUTH_TOKEN", TOKEN));
+    assert_eq!(out.code, Some(1), "{}", out.all());
+    assert!(
+        out.stdout
+            .starts_with("invalid: X-Twilio-Signature does not match\n")
+    );
+    assert!(
+        out.stdout
+            .contains("    url:           https://mycompany.com:443/myapp.php?foo=1&bar=2\n")
+    );
+    assert!(
+        out.stdout
+            .contains("Digits1234From+14158675310To+18005551212\n")
+    );
+    assert_no_part_of(TOKEN, &out.all(), "verify-signature output");
+}
+
+#[test]
+fn verify_signature_form_and_json_bodies() {
+    let dir = tempfile::tempdir().unwrap();
+    let form = run(bin(BIN, dir.path())
+        .args([
+            "verify-signature",
+            "--url",
+            "https://mycompany.com/myapp.php?foo=1&bar=2",
+            "--form-body",
+            "CallSid=CA1234567890ABCDE&Caller=%2B14158675310&Digits=1234&From=%2B14158675310&To=%2B18005551212",
+            "--signature",
+            "GvWf1cFY/Q7PnoempGyD5oXAezc=",
+        ])
+        .env("TWILIO_AUTH_TOKEN", "12345"));
+    assert_eq!(form.code, Some(0), "{}", form.all());
+
+    let body = dir.path().join("body.json");
+    std::fs::write(&body, br#"{"CallSid":"CA1"}"#).unwrap();
+    let hash = myriam::twilio::signature::body_sha256(br#"{"CallSid":"CA1"}"#);
+    let url = format!("https://h/events?bodySHA256={hash}");
+    let sig = myriam::twilio::signature::sign("12345", &url);
+    let json = verify(
+        dir.path(),
+        &[
+            "--url",
+            &url,
+            "--json-body-file",
+            body.to_str().unwrap(),
+            "--signature",
+            &sig,
+        ],
+    );
+    assert_eq!(json.code, Some(0), "{}", json.all());
+}
+
+#[test]
+fn verify_signature_usage_errors_exit_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let no_token = run(bin(BIN, dir.path()).args([
+        "verify-signature",
+        "--url",
+        "https://h/",
+        "--signature",
+        "x",
+    ]));
+    assert_eq!(no_token.code, Some(2));
+    assert_eq!(no_token.stderr, "myriam: TWILIO_AUTH_TOKEN is not set\n");
+    for args in [
+        vec![
+            "--url",
+            "https://h/",
+            "--signature",
+            "x",
+            "--param",
+            "novalue",
+        ],
+        vec![
+            "--url",
+            "https://h/",
+            "--signature",
+            "x",
+            "--param",
+            "A=1",
+            "--form-body",
+            "A=1",
+        ],
+        vec!["--signature", "x"],
+        vec![
+            "--url",
+            "https://h/",
+            "--signature",
+            "x",
+            "--json-body-file",
+            "/nonexistent",
+        ],
+    ] {
+        let out = verify(dir.path(), &args);
+        assert_eq!(out.code, Some(2), "{args:?}: {}", out.all());
+    }
+}
+
+#[test]
+fn simulate_plays_a_whole_call_against_a_running_gateway() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("sim.db");
+    let mut server = bin(BIN, dir.path())
+        .arg("serve")
+        .env("ENVIRONMENT", "development")
+        .env("STORE", "sqlite")
+        .env("DATABASE_PATH", &db)
+        .env("BIND_ADDR", "127.0.0.1:0")
+        .env("LOG_FORMAT", "json")
+        .env("TWILIO_AUTH_TOKEN", TOKEN)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut addr = None;
+    for line in BufReader::new(server.stdout.take().unwrap()).lines() {
+        let line = line.unwrap();
+        let v: serde_json::Value = serde_json::from_str(&line).unwrap_or_default();
+        if v["fields"]["message"] == "myriam listening" {
+            addr = v["fields"]["addr"].as_str().map(str::to_owned);
+            break;
+        }
+    }
+    let addr = addr.expect("gateway started");
+    let base = format!("http://{addr}");
+    let answers = dir.path().join("answers.txt");
+    std::fs::write(
+        &answers,
+        "Gaétan Lévesque\n\nnon\n418 555 0142\n12 rue des Érables, Québec G1R 2B5\nune souche à enlever\nvieille souche d'érable\npas pressé\n",
+    )
+    .unwrap();
+    let out = run(Command::new(BIN)
+        .current_dir(dir.path())
+        .args(["simulate", "--base-url", &base, "--answers"])
+        .arg(&answers)
+        .args(["--database"])
+        .arg(&db)
+        .env("TWILIO_AUTH_TOKEN", TOKEN));
+    let _ = server.kill();
+    let _ = server.wait();
+    assert_eq!(out.code, Some(0), "{}", out.all());
+    assert!(
+        out.stdout.contains("(signed with TWILIO_AUTH_TOKEN)"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout
+            .contains("Caller: (silence)\nMyriam: Je n'ai rien entendu."),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout
+            .contains("Caller: non\nMyriam: D'accord. À quel numéro"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout.contains("stored lead (sqlite store):"),
+        "{}",
+        out.stdout
+    );
+    let json = &out.stdout[out.stdout.find("{\n").unwrap()..];
+    let lead: serde_json::Value = serde_json::from_str(json).unwrap();
+    assert_eq!(lead["status"], "qualifie");
+    assert_eq!(lead["telephone"], "+14185550142");
+    assert_eq!(
+        lead["adresse_complete"],
+        "12 rue des Érables, Québec G1R 2B5"
+    );
+    assert_eq!(lead["type_service"], "essouchement");
+    assert_eq!(lead["urgence"], false);
+    assert_no_part_of(TOKEN, &out.all(), "simulate output");
+}
