@@ -702,3 +702,33 @@ async fn stream_ended_continues_in_ivr_or_hangs_up() {
         unknown.body
     );
 }
+
+#[tokio::test]
+async fn rejections_are_counted_by_reason() {
+    let app = spawn_app_with(|s| {
+        production(s);
+        s.telemetry.prometheus_port = Some(0);
+    })
+    .await;
+    let twilio = Twilio { app: &app, base: None };
+    let params = voice_params(&sid(20));
+    twilio.post("/twilio/voice", &refs(&params), Sig::None).await;
+    twilio.post("/twilio/voice", &refs(&params), Sig::Wrong).await;
+    let metrics = app
+        .client
+        .get(format!("http://{}/metrics", app.metrics_addr.unwrap()))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for reason in ["missing", "mismatch"] {
+        assert!(
+            metrics.lines().any(|l| l.starts_with(&format!(
+                "myriam_twilio_signature_rejections_total{{reason=\"{reason}\"}}"
+            ))),
+            "{reason} not counted:\n{metrics}"
+        );
+    }
+}
