@@ -710,10 +710,17 @@ async fn rejections_are_counted_by_reason() {
         s.telemetry.prometheus_port = Some(0);
     })
     .await;
-    let twilio = Twilio { app: &app, base: None };
+    let twilio = Twilio {
+        app: &app,
+        base: None,
+    };
     let params = voice_params(&sid(20));
-    twilio.post("/twilio/voice", &refs(&params), Sig::None).await;
-    twilio.post("/twilio/voice", &refs(&params), Sig::Wrong).await;
+    twilio
+        .post("/twilio/voice", &refs(&params), Sig::None)
+        .await;
+    twilio
+        .post("/twilio/voice", &refs(&params), Sig::Wrong)
+        .await;
     let metrics = app
         .client
         .get(format!("http://{}/metrics", app.metrics_addr.unwrap()))
