@@ -9,6 +9,7 @@ use crate::domain::CallSid;
 use crate::secrets::EnvSource;
 use crate::store::{AnyStore, Store as _};
 use crate::twilio::signature::{self, SignatureError};
+use crate::twilio::twiml;
 
 /// What `verify-signature` checks.
 #[derive(Debug, Clone)]
@@ -161,35 +162,6 @@ pub struct Simulation {
     pub database: Option<PathBuf>,
 }
 
-fn unescape(s: &str) -> String {
-    s.replace("&amp;", "&")
-        .replace("&apos;", "'")
-        .replace("&quot;", "\"")
-        .replace("&lt;", "<")
-        .replace("&gt;", ">")
-}
-
-fn attribute(xml: &str, name: &str) -> Option<String> {
-    let needle = format!(" {name}=\"");
-    let start = xml.find(&needle)? + needle.len();
-    let end = start + xml[start..].find('"')?;
-    Some(unescape(&xml[start..end]))
-}
-
-fn says(xml: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut rest = xml;
-    while let Some(i) = rest.find("<Say ") {
-        let after = &rest[i..];
-        let (Some(open), Some(close)) = (after.find('>'), after.find("</Say>")) else {
-            break;
-        };
-        out.push(unescape(&after[open + 1..close]));
-        rest = &after[close..];
-    }
-    out
-}
-
 /// Twilio as the gateway sees it: signed form posts.
 struct FakeTwilio {
     client: reqwest::Client,
@@ -331,10 +303,10 @@ pub async fn simulate(sim: &Simulation) -> anyhow::Result<String> {
         .await?;
     let mut answers = sim.script.answers.iter();
     loop {
-        for line in says(&twiml) {
+        for line in twiml::spoken_lines(&twiml) {
             let _ = writeln!(out, "Myriam: {line}");
         }
-        let Some(action) = attribute(&twiml, "action").filter(|_| twiml.contains("<Gather")) else {
+        let Some(action) = twiml::gather_action(&twiml) else {
             break;
         };
         let target = action

@@ -8,6 +8,7 @@ use myriam::config::{Environment, PublicBaseUrl, Settings};
 use myriam::domain::{CallSid, LeadStatus};
 use myriam::store::Store;
 use myriam::twilio::signature::{sign, signed_data};
+use myriam::twilio::twiml;
 use secrecy::SecretString;
 
 const TOKEN: &str = "0123456789abcdef0123456789abcdef";
@@ -110,34 +111,15 @@ fn refs<'a>(params: &'a [(&'static str, String)]) -> Vec<(&'static str, &'a str)
     params.iter().map(|(k, v)| (*k, v.as_str())).collect()
 }
 
-fn unescape(s: &str) -> String {
-    s.replace("&amp;", "&")
-        .replace("&apos;", "'")
-        .replace("&quot;", "\"")
-        .replace("&lt;", "<")
-        .replace("&gt;", ">")
-}
-
 /// The `<Gather action>` of a TwiML answer, as a path and query relative to the public base.
 fn action(twiml: &str) -> Option<String> {
-    let start = twiml.find(" action=\"")? + 9;
-    let end = start + twiml[start..].find('"')?;
-    let url = unescape(&twiml[start..end]);
+    let url = twiml::gather_action(twiml)?;
     Some(url.strip_prefix(PUBLIC).map_or(url.clone(), str::to_owned))
 }
 
 /// Everything Myriam says in a TwiML answer.
 fn said(twiml: &str) -> String {
-    let mut out = Vec::new();
-    let mut rest = twiml;
-    while let Some(i) = rest.find("<Say ") {
-        let after = &rest[i..];
-        let open_end = after.find('>').unwrap() + 1;
-        let close = after.find("</Say>").unwrap();
-        out.push(unescape(&after[open_end..close]));
-        rest = &after[close..];
-    }
-    out.join(" ")
+    twiml::spoken_lines(twiml).join(" ")
 }
 
 #[tokio::test]

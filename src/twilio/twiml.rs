@@ -219,6 +219,38 @@ impl IntoResponse for TwiML {
     }
 }
 
+/// Reading TwiML back (for `myriam simulate` and tests): the documents this module writes.
+fn unescape(s: &str) -> String {
+    s.replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&quot;", "\"")
+        .replace("&apos;", "'")
+        .replace("&amp;", "&")
+}
+
+/// The `action` of the document's `<Gather>`, if it has one.
+pub fn gather_action(xml: &str) -> Option<String> {
+    let gather = &xml[xml.find("<Gather ")?..];
+    let start = gather.find(" action=\"")? + " action=\"".len();
+    let end = start + gather[start..].find('"')?;
+    Some(unescape(&gather[start..end]))
+}
+
+/// The text of every `<Say>`, in order.
+pub fn spoken_lines(xml: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut rest = xml;
+    while let Some(i) = rest.find("<Say ") {
+        let after = &rest[i..];
+        let (Some(open), Some(close)) = (after.find('>'), after.find("</Say>")) else {
+            break;
+        };
+        out.push(unescape(&after[open + 1..close]));
+        rest = &after[close..];
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -294,6 +326,33 @@ mod tests {
              <Parameter name=\"lead_id\" value=\"a&quot;b\"/></Stream></Connect><Pause length=\"1\"/>\
              <Record maxLength=\"60\" playBeep=\"true\"/><Redirect method=\"POST\">/twilio/voice?x=1&amp;y=2</Redirect>"
         ), "{xml}");
+    }
+
+    #[test]
+    fn documents_read_back() {
+        let xml = TwiML::new()
+            .verb(Verb::Gather(Gather {
+                action: "/twilio/gather?turn=3&silence=0".to_owned(),
+                language: Language::Fr,
+                hints: Vec::new(),
+                action_on_empty_result: true,
+                timeout: 5,
+                say: vec![say("C'est noté & merci <3")],
+            }))
+            .verb(Verb::Say(say("Bonne journée")))
+            .to_xml();
+        assert_eq!(
+            gather_action(&xml).as_deref(),
+            Some("/twilio/gather?turn=3&silence=0")
+        );
+        assert_eq!(
+            spoken_lines(&xml),
+            ["C'est noté & merci <3", "Bonne journée"]
+        );
+        assert_eq!(
+            gather_action(&TwiML::new().verb(Verb::Hangup).to_xml()),
+            None
+        );
     }
 
     #[test]
