@@ -150,12 +150,8 @@ pub fn render_current(lead: &Lead, settings: &Settings) -> TwiML {
 }
 
 fn myriam_says(lead: &mut Lead, text: String) {
-    lead.conversation.push(Turn {
-        speaker: Speaker::Myriam,
-        field: lead.current_field(),
-        text,
-        accepted: None,
-    });
+    let field = lead.current_field();
+    lead.conversation.push(Turn::myriam(field, text));
 }
 
 /// Creates the lead and the call of a new call; the caller ID is offered as the phone number.

@@ -16,6 +16,7 @@
 //! - [`text`]: folding and matching what callers say.
 //! - [`twilio`]: request signatures, TwiML, the verified-webhook extractor.
 //! - [`ivr`]: the speech IVR over TwiML, idempotent per call.
+//! - [`vapi`]: Vapi Server-URL messages, their authentication and answers.
 //! - [`store`]: SQLite, Supabase and the durable outbox.
 //! - [`routes`]: thin HTTP handlers.
 //! - [`cli`]: the `verify-signature` and `simulate` developer subcommands.
@@ -36,3 +37,4 @@ pub mod store;
 pub mod telemetry;
 pub mod text;
 pub mod twilio;
+pub mod vapi;

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::body::Body;
-use axum::extract::{MatchedPath, Request};
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
 use axum::http::{HeaderName, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -27,13 +27,16 @@ use tower_http::trace::TraceLayer;
 
 use crate::config::Settings;
 use crate::ivr::CallLocks;
-use crate::routes::{health, twilio};
+use crate::routes::{health, twilio, vapi};
 use crate::store::{AnyStore, OpenError};
 use crate::telemetry::{self, names};
 use crate::twilio::WebhookAuth;
+use crate::vapi::VapiAuth;
 
-/// Largest request body accepted (Twilio webhooks are a few KiB); larger gets 413.
+/// Largest Twilio webhook body (they are a few KiB); larger gets 413.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
+/// Largest Vapi message (end-of-call reports carry transcripts); larger gets 413.
+pub const MAX_VAPI_BODY_BYTES: usize = 1024 * 1024;
 /// Twilio gives up on a webhook after 15 s; answer well before.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -74,6 +77,7 @@ pub struct AppState {
     pub lifecycle: Lifecycle,
     pub store: AnyStore,
     pub twilio_auth: WebhookAuth,
+    pub vapi_auth: VapiAuth,
     pub call_locks: Arc<CallLocks>,
 }
 
@@ -81,6 +85,7 @@ impl AppState {
     pub fn new(settings: Settings, store: AnyStore, lifecycle: Lifecycle) -> Self {
         Self {
             twilio_auth: WebhookAuth::from_settings(&settings),
+            vapi_auth: VapiAuth::from_settings(&settings),
             settings: Arc::new(settings),
             lifecycle,
             store,
@@ -240,13 +245,21 @@ impl Application {
 
 /// The gateway's routes and middleware.
 pub fn router(state: AppState) -> Router {
-    Router::new()
+    let small = Router::new()
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/twilio/voice", post(twilio::voice))
         .route("/twilio/gather", post(twilio::gather))
         .route("/twilio/status", post(twilio::status))
         .route("/twilio/stream-ended", post(twilio::stream_ended))
+        .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES));
+    let large = Router::new()
+        .route("/vapi/webhook", post(vapi::webhook))
+        .layer(DefaultBodyLimit::max(MAX_VAPI_BODY_BYTES))
+        .layer(RequestBodyLimitLayer::new(MAX_VAPI_BODY_BYTES));
+    Router::new()
+        .merge(small)
+        .merge(large)
         .route_layer(middleware::from_fn(record_metrics))
         .fallback(not_found)
         .with_state(state)
@@ -270,7 +283,6 @@ pub fn router(state: AppState) -> Router {
                     }),
                 )
                 .layer(PropagateRequestIdLayer::new(REQUEST_ID.clone()))
-                .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))
                 .layer(TimeoutLayer::with_status_code(
                     StatusCode::SERVICE_UNAVAILABLE,
                     REQUEST_TIMEOUT,

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use helpers::supabase::SupabaseStack;
 use myriam::domain::{CallSid, ConversationMode, Language, LeadId, LeadStatus, PhoneNumber};
 use myriam::qualification::{
-    Address, Description, Field, Lead, PersonName, ServiceType, Speaker, Turn, process_response,
+    Address, Description, Field, Lead, PersonName, ServiceType, Turn, process_response,
 };
 use myriam::store::outbox::{OutboxConfig, OutboxStore};
 use myriam::store::sqlite::SqliteStore;
@@ -45,17 +45,14 @@ fn full_lead() -> Lead {
     lead.offered_phone = Some(PhoneNumber::try_from("+14185550142").unwrap());
     lead.attempts = BTreeMap::from([(Field::Telephone, 2)]);
     lead.conversation = vec![
+        Turn::caller(
+            Some(Field::NomComplet),
+            "je m'appelle Marie-Ève 😀".to_owned(),
+            true,
+        ),
         Turn {
-            speaker: Speaker::Caller,
-            field: Some(Field::NomComplet),
-            text: "je m'appelle Marie-Ève 😀".to_owned(),
-            accepted: Some(true),
-        },
-        Turn {
-            speaker: Speaker::Myriam,
-            field: Some(Field::Telephone),
-            text: "Merci.".to_owned(),
-            accepted: None,
+            tool_call_id: Some("call_abc".to_owned()),
+            ..Turn::myriam(Some(Field::Telephone), "Merci.".to_owned())
         },
     ];
     lead
@@ -149,6 +146,13 @@ async fn calls(store: &impl Store, lead_id: LeadId) {
     assert_eq!(store.get_call(&sid(999)).await.unwrap(), None);
 
     // Lookups.
+    let by_vapi = store
+        .find_call_by_vapi_id("vapi-call-1")
+        .await
+        .unwrap()
+        .expect("found by Vapi call id");
+    assert_eq!(by_vapi.fields.call_sid, call);
+    assert_eq!(store.find_call_by_vapi_id("vapi-nope").await.unwrap(), None);
     let found = store
         .find_lead_by_call(&call)
         .await

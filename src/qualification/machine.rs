@@ -22,7 +22,7 @@ use super::parsing::{
     Address, Description, PersonName, Rejection, ServiceType, Urgency, clearly_english, is_blank,
     language_request, without_language_request, yes_no,
 };
-use super::{Field, Lead, Outcome, OutcomeStatus, Speaker, Turn, prompts};
+use super::{Field, Lead, Outcome, OutcomeStatus, Turn, prompts};
 
 /// Failures of one field before Myriam re-asks with an example.
 pub const EXAMPLE_AFTER_FAILURES: u8 = 3;
@@ -57,18 +57,11 @@ enum Refusal {
 pub fn process_response(lead: &mut Lead, user_input: &str, history: &[HistoryMessage]) -> Outcome {
     let field = lead.current_field();
     let (outcome, accepted) = decide(lead, user_input, history, field);
-    lead.conversation.push(Turn {
-        speaker: Speaker::Caller,
-        field,
-        text: user_input.to_owned(),
-        accepted: Some(accepted),
-    });
-    lead.conversation.push(Turn {
-        speaker: Speaker::Myriam,
-        field: lead.current_field(),
-        text: outcome.message.clone(),
-        accepted: None,
-    });
+    lead.conversation
+        .push(Turn::caller(field, user_input.to_owned(), accepted));
+    let next = lead.current_field();
+    lead.conversation
+        .push(Turn::myriam(next, outcome.message.clone()));
     outcome
 }
 

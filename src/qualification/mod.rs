@@ -95,6 +95,38 @@ pub struct Turn {
     /// For caller turns: whether the answer was accepted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub accepted: Option<bool>,
+    /// For answers that came through a Vapi tool call: its id (the idempotency key).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tool_call_id: Option<String>,
+    /// For Myriam's reply to a tool call: the one-line JSON result returned, replayed as is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub result: Option<String>,
+}
+
+impl Turn {
+    /// A line of Myriam's.
+    pub fn myriam(field: Option<Field>, text: String) -> Self {
+        Self {
+            speaker: Speaker::Myriam,
+            field,
+            text,
+            accepted: None,
+            tool_call_id: None,
+            result: None,
+        }
+    }
+
+    /// A caller answer and whether it was accepted.
+    pub fn caller(field: Option<Field>, text: String, accepted: bool) -> Self {
+        Self {
+            speaker: Speaker::Caller,
+            field,
+            text,
+            accepted: Some(accepted),
+            tool_call_id: None,
+            result: None,
+        }
+    }
 }
 
 /// A lead as the qualification sees it. Mirrors `bp.leads`.

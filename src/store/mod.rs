@@ -187,6 +187,12 @@ pub trait Store: Send + Sync {
         call_sid: &CallSid,
     ) -> impl Future<Output = Result<Option<CallRecord>, StoreError>> + Send;
 
+    /// The call a Vapi call id belongs to.
+    fn find_call_by_vapi_id(
+        &self,
+        vapi_call_id: &str,
+    ) -> impl Future<Output = Result<Option<CallRecord>, StoreError>> + Send;
+
     /// Records that an event (webhook idempotency key) was processed. `true` the first time.
     fn record_event(&self, key: &str) -> impl Future<Output = Result<bool, StoreError>> + Send;
 
@@ -287,6 +293,12 @@ impl Store for AnyStore {
     }
     async fn get_call(&self, call_sid: &CallSid) -> Result<Option<CallRecord>, StoreError> {
         delegate!(self, s => s.get_call(call_sid))
+    }
+    async fn find_call_by_vapi_id(
+        &self,
+        vapi_call_id: &str,
+    ) -> Result<Option<CallRecord>, StoreError> {
+        delegate!(self, s => s.find_call_by_vapi_id(vapi_call_id))
     }
     async fn record_event(&self, key: &str) -> Result<bool, StoreError> {
         delegate!(self, s => s.record_event(key))

@@ -596,6 +596,46 @@ impl Store for OutboxStore {
         Ok(Some(record))
     }
 
+    async fn find_call_by_vapi_id(
+        &self,
+        vapi_call_id: &str,
+    ) -> Result<Option<CallRecord>, StoreError> {
+        // A pending update naming this Vapi call wins: its call may not be in Supabase yet.
+        let wanted = vapi_call_id.to_owned();
+        let pending_sid = self
+            .inner
+            .local
+            .call(move |c| {
+                let mut stmt = c.prepare_cached(
+                    "SELECT op FROM outbox WHERE entity LIKE 'call:%' ORDER BY seq DESC",
+                )?;
+                let ops = stmt
+                    .query_map([], |r| r.get::<_, String>(0))?
+                    .collect::<Result<Vec<_>, _>>()?;
+                Ok(ops)
+            })
+            .await?
+            .iter()
+            .find_map(|op| match decode(op) {
+                Ok(WriteOp::UpsertCall(u))
+                    if u.vapi_call_id.as_deref() == Some(wanted.as_str()) =>
+                {
+                    Some(u.call_sid)
+                }
+                _ => None,
+            });
+        if let Some(sid) = pending_sid {
+            return self.get_call(&sid).await;
+        }
+        match self.inner.remote.find_call_by_vapi_id(vapi_call_id).await {
+            Err(error) if error.is_transient() => Self::fallback(
+                error,
+                self.inner.local.find_call_by_vapi_id(vapi_call_id).await,
+            ),
+            other => other,
+        }
+    }
+
     async fn record_event(&self, key: &str) -> Result<bool, StoreError> {
         if self.event_pending(key).await? {
             return Ok(false);

@@ -419,6 +419,23 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn find_call_by_vapi_id(
+        &self,
+        vapi_call_id: &str,
+    ) -> Result<Option<CallRecord>, StoreError> {
+        let id = vapi_call_id.to_owned();
+        self.call(move |conn| {
+            conn.query_row(
+                &format!("SELECT {CALL_COLUMNS} FROM calls WHERE vapi_call_id = ?1 ORDER BY seq DESC LIMIT 1"),
+                [id],
+                call_from_row,
+            )
+            .optional()?
+            .transpose()
+        })
+        .await
+    }
+
     async fn record_event(&self, key: &str) -> Result<bool, StoreError> {
         let key = key.to_owned();
         self.call(move |conn| {

@@ -198,6 +198,23 @@ impl Store for SupabaseStore {
         Ok(rows.pop())
     }
 
+    async fn find_call_by_vapi_id(
+        &self,
+        vapi_call_id: &str,
+    ) -> Result<Option<CallRecord>, StoreError> {
+        let mut rows: Vec<CallRecord> = self
+            .rows(
+                self.client
+                    .from("calls")
+                    .select("*")
+                    .eq("vapi_call_id", vapi_call_id)
+                    .order("created_at.desc")
+                    .limit(1),
+            )
+            .await?;
+        Ok(rows.pop())
+    }
+
     async fn record_event(&self, key: &str) -> Result<bool, StoreError> {
         // PostgREST answers 201 when the upsert inserted and 200 when the key was already there.
         let status = self

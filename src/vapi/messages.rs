@@ -1,0 +1,363 @@
+//! Vapi Server-URL messages, parsed once at the edge into [`ServerMessage`].
+//!
+//! Vapi changes its payloads often: parsing is lenient (unknown fields ignored, unknown types kept
+//! as [`ServerMessage::Other`]), and tool-call arguments are accepted in every shape seen in the
+//! wild: `function.arguments` as an object or a JSON string, flattened `parameters` / `arguments`,
+//! from `toolCallList`, `toolWithToolCallList` or the legacy `toolCalls`.
+
+use serde_json::{Map, Value};
+
+/// The tool the assistant calls with each answer.
+pub const TOOL_NAME: &str = "enregistrer_reponse";
+
+/// One tool call from the assistant.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ToolCall {
+    pub id: String,
+    pub name: String,
+    pub arguments: Map<String, Value>,
+}
+
+/// How to find the lead a message is about.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CallRef {
+    /// `message.call.id`.
+    pub vapi_call_id: Option<String>,
+    /// `assistantOverrides.variableValues.lead_id` (or `artifact.variableValues.lead_id`).
+    pub lead_id: Option<String>,
+    /// `call.phoneCallProviderId`: the Twilio CallSid, for calls Vapi places through Twilio.
+    pub twilio_call_sid: Option<String>,
+    /// `call.customer.number` (or `message.customer.number`).
+    pub customer_number: Option<String>,
+}
+
+/// End-of-call facts worth storing.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CallEnd {
+    pub ended_reason: Option<String>,
+    pub duration_seconds: Option<u32>,
+    pub transcript: Option<String>,
+    pub recording_url: Option<String>,
+}
+
+/// A Vapi Server-URL message.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ServerMessage {
+    ToolCalls {
+        call: CallRef,
+        calls: Vec<ToolCall>,
+    },
+    AssistantRequest {
+        call: CallRef,
+    },
+    StatusUpdate {
+        call: CallRef,
+        status: String,
+        ended_reason: Option<String>,
+    },
+    EndOfCallReport {
+        call: CallRef,
+        end: CallEnd,
+    },
+    /// Any other type (logged and acknowledged).
+    Other {
+        kind: String,
+    },
+}
+
+/// Why a body is not a Vapi message.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MessageError {
+    #[error("the body is not JSON")]
+    NotJson,
+    #[error("the body has no message.type")]
+    NoType,
+}
+
+fn str_at<'a>(v: &'a Value, path: &[&str]) -> Option<&'a str> {
+    let mut cur = v;
+    for key in path {
+        cur = cur.get(key)?;
+    }
+    cur.as_str().map(str::trim).filter(|s| !s.is_empty())
+}
+
+fn owned(v: &Value, path: &[&str]) -> Option<String> {
+    str_at(v, path).map(str::to_owned)
+}
+
+fn call_ref(message: &Value) -> CallRef {
+    let variables = |root: &[&str]| {
+        let mut path = root.to_vec();
+        path.push("lead_id");
+        owned(message, &path)
+    };
+    CallRef {
+        vapi_call_id: owned(message, &["call", "id"]),
+        lead_id: variables(&["call", "assistantOverrides", "variableValues"])
+            .or_else(|| variables(&["assistant", "variableValues"]))
+            .or_else(|| variables(&["artifact", "variableValues"]))
+            .or_else(|| variables(&["call", "metadata"])),
+        twilio_call_sid: owned(message, &["call", "phoneCallProviderId"]),
+        customer_number: owned(message, &["call", "customer", "number"])
+            .or_else(|| owned(message, &["customer", "number"])),
+    }
+}
+
+/// Arguments as an object whether they came as an object or a JSON string.
+fn arguments(value: Option<&Value>) -> Map<String, Value> {
+    match value {
+        Some(Value::Object(map)) => map.clone(),
+        Some(Value::String(s)) => serde_json::from_str::<Value>(s)
+            .ok()
+            .and_then(|v| v.as_object().cloned())
+            .unwrap_or_default(),
+        _ => Map::new(),
+    }
+}
+
+fn tool_call(element: &Value) -> Option<ToolCall> {
+    let id = owned(element, &["id"])?;
+    let (name, args) = if let Some(function) = element.get("function") {
+        (
+            owned(function, &["name"]),
+            arguments(
+                function
+                    .get("arguments")
+                    .or_else(|| function.get("parameters")),
+            ),
+        )
+    } else {
+        (
+            owned(element, &["name"]),
+            arguments(
+                element
+                    .get("parameters")
+                    .or_else(|| element.get("arguments")),
+            ),
+        )
+    };
+    Some(ToolCall {
+        id,
+        name: name.unwrap_or_default(),
+        arguments: args,
+    })
+}
+
+fn tool_calls(message: &Value) -> Vec<ToolCall> {
+    let mut out: Vec<ToolCall> = Vec::new();
+    let mut push = |call: ToolCall| {
+        if !out.iter().any(|c| c.id == call.id) {
+            out.push(call);
+        }
+    };
+    for element in message
+        .get("toolCallList")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        if let Some(c) = tool_call(element) {
+            push(c);
+        }
+    }
+    for element in message
+        .get("toolWithToolCallList")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        if let Some(c) = element.get("toolCall").and_then(tool_call) {
+            push(c);
+        }
+    }
+    for element in message
+        .get("toolCalls")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        if let Some(c) = tool_call(element) {
+            push(c);
+        }
+    }
+    out
+}
+
+fn call_end(message: &Value) -> CallEnd {
+    let duration = message
+        .get("durationSeconds")
+        .and_then(Value::as_f64)
+        .or_else(|| {
+            message
+                .get("call")
+                .and_then(|c| c.get("duration"))
+                .and_then(Value::as_f64)
+        })
+        .or_else(|| {
+            let start = str_at(message, &["startedAt"])?;
+            let end = str_at(message, &["endedAt"])?;
+            let fmt = time::format_description::well_known::Rfc3339;
+            let d = time::OffsetDateTime::parse(end, &fmt).ok()?
+                - time::OffsetDateTime::parse(start, &fmt).ok()?;
+            Some(d.as_seconds_f64())
+        })
+        .filter(|d| d.is_finite() && *d >= 0.0)
+        .map(|d| {
+            #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+            let secs = d.round().min(f64::from(u32::MAX)) as u32;
+            secs
+        });
+    CallEnd {
+        ended_reason: owned(message, &["endedReason"]),
+        duration_seconds: duration,
+        transcript: owned(message, &["artifact", "transcript"])
+            .or_else(|| owned(message, &["transcript"])),
+        recording_url: owned(message, &["artifact", "recording", "mono", "combinedUrl"])
+            .or_else(|| owned(message, &["artifact", "recordingUrl"]))
+            .or_else(|| owned(message, &["recordingUrl"])),
+    }
+}
+
+impl ServerMessage {
+    /// Parses a webhook body: `{"message": {"type": …, …}}`.
+    pub fn parse(body: &[u8]) -> Result<Self, MessageError> {
+        let root: Value = serde_json::from_slice(body).map_err(|_| MessageError::NotJson)?;
+        let message = root.get("message").unwrap_or(&root);
+        let kind = str_at(message, &["type"]).ok_or(MessageError::NoType)?;
+        Ok(match kind {
+            "tool-calls" => ServerMessage::ToolCalls {
+                call: call_ref(message),
+                calls: tool_calls(message),
+            },
+            "assistant-request" => ServerMessage::AssistantRequest {
+                call: call_ref(message),
+            },
+            "status-update" => ServerMessage::StatusUpdate {
+                call: call_ref(message),
+                status: owned(message, &["status"]).unwrap_or_default(),
+                ended_reason: owned(message, &["endedReason"]),
+            },
+            "end-of-call-report" => ServerMessage::EndOfCallReport {
+                call: call_ref(message),
+                end: call_end(message),
+            },
+            other => ServerMessage::Other {
+                kind: other.chars().take(64).collect(),
+            },
+        })
+    }
+
+    /// The message type, for logs and metrics.
+    pub fn kind(&self) -> &str {
+        match self {
+            ServerMessage::ToolCalls { .. } => "tool-calls",
+            ServerMessage::AssistantRequest { .. } => "assistant-request",
+            ServerMessage::StatusUpdate { .. } => "status-update",
+            ServerMessage::EndOfCallReport { .. } => "end-of-call-report",
+            ServerMessage::Other { kind } => kind,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn parse(v: &Value) -> ServerMessage {
+        ServerMessage::parse(v.to_string().as_bytes()).unwrap()
+    }
+
+    #[test]
+    fn tool_calls_in_every_shape() {
+        let message = json!({"message": {
+            "type": "tool-calls",
+            "call": {"id": "vapi-1", "phoneCallProviderId": "CA0123456789abcdef0123456789abcdef",
+                     "assistantOverrides": {"variableValues": {"lead_id": "L-1"}},
+                     "customer": {"number": "+15145550199"}},
+            "toolCallList": [
+                {"id": "t1", "type": "function", "function": {"name": "enregistrer_reponse", "arguments": "{\"reponse\":\"Jean\"}"}},
+                {"id": "t2", "type": "function", "function": {"name": "enregistrer_reponse", "arguments": {"reponse": "oui"}}},
+                {"id": "t3", "name": "enregistrer_reponse", "parameters": {"reponse": "H2X 1Y4"}}
+            ],
+            "toolWithToolCallList": [
+                {"type": "function", "toolCall": {"id": "t1", "function": {"name": "enregistrer_reponse", "arguments": "{}"}}},
+                {"type": "function", "toolCall": {"id": "t4", "name": "autre", "arguments": {"x": 1}}}
+            ]
+        }});
+        let ServerMessage::ToolCalls { call, calls } = parse(&message) else {
+            panic!("tool-calls");
+        };
+        assert_eq!(call.vapi_call_id.as_deref(), Some("vapi-1"));
+        assert_eq!(call.lead_id.as_deref(), Some("L-1"));
+        assert_eq!(
+            call.twilio_call_sid.as_deref(),
+            Some("CA0123456789abcdef0123456789abcdef")
+        );
+        let ids: Vec<&str> = calls.iter().map(|c| c.id.as_str()).collect();
+        assert_eq!(
+            ids,
+            ["t1", "t2", "t3", "t4"],
+            "deduplicated across lists, in order"
+        );
+        assert_eq!(calls[0].arguments["reponse"], "Jean");
+        assert_eq!(calls[1].arguments["reponse"], "oui");
+        assert_eq!(calls[2].arguments["reponse"], "H2X 1Y4");
+        assert_eq!(calls[3].name, "autre");
+    }
+
+    #[test]
+    fn end_of_call_report_prefers_artifact_and_computes_duration() {
+        let ServerMessage::EndOfCallReport { end, .. } = parse(&json!({"message": {
+            "type": "end-of-call-report",
+            "endedReason": "customer-ended-call",
+            "startedAt": "2026-11-22T10:00:00Z", "endedAt": "2026-11-22T10:02:05.400Z",
+            "artifact": {"transcript": "AI: Bonjour\nUser: Allo",
+                         "recording": {"mono": {"combinedUrl": "https://rec/1.wav"}}},
+            "recordingUrl": "https://legacy"
+        }})) else {
+            panic!("eocr");
+        };
+        assert_eq!(
+            end,
+            CallEnd {
+                ended_reason: Some("customer-ended-call".into()),
+                duration_seconds: Some(125),
+                transcript: Some("AI: Bonjour\nUser: Allo".into()),
+                recording_url: Some("https://rec/1.wav".into()),
+            }
+        );
+    }
+
+    #[test]
+    fn unknown_types_and_bad_bodies() {
+        assert_eq!(
+            parse(&json!({"message": {"type": "speech-update", "status": "started"}})),
+            ServerMessage::Other {
+                kind: "speech-update".into()
+            }
+        );
+        assert_eq!(
+            ServerMessage::parse(b"not json"),
+            Err(MessageError::NotJson)
+        );
+        assert_eq!(
+            ServerMessage::parse(b"{\"message\":{}}"),
+            Err(MessageError::NoType)
+        );
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn no_body_panics_the_parser(body in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..4096)) {
+            let _ = ServerMessage::parse(&body);
+        }
+
+        #[test]
+        fn no_json_shape_panics_the_parser(text in "\\PC{0,512}") {
+            let body = format!("{{\"message\":{{\"type\":\"tool-calls\",\"toolCallList\":[{{\"id\":\"x\",\"function\":{{\"arguments\":{}}}}}]}}}}", serde_json::to_string(&text).unwrap());
+            let _ = ServerMessage::parse(body.as_bytes());
+        }
+    }
+}

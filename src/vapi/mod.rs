@@ -1,0 +1,8 @@
+//! Vapi: Server-URL messages, their authentication, and the gateway's answers to them.
+
+pub mod auth;
+pub mod messages;
+pub mod server;
+
+pub use auth::VapiAuth;
+pub use messages::ServerMessage;
