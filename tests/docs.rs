@@ -62,3 +62,36 @@ fn ci_runs_the_readme_test_command_and_the_workflow_runs_preflight() {
         assert!(workflow.contains(needle), "workflow lacks {needle}");
     }
 }
+
+#[test]
+fn the_vapi_assistant_uses_the_tool_and_messages_the_gateway_handles() {
+    let assistant: serde_json::Value =
+        serde_json::from_str(&read("docs/vapi-assistant.json")).expect("valid JSON");
+    let tool = &assistant["model"]["tools"][0];
+    assert_eq!(tool["function"]["name"], myriam::vapi::messages::TOOL_NAME);
+    assert_eq!(
+        tool["function"]["parameters"]["required"],
+        serde_json::json!(["reponse"])
+    );
+    assert!(
+        tool["server"]["url"]
+            .as_str()
+            .unwrap()
+            .ends_with("/vapi/webhook")
+    );
+    for handled in ["tool-calls", "status-update", "end-of-call-report"] {
+        assert!(
+            assistant["serverMessages"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|m| m == handled),
+            "{handled}"
+        );
+    }
+    let prompt = assistant["model"]["messages"][0]["content"]
+        .as_str()
+        .unwrap();
+    assert!(prompt.contains("enregistrer_reponse") && prompt.contains("{{lead_id}}"));
+    assert!(read("README.md").contains("docs/vapi-assistant.json"));
+}
