@@ -1,5 +1,6 @@
 //! Twilio: request signatures, TwiML, and the verified-webhook extractor every Twilio route uses.
 
+pub mod media;
 pub mod signature;
 pub mod twiml;
 pub mod webhook;
