@@ -1,6 +1,7 @@
 //! Vapi: Server-URL messages, their authentication, and the gateway's answers to them.
 
 pub mod auth;
+pub mod client;
 pub mod messages;
 pub mod server;
 
