@@ -22,10 +22,13 @@ enum Behaviour {
     NoTransport,
 }
 
+/// Each request the fake received: its `Authorization` header and JSON body.
+type Seen = Arc<Mutex<Vec<(Option<String>, Value)>>>;
+
 #[derive(Clone)]
 struct Fake {
     behaviour: Behaviour,
-    seen: Arc<Mutex<Vec<(Option<String>, Value)>>>,
+    seen: Seen,
 }
 
 async fn create_call(
