@@ -20,10 +20,12 @@
 //! - [`store`]: SQLite, Supabase and the durable outbox.
 //! - [`routes`]: thin HTTP handlers.
 //! - [`cli`]: the `verify-signature` and `simulate` developer subcommands.
+//! - [`bridge`]: the Twilio ⇄ Vapi audio relay.
 //! - [`preflight`]: the steps behind the `preflight` binary.
 //!
 //! See `docs/ARCHITECTURE.md` for the bird's-eye view and the invariants.
 
+pub mod bridge;
 pub mod cli;
 pub mod config;
 pub mod domain;

@@ -1,0 +1,8 @@
+//! The Twilio ⇄ Vapi media bridge: one task per call.
+//!
+//! `relay` is the audio path, generic over `Sink`/`Stream`. The WebSocket route, the Vapi
+//! connection, the session registry and the drain build on it.
+
+pub mod relay;
+
+pub use relay::{Ending, RelayStats, WsFrame, relay};
