@@ -6,13 +6,9 @@
 //! state is rendered again, which is exactly what was answered the first time. So a retried webhook
 //! never advances the call twice.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex as StdMutex};
-
-use tokio::sync::{Mutex, OwnedMutexGuard};
-
 use crate::config::{PublicBaseUrl, Settings};
 use crate::domain::{CallSid, ConversationMode, Language, LeadId, LeadStatus, PhoneNumber};
+use crate::locks::KeyedLocks;
 use crate::qualification::{Field, Lead, Speaker, Turn, machine, prompts};
 use crate::store::{AnyStore, CallUpdate, Store, StoreError};
 use crate::twilio::twiml::{Gather, Say, TwiML, Verb, Voices};
@@ -29,27 +25,6 @@ pub struct IncomingCall {
     pub to: Option<String>,
     pub call_status: Option<String>,
     pub direction: Option<String>,
-}
-
-/// One lock per call, so a retried webhook racing the original cannot interleave.
-#[derive(Debug, Default)]
-pub struct CallLocks {
-    locks: StdMutex<HashMap<CallSid, Arc<Mutex<()>>>>,
-}
-
-impl CallLocks {
-    pub async fn lock(&self, sid: &CallSid) -> OwnedMutexGuard<()> {
-        let lock = {
-            let mut map = self
-                .locks
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            // Forget locks nobody holds any more.
-            map.retain(|_, l| Arc::strong_count(l) > 1);
-            map.entry(sid.clone()).or_default().clone()
-        };
-        lock.lock_owned().await
-    }
 }
 
 /// Where `<Gather>` posts: absolute under `PUBLIC_BASE_URL`, else relative to the document.
@@ -203,9 +178,10 @@ pub struct GatherResult {
 pub async fn gather(
     store: &AnyStore,
     settings: &Settings,
+    locks: &KeyedLocks,
     result: &GatherResult,
 ) -> Result<TwiML, StoreError> {
-    let Some(mut lead) = store.find_lead_by_call(&result.call_sid).await? else {
+    let Some(found) = store.find_lead_by_call(&result.call_sid).await? else {
         // A call we have no record of: start a fresh qualification instead of failing the caller.
         let call = IncomingCall {
             call_sid: result.call_sid.clone(),
@@ -218,6 +194,9 @@ pub async fn gather(
         let lead = create_call(store, &call).await?;
         return Ok(render_current(&lead, settings));
     };
+    // Vapi and status callbacks may touch the same lead: one change at a time, on fresh data.
+    let _lead_lock = locks.lock(&lead_key(found.id)).await;
+    let mut lead = store.get_lead(found.id).await?.unwrap_or(found);
     if lead.status.is_final() || result.turn != Some(lead.conversation.len()) {
         // Retried, late or forged: apply nothing, answer what stands.
         return Ok(render_current(&lead, settings));
@@ -280,8 +259,32 @@ pub struct StatusCallback {
     pub sequence_number: Option<String>,
 }
 
+/// The lock key of a lead, shared by every path that changes it.
+pub fn lead_key(id: crate::domain::LeadId) -> String {
+    format!("lead:{id}")
+}
+
+/// Marks the lead `abandonne` unless it is already qualified or abandoned, under its lock.
+pub async fn abandon_if_incomplete(
+    store: &AnyStore,
+    locks: &KeyedLocks,
+    lead: Lead,
+) -> Result<(), StoreError> {
+    let _lead_lock = locks.lock(&lead_key(lead.id)).await;
+    let mut lead = store.get_lead(lead.id).await?.unwrap_or(lead);
+    if !lead.status.is_final() {
+        lead.status = LeadStatus::Abandonne;
+        store.upsert_lead(&lead).await?;
+    }
+    Ok(())
+}
+
 /// Upserts the call; an ended call whose lead is incomplete marks it `abandonne`.
-pub async fn status(store: &AnyStore, callback: &StatusCallback) -> Result<(), StoreError> {
+pub async fn status(
+    store: &AnyStore,
+    locks: &KeyedLocks,
+    callback: &StatusCallback,
+) -> Result<(), StoreError> {
     let key = format!(
         "twilio-status:{}:{}:{}",
         callback.call_sid,
@@ -304,11 +307,8 @@ pub async fn status(store: &AnyStore, callback: &StatusCallback) -> Result<(), S
     update.recording_url.clone_from(&callback.recording_url);
     store.upsert_call(&update).await?;
     if is_terminal(&callback.call_status) {
-        if let Some(mut lead) = store.find_lead_by_call(&callback.call_sid).await? {
-            if !lead.status.is_final() {
-                lead.status = LeadStatus::Abandonne;
-                store.upsert_lead(&lead).await?;
-            }
+        if let Some(lead) = store.find_lead_by_call(&callback.call_sid).await? {
+            abandon_if_incomplete(store, locks, lead).await?;
         }
     }
     store.record_event(&key).await?;

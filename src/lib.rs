@@ -30,6 +30,7 @@ pub mod cli;
 pub mod config;
 pub mod domain;
 pub mod ivr;
+pub mod locks;
 pub mod preflight;
 pub mod qualification;
 pub mod routes;

@@ -26,7 +26,7 @@ use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::config::Settings;
-use crate::ivr::CallLocks;
+use crate::locks::KeyedLocks;
 use crate::routes::{health, twilio, vapi};
 use crate::store::{AnyStore, OpenError};
 use crate::telemetry::{self, names};
@@ -78,7 +78,8 @@ pub struct AppState {
     pub store: AnyStore,
     pub twilio_auth: WebhookAuth,
     pub vapi_auth: VapiAuth,
-    pub call_locks: Arc<CallLocks>,
+    /// Per-call and per-lead locks (`call:<sid>`, `lead:<id>`).
+    pub locks: Arc<KeyedLocks>,
 }
 
 impl AppState {
@@ -89,7 +90,7 @@ impl AppState {
             settings: Arc::new(settings),
             lifecycle,
             store,
-            call_locks: Arc::default(),
+            locks: Arc::default(),
         }
     }
 }

@@ -60,7 +60,13 @@ pub fn contains_phrase(haystack: &str, phrase: &str) -> bool {
     hay.contains(&needle)
 }
 
-/// Hesitations and fillers ASR keeps in transcripts.
+/// Pure hesitations: never words of a name or an address, dropped anywhere.
+pub const HESITATIONS: &[&str] = &[
+    "euh", "heu", "euhm", "hum", "humm", "hmm", "mmm", "um", "umm", "uh", "uhh", "er", "erm",
+];
+
+/// Hesitations and fillers ASR keeps in transcripts. Some are also names (`Ben`, `Oh`): parsers of
+/// names and addresses drop only [`HESITATIONS`] anywhere, and these only before a lead-in.
 pub const FILLERS: &[&str] = &[
     "euh", "heu", "euhm", "hum", "humm", "hmm", "mmm", "ben", "bin", "bah", "beh", "tsé", "tse",
     "um", "umm", "uh", "uhh", "er", "erm", "ah", "oh", "alors", "donc", "genre", "well",

@@ -380,6 +380,10 @@ async fn writes_survive_supabase_going_down_and_drain_in_order() {
         store.find_lead_by_call(&sid(7)).await.unwrap().unwrap().id,
         lead.id
     );
+    // Reads of things nobody wrote are answered (not errors) while Supabase is down: a new call
+    // must still get its first question.
+    assert_eq!(store.find_lead_by_call(&sid(70)).await.unwrap(), None);
+    assert!(!store.event_processed("never-seen").await.unwrap());
 
     // Supabase comes back: the worker drains in order.
     store.spawn_worker(&tracker, token.clone());
@@ -454,15 +458,70 @@ async fn a_permanently_refused_write_goes_to_dead_letters_and_can_be_requeued() 
         "the lead behind it landed"
     );
 
+    // A lead snapshot refused while grants were wrong, then written again once they are fixed:
+    // requeueing must not replay the old snapshot over the new one.
+    stack.psql("revoke insert, update on bp.leads from service_role");
+    let mut late = Lead::new(LeadId::new());
+    late.description = Some(Description::try_from("première version").unwrap());
+    store.upsert_lead(&late).await.unwrap();
+    stack.psql("grant insert, update on bp.leads to service_role");
+    late.description = Some(Description::try_from("version corrigée").unwrap());
+    store.upsert_lead(&late).await.unwrap();
+    assert_eq!(store.dead_letters().await.unwrap().len(), 3);
+
     // Fixed grants: requeue and drain.
     stack.psql("grant insert, update on bp.processed_events to service_role");
-    assert_eq!(store.requeue_dead_letters().await.unwrap(), 2);
+    assert_eq!(
+        store.requeue_dead_letters().await.unwrap(),
+        2,
+        "the stale lead snapshot is dropped"
+    );
     wait_for_depth(&store, 0).await;
     token.cancel();
     assert!(store.dead_letters().await.unwrap().is_empty());
     assert_eq!(
         stack.psql("select string_agg(key, ',' order by key) from bp.processed_events"),
         "evt-queued,evt-refused"
+    );
+}
+
+#[tokio::test]
+async fn a_write_that_keeps_conflicting_is_dead_lettered_instead_of_blocking_the_queue() {
+    let mut stack = SupabaseStack::start();
+    let dir = tempfile::tempdir().unwrap();
+    let store = OutboxStore::new(
+        supabase(&stack, Duration::from_millis(500)),
+        SqliteStore::open(&dir.path().join("outbox.db")).unwrap(),
+        OutboxConfig {
+            write_deadline: Duration::from_millis(500),
+            min_backoff: Duration::from_millis(10),
+            max_backoff: Duration::from_millis(20),
+        },
+    );
+    stack.stop_postgrest();
+    // A call whose lead never reaches Supabase: 409 (foreign key) on every replay.
+    let mut orphan = CallUpdate::new(sid(40));
+    orphan.lead_id = Some(LeadId::new());
+    store.upsert_call(&orphan).await.unwrap();
+    let behind = Lead::new(LeadId::new());
+    store.upsert_lead(&behind).await.unwrap();
+    stack.start_postgrest();
+    let tracker = TaskTracker::new();
+    let token = CancellationToken::new();
+    store.spawn_worker(&tracker, token.clone());
+    wait_for_depth(&store, 0).await;
+    token.cancel();
+    let dead = store.dead_letters().await.unwrap();
+    assert_eq!(dead.len(), 1);
+    assert!(dead[0].error.contains("409"), "{}", dead[0].error);
+    assert_eq!(
+        dead[0].attempts,
+        myriam::store::outbox::MAX_CONFLICT_ATTEMPTS
+    );
+    assert_eq!(
+        stack.psql("select count(*) from bp.leads"),
+        "1",
+        "the write behind it landed"
     );
 }
 

@@ -8,7 +8,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 use crate::domain::Language;
-use crate::text::{FILLERS, contains_phrase, fold, words};
+use crate::text::{FILLERS, HESITATIONS, contains_phrase, fold, words};
 
 /// Longest name kept, in characters.
 pub const MAX_NAME_CHARS: usize = 120;
@@ -95,7 +95,7 @@ fn strip_affixes<'a>(words: Vec<&'a str>, lead_ins: &[&str], trailers: &[&str]) 
     let (words, folded): (Vec<&str>, Vec<String>) = words
         .into_iter()
         .map(|w| (w, fold(w)))
-        .filter(|(_, f)| !f.is_empty() && !FILLERS.contains(&f.as_str()))
+        .filter(|(_, f)| !f.is_empty() && !HESITATIONS.contains(&f.as_str()))
         .unzip();
     let matches_at = |at: usize, phrase: &str| -> Option<usize> {
         let parts: Vec<&str> = phrase.split(' ').collect();
@@ -107,8 +107,20 @@ fn strip_affixes<'a>(words: Vec<&'a str>, lead_ins: &[&str], trailers: &[&str]) 
         .then_some(parts.len())
     };
     let mut start = 0;
-    while let Some(len) = lead_ins.iter().find_map(|p| matches_at(start, p)) {
-        start += len;
+    loop {
+        if let Some(len) = lead_ins.iter().find_map(|p| matches_at(start, p)) {
+            start += len;
+        } else if FILLERS.contains(&folded.get(start).map_or("", String::as_str))
+            && (start + 1..folded.len()).next().is_some_and(|next| {
+                FILLERS.contains(&folded[next].as_str())
+                    || lead_ins.iter().any(|p| matches_at(next, p).is_some())
+            })
+        {
+            // "ben je m'appelle …": a filler before a lead-in; "Ben Tremblay" keeps its Ben.
+            start += 1;
+        } else {
+            break;
+        }
     }
     let mut end = folded.len();
     loop {
@@ -963,6 +975,9 @@ mod tests {
             ("moi c'est Sylvie Bélanger", "Sylvie Bélanger"),
             ("euh je m'appelle euh Luc Ouellet", "Luc Ouellet"),
             ("Luc Luc Ouellet", "Luc Ouellet"),
+            ("Ben Tremblay", "Ben Tremblay"),
+            ("ben je m'appelle Ben Tremblay", "Ben Tremblay"),
+            ("euh Ben euh Tremblay", "Ben Tremblay"),
             (
                 "oui bonjour mon nom c'est Nathalie D'Amours",
                 "Nathalie D'Amours",
@@ -990,6 +1005,7 @@ mod tests {
             ("it's Mary O'Brien", "Mary O'Brien"),
             ("um this is Peter van der Berg thanks", "Peter van der Berg"),
             ("I'm Sarah Connor", "Sarah Connor"),
+            ("my name is Sarah Oh", "Sarah Oh"),
             ("hi my name is uh David Miller thank you", "David Miller"),
         ] {
             assert_eq!(

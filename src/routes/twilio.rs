@@ -112,15 +112,15 @@ pub async fn voice(State(state): State<AppState>, form: TwilioForm) -> Result<Tw
             return Err(TwilioRejection::WrongAccount.into());
         }
     }
-    let _guard = state.call_locks.lock(&call.call_sid).await;
+    let _guard = state.locks.lock(&format!("call:{}", call.call_sid)).await;
     Ok(ivr::incoming_call(&state.store, &state.settings, &call).await?)
 }
 
 /// `POST /twilio/gather`: the caller's answer (`SpeechResult`, or `Digits`).
 pub async fn gather(State(state): State<AppState>, form: TwilioForm) -> Result<TwiML, TwilioError> {
     let result = GatherResult::try_from(&form)?;
-    let _guard = state.call_locks.lock(&result.call_sid).await;
-    Ok(ivr::gather(&state.store, &state.settings, &result).await?)
+    let _guard = state.locks.lock(&format!("call:{}", result.call_sid)).await;
+    Ok(ivr::gather(&state.store, &state.settings, &state.locks, &result).await?)
 }
 
 /// `POST /twilio/status`: call status callbacks. Answers 204.
@@ -129,8 +129,11 @@ pub async fn status(
     form: TwilioForm,
 ) -> Result<StatusCode, TwilioError> {
     let callback = StatusCallback::try_from(&form)?;
-    let _guard = state.call_locks.lock(&callback.call_sid).await;
-    ivr::status(&state.store, &callback).await?;
+    let _guard = state
+        .locks
+        .lock(&format!("call:{}", callback.call_sid))
+        .await;
+    ivr::status(&state.store, &state.locks, &callback).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -140,6 +143,6 @@ pub async fn stream_ended(
     form: TwilioForm,
 ) -> Result<TwiML, TwilioError> {
     let sid = call_sid(&form)?;
-    let _guard = state.call_locks.lock(&sid).await;
+    let _guard = state.locks.lock(&format!("call:{sid}")).await;
     Ok(ivr::stream_ended(&state.store, &state.settings, &sid, "stream_ended").await?)
 }

@@ -54,7 +54,9 @@ pub async fn webhook(State(state): State<AppState>, headers: HeaderMap, body: By
     metrics::counter!(MESSAGES, "type" => kind.to_owned()).increment(1);
     let store = &state.store;
     let answer: Result<Value, _> = match &message {
-        ServerMessage::ToolCalls { call, calls } => server::tool_calls(store, call, calls).await,
+        ServerMessage::ToolCalls { call, calls } => {
+            server::tool_calls(store, &state.locks, call, calls).await
+        }
         ServerMessage::AssistantRequest { call } => {
             server::assistant_request(store, &state.settings, call).await
         }
@@ -67,10 +69,10 @@ pub async fn webhook(State(state): State<AppState>, headers: HeaderMap, body: By
                 ended_reason: ended_reason.clone(),
                 ..CallEnd::default()
             };
-            server::call_update(store, call, Some(status), &end).await
+            server::call_update(store, &state.locks, call, Some(status), &end).await
         }
         ServerMessage::EndOfCallReport { call, end } => {
-            server::call_update(store, call, None, end).await
+            server::call_update(store, &state.locks, call, None, end).await
         }
         ServerMessage::Other { kind } => {
             tracing::debug!(message_type = %kind, "Vapi message acknowledged");

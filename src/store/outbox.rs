@@ -23,6 +23,7 @@ use super::sqlite::{SqliteStore, parse_time};
 use super::supabase::SupabaseStore;
 use super::{CallRecord, CallUpdate, Store, StoreError};
 use crate::domain::{CallSid, LeadId};
+use crate::locks::KeyedLocks;
 use crate::qualification::Lead;
 
 /// Metric names (documented in the README's metrics section).
@@ -33,6 +34,11 @@ pub mod metric {
     pub const REPLAYS: &str = "myriam_outbox_replays_total";
     pub const DEAD_LETTERS: &str = "myriam_outbox_dead_letters_total";
 }
+
+/// A write Supabase keeps answering 409 (a conflict, or a call whose lead never arrived) is
+/// dead-lettered after this many attempts instead of blocking the queue for ever. Unreachability
+/// and 5xx are retried without limit.
+pub const MAX_CONFLICT_ATTEMPTS: u32 = 20;
 
 #[derive(Debug, Clone, Copy)]
 pub struct OutboxConfig {
@@ -67,8 +73,11 @@ struct Inner {
     local: SqliteStore,
     config: OutboxConfig,
     wake: Notify,
-    /// Serialises the direct path so a write can never overtake one being queued.
-    write_order: Mutex<()>,
+    /// One write per entity at a time: a write never overtakes an earlier one of the same lead,
+    /// call or event, while writes of different entities go to Supabase concurrently.
+    entity_locks: KeyedLocks,
+    /// The worker and `flush` never replay at the same time.
+    replay: Mutex<()>,
 }
 
 /// Supabase with a durable outbox in front. Cheap to clone.
@@ -110,7 +119,8 @@ impl OutboxStore {
                 local,
                 config,
                 wake: Notify::new(),
-                write_order: Mutex::new(()),
+                entity_locks: KeyedLocks::default(),
+                replay: Mutex::new(()),
             }),
         }
     }
@@ -211,25 +221,45 @@ impl OutboxStore {
             .collect()
     }
 
-    /// Moves every dead letter back to the end of the outbox (after fixing what Supabase refused).
+    /// Moves dead letters back to the end of the outbox (after fixing what Supabase refused).
+    /// A lead snapshot is skipped when Supabase already holds that lead: a later write replaced
+    /// it, and replaying the old snapshot would undo that. Returns how many were requeued.
     pub async fn requeue_dead_letters(&self) -> Result<usize, StoreError> {
-        let moved = self
-            .inner
-            .local
-            .call(|c| {
-                let tx = c.transaction()?;
-                let n = tx.execute(
-                    "INSERT INTO outbox (entity, op, enqueued_at) \
-                     SELECT entity, op, enqueued_at FROM dead_letters ORDER BY seq",
-                    [],
-                )?;
-                tx.execute("DELETE FROM dead_letters", [])?;
-                tx.commit()?;
-                Ok(n)
-            })
-            .await?;
+        let mut requeued = 0;
+        for letter in self.dead_letters().await? {
+            let stale = match &letter.op {
+                WriteOp::UpsertLead(row) => self.inner.remote.get_lead(row.id).await?.is_some(),
+                WriteOp::UpsertCall(_) | WriteOp::RecordEvent { .. } => false,
+            };
+            let seq = letter.seq;
+            let keep = !stale;
+            self.inner
+                .local
+                .call(move |c| {
+                    let tx = c.transaction()?;
+                    if keep {
+                        tx.execute(
+                            "INSERT INTO outbox (entity, op, enqueued_at) \
+                             SELECT entity, op, enqueued_at FROM dead_letters WHERE seq = ?1",
+                            [seq],
+                        )?;
+                    }
+                    tx.execute("DELETE FROM dead_letters WHERE seq = ?1", [seq])?;
+                    tx.commit()?;
+                    Ok(())
+                })
+                .await?;
+            if stale {
+                tracing::info!(
+                    seq,
+                    "dead-lettered lead snapshot dropped: Supabase has a newer one"
+                );
+            } else {
+                requeued += 1;
+            }
+        }
         self.inner.wake.notify_one();
-        Ok(moved)
+        Ok(requeued)
     }
 
     async fn enqueue(&self, op: &WriteOp) -> Result<(), StoreError> {
@@ -277,8 +307,10 @@ impl OutboxStore {
     /// Every write is also mirrored into the local tables, so this instance can still read what it
     /// wrote while Supabase is unreachable.
     async fn write(&self, op: WriteOp) -> Result<Option<bool>, StoreError> {
-        let _order = self.inner.write_order.lock().await;
+        let _entity = self.inner.entity_locks.lock(&op.entity()).await;
         self.mirror(&op).await;
+        // Anything queued means Supabase was failing: queue behind it (keeps the order, and
+        // spares every caller the deadline while Supabase is down).
         if self.depth().await? == 0 {
             let direct =
                 tokio::time::timeout(self.inner.config.write_deadline, self.direct(&op)).await;
@@ -413,7 +445,11 @@ impl OutboxStore {
                 metrics::counter!(metric::REPLAYS).increment(1);
                 Ok(())
             }
-            Err(error) if error.is_transient() => {
+            Err(error)
+                if error.is_transient()
+                    && !(matches!(error, StoreError::Rejected { status: 409, .. })
+                        && entry.attempts + 1 >= MAX_CONFLICT_ATTEMPTS) =>
+            {
                 let reason = error.to_string();
                 self.inner
                     .local
@@ -467,8 +503,9 @@ impl OutboxStore {
 
     async fn run_worker(self, token: CancellationToken) {
         let mut failures: u32 = 0;
-        loop {
+        while !token.is_cancelled() {
             self.publish_gauges().await;
+            let replay = self.inner.replay.lock().await;
             let next = match self.first_pending().await {
                 Ok(next) => next,
                 Err(error) => {
@@ -477,6 +514,7 @@ impl OutboxStore {
                 }
             };
             let Some(entry) = next else {
+                drop(replay);
                 failures = 0;
                 tokio::select! {
                     () = token.cancelled() => return,
@@ -485,7 +523,9 @@ impl OutboxStore {
                     () = tokio::time::sleep(self.inner.config.max_backoff) => continue,
                 }
             };
-            match self.replay_one(&entry).await {
+            let replayed = self.replay_one(&entry).await;
+            drop(replay);
+            match replayed {
                 Ok(()) => failures = 0,
                 Err(error) => {
                     let delay = backoff(&self.inner.config, failures.max(entry.attempts.min(16)));
@@ -507,7 +547,7 @@ impl OutboxStore {
     /// Replays until the queue is empty or `deadline` passes (shutdown). Returns what is left.
     pub async fn flush(&self, deadline: Duration) -> Result<usize, StoreError> {
         let started = Instant::now();
-        let _order = self.inner.write_order.lock().await;
+        let _replay = self.inner.replay.lock().await;
         while let Some(entry) = self.first_pending().await? {
             let left = deadline.saturating_sub(started.elapsed());
             if left.is_zero() {
@@ -692,17 +732,15 @@ impl Store for OutboxStore {
 }
 
 impl OutboxStore {
-    /// A read Supabase could not answer, answered from the local mirror when it knows something.
-    fn fallback<T: Default + PartialEq>(
-        remote: StoreError,
-        local: Result<T, StoreError>,
-    ) -> Result<T, StoreError> {
+    /// A read Supabase could not answer, answered from the local mirror: what this instance wrote
+    /// is there; what only other instances wrote is not, which beats failing the caller.
+    fn fallback<T>(remote: StoreError, local: Result<T, StoreError>) -> Result<T, StoreError> {
         match local {
-            Ok(value) if value != T::default() => {
-                tracing::debug!(error = %remote, "Supabase unreachable; read from the local mirror");
+            Ok(value) => {
+                tracing::warn!(error = %remote, "Supabase unreachable; answered from the local mirror");
                 Ok(value)
             }
-            _ => Err(remote),
+            Err(_) => Err(remote),
         }
     }
 

@@ -113,7 +113,15 @@ impl SupabaseStore {
     ) -> Result<Vec<T>, StoreError> {
         let (_, body) = self.send(builder).await?;
         serde_json::from_str(&body)
-            .map_err(|e| StoreError::Corrupt(format!("unexpected PostgREST answer: {e}")))
+            // serde's message quotes the offending value, which may be caller data: keep the place.
+            .map_err(|e| {
+                StoreError::Corrupt(format!(
+                    "unexpected PostgREST answer ({:?} error at line {}, column {})",
+                    e.classify(),
+                    e.line(),
+                    e.column()
+                ))
+            })
     }
 
     fn body<T: serde::Serialize>(value: &T) -> Result<String, StoreError> {

@@ -108,7 +108,7 @@ pub fn verify(
         } else {
             value
         };
-        if (now - seconds).abs() > MAX_SKEW_SECS {
+        if now.abs_diff(seconds) > MAX_SKEW_SECS.unsigned_abs() {
             return Err(VapiAuthError::Stale);
         }
         let signature = signature.strip_prefix("sha256=").unwrap_or(signature);

@@ -8,8 +8,9 @@ use serde_json::{Value, json};
 
 use super::messages::{CallEnd, CallRef, TOOL_NAME, ToolCall};
 use crate::config::Settings;
-use crate::domain::{CallSid, LeadId, LeadStatus, PhoneNumber};
-use crate::ivr::status_rank;
+use crate::domain::{CallSid, LeadId, PhoneNumber};
+use crate::ivr::{abandon_if_incomplete, lead_key, status_rank};
+use crate::locks::KeyedLocks;
 use crate::qualification::{Lead, Speaker, Turn, machine, prompts};
 use crate::store::{AnyStore, CallUpdate, Store, StoreError};
 
@@ -67,10 +68,20 @@ fn error_result(id: &str, error: &str) -> Value {
 /// `tool-calls`: one result per call, in order; errors as `results[].error` (Vapi ignores non-200).
 pub async fn tool_calls(
     store: &AnyStore,
+    locks: &KeyedLocks,
     call: &CallRef,
     calls: &[ToolCall],
 ) -> Result<Value, StoreError> {
-    let mut lead = find_lead(store, call).await?;
+    let found = find_lead(store, call).await?;
+    // The IVR and status callbacks may touch the same lead: one change at a time, on fresh data.
+    let _lead_lock = match &found {
+        Some(lead) => Some(locks.lock(&lead_key(lead.id)).await),
+        None => None,
+    };
+    let mut lead = match found {
+        Some(lead) => Some(store.get_lead(lead.id).await?.unwrap_or(lead)),
+        None => None,
+    };
     let mut changed = false;
     let mut results = Vec::with_capacity(calls.len());
     for tool_call in calls {
@@ -192,12 +203,13 @@ async fn call_sid_of(store: &AnyStore, call: &CallRef) -> Result<Option<CallSid>
         .and_then(|s| CallSid::try_from(s).ok()))
 }
 
-async fn end_lead_if_incomplete(store: &AnyStore, call: &CallRef) -> Result<(), StoreError> {
-    if let Some(mut lead) = find_lead(store, call).await? {
-        if !lead.status.is_final() {
-            lead.status = LeadStatus::Abandonne;
-            store.upsert_lead(&lead).await?;
-        }
+async fn end_lead_if_incomplete(
+    store: &AnyStore,
+    locks: &KeyedLocks,
+    call: &CallRef,
+) -> Result<(), StoreError> {
+    if let Some(lead) = find_lead(store, call).await? {
+        abandon_if_incomplete(store, locks, lead).await?;
     }
     Ok(())
 }
@@ -206,6 +218,7 @@ async fn end_lead_if_incomplete(store: &AnyStore, call: &CallRef) -> Result<(), 
 /// makes it `abandonne`.
 pub async fn call_update(
     store: &AnyStore,
+    locks: &KeyedLocks,
     call: &CallRef,
     status: Option<&str>,
     end: &CallEnd,
@@ -233,7 +246,7 @@ pub async fn call_update(
     store.upsert_call(&update).await?;
     let ended = status == Some("ended") || end.ended_reason.is_some();
     if ended {
-        end_lead_if_incomplete(store, call).await?;
+        end_lead_if_incomplete(store, locks, call).await?;
     }
     Ok(json!({}))
 }
