@@ -150,17 +150,50 @@ async fn create_call(store: &AnyStore, call: &IncomingCall) -> Result<Lead, Stor
     Ok(lead)
 }
 
-/// `POST /twilio/voice`: a new call gets a lead and the first question; a retry gets the same TwiML.
+/// Where a bridged call's audio goes: the `<Stream url>` and the `<Connect action>`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BridgeTarget {
+    pub stream_url: String,
+    pub action_url: String,
+}
+
+/// `<Connect action><Stream url><Parameter lead_id/><Parameter call_sid/></Stream></Connect>`.
+fn connect(lead: &Lead, call_sid: &CallSid, target: &BridgeTarget) -> TwiML {
+    TwiML::new().verb(Verb::Connect {
+        action: Some(target.action_url.clone()),
+        stream: crate::twilio::twiml::Stream {
+            url: target.stream_url.clone(),
+            parameters: vec![
+                ("lead_id".to_owned(), lead.id.to_string()),
+                ("call_sid".to_owned(), call_sid.to_string()),
+            ],
+        },
+    })
+}
+
+/// `POST /twilio/voice`: a new call gets a lead and either the bridge (`<Connect>`) or the IVR's
+/// first question; a retry gets the same TwiML.
 pub async fn incoming_call(
     store: &AnyStore,
     settings: &Settings,
     call: &IncomingCall,
+    bridge: Option<&BridgeTarget>,
 ) -> Result<TwiML, StoreError> {
-    let lead = match store.find_lead_by_call(&call.call_sid).await? {
-        Some(lead) => lead,
-        None => create_call(store, call).await?,
+    let lead = if let Some(lead) = store.find_lead_by_call(&call.call_sid).await? {
+        lead
+    } else {
+        let lead = create_call(store, call).await?;
+        if bridge.is_some() {
+            let mut update = CallUpdate::new(call.call_sid.clone());
+            update.mode = Some(ConversationMode::Bridge);
+            store.upsert_call(&update).await?;
+        }
+        lead
     };
-    Ok(render_current(&lead, settings))
+    Ok(match bridge {
+        Some(target) if !lead.status.is_final() => connect(&lead, &call.call_sid, target),
+        _ => render_current(&lead, settings),
+    })
 }
 
 /// A `<Gather>` result.
@@ -329,9 +362,14 @@ pub async fn stream_ended(
     if lead.status.is_final() {
         return Ok(TwiML::new().verb(Verb::Hangup));
     }
+    // Keep the bridge's own reason (vapi_timeout, vapi_lost …) when it recorded one.
+    let known = store
+        .get_call(call_sid)
+        .await?
+        .and_then(|c| c.fields.mode_reason);
     let mut update = CallUpdate::new(call_sid.clone());
     update.mode = Some(ConversationMode::Ivr);
-    update.mode_reason = Some(reason.to_owned());
+    update.mode_reason = Some(known.unwrap_or_else(|| reason.to_owned()));
     store.upsert_call(&update).await?;
     Ok(render_current(&lead, settings))
 }

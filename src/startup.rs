@@ -27,11 +27,13 @@ use tower_http::trace::TraceLayer;
 
 use crate::config::Settings;
 use crate::locks::KeyedLocks;
-use crate::routes::{health, twilio, vapi};
+use crate::routes::{health, media, twilio, vapi};
 use crate::store::{AnyStore, OpenError};
 use crate::telemetry::{self, names};
 use crate::twilio::WebhookAuth;
 use crate::vapi::VapiAuth;
+use crate::vapi::client::{CREATE_CALL_DEADLINE, VapiClient};
+use tokio::sync::Semaphore;
 
 /// Largest Twilio webhook body (they are a few KiB); larger gets 413.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
@@ -46,6 +48,7 @@ static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 #[derive(Debug, Clone, Default)]
 pub struct Lifecycle {
     shutdown: CancellationToken,
+    hard_stop: CancellationToken,
     tasks: TaskTracker,
 }
 
@@ -58,6 +61,11 @@ impl Lifecycle {
     /// Tasks spawned here are waited for (up to the drain timeout) before the process exits.
     pub fn tracker(&self) -> &TaskTracker {
         &self.tasks
+    }
+
+    /// Cancelled when the drain timeout is over: live calls must end now.
+    pub fn hard_stop_token(&self) -> CancellationToken {
+        self.hard_stop.clone()
     }
 
     pub fn is_draining(&self) -> bool {
@@ -80,13 +88,28 @@ pub struct AppState {
     pub vapi_auth: VapiAuth,
     /// Per-call and per-lead locks (`call:<sid>`, `lead:<id>`).
     pub locks: Arc<KeyedLocks>,
+    /// Set when Vapi is configured (`VAPI_PRIVATE_KEY` and `VAPI_ASSISTANT_ID`).
+    pub vapi: Option<VapiClient>,
+    /// One permit per bridged call (`MAX_CONCURRENT_CALLS`).
+    pub call_permits: Arc<Semaphore>,
 }
 
 impl AppState {
     pub fn new(settings: Settings, store: AnyStore, lifecycle: Lifecycle) -> Self {
+        let vapi = match (&settings.vapi.private_key, &settings.vapi.assistant_id) {
+            (Some(key), Some(assistant)) => Some(VapiClient::new(
+                settings.vapi.base_url.as_str(),
+                key.clone(),
+                assistant.clone(),
+                CREATE_CALL_DEADLINE,
+            )),
+            _ => None,
+        };
         Self {
             twilio_auth: WebhookAuth::from_settings(&settings),
             vapi_auth: VapiAuth::from_settings(&settings),
+            call_permits: Arc::new(Semaphore::new(settings.max_concurrent_calls)),
+            vapi,
             settings: Arc::new(settings),
             lifecycle,
             store,
@@ -236,8 +259,11 @@ impl Application {
         {
             tracing::warn!(
                 still_running = lifecycle.tracker().len(),
-                "drain timeout reached with tasks still running"
+                "drain timeout reached: ending the calls still live"
             );
+            lifecycle.hard_stop.cancel();
+            // Calls hang up promptly once told; do not wait for ever on a stuck one.
+            let _ = tokio::time::timeout(Duration::from_secs(2), lifecycle.tracker().wait()).await;
         }
         tracing::info!("stopped");
         result
@@ -253,6 +279,7 @@ pub fn router(state: AppState) -> Router {
         .route("/twilio/gather", post(twilio::gather))
         .route("/twilio/status", post(twilio::status))
         .route("/twilio/stream-ended", post(twilio::stream_ended))
+        .route("/twilio/media", get(media::media))
         .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES));
     let large = Router::new()
         .route("/vapi/webhook", post(vapi::webhook))

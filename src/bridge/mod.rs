@@ -4,5 +4,6 @@
 //! connection, the session registry and the drain build on it.
 
 pub mod relay;
+pub mod session;
 
 pub use relay::{Ending, RelayStats, WsFrame, relay};

@@ -1,5 +1,6 @@
 //! Thin HTTP handlers. Each parses its input into domain types and delegates.
 
 pub mod health;
+pub mod media;
 pub mod twilio;
 pub mod vapi;

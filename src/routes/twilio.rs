@@ -5,8 +5,9 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 
+use crate::config::CallMode;
 use crate::domain::CallSid;
-use crate::ivr::{self, GatherResult, IncomingCall, StatusCallback};
+use crate::ivr::{self, BridgeTarget, GatherResult, IncomingCall, StatusCallback};
 use crate::startup::AppState;
 use crate::store::StoreError;
 use crate::twilio::twiml::TwiML;
@@ -104,6 +105,23 @@ impl TryFrom<&TwilioForm> for StatusCallback {
     }
 }
 
+/// Bridge to Vapi when `CALL_MODE` allows it, Vapi and `PUBLIC_BASE_URL` are configured, the
+/// instance is not draining and a call permit is free; otherwise the IVR answers.
+fn bridge_target(state: &AppState) -> Option<BridgeTarget> {
+    if state.settings.call_mode == CallMode::Ivr {
+        return None;
+    }
+    let base = state.settings.public_base_url.as_ref()?;
+    state.vapi.as_ref()?;
+    if state.lifecycle.is_draining() || state.call_permits.available_permits() == 0 {
+        return None;
+    }
+    Some(BridgeTarget {
+        stream_url: base.websocket("/twilio/media"),
+        action_url: base.join("/twilio/stream-ended"),
+    })
+}
+
 /// `POST /twilio/voice`: an incoming call.
 pub async fn voice(State(state): State<AppState>, form: TwilioForm) -> Result<TwiML, TwilioError> {
     let call = IncomingCall::try_from(&form)?;
@@ -113,7 +131,8 @@ pub async fn voice(State(state): State<AppState>, form: TwilioForm) -> Result<Tw
         }
     }
     let _guard = state.locks.lock(&format!("call:{}", call.call_sid)).await;
-    Ok(ivr::incoming_call(&state.store, &state.settings, &call).await?)
+    let bridge = bridge_target(&state);
+    Ok(ivr::incoming_call(&state.store, &state.settings, &call, bridge.as_ref()).await?)
 }
 
 /// `POST /twilio/gather`: the caller's answer (`SpeechResult`, or `Digits`).

@@ -105,6 +105,11 @@ impl VapiClient {
         }
     }
 
+    /// The private key, for the WebSocket's `Authorization: Bearer` header.
+    pub fn key(&self) -> &SecretString {
+        &self.key
+    }
+
     /// The request body of `POST /call`.
     pub fn create_call_body(&self, context: &CallContext) -> Value {
         let variables = json!({

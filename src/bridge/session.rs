@@ -1,0 +1,210 @@
+//! One bridged call: the Twilio Media Stream socket, the Vapi call and its socket, the relay, and
+//! what the call row records. Any failure before or during the call closes the Twilio stream, so
+//! Twilio requests the `<Connect action>` (`/twilio/stream-ended`) and the IVR continues the lead at
+//! its current step.
+
+use std::time::{Duration, Instant};
+
+use axum::extract::ws::{Message, WebSocket};
+use futures_util::{SinkExt, StreamExt};
+use secrecy::ExposeSecret;
+use tokio_tungstenite::tungstenite;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+
+use super::relay::{Ending, WsFrame, relay};
+use crate::domain::{CallSid, ConversationMode, LeadId};
+use crate::startup::AppState;
+use crate::store::{CallUpdate, Store as _};
+use crate::twilio::media::{MediaFrame, StreamStart};
+use crate::vapi::client::CallContext;
+
+/// Metric: calls being bridged now.
+pub const LIVE_CALLS: &str = "myriam_bridge_live_calls";
+/// Metric: bridge sessions that fell back to the IVR, by reason.
+pub const FAILURES: &str = "myriam_bridge_failures_total";
+
+/// How long Twilio has to send `start` after the socket opens.
+pub const START_TIMEOUT: Duration = Duration::from_secs(5);
+
+fn from_axum(message: Message) -> Option<WsFrame> {
+    match message {
+        Message::Text(t) => Some(WsFrame::Text(t.to_string())),
+        Message::Binary(b) => Some(WsFrame::Binary(b.to_vec())),
+        Message::Close(_) => Some(WsFrame::Close),
+        Message::Ping(_) | Message::Pong(_) => None,
+    }
+}
+
+fn to_axum(frame: WsFrame) -> Message {
+    match frame {
+        WsFrame::Text(t) => Message::Text(t.into()),
+        WsFrame::Binary(b) => Message::Binary(b.into()),
+        WsFrame::Close => Message::Close(None),
+    }
+}
+
+fn from_tungstenite(message: tungstenite::Message) -> Option<WsFrame> {
+    match message {
+        tungstenite::Message::Text(t) => Some(WsFrame::Text(t.to_string())),
+        tungstenite::Message::Binary(b) => Some(WsFrame::Binary(b.to_vec())),
+        tungstenite::Message::Close(_) => Some(WsFrame::Close),
+        _ => None,
+    }
+}
+
+fn to_tungstenite(frame: WsFrame) -> tungstenite::Message {
+    match frame {
+        WsFrame::Text(t) => tungstenite::Message::Text(t.into()),
+        WsFrame::Binary(b) => tungstenite::Message::Binary(b.into()),
+        WsFrame::Close => tungstenite::Message::Close(None),
+    }
+}
+
+/// Waits for Twilio's `start` frame (after `connected`).
+async fn read_start(socket: &mut WebSocket) -> Option<StreamStart> {
+    let wait = async {
+        while let Some(Ok(message)) = socket.next().await {
+            if let Message::Text(text) = message {
+                match MediaFrame::parse(&text) {
+                    Ok(MediaFrame::Start(start)) => return Some(start),
+                    Ok(_) => {}
+                    Err(error) => tracing::warn!(%error, "malformed frame before start"),
+                }
+            }
+        }
+        None
+    };
+    tokio::time::timeout(START_TIMEOUT, wait)
+        .await
+        .ok()
+        .flatten()
+}
+
+async fn record(state: &AppState, sid: &CallSid, edit: impl FnOnce(&mut CallUpdate)) {
+    let mut update = CallUpdate::new(sid.clone());
+    edit(&mut update);
+    if let Err(error) = state.store.upsert_call(&update).await {
+        tracing::error!(%error, "cannot record the bridge state of a call");
+    }
+}
+
+/// Closes the Twilio stream so Twilio asks `/twilio/stream-ended`, which continues in the IVR.
+async fn fall_back(
+    state: &AppState,
+    socket: WebSocket,
+    sid: Option<&CallSid>,
+    reason: &'static str,
+) {
+    metrics::counter!(FAILURES, "reason" => reason).increment(1);
+    tracing::warn!(reason, "bridge unavailable; the call continues in the IVR");
+    if let Some(sid) = sid {
+        record(state, sid, |u| {
+            u.mode = Some(ConversationMode::Ivr);
+            u.mode_reason = Some(reason.to_owned());
+        })
+        .await;
+    }
+    let mut socket = socket;
+    let _ = socket.send(Message::Close(None)).await;
+}
+
+/// Runs one bridged call from the upgraded Twilio socket to its end.
+pub async fn run(state: AppState, mut socket: WebSocket) {
+    let Ok(permit) = state.call_permits.clone().try_acquire_owned() else {
+        return fall_back(&state, socket, None, "capacity").await;
+    };
+    let Some(start) = read_start(&mut socket).await else {
+        return fall_back(&state, socket, None, "no_start").await;
+    };
+    let sid = start
+        .custom_parameters
+        .get("call_sid")
+        .or(start.call_sid.as_ref())
+        .and_then(|s| CallSid::try_from(s.as_str()).ok());
+    let lead_id = start
+        .custom_parameters
+        .get("lead_id")
+        .and_then(|l| LeadId::try_from(l.as_str()).ok());
+    let (Some(sid), Some(lead_id)) = (sid, lead_id) else {
+        return fall_back(&state, socket, None, "bad_parameters").await;
+    };
+    let Some(vapi) = state.vapi.clone() else {
+        return fall_back(&state, socket, Some(&sid), "vapi_not_configured").await;
+    };
+    let Ok(Some(lead)) = state.store.get_lead(lead_id).await else {
+        return fall_back(&state, socket, Some(&sid), "unknown_lead").await;
+    };
+    let deadline = Instant::now() + crate::vapi::client::CREATE_CALL_DEADLINE;
+    let context = CallContext {
+        lead_id: lead.id.to_string(),
+        call_sid: sid.to_string(),
+        caller_number: lead.offered_phone.as_ref().map(|p| p.as_e164().to_owned()),
+        language: lead.language.as_str().to_owned(),
+    };
+    let created = match vapi.create_call(&context).await {
+        Ok(created) => created,
+        Err(error) => return fall_back(&state, socket, Some(&sid), error.reason()).await,
+    };
+    let Ok(mut request) = created.websocket_url.expose_secret().into_client_request() else {
+        return fall_back(&state, socket, Some(&sid), "vapi_bad_response").await;
+    };
+    if let Ok(auth) = format!("Bearer {}", vapi.key().expose_secret()).parse() {
+        request.headers_mut().insert("authorization", auth);
+    }
+    let left = deadline
+        .saturating_duration_since(Instant::now())
+        .max(Duration::from_millis(500));
+    let Ok(Ok((vapi_socket, _))) =
+        tokio::time::timeout(left, tokio_tungstenite::connect_async(request)).await
+    else {
+        return fall_back(&state, socket, Some(&sid), "vapi_socket_failed").await;
+    };
+    record(&state, &sid, |u| {
+        u.vapi_call_id = Some(created.id.clone());
+        u.mode = Some(ConversationMode::Bridge);
+    })
+    .await;
+
+    metrics::gauge!(LIVE_CALLS).increment(1.0);
+    let (twilio_out, twilio_in) = socket.split();
+    let (vapi_out, vapi_in) = vapi_socket.split();
+    let twilio_in = twilio_in.filter_map(|m| async move { m.ok().and_then(from_axum) });
+    let twilio_out = twilio_out.with(|f: WsFrame| async move { Ok::<_, axum::Error>(to_axum(f)) });
+    let vapi_in = vapi_in.filter_map(|m| async move { m.ok().and_then(from_tungstenite) });
+    let vapi_out =
+        vapi_out.with(|f: WsFrame| async move { Ok::<_, tungstenite::Error>(to_tungstenite(f)) });
+    let hard_stop = state.lifecycle.hard_stop_token();
+    let (ending, relayed) = relay(
+        Box::pin(twilio_in),
+        Box::pin(twilio_out),
+        Box::pin(vapi_in),
+        Box::pin(vapi_out),
+        &start.stream_sid,
+        &hard_stop,
+    )
+    .await;
+    metrics::gauge!(LIVE_CALLS).decrement(1.0);
+    tracing::info!(
+        ending = ending.reason(),
+        frames_up = relayed.frames_up,
+        frames_down = relayed.frames_down,
+        "bridged call ended"
+    );
+    match ending {
+        Ending::VapiLost => {
+            metrics::counter!(FAILURES, "reason" => "vapi_lost").increment(1);
+            record(&state, &sid, |u| {
+                u.mode = Some(ConversationMode::Ivr);
+                u.mode_reason = Some("vapi_lost".to_owned());
+            })
+            .await;
+        }
+        Ending::AssistantEnded {
+            reason: Some(reason),
+        } => {
+            record(&state, &sid, |u| u.ended_reason = Some(reason)).await;
+        }
+        Ending::AssistantEnded { reason: None } | Ending::CallerHungUp | Ending::Cancelled => {}
+    }
+    drop(permit);
+}
