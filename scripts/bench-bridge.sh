@@ -9,7 +9,8 @@ shift || true
 CALLS=("${@:-100 250 500}")
 read -r -a CALLS <<<"${CALLS[*]}"
 
-ulimit -n 65536
+# Each call holds four sockets across the three processes.
+ulimit -n "$(ulimit -Hn)"
 cargo build --release --locked --quiet --bin myriam --bin loadgen
 BIN=target/release
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/myriam-bench.XXXXXX")

@@ -16,6 +16,7 @@ use axum::http::{HeaderName, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use axum::serve::ListenerExt as _;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -223,7 +224,11 @@ impl Application {
             });
         }
 
-        let server = axum::serve(self.listener, self.router)
+        // Media Streams are small frames every 20 ms: no Nagle delay on any connection.
+        let listener = self.listener.tap_io(|tcp| {
+            let _ = tcp.set_nodelay(true);
+        });
+        let server = axum::serve(listener, self.router)
             .with_graceful_shutdown(token.clone().cancelled_owned());
         let mut server = std::pin::pin!(server.into_future());
         let result = tokio::select! {

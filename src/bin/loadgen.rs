@@ -28,7 +28,10 @@ use tokio::sync::Mutex;
 use tokio_tungstenite::tungstenite::Message;
 
 #[derive(Debug, Parser)]
-#[command(name = "loadgen", about = "Load for the Twilio ⇄ Vapi bridge (loopback only)")]
+#[command(
+    name = "loadgen",
+    about = "Load for the Twilio ⇄ Vapi bridge (loopback only)"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -61,7 +64,9 @@ enum Command {
 const FRAME: usize = 160;
 
 fn is_loopback(url: &str) -> bool {
-    ["://127.", "://localhost", "://[::1]"].iter().any(|h| url.contains(h))
+    ["://127.", "://localhost", "://[::1]"]
+        .iter()
+        .any(|h| url.contains(h))
 }
 
 async fn create_call(State(addr): State<SocketAddr>) -> (axum::http::StatusCode, Json<Value>) {
@@ -79,7 +84,9 @@ async fn vapi_socket(upgrade: WebSocketUpgrade) -> axum::response::Response {
         let (mut out, mut inbound) = socket.split();
         while let Some(Ok(message)) = inbound.next().await {
             match message {
-                AxMessage::Binary(b) if out.send(AxMessage::Binary(b.clone())).await.is_err() => break,
+                AxMessage::Binary(b) if out.send(AxMessage::Binary(b.clone())).await.is_err() => {
+                    break;
+                }
                 AxMessage::Close(_) => break,
                 _ => {}
             }
@@ -106,7 +113,10 @@ async fn twilio_echo(upgrade: WebSocketUpgrade) -> axum::response::Response {
 }
 
 async fn peer(listen: SocketAddr) -> anyhow::Result<()> {
-    anyhow::ensure!(listen.ip().is_loopback(), "the peer listens on loopback only");
+    anyhow::ensure!(
+        listen.ip().is_loopback(),
+        "the peer listens on loopback only"
+    );
     let listener = tokio::net::TcpListener::bind(listen).await?;
     let addr = listener.local_addr()?;
     let app = axum::Router::new()
@@ -115,6 +125,9 @@ async fn peer(listen: SocketAddr) -> anyhow::Result<()> {
         .route("/echo", get(twilio_echo))
         .with_state(addr);
     println!("peer listening on {addr}");
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
     axum::serve(listener, app).await?;
     Ok(())
 }
@@ -140,28 +153,40 @@ async fn one_call(
     n: usize,
     seconds: u64,
 ) -> anyhow::Result<CallResult> {
-    let sid = format!("CA{:032x}", n as u128 + u128::from(std::process::id()) * 1_000_000);
+    let sid = format!(
+        "CA{:032x}",
+        n as u128 + u128::from(std::process::id()) * 1_000_000
+    );
     let (url, lead_id) = if let Some(control) = &control {
         (control.clone(), String::new())
     } else {
         let twiml = http
             .post(format!("{gateway}/twilio/voice"))
             .header("content-type", "application/x-www-form-urlencoded")
-            .body(format!("CallSid={sid}&AccountSid=AC0&From=%2B15145550199&CallStatus=ringing"))
+            .body(format!(
+                "CallSid={sid}&AccountSid=AC0&From=%2B15145550199&CallStatus=ringing"
+            ))
             .send()
             .await?
             .text()
             .await?;
-        anyhow::ensure!(twiml.contains("<Connect"), "the gateway did not bridge: {twiml}");
+        anyhow::ensure!(
+            twiml.contains("<Connect"),
+            "the gateway did not bridge: {twiml}"
+        );
         let ws = gateway.replacen("http://", "ws://", 1);
         (
             format!("{ws}/twilio/media"),
             parameter(&twiml, "lead_id").unwrap_or_default(),
         )
     };
-    let (socket, _) = tokio_tungstenite::connect_async(url.as_str()).await?;
+    let (socket, _) =
+        tokio_tungstenite::connect_async_with_config(url.as_str(), None, true).await?;
     let (mut out, mut inbound) = socket.split();
-    out.send(Message::Text(r#"{"event":"connected","protocol":"Call","version":"1.0.0"}"#.into())).await?;
+    out.send(Message::Text(
+        r#"{"event":"connected","protocol":"Call","version":"1.0.0"}"#.into(),
+    ))
+    .await?;
     let start = json!({"event": "start", "streamSid": "MZ", "start": {"streamSid": "MZ", "callSid": sid,
         "customParameters": {"lead_id": lead_id, "call_sid": sid},
         "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 1}}});
@@ -180,14 +205,22 @@ async fn one_call(
             let frame = json!({"event": "media", "streamSid": "MZ", "media": {"track": "inbound",
                 "payload": base64::engine::general_purpose::STANDARD.encode(&payload)}});
             sender_times.lock().await.insert(i, Instant::now());
-            if out.send(Message::Text(frame.to_string().into())).await.is_err() {
+            if out
+                .send(Message::Text(frame.to_string().into()))
+                .await
+                .is_err()
+            {
                 break;
             }
         }
         // Let the last echoes come back, then hang up.
         tokio::time::sleep(Duration::from_millis(500)).await;
         let _ = out
-            .send(Message::Text(json!({"event": "stop", "streamSid": "MZ", "stop": {"callSid": "CA"}}).to_string().into()))
+            .send(Message::Text(
+                json!({"event": "stop", "streamSid": "MZ", "stop": {"callSid": "CA"}})
+                    .to_string()
+                    .into(),
+            ))
             .await;
         let _ = out.close().await;
     });
@@ -196,14 +229,19 @@ async fn one_call(
         ..CallResult::default()
     };
     let deadline = Instant::now() + Duration::from_secs(seconds + 3);
-    while let Ok(Some(Ok(message))) = tokio::time::timeout_at(deadline.into(), inbound.next()).await {
+    while let Ok(Some(Ok(message))) = tokio::time::timeout_at(deadline.into(), inbound.next()).await
+    {
         let Message::Text(t) = message else { continue };
         let v: Value = serde_json::from_str(&t).unwrap_or(Value::Null);
         if v["event"] != "media" {
             continue;
         }
-        let Some(payload) = v["media"]["payload"].as_str() else { continue };
-        let Ok(bytes) = base64::engine::general_purpose::STANDARD.decode(payload) else { continue };
+        let Some(payload) = v["media"]["payload"].as_str() else {
+            continue;
+        };
+        let Ok(bytes) = base64::engine::general_purpose::STANDARD.decode(payload) else {
+            continue;
+        };
         if bytes.len() < 4 {
             continue;
         }
@@ -243,14 +281,27 @@ fn percentile(sorted: &[u64], p: f64) -> u64 {
     if sorted.is_empty() {
         return 0;
     }
-    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss, clippy::cast_precision_loss)]
+    #[allow(
+        clippy::cast_possible_truncation,
+        clippy::cast_sign_loss,
+        clippy::cast_precision_loss
+    )]
     let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
     sorted[i]
 }
 
 #[allow(clippy::cast_precision_loss)] // report arithmetic on counts far below 2^52
-async fn run(gateway: String, control: Option<String>, calls: usize, seconds: u64, pid: Option<u32>) -> anyhow::Result<()> {
-    anyhow::ensure!(is_loopback(&gateway), "load goes to loopback addresses only");
+async fn run(
+    gateway: String,
+    control: Option<String>,
+    calls: usize,
+    seconds: u64,
+    pid: Option<u32>,
+) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        is_loopback(&gateway),
+        "load goes to loopback addresses only"
+    );
     if let Some(c) = &control {
         anyhow::ensure!(is_loopback(c), "load goes to loopback addresses only");
     }
@@ -285,9 +336,22 @@ async fn run(gateway: String, control: Option<String>, calls: usize, seconds: u6
     let wall = started.elapsed();
     let after = pid.and_then(proc_usage);
     latencies.sort_unstable();
-    println!("mode:            {}", if control.is_some() { "direct echo (control)" } else { "through the gateway" });
-    println!("calls:           {calls} ({failed} failed), {seconds} s of audio each, wall {:.1} s", wall.as_secs_f64());
-    println!("frames:          {sent} sent, {received} echoed, {} lost", sent.saturating_sub(received));
+    println!(
+        "mode:            {}",
+        if control.is_some() {
+            "direct echo (control)"
+        } else {
+            "through the gateway"
+        }
+    );
+    println!(
+        "calls:           {calls} ({failed} failed), {seconds} s of audio each, wall {:.1} s",
+        wall.as_secs_f64()
+    );
+    println!(
+        "frames:          {sent} sent, {received} echoed, {} lost",
+        sent.saturating_sub(received)
+    );
     println!(
         "round trip (ms): p50 {:.2}  p90 {:.2}  p99 {:.2}  max {:.2}",
         percentile(&latencies, 0.50) as f64 / 1000.0,
@@ -315,8 +379,12 @@ async fn run(gateway: String, control: Option<String>, calls: usize, seconds: u6
 async fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Peer { listen } => peer(listen).await,
-        Command::Run { gateway, control, calls, seconds, gateway_pid } => {
-            run(gateway, control, calls, seconds, gateway_pid).await
-        }
+        Command::Run {
+            gateway,
+            control,
+            calls,
+            seconds,
+            gateway_pid,
+        } => run(gateway, control, calls, seconds, gateway_pid).await,
     }
 }

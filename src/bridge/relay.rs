@@ -76,11 +76,27 @@ pub struct RelayStats {
     pub marks: u64,
 }
 
-fn observe(direction: &'static str, started: Instant, bytes: usize) {
-    metrics::counter!(metric::FRAMES, "direction" => direction).increment(1);
-    metrics::counter!(metric::BYTES, "direction" => direction).increment(bytes as u64);
-    metrics::histogram!(metric::RELAY_SECONDS, "direction" => direction)
-        .record(started.elapsed().as_secs_f64());
+/// Metric handles of one direction, looked up once per call instead of once per frame.
+struct Meters {
+    frames: metrics::Counter,
+    bytes: metrics::Counter,
+    relay: metrics::Histogram,
+}
+
+impl Meters {
+    fn new(direction: &'static str) -> Self {
+        Self {
+            frames: metrics::counter!(metric::FRAMES, "direction" => direction),
+            bytes: metrics::counter!(metric::BYTES, "direction" => direction),
+            relay: metrics::histogram!(metric::RELAY_SECONDS, "direction" => direction),
+        }
+    }
+
+    fn observe(&self, started: Instant, bytes: usize) {
+        self.frames.increment(1);
+        self.bytes.increment(bytes as u64);
+        self.relay.record(started.elapsed().as_secs_f64());
+    }
 }
 
 fn dtmf_message(digit: &str) -> String {
@@ -100,6 +116,7 @@ where
     TI: Stream<Item = WsFrame> + Unpin,
     VO: Sink<WsFrame> + Unpin,
 {
+    let meters = Meters::new("up");
     while let Some(frame) = twilio_in.next().await {
         let started = Instant::now();
         let WsFrame::Text(text) = frame else {
@@ -116,7 +133,7 @@ where
                 }
                 stats.frames_up += 1;
                 stats.bytes_up += len as u64;
-                observe("up", started, len);
+                meters.observe(started, len);
             }
             Ok(MediaFrame::Dtmf { digit, .. }) => {
                 if vapi_out
@@ -149,6 +166,8 @@ where
     VI: Stream<Item = WsFrame> + Unpin,
     TO: Sink<WsFrame> + Unpin,
 {
+    let meters = Meters::new("down");
+    let clears = metrics::counter!(metric::CLEARS);
     let mut buffer: Vec<u8> = Vec::with_capacity(CHUNK_BYTES * 8);
     let mut turn = 0u64;
     loop {
@@ -171,7 +190,7 @@ where
                     }
                     stats.frames_down += 1;
                     stats.bytes_down += chunk.len() as u64;
-                    observe("down", started, chunk.len());
+                    meters.observe(started, chunk.len());
                 }
                 buffer.drain(..whole);
             }
@@ -192,7 +211,7 @@ where
                         return Ending::CallerHungUp;
                     }
                     stats.clears += 1;
-                    metrics::counter!(metric::CLEARS).increment(1);
+                    clears.increment(1);
                 } else if turn_over || ended {
                     if !buffer.is_empty() {
                         let text = Outbound::Media {

@@ -23,6 +23,9 @@ pub const LIVE_CALLS: &str = "myriam_bridge_live_calls";
 /// Metric: bridge sessions that fell back to the IVR, by reason.
 pub const FAILURES: &str = "myriam_bridge_failures_total";
 
+/// Read buffer of each call's sockets (frames are a few hundred bytes; the default is 128 KiB).
+pub const SOCKET_BUFFER: usize = 4 * 1024;
+
 /// How long Twilio has to send `start` after the socket opens.
 pub const START_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -108,6 +111,35 @@ async fn fall_back(
     let _ = socket.send(Message::Close(None)).await;
 }
 
+type VapiSocket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// Opens the Vapi call's socket (bearer auth, small buffers, no Nagle) before `deadline`.
+async fn connect(
+    vapi: &crate::vapi::client::VapiClient,
+    url: &secrecy::SecretString,
+    deadline: Instant,
+) -> Option<VapiSocket> {
+    let mut request = url.expose_secret().into_client_request().ok()?;
+    if let Ok(auth) = format!("Bearer {}", vapi.key().expose_secret()).parse() {
+        request.headers_mut().insert("authorization", auth);
+    }
+    let left = deadline
+        .saturating_duration_since(Instant::now())
+        .max(Duration::from_millis(500));
+    let config = tungstenite::protocol::WebSocketConfig::default()
+        .read_buffer_size(SOCKET_BUFFER)
+        .write_buffer_size(0);
+    let (socket, _) = tokio::time::timeout(
+        left,
+        tokio_tungstenite::connect_async_with_config(request, Some(config), true),
+    )
+    .await
+    .ok()?
+    .ok()?;
+    Some(socket)
+}
+
 /// Runs one bridged call from the upgraded Twilio socket to its end.
 pub async fn run(state: AppState, mut socket: WebSocket) {
     let Ok(permit) = state.call_permits.clone().try_acquire_owned() else {
@@ -145,18 +177,7 @@ pub async fn run(state: AppState, mut socket: WebSocket) {
         Ok(created) => created,
         Err(error) => return fall_back(&state, socket, Some(&sid), error.reason()).await,
     };
-    let Ok(mut request) = created.websocket_url.expose_secret().into_client_request() else {
-        return fall_back(&state, socket, Some(&sid), "vapi_bad_response").await;
-    };
-    if let Ok(auth) = format!("Bearer {}", vapi.key().expose_secret()).parse() {
-        request.headers_mut().insert("authorization", auth);
-    }
-    let left = deadline
-        .saturating_duration_since(Instant::now())
-        .max(Duration::from_millis(500));
-    let Ok(Ok((vapi_socket, _))) =
-        tokio::time::timeout(left, tokio_tungstenite::connect_async(request)).await
-    else {
+    let Some(vapi_socket) = connect(&vapi, &created.websocket_url, deadline).await else {
         return fall_back(&state, socket, Some(&sid), "vapi_socket_failed").await;
     };
     record(&state, &sid, |u| {

@@ -72,5 +72,9 @@ pub async fn media(
         }
     }
     let tracker = state.lifecycle.tracker().clone();
-    upgrade.on_upgrade(move |socket| tracker.track_future(session::run(state, socket)))
+    upgrade
+        // Frames are a few hundred bytes: small buffers keep memory per call low.
+        .read_buffer_size(session::SOCKET_BUFFER)
+        .write_buffer_size(0)
+        .on_upgrade(move |socket| tracker.track_future(session::run(state, socket)))
 }

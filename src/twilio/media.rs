@@ -8,7 +8,6 @@
 use std::collections::BTreeMap;
 
 use base64::Engine as _;
-use serde::Deserialize;
 use serde_json::Value;
 
 /// One frame from Twilio.
@@ -98,19 +97,12 @@ fn stream_sid(v: &Value, event: &'static str) -> Result<String, FrameError> {
 
 impl MediaFrame {
     pub fn parse(frame: &str) -> Result<Self, FrameError> {
-        #[derive(Deserialize)]
-        struct Probe {
-            event: Option<String>,
-        }
         let v: Value = serde_json::from_str(frame).map_err(|_| FrameError::NotJson)?;
         if !v.is_object() {
             return Err(FrameError::NotJson);
         }
-        let event = serde_json::from_value::<Probe>(v.clone())
-            .ok()
-            .and_then(|p| p.event)
-            .ok_or(FrameError::NoEvent)?;
-        Ok(match event.as_str() {
+        let event = text(&v, &["event"]).ok_or(FrameError::NoEvent)?;
+        Ok(match event {
             "connected" => MediaFrame::Connected,
             "start" => MediaFrame::Start(StreamStart {
                 stream_sid: stream_sid(&v, "start")?,
@@ -182,22 +174,29 @@ pub enum Outbound<'a> {
 }
 
 impl Outbound<'_> {
-    /// The JSON text frame.
+    /// The JSON text frame, written directly (this runs for every 20 ms of assistant audio).
     pub fn to_json(&self) -> String {
+        // A stream SID is `MZ` + hex in practice; escape it properly all the same.
+        let sid = |sid: &str| serde_json::to_string(sid).unwrap_or_else(|_| "\"\"".to_owned());
         match self {
-            Outbound::Media { stream_sid, audio } => serde_json::json!({
-                "event": "media",
-                "streamSid": stream_sid,
-                "media": { "payload": base64::engine::general_purpose::STANDARD.encode(audio) },
-            }),
-            Outbound::Mark { stream_sid, name } => serde_json::json!({
-                "event": "mark", "streamSid": stream_sid, "mark": { "name": name },
-            }),
-            Outbound::Clear { stream_sid } => serde_json::json!({
-                "event": "clear", "streamSid": stream_sid,
-            }),
+            Outbound::Media { stream_sid, audio } => {
+                let mut out = String::with_capacity(64 + audio.len() * 4 / 3 + stream_sid.len());
+                out.push_str(r#"{"event":"media","media":{"payload":""#);
+                base64::engine::general_purpose::STANDARD.encode_string(audio, &mut out);
+                out.push_str(r#""},"streamSid":"#);
+                out.push_str(&sid(stream_sid));
+                out.push('}');
+                out
+            }
+            Outbound::Mark { stream_sid, name } => format!(
+                r#"{{"event":"mark","mark":{{"name":{}}},"streamSid":{}}}"#,
+                serde_json::to_string(name).unwrap_or_else(|_| "\"\"".to_owned()),
+                sid(stream_sid)
+            ),
+            Outbound::Clear { stream_sid } => {
+                format!(r#"{{"event":"clear","streamSid":{}}}"#, sid(stream_sid))
+            }
         }
-        .to_string()
     }
 }
 
