@@ -146,6 +146,7 @@ struct CallResult {
 }
 
 /// One call: stream frames every 20 ms for `seconds`, record each echo's round trip.
+#[allow(clippy::too_many_lines)] // one linear script of a call
 async fn one_call(
     http: reqwest::Client,
     gateway: String,
