@@ -455,11 +455,6 @@ impl EnvSource {
     pub fn get(&self, name: &str) -> Option<&str> {
         self.vars.get(name).map(String::as_str)
     }
-
-    /// Overrides one variable (e.g. `check_secrets --environment`).
-    pub fn set(&mut self, name: &str, value: &str) {
-        self.vars.insert(name.to_owned(), value.to_owned());
-    }
 }
 
 /// dotenvy's errors quote the offending line, which may hold a secret: keep only where it failed.

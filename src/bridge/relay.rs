@@ -155,6 +155,25 @@ where
     Ending::CallerHungUp
 }
 
+/// Sends `audio` to the caller as one `media` frame and counts it; `false` when Twilio is gone.
+async fn send_media<TO>(
+    twilio_out: &mut TO,
+    stream_sid: &str,
+    audio: &[u8],
+    stats: &mut RelayStats,
+) -> bool
+where
+    TO: Sink<WsFrame> + Unpin,
+{
+    let text = Outbound::Media { stream_sid, audio }.to_json();
+    if twilio_out.send(WsFrame::Text(text)).await.is_err() {
+        return false;
+    }
+    stats.frames_down += 1;
+    stats.bytes_down += audio.len() as u64;
+    true
+}
+
 /// Vapi → Twilio. Returns when the assistant side ends.
 async fn downlink<VI, TO>(
     vapi_in: &mut VI,
@@ -180,16 +199,9 @@ where
                 buffer.extend_from_slice(&audio);
                 let whole = buffer.len() - buffer.len() % CHUNK_BYTES;
                 for chunk in buffer[..whole].chunks(CHUNK_BYTES) {
-                    let text = Outbound::Media {
-                        stream_sid,
-                        audio: chunk,
-                    }
-                    .to_json();
-                    if twilio_out.send(WsFrame::Text(text)).await.is_err() {
+                    if !send_media(twilio_out, stream_sid, chunk, stats).await {
                         return Ending::CallerHungUp;
                     }
-                    stats.frames_down += 1;
-                    stats.bytes_down += chunk.len() as u64;
                     meters.observe(started, chunk.len());
                 }
                 buffer.drain(..whole);
@@ -214,16 +226,9 @@ where
                     clears.increment(1);
                 } else if turn_over || ended {
                     if !buffer.is_empty() {
-                        let text = Outbound::Media {
-                            stream_sid,
-                            audio: &buffer,
-                        }
-                        .to_json();
-                        if twilio_out.send(WsFrame::Text(text)).await.is_err() {
+                        if !send_media(twilio_out, stream_sid, &buffer, stats).await {
                             return Ending::CallerHungUp;
                         }
-                        stats.frames_down += 1;
-                        stats.bytes_down += buffer.len() as u64;
                         buffer.clear();
                     }
                     turn += 1;

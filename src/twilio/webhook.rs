@@ -85,8 +85,6 @@ impl IntoResponse for TwilioRejection {
 pub struct TwilioForm {
     pub params: Vec<(String, String)>,
     pub query: Vec<(String, String)>,
-    /// `I-Twilio-Idempotency-Token`, identical across retries of one webhook.
-    pub idempotency_token: Option<String>,
 }
 
 impl TwilioForm {
@@ -217,11 +215,7 @@ impl FromRequest<AppState> for TwilioForm {
             .query()
             .map(|q| decode(q.as_bytes()))
             .unwrap_or_default();
-        Ok(TwilioForm {
-            params,
-            query,
-            idempotency_token: first_value(&parts.headers, "i-twilio-idempotency-token"),
-        })
+        Ok(TwilioForm { params, query })
     }
 }
 
