@@ -61,6 +61,7 @@ fn init_tracing(settings: &TelemetrySettings) -> Result<(), TelemetryError> {
     let directives = settings.rust_log.as_deref().unwrap_or("info");
     let filter =
         EnvFilter::try_new(directives).map_err(|e| TelemetryError::Filter(e.to_string()))?;
+    let max_level = filter.max_level_hint().unwrap_or(LevelFilter::TRACE);
     let fmt = match settings.log_format {
         LogFormat::Json => tracing_subscriber::fmt::layer()
             .json()
@@ -73,11 +74,33 @@ fn init_tracing(settings: &TelemetrySettings) -> Result<(), TelemetryError> {
         .with(filter)
         .with(fmt)
         .with(ErrorLayer::new().with_filter(LevelFilter::ERROR))
-        .with(BreadcrumbLayer::new().with_filter(filter_fn(|meta| {
-            matches!(*meta.level(), Level::WARN | Level::INFO)
-        })))
+        .with(
+            BreadcrumbLayer::new().with_filter(
+                filter_fn(|meta| matches!(*meta.level(), Level::WARN | Level::INFO))
+                    // Without a hint the registry must assume this layer wants TRACE, and every
+                    // disabled `trace!` on the audio path would be evaluated instead of skipped.
+                    .with_max_level_hint(LevelFilter::INFO),
+            ),
+        )
         .try_init()
-        .map_err(|_| TelemetryError::AlreadyInstalled)
+        .map_err(|_| TelemetryError::AlreadyInstalled)?;
+    // `try_init` bridges the `log` crate (tungstenite, rustls, hyper's dependencies) with the maximum
+    // level left at TRACE, so every `log::trace!` on the audio path would reach the subscriber only to
+    // be filtered there. Cap `log` at what the filter can ever enable: disabled records then cost one
+    // integer comparison.
+    log::set_max_level(as_log_level(max_level));
+    Ok(())
+}
+
+fn as_log_level(level: LevelFilter) -> log::LevelFilter {
+    match level.into_level() {
+        None => log::LevelFilter::Off,
+        Some(Level::ERROR) => log::LevelFilter::Error,
+        Some(Level::WARN) => log::LevelFilter::Warn,
+        Some(Level::INFO) => log::LevelFilter::Info,
+        Some(Level::DEBUG) => log::LevelFilter::Debug,
+        Some(Level::TRACE) => log::LevelFilter::Trace,
+    }
 }
 
 fn init_sentry(

@@ -316,9 +316,15 @@ async fn run(
         // Calls arrive over one second rather than all at once.
         tokio::time::sleep(Duration::from_micros(1_000_000 / calls.max(1) as u64)).await;
     }
-    // Memory when every call is live.
-    tokio::time::sleep(Duration::from_secs(seconds / 2)).await;
+    // Steady state: every call is placed and streaming. CPU over this window is the relay's cost
+    // alone (no call set-up or tear-down); memory in its middle is the footprint of `calls` live calls.
+    let window = Duration::from_secs(seconds.saturating_sub(4).max(1));
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let steady_start = pid.and_then(proc_usage);
+    tokio::time::sleep(window / 2).await;
     let peak = pid.and_then(proc_usage);
+    tokio::time::sleep(window / 2).await;
+    let steady_end = pid.and_then(proc_usage);
     let mut latencies = Vec::new();
     let (mut sent, mut received, mut failed) = (0u64, 0u64, 0usize);
     for task in tasks {
@@ -365,9 +371,18 @@ async fn run(
         let cpu_s = (t1 - t0) as f64 / 100.0;
         let call_seconds = (calls as f64) * (seconds as f64);
         println!(
-            "gateway CPU:     {cpu_s:.2} s for {call_seconds:.0} call-seconds = {:.3} ms per call-second",
+            "gateway CPU, whole run (set-up and tear-down included): {cpu_s:.2} s for {call_seconds:.0} call-seconds = {:.3} ms per call-second",
             cpu_s * 1000.0 / call_seconds
         );
+        if let (Some((s0, _)), Some((s1, _))) = (steady_start, steady_end) {
+            let cpu_s = (s1 - s0) as f64 / 100.0;
+            let call_seconds = (calls as f64) * window.as_secs_f64();
+            println!(
+                "gateway CPU, steady state (all calls live, {:.0} s window): {cpu_s:.2} s for {call_seconds:.0} call-seconds = {:.3} ms per call-second",
+                window.as_secs_f64(),
+                cpu_s * 1000.0 / call_seconds
+            );
+        }
         println!(
             "gateway memory:  {rss0} KiB idle, {rss_peak} KiB with {calls} live calls = {:.1} KiB per call",
             (rss_peak.saturating_sub(rss0)) as f64 / calls as f64

@@ -32,7 +32,7 @@ pub const START_TIMEOUT: Duration = Duration::from_secs(5);
 fn from_axum(message: Message) -> Option<WsFrame> {
     match message {
         Message::Text(t) => Some(WsFrame::Text(t.to_string())),
-        Message::Binary(b) => Some(WsFrame::Binary(b.to_vec())),
+        Message::Binary(b) => Some(WsFrame::Binary(b)),
         Message::Close(_) => Some(WsFrame::Close),
         Message::Ping(_) | Message::Pong(_) => None,
     }
@@ -41,7 +41,7 @@ fn from_axum(message: Message) -> Option<WsFrame> {
 fn to_axum(frame: WsFrame) -> Message {
     match frame {
         WsFrame::Text(t) => Message::Text(t.into()),
-        WsFrame::Binary(b) => Message::Binary(b.into()),
+        WsFrame::Binary(b) => Message::Binary(b),
         WsFrame::Close => Message::Close(None),
     }
 }
@@ -49,7 +49,7 @@ fn to_axum(frame: WsFrame) -> Message {
 fn from_tungstenite(message: tungstenite::Message) -> Option<WsFrame> {
     match message {
         tungstenite::Message::Text(t) => Some(WsFrame::Text(t.to_string())),
-        tungstenite::Message::Binary(b) => Some(WsFrame::Binary(b.to_vec())),
+        tungstenite::Message::Binary(b) => Some(WsFrame::Binary(b)),
         tungstenite::Message::Close(_) => Some(WsFrame::Close),
         _ => None,
     }
@@ -58,7 +58,7 @@ fn from_tungstenite(message: tungstenite::Message) -> Option<WsFrame> {
 fn to_tungstenite(frame: WsFrame) -> tungstenite::Message {
     match frame {
         WsFrame::Text(t) => tungstenite::Message::Text(t.into()),
-        WsFrame::Binary(b) => tungstenite::Message::Binary(b.into()),
+        WsFrame::Binary(b) => tungstenite::Message::Binary(b),
         WsFrame::Close => tungstenite::Message::Close(None),
     }
 }
