@@ -33,6 +33,7 @@ pub mod ivr;
 pub mod locks;
 pub mod preflight;
 pub mod qualification;
+pub mod redact;
 pub mod routes;
 pub mod secrets;
 pub mod startup;
