@@ -9,6 +9,7 @@
 use crate::config::{PublicBaseUrl, Settings};
 use crate::domain::{CallSid, ConversationMode, Language, LeadId, LeadStatus, PhoneNumber};
 use crate::locks::KeyedLocks;
+use crate::metrics::CallOutcome;
 use crate::qualification::{Field, Lead, Speaker, Turn, machine, prompts};
 use crate::store::{AnyStore, CallUpdate, Store, StoreError};
 use crate::twilio::twiml::{Gather, Say, TwiML, Verb, Voices};
@@ -257,8 +258,10 @@ pub async fn gather(
         );
         return Ok(ask(&lead, &message, silence, settings));
     };
+    let asked = lead.current_field();
     let outcome = machine::process_response(&mut lead, answer, &[]);
     store.upsert_lead(&lead).await?;
+    crate::metrics::Progress::of(asked, &lead, &outcome).record();
     Ok(if outcome.ends_call() {
         goodbye(&lead, &outcome.message, settings)
     } else {
@@ -278,8 +281,11 @@ pub fn status_rank(status: &str) -> u8 {
     }
 }
 
+/// The rank of the statuses that end a call.
+pub const TERMINAL_RANK: u8 = 4;
+
 fn is_terminal(status: &str) -> bool {
-    status_rank(status) == 4
+    status_rank(status) == TERMINAL_RANK
 }
 
 /// A status callback (`POST /twilio/status`).
@@ -312,6 +318,37 @@ pub async fn abandon_if_incomplete(
     Ok(())
 }
 
+/// The lock every path that moves a call's status takes (Twilio status callbacks and Vapi call
+/// updates), so that a call is counted as ended exactly once.
+pub fn call_status_key(sid: &CallSid) -> String {
+    format!("call-status:{sid}")
+}
+
+/// After a call's status became terminal for the first time: marks an incomplete lead `abandonne`
+/// and counts the call in `myriam_calls_total{mode,outcome}`.
+pub async fn finish_call(
+    store: &AnyStore,
+    locks: &KeyedLocks,
+    sid: &CallSid,
+    mode: Option<ConversationMode>,
+    failed: bool,
+) -> Result<(), StoreError> {
+    let lead = store.find_lead_by_call(sid).await?;
+    if let Some(lead) = &lead {
+        abandon_if_incomplete(store, locks, lead.clone()).await?;
+    }
+    let outcome = match &lead {
+        _ if failed => CallOutcome::Error,
+        None => CallOutcome::Error,
+        Some(lead) => match store.get_lead(lead.id).await?.map(|l| l.status) {
+            Some(LeadStatus::Qualifie) => CallOutcome::Qualifie,
+            _ => CallOutcome::Abandonne,
+        },
+    };
+    crate::metrics::call_ended(mode.unwrap_or(ConversationMode::Ivr), outcome);
+    Ok(())
+}
+
 /// Upserts the call; an ended call whose lead is incomplete marks it `abandonne`.
 pub async fn status(
     store: &AnyStore,
@@ -324,6 +361,7 @@ pub async fn status(
         callback.call_status,
         callback.sequence_number.as_deref().unwrap_or("-")
     );
+    let _call_lock = locks.lock(&call_status_key(&callback.call_sid)).await;
     if store.event_processed(&key).await? {
         return Ok(());
     }
@@ -340,8 +378,16 @@ pub async fn status(
     update.recording_url.clone_from(&callback.recording_url);
     store.upsert_call(&update).await?;
     if is_terminal(&callback.call_status) {
-        if let Some(lead) = store.find_lead_by_call(&callback.call_sid).await? {
-            abandon_if_incomplete(store, locks, lead).await?;
+        if current_rank == TERMINAL_RANK {
+            // Already ended (a duplicate or a later terminal status): the lead is settled and the
+            // call counted.
+            if let Some(lead) = store.find_lead_by_call(&callback.call_sid).await? {
+                abandon_if_incomplete(store, locks, lead).await?;
+            }
+        } else {
+            let mode = current.as_ref().and_then(|c| c.fields.mode);
+            let failed = callback.call_status == "failed";
+            finish_call(store, locks, &callback.call_sid, mode, failed).await?;
         }
     }
     store.record_event(&key).await?;

@@ -31,6 +31,7 @@ pub mod config;
 pub mod domain;
 pub mod ivr;
 pub mod locks;
+pub mod metrics;
 pub mod preflight;
 pub mod qualification;
 pub mod redact;

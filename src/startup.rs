@@ -383,6 +383,7 @@ async fn serve_metrics(listener: TcpListener, token: CancellationToken) -> std::
         get(move || {
             let handle = handle.clone();
             async move {
+                crate::metrics::update_process_metrics();
                 (
                     [(
                         axum::http::header::CONTENT_TYPE,

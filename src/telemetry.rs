@@ -159,17 +159,5 @@ pub mod names {
 }
 
 fn describe_metrics() {
-    metrics::describe_counter!(
-        names::HTTP_REQUESTS,
-        "HTTP requests answered, by route template, method and status code"
-    );
-    metrics::describe_histogram!(
-        names::HTTP_DURATION,
-        metrics::Unit::Seconds,
-        "HTTP request latency, by route template and method"
-    );
-    metrics::describe_gauge!(
-        names::BUILD_INFO,
-        "Always 1; labels carry version and environment"
-    );
+    crate::metrics::describe_and_register();
 }

@@ -175,7 +175,18 @@ pub async fn run(state: AppState, mut socket: WebSocket) {
     };
     let created = match vapi.create_call(&context).await {
         Ok(created) => created,
-        Err(error) => return fall_back(&state, socket, Some(&sid), error.reason()).await,
+        Err(error) => {
+            if let crate::vapi::client::CreateCallError::Rejected { status, message } = &error {
+                // Vapi refusing (not timing out) is a configuration problem an operator must see.
+                // Its message may quote what we sent, so it is scrubbed.
+                tracing::error!(
+                    status,
+                    message = %crate::redact::scrub(message),
+                    "Vapi refused to create the call; check VAPI_ASSISTANT_ID and VAPI_PRIVATE_KEY"
+                );
+            }
+            return fall_back(&state, socket, Some(&sid), error.reason()).await;
+        }
     };
     let Some(vapi_socket) = connect(&vapi, &created.websocket_url, deadline).await else {
         return fall_back(&state, socket, Some(&sid), "vapi_socket_failed").await;

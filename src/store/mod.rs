@@ -269,51 +269,56 @@ impl AnyStore {
     }
 }
 
+/// Delegates to the configured store and times the operation
+/// (`myriam_store_operation_duration_seconds{operation,result}`).
 macro_rules! delegate {
-    ($self:ident, $s:ident => $e:expr) => {
-        match $self {
+    ($self:ident, $op:literal, $s:ident => $e:expr) => {{
+        let started = std::time::Instant::now();
+        let result = match $self {
             AnyStore::Sqlite($s) => $e.await,
             AnyStore::Supabase($s) => $e.await,
-        }
-    };
+        };
+        crate::metrics::store_operation($op, started, result.is_ok());
+        result
+    }};
 }
 
 impl Store for AnyStore {
     async fn upsert_lead(&self, lead: &Lead) -> Result<(), StoreError> {
-        delegate!(self, s => s.upsert_lead(lead))
+        delegate!(self, "upsert_lead", s => s.upsert_lead(lead))
     }
     async fn get_lead(&self, id: LeadId) -> Result<Option<Lead>, StoreError> {
-        delegate!(self, s => s.get_lead(id))
+        delegate!(self, "get_lead", s => s.get_lead(id))
     }
     async fn find_lead_by_call(&self, call_sid: &CallSid) -> Result<Option<Lead>, StoreError> {
-        delegate!(self, s => s.find_lead_by_call(call_sid))
+        delegate!(self, "find_lead_by_call", s => s.find_lead_by_call(call_sid))
     }
     async fn upsert_call(&self, update: &CallUpdate) -> Result<(), StoreError> {
-        delegate!(self, s => s.upsert_call(update))
+        delegate!(self, "upsert_call", s => s.upsert_call(update))
     }
     async fn get_call(&self, call_sid: &CallSid) -> Result<Option<CallRecord>, StoreError> {
-        delegate!(self, s => s.get_call(call_sid))
+        delegate!(self, "get_call", s => s.get_call(call_sid))
     }
     async fn find_call_by_vapi_id(
         &self,
         vapi_call_id: &str,
     ) -> Result<Option<CallRecord>, StoreError> {
-        delegate!(self, s => s.find_call_by_vapi_id(vapi_call_id))
+        delegate!(self, "find_call_by_vapi_id", s => s.find_call_by_vapi_id(vapi_call_id))
     }
     async fn record_event(&self, key: &str) -> Result<bool, StoreError> {
-        delegate!(self, s => s.record_event(key))
+        delegate!(self, "record_event", s => s.record_event(key))
     }
     async fn event_processed(&self, key: &str) -> Result<bool, StoreError> {
-        delegate!(self, s => s.event_processed(key))
+        delegate!(self, "event_processed", s => s.event_processed(key))
     }
     async fn list_leads(&self, limit: usize, offset: usize) -> Result<Vec<Lead>, StoreError> {
-        delegate!(self, s => s.list_leads(limit, offset))
+        delegate!(self, "list_leads", s => s.list_leads(limit, offset))
     }
     async fn calls_of_lead(&self, lead_id: LeadId) -> Result<Vec<CallRecord>, StoreError> {
-        delegate!(self, s => s.calls_of_lead(lead_id))
+        delegate!(self, "calls_of_lead", s => s.calls_of_lead(lead_id))
     }
     async fn health(&self) -> Result<(), StoreError> {
-        delegate!(self, s => s.health())
+        delegate!(self, "health", s => s.health())
     }
 }
 

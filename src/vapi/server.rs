@@ -9,7 +9,9 @@ use serde_json::{Value, json};
 use super::messages::{CallEnd, CallRef, TOOL_NAME, ToolCall};
 use crate::config::Settings;
 use crate::domain::{CallSid, LeadId, PhoneNumber};
-use crate::ivr::{abandon_if_incomplete, lead_key, status_rank};
+use crate::ivr::{
+    TERMINAL_RANK, abandon_if_incomplete, call_status_key, finish_call, lead_key, status_rank,
+};
 use crate::locks::KeyedLocks;
 use crate::qualification::{Lead, Speaker, Turn, machine, prompts};
 use crate::store::{AnyStore, CallUpdate, Store, StoreError};
@@ -83,6 +85,7 @@ pub async fn tool_calls(
         None => None,
     };
     let mut changed = false;
+    let mut progress = Vec::new();
     let mut results = Vec::with_capacity(calls.len());
     for tool_call in calls {
         if tool_call.name != TOOL_NAME {
@@ -107,7 +110,9 @@ pub async fn tool_calls(
             results.push(error_result(&tool_call.id, "missing argument: reponse"));
             continue;
         };
+        let asked = lead.current_field();
         let outcome = machine::process_response(lead, answer, &[]);
+        progress.push(crate::metrics::Progress::of(asked, lead, &outcome));
         // serde_json writes no line breaks: the one-line string Vapi requires.
         let result =
             serde_json::to_string(&outcome).map_err(|e| StoreError::Local(e.to_string()))?;
@@ -126,6 +131,9 @@ pub async fn tool_calls(
             store.upsert_lead(lead).await?;
         }
     }
+    progress
+        .into_iter()
+        .for_each(crate::metrics::Progress::record);
     Ok(json!({ "results": results }))
 }
 
@@ -227,14 +235,15 @@ pub async fn call_update(
         tracing::debug!("Vapi call update for a call this gateway does not know");
         return Ok(json!({}));
     };
+    let _call_lock = locks.lock(&call_status_key(&sid)).await;
     let current = store.get_call(&sid).await?;
-    let mut update = CallUpdate::new(sid);
+    let current_rank = current
+        .as_ref()
+        .and_then(|c| c.fields.status.as_deref())
+        .map_or(0, status_rank);
+    let mut update = CallUpdate::new(sid.clone());
     update.vapi_call_id.clone_from(&call.vapi_call_id);
     if let Some(status) = status.map(twilio_status) {
-        let current_rank = current
-            .as_ref()
-            .and_then(|c| c.fields.status.as_deref())
-            .map_or(0, status_rank);
         if status_rank(status) >= current_rank {
             update.status = Some(status.to_owned());
         }
@@ -244,9 +253,24 @@ pub async fn call_update(
     update.transcript.clone_from(&end.transcript);
     update.recording_url.clone_from(&end.recording_url);
     store.upsert_call(&update).await?;
-    let ended = status == Some("ended") || end.ended_reason.is_some();
+    // A Twilio call the bridge handed to the IVR goes on after Vapi's side ends: its end is
+    // Twilio's status callback's to report.
+    let handed_to_ivr =
+        current.as_ref().and_then(|c| c.fields.mode) == Some(crate::domain::ConversationMode::Ivr);
+    let ended = (status == Some("ended") || end.ended_reason.is_some()) && !handed_to_ivr;
     if ended {
-        end_lead_if_incomplete(store, locks, call).await?;
+        if current_rank == TERMINAL_RANK {
+            end_lead_if_incomplete(store, locks, call).await?;
+        } else {
+            if update.status.is_none() {
+                // An end-of-call-report without a status still ends the call.
+                let mut ended = CallUpdate::new(sid.clone());
+                ended.status = Some("completed".to_owned());
+                store.upsert_call(&ended).await?;
+            }
+            let mode = current.as_ref().and_then(|c| c.fields.mode);
+            finish_call(store, locks, &sid, mode, false).await?;
+        }
     }
     Ok(json!({}))
 }

@@ -1,0 +1,463 @@
+//! The catalogue of every metric the gateway exports, and the recorders that are not owned by one
+//! module (call outcomes, qualification progress, store latency, process CPU and memory).
+//!
+//! Every metric is described here once: its name, kind, help text and labels. Labels take values
+//! from small fixed sets (route templates, reasons, field names); none carries a phone number, a
+//! CallSid or caller text. Counters and gauges with fixed label sets are registered at zero at
+//! start-up so that alerts on `rate()` and absence work from the first scrape.
+
+use std::time::{Duration, Instant};
+
+use crate::domain::ConversationMode;
+use crate::qualification::{Field, Lead, Outcome, OutcomeStatus};
+
+/// What kind of Prometheus series a metric is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Counter,
+    Gauge,
+    Histogram,
+}
+
+/// One exported metric.
+#[derive(Debug, Clone, Copy)]
+pub struct MetricSpec {
+    pub name: &'static str,
+    pub kind: Kind,
+    pub help: &'static str,
+    /// Label names and, for labels with a fixed set of values, those values (registered at zero).
+    pub labels: &'static [(&'static str, &'static [&'static str])],
+}
+
+pub const CALLS: &str = "myriam_calls_total";
+pub const QUALIFICATION_STEPS: &str = "myriam_qualification_steps_total";
+pub const VALIDATION_FAILURES: &str = "myriam_qualification_validation_failures_total";
+pub const STORE_SECONDS: &str = "myriam_store_operation_duration_seconds";
+pub const PROCESS_CPU: &str = "process_cpu_seconds_total";
+pub const PROCESS_RSS: &str = "process_resident_memory_bytes";
+pub const PROCESS_FDS: &str = "process_open_fds";
+pub const PROCESS_START: &str = "process_start_time_seconds";
+
+const FIELDS: &[&str] = &[
+    "nom_complet",
+    "telephone",
+    "adresse_complete",
+    "type_service",
+    "description",
+    "urgence",
+];
+const STEPS: &[&str] = &[
+    "nom_complet",
+    "telephone",
+    "adresse_complete",
+    "type_service",
+    "description",
+    "urgence",
+    "complete",
+];
+const DIRECTIONS: &[&str] = &["up", "down"];
+
+/// Every metric, in the order `docs/OPERATIONS.md` lists them.
+pub const CATALOGUE: &[MetricSpec] = &[
+    MetricSpec {
+        name: crate::telemetry::names::HTTP_REQUESTS,
+        kind: Kind::Counter,
+        help: "HTTP requests (Twilio and Vapi webhooks, health) answered, by route template, method and status code",
+        labels: &[("route", &[]), ("method", &[]), ("status", &[])],
+    },
+    MetricSpec {
+        name: crate::telemetry::names::HTTP_DURATION,
+        kind: Kind::Histogram,
+        help: "HTTP request latency in seconds, by route template and method",
+        labels: &[("route", &[]), ("method", &[])],
+    },
+    MetricSpec {
+        name: crate::twilio::webhook::REJECTIONS,
+        kind: Kind::Counter,
+        help: "Twilio requests refused for their signature, by reason",
+        labels: &[(
+            "reason",
+            &[
+                "missing",
+                "mismatch",
+                "body_hash_mismatch",
+                "no_body_hash",
+                "no_token",
+                "unsupported_media_type",
+            ],
+        )],
+    },
+    MetricSpec {
+        name: crate::routes::vapi::REJECTIONS,
+        kind: Kind::Counter,
+        help: "Vapi webhooks refused for their credential, by reason",
+        labels: &[("reason", &["missing", "invalid", "stale", "no_secret"])],
+    },
+    MetricSpec {
+        name: crate::routes::vapi::MESSAGES,
+        kind: Kind::Counter,
+        help: "Vapi server messages received, by message type",
+        labels: &[("type", &[])],
+    },
+    MetricSpec {
+        name: CALLS,
+        kind: Kind::Counter,
+        help: "Calls ended, by conversation mode (bridge, ivr) and outcome (qualifie, abandonne, error)",
+        labels: &[
+            ("mode", &["bridge", "ivr"]),
+            ("outcome", &["qualifie", "abandonne", "error"]),
+        ],
+    },
+    MetricSpec {
+        name: QUALIFICATION_STEPS,
+        kind: Kind::Counter,
+        help: "Qualification steps reached (the question a lead moved on to, or complete)",
+        labels: &[("step", STEPS)],
+    },
+    MetricSpec {
+        name: VALIDATION_FAILURES,
+        kind: Kind::Counter,
+        help: "Answers the qualification could not accept, by the field asked",
+        labels: &[("field", FIELDS)],
+    },
+    MetricSpec {
+        name: crate::bridge::session::LIVE_CALLS,
+        kind: Kind::Gauge,
+        help: "Calls bridged to Vapi right now",
+        labels: &[],
+    },
+    MetricSpec {
+        name: crate::bridge::session::FAILURES,
+        kind: Kind::Counter,
+        help: "Bridged calls handed to the IVR or ended abnormally, by reason",
+        labels: &[("reason", &[])],
+    },
+    MetricSpec {
+        name: crate::vapi::client::CREATE_LATENCY,
+        kind: Kind::Histogram,
+        help: "Latency of Vapi call creation (POST /call) in seconds",
+        labels: &[],
+    },
+    MetricSpec {
+        name: crate::vapi::client::CREATE_FAILURES,
+        kind: Kind::Counter,
+        help: "Vapi call creations that failed, by reason",
+        labels: &[(
+            "reason",
+            &[
+                "vapi_timeout",
+                "vapi_unavailable",
+                "vapi_concurrency_limit",
+                "vapi_rejected",
+                "vapi_bad_response",
+            ],
+        )],
+    },
+    MetricSpec {
+        name: crate::bridge::relay::metric::FRAMES,
+        kind: Kind::Counter,
+        help: "Audio frames relayed, by direction (up: caller to Vapi, down: Vapi to caller)",
+        labels: &[("direction", DIRECTIONS)],
+    },
+    MetricSpec {
+        name: crate::bridge::relay::metric::BYTES,
+        kind: Kind::Counter,
+        help: "Audio bytes relayed, by direction",
+        labels: &[("direction", DIRECTIONS)],
+    },
+    MetricSpec {
+        name: crate::bridge::relay::metric::RELAY_SECONDS,
+        kind: Kind::Histogram,
+        help: "Time a frame spends in the gateway (receipt to write), one frame in eight sampled, by direction",
+        labels: &[("direction", DIRECTIONS)],
+    },
+    MetricSpec {
+        name: crate::bridge::relay::metric::CLEARS,
+        kind: Kind::Counter,
+        help: "Twilio clear messages sent on barge-in",
+        labels: &[],
+    },
+    MetricSpec {
+        name: crate::store::outbox::metric::DEPTH,
+        kind: Kind::Gauge,
+        help: "Writes waiting in the outbox for Supabase",
+        labels: &[],
+    },
+    MetricSpec {
+        name: crate::store::outbox::metric::OLDEST_AGE,
+        kind: Kind::Gauge,
+        help: "Age in seconds of the oldest write waiting in the outbox (0 when empty)",
+        labels: &[],
+    },
+    MetricSpec {
+        name: crate::store::outbox::metric::ENQUEUED,
+        kind: Kind::Counter,
+        help: "Writes queued in the outbox",
+        labels: &[],
+    },
+    MetricSpec {
+        name: crate::store::outbox::metric::REPLAYS,
+        kind: Kind::Counter,
+        help: "Outbox writes replayed to Supabase",
+        labels: &[],
+    },
+    MetricSpec {
+        name: crate::store::outbox::metric::DEAD_LETTERS,
+        kind: Kind::Counter,
+        help: "Outbox writes Supabase refused for good (moved to dead letters)",
+        labels: &[],
+    },
+    MetricSpec {
+        name: STORE_SECONDS,
+        kind: Kind::Histogram,
+        help: "Store operation latency in seconds, by operation and result",
+        labels: &[("operation", &[]), ("result", &[])],
+    },
+    MetricSpec {
+        name: crate::telemetry::names::BUILD_INFO,
+        kind: Kind::Gauge,
+        help: "Always 1; labels carry version and environment",
+        labels: &[("version", &[]), ("environment", &[])],
+    },
+    MetricSpec {
+        name: PROCESS_CPU,
+        kind: Kind::Gauge,
+        help: "CPU time (user + system) used by the process, in seconds",
+        labels: &[],
+    },
+    MetricSpec {
+        name: PROCESS_RSS,
+        kind: Kind::Gauge,
+        help: "Resident memory of the process, in bytes",
+        labels: &[],
+    },
+    MetricSpec {
+        name: PROCESS_FDS,
+        kind: Kind::Gauge,
+        help: "Open file descriptors (sockets included)",
+        labels: &[],
+    },
+    MetricSpec {
+        name: PROCESS_START,
+        kind: Kind::Gauge,
+        help: "Start time of the process, seconds since the Unix epoch",
+        labels: &[],
+    },
+];
+
+/// Describes every metric (HELP lines) and registers the fixed label sets at zero.
+pub fn describe_and_register() {
+    for spec in CATALOGUE {
+        match spec.kind {
+            Kind::Counter => metrics::describe_counter!(spec.name, spec.help),
+            Kind::Gauge => metrics::describe_gauge!(spec.name, spec.help),
+            Kind::Histogram => {
+                metrics::describe_histogram!(spec.name, metrics::Unit::Seconds, spec.help);
+            }
+        }
+        let fixed: Vec<&(&str, &[&str])> =
+            spec.labels.iter().filter(|(_, v)| !v.is_empty()).collect();
+        // Only series whose every label has a fixed set can be pre-registered.
+        if fixed.len() != spec.labels.len() {
+            continue;
+        }
+        for labels in cartesian(&fixed) {
+            match spec.kind {
+                Kind::Counter => metrics::counter!(spec.name, labels.clone()).increment(0),
+                Kind::Gauge => metrics::gauge!(spec.name, labels.clone()).increment(0.0),
+                Kind::Histogram => {}
+            }
+        }
+    }
+}
+
+fn cartesian(labels: &[&(&'static str, &'static [&'static str])]) -> Vec<Vec<metrics::Label>> {
+    let mut out: Vec<Vec<metrics::Label>> = vec![Vec::new()];
+    for (name, values) in labels {
+        out = out
+            .into_iter()
+            .flat_map(|prefix| {
+                values.iter().map(move |v| {
+                    let mut next = prefix.clone();
+                    next.push(metrics::Label::new(*name, *v));
+                    next
+                })
+            })
+            .collect();
+    }
+    out
+}
+
+/// How a finished call is counted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CallOutcome {
+    Qualifie,
+    Abandonne,
+    Error,
+}
+
+impl CallOutcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CallOutcome::Qualifie => "qualifie",
+            CallOutcome::Abandonne => "abandonne",
+            CallOutcome::Error => "error",
+        }
+    }
+}
+
+/// Counts one ended call.
+pub fn call_ended(mode: ConversationMode, outcome: CallOutcome) {
+    metrics::counter!(CALLS, "mode" => mode.as_str(), "outcome" => outcome.as_str()).increment(1);
+}
+
+/// What one answer did to the qualification, counted once the lead is saved (so a retried
+/// request that failed to save is not counted twice).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Progress {
+    /// The lead moved on to this step (`None`: complete).
+    Reached(Option<Field>),
+    /// The answer to this field was not accepted.
+    Rejected(Field),
+    /// Nothing to count (same step, or an error outcome).
+    Nothing,
+}
+
+impl Progress {
+    /// `asked` is the field the lead was at before the answer; `lead` is after it.
+    pub fn of(asked: Option<Field>, lead: &Lead, outcome: &Outcome) -> Self {
+        match outcome.status {
+            OutcomeStatus::ValidationError => asked.map_or(Progress::Nothing, Progress::Rejected),
+            OutcomeStatus::Continue | OutcomeStatus::Complete => {
+                let reached = lead.current_field();
+                if reached == asked {
+                    Progress::Nothing
+                } else {
+                    Progress::Reached(reached)
+                }
+            }
+            OutcomeStatus::Error => Progress::Nothing,
+        }
+    }
+
+    pub fn record(self) {
+        match self {
+            Progress::Reached(step) => {
+                let step = step.map_or("complete", Field::as_str);
+                metrics::counter!(QUALIFICATION_STEPS, "step" => step).increment(1);
+            }
+            Progress::Rejected(field) => {
+                metrics::counter!(VALIDATION_FAILURES, "field" => field.as_str()).increment(1);
+            }
+            Progress::Nothing => {}
+        }
+    }
+}
+
+/// Times one store operation.
+pub fn store_operation(operation: &'static str, started: Instant, ok: bool) {
+    metrics::histogram!(
+        STORE_SECONDS,
+        "operation" => operation,
+        "result" => if ok { "ok" } else { "error" }
+    )
+    .record(started.elapsed().as_secs_f64());
+}
+
+/// Reads the process's CPU time, resident memory and open descriptors from `/proc` into gauges.
+/// Called before each scrape; a no-op where `/proc` does not exist. (CPU seconds are fractional, so
+/// `process_cpu_seconds_total` is exported as a gauge holding the running total.)
+#[allow(clippy::cast_precision_loss)] // byte and descriptor counts far below 2^52
+pub fn update_process_metrics() {
+    let Some(usage) = ProcessUsage::read() else {
+        return;
+    };
+    metrics::gauge!(PROCESS_CPU).set(usage.cpu.as_secs_f64());
+    metrics::gauge!(PROCESS_RSS).set(usage.rss_bytes as f64);
+    metrics::gauge!(PROCESS_FDS).set(usage.open_fds as f64);
+    metrics::gauge!(PROCESS_START).set(usage.start_time_secs);
+}
+
+/// CPU, memory and descriptors of this process, from `/proc/self`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ProcessUsage {
+    pub cpu: Duration,
+    pub rss_bytes: u64,
+    pub open_fds: u64,
+    pub start_time_secs: f64,
+}
+
+/// Linux's `USER_HZ`: `/proc` reports CPU times in these ticks.
+const TICKS_PER_SECOND: f64 = 100.0;
+
+impl ProcessUsage {
+    #[allow(clippy::cast_precision_loss)]
+    pub fn read() -> Option<Self> {
+        let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+        // The command name (field 2) may hold spaces; fields after its closing parenthesis are fixed.
+        let after = &stat[stat.rfind(')')? + 2..];
+        let fields: Vec<&str> = after.split_whitespace().collect();
+        // Field 3 is `state`, so field N is at index N - 3: utime 14, stime 15, starttime 22, rss 24.
+        let ticks = |n: usize| fields.get(n - 3)?.parse::<u64>().ok();
+        let cpu_ticks = ticks(14)? + ticks(15)?;
+        let start_ticks = ticks(22)?;
+        let rss_pages = ticks(24)?;
+        let uptime: f64 = std::fs::read_to_string("/proc/uptime")
+            .ok()?
+            .split_whitespace()
+            .next()?
+            .parse()
+            .ok()?;
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .ok()?
+            .as_secs_f64();
+        let boot = now - uptime;
+        let open_fds = std::fs::read_dir("/proc/self/fd").map_or(0, |d| d.count() as u64);
+        Some(Self {
+            cpu: Duration::from_secs_f64(cpu_ticks as f64 / TICKS_PER_SECOND),
+            rss_bytes: rss_pages * 4096,
+            open_fds,
+            start_time_secs: boot + start_ticks as f64 / TICKS_PER_SECOND,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn process_usage_reads_proc() {
+        let usage = ProcessUsage::read().expect("/proc/self on Linux");
+        assert!(usage.rss_bytes > 1024 * 1024, "{usage:?}");
+        assert!(usage.open_fds >= 3, "{usage:?}");
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs_f64();
+        assert!(usage.start_time_secs <= now + 1.0 && usage.start_time_secs > now - 3600.0);
+    }
+
+    #[test]
+    fn catalogue_names_are_unique_and_prometheus_shaped() {
+        let mut seen = std::collections::BTreeSet::new();
+        for spec in CATALOGUE {
+            assert!(seen.insert(spec.name), "{} twice", spec.name);
+            assert!(
+                spec.name
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c == '_'),
+                "{}",
+                spec.name
+            );
+            if spec.kind == Kind::Histogram {
+                assert!(
+                    spec.name.ends_with("_seconds"),
+                    "{}: histograms are in seconds",
+                    spec.name
+                );
+            }
+        }
+    }
+}
