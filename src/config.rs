@@ -160,6 +160,10 @@ pub struct TelemetrySettings {
     pub prometheus_port: Option<u16>,
     pub log_format: LogFormat,
     pub rust_log: Option<String>,
+    /// `LOG_PII=1`: personal data unmasked in logs (never in production; Sentry always scrubs).
+    pub log_pii: bool,
+    /// `/readyz` fails when the oldest outbox entry is older than this.
+    pub readyz_max_outbox_age: Duration,
 }
 
 /// Everything the gateway reads from its environment. `Debug` shows no secret.
@@ -190,6 +194,11 @@ pub enum ConfigError {
     Malformed {
         name: &'static str,
         expected: &'static str,
+    },
+    #[error("{name}=1 is refused in production: {why}")]
+    RefusedInProduction {
+        name: &'static str,
+        why: &'static str,
     },
     #[error("{}", guard_message(.problems))]
     Guard {
@@ -386,11 +395,29 @@ impl Settings {
             Duration::from_secs(reader.strict_parse("DRAIN_TIMEOUT_SECS")?.unwrap_or(30u64));
         let prometheus_port = reader.strict_parse("PROMETHEUS_PORT")?;
         let test_mode = flag(reader.strict("BP_TWILIO_TEST_MODE")?);
+        let log_pii = flag(reader.strict("LOG_PII")?);
+        if log_pii && environment == Environment::Production {
+            return Err(ConfigError::RefusedInProduction {
+                name: "LOG_PII",
+                why: "callers' personal data must not reach production logs",
+            });
+        }
+        let readyz_max_outbox_age = Duration::from_secs(
+            reader
+                .strict_parse("READYZ_MAX_OUTBOX_AGE_SECS")?
+                .unwrap_or(300u64),
+        );
         // Test switches: read by the test suite, validated here so a typo is caught.
         reader.strict("BP_SKIP_VAPI_TESTS")?;
         reader.strict("BP_SKIP_SUPABASE_TESTS")?;
 
-        let warnings = guard(environment, &reader.report, test_mode)?;
+        let mut warnings = guard(environment, &reader.report, test_mode)?;
+        if log_pii && environment == Environment::Development {
+            warnings.push(
+                "LOG_PII=1: callers' personal data is logged unmasked; never use this outside a workstation"
+                    .to_owned(),
+            );
+        }
 
         Ok(Settings {
             environment,
@@ -438,6 +465,8 @@ impl Settings {
                 prometheus_port,
                 log_format,
                 rust_log: reader.text("RUST_LOG"),
+                log_pii,
+                readyz_max_outbox_age,
             },
             warnings,
         })
@@ -572,6 +601,34 @@ mod tests {
                 .unwrap()
                 .twilio
                 .test_mode
+        );
+    }
+
+    #[test]
+    fn log_pii_is_refused_in_production_and_warned_about_in_development() {
+        let mut prod = production_ok();
+        prod.push(("LOG_PII", "1"));
+        let error = Settings::from_source(&source(&prod))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("LOG_PII=1 is refused in production"),
+            "{error}"
+        );
+        let dev =
+            Settings::from_source(&source(&[("ENVIRONMENT", "development"), ("LOG_PII", "1")]))
+                .unwrap();
+        assert!(dev.telemetry.log_pii);
+        assert!(
+            dev.warnings.iter().any(|w| w.starts_with("LOG_PII=1")),
+            "{:?}",
+            dev.warnings
+        );
+        let prod_off = Settings::from_source(&source(&production_ok())).unwrap();
+        assert!(!prod_off.telemetry.log_pii);
+        assert_eq!(
+            prod_off.telemetry.readyz_max_outbox_age,
+            Duration::from_secs(300)
         );
     }
 

@@ -49,6 +49,7 @@ impl std::fmt::Debug for TelemetryGuard {
 
 /// Installs the global tracing subscriber and Sentry. Call once, before the async runtime starts.
 pub fn init(settings: &Settings) -> Result<TelemetryGuard, TelemetryError> {
+    crate::redact::show_personal_data_in_logs(settings.telemetry.log_pii);
     let sentry = init_sentry(&settings.telemetry, settings.environment)?;
     init_tracing(&settings.telemetry)?;
     Ok(TelemetryGuard {

@@ -80,8 +80,51 @@ async fn readyz_stays_ready_but_reports_an_unreachable_supabase() {
         body["store"],
         serde_json::json!({
             "kind": "supabase", "ok": true,
-            "supabase": {"ok": false, "error": "unavailable", "outbox_depth": 0}
+            "supabase": {
+                "ok": false, "error": "unavailable", "outbox_depth": 0,
+                "outbox_oldest_age_secs": null, "outbox_max_age_secs": 300, "outbox_stale": false
+            }
         })
+    );
+}
+
+#[tokio::test]
+async fn readyz_fails_once_the_outbox_is_older_than_its_bound() {
+    let app = spawn_app_with(|s| {
+        s.store.supabase_url = Some("http://127.0.0.1:9".parse().unwrap());
+        s.store.supabase_service_role_key = Some(SecretString::from("sb_secret_x".to_owned()));
+        s.telemetry.readyz_max_outbox_age = std::time::Duration::from_secs(1);
+    })
+    .await;
+    // A call arrives while Supabase is down: its lead and call rows wait in the outbox.
+    let voice = app
+        .client
+        .post(app.url("/twilio/voice"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(
+            "AccountSid=AC0123456789abcdef0123456789abcdef&CallSid=CA0123456789abcdef0123456789abcdef\
+             &From=%2B15145550142&To=%2B14505550100\
+             &CallStatus=ringing&Direction=inbound",
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(voice.status(), 200);
+    let ready = app.client.get(app.url("/readyz")).send().await.unwrap();
+    assert_eq!(ready.status(), 200, "a fresh outbox is fine");
+    tokio::time::sleep(std::time::Duration::from_millis(2_100)).await;
+    let response = app.client.get(app.url("/readyz")).send().await.unwrap();
+    assert_eq!(response.status(), 503);
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(body["status"], "unavailable");
+    assert_eq!(body["store"]["ok"], true, "writes are still durable");
+    assert_eq!(body["store"]["supabase"]["outbox_stale"], true);
+    assert!(body["store"]["supabase"]["outbox_depth"].as_u64().unwrap() >= 2);
+    assert!(
+        body["store"]["supabase"]["outbox_oldest_age_secs"]
+            .as_u64()
+            .unwrap()
+            >= 1
     );
 }
 

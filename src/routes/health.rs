@@ -51,10 +51,18 @@ pub struct RemoteHealth {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<&'static str>,
     pub outbox_depth: Option<usize>,
+    /// Age in seconds of the oldest write waiting for Supabase.
+    pub outbox_oldest_age_secs: Option<u64>,
+    /// `READYZ_MAX_OUTBOX_AGE_SECS`: past it the instance reports unready.
+    pub outbox_max_age_secs: u64,
+    /// The outbox has been stuck longer than the bound.
+    pub outbox_stale: bool,
 }
 
-/// Readiness: 503 while the instance drains or when writes cannot be made durable, so load
-/// balancers stop sending calls. Supabase being down is reported, not fatal: the outbox absorbs it.
+/// Readiness: 503 while the instance drains, when writes cannot be made durable, or when the
+/// outbox in front of Supabase holds a write older than `READYZ_MAX_OUTBOX_AGE_SECS` (Supabase
+/// has been down or refusing for too long). A short Supabase outage is reported, not fatal: the
+/// outbox absorbs it.
 pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Readiness>) {
     let draining = state.lifecycle.is_draining();
     let health = state.store.health().await;
@@ -65,14 +73,27 @@ pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Readines
         AnyStore::Sqlite(_) => None,
         AnyStore::Supabase(outbox) => {
             let remote = outbox.remote_health().await;
+            let max_age = state.settings.telemetry.readyz_max_outbox_age;
+            let oldest = outbox.oldest_age().await.ok().flatten();
+            let stale = oldest.is_some_and(|age| age > max_age);
+            if stale {
+                tracing::warn!(
+                    max_age_secs = max_age.as_secs(),
+                    "outbox older than READYZ_MAX_OUTBOX_AGE_SECS; reporting unready"
+                );
+            }
             Some(RemoteHealth {
                 ok: remote.is_ok(),
                 error: remote.err().map(|e| e.kind()),
                 outbox_depth: outbox.depth().await.ok(),
+                outbox_oldest_age_secs: oldest.map(|a| a.as_secs()),
+                outbox_max_age_secs: max_age.as_secs(),
+                outbox_stale: stale,
             })
         }
     };
-    let ready = !draining && health.is_ok();
+    let stale = supabase.as_ref().is_some_and(|s| s.outbox_stale);
+    let ready = !draining && health.is_ok() && !stale;
     let code = if ready {
         StatusCode::OK
     } else {
