@@ -75,8 +75,8 @@ pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Readines
             let remote = outbox.remote_health().await;
             let max_age = state.settings.telemetry.readyz_max_outbox_age;
             let oldest = outbox.oldest_age().await.ok().flatten();
-            let stale = oldest.is_some_and(|age| age > max_age);
-            if stale {
+            let too_old = oldest.is_some_and(|age| age > max_age);
+            if too_old {
                 tracing::warn!(
                     max_age_secs = max_age.as_secs(),
                     "outbox older than READYZ_MAX_OUTBOX_AGE_SECS; reporting unready"
@@ -88,12 +88,12 @@ pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Readines
                 outbox_depth: outbox.depth().await.ok(),
                 outbox_oldest_age_secs: oldest.map(|a| a.as_secs()),
                 outbox_max_age_secs: max_age.as_secs(),
-                outbox_stale: stale,
+                outbox_stale: too_old,
             })
         }
     };
-    let stale = supabase.as_ref().is_some_and(|s| s.outbox_stale);
-    let ready = !draining && health.is_ok() && !stale;
+    let outbox_too_old = supabase.as_ref().is_some_and(|s| s.outbox_stale);
+    let ready = !draining && health.is_ok() && !outbox_too_old;
     let code = if ready {
         StatusCode::OK
     } else {
