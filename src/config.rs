@@ -346,6 +346,17 @@ fn guard(
     Ok(warnings)
 }
 
+/// `LOG_PII=1` unmasks callers' personal data in logs: never in production.
+fn log_pii(requested: bool, environment: Environment) -> Result<bool, ConfigError> {
+    if requested && environment == Environment::Production {
+        return Err(ConfigError::RefusedInProduction {
+            name: "LOG_PII",
+            why: "callers' personal data must not reach production logs",
+        });
+    }
+    Ok(requested)
+}
+
 fn flag(value: Option<&str>) -> bool {
     matches!(value, Some("1" | "true"))
 }
@@ -395,13 +406,7 @@ impl Settings {
             Duration::from_secs(reader.strict_parse("DRAIN_TIMEOUT_SECS")?.unwrap_or(30u64));
         let prometheus_port = reader.strict_parse("PROMETHEUS_PORT")?;
         let test_mode = flag(reader.strict("BP_TWILIO_TEST_MODE")?);
-        let log_pii = flag(reader.strict("LOG_PII")?);
-        if log_pii && environment == Environment::Production {
-            return Err(ConfigError::RefusedInProduction {
-                name: "LOG_PII",
-                why: "callers' personal data must not reach production logs",
-            });
-        }
+        let log_pii = log_pii(flag(reader.strict("LOG_PII")?), environment)?;
         let readyz_max_outbox_age = Duration::from_secs(
             reader
                 .strict_parse("READYZ_MAX_OUTBOX_AGE_SECS")?
