@@ -11,6 +11,7 @@ use crate::domain::{CallSid, ConversationMode, Language, LeadId, LeadStatus, Pho
 use crate::locks::KeyedLocks;
 use crate::metrics::CallOutcome;
 use crate::qualification::{Field, Lead, Speaker, Turn, machine, prompts};
+use crate::redact;
 use crate::store::{AnyStore, CallUpdate, Store, StoreError};
 use crate::twilio::twiml::{Gather, Say, TwiML, Verb, Voices};
 
@@ -230,6 +231,7 @@ pub async fn gather(
     };
     // Vapi and status callbacks may touch the same lead: one change at a time, on fresh data.
     let _lead_lock = locks.lock(&lead_key(found.id)).await;
+    crate::telemetry::set_call_context(Some(result.call_sid.as_str()), Some(&found.id.to_string()));
     let mut lead = store.get_lead(found.id).await?.unwrap_or(found);
     if lead.status.is_final() || result.turn != Some(lead.conversation.len()) {
         // Retried, late or forged: apply nothing, answer what stands.
@@ -260,6 +262,14 @@ pub async fn gather(
     };
     let asked = lead.current_field();
     let outcome = machine::process_response(&mut lead, answer, &[]);
+    tracing::info!(
+        lead_id = %lead.id,
+        field = asked.map(Field::as_str),
+        status = ?outcome.status,
+        answer = %redact::Personal(answer),
+        reply = %redact::Personal(&outcome.message),
+        "IVR answer processed"
+    );
     store.upsert_lead(&lead).await?;
     crate::metrics::Progress::of(asked, &lead, &outcome).record();
     Ok(if outcome.ends_call() {

@@ -356,7 +356,7 @@ async fn record_metrics(request: Request, next: Next) -> Response {
         .get::<MatchedPath>()
         .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
     let method = method_label(request.method());
-    let response = next.run(request).await;
+    let response = telemetry::with_request_scope(&route, next.run(request)).await;
     let status = response.status().as_u16().to_string();
     metrics::counter!(names::HTTP_REQUESTS, "route" => route.clone(), "method" => method, "status" => status)
         .increment(1);

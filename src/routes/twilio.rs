@@ -1,6 +1,7 @@
 //! Twilio webhooks. Each handler turns the verified form into a domain type on its first line and
 //! delegates to [`crate::ivr`].
 
+use crate::{redact, telemetry};
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -125,6 +126,13 @@ fn bridge_target(state: &AppState) -> Option<BridgeTarget> {
 /// `POST /twilio/voice`: an incoming call.
 pub async fn voice(State(state): State<AppState>, form: TwilioForm) -> Result<TwiML, TwilioError> {
     let call = IncomingCall::try_from(&form)?;
+    telemetry::set_call_context(Some(call.call_sid.as_str()), None);
+    tracing::info!(
+        call_sid = %call.call_sid,
+        from = %redact::Phone(call.from.as_deref().unwrap_or_default()),
+        to = %redact::Phone(call.to.as_deref().unwrap_or_default()),
+        "incoming call"
+    );
     if let Some(ours) = &state.settings.twilio.account_sid {
         if &call.account_sid != ours {
             return Err(TwilioRejection::WrongAccount.into());
@@ -138,6 +146,7 @@ pub async fn voice(State(state): State<AppState>, form: TwilioForm) -> Result<Tw
 /// `POST /twilio/gather`: the caller's answer (`SpeechResult`, or `Digits`).
 pub async fn gather(State(state): State<AppState>, form: TwilioForm) -> Result<TwiML, TwilioError> {
     let result = GatherResult::try_from(&form)?;
+    telemetry::set_call_context(Some(result.call_sid.as_str()), None);
     let _guard = state.locks.lock(&format!("call:{}", result.call_sid)).await;
     Ok(ivr::gather(&state.store, &state.settings, &state.locks, &result).await?)
 }
@@ -148,6 +157,8 @@ pub async fn status(
     form: TwilioForm,
 ) -> Result<StatusCode, TwilioError> {
     let callback = StatusCallback::try_from(&form)?;
+    telemetry::set_call_context(Some(callback.call_sid.as_str()), None);
+    tracing::info!(call_sid = %callback.call_sid, status = %callback.call_status, "call status");
     let _guard = state
         .locks
         .lock(&format!("call:{}", callback.call_sid))
@@ -162,6 +173,7 @@ pub async fn stream_ended(
     form: TwilioForm,
 ) -> Result<TwiML, TwilioError> {
     let sid = call_sid(&form)?;
+    telemetry::set_call_context(Some(sid.as_str()), None);
     let _guard = state.locks.lock(&format!("call:{sid}")).await;
     Ok(ivr::stream_ended(&state.store, &state.settings, &sid, "stream_ended").await?)
 }

@@ -110,8 +110,16 @@ pub async fn tool_calls(
             results.push(error_result(&tool_call.id, "missing argument: reponse"));
             continue;
         };
+        crate::telemetry::set_call_context(None, Some(&lead.id.to_string()));
         let asked = lead.current_field();
         let outcome = machine::process_response(lead, answer, &[]);
+        tracing::info!(
+            lead_id = %lead.id,
+            tool_call_id = %tool_call.id,
+            status = ?outcome.status,
+            reponse = %crate::redact::Personal(answer),
+            "Vapi tool call processed"
+        );
         progress.push(crate::metrics::Progress::of(asked, lead, &outcome));
         // serde_json writes no line breaks: the one-line string Vapi requires.
         let result =
