@@ -262,7 +262,7 @@ async fn bridge_mode_answers_with_connect_stream_and_parameters() {
 #[tokio::test]
 async fn audio_flows_both_ways_with_barge_in_and_stop_ends_the_vapi_call() {
     let mut vapi = fake_vapi(Rest::Ok).await;
-    let app = bridge_app(&vapi, |_| {}).await;
+    let app = bridge_app(&vapi, |s| s.telemetry.prometheus_port = Some(0)).await;
     let sid = format!("CA{:032x}", 3);
     let twiml = incoming(&app, &sid).await;
     let mut twilio = twilio_stream(&app, &twiml).await;
@@ -324,6 +324,24 @@ async fn audio_flows_both_ways_with_barge_in_and_stop_ends_the_vapi_call() {
         vapi_next(&mut vapi).await,
         Message::Text(r#"{"type":"end-call"}"#.into())
     );
+
+    // The metrics only a bridged call feeds are exported (docs/OPERATIONS.md names them).
+    let metrics = app
+        .client
+        .get(format!("http://{}/metrics", app.metrics_addr.unwrap()))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for name in myriam::metrics::BRIDGE_ONLY {
+        assert!(
+            metrics.contains(&format!("# TYPE {name} histogram")),
+            "{name} missing after a bridged call:\n{metrics}"
+        );
+    }
+    assert!(metrics.contains(r#"myriam_bridge_relay_seconds_count{direction="up"}"#));
 }
 
 #[tokio::test]
