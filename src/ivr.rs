@@ -231,7 +231,7 @@ pub async fn gather(
     };
     // Vapi and status callbacks may touch the same lead: one change at a time, on fresh data.
     let _lead_lock = locks.lock(&lead_key(found.id)).await;
-    crate::telemetry::set_call_context(Some(result.call_sid.as_str()), Some(&found.id.to_string()));
+    crate::telemetry::set_call_context(Some(result.call_sid.as_str()), Some(found.id));
     let mut lead = store.get_lead(found.id).await?.unwrap_or(found);
     if lead.status.is_final() || result.turn != Some(lead.conversation.len()) {
         // Retried, late or forged: apply nothing, answer what stands.
@@ -313,19 +313,20 @@ pub fn lead_key(id: crate::domain::LeadId) -> String {
     format!("lead:{id}")
 }
 
-/// Marks the lead `abandonne` unless it is already qualified or abandoned, under its lock.
+/// Marks the lead `abandonne` unless it is already qualified or abandoned, under its lock; returns
+/// the lead's final status.
 pub async fn abandon_if_incomplete(
     store: &AnyStore,
     locks: &KeyedLocks,
     lead: Lead,
-) -> Result<(), StoreError> {
+) -> Result<LeadStatus, StoreError> {
     let _lead_lock = locks.lock(&lead_key(lead.id)).await;
     let mut lead = store.get_lead(lead.id).await?.unwrap_or(lead);
     if !lead.status.is_final() {
         lead.status = LeadStatus::Abandonne;
         store.upsert_lead(&lead).await?;
     }
-    Ok(())
+    Ok(lead.status)
 }
 
 /// The lock every path that moves a call's status takes (Twilio status callbacks and Vapi call
@@ -343,17 +344,15 @@ pub async fn finish_call(
     mode: Option<ConversationMode>,
     failed: bool,
 ) -> Result<(), StoreError> {
-    let lead = store.find_lead_by_call(sid).await?;
-    if let Some(lead) = &lead {
-        abandon_if_incomplete(store, locks, lead.clone()).await?;
-    }
-    let outcome = match &lead {
+    let status = match store.find_lead_by_call(sid).await? {
+        Some(lead) => Some(abandon_if_incomplete(store, locks, lead).await?),
+        None => None,
+    };
+    let outcome = match status {
         _ if failed => CallOutcome::Error,
         None => CallOutcome::Error,
-        Some(lead) => match store.get_lead(lead.id).await?.map(|l| l.status) {
-            Some(LeadStatus::Qualifie) => CallOutcome::Qualifie,
-            _ => CallOutcome::Abandonne,
-        },
+        Some(LeadStatus::Qualifie) => CallOutcome::Qualifie,
+        Some(_) => CallOutcome::Abandonne,
     };
     crate::metrics::call_ended(mode.unwrap_or(ConversationMode::Ivr), outcome);
     Ok(())

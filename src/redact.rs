@@ -391,10 +391,6 @@ mod tests {
             "Vapi answered 429",
             "no digits at all",
         ] {
-            assert!(
-                matches!(scrub(input), Cow::Borrowed(_)) || scrub(input) == input,
-                "{input}"
-            );
             assert_eq!(scrub(input), input);
         }
     }

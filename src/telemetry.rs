@@ -161,9 +161,7 @@ fn scrub_string(s: &mut String) {
 }
 
 fn scrub_map(map: &mut std::collections::BTreeMap<String, serde_json::Value>) {
-    let mut object: serde_json::Map<String, serde_json::Value> =
-        std::mem::take(map).into_iter().collect();
-    let mut value = serde_json::Value::Object(std::mem::take(&mut object));
+    let mut value = serde_json::Value::Object(std::mem::take(map).into_iter().collect());
     crate::redact::scrub_json(&mut value);
     if let serde_json::Value::Object(clean) = value {
         map.extend(clean);
@@ -225,20 +223,25 @@ pub fn scrub_event(
 /// the CallSid and lead id: [`set_call_context`]).
 pub async fn with_request_scope<F: std::future::Future>(route: &str, future: F) -> F::Output {
     use sentry::SentryFutureExt as _;
+    if sentry::Hub::current().client().is_none() {
+        // Sentry is off: no hub to allocate per request.
+        return future.await;
+    }
     let hub = Arc::new(sentry::Hub::new_from_top(sentry::Hub::current()));
     hub.configure_scope(|scope| scope.set_tag("route", route));
     future.bind_hub(hub).await
 }
 
-/// Adds the call's identifiers (never its personal data) to the current Sentry scope.
-pub fn set_call_context(call_sid: Option<&str>, lead_id: Option<&str>) {
+/// Adds the call's identifiers (never its personal data) to the current Sentry scope. Does nothing
+/// (not even format the ids) when Sentry is off.
+pub fn set_call_context(call_sid: Option<&str>, lead_id: Option<crate::domain::LeadId>) {
     sentry::configure_scope(|scope| {
         let mut map = std::collections::BTreeMap::new();
         if let Some(sid) = call_sid {
             map.insert("call_sid".to_owned(), sid.into());
         }
         if let Some(id) = lead_id {
-            map.insert("lead_id".to_owned(), id.into());
+            map.insert("lead_id".to_owned(), id.to_string().into());
         }
         scope.set_context("call", sentry::protocol::Context::Other(map));
     });
@@ -304,7 +307,7 @@ mod tests {
                     scope.set_extra("detail", "postal code J1H 5N4".into());
                     scope.set_tag("route", "/twilio/gather");
                 });
-                set_call_context(Some("CA5ec0ffee5ec0ffee5ec0ffee5ec0ffee"), Some("lead-1"));
+                set_call_context(Some("CA5ec0ffee5ec0ffee5ec0ffee5ec0ffee"), None);
                 sentry::capture_message(
                     "cannot save lead for +1 438 555 0199 at 2761 rue des Érables",
                     sentry::Level::Error,

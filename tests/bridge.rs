@@ -326,15 +326,7 @@ async fn audio_flows_both_ways_with_barge_in_and_stop_ends_the_vapi_call() {
     );
 
     // The metrics only a bridged call feeds are exported (docs/OPERATIONS.md names them).
-    let metrics = app
-        .client
-        .get(format!("http://{}/metrics", app.metrics_addr.unwrap()))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = app.scrape_metrics().await;
     for name in myriam::metrics::BRIDGE_ONLY {
         assert!(
             metrics.contains(&format!("# TYPE {name} histogram")),

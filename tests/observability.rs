@@ -12,23 +12,9 @@ use myriam::twilio::twiml::gather_action;
 const CALL_SID: &str = "CA0b5e3f8a1c2d4e5f9a8b7c6d5e4f3a2b";
 
 async fn post_form(app: &helpers::TestApp, path: &str, fields: &[(&str, &str)]) -> String {
-    let body: String = url::form_urlencoded::Serializer::new(String::new())
-        .extend_pairs(fields)
-        .finish();
-    let response = app
-        .client
-        .post(app.url(path))
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(body)
-        .send()
-        .await
-        .unwrap();
-    assert!(
-        response.status().is_success(),
-        "{path}: {}",
-        response.status()
-    );
-    response.text().await.unwrap()
+    let (status, body) = app.post_form(path, fields).await;
+    assert!((200..300).contains(&status), "{path}: {status} {body}");
+    body
 }
 
 /// A whole French IVR call, qualified, then ended by Twilio's status callback.
@@ -95,15 +81,7 @@ fn label_values(line: &str) -> Vec<&str> {
 async fn after_a_call_every_documented_metric_is_exported_with_bounded_labels() {
     let app = spawn_app_with(|s| s.telemetry.prometheus_port = Some(0)).await;
     one_qualified_call(&app).await;
-    let metrics = app
-        .client
-        .get(format!("http://{}/metrics", app.metrics_addr.unwrap()))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = app.scrape_metrics().await;
     let exported = exported_names(&metrics);
 
     // Every catalogued metric is exported.

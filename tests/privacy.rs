@@ -59,27 +59,6 @@ impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Capture {
     }
 }
 
-async fn post_form(app: &helpers::TestApp, path: &str, fields: &[(&str, &str)]) -> (u16, String) {
-    let body = fields
-        .iter()
-        .map(|(k, v)| format!("{k}={}", urlencode(v)))
-        .collect::<Vec<_>>()
-        .join("&");
-    let response = app
-        .client
-        .post(app.url(path))
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(body)
-        .send()
-        .await
-        .unwrap();
-    (response.status().as_u16(), response.text().await.unwrap())
-}
-
-fn urlencode(value: &str) -> String {
-    url::form_urlencoded::byte_serialize(value.as_bytes()).collect()
-}
-
 const CALL: &[(&str, &str)] = &[
     ("AccountSid", "AC0123456789abcdef0123456789abcdef"),
     ("CallSid", CALL_SID),
@@ -95,7 +74,7 @@ async fn answer(app: &helpers::TestApp, twiml: &str, speech: &str) -> (u16, Stri
     let mut fields = CALL.to_vec();
     fields.push(("SpeechResult", speech));
     fields.push(("Confidence", "0.91"));
-    post_form(app, &action, &fields).await
+    app.post_form(&action, &fields).await
 }
 
 /// Holds an exclusive lock on the SQLite file so the gateway's next write fails (after its 5 s
@@ -128,7 +107,7 @@ async fn planted_personal_data_reaches_no_log_line_and_no_sentry_event() {
     let app = spawn_app_with(configure).await;
 
     // The IVR: name, phone and address, all planted.
-    let (status, twiml) = post_form(&app, "/twilio/voice", CALL).await;
+    let (status, twiml) = app.post_form("/twilio/voice", CALL).await;
     assert_eq!(status, 200, "{twiml}");
     let (status, twiml) = answer(&app, &twiml, NAME).await;
     assert_eq!(status, 200, "{twiml}");
@@ -210,12 +189,12 @@ async fn planted_personal_data_reaches_no_log_line_and_no_sentry_event() {
         .await
         .unwrap();
     assert_eq!(report.status(), 200);
-    let (status, _) = post_form(
-        &app,
-        "/twilio/status",
-        &[CALL, &[("CallStatus", "completed"), ("CallDuration", "95")]].concat(),
-    )
-    .await;
+    let (status, _) = app
+        .post_form(
+            "/twilio/status",
+            &[CALL, &[("CallStatus", "completed"), ("CallDuration", "95")]].concat(),
+        )
+        .await;
     assert_eq!(status, 204);
 
     // What left the process.

@@ -703,15 +703,7 @@ async fn rejections_are_counted_by_reason() {
     twilio
         .post("/twilio/voice", &refs(&params), Sig::Wrong)
         .await;
-    let metrics = app
-        .client
-        .get(format!("http://{}/metrics", app.metrics_addr.unwrap()))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = app.scrape_metrics().await;
     for reason in ["missing", "mismatch"] {
         assert!(
             metrics.lines().any(|l| l.starts_with(&format!(

@@ -110,7 +110,7 @@ pub async fn tool_calls(
             results.push(error_result(&tool_call.id, "missing argument: reponse"));
             continue;
         };
-        crate::telemetry::set_call_context(None, Some(&lead.id.to_string()));
+        crate::telemetry::set_call_context(None, Some(lead.id));
         let asked = lead.current_field();
         let outcome = machine::process_response(lead, answer, &[]);
         tracing::info!(

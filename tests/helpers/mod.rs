@@ -29,6 +29,35 @@ impl TestApp {
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{}", self.addr, path)
     }
+
+    /// The Prometheus text of the metrics listener (`PROMETHEUS_PORT` must be set, e.g. to 0).
+    pub async fn scrape_metrics(&self) -> String {
+        let addr = self.metrics_addr.expect("metrics listener bound");
+        self.client
+            .get(format!("http://{addr}/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+
+    /// POSTs `fields` as a form (unsigned: test settings skip Twilio signatures); status and body.
+    pub async fn post_form(&self, path: &str, fields: &[(&str, &str)]) -> (u16, String) {
+        let body: String = url::form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(fields)
+            .finish();
+        let response = self
+            .client
+            .post(self.url(path))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        (response.status().as_u16(), response.text().await.unwrap())
+    }
 }
 
 /// Builds and starts the gateway with test settings, tweaked by `customise`.
