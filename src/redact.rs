@@ -227,7 +227,7 @@ pub fn scrub(input: &str) -> Cow<'_, str> {
             i = end;
             continue;
         }
-        if chars[i].is_ascii_digit() && (i == 0 || !chars[i - 1].is_alphanumeric()) {
+        if chars[i].is_ascii_digit() && !continues_token(&chars, i) {
             // A run of digits with phone separators in between.
             let mut k = i;
             let mut digits = String::new();
@@ -242,7 +242,7 @@ pub fn scrub(input: &str) -> Cow<'_, str> {
                 }
                 k += 1;
             }
-            if digits.len() >= MIN_PHONE_DIGITS {
+            if digits.len() >= MIN_PHONE_DIGITS && !token_follows(&chars, last_digit_end) {
                 if out.ends_with('+') {
                     out.pop();
                 }
@@ -294,6 +294,26 @@ pub fn scrub(input: &str) -> Cow<'_, str> {
         i += 1;
     }
     Cow::Owned(out)
+}
+
+/// Whether the character at `i` is inside an identifier (a UUID, a CallSid, `abc-123…`) rather
+/// than at the start of a number: right after a letter or digit, or after a `-` that follows one.
+fn continues_token(chars: &[char], i: usize) -> bool {
+    match i.checked_sub(1).map(|p| chars[p]) {
+        None => false,
+        Some('-') => i >= 2 && chars[i - 2].is_alphanumeric(),
+        Some(c) => c.is_alphanumeric(),
+    }
+}
+
+/// Whether an identifier goes on at `end` (the first character after a digit run): a letter, or a
+/// `-` joined to a letter or digit.
+fn token_follows(chars: &[char], end: usize) -> bool {
+    match chars.get(end) {
+        Some('-') => chars.get(end + 1).is_some_and(|c| c.is_alphanumeric()),
+        Some(c) => c.is_alphabetic(),
+        None => false,
+    }
 }
 
 fn needs_scrub(input: &str) -> bool {
@@ -390,6 +410,9 @@ mod tests {
             "PostgREST returned 42501: permission denied for table leads",
             "Vapi answered 429",
             "no digits at all",
+            "lead 08b1e9d2-4361-4b9a-9a5e-dcfcd2555e8f",
+            "lead 12345678-1234-4234-8234-123456789abc",
+            "CallSid CA0123456789abcdef0123456789abcdef",
         ] {
             assert_eq!(scrub(input), input);
         }
@@ -434,6 +457,13 @@ mod tests {
             let once = scrub(&input).into_owned();
             // Scrubbing what was already scrubbed changes nothing more.
             prop_assert_eq!(scrub(&once), once.as_str());
+        }
+
+        #[test]
+        fn scrub_leaves_identifiers_alone(n in any::<u128>()) {
+            let id = uuid::Uuid::from_u128(n).to_string();
+            let line = format!("lead {id} call CA{n:032x}");
+            prop_assert_eq!(scrub(&line), line.as_str());
         }
 
         #[test]
