@@ -1,21 +1,27 @@
 //! The audio relay between a Twilio Media Stream and a Vapi `vapi.websocket` call, generic over
-//! `Sink`/`Stream` so it runs the same over real sockets and over channels in tests.
+//! `Sink + Stream` legs so it runs the same over real sockets and over channels in tests.
 //!
 //! - Twilio `media` (base64 µ-law) → one binary frame to Vapi with the same bytes.
 //! - Vapi binary audio (any size, bursty) → 160-byte (20 ms) chunks → Twilio `media`, in order; the
 //!   tail of a turn is flushed and followed by a `mark` when the assistant stops speaking.
 //! - Barge-in (`speech-update` user started, or `user-interrupted`) → Twilio `clear`, buffered
-//!   downlink audio dropped.
+//!   downlink audio dropped (including chunks queued but not yet written).
 //! - Twilio `dtmf` → an `add-message` telling the assistant which key was pressed.
 //! - Twilio `stop` or socket loss → Vapi `end-call`; Vapi ending → the Twilio stream is closed.
 //!
-//! Each direction runs in its own future, so a slow peer on one side never stalls the other; each
-//! awaits its sink, so a slow peer slows its own direction (TCP back-pressure) instead of growing a
-//! queue: memory per call is bounded by one chunk buffer.
+//! One future owns both sockets (no `split()`, no lock between halves) and moves frames through one
+//! bounded queue per direction. A leg whose socket is not ready for writing only stops its own
+//! direction: the relay stops reading the side that feeds the full queue (TCP back-pressure reaches
+//! that peer) and keeps relaying the other way. Memory per call is bounded by the two queues.
 
-use std::time::Instant;
+use std::collections::VecDeque;
+use std::future::poll_fn;
+use std::pin::{Pin, pin};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
 
-use futures_util::{Sink, SinkExt, Stream, StreamExt};
+use bytes::Bytes;
+use futures_util::{FutureExt as _, Sink, Stream, StreamExt as _};
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
@@ -23,6 +29,17 @@ use crate::twilio::media::{MediaFrame, Outbound};
 
 /// 20 ms of µ-law at 8 kHz.
 pub const CHUNK_BYTES: usize = 160;
+
+/// Frames waiting for the Vapi socket before the relay stops reading the caller's (1 s of audio).
+pub const UP_QUEUE: usize = 50;
+
+/// Entries waiting for the Twilio socket before the relay stops reading the assistant's (1 s of
+/// audio). One Vapi frame is chunked whole, so the queue can exceed this by one frame's chunks; the
+/// chunks share the frame's bytes.
+pub const DOWN_QUEUE: usize = 50;
+
+/// How long the last frames (end-call, the turn's tail and mark, closes) may take once the call ends.
+pub const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Metric names.
 pub mod metric {
@@ -37,7 +54,7 @@ pub mod metric {
 pub enum WsFrame {
     Text(String),
     /// Shared bytes: audio moves between the sockets without a copy.
-    Binary(bytes::Bytes),
+    Binary(Bytes),
     Close,
 }
 
@@ -106,6 +123,7 @@ impl Meters {
         (self.seen % LATENCY_SAMPLE_EVERY == 1).then(Instant::now)
     }
 
+    /// Counts a frame handed to the socket (and its relay time, when sampled).
     fn observe(&self, started: Option<Instant>, bytes: usize) {
         self.frames.increment(1);
         self.bytes.increment(bytes as u64);
@@ -126,201 +144,420 @@ fn dtmf_message(digit: &str) -> String {
 
 const END_CALL: &str = r#"{"type":"end-call"}"#;
 
-/// Twilio → Vapi. Returns when the caller side ends.
-async fn uplink<TI, VO>(twilio_in: &mut TI, vapi_out: &mut VO, stats: &mut RelayStats) -> Ending
+/// A frame waiting for the Vapi socket.
+struct Up {
+    frame: WsFrame,
+    /// When the caller's audio frame arrived, if the histogram samples it.
+    started: Option<Instant>,
+}
+
+/// What waits for the Twilio socket; `media` messages are encoded only when the socket takes them.
+enum Down {
+    /// Up to 160 bytes of the assistant's audio, sharing the bytes of the frame it came in.
+    Audio {
+        chunk: Bytes,
+        started: Option<Instant>,
+    },
+    Clear,
+    Mark(u64),
+    Close,
+}
+
+/// A leg whose socket failed while writing.
+#[derive(Debug)]
+struct Broken;
+
+/// Hands queued items to `sink` while it is ready, then flushes. `Ok(true)` when something was
+/// written, `Err` when the socket failed.
+fn drive<S, T>(
+    sink: &mut S,
+    queue: &mut VecDeque<T>,
+    unflushed: &mut bool,
+    cx: &mut Context<'_>,
+    mut write_item: impl FnMut(&mut S, T) -> Result<(), Broken>,
+) -> Result<bool, Broken>
 where
-    TI: Stream<Item = WsFrame> + Unpin,
-    VO: Sink<WsFrame> + Unpin,
+    S: Sink<WsFrame> + Unpin,
 {
-    let mut meters = Meters::new("up");
-    while let Some(frame) = twilio_in.next().await {
-        let started = meters.start();
-        let WsFrame::Text(text) = frame else {
-            if frame == WsFrame::Close {
-                break;
-            }
-            continue; // Twilio sends text only.
+    let mut wrote = false;
+    while !queue.is_empty() {
+        match Pin::new(&mut *sink).poll_ready(cx) {
+            Poll::Ready(Ok(())) => {}
+            Poll::Ready(Err(_)) => return Err(Broken),
+            Poll::Pending => break,
+        }
+        let Some(item) = queue.pop_front() else { break };
+        write_item(sink, item)?;
+        wrote = true;
+        *unflushed = true;
+    }
+    if *unflushed {
+        match Pin::new(&mut *sink).poll_flush(cx) {
+            Poll::Ready(Ok(())) => *unflushed = false,
+            Poll::Ready(Err(_)) => return Err(Broken),
+            Poll::Pending => {}
+        }
+    }
+    Ok(wrote)
+}
+
+fn send<S: Sink<WsFrame> + Unpin>(sink: &mut S, frame: WsFrame) -> Result<(), Broken> {
+    Pin::new(sink).start_send(frame).map_err(|_| Broken)
+}
+
+/// One call's relay state: both legs, the queue towards each, and what was relayed.
+struct Relay<'a, T, V> {
+    twilio: T,
+    vapi: V,
+    stream_sid: &'a str,
+    /// Towards Vapi.
+    up: VecDeque<Up>,
+    up_unflushed: bool,
+    /// Towards Twilio.
+    down: VecDeque<Down>,
+    down_unflushed: bool,
+    /// The assistant's audio that does not fill a chunk yet.
+    carry: Vec<u8>,
+    turn: u64,
+    stats: RelayStats,
+    up_meters: Meters,
+    down_meters: Meters,
+    clears: metrics::Counter,
+}
+
+impl<'a, T, V> Relay<'a, T, V>
+where
+    T: Stream<Item = WsFrame> + Sink<WsFrame> + Unpin,
+    V: Stream<Item = WsFrame> + Sink<WsFrame> + Unpin,
+{
+    fn new(twilio: T, vapi: V, stream_sid: &'a str) -> Self {
+        Self {
+            twilio,
+            vapi,
+            stream_sid,
+            up: VecDeque::with_capacity(UP_QUEUE),
+            up_unflushed: false,
+            down: VecDeque::with_capacity(DOWN_QUEUE),
+            down_unflushed: false,
+            carry: Vec::with_capacity(CHUNK_BYTES),
+            turn: 0,
+            stats: RelayStats::default(),
+            up_meters: Meters::new("up"),
+            down_meters: Meters::new("down"),
+            clears: metrics::counter!(metric::CLEARS),
+        }
+    }
+
+    /// Writes what the Vapi socket will take.
+    fn drive_up(&mut self, cx: &mut Context<'_>) -> Result<bool, Broken> {
+        let (stats, meters) = (&mut self.stats, &self.up_meters);
+        drive(
+            &mut self.vapi,
+            &mut self.up,
+            &mut self.up_unflushed,
+            cx,
+            |vapi, Up { frame, started }| {
+                let audio = match &frame {
+                    WsFrame::Binary(audio) => Some(audio.len()),
+                    _ => None,
+                };
+                send(vapi, frame)?;
+                if let Some(len) = audio {
+                    stats.frames_up += 1;
+                    stats.bytes_up += len as u64;
+                    meters.observe(started, len);
+                }
+                Ok(())
+            },
+        )
+    }
+
+    /// Writes what the Twilio socket will take, encoding `media` messages as it goes.
+    fn drive_down(&mut self, cx: &mut Context<'_>) -> Result<bool, Broken> {
+        let stream_sid = self.stream_sid;
+        let (stats, meters, clears) = (&mut self.stats, &self.down_meters, &self.clears);
+        drive(
+            &mut self.twilio,
+            &mut self.down,
+            &mut self.down_unflushed,
+            cx,
+            |twilio, item| {
+                match item {
+                    Down::Audio { chunk, started } => {
+                        let audio = &chunk[..];
+                        send(
+                            twilio,
+                            WsFrame::Text(Outbound::Media { stream_sid, audio }.to_json()),
+                        )?;
+                        stats.frames_down += 1;
+                        stats.bytes_down += audio.len() as u64;
+                        meters.observe(started, audio.len());
+                    }
+                    Down::Clear => {
+                        send(
+                            twilio,
+                            WsFrame::Text(Outbound::Clear { stream_sid }.to_json()),
+                        )?;
+                        stats.clears += 1;
+                        clears.increment(1);
+                    }
+                    Down::Mark(turn) => {
+                        let name = format!("turn-{turn}");
+                        let mark = Outbound::Mark {
+                            stream_sid,
+                            name: &name,
+                        };
+                        send(twilio, WsFrame::Text(mark.to_json()))?;
+                        stats.marks += 1;
+                    }
+                    Down::Close => send(twilio, WsFrame::Close)?,
+                }
+                Ok(())
+            },
+        )
+    }
+
+    /// A frame from Twilio; `Some` when it ends the call.
+    fn on_twilio(&mut self, frame: WsFrame) -> Option<Ending> {
+        let started = self.up_meters.start();
+        let text = match frame {
+            WsFrame::Text(text) => text,
+            WsFrame::Close => return Some(Ending::CallerHungUp),
+            WsFrame::Binary(_) => return None, // Twilio sends text only.
         };
         match MediaFrame::parse(&text) {
-            Ok(MediaFrame::Media { payload, .. }) => {
-                let len = payload.len();
-                if vapi_out
-                    .send(WsFrame::Binary(payload.into()))
-                    .await
-                    .is_err()
-                {
-                    return Ending::VapiLost;
-                }
-                stats.frames_up += 1;
-                stats.bytes_up += len as u64;
-                meters.observe(started, len);
-            }
-            Ok(MediaFrame::Dtmf { digit, .. }) => {
-                if vapi_out
-                    .send(WsFrame::Text(dtmf_message(&digit)))
-                    .await
-                    .is_err()
-                {
-                    return Ending::VapiLost;
-                }
-            }
-            Ok(MediaFrame::Stop { .. }) => break,
+            Ok(MediaFrame::Media { payload, .. }) => self.up.push_back(Up {
+                frame: WsFrame::Binary(payload.into()),
+                started,
+            }),
+            Ok(MediaFrame::Dtmf { digit, .. }) => self.up.push_back(Up {
+                frame: WsFrame::Text(dtmf_message(&digit)),
+                started: None,
+            }),
+            Ok(MediaFrame::Stop { .. }) => return Some(Ending::CallerHungUp),
             Ok(MediaFrame::Mark { .. } | MediaFrame::Connected | MediaFrame::Start(_)) => {}
             Ok(MediaFrame::Unknown { event }) => {
                 tracing::debug!(%event, "unknown Media Stream event ignored");
             }
             Err(error) => tracing::warn!(%error, "malformed Media Stream frame ignored"),
         }
+        None
     }
-    Ending::CallerHungUp
-}
 
-/// Sends `audio` to the caller as one `media` frame and counts it; `false` when Twilio is gone.
-async fn send_media<TO>(
-    twilio_out: &mut TO,
-    stream_sid: &str,
-    audio: &[u8],
-    stats: &mut RelayStats,
-) -> bool
-where
-    TO: Sink<WsFrame> + Unpin,
-{
-    let text = Outbound::Media { stream_sid, audio }.to_json();
-    if twilio_out.send(WsFrame::Text(text)).await.is_err() {
-        return false;
+    /// Queues the assistant's audio as 160-byte chunks; what does not fill a chunk waits in `carry`.
+    fn queue_audio(&mut self, mut audio: Bytes, started: Option<Instant>) {
+        if !self.carry.is_empty() {
+            let need = CHUNK_BYTES - self.carry.len();
+            if audio.len() < need {
+                self.carry.extend_from_slice(&audio);
+                return;
+            }
+            self.carry.extend_from_slice(&audio[..need]);
+            self.down.push_back(Down::Audio {
+                chunk: Bytes::copy_from_slice(&self.carry),
+                started,
+            });
+            self.carry.clear();
+            audio = audio.slice(need..);
+        }
+        while audio.len() >= CHUNK_BYTES {
+            self.down.push_back(Down::Audio {
+                chunk: audio.split_to(CHUNK_BYTES),
+                started,
+            });
+        }
+        self.carry.extend_from_slice(&audio);
     }
-    stats.frames_down += 1;
-    stats.bytes_down += audio.len() as u64;
-    true
-}
 
-/// Vapi → Twilio. Returns when the assistant side ends.
-async fn downlink<VI, TO>(
-    vapi_in: &mut VI,
-    twilio_out: &mut TO,
-    stream_sid: &str,
-    stats: &mut RelayStats,
-) -> Ending
-where
-    VI: Stream<Item = WsFrame> + Unpin,
-    TO: Sink<WsFrame> + Unpin,
-{
-    let mut meters = Meters::new("down");
-    let clears = metrics::counter!(metric::CLEARS);
-    let mut buffer: Vec<u8> = Vec::with_capacity(CHUNK_BYTES * 8);
-    let mut turn = 0u64;
-    loop {
-        let Some(frame) = vapi_in.next().await else {
-            return Ending::VapiLost;
-        };
-        let started = meters.start();
-        match frame {
+    /// A frame from Vapi; `Some` when it ends the call.
+    fn on_vapi(&mut self, frame: WsFrame) -> Option<Ending> {
+        let text = match frame {
             WsFrame::Binary(audio) => {
-                buffer.extend_from_slice(&audio);
-                let whole = buffer.len() - buffer.len() % CHUNK_BYTES;
-                for chunk in buffer[..whole].chunks(CHUNK_BYTES) {
-                    if !send_media(twilio_out, stream_sid, chunk, stats).await {
-                        return Ending::CallerHungUp;
-                    }
-                    meters.observe(started, chunk.len());
-                }
-                buffer.drain(..whole);
+                let started = self.down_meters.start();
+                self.queue_audio(audio, started);
+                return None;
             }
-            WsFrame::Text(text) => {
-                let v: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
-                let kind = v.get("type").and_then(Value::as_str).unwrap_or_default();
-                let role = v.get("role").and_then(Value::as_str).unwrap_or_default();
-                let call_status = v.get("status").and_then(Value::as_str).unwrap_or_default();
-                let barge_in = kind == "user-interrupted"
-                    || (kind == "speech-update" && role == "user" && call_status == "started");
-                let turn_over =
-                    kind == "speech-update" && role == "assistant" && call_status == "stopped";
-                let ended = kind == "status-update" && call_status == "ended";
-                if barge_in {
-                    buffer.clear();
-                    let text = Outbound::Clear { stream_sid }.to_json();
-                    if twilio_out.send(WsFrame::Text(text)).await.is_err() {
-                        return Ending::CallerHungUp;
-                    }
-                    stats.clears += 1;
-                    clears.increment(1);
-                } else if turn_over || ended {
-                    if !buffer.is_empty() {
-                        if !send_media(twilio_out, stream_sid, &buffer, stats).await {
-                            return Ending::CallerHungUp;
+            WsFrame::Close => return Some(Ending::AssistantEnded { reason: None }),
+            WsFrame::Text(text) => text,
+        };
+        let v: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+        let field = |name: &str| v.get(name).and_then(Value::as_str).unwrap_or_default();
+        let (kind, role, status) = (field("type"), field("role"), field("status"));
+        let barge_in = kind == "user-interrupted"
+            || (kind == "speech-update" && role == "user" && status == "started");
+        let turn_over = kind == "speech-update" && role == "assistant" && status == "stopped";
+        let ended = kind == "status-update" && status == "ended";
+        if barge_in {
+            // Whatever the caller has not heard yet is dropped; Twilio drops what it buffered.
+            self.carry.clear();
+            self.down.retain(|item| !matches!(item, Down::Audio { .. }));
+            self.down.push_back(Down::Clear);
+        } else if turn_over || ended {
+            if !self.carry.is_empty() {
+                self.down.push_back(Down::Audio {
+                    chunk: Bytes::copy_from_slice(&self.carry),
+                    started: None,
+                });
+                self.carry.clear();
+            }
+            self.turn += 1;
+            self.down.push_back(Down::Mark(self.turn));
+            if ended {
+                return Some(Ending::AssistantEnded {
+                    reason: v
+                        .get("endedReason")
+                        .and_then(Value::as_str)
+                        .map(str::to_owned),
+                });
+            }
+        }
+        None
+    }
+
+    /// Relays until one side ends. Each round writes what the sockets take, then reads one frame
+    /// from each side whose outgoing queue has room. A side that answered `Pending` has registered
+    /// the task's waker and is not polled again in this call (each poll of a WebSocket registers
+    /// wakers and checks readiness again); the call returns once no side has anything to read.
+    fn poll_relay(&mut self, cx: &mut Context<'_>) -> Poll<Ending> {
+        let (mut twilio_idle, mut vapi_idle) = (false, false);
+        loop {
+            if self.drive_up(cx).is_err() {
+                return Poll::Ready(Ending::VapiLost);
+            }
+            if self.drive_down(cx).is_err() {
+                return Poll::Ready(Ending::CallerHungUp);
+            }
+            let mut read = false;
+            if !twilio_idle && self.up.len() < UP_QUEUE {
+                match self.twilio.poll_next_unpin(cx) {
+                    Poll::Ready(Some(frame)) => {
+                        if let Some(ending) = self.on_twilio(frame) {
+                            return Poll::Ready(ending);
                         }
-                        buffer.clear();
+                        read = true;
                     }
-                    turn += 1;
-                    let name = format!("turn-{turn}");
-                    let mark = Outbound::Mark {
-                        stream_sid,
-                        name: &name,
-                    }
-                    .to_json();
-                    if twilio_out.send(WsFrame::Text(mark)).await.is_err() {
-                        return Ending::CallerHungUp;
-                    }
-                    stats.marks += 1;
-                    if ended {
-                        return Ending::AssistantEnded {
-                            reason: v
-                                .get("endedReason")
-                                .and_then(Value::as_str)
-                                .map(str::to_owned),
-                        };
-                    }
+                    Poll::Ready(None) => return Poll::Ready(Ending::CallerHungUp),
+                    Poll::Pending => twilio_idle = true,
                 }
             }
-            WsFrame::Close => return Ending::AssistantEnded { reason: None },
+            if !vapi_idle && self.down.len() < DOWN_QUEUE {
+                match self.vapi.poll_next_unpin(cx) {
+                    Poll::Ready(Some(frame)) => {
+                        if let Some(ending) = self.on_vapi(frame) {
+                            return Poll::Ready(ending);
+                        }
+                        read = true;
+                    }
+                    Poll::Ready(None) => return Poll::Ready(Ending::VapiLost),
+                    Poll::Pending => vapi_idle = true,
+                }
+            }
+            if !read {
+                // Everything read so far was handed to the writers at the top of this round.
+                return Poll::Pending;
+            }
+        }
+    }
+
+    /// Queues the last frames each side gets for `ending`.
+    fn queue_goodbyes(&mut self, ending: &Ending) {
+        match ending {
+            Ending::CallerHungUp | Ending::Cancelled => {
+                // Tell Vapi the call is over, then close its socket; the caller is gone or going,
+                // so the assistant's queued audio is dropped.
+                if *ending == Ending::Cancelled {
+                    self.up.clear();
+                }
+                self.up.push_back(Up {
+                    frame: WsFrame::Text(END_CALL.to_owned()),
+                    started: None,
+                });
+                self.up.push_back(Up {
+                    frame: WsFrame::Close,
+                    started: None,
+                });
+                self.down.clear();
+                self.down.push_back(Down::Close);
+            }
+            Ending::AssistantEnded { .. } => {
+                // The turn's tail and mark go out before the close; closing the stream makes
+                // Twilio request the <Connect action> (hang up or IVR).
+                self.down.push_back(Down::Close);
+                self.up.clear();
+                self.up.push_back(Up {
+                    frame: WsFrame::Close,
+                    started: None,
+                });
+            }
+            Ending::VapiLost => {
+                self.down.clear();
+                self.down.push_back(Down::Close);
+                self.up.clear();
+                self.up.push_back(Up {
+                    frame: WsFrame::Close,
+                    started: None,
+                });
+            }
+        }
+    }
+
+    /// Writes both queues out; a side whose socket fails is given up.
+    fn poll_goodbyes(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        loop {
+            let mut progress = false;
+            if let Ok(wrote) = self.drive_up(cx) {
+                progress |= wrote;
+            } else {
+                self.up.clear();
+                self.up_unflushed = false;
+            }
+            if let Ok(wrote) = self.drive_down(cx) {
+                progress |= wrote;
+            } else {
+                self.down.clear();
+                self.down_unflushed = false;
+            }
+            let done = self.up.is_empty()
+                && self.down.is_empty()
+                && !self.up_unflushed
+                && !self.down_unflushed;
+            if done {
+                return Poll::Ready(());
+            }
+            if !progress {
+                return Poll::Pending;
+            }
         }
     }
 }
 
-/// Relays one call until either side ends or `token` is cancelled, then closes the other side.
-pub async fn relay<TI, TO, VI, VO>(
-    mut twilio_in: TI,
-    mut twilio_out: TO,
-    mut vapi_in: VI,
-    mut vapi_out: VO,
+/// Relays one call until either side ends or `token` is cancelled, then sends each side its last
+/// frames (within [`CLOSE_TIMEOUT`]).
+pub async fn relay<T, V>(
+    twilio: T,
+    vapi: V,
     stream_sid: &str,
     token: &CancellationToken,
 ) -> (Ending, RelayStats)
 where
-    TI: Stream<Item = WsFrame> + Unpin,
-    TO: Sink<WsFrame> + Unpin,
-    VI: Stream<Item = WsFrame> + Unpin,
-    VO: Sink<WsFrame> + Unpin,
+    T: Stream<Item = WsFrame> + Sink<WsFrame> + Unpin,
+    V: Stream<Item = WsFrame> + Sink<WsFrame> + Unpin,
 {
-    let mut up = RelayStats::default();
-    let mut down = RelayStats::default();
-    let ending = tokio::select! {
-        ending = uplink(&mut twilio_in, &mut vapi_out, &mut up) => ending,
-        ending = downlink(&mut vapi_in, &mut twilio_out, stream_sid, &mut down) => ending,
-        () = token.cancelled() => Ending::Cancelled,
-    };
-    match &ending {
-        Ending::CallerHungUp | Ending::Cancelled => {
-            // Tell Vapi the call is over, then close its socket; the Twilio side is gone or going.
-            let _ = vapi_out.send(WsFrame::Text(END_CALL.to_owned())).await;
-            let _ = vapi_out.send(WsFrame::Close).await;
-            let _ = twilio_out.send(WsFrame::Close).await;
+    let mut relay = Relay::new(twilio, vapi, stream_sid);
+    let mut cancelled = pin!(token.cancelled());
+    let ending = poll_fn(|cx| {
+        if cancelled.poll_unpin(cx).is_ready() {
+            return Poll::Ready(Ending::Cancelled);
         }
-        Ending::AssistantEnded { .. } | Ending::VapiLost => {
-            // Closing the stream makes Twilio request the <Connect action> (hang up or IVR).
-            let _ = twilio_out.send(WsFrame::Close).await;
-            let _ = vapi_out.send(WsFrame::Close).await;
-        }
+        relay.poll_relay(cx)
+    })
+    .await;
+    relay.queue_goodbyes(&ending);
+    let goodbyes = poll_fn(|cx| relay.poll_goodbyes(cx));
+    if tokio::time::timeout(CLOSE_TIMEOUT, goodbyes).await.is_err() {
+        tracing::debug!("a bridge leg did not take its last frames in time");
     }
-    let stats = RelayStats {
-        frames_up: up.frames_up,
-        bytes_up: up.bytes_up,
-        frames_down: down.frames_down,
-        bytes_down: down.bytes_down,
-        clears: down.clears,
-        marks: down.marks,
-    };
-    (ending, stats)
+    (ending, relay.stats)
 }
 
 #[cfg(test)]
@@ -328,6 +565,7 @@ mod tests {
     use super::*;
     use base64::Engine as _;
     use futures_channel::mpsc;
+    use futures_util::SinkExt as _;
 
     fn media(bytes: &[u8]) -> WsFrame {
         WsFrame::Text(format!(
@@ -355,15 +593,62 @@ mod tests {
         task: tokio::task::JoinHandle<(Ending, RelayStats)>,
     }
 
-    fn start() -> Harness {
+    /// One leg over channels: what the relay reads comes from `rx`, what it writes goes to `tx`.
+    struct Duplex {
+        rx: mpsc::Receiver<WsFrame>,
+        tx: mpsc::Sender<WsFrame>,
+    }
+
+    impl Stream for Duplex {
+        type Item = WsFrame;
+        fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<WsFrame>> {
+            self.rx.poll_next_unpin(cx)
+        }
+    }
+
+    impl Sink<WsFrame> for Duplex {
+        type Error = mpsc::SendError;
+        fn poll_ready(
+            mut self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+        ) -> Poll<Result<(), Self::Error>> {
+            self.tx.poll_ready(cx)
+        }
+        fn start_send(mut self: Pin<&mut Self>, frame: WsFrame) -> Result<(), Self::Error> {
+            self.tx.start_send(frame)
+        }
+        fn poll_flush(
+            mut self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+        ) -> Poll<Result<(), Self::Error>> {
+            Pin::new(&mut self.tx).poll_flush(cx)
+        }
+        fn poll_close(
+            mut self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+        ) -> Poll<Result<(), Self::Error>> {
+            Pin::new(&mut self.tx).poll_close(cx)
+        }
+    }
+
+    /// A relay over channels whose outgoing sides hold `capacity` frames (a slow peer has a small one).
+    fn start_with(twilio_capacity: usize, vapi_capacity: usize) -> Harness {
         let (twilio_send, twilio_in) = mpsc::channel(64);
-        let (twilio_out, twilio_recv) = mpsc::channel(64);
+        let (twilio_out, twilio_recv) = mpsc::channel(twilio_capacity);
         let (vapi_send, vapi_in) = mpsc::channel(64);
-        let (vapi_out, vapi_recv) = mpsc::channel(64);
+        let (vapi_out, vapi_recv) = mpsc::channel(vapi_capacity);
         let token = CancellationToken::new();
         let t = token.clone();
         let task = tokio::spawn(async move {
-            relay(twilio_in, twilio_out, vapi_in, vapi_out, "MZ1", &t).await
+            let twilio = Duplex {
+                rx: twilio_in,
+                tx: twilio_out,
+            };
+            let vapi = Duplex {
+                rx: vapi_in,
+                tx: vapi_out,
+            };
+            relay(twilio, vapi, "MZ1", &t).await
         });
         Harness {
             twilio_send,
@@ -373,6 +658,10 @@ mod tests {
             token,
             task,
         }
+    }
+
+    fn start() -> Harness {
+        start_with(64, 64)
     }
 
     #[tokio::test]
@@ -563,5 +852,115 @@ mod tests {
         );
         h.token.cancel();
         h.task.await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_stalled_twilio_leg_does_not_stop_the_caller_audio_and_memory_stays_bounded() {
+        // Twilio's outgoing side holds one frame and nobody reads it: the assistant's audio backs up.
+        let mut h = start_with(0, 64);
+        let mut vapi_sent = 0usize;
+        // Far more assistant audio than the down queue holds: the relay must stop reading it
+        // (the channel towards the relay fills and `try_send` refuses) instead of buffering it all.
+        loop {
+            match h.vapi_send.try_send(WsFrame::Binary(vec![3; 160].into())) {
+                Ok(()) => vapi_sent += 1,
+                Err(e) if e.is_full() => break,
+                Err(e) => panic!("{e}"),
+            }
+            tokio::task::yield_now().await;
+            assert!(
+                vapi_sent < 10_000,
+                "the relay kept reading a stalled direction"
+            );
+        }
+        assert!(
+            vapi_sent <= DOWN_QUEUE + 64 + 2 + 1,
+            "read {vapi_sent} frames towards a stalled leg"
+        );
+        // The caller's audio still reaches Vapi, in order.
+        for i in 0u8..20 {
+            h.twilio_send.send(media(&[i; 160])).await.unwrap();
+            assert_eq!(
+                h.vapi_recv.next().await.unwrap(),
+                WsFrame::Binary(vec![i; 160].into())
+            );
+        }
+        // Once Twilio reads again, the assistant's audio arrives whole and in order.
+        let mut chunks = 0;
+        while chunks < vapi_sent {
+            let frame = h.twilio_recv.next().await.unwrap();
+            assert_eq!(decode_media(&frame).unwrap(), vec![3; 160]);
+            chunks += 1;
+        }
+        // Twilio's side keeps reading until the relay closes it.
+        let mut twilio_recv = h.twilio_recv;
+        tokio::spawn(async move { while twilio_recv.next().await.is_some() {} });
+        h.token.cancel();
+        let (ending, stats) = h.task.await.unwrap();
+        assert_eq!(ending, Ending::Cancelled);
+        assert_eq!(stats.frames_up, 20);
+        assert_eq!(usize::try_from(stats.frames_down).unwrap(), vapi_sent);
+    }
+
+    #[tokio::test]
+    async fn barge_in_drops_audio_queued_for_a_slow_twilio_leg() {
+        let mut h = start_with(0, 64);
+        for _ in 0..10 {
+            h.vapi_send
+                .send(WsFrame::Binary(vec![4; 160].into()))
+                .await
+                .unwrap();
+        }
+        h.vapi_send
+            .send(WsFrame::Text(r#"{"type":"user-interrupted"}"#.into()))
+            .await
+            .unwrap();
+        h.vapi_send
+            .send(WsFrame::Binary(vec![8; 160].into()))
+            .await
+            .unwrap();
+        // Let the relay read everything while Twilio is not reading.
+        for _ in 0..50 {
+            tokio::task::yield_now().await;
+        }
+        // At most the one frame the channel already held was written before the clear.
+        let mut frames = Vec::new();
+        loop {
+            let frame = h.twilio_recv.next().await.unwrap();
+            let audio = decode_media(&frame);
+            frames.push(frame);
+            if audio == Some(vec![8; 160]) {
+                break;
+            }
+        }
+        let clear = WsFrame::Text(r#"{"event":"clear","streamSid":"MZ1"}"#.into());
+        let before_clear = frames.iter().take_while(|f| **f != clear).count();
+        assert!(before_clear <= 1, "{frames:?}");
+        assert_eq!(frames.len(), before_clear + 2, "{frames:?}");
+        let mut twilio_recv = h.twilio_recv;
+        tokio::spawn(async move { while twilio_recv.next().await.is_some() {} });
+        h.token.cancel();
+        h.task.await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn the_last_frames_are_given_up_when_a_leg_never_takes_them() {
+        // Vapi's outgoing side is full and never read: end-call can never be written.
+        let mut h = start_with(64, 0);
+        h.twilio_send.send(media(&[1; 160])).await.unwrap();
+        h.twilio_send.send(media(&[2; 160])).await.unwrap();
+        h.twilio_send
+            .send(WsFrame::Text(
+                r#"{"event":"stop","streamSid":"MZ1","stop":{"callSid":"CA1"}}"#.into(),
+            ))
+            .await
+            .unwrap();
+        let (ending, _) = h.task.await.unwrap();
+        assert_eq!(ending, Ending::CallerHungUp);
+        // The relay returned (after CLOSE_TIMEOUT) instead of waiting forever.
+        assert_eq!(
+            h.vapi_recv.next().await.unwrap(),
+            WsFrame::Binary(vec![1; 160].into())
+        );
     }
 }

@@ -3,10 +3,12 @@
 //! Twilio requests the `<Connect action>` (`/twilio/stream-ended`) and the IVR continues the lead at
 //! its current step.
 
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
 use std::time::{Duration, Instant};
 
 use axum::extract::ws::{Message, WebSocket};
-use futures_util::{SinkExt, StreamExt};
+use futures_util::{Sink, SinkExt, Stream, StreamExt};
 use secrecy::ExposeSecret;
 use tokio_tungstenite::tungstenite;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
@@ -23,43 +25,113 @@ pub const LIVE_CALLS: &str = "myriam_bridge_live_calls";
 /// Metric: bridge sessions that fell back to the IVR, by reason.
 pub const FAILURES: &str = "myriam_bridge_failures_total";
 
-/// Read buffer of each call's sockets (frames are a few hundred bytes; the default is 128 KiB).
-pub const SOCKET_BUFFER: usize = 4 * 1024;
+/// Read buffer of each call's sockets. Frames are a few hundred bytes (Twilio `media` messages ~330, Vapi
+/// audio 160–743); a larger message takes several reads. The WebSocket library zeroes this much
+/// before every read, and the default is 128 KiB.
+pub const SOCKET_BUFFER: usize = 1024;
+
+/// Largest Twilio Media Stream message accepted (Twilio's are under 1 KiB); a larger one ends the
+/// stream instead of growing the call's memory.
+pub const TWILIO_MAX_MESSAGE: usize = 64 * 1024;
+
+/// Largest Vapi message accepted: about two minutes of µ-law audio in one frame.
+pub const VAPI_MAX_MESSAGE: usize = 1024 * 1024;
 
 /// How long Twilio has to send `start` after the socket opens.
 pub const START_TIMEOUT: Duration = Duration::from_secs(5);
 
-fn from_axum(message: Message) -> Option<WsFrame> {
-    match message {
-        Message::Text(t) => Some(WsFrame::Text(t.to_string())),
-        Message::Binary(b) => Some(WsFrame::Binary(b)),
-        Message::Close(_) => Some(WsFrame::Close),
-        Message::Ping(_) | Message::Pong(_) => None,
+/// A WebSocket message type the relay can carry: converted in place, no adaptor futures.
+trait WsMessage: Sized {
+    /// `None` for control frames the WebSocket library answers itself (ping, pong).
+    fn into_frame(self) -> Option<WsFrame>;
+    fn from_frame(frame: WsFrame) -> Self;
+}
+
+impl WsMessage for Message {
+    fn into_frame(self) -> Option<WsFrame> {
+        match self {
+            Message::Text(t) => Some(WsFrame::Text(t.as_str().to_owned())),
+            Message::Binary(b) => Some(WsFrame::Binary(b)),
+            Message::Close(_) => Some(WsFrame::Close),
+            Message::Ping(_) | Message::Pong(_) => None,
+        }
+    }
+
+    fn from_frame(frame: WsFrame) -> Self {
+        match frame {
+            WsFrame::Text(t) => Message::Text(t.into()),
+            WsFrame::Binary(b) => Message::Binary(b),
+            WsFrame::Close => Message::Close(None),
+        }
     }
 }
 
-fn to_axum(frame: WsFrame) -> Message {
-    match frame {
-        WsFrame::Text(t) => Message::Text(t.into()),
-        WsFrame::Binary(b) => Message::Binary(b),
-        WsFrame::Close => Message::Close(None),
+impl WsMessage for tungstenite::Message {
+    fn into_frame(self) -> Option<WsFrame> {
+        match self {
+            tungstenite::Message::Text(t) => Some(WsFrame::Text(t.as_str().to_owned())),
+            tungstenite::Message::Binary(b) => Some(WsFrame::Binary(b)),
+            tungstenite::Message::Close(_) => Some(WsFrame::Close),
+            _ => None,
+        }
+    }
+
+    fn from_frame(frame: WsFrame) -> Self {
+        match frame {
+            WsFrame::Text(t) => tungstenite::Message::Text(t.into()),
+            WsFrame::Binary(b) => tungstenite::Message::Binary(b),
+            WsFrame::Close => tungstenite::Message::Close(None),
+        }
     }
 }
 
-fn from_tungstenite(message: tungstenite::Message) -> Option<WsFrame> {
-    match message {
-        tungstenite::Message::Text(t) => Some(WsFrame::Text(t.to_string())),
-        tungstenite::Message::Binary(b) => Some(WsFrame::Binary(b)),
-        tungstenite::Message::Close(_) => Some(WsFrame::Close),
-        _ => None,
+/// One leg of the bridge: a WebSocket (axum's for Twilio, tokio-tungstenite's for Vapi) seen as a
+/// stream and sink of [`WsFrame`]s. A read error ends the stream: the WebSocket libraries end it
+/// after an error anyway.
+struct Leg<S>(S);
+
+impl<S, M, E> Stream for Leg<S>
+where
+    S: Stream<Item = Result<M, E>> + Unpin,
+    M: WsMessage,
+{
+    type Item = WsFrame;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<WsFrame>> {
+        loop {
+            match ready!(self.0.poll_next_unpin(cx)) {
+                Some(Ok(message)) => {
+                    if let Some(frame) = message.into_frame() {
+                        return Poll::Ready(Some(frame));
+                    }
+                }
+                Some(Err(_)) | None => return Poll::Ready(None),
+            }
+        }
     }
 }
 
-fn to_tungstenite(frame: WsFrame) -> tungstenite::Message {
-    match frame {
-        WsFrame::Text(t) => tungstenite::Message::Text(t.into()),
-        WsFrame::Binary(b) => tungstenite::Message::Binary(b),
-        WsFrame::Close => tungstenite::Message::Close(None),
+impl<S, M, E> Sink<WsFrame> for Leg<S>
+where
+    S: Stream<Item = Result<M, E>> + Sink<M> + Unpin,
+    M: WsMessage,
+{
+    type Error = S::Error;
+
+    fn poll_ready(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        self.0.poll_ready_unpin(cx)
+    }
+
+    fn start_send(mut self: Pin<&mut Self>, frame: WsFrame) -> Result<(), S::Error> {
+        self.0.start_send_unpin(M::from_frame(frame))
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        self.0.poll_flush_unpin(cx)
+    }
+
+    fn poll_close(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        self.0.poll_close_unpin(cx)
     }
 }
 
@@ -129,7 +201,9 @@ async fn connect(
         .max(Duration::from_millis(500));
     let config = tungstenite::protocol::WebSocketConfig::default()
         .read_buffer_size(SOCKET_BUFFER)
-        .write_buffer_size(0);
+        .write_buffer_size(0)
+        .max_message_size(Some(VAPI_MAX_MESSAGE))
+        .max_frame_size(Some(VAPI_MAX_MESSAGE));
     let (socket, _) = tokio::time::timeout(
         left,
         tokio_tungstenite::connect_async_with_config(request, Some(config), true),
@@ -198,23 +272,9 @@ pub async fn run(state: AppState, mut socket: WebSocket) {
     .await;
 
     metrics::gauge!(LIVE_CALLS).increment(1.0);
-    let (twilio_out, twilio_in) = socket.split();
-    let (vapi_out, vapi_in) = vapi_socket.split();
-    let twilio_in = twilio_in.filter_map(|m| async move { m.ok().and_then(from_axum) });
-    let twilio_out = twilio_out.with(|f: WsFrame| async move { Ok::<_, axum::Error>(to_axum(f)) });
-    let vapi_in = vapi_in.filter_map(|m| async move { m.ok().and_then(from_tungstenite) });
-    let vapi_out =
-        vapi_out.with(|f: WsFrame| async move { Ok::<_, tungstenite::Error>(to_tungstenite(f)) });
     let hard_stop = state.lifecycle.hard_stop_token();
-    let (ending, relayed) = relay(
-        Box::pin(twilio_in),
-        Box::pin(twilio_out),
-        Box::pin(vapi_in),
-        Box::pin(vapi_out),
-        &start.stream_sid,
-        &hard_stop,
-    )
-    .await;
+    let (ending, relayed) =
+        relay(Leg(socket), Leg(vapi_socket), &start.stream_sid, &hard_stop).await;
     metrics::gauge!(LIVE_CALLS).decrement(1.0);
     tracing::info!(
         ending = ending.reason(),

@@ -76,5 +76,7 @@ pub async fn media(
         // Frames are a few hundred bytes: small buffers keep memory per call low.
         .read_buffer_size(session::SOCKET_BUFFER)
         .write_buffer_size(0)
+        .max_message_size(session::TWILIO_MAX_MESSAGE)
+        .max_frame_size(session::TWILIO_MAX_MESSAGE)
         .on_upgrade(move |socket| tracker.track_future(session::run(state, socket)))
 }
