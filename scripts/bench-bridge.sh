@@ -2,6 +2,8 @@
 # The bridge benchmark behind docs/PERFORMANCE.md. Release build; the gateway pinned to core 0, the
 # load generator and the Vapi-like echo peer on core 1; everything on loopback.
 # Usage: scripts/bench-bridge.sh [SECONDS] [CALLS...]   (defaults: 20 s; 100 250 500 calls)
+# Environment: CONTROL=0 skips the direct-echo control runs; GATEWAY_BIN=path runs another build of
+# the gateway (an A/B comparison against a saved binary).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 SECONDS_PER_CALL=${1:-20}
@@ -13,6 +15,7 @@ read -r -a CALLS <<<"${CALLS[*]}"
 ulimit -n "$(ulimit -Hn)"
 cargo build --release --locked --quiet --bin myriam --bin loadgen
 BIN=target/release
+GATEWAY_BIN=${GATEWAY_BIN:-$BIN/myriam}
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/myriam-bench.XXXXXX")
 free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 PEER_PORT=$(free_port)
@@ -24,15 +27,17 @@ ENVIRONMENT=test CALL_MODE=bridge STORE=sqlite DATABASE_PATH="$WORK/bench.db" \
   VAPI_PRIVATE_KEY=7a9c31e2-5b4d-4f60-8e1a-c0ffee5eed42 VAPI_ASSISTANT_ID=0b5e3f8a-1c2d-4e5f-9a8b-7c6d5e4f3a2b \
   VAPI_BASE_URL="http://127.0.0.1:$PEER_PORT" PUBLIC_BASE_URL="http://127.0.0.1:$GW_PORT" \
   BIND_ADDR="127.0.0.1:$GW_PORT" MAX_CONCURRENT_CALLS=2000 RUST_LOG=warn LOG_FORMAT=json \
-  taskset -c 0 "$BIN/myriam" serve >"$WORK/gateway.log" 2>&1 &
+  taskset -c 0 "$GATEWAY_BIN" serve >"$WORK/gateway.log" 2>&1 &
 GATEWAY=$!
 cleanup() { kill "$GATEWAY" "$PEER" 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$WORK"; }
 trap cleanup EXIT
 for _ in $(seq 1 100); do curl -fs "http://127.0.0.1:$GW_PORT/healthz" >/dev/null 2>&1 && break; sleep 0.1; done
 
 for n in "${CALLS[@]}"; do
-  echo "== $n calls, control (direct echo, no gateway) =="
-  taskset -c 1 "$BIN/loadgen" run --control "ws://127.0.0.1:$PEER_PORT/echo" --calls "$n" --seconds "$SECONDS_PER_CALL"
+  if [ "${CONTROL:-1}" != 0 ]; then
+    echo "== $n calls, control (direct echo, no gateway) =="
+    taskset -c 1 "$BIN/loadgen" run --control "ws://127.0.0.1:$PEER_PORT/echo" --calls "$n" --seconds "$SECONDS_PER_CALL"
+  fi
   echo "== $n calls through the gateway (pid $GATEWAY, core 0) =="
   taskset -c 1 "$BIN/loadgen" run --gateway "http://127.0.0.1:$GW_PORT" --calls "$n" --seconds "$SECONDS_PER_CALL" --gateway-pid "$GATEWAY"
   echo

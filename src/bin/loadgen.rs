@@ -11,9 +11,7 @@
 //! Reports round-trip latency percentiles, frames lost, and (with `--gateway-pid`) the gateway's
 //! CPU time per call-second and resident memory per live call, read from `/proc`.
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::Json;
@@ -24,7 +22,6 @@ use base64::Engine as _;
 use clap::{Parser, Subcommand};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
-use tokio::sync::Mutex;
 use tokio_tungstenite::tungstenite::Message;
 
 #[derive(Debug, Parser)]
@@ -78,38 +75,39 @@ async fn create_call(State(addr): State<SocketAddr>) -> (axum::http::StatusCode,
     )
 }
 
-/// Vapi-like: binary audio comes back as binary audio.
-async fn vapi_socket(upgrade: WebSocketUpgrade) -> axum::response::Response {
-    upgrade.on_upgrade(|socket| async move {
-        let (mut out, mut inbound) = socket.split();
-        while let Some(Ok(message)) = inbound.next().await {
-            match message {
-                AxMessage::Binary(b) if out.send(AxMessage::Binary(b.clone())).await.is_err() => {
+/// Read buffer of the load side's sockets: the frames are a few hundred bytes, and tungstenite
+/// zeroes its read buffer's spare room before each read (128 KiB by default).
+const SOCKET_BUFFER: usize = 4 * 1024;
+
+/// An echo socket: every frame `keep` accepts comes back unchanged, on the same task (no split).
+fn echo(upgrade: WebSocketUpgrade, keep: fn(&AxMessage) -> bool) -> axum::response::Response {
+    upgrade
+        .read_buffer_size(SOCKET_BUFFER)
+        .write_buffer_size(0)
+        .on_upgrade(move |mut socket| async move {
+            while let Some(Ok(message)) = socket.next().await {
+                if matches!(message, AxMessage::Close(_)) {
                     break;
                 }
-                AxMessage::Close(_) => break,
-                _ => {}
-            }
-        }
-    })
-}
-
-/// Twilio-echo for the control: media frames come back as media frames.
-async fn twilio_echo(upgrade: WebSocketUpgrade) -> axum::response::Response {
-    upgrade.on_upgrade(|socket| async move {
-        let (mut out, mut inbound) = socket.split();
-        while let Some(Ok(message)) = inbound.next().await {
-            if let AxMessage::Text(t) = message {
-                let v: Value = serde_json::from_str(&t).unwrap_or(Value::Null);
-                if v["event"] == "media" {
-                    let echo = json!({"event": "media", "streamSid": "MZ", "media": {"payload": v["media"]["payload"]}});
-                    if out.send(AxMessage::Text(echo.to_string().into())).await.is_err() {
-                        break;
-                    }
+                if keep(&message) && socket.send(message).await.is_err() {
+                    break;
                 }
             }
-        }
-    })
+        })
+}
+
+/// Vapi-like: binary audio comes back as binary audio.
+async fn vapi_socket(upgrade: WebSocketUpgrade) -> axum::response::Response {
+    echo(upgrade, |m| matches!(m, AxMessage::Binary(_)))
+}
+
+/// Twilio-echo for the control: media frames come back unchanged (the client reads the payload of
+/// a Twilio `media` message, whichever way it came).
+async fn twilio_echo(upgrade: WebSocketUpgrade) -> axum::response::Response {
+    echo(
+        upgrade,
+        |m| matches!(m, AxMessage::Text(t) if t.contains(r#""event":"media""#)),
+    )
 }
 
 async fn peer(listen: SocketAddr) -> anyhow::Result<()> {
@@ -145,8 +143,58 @@ struct CallResult {
     latencies_us: Vec<u64>,
 }
 
+/// The instant all send times are measured from; frames carry their send time as microseconds
+/// since it, so the receiving half needs no shared table.
+fn epoch() -> Instant {
+    static EPOCH: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+    *EPOCH.get_or_init(Instant::now)
+}
+
+fn micros_since_epoch() -> u64 {
+    u64::try_from(epoch().elapsed().as_micros()).unwrap_or(u64::MAX)
+}
+
+/// A Twilio `media` message whose 160-byte payload starts with the frame number and its send time.
+fn media_frame(i: u32, b64: &mut String) -> String {
+    let mut payload = [0xffu8; FRAME];
+    payload[..4].copy_from_slice(&i.to_be_bytes());
+    payload[4..12].copy_from_slice(&micros_since_epoch().to_be_bytes());
+    b64.clear();
+    base64::engine::general_purpose::STANDARD.encode_string(payload, b64);
+    format!(
+        r#"{{"event":"media","streamSid":"MZ","media":{{"track":"inbound","chunk":"{}","timestamp":"{}","payload":"{b64}"}}}}"#,
+        i + 1,
+        u64::from(i) * 20
+    )
+}
+
+/// The frame number and send time carried by a `media` message, if it is one of ours.
+fn echoed_frame(text: &str, scratch: &mut [u8; 256]) -> Option<(u32, u64)> {
+    const KEY: &str = r#""payload":""#;
+    if !text.contains(r#""event":"media""#) {
+        return None;
+    }
+    let start = text.find(KEY)? + KEY.len();
+    let b64 = &text[start..start + text[start..].find('"')?];
+    let n = base64::engine::general_purpose::STANDARD
+        .decode_slice(b64, scratch)
+        .ok()?;
+    if n < 12 {
+        return None;
+    }
+    let i = u32::from_be_bytes(scratch[..4].try_into().ok()?);
+    let sent = u64::from_be_bytes(scratch[4..12].try_into().ok()?);
+    Some((i, sent))
+}
+
+/// Client sockets: small read buffers, every frame written at once, no Nagle.
+fn client_config() -> tokio_tungstenite::tungstenite::protocol::WebSocketConfig {
+    tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default()
+        .read_buffer_size(SOCKET_BUFFER)
+        .write_buffer_size(0)
+}
+
 /// One call: stream frames every 20 ms for `seconds`, record each echo's round trip.
-#[allow(clippy::too_many_lines)] // one linear script of a call
 async fn one_call(
     http: reqwest::Client,
     gateway: String,
@@ -182,7 +230,8 @@ async fn one_call(
         )
     };
     let (socket, _) =
-        tokio_tungstenite::connect_async_with_config(url.as_str(), None, true).await?;
+        tokio_tungstenite::connect_async_with_config(url.as_str(), Some(client_config()), true)
+            .await?;
     let (mut out, mut inbound) = socket.split();
     out.send(Message::Text(
         r#"{"event":"connected","protocol":"Call","version":"1.0.0"}"#.into(),
@@ -193,21 +242,15 @@ async fn one_call(
         "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 1}}});
     out.send(Message::Text(start.to_string().into())).await?;
 
-    let sent_at: Arc<Mutex<HashMap<u32, Instant>>> = Arc::default();
     let frames = u32::try_from(seconds * 50).unwrap_or(u32::MAX);
-    let sender_times = sent_at.clone();
     let sender = tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_millis(20));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+        let mut b64 = String::with_capacity(FRAME * 2);
         for i in 0..frames {
             tick.tick().await;
-            let mut payload = vec![0xffu8; FRAME];
-            payload[..4].copy_from_slice(&i.to_be_bytes());
-            let frame = json!({"event": "media", "streamSid": "MZ", "media": {"track": "inbound",
-                "payload": base64::engine::general_purpose::STANDARD.encode(&payload)}});
-            sender_times.lock().await.insert(i, Instant::now());
             if out
-                .send(Message::Text(frame.to_string().into()))
+                .send(Message::Text(media_frame(i, &mut b64).into()))
                 .await
                 .is_err()
             {
@@ -218,41 +261,34 @@ async fn one_call(
         tokio::time::sleep(Duration::from_millis(500)).await;
         let _ = out
             .send(Message::Text(
-                json!({"event": "stop", "streamSid": "MZ", "stop": {"callSid": "CA"}})
-                    .to_string()
-                    .into(),
+                r#"{"event":"stop","streamSid":"MZ","stop":{"callSid":"CA"}}"#.into(),
             ))
             .await;
         let _ = out.close().await;
     });
     let mut result = CallResult {
         sent: u64::from(frames),
+        latencies_us: Vec::with_capacity(frames as usize),
         ..CallResult::default()
     };
+    let mut seen = vec![false; frames as usize];
+    let mut scratch = [0u8; 256];
     let deadline = Instant::now() + Duration::from_secs(seconds + 3);
     while let Ok(Some(Ok(message))) = tokio::time::timeout_at(deadline.into(), inbound.next()).await
     {
         let Message::Text(t) = message else { continue };
-        let v: Value = serde_json::from_str(&t).unwrap_or(Value::Null);
-        if v["event"] != "media" {
-            continue;
-        }
-        let Some(payload) = v["media"]["payload"].as_str() else {
+        let Some((i, sent)) = echoed_frame(&t, &mut scratch) else {
             continue;
         };
-        let Ok(bytes) = base64::engine::general_purpose::STANDARD.decode(payload) else {
+        // A frame counts once, and only if it is one this call sent.
+        let Some(first) = seen.get_mut(i as usize).filter(|s| !**s) else {
             continue;
         };
-        if bytes.len() < 4 {
-            continue;
-        }
-        let i = u32::from_be_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]);
-        if let Some(at) = sent_at.lock().await.remove(&i) {
-            result.received += 1;
-            result
-                .latencies_us
-                .push(u64::try_from(at.elapsed().as_micros()).unwrap_or(u64::MAX));
-        }
+        *first = true;
+        result.received += 1;
+        result
+            .latencies_us
+            .push(micros_since_epoch().saturating_sub(sent));
         if result.received == result.sent {
             break;
         }
@@ -261,12 +297,28 @@ async fn one_call(
     Ok(result)
 }
 
-/// utime + stime in clock ticks, and resident set in KiB, of `pid`.
-fn proc_usage(pid: u32) -> Option<(u64, u64)> {
+/// CPU time and memory of a process, read from `/proc`.
+#[derive(Debug, Clone, Copy)]
+struct Usage {
+    /// User and system time, in clock ticks.
+    user: u64,
+    system: u64,
+    /// Resident set, KiB.
+    rss: u64,
+}
+
+impl Usage {
+    fn ticks(&self) -> u64 {
+        self.user + self.system
+    }
+}
+
+fn proc_usage(pid: u32) -> Option<Usage> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     let after = &stat[stat.rfind(')')? + 2..];
     let fields: Vec<&str> = after.split(' ').collect();
-    let ticks = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    let user = fields.get(11)?.parse::<u64>().ok()?;
+    let system = fields.get(12)?.parse::<u64>().ok()?;
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let rss = status
         .lines()
@@ -275,7 +327,14 @@ fn proc_usage(pid: u32) -> Option<(u64, u64)> {
         .nth(1)?
         .parse()
         .ok()?;
-    Some((ticks, rss))
+    Some(Usage { user, system, rss })
+}
+
+/// Ticks the hypervisor gave to other guests (the `steal` column of `/proc/stat`): CPU figures
+/// taken while it grows are less trustworthy.
+fn steal_ticks() -> Option<u64> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    stat.lines().next()?.split_whitespace().nth(8)?.parse().ok()
 }
 
 fn percentile(sorted: &[u64], p: f64) -> u64 {
@@ -292,6 +351,7 @@ fn percentile(sorted: &[u64], p: f64) -> u64 {
 }
 
 #[allow(clippy::cast_precision_loss)] // report arithmetic on counts far below 2^52
+#[allow(clippy::too_many_lines)] // one linear script: place the calls, sample /proc, report
 async fn run(
     gateway: String,
     control: Option<String>,
@@ -308,7 +368,8 @@ async fn run(
     }
     let http = reqwest::Client::new();
     let before = pid.and_then(proc_usage);
-    let started = Instant::now();
+    let steal_before = steal_ticks();
+    let started = epoch();
     let mut tasks = Vec::with_capacity(calls);
     for n in 0..calls {
         let (http, gateway, control) = (http.clone(), gateway.clone(), control.clone());
@@ -342,6 +403,7 @@ async fn run(
     }
     let wall = started.elapsed();
     let after = pid.and_then(proc_usage);
+    let steal_after = steal_ticks();
     latencies.sort_unstable();
     println!(
         "mode:            {}",
@@ -366,32 +428,45 @@ async fn run(
         percentile(&latencies, 0.99) as f64 / 1000.0,
         latencies.last().copied().unwrap_or(0) as f64 / 1000.0
     );
-    if let (Some((t0, rss0)), Some((_, rss_peak)), Some((t1, _))) = (before, peak, after) {
+    if let (Some(b), Some(p), Some(a)) = (before, peak, after) {
         // /proc reports clock ticks; Linux's USER_HZ is 100.
-        let cpu_s = (t1 - t0) as f64 / 100.0;
+        let cpu_s = (a.ticks() - b.ticks()) as f64 / 100.0;
         let call_seconds = (calls as f64) * (seconds as f64);
         println!(
             "gateway CPU, whole run (set-up and tear-down included): {cpu_s:.2} s for {call_seconds:.0} call-seconds = {:.3} ms per call-second",
             cpu_s * 1000.0 / call_seconds
         );
-        if let (Some((s0, _)), Some((s1, _))) = (steady_start, steady_end) {
-            let cpu_s = (s1 - s0) as f64 / 100.0;
+        if let (Some(s0), Some(s1)) = (steady_start, steady_end) {
+            let cpu_s = (s1.ticks() - s0.ticks()) as f64 / 100.0;
             let call_seconds = (calls as f64) * window.as_secs_f64();
+            let per = |ticks: u64| ticks as f64 * 10.0 / call_seconds;
             println!(
-                "gateway CPU, steady state (all calls live, {:.0} s window): {cpu_s:.2} s for {call_seconds:.0} call-seconds = {:.3} ms per call-second",
+                "gateway CPU, steady state (all calls live, {:.0} s window): {cpu_s:.2} s for {call_seconds:.0} call-seconds = {:.3} ms per call-second (user {:.3}, kernel {:.3})",
                 window.as_secs_f64(),
-                cpu_s * 1000.0 / call_seconds
+                cpu_s * 1000.0 / call_seconds,
+                per(s1.user - s0.user),
+                per(s1.system - s0.system),
             );
         }
         println!(
-            "gateway memory:  {rss0} KiB idle, {rss_peak} KiB with {calls} live calls = {:.1} KiB per call",
-            (rss_peak.saturating_sub(rss0)) as f64 / calls as f64
+            "gateway memory:  {} KiB idle, {} KiB with {calls} live calls = {:.1} KiB per call",
+            b.rss,
+            p.rss,
+            (p.rss.saturating_sub(b.rss)) as f64 / calls as f64
+        );
+    }
+    if let (Some(s0), Some(s1)) = (steal_before, steal_after) {
+        println!(
+            "steal time:      {:.2} s of CPU taken by the hypervisor during the run",
+            (s1 - s0) as f64 / 100.0
         );
     }
     Ok(())
 }
 
-#[tokio::main]
+/// One thread: the load side is pinned to one core, where a single-threaded runtime wastes no work
+/// handing tasks between workers.
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Peer { listen } => peer(listen).await,
