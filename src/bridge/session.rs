@@ -25,9 +25,9 @@ pub const LIVE_CALLS: &str = "myriam_bridge_live_calls";
 /// Metric: bridge sessions that fell back to the IVR, by reason.
 pub const FAILURES: &str = "myriam_bridge_failures_total";
 
-/// Read buffer of each call's sockets. Frames are a few hundred bytes (Twilio `media` messages ~330, Vapi
-/// audio 160–743); a larger message takes several reads. The WebSocket library zeroes this much
-/// before every read, and the default is 128 KiB.
+/// Read buffer of each call's sockets. Frames are a few hundred bytes (Twilio `media` messages
+/// ~330, Vapi audio 160–743); a larger message takes several reads. The WebSocket library zeroes
+/// this much before every read, and its default is 128 KiB.
 pub const SOCKET_BUFFER: usize = 1024;
 
 /// Largest Twilio Media Stream message accepted (Twilio's are under 1 KiB); a larger one ends the
