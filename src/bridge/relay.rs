@@ -151,6 +151,16 @@ struct Up {
     started: Option<Instant>,
 }
 
+impl Up {
+    /// A frame that is not caller audio (not timed).
+    fn control(frame: WsFrame) -> Self {
+        Self {
+            frame,
+            started: None,
+        }
+    }
+}
+
 /// What waits for the Twilio socket; `media` messages are encoded only when the socket takes them.
 enum Down {
     /// Up to 160 bytes of the assistant's audio, sharing the bytes of the frame it came in.
@@ -330,10 +340,9 @@ where
                 frame: WsFrame::Binary(payload.into()),
                 started,
             }),
-            Ok(MediaFrame::Dtmf { digit, .. }) => self.up.push_back(Up {
-                frame: WsFrame::Text(dtmf_message(&digit)),
-                started: None,
-            }),
+            Ok(MediaFrame::Dtmf { digit, .. }) => self
+                .up
+                .push_back(Up::control(WsFrame::Text(dtmf_message(&digit)))),
             Ok(MediaFrame::Stop { .. }) => return Some(Ending::CallerHungUp),
             Ok(MediaFrame::Mark { .. } | MediaFrame::Connected | MediaFrame::Start(_)) => {}
             Ok(MediaFrame::Unknown { event }) => {
@@ -468,14 +477,9 @@ where
                 if *ending == Ending::Cancelled {
                     self.up.clear();
                 }
-                self.up.push_back(Up {
-                    frame: WsFrame::Text(END_CALL.to_owned()),
-                    started: None,
-                });
-                self.up.push_back(Up {
-                    frame: WsFrame::Close,
-                    started: None,
-                });
+                self.up
+                    .push_back(Up::control(WsFrame::Text(END_CALL.to_owned())));
+                self.up.push_back(Up::control(WsFrame::Close));
                 self.down.clear();
                 self.down.push_back(Down::Close);
             }
@@ -484,19 +488,13 @@ where
                 // Twilio request the <Connect action> (hang up or IVR).
                 self.down.push_back(Down::Close);
                 self.up.clear();
-                self.up.push_back(Up {
-                    frame: WsFrame::Close,
-                    started: None,
-                });
+                self.up.push_back(Up::control(WsFrame::Close));
             }
             Ending::VapiLost => {
                 self.down.clear();
                 self.down.push_back(Down::Close);
                 self.up.clear();
-                self.up.push_back(Up {
-                    frame: WsFrame::Close,
-                    started: None,
-                });
+                self.up.push_back(Up::control(WsFrame::Close));
             }
         }
     }
