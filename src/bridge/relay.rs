@@ -211,6 +211,31 @@ where
     Ok(wrote)
 }
 
+/// A leg whose stream ended.
+#[derive(Debug)]
+struct Ended;
+
+/// The next frame of `side` when its outgoing queue has `room` and it has not answered `Pending`
+/// in this wake-up (`idle`); `Ok(None)` when there is nothing to read now.
+fn next_frame<S: Stream<Item = WsFrame> + Unpin>(
+    side: &mut S,
+    idle: &mut bool,
+    room: bool,
+    cx: &mut Context<'_>,
+) -> Result<Option<WsFrame>, Ended> {
+    if *idle || !room {
+        return Ok(None);
+    }
+    match side.poll_next_unpin(cx) {
+        Poll::Ready(Some(frame)) => Ok(Some(frame)),
+        Poll::Ready(None) => Err(Ended),
+        Poll::Pending => {
+            *idle = true;
+            Ok(None)
+        }
+    }
+}
+
 fn send<S: Sink<WsFrame> + Unpin>(sink: &mut S, frame: WsFrame) -> Result<(), Broken> {
     Pin::new(sink).start_send(frame).map_err(|_| Broken)
 }
@@ -437,29 +462,27 @@ where
                 return Poll::Ready(Ending::CallerHungUp);
             }
             let mut read = false;
-            if !twilio_idle && self.up.len() < UP_QUEUE {
-                match self.twilio.poll_next_unpin(cx) {
-                    Poll::Ready(Some(frame)) => {
-                        if let Some(ending) = self.on_twilio(frame) {
-                            return Poll::Ready(ending);
-                        }
-                        read = true;
+            let room = self.up.len() < UP_QUEUE;
+            match next_frame(&mut self.twilio, &mut twilio_idle, room, cx) {
+                Err(Ended) => return Poll::Ready(Ending::CallerHungUp),
+                Ok(Some(frame)) => {
+                    if let Some(ending) = self.on_twilio(frame) {
+                        return Poll::Ready(ending);
                     }
-                    Poll::Ready(None) => return Poll::Ready(Ending::CallerHungUp),
-                    Poll::Pending => twilio_idle = true,
+                    read = true;
                 }
+                Ok(None) => {}
             }
-            if !vapi_idle && self.down.len() < DOWN_QUEUE {
-                match self.vapi.poll_next_unpin(cx) {
-                    Poll::Ready(Some(frame)) => {
-                        if let Some(ending) = self.on_vapi(frame) {
-                            return Poll::Ready(ending);
-                        }
-                        read = true;
+            let room = self.down.len() < DOWN_QUEUE;
+            match next_frame(&mut self.vapi, &mut vapi_idle, room, cx) {
+                Err(Ended) => return Poll::Ready(Ending::VapiLost),
+                Ok(Some(frame)) => {
+                    if let Some(ending) = self.on_vapi(frame) {
+                        return Poll::Ready(ending);
                     }
-                    Poll::Ready(None) => return Poll::Ready(Ending::VapiLost),
-                    Poll::Pending => vapi_idle = true,
+                    read = true;
                 }
+                Ok(None) => {}
             }
             if !read {
                 // Everything read so far was handed to the writers at the top of this round.
