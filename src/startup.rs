@@ -16,7 +16,6 @@ use axum::http::{HeaderName, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::serve::ListenerExt as _;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -224,13 +223,8 @@ impl Application {
             });
         }
 
-        // Media Streams are small frames every 20 ms: no Nagle delay on any connection.
-        let listener = self.listener.tap_io(|tcp| {
-            let _ = tcp.set_nodelay(true);
-        });
-        let server = axum::serve(listener, self.router)
-            .with_graceful_shutdown(token.clone().cancelled_owned());
-        let mut server = std::pin::pin!(server.into_future());
+        let server = serve_http1(self.listener, self.router, token.clone());
+        let mut server = std::pin::pin!(server);
         let result = tokio::select! {
             result = &mut server => result,
             () = token.cancelled() => {
@@ -273,6 +267,65 @@ impl Application {
         tracing::info!("stopped");
         result
     }
+}
+
+/// Serves HTTP/1.1 with upgrades on `listener` until `token` is cancelled, then lets every open
+/// connection finish its request (graceful shutdown) and returns once all are closed.
+///
+/// This is what `axum::serve` does, over hyper's HTTP/1 connection directly: `axum::serve` wraps each
+/// connection in a protocol-sniffing buffer, so an upgraded WebSocket could not get its `TcpStream`
+/// back and every Media Stream read and write went through two more layers (a boxed I/O object and
+/// the sniffing buffer). The gateway serves HTTP/1.1 only (Twilio and Vapi speak it), as before.
+pub(crate) async fn serve_http1(
+    listener: TcpListener,
+    router: Router,
+    token: CancellationToken,
+) -> std::io::Result<()> {
+    let connections = TaskTracker::new();
+    loop {
+        let tcp = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((tcp, _)) => tcp,
+                Err(error) => {
+                    // Per-connection failures (reset before accept) are routine; anything else
+                    // (too many open files) gets a pause instead of a busy loop.
+                    if !matches!(
+                        error.kind(),
+                        std::io::ErrorKind::ConnectionAborted | std::io::ErrorKind::ConnectionReset
+                    ) {
+                        tracing::error!(%error, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(500)).await;
+                    }
+                    continue;
+                }
+            },
+            () = token.cancelled() => break,
+        };
+        // Media Streams are small frames every 20 ms: no Nagle delay on any connection.
+        let _ = tcp.set_nodelay(true);
+        let service = hyper_util::service::TowerToHyperService::new(router.clone());
+        let token = token.clone();
+        connections.spawn(async move {
+            let connection = hyper::server::conn::http1::Builder::new()
+                .timer(hyper_util::rt::TokioTimer::new())
+                .serve_connection(hyper_util::rt::TokioIo::new(tcp), service)
+                .with_upgrades();
+            let mut connection = std::pin::pin!(connection);
+            let result = tokio::select! {
+                result = connection.as_mut() => result,
+                () = token.cancelled() => {
+                    connection.as_mut().graceful_shutdown();
+                    connection.await
+                }
+            };
+            if let Err(error) = result {
+                tracing::debug!(%error, "HTTP connection ended with an error");
+            }
+        });
+    }
+    connections.close();
+    connections.wait().await;
+    Ok(())
 }
 
 /// The gateway's routes and middleware.

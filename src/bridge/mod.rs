@@ -5,5 +5,6 @@
 
 pub mod relay;
 pub mod session;
+pub mod ws;
 
 pub use relay::{Ending, RelayStats, WsFrame, relay};

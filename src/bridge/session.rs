@@ -3,17 +3,14 @@
 //! Twilio requests the `<Connect action>` (`/twilio/stream-ended`) and the IVR continues the lead at
 //! its current step.
 
-use std::pin::Pin;
-use std::task::{Context, Poll, ready};
 use std::time::{Duration, Instant};
 
-use axum::extract::ws::{Message, WebSocket};
-use futures_util::{Sink, SinkExt, Stream, StreamExt};
+use futures_util::{SinkExt as _, StreamExt as _};
 use secrecy::ExposeSecret;
-use tokio_tungstenite::tungstenite;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
 use super::relay::{Ending, WsFrame, relay};
+use super::ws::WsConn;
+use super::ws::handshake::{self, ClientIo, ServerIo};
 use crate::domain::{CallSid, ConversationMode, LeadId};
 use crate::startup::AppState;
 use crate::store::{CallUpdate, Store as _};
@@ -26,8 +23,7 @@ pub const LIVE_CALLS: &str = "myriam_bridge_live_calls";
 pub const FAILURES: &str = "myriam_bridge_failures_total";
 
 /// Read buffer of each call's sockets. Frames are a few hundred bytes (Twilio `media` messages
-/// ~330, Vapi audio 160–743); a larger message takes several reads. The WebSocket library zeroes
-/// this much before every read, and its default is 128 KiB.
+/// ~330, Vapi audio 160–743); a larger message grows it for as long as it takes to read.
 pub const SOCKET_BUFFER: usize = 1024;
 
 /// Largest Twilio Media Stream message accepted (Twilio's are under 1 KiB); a larger one ends the
@@ -40,106 +36,11 @@ pub const VAPI_MAX_MESSAGE: usize = 1024 * 1024;
 /// How long Twilio has to send `start` after the socket opens.
 pub const START_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// A WebSocket message type the relay can carry: converted in place, no adaptor futures.
-trait WsMessage: Sized {
-    /// `None` for control frames the WebSocket library answers itself (ping, pong).
-    fn into_frame(self) -> Option<WsFrame>;
-    fn from_frame(frame: WsFrame) -> Self;
-}
-
-impl WsMessage for Message {
-    fn into_frame(self) -> Option<WsFrame> {
-        match self {
-            Message::Text(t) => Some(WsFrame::Text(t.as_str().to_owned())),
-            Message::Binary(b) => Some(WsFrame::Binary(b)),
-            Message::Close(_) => Some(WsFrame::Close),
-            Message::Ping(_) | Message::Pong(_) => None,
-        }
-    }
-
-    fn from_frame(frame: WsFrame) -> Self {
-        match frame {
-            WsFrame::Text(t) => Message::Text(t.into()),
-            WsFrame::Binary(b) => Message::Binary(b),
-            WsFrame::Close => Message::Close(None),
-        }
-    }
-}
-
-impl WsMessage for tungstenite::Message {
-    fn into_frame(self) -> Option<WsFrame> {
-        match self {
-            tungstenite::Message::Text(t) => Some(WsFrame::Text(t.as_str().to_owned())),
-            tungstenite::Message::Binary(b) => Some(WsFrame::Binary(b)),
-            tungstenite::Message::Close(_) => Some(WsFrame::Close),
-            _ => None,
-        }
-    }
-
-    fn from_frame(frame: WsFrame) -> Self {
-        match frame {
-            WsFrame::Text(t) => tungstenite::Message::Text(t.into()),
-            WsFrame::Binary(b) => tungstenite::Message::Binary(b),
-            WsFrame::Close => tungstenite::Message::Close(None),
-        }
-    }
-}
-
-/// One leg of the bridge: a WebSocket (axum's for Twilio, tokio-tungstenite's for Vapi) seen as a
-/// stream and sink of [`WsFrame`]s. A read error ends the stream: the WebSocket libraries end it
-/// after an error anyway.
-struct Leg<S>(S);
-
-impl<S, M, E> Stream for Leg<S>
-where
-    S: Stream<Item = Result<M, E>> + Unpin,
-    M: WsMessage,
-{
-    type Item = WsFrame;
-
-    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<WsFrame>> {
-        loop {
-            match ready!(self.0.poll_next_unpin(cx)) {
-                Some(Ok(message)) => {
-                    if let Some(frame) = message.into_frame() {
-                        return Poll::Ready(Some(frame));
-                    }
-                }
-                Some(Err(_)) | None => return Poll::Ready(None),
-            }
-        }
-    }
-}
-
-impl<S, M, E> Sink<WsFrame> for Leg<S>
-where
-    S: Stream<Item = Result<M, E>> + Sink<M> + Unpin,
-    M: WsMessage,
-{
-    type Error = S::Error;
-
-    fn poll_ready(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
-        self.0.poll_ready_unpin(cx)
-    }
-
-    fn start_send(mut self: Pin<&mut Self>, frame: WsFrame) -> Result<(), S::Error> {
-        self.0.start_send_unpin(M::from_frame(frame))
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
-        self.0.poll_flush_unpin(cx)
-    }
-
-    fn poll_close(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
-        self.0.poll_close_unpin(cx)
-    }
-}
-
 /// Waits for Twilio's `start` frame (after `connected`).
-async fn read_start(socket: &mut WebSocket) -> Option<StreamStart> {
+async fn read_start(socket: &mut TwilioSocket) -> Option<StreamStart> {
     let wait = async {
-        while let Some(Ok(message)) = socket.next().await {
-            if let Message::Text(text) = message {
+        while let Some(frame) = socket.next().await {
+            if let WsFrame::Text(text) = frame {
                 match MediaFrame::parse(&text) {
                     Ok(MediaFrame::Start(start)) => return Some(start),
                     Ok(_) => {}
@@ -166,7 +67,7 @@ async fn record(state: &AppState, sid: &CallSid, edit: impl FnOnce(&mut CallUpda
 /// Closes the Twilio stream so Twilio asks `/twilio/stream-ended`, which continues in the IVR.
 async fn fall_back(
     state: &AppState,
-    socket: WebSocket,
+    socket: TwilioSocket,
     sid: Option<&CallSid>,
     reason: &'static str,
 ) {
@@ -180,11 +81,13 @@ async fn fall_back(
         .await;
     }
     let mut socket = socket;
-    let _ = socket.send(Message::Close(None)).await;
+    let _ = socket.send(WsFrame::Close).await;
 }
 
-type VapiSocket =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+/// The Twilio Media Stream socket of a call.
+pub type TwilioSocket = WsConn<ServerIo>;
+
+type VapiSocket = WsConn<ClientIo>;
 
 /// Opens the Vapi call's socket (bearer auth, small buffers, no Nagle) before `deadline`.
 async fn connect(
@@ -192,30 +95,32 @@ async fn connect(
     url: &secrecy::SecretString,
     deadline: Instant,
 ) -> Option<VapiSocket> {
-    let mut request = url.expose_secret().into_client_request().ok()?;
-    if let Ok(auth) = format!("Bearer {}", vapi.key().expose_secret()).parse() {
-        request.headers_mut().insert("authorization", auth);
-    }
+    let bearer = secrecy::SecretString::from(format!("Bearer {}", vapi.key().expose_secret()));
     let left = deadline
         .saturating_duration_since(Instant::now())
         .max(Duration::from_millis(500));
-    let config = tungstenite::protocol::WebSocketConfig::default()
-        .read_buffer_size(SOCKET_BUFFER)
-        .write_buffer_size(0)
-        .max_message_size(Some(VAPI_MAX_MESSAGE))
-        .max_frame_size(Some(VAPI_MAX_MESSAGE));
-    let (socket, _) = tokio::time::timeout(
-        left,
-        tokio_tungstenite::connect_async_with_config(request, Some(config), true),
-    )
-    .await
-    .ok()?
-    .ok()?;
-    Some(socket)
+    let headers = [("Authorization", bearer.expose_secret())];
+    let connecting = handshake::connect(
+        url.expose_secret(),
+        &headers,
+        SOCKET_BUFFER,
+        VAPI_MAX_MESSAGE,
+    );
+    match tokio::time::timeout(left, connecting).await {
+        Ok(Ok(socket)) => Some(socket),
+        Ok(Err(error)) => {
+            tracing::warn!(%error, "cannot open the Vapi call's socket");
+            None
+        }
+        Err(_) => {
+            tracing::warn!("opening the Vapi call's socket timed out");
+            None
+        }
+    }
 }
 
 /// Runs one bridged call from the upgraded Twilio socket to its end.
-pub async fn run(state: AppState, mut socket: WebSocket) {
+pub async fn run(state: AppState, mut socket: TwilioSocket) {
     let Ok(permit) = state.call_permits.clone().try_acquire_owned() else {
         return fall_back(&state, socket, None, "capacity").await;
     };
@@ -273,8 +178,7 @@ pub async fn run(state: AppState, mut socket: WebSocket) {
 
     metrics::gauge!(LIVE_CALLS).increment(1.0);
     let hard_stop = state.lifecycle.hard_stop_token();
-    let (ending, relayed) =
-        relay(Leg(socket), Leg(vapi_socket), &start.stream_sid, &hard_stop).await;
+    let (ending, relayed) = relay(socket, vapi_socket, &start.stream_sid, &hard_stop).await;
     metrics::gauge!(LIVE_CALLS).decrement(1.0);
     tracing::info!(
         ending = ending.reason(),

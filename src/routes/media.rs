@@ -2,13 +2,13 @@
 //! (over the `wss://` URL under `PUBLIC_BASE_URL`, no parameters) before the upgrade is answered;
 //! the call then runs in [`crate::bridge::session`], tracked for the drain.
 
-use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::{OriginalUri, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use secrecy::ExposeSecret;
 
 use crate::bridge::session;
+use crate::bridge::ws::handshake::ServerUpgrade;
 use crate::startup::AppState;
 use crate::twilio::WebhookAuth;
 use crate::twilio::signature::{self, SignatureError};
@@ -42,7 +42,7 @@ pub async fn media(
     State(state): State<AppState>,
     OriginalUri(uri): OriginalUri,
     headers: HeaderMap,
-    upgrade: WebSocketUpgrade,
+    upgrade: ServerUpgrade,
 ) -> Response {
     match &state.twilio_auth {
         WebhookAuth::Bypass(_) => {}
@@ -72,11 +72,10 @@ pub async fn media(
         }
     }
     let tracker = state.lifecycle.tracker().clone();
-    upgrade
-        // Frames are a few hundred bytes: small buffers keep memory per call low.
-        .read_buffer_size(session::SOCKET_BUFFER)
-        .write_buffer_size(0)
-        .max_message_size(session::TWILIO_MAX_MESSAGE)
-        .max_frame_size(session::TWILIO_MAX_MESSAGE)
-        .on_upgrade(move |socket| tracker.track_future(session::run(state, socket)))
+    // Frames are a few hundred bytes: small buffers keep memory per call low.
+    upgrade.on_upgrade(
+        session::SOCKET_BUFFER,
+        session::TWILIO_MAX_MESSAGE,
+        move |socket| tracker.track_future(session::run(state, socket)),
+    )
 }
