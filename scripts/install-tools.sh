@@ -28,6 +28,9 @@ fi
 # runuser (util-linux): the cluster runs as nobody when we are root.
 command -v runuser >/dev/null 2>&1 || apt_install util-linux
 
+# openssl (command line): the wss:// test makes a self-signed certificate with it.
+command -v openssl >/dev/null 2>&1 || { say "installing openssl from Debian"; apt_install openssl; }
+
 # Node.js and npm: PostgREST 12.0.2 comes pinned from the npm registry.
 if ! command -v npm >/dev/null 2>&1; then
   say "installing nodejs and npm from Debian"

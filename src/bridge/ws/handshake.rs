@@ -204,12 +204,24 @@ fn tls_config() -> Arc<rustls::ClientConfig> {
         .clone()
 }
 
-/// Opens a client WebSocket to `url` with extra request `headers` (e.g. `Authorization`).
+/// Opens a client WebSocket to `url` with extra request `headers` (e.g. `Authorization`); `wss://`
+/// servers are checked against the webpki root certificates.
 pub async fn connect(
     url: &str,
     headers: &[(&str, &str)],
     read_size: usize,
     max_message: usize,
+) -> Result<WsConn<ClientIo>, ConnectError> {
+    connect_with(url, headers, read_size, max_message, tls_config()).await
+}
+
+/// [`connect`] with the TLS client configuration given (tests trust their own certificate).
+pub async fn connect_with(
+    url: &str,
+    headers: &[(&str, &str)],
+    read_size: usize,
+    max_message: usize,
+    tls_config: Arc<rustls::ClientConfig>,
 ) -> Result<WsConn<ClientIo>, ConnectError> {
     let url = url::Url::parse(url).map_err(|_| ConnectError::BadUrl)?;
     let tls = match url.scheme() {
@@ -225,7 +237,7 @@ pub async fn connect(
     let mut io: ClientIo = if tls {
         let name = rustls::pki_types::ServerName::try_from(bare_host.to_owned())
             .map_err(|_| ConnectError::BadUrl)?;
-        let stream = tokio_rustls::TlsConnector::from(tls_config())
+        let stream = tokio_rustls::TlsConnector::from(tls_config)
             .connect(name, tcp)
             .await?;
         Either::Right(Box::new(stream))

@@ -405,6 +405,92 @@ async fn the_client_refuses_a_server_that_does_not_upgrade() {
     ));
 }
 
+/// A self-signed certificate for `localhost`, made by the `openssl` command line.
+fn localhost_certificate(dir: &std::path::Path) -> (std::path::PathBuf, std::path::PathBuf) {
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    let status = std::process::Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+        ])
+        .args(["-nodes", "-days", "1", "-subj", "/CN=localhost"])
+        .args(["-addext", "subjectAltName=DNS:localhost"])
+        // An end-entity certificate: webpki refuses a CA certificate used as a server's.
+        .args(["-addext", "basicConstraints=critical,CA:FALSE"])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .stderr(std::process::Stdio::null())
+        .status()
+        .expect("the openssl command line is installed");
+    assert!(status.success(), "openssl made the certificate");
+    (cert, key)
+}
+
+#[tokio::test]
+async fn wss_works_against_a_trusted_certificate_and_refuses_an_untrusted_one() {
+    use tokio_rustls::rustls;
+    use tokio_rustls::rustls::pki_types::pem::PemObject as _;
+    use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
+
+    let dir = tempfile::tempdir().unwrap();
+    let (cert_path, key_path) = localhost_certificate(dir.path());
+    let cert = CertificateDer::from_pem_file(&cert_path).unwrap();
+    let key = PrivateKeyDer::from_pem_file(&key_path).unwrap();
+    let server = rustls::ServerConfig::builder()
+        .with_no_client_auth()
+        .with_single_cert(vec![cert.clone()], key)
+        .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(server));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                let Ok(tls) = acceptor.accept(tcp).await else {
+                    return;
+                };
+                let mut ws = tokio_tungstenite::accept_async(tls).await.unwrap();
+                while let Some(Ok(message)) = ws.next().await {
+                    if message.is_binary() && ws.send(message).await.is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+    });
+    let url = format!("wss://localhost:{port}/call");
+
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(cert).unwrap();
+    let trusting = std::sync::Arc::new(
+        rustls::ClientConfig::builder()
+            .with_root_certificates(roots)
+            .with_no_client_auth(),
+    );
+    let mut conn = handshake::connect_with(&url, &[], 64, 1 << 20, trusting)
+        .await
+        .expect("TLS and WebSocket handshakes");
+    assert!(matches!(conn.get_ref(), Either::Right(_)), "a TLS socket");
+    let audio: Vec<u8> = (0..1000u32).map(|i| i.to_le_bytes()[0]).collect();
+    conn.send(WsFrame::Binary(audio.clone().into()))
+        .await
+        .unwrap();
+    assert_eq!(conn.next().await, Some(WsFrame::Binary(audio.into())));
+
+    // The production configuration (webpki roots) refuses the self-signed certificate.
+    assert!(matches!(
+        handshake::connect(&url, &[], 64, 1024).await,
+        Err(handshake::ConnectError::Io(_))
+    ));
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(512))]
 
