@@ -223,7 +223,6 @@ pub enum Outbound<'a> {
 impl Outbound<'_> {
     /// The JSON text frame, written directly (this runs for every 20 ms of assistant audio).
     pub fn to_json(&self) -> String {
-        // A stream SID is `MZ` + hex in practice; escape it properly all the same.
         let sid = |sid: &str| serde_json::to_string(sid).unwrap_or_else(|_| "\"\"".to_owned());
         match self {
             Outbound::Media { stream_sid, audio } => {
@@ -231,7 +230,7 @@ impl Outbound<'_> {
                 out.push_str(r#"{"event":"media","media":{"payload":""#);
                 base64::engine::general_purpose::STANDARD.encode_string(audio, &mut out);
                 out.push_str(r#""},"streamSid":"#);
-                out.push_str(&sid(stream_sid));
+                push_json_string(&mut out, stream_sid);
                 out.push('}');
                 out
             }
@@ -244,6 +243,21 @@ impl Outbound<'_> {
                 format!(r#"{{"event":"clear","streamSid":{}}}"#, sid(stream_sid))
             }
         }
+    }
+}
+
+/// Appends `text` as a JSON string. A stream SID is `MZ` + hex in practice and is copied as is (this
+/// runs for every 20 ms of assistant audio); anything else is escaped properly all the same.
+fn push_json_string(out: &mut String, text: &str) {
+    if text
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    {
+        out.push('"');
+        out.push_str(text);
+        out.push('"');
+    } else {
+        out.push_str(&serde_json::to_string(text).unwrap_or_else(|_| "\"\"".to_owned()));
     }
 }
 
@@ -335,6 +349,18 @@ mod tests {
             MediaFrame::parse(r#"{"event":"media","media":{"payload":""}}"#),
             Err(FrameError::NoStreamSid("media"))
         );
+    }
+
+    #[test]
+    fn a_stream_sid_that_needs_escaping_is_escaped() {
+        let json = Outbound::Media {
+            stream_sid: "MZ\"1\\é\n",
+            audio: &[9],
+        }
+        .to_json();
+        let v: Value = serde_json::from_str(&json).unwrap();
+        assert_eq!(v["streamSid"], "MZ\"1\\é\n");
+        assert_eq!(v["media"]["payload"], "CQ==");
     }
 
     #[test]
