@@ -39,12 +39,15 @@ pub fn accept_key(key: &[u8]) -> String {
 
 /// Whether any `name` header lists `token` (comma-separated, case-insensitive).
 fn has_token(headers: &HeaderMap, name: header::HeaderName, token: &str) -> bool {
-    headers
-        .get_all(name)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .any(|t| t.trim().eq_ignore_ascii_case(token))
+    lists_token(
+        headers.get_all(name).iter().filter_map(|v| v.to_str().ok()),
+        token,
+    )
+}
+
+/// Whether any of `values` lists `token` (comma-separated, case-insensitive).
+fn lists_token<'a>(mut values: impl Iterator<Item = &'a str>, token: &str) -> bool {
+    values.any(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case(token)))
 }
 
 /// Why a request is not a WebSocket opening handshake.
@@ -321,12 +324,8 @@ fn check_response(response: &httparse::Response<'_, '_>, key: &str) -> Result<()
         return Err(ConnectError::Status(code));
     }
     let header = |name| values(response, name);
-    let lists = |name, token: &str| {
-        values(response, name)
-            .flat_map(|v| v.split(','))
-            .any(|t| t.trim().eq_ignore_ascii_case(token))
-    };
-    if !lists("upgrade", "websocket") || !lists("connection", "upgrade") {
+    if !lists_token(header("upgrade"), "websocket") || !lists_token(header("connection"), "upgrade")
+    {
         return Err(ConnectError::BadResponse("no `Upgrade: websocket`"));
     }
     if header("sec-websocket-accept").next() != Some(accept_key(key.as_bytes()).as_str()) {
