@@ -13,6 +13,7 @@ use crate::metrics::CallOutcome;
 use crate::qualification::{Field, Lead, Speaker, Turn, machine, prompts};
 use crate::redact;
 use crate::store::{AnyStore, CallUpdate, Store, StoreError};
+use crate::twilio::stream_token::{self, StreamTokens};
 use crate::twilio::twiml::{Gather, Say, TwiML, Verb, Voices};
 
 /// Silences re-prompted before Myriam says goodbye.
@@ -153,14 +154,22 @@ async fn create_call(store: &AnyStore, call: &IncomingCall) -> Result<Lead, Stor
 }
 
 /// Where a bridged call's audio goes: the `<Stream url>` and the `<Connect action>`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct BridgeTarget {
     pub stream_url: String,
     pub action_url: String,
+    /// Issues the `<Parameter name="token">` that binds the stream to its call.
+    pub tokens: StreamTokens,
 }
 
-/// `<Connect action><Stream url><Parameter lead_id/><Parameter call_sid/></Stream></Connect>`.
+/// `<Connect action><Stream url><Parameter lead_id/><Parameter call_sid/><Parameter token/>`: the
+/// token is signed, expiring and single-use (see [`crate::twilio::stream_token`]).
 fn connect(lead: &Lead, call_sid: &CallSid, target: &BridgeTarget) -> TwiML {
+    // The lead's creation time makes a retry's token (and TwiML) the same as the first answer's.
+    let issued = lead
+        .created_at
+        .map_or_else(stream_token::now, time::OffsetDateTime::unix_timestamp);
+    let token = target.tokens.issue(call_sid, lead.id, issued);
     TwiML::new().verb(Verb::Connect {
         action: Some(target.action_url.clone()),
         stream: crate::twilio::twiml::Stream {
@@ -168,6 +177,7 @@ fn connect(lead: &Lead, call_sid: &CallSid, target: &BridgeTarget) -> TwiML {
             parameters: vec![
                 ("lead_id".to_owned(), lead.id.to_string()),
                 ("call_sid".to_owned(), call_sid.to_string()),
+                (stream_token::PARAMETER.to_owned(), token),
             ],
         },
     })
@@ -189,8 +199,11 @@ pub async fn incoming_call(
             let mut update = CallUpdate::new(call.call_sid.clone());
             update.mode = Some(ConversationMode::Bridge);
             store.upsert_call(&update).await?;
+            // Read back for the stored creation time the stream token counts from.
+            store.get_lead(lead.id).await?.unwrap_or(lead)
+        } else {
+            lead
         }
-        lead
     };
     Ok(match bridge {
         Some(target) if !lead.status.is_final() => connect(&lead, &call.call_sid, target),

@@ -31,6 +31,7 @@ use crate::routes::{health, media, twilio, vapi};
 use crate::store::{AnyStore, OpenError};
 use crate::telemetry::{self, names};
 use crate::twilio::WebhookAuth;
+use crate::twilio::stream_token::StreamTokens;
 use crate::vapi::VapiAuth;
 use crate::vapi::client::{CREATE_CALL_DEADLINE, VapiClient};
 use tokio::sync::Semaphore;
@@ -41,6 +42,11 @@ pub const MAX_BODY_BYTES: usize = 64 * 1024;
 pub const MAX_VAPI_BODY_BYTES: usize = 1024 * 1024;
 /// Twilio gives up on a webhook after 15 s; answer well before.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long a client may take to send its request headers (Twilio sends them at once).
+pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// Largest buffer a connection's request headers may fill (hyper's minimum is 8 KiB).
+pub const MAX_HEADER_BUFFER: usize = 16 * 1024;
 
 static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
@@ -92,6 +98,8 @@ pub struct AppState {
     pub vapi: Option<VapiClient>,
     /// One permit per bridged call (`MAX_CONCURRENT_CALLS`).
     pub call_permits: Arc<Semaphore>,
+    /// Issues and checks the token that ties a Media Stream to its call.
+    pub stream_tokens: StreamTokens,
 }
 
 impl AppState {
@@ -109,6 +117,7 @@ impl AppState {
             twilio_auth: WebhookAuth::from_settings(&settings),
             vapi_auth: VapiAuth::from_settings(&settings),
             call_permits: Arc::new(Semaphore::new(settings.max_concurrent_calls)),
+            stream_tokens: StreamTokens::new(settings.twilio.auth_token.as_ref()),
             vapi,
             settings: Arc::new(settings),
             lifecycle,
@@ -272,10 +281,11 @@ impl Application {
 /// Serves HTTP/1.1 with upgrades on `listener` until `token` is cancelled, then lets every open
 /// connection finish its request (graceful shutdown) and returns once all are closed.
 ///
-/// This is what `axum::serve` does, over hyper's HTTP/1 connection directly: `axum::serve` wraps each
-/// connection in a protocol-sniffing buffer, so an upgraded WebSocket could not get its `TcpStream`
-/// back and every Media Stream read and write went through two more layers (a boxed I/O object and
-/// the sniffing buffer). The gateway serves HTTP/1.1 only (Twilio and Vapi speak it), as before.
+/// This is what `axum::serve` does, over hyper's HTTP/1 connection directly, so that every connection
+/// gets `TCP_NODELAY` (Media Streams are small frames every 20 ms) and a bound on the time its request
+/// headers may take ([`HEADER_READ_TIMEOUT`]: a slow-loris client is cut off instead of holding a
+/// connection). Upgrades (the Media Stream) are handed to axum's WebSocket extractor. The gateway
+/// serves HTTP/1.1 only (Twilio and Vapi speak it).
 pub(crate) async fn serve_http1(
     listener: TcpListener,
     router: Router,
@@ -308,6 +318,8 @@ pub(crate) async fn serve_http1(
         connections.spawn(async move {
             let connection = hyper::server::conn::http1::Builder::new()
                 .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(HEADER_READ_TIMEOUT)
+                .max_buf_size(MAX_HEADER_BUFFER)
                 .serve_connection(hyper_util::rt::TokioIo::new(tcp), service)
                 .with_upgrades();
             let mut connection = std::pin::pin!(connection);

@@ -173,7 +173,8 @@ async fn twilio_stream(app: &TestApp, twiml: &str) -> TwilioSocket {
     let start = json!({"event": "start", "sequenceNumber": "1", "streamSid": "MZ1",
         "start": {"streamSid": "MZ1", "callSid": parameter(twiml, "call_sid"), "accountSid": "AC0",
                   "tracks": ["inbound"], "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 1},
-                  "customParameters": {"lead_id": parameter(twiml, "lead_id"), "call_sid": parameter(twiml, "call_sid")}}});
+                  "customParameters": {"lead_id": parameter(twiml, "lead_id"), "call_sid": parameter(twiml, "call_sid"),
+                                       "token": parameter(twiml, "token")}}});
     socket
         .send(Message::Text(start.to_string().into()))
         .await

@@ -3,49 +3,59 @@
 //! Twilio requests the `<Connect action>` (`/twilio/stream-ended`) and the IVR continues the lead at
 //! its current step.
 
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
+use axum::extract::ws::WebSocket;
 use futures_util::{SinkExt as _, StreamExt as _};
-use secrecy::ExposeSecret;
+use tokio_rustls::rustls;
+use tokio_tungstenite::{Connector, MaybeTlsStream, WebSocketStream};
 
+use super::leg::{self, Fault, Leg};
 use super::relay::{Ending, WsFrame, relay};
-use super::ws::WsConn;
-use super::ws::handshake::{self, ClientIo, ServerIo};
-use crate::domain::{CallSid, ConversationMode, LeadId};
+use crate::domain::{CallSid, ConversationMode};
 use crate::startup::AppState;
 use crate::store::{CallUpdate, Store as _};
 use crate::twilio::media::{MediaFrame, StreamStart};
-use crate::vapi::client::CallContext;
+use crate::twilio::stream_token::{self, StreamClaim};
+use crate::vapi::client::{CallContext, CreateCallError, VapiClient};
 
 /// Metric: calls being bridged now.
 pub const LIVE_CALLS: &str = "myriam_bridge_live_calls";
 /// Metric: bridge sessions that fell back to the IVR, by reason.
 pub const FAILURES: &str = "myriam_bridge_failures_total";
-
-/// Read buffer of each call's sockets. Frames are a few hundred bytes (Twilio `media` messages
-/// ~330, Vapi audio 160–743); a larger message grows it for as long as it takes to read.
-pub const SOCKET_BUFFER: usize = 1024;
-
-/// Largest Twilio Media Stream message accepted (Twilio's are under 1 KiB); a larger one ends the
-/// stream instead of growing the call's memory.
-pub const TWILIO_MAX_MESSAGE: usize = 64 * 1024;
-
-/// Largest Vapi message accepted: about two minutes of µ-law audio in one frame.
-pub const VAPI_MAX_MESSAGE: usize = 1024 * 1024;
+/// Metric: Media Streams refused before any call state was touched, by reason.
+pub const REFUSALS: &str = "myriam_media_stream_refusals_total";
+/// Metric: WebSocket peers cut off for breaking a limit, by leg and fault.
+pub const FAULTS: &str = "myriam_media_socket_faults_total";
 
 /// How long Twilio has to send `start` after the socket opens.
 pub const START_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Waits for Twilio's `start` frame (after `connected`).
+/// Most frames read while waiting for `start` (Twilio sends `connected`, then `start`).
+const MAX_FRAMES_BEFORE_START: usize = 8;
+
+/// The Twilio Media Stream socket of a call.
+pub type TwilioSocket = Leg<WebSocket>;
+
+/// The Vapi call's socket.
+pub type VapiSocket = Leg<WebSocketStream<MaybeTlsStream<tokio::net::TcpStream>>>;
+
+/// Waits for Twilio's `start` frame (after `connected`), within [`START_TIMEOUT`] and a few frames.
 async fn read_start(socket: &mut TwilioSocket) -> Option<StreamStart> {
     let wait = async {
+        let mut frames = 0;
         while let Some(frame) = socket.next().await {
+            frames += 1;
             if let WsFrame::Text(text) = frame {
                 match MediaFrame::parse(&text) {
                     Ok(MediaFrame::Start(start)) => return Some(start),
                     Ok(_) => {}
                     Err(error) => tracing::warn!(%error, "malformed frame before start"),
                 }
+            }
+            if frames >= MAX_FRAMES_BEFORE_START {
+                break;
             }
         }
         None
@@ -64,86 +74,213 @@ async fn record(state: &AppState, sid: &CallSid, edit: impl FnOnce(&mut CallUpda
     }
 }
 
+/// Counts a peer cut off for breaking a limit.
+fn count_fault(leg_name: &'static str, fault: Option<Fault>) {
+    if let Some(fault) = fault {
+        metrics::counter!(FAULTS, "leg" => leg_name, "fault" => fault.label()).increment(1);
+        tracing::warn!(
+            leg = leg_name,
+            code = fault.code,
+            reason = fault.reason,
+            "WebSocket peer cut off"
+        );
+    }
+}
+
+/// Closes a stream that is not admitted: no Vapi call, no row written, no permit taken. Twilio
+/// still asks `/twilio/stream-ended`, which continues a genuine call in the IVR.
+async fn refuse(mut socket: TwilioSocket, reason: &'static str) {
+    count_fault("twilio", socket.fault());
+    metrics::counter!(REFUSALS, "reason" => reason).increment(1);
+    tracing::warn!(reason, "Media Stream refused");
+    if socket.fault().is_none() {
+        socket.set_fault(Fault::REFUSED);
+    }
+    let _ = tokio::time::timeout(CLOSE_WAIT, socket.send(WsFrame::Close)).await;
+}
+
+/// How long the last frame to a refused or failed stream may take.
+const CLOSE_WAIT: Duration = Duration::from_secs(2);
+
 /// Closes the Twilio stream so Twilio asks `/twilio/stream-ended`, which continues in the IVR.
 async fn fall_back(
     state: &AppState,
-    socket: TwilioSocket,
-    sid: Option<&CallSid>,
+    mut socket: TwilioSocket,
+    sid: &CallSid,
     reason: &'static str,
 ) {
     metrics::counter!(FAILURES, "reason" => reason).increment(1);
     tracing::warn!(reason, "bridge unavailable; the call continues in the IVR");
-    if let Some(sid) = sid {
-        record(state, sid, |u| {
-            u.mode = Some(ConversationMode::Ivr);
-            u.mode_reason = Some(reason.to_owned());
-        })
-        .await;
-    }
-    let mut socket = socket;
-    let _ = socket.send(WsFrame::Close).await;
+    record(state, sid, |u| {
+        u.mode = Some(ConversationMode::Ivr);
+        u.mode_reason = Some(reason.to_owned());
+    })
+    .await;
+    let _ = tokio::time::timeout(CLOSE_WAIT, socket.send(WsFrame::Close)).await;
 }
 
-/// The Twilio Media Stream socket of a call.
-pub type TwilioSocket = WsConn<ServerIo>;
+/// Call statuses after which no stream can belong to the call.
+const ENDED_STATUSES: &[&str] = &["completed", "busy", "failed", "no-answer", "canceled"];
 
-type VapiSocket = WsConn<ClientIo>;
+/// Admits a stream only when its token is genuine, unexpired and unused, it names the call the
+/// token was issued for, it comes from our account, and that call is waiting for a bridge. The
+/// single use is recorded in the store (one key per call), so it holds across instances.
+async fn admit(state: &AppState, start: &StreamStart) -> Result<StreamClaim, &'static str> {
+    let token = start
+        .custom_parameters
+        .get(stream_token::PARAMETER)
+        .ok_or("missing_token")?;
+    let claim = state
+        .stream_tokens
+        .verify(token, stream_token::now())
+        .map_err(stream_token::TokenError::reason)?;
+    if start.call_sid.as_deref() != Some(claim.call_sid.as_str()) {
+        return Err("call_mismatch");
+    }
+    let claimed = [
+        ("call_sid", claim.call_sid.to_string()),
+        ("lead_id", claim.lead_id.to_string()),
+    ];
+    for (name, value) in claimed {
+        if start
+            .custom_parameters
+            .get(name)
+            .is_some_and(|v| *v != value)
+        {
+            return Err("call_mismatch");
+        }
+    }
+    if let Some(ours) = &state.settings.twilio.account_sid {
+        if start.account_sid.as_deref() != Some(ours.as_str()) {
+            return Err("wrong_account");
+        }
+    }
+    let call = state
+        .store
+        .get_call(&claim.call_sid)
+        .await
+        .map_err(|_| "store_unavailable")?
+        .ok_or("not_waiting")?
+        .fields;
+    let waiting = call.lead_id == Some(claim.lead_id)
+        && call.mode == Some(ConversationMode::Bridge)
+        && call.vapi_call_id.is_none()
+        && call.mode_reason.is_none()
+        && !call
+            .status
+            .as_deref()
+            .is_some_and(|s| ENDED_STATUSES.contains(&s));
+    if !waiting {
+        return Err("not_waiting");
+    }
+    let key = format!("media-stream:{}", claim.call_sid);
+    match state.store.record_event(&key).await {
+        Ok(true) => Ok(claim),
+        Ok(false) => Err("already_used"),
+        Err(_) => Err("store_unavailable"),
+    }
+}
 
-/// Opens the Vapi call's socket (bearer auth, small buffers, no Nagle) before `deadline`.
+/// The TLS client configuration of the Vapi socket: the webpki root certificates.
+fn tls_config() -> Arc<rustls::ClientConfig> {
+    static CONFIG: OnceLock<Arc<rustls::ClientConfig>> = OnceLock::new();
+    CONFIG
+        .get_or_init(|| {
+            let mut roots = rustls::RootCertStore::empty();
+            roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+            Arc::new(
+                rustls::ClientConfig::builder()
+                    .with_root_certificates(roots)
+                    .with_no_client_auth(),
+            )
+        })
+        .clone()
+}
+
+/// Opens a Vapi call's socket with tokio-tungstenite: `request` from
+/// [`VapiClient::socket_request`], the Vapi leg's limits, no Nagle, `wss://` checked against
+/// `tls` (the webpki roots in production).
+pub async fn open_vapi_socket(
+    request: tokio_tungstenite::tungstenite::handshake::client::Request,
+    tls: Arc<rustls::ClientConfig>,
+) -> Result<VapiSocket, tokio_tungstenite::tungstenite::Error> {
+    let (socket, _) = tokio_tungstenite::connect_async_tls_with_config(
+        request,
+        Some(leg::config(leg::VAPI_MAX_MESSAGE)),
+        true,
+        Some(Connector::Rustls(tls)),
+    )
+    .await?;
+    Ok(Leg::new(socket))
+}
+
+/// Why the Vapi socket could not be opened: a bounded reason.
 async fn connect(
-    vapi: &crate::vapi::client::VapiClient,
+    vapi: &VapiClient,
     url: &secrecy::SecretString,
+    require_tls: bool,
     deadline: Instant,
-) -> Option<VapiSocket> {
-    let bearer = secrecy::SecretString::from(format!("Bearer {}", vapi.key().expose_secret()));
+) -> Result<VapiSocket, &'static str> {
+    let request = vapi.socket_request(url, require_tls).map_err(|error| {
+        tracing::error!(%error, "Vapi's socket URL is not used");
+        "vapi_untrusted_socket_url"
+    })?;
     let left = deadline
         .saturating_duration_since(Instant::now())
         .max(Duration::from_millis(500));
-    let headers = [("Authorization", bearer.expose_secret())];
-    let connecting = handshake::connect(
-        url.expose_secret(),
-        &headers,
-        SOCKET_BUFFER,
-        VAPI_MAX_MESSAGE,
-    );
-    match tokio::time::timeout(left, connecting).await {
-        Ok(Ok(socket)) => Some(socket),
+    match tokio::time::timeout(left, open_vapi_socket(request, tls_config())).await {
+        Ok(Ok(socket)) => Ok(socket),
         Ok(Err(error)) => {
-            tracing::warn!(%error, "cannot open the Vapi call's socket");
-            None
+            // tungstenite's errors do not quote the URL (which carries Vapi's call token).
+            tracing::warn!(error = %crate::redact::scrub(&error.to_string()), "cannot open the Vapi call's socket");
+            Err("vapi_socket_failed")
         }
         Err(_) => {
             tracing::warn!("opening the Vapi call's socket timed out");
-            None
+            Err("vapi_socket_failed")
         }
+    }
+}
+
+/// Logs why Vapi would not create the call, at the level its cause deserves.
+fn log_create_error(error: &CreateCallError) {
+    // Vapi's message may quote what we sent, so it is scrubbed.
+    match error {
+        CreateCallError::Rejected { status, message } => tracing::error!(
+            status,
+            message = %crate::redact::scrub(message),
+            "Vapi refused to create the call (a configuration problem): check VAPI_ASSISTANT_ID and VAPI_PRIVATE_KEY"
+        ),
+        CreateCallError::Outage { status, message } => tracing::error!(
+            status,
+            message = %crate::redact::scrub(message),
+            "Vapi failed to create the call (an outage on Vapi's side); calls go to the IVR meanwhile"
+        ),
+        _ => {}
     }
 }
 
 /// Runs one bridged call from the upgraded Twilio socket to its end.
-pub async fn run(state: AppState, mut socket: TwilioSocket) {
-    let Ok(permit) = state.call_permits.clone().try_acquire_owned() else {
-        return fall_back(&state, socket, None, "capacity").await;
-    };
+pub async fn run(state: AppState, socket: WebSocket) {
+    let mut socket = Leg::new(socket);
     let Some(start) = read_start(&mut socket).await else {
-        return fall_back(&state, socket, None, "no_start").await;
+        return refuse(socket, "no_start").await;
     };
-    let sid = start
-        .custom_parameters
-        .get("call_sid")
-        .or(start.call_sid.as_ref())
-        .and_then(|s| CallSid::try_from(s.as_str()).ok());
-    let lead_id = start
-        .custom_parameters
-        .get("lead_id")
-        .and_then(|l| LeadId::try_from(l.as_str()).ok());
-    let (Some(sid), Some(lead_id)) = (sid, lead_id) else {
-        return fall_back(&state, socket, None, "bad_parameters").await;
+    let claim = match admit(&state, &start).await {
+        Ok(claim) => claim,
+        Err(reason) => return refuse(socket, reason).await,
+    };
+    let sid = claim.call_sid;
+    crate::telemetry::set_call_context(Some(sid.as_str()), Some(claim.lead_id));
+    // The permit is taken only for an admitted stream: a stranger's socket never holds one.
+    let Ok(permit) = state.call_permits.clone().try_acquire_owned() else {
+        return fall_back(&state, socket, &sid, "capacity").await;
     };
     let Some(vapi) = state.vapi.clone() else {
-        return fall_back(&state, socket, Some(&sid), "vapi_not_configured").await;
+        return fall_back(&state, socket, &sid, "vapi_not_configured").await;
     };
-    let Ok(Some(lead)) = state.store.get_lead(lead_id).await else {
-        return fall_back(&state, socket, Some(&sid), "unknown_lead").await;
+    let Ok(Some(lead)) = state.store.get_lead(claim.lead_id).await else {
+        return fall_back(&state, socket, &sid, "unknown_lead").await;
     };
     let deadline = Instant::now() + crate::vapi::client::CREATE_CALL_DEADLINE;
     let context = CallContext {
@@ -155,20 +292,15 @@ pub async fn run(state: AppState, mut socket: TwilioSocket) {
     let created = match vapi.create_call(&context).await {
         Ok(created) => created,
         Err(error) => {
-            if let crate::vapi::client::CreateCallError::Rejected { status, message } = &error {
-                // Vapi refusing (not timing out) is a configuration problem an operator must see.
-                // Its message may quote what we sent, so it is scrubbed.
-                tracing::error!(
-                    status,
-                    message = %crate::redact::scrub(message),
-                    "Vapi refused to create the call; check VAPI_ASSISTANT_ID and VAPI_PRIVATE_KEY"
-                );
-            }
-            return fall_back(&state, socket, Some(&sid), error.reason()).await;
+            log_create_error(&error);
+            return fall_back(&state, socket, &sid, error.reason()).await;
         }
     };
-    let Some(vapi_socket) = connect(&vapi, &created.websocket_url, deadline).await else {
-        return fall_back(&state, socket, Some(&sid), "vapi_socket_failed").await;
+    let require_tls = state.settings.environment == crate::config::Environment::Production;
+    let mut vapi_socket = match connect(&vapi, &created.websocket_url, require_tls, deadline).await
+    {
+        Ok(vapi_socket) => vapi_socket,
+        Err(reason) => return fall_back(&state, socket, &sid, reason).await,
     };
     record(&state, &sid, |u| {
         u.vapi_call_id = Some(created.id.clone());
@@ -178,8 +310,11 @@ pub async fn run(state: AppState, mut socket: TwilioSocket) {
 
     metrics::gauge!(LIVE_CALLS).increment(1.0);
     let hard_stop = state.lifecycle.hard_stop_token();
-    let (ending, relayed) = relay(socket, vapi_socket, &start.stream_sid, &hard_stop).await;
+    let (ending, relayed) =
+        relay(&mut socket, &mut vapi_socket, &start.stream_sid, &hard_stop).await;
     metrics::gauge!(LIVE_CALLS).decrement(1.0);
+    count_fault("twilio", socket.fault());
+    count_fault("vapi", vapi_socket.fault());
     tracing::info!(
         ending = ending.reason(),
         frames_up = relayed.frames_up,

@@ -1,14 +1,16 @@
 //! `GET /twilio/media`: the Media Stream WebSocket. The handshake's `X-Twilio-Signature` is checked
-//! (over the `wss://` URL under `PUBLIC_BASE_URL`, no parameters) before the upgrade is answered;
-//! the call then runs in [`crate::bridge::session`], tracked for the drain.
+//! (over the `wss://` URL under `PUBLIC_BASE_URL`, no parameters) before the upgrade is answered,
+//! through axum's WebSocket upgrade (tokio-tungstenite) with the Twilio leg's limits; the call then
+//! runs in [`crate::bridge::session`], tracked for the drain. The signature is the same for every
+//! call, so the session also checks the per-call token of `start` before it does anything.
 
+use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::{OriginalUri, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use secrecy::ExposeSecret;
 
-use crate::bridge::session;
-use crate::bridge::ws::handshake::ServerUpgrade;
+use crate::bridge::{leg, session};
 use crate::startup::AppState;
 use crate::twilio::WebhookAuth;
 use crate::twilio::signature::{self, SignatureError};
@@ -42,7 +44,7 @@ pub async fn media(
     State(state): State<AppState>,
     OriginalUri(uri): OriginalUri,
     headers: HeaderMap,
-    upgrade: ServerUpgrade,
+    upgrade: WebSocketUpgrade,
 ) -> Response {
     match &state.twilio_auth {
         WebhookAuth::Bypass(_) => {}
@@ -72,10 +74,15 @@ pub async fn media(
         }
     }
     let tracker = state.lifecycle.tracker().clone();
-    // Frames are a few hundred bytes: small buffers keep memory per call low.
-    upgrade.on_upgrade(
-        session::SOCKET_BUFFER,
-        session::TWILIO_MAX_MESSAGE,
-        move |socket| tracker.track_future(session::run(state, socket)),
-    )
+    // Frames are a few hundred bytes: small buffers keep memory per call low, and a peer that
+    // stops reading cannot grow the write buffer past its cap.
+    let limits = leg::config(leg::TWILIO_MAX_MESSAGE);
+    upgrade
+        .read_buffer_size(limits.read_buffer_size)
+        .write_buffer_size(limits.write_buffer_size)
+        .max_write_buffer_size(limits.max_write_buffer_size)
+        .max_message_size(leg::TWILIO_MAX_MESSAGE)
+        .max_frame_size(leg::TWILIO_MAX_MESSAGE)
+        .on_failed_upgrade(|error| tracing::debug!(%error, "Media Stream upgrade failed"))
+        .on_upgrade(move |socket| tracker.track_future(session::run(state, socket)))
 }

@@ -120,6 +120,7 @@ fn bridge_target(state: &AppState) -> Option<BridgeTarget> {
     Some(BridgeTarget {
         stream_url: base.websocket("/twilio/media"),
         action_url: base.join("/twilio/stream-ended"),
+        tokens: state.stream_tokens.clone(),
     })
 }
 

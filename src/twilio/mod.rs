@@ -2,6 +2,7 @@
 
 pub mod media;
 pub mod signature;
+pub mod stream_token;
 pub mod twiml;
 pub mod webhook;
 

@@ -26,6 +26,19 @@ pub struct VapiClient {
     deadline: Duration,
 }
 
+/// Why the socket URL Vapi returned is not used. Never quotes the URL (it carries a call token).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum SocketUrlError {
+    #[error("Vapi's websocketCallUrl is not a URL")]
+    Malformed,
+    #[error("Vapi's websocketCallUrl is not wss:// (required in production)")]
+    NotTls,
+    #[error(
+        "Vapi's websocketCallUrl points at a host that is not Vapi's; the key is not sent there"
+    )]
+    UntrustedHost,
+}
+
 /// What the assistant should know about the call.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CallContext {
@@ -52,8 +65,12 @@ pub enum CreateCallError {
     Unavailable(String),
     #[error("Vapi's concurrency limit is reached")]
     ConcurrencyLimit,
+    /// A 4xx other than 429: our request or configuration is wrong (assistant id, key, body).
     #[error("Vapi refused the call: HTTP {status}: {message}")]
     Rejected { status: u16, message: String },
+    /// A 5xx: Vapi itself is failing.
+    #[error("Vapi failed to create the call: HTTP {status}: {message}")]
+    Outage { status: u16, message: String },
     #[error("Vapi's answer has no transport.websocketCallUrl")]
     BadResponse,
 }
@@ -66,6 +83,7 @@ impl CreateCallError {
             CreateCallError::Unavailable(_) => "vapi_unavailable",
             CreateCallError::ConcurrencyLimit => "vapi_concurrency_limit",
             CreateCallError::Rejected { .. } => "vapi_rejected",
+            CreateCallError::Outage { .. } => "vapi_outage",
             CreateCallError::BadResponse => "vapi_bad_response",
         }
     }
@@ -108,6 +126,48 @@ impl VapiClient {
     /// The private key, for the WebSocket's `Authorization: Bearer` header.
     pub fn key(&self) -> &SecretString {
         &self.key
+    }
+
+    /// The opening request of the call's socket: `wss://` only when `require_tls` (production),
+    /// and only to Vapi's own hosts (the host of `VAPI_BASE_URL`, or `vapi.ai` and its
+    /// subdomains), since it carries the private key as a bearer token.
+    pub fn socket_request(
+        &self,
+        websocket_url: &SecretString,
+        require_tls: bool,
+    ) -> Result<tokio_tungstenite::tungstenite::handshake::client::Request, SocketUrlError> {
+        use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
+
+        let url = url::Url::parse(websocket_url.expose_secret())
+            .map_err(|_| SocketUrlError::Malformed)?;
+        match url.scheme() {
+            "wss" => {}
+            "ws" if !require_tls => {}
+            _ => return Err(SocketUrlError::NotTls),
+        }
+        let host = url
+            .host_str()
+            .ok_or(SocketUrlError::Malformed)?
+            .to_ascii_lowercase();
+        let base_host = url::Url::parse(&self.base)
+            .ok()
+            .and_then(|b| b.host_str().map(str::to_ascii_lowercase));
+        let vapi_owned = host == "vapi.ai" || host.ends_with(".vapi.ai");
+        if !vapi_owned && base_host.as_deref() != Some(host.as_str()) {
+            return Err(SocketUrlError::UntrustedHost);
+        }
+        let mut request = url
+            .as_str()
+            .into_client_request()
+            .map_err(|_| SocketUrlError::Malformed)?;
+        let mut bearer =
+            axum::http::HeaderValue::try_from(format!("Bearer {}", self.key.expose_secret()))
+                .map_err(|_| SocketUrlError::Malformed)?;
+        bearer.set_sensitive(true);
+        request
+            .headers_mut()
+            .insert(axum::http::header::AUTHORIZATION, bearer);
+        Ok(request)
     }
 
     /// The request body of `POST /call`.
@@ -170,6 +230,9 @@ impl VapiClient {
             if status == 429 || message.contains("concurrency") {
                 return Err(CreateCallError::ConcurrencyLimit);
             }
+            if status >= 500 {
+                return Err(CreateCallError::Outage { status, message });
+            }
             return Err(CreateCallError::Rejected { status, message });
         }
         let v: Value = serde_json::from_str(&body).map_err(|_| CreateCallError::BadResponse)?;
@@ -207,5 +270,87 @@ mod tests {
             "line one line two"
         );
         assert_eq!(error_message("<html>"), "no error body");
+    }
+
+    fn client(base: &str) -> VapiClient {
+        VapiClient::new(
+            base,
+            SecretString::from("11111111-2222-4333-8444-555555555555".to_owned()),
+            "assistant".to_owned(),
+            Duration::from_secs(2),
+        )
+    }
+
+    fn url(s: &str) -> SecretString {
+        SecretString::from(s.to_owned())
+    }
+
+    #[test]
+    fn the_socket_is_wss_to_vapi_in_production_and_carries_the_bearer_only_there() {
+        let vapi = client("https://api.vapi.ai");
+        let request = vapi
+            .socket_request(
+                &url("wss://phone-ws.aws-us-west-2.vapi.ai/abc/transport"),
+                true,
+            )
+            .unwrap();
+        assert_eq!(
+            request.headers()["authorization"],
+            "Bearer 11111111-2222-4333-8444-555555555555"
+        );
+        assert!(request.headers()["authorization"].is_sensitive());
+        assert_eq!(
+            vapi.socket_request(&url("ws://api.vapi.ai/abc/transport"), true)
+                .unwrap_err(),
+            SocketUrlError::NotTls
+        );
+        for elsewhere in [
+            "wss://evil.example/abc",
+            "wss://vapi.ai.evil.example/abc",
+            "wss://notvapi.ai/abc",
+        ] {
+            assert_eq!(
+                vapi.socket_request(&url(elsewhere), true).unwrap_err(),
+                SocketUrlError::UntrustedHost,
+                "{elsewhere}"
+            );
+        }
+        assert_eq!(
+            vapi.socket_request(&url("not a url"), false).unwrap_err(),
+            SocketUrlError::Malformed
+        );
+    }
+
+    #[test]
+    fn outside_production_plain_ws_to_the_configured_host_is_allowed() {
+        let vapi = client("http://127.0.0.1:4010");
+        assert!(
+            vapi.socket_request(&url("ws://127.0.0.1:4010/x"), false)
+                .is_ok()
+        );
+        assert_eq!(
+            vapi.socket_request(&url("ws://127.0.0.1:4010/x"), true)
+                .unwrap_err(),
+            SocketUrlError::NotTls
+        );
+        assert_eq!(
+            vapi.socket_request(&url("ws://127.0.0.2:4010/x"), false)
+                .unwrap_err(),
+            SocketUrlError::UntrustedHost
+        );
+    }
+
+    #[test]
+    fn server_errors_are_outages_and_client_errors_are_refusals() {
+        let outage = CreateCallError::Outage {
+            status: 503,
+            message: String::new(),
+        };
+        let refusal = CreateCallError::Rejected {
+            status: 400,
+            message: String::new(),
+        };
+        assert_eq!(outage.reason(), "vapi_outage");
+        assert_eq!(refusal.reason(), "vapi_rejected");
     }
 }
