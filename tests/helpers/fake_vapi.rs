@@ -21,7 +21,7 @@ pub enum Behaviour {
     Echo,
     /// Send one binary message of this many bytes.
     Oversized(usize),
-    /// Send pings as fast as the socket takes them.
+    /// Send one ping more than the gateway allows in a second, then read.
     PingFlood,
 }
 
@@ -105,7 +105,7 @@ async fn socket(
                 let _ = ws.send(Message::Binary(vec![0x7f; len].into())).await;
             }
             Behaviour::PingFlood => {
-                for _ in 0..10_000 {
+                for _ in 0..=myriam::bridge::leg::PING_BUDGET {
                     if ws.send(Message::Ping(vec![1; 100].into())).await.is_err() {
                         break;
                     }
