@@ -206,8 +206,8 @@ async fn one_call(
         "CA{:032x}",
         n as u128 + u128::from(std::process::id()) * 1_000_000
     );
-    let (url, lead_id) = if let Some(control) = &control {
-        (control.clone(), String::new())
+    let (url, lead_id, token) = if let Some(control) = &control {
+        (control.clone(), String::new(), String::new())
     } else {
         let twiml = http
             .post(format!("{gateway}/twilio/voice"))
@@ -227,6 +227,7 @@ async fn one_call(
         (
             format!("{ws}/twilio/media"),
             parameter(&twiml, "lead_id").unwrap_or_default(),
+            parameter(&twiml, "token").unwrap_or_default(),
         )
     };
     let (socket, _) =
@@ -238,7 +239,7 @@ async fn one_call(
     ))
     .await?;
     let start = json!({"event": "start", "streamSid": "MZ", "start": {"streamSid": "MZ", "callSid": sid,
-        "customParameters": {"lead_id": lead_id, "call_sid": sid},
+        "customParameters": {"lead_id": lead_id, "call_sid": sid, "token": token},
         "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 1}}});
     out.send(Message::Text(start.to_string().into())).await?;
 
