@@ -551,3 +551,116 @@ async fn draining_keeps_live_calls_until_they_end() {
         .unwrap()
         .unwrap();
 }
+
+/// A self-signed certificate for `localhost`, made by the `openssl` command line.
+fn localhost_certificate(dir: &std::path::Path) -> (std::path::PathBuf, std::path::PathBuf) {
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    let status = std::process::Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+        ])
+        .args(["-nodes", "-days", "1", "-subj", "/CN=localhost"])
+        .args(["-addext", "subjectAltName=DNS:localhost"])
+        // An end-entity certificate: webpki refuses a CA certificate used as a server's.
+        .args(["-addext", "basicConstraints=critical,CA:FALSE"])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .stderr(std::process::Stdio::null())
+        .status()
+        .expect("the openssl command line is installed");
+    assert!(status.success(), "openssl made the certificate");
+    (cert, key)
+}
+
+#[tokio::test]
+async fn the_vapi_socket_is_tokio_tungstenite_over_rustls_and_checks_the_certificate() {
+    use myriam::bridge::WsFrame;
+    use myriam::bridge::session::{open_vapi_socket, tls_config};
+    use tokio_rustls::rustls;
+    use tokio_rustls::rustls::pki_types::pem::PemObject as _;
+    use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
+
+    let dir = tempfile::tempdir().unwrap();
+    let (cert_path, key_path) = localhost_certificate(dir.path());
+    let cert = CertificateDer::from_pem_file(&cert_path).unwrap();
+    let key = PrivateKeyDer::from_pem_file(&key_path).unwrap();
+    let server = rustls::ServerConfig::builder()
+        .with_no_client_auth()
+        .with_single_cert(vec![cert.clone()], key)
+        .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(server));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let bearer = Arc::new(Mutex::new(None::<String>));
+    let seen = bearer.clone();
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            let (acceptor, seen) = (acceptor.clone(), seen.clone());
+            tokio::spawn(async move {
+                let Ok(tls) = acceptor.accept(tcp).await else {
+                    return;
+                };
+                let record =
+                    |request: &tokio_tungstenite::tungstenite::handshake::server::Request,
+                     response| {
+                        *seen.lock().unwrap() = request
+                            .headers()
+                            .get("authorization")
+                            .and_then(|v| v.to_str().ok())
+                            .map(str::to_owned);
+                        Ok(response)
+                    };
+                let mut ws = tokio_tungstenite::accept_hdr_async(tls, record)
+                    .await
+                    .unwrap();
+                while let Some(Ok(message)) = ws.next().await {
+                    if message.is_binary() && ws.send(message).await.is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+    });
+    let vapi = myriam::vapi::client::VapiClient::new(
+        &format!("https://localhost:{port}"),
+        SecretString::from("7a9c31e2-5b4d-4f60-8e1a-c0ffee5eed42".to_owned()),
+        "assistant".to_owned(),
+        Duration::from_secs(2),
+    );
+    let url = SecretString::from(format!("wss://localhost:{port}/call"));
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(cert).unwrap();
+    let trusting = Arc::new(
+        rustls::ClientConfig::builder()
+            .with_root_certificates(roots)
+            .with_no_client_auth(),
+    );
+    let request = vapi.socket_request(&url, true).unwrap();
+    let mut socket = open_vapi_socket(request, trusting)
+        .await
+        .expect("TLS and WebSocket handshakes");
+    let audio: Vec<u8> = (0..1000u32).map(|i| i.to_le_bytes()[0]).collect();
+    socket
+        .send(WsFrame::Binary(audio.clone().into()))
+        .await
+        .unwrap();
+    assert_eq!(socket.next().await, Some(WsFrame::Binary(audio.into())));
+    assert_eq!(
+        bearer.lock().unwrap().as_deref(),
+        Some("Bearer 7a9c31e2-5b4d-4f60-8e1a-c0ffee5eed42"),
+        "the key went to the configured Vapi host"
+    );
+
+    // The production configuration (webpki roots) refuses the self-signed certificate, and the
+    // error does not quote the URL.
+    let request = vapi.socket_request(&url, true).unwrap();
+    let error = open_vapi_socket(request, tls_config()).await.unwrap_err();
+    assert!(!error.to_string().contains("/call"), "{error}");
+}

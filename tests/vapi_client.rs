@@ -1,6 +1,6 @@
 //! The Vapi REST client against a local fake of `POST /call` (Vapi's API cannot run here), faithful
 //! to the documented answers: 201 with `transport.websocketCallUrl`, NestJS-style 400 bodies, the
-//! concurrency limit, a slow server, a malformed answer, and nobody listening.
+//! concurrency limit, a 503 outage, a slow server, a malformed answer, and nobody listening.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -20,6 +20,7 @@ enum Behaviour {
     Concurrency,
     Slow,
     NoTransport,
+    Outage,
 }
 
 /// Each request the fake received: its `Authorization` header and JSON body.
@@ -67,6 +68,10 @@ async fn create_call(
             (StatusCode::CREATED, Json(json!({})))
         }
         Behaviour::NoTransport => (StatusCode::CREATED, Json(json!({"id": "x"}))),
+        Behaviour::Outage => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({"message": "Service Unavailable", "statusCode": 503})),
+        ),
     }
 }
 
@@ -160,6 +165,17 @@ async fn every_failure_is_typed_for_the_ivr_fallback() {
         started.elapsed() < Duration::from_secs(2),
         "the deadline holds"
     );
+    // A 5xx is Vapi's outage, not our configuration (logged differently, counted apart).
+    let (base, _) = fake(Behaviour::Outage).await;
+    let err = client(&base).create_call(&context()).await.unwrap_err();
+    assert_eq!(
+        err,
+        CreateCallError::Outage {
+            status: 503,
+            message: "Service Unavailable".into()
+        }
+    );
+    assert_eq!(err.reason(), "vapi_outage");
     let (base, _) = fake(Behaviour::NoTransport).await;
     assert_eq!(
         client(&base).create_call(&context()).await.unwrap_err(),

@@ -182,7 +182,7 @@ async fn admit(state: &AppState, start: &StreamStart) -> Result<StreamClaim, &'s
 }
 
 /// The TLS client configuration of the Vapi socket: the webpki root certificates.
-fn tls_config() -> Arc<rustls::ClientConfig> {
+pub fn tls_config() -> Arc<rustls::ClientConfig> {
     static CONFIG: OnceLock<Arc<rustls::ClientConfig>> = OnceLock::new();
     CONFIG
         .get_or_init(|| {
