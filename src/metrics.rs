@@ -29,14 +29,42 @@ pub struct MetricSpec {
     pub labels: &'static [(&'static str, &'static [&'static str])],
 }
 
-pub const CALLS: &str = "myriam_calls_total";
-pub const QUALIFICATION_STEPS: &str = "myriam_qualification_steps_total";
-pub const VALIDATION_FAILURES: &str = "myriam_qualification_validation_failures_total";
-pub const STORE_SECONDS: &str = "myriam_store_operation_duration_seconds";
-pub const PROCESS_CPU: &str = "process_cpu_seconds_total";
-pub const PROCESS_RSS: &str = "process_resident_memory_bytes";
-pub const PROCESS_FDS: &str = "process_open_fds";
-pub const PROCESS_START: &str = "process_start_time_seconds";
+/// Every metric name, in one place: modules record through these, and the catalogue below
+/// describes them. Nothing here imports the modules that record.
+pub mod names {
+    pub const HTTP_REQUESTS: &str = "myriam_http_requests_total";
+    pub const HTTP_DURATION: &str = "myriam_http_request_duration_seconds";
+    pub const BUILD_INFO: &str = "myriam_build_info";
+    pub const TWILIO_SIGNATURE_REJECTIONS: &str = "myriam_twilio_signature_rejections_total";
+    pub const VAPI_WEBHOOKS: &str = "myriam_vapi_webhooks_total";
+    pub const VAPI_AUTH_REJECTIONS: &str = "myriam_vapi_auth_rejections_total";
+    pub const CALLS: &str = "myriam_calls_total";
+    pub const QUALIFICATION_STEPS: &str = "myriam_qualification_steps_total";
+    pub const VALIDATION_FAILURES: &str = "myriam_qualification_validation_failures_total";
+    pub const BRIDGE_LIVE_CALLS: &str = "myriam_bridge_live_calls";
+    pub const BRIDGE_FAILURES: &str = "myriam_bridge_failures_total";
+    pub const MEDIA_STREAM_REFUSALS: &str = "myriam_media_stream_refusals_total";
+    pub const MEDIA_SOCKET_FAULTS: &str = "myriam_media_socket_faults_total";
+    pub const VAPI_CREATE_CALL_SECONDS: &str = "myriam_vapi_create_call_duration_seconds";
+    pub const VAPI_CREATE_CALL_FAILURES: &str = "myriam_vapi_create_call_failures_total";
+    pub const BRIDGE_FRAMES: &str = "myriam_bridge_frames_total";
+    pub const BRIDGE_BYTES: &str = "myriam_bridge_bytes_total";
+    pub const BRIDGE_RELAY_SECONDS: &str = "myriam_bridge_relay_seconds";
+    pub const BRIDGE_CLEARS: &str = "myriam_bridge_clears_total";
+    pub const OUTBOX_DEPTH: &str = "myriam_outbox_depth";
+    pub const OUTBOX_OLDEST_AGE: &str = "myriam_outbox_oldest_age_seconds";
+    pub const OUTBOX_ENQUEUED: &str = "myriam_outbox_enqueued_total";
+    pub const OUTBOX_REPLAYS: &str = "myriam_outbox_replays_total";
+    pub const OUTBOX_DEAD_LETTERS: &str = "myriam_outbox_dead_letters_total";
+    pub const STORE_SECONDS: &str = "myriam_store_operation_duration_seconds";
+    pub const PROCESS_CPU: &str = "process_cpu_seconds_total";
+    pub const PROCESS_RSS: &str = "process_resident_memory_bytes";
+    pub const PROCESS_FDS: &str = "process_open_fds";
+    pub const PROCESS_START: &str = "process_start_time_seconds";
+}
+
+#[allow(clippy::wildcard_imports)] // the catalogue names every metric
+use names::*;
 
 const FIELDS: &[&str] = &[
     "nom_complet",
@@ -60,19 +88,19 @@ const DIRECTIONS: &[&str] = &["up", "down"];
 /// Every metric, in the order `docs/OPERATIONS.md` lists them.
 pub const CATALOGUE: &[MetricSpec] = &[
     MetricSpec {
-        name: crate::telemetry::names::HTTP_REQUESTS,
+        name: HTTP_REQUESTS,
         kind: Kind::Counter,
         help: "HTTP requests (Twilio and Vapi webhooks, health) answered, by route template, method and status code",
         labels: &[("route", &[]), ("method", &[]), ("status", &[])],
     },
     MetricSpec {
-        name: crate::telemetry::names::HTTP_DURATION,
+        name: HTTP_DURATION,
         kind: Kind::Histogram,
         help: "HTTP request latency in seconds, by route template and method",
         labels: &[("route", &[]), ("method", &[])],
     },
     MetricSpec {
-        name: crate::twilio::webhook::REJECTIONS,
+        name: TWILIO_SIGNATURE_REJECTIONS,
         kind: Kind::Counter,
         help: "Twilio requests refused for their signature, by reason",
         labels: &[(
@@ -88,13 +116,13 @@ pub const CATALOGUE: &[MetricSpec] = &[
         )],
     },
     MetricSpec {
-        name: crate::routes::vapi::REJECTIONS,
+        name: VAPI_AUTH_REJECTIONS,
         kind: Kind::Counter,
         help: "Vapi webhooks refused for their credential, by reason",
         labels: &[("reason", &["missing", "invalid", "stale", "no_secret"])],
     },
     MetricSpec {
-        name: crate::routes::vapi::MESSAGES,
+        name: VAPI_WEBHOOKS,
         kind: Kind::Counter,
         help: "Vapi server messages received, by message type (other: types the gateway only acknowledges)",
         labels: &[(
@@ -130,13 +158,13 @@ pub const CATALOGUE: &[MetricSpec] = &[
         labels: &[("field", FIELDS)],
     },
     MetricSpec {
-        name: crate::bridge::session::LIVE_CALLS,
+        name: BRIDGE_LIVE_CALLS,
         kind: Kind::Gauge,
         help: "Calls bridged to Vapi right now",
         labels: &[],
     },
     MetricSpec {
-        name: crate::bridge::session::FAILURES,
+        name: BRIDGE_FAILURES,
         kind: Kind::Counter,
         help: "Bridged calls handed to the IVR or ended abnormally, by reason",
         labels: &[(
@@ -158,7 +186,7 @@ pub const CATALOGUE: &[MetricSpec] = &[
         )],
     },
     MetricSpec {
-        name: crate::bridge::session::REFUSALS,
+        name: MEDIA_STREAM_REFUSALS,
         kind: Kind::Counter,
         help: "Media Streams refused before any call state was touched (no Vapi call, no row, no permit), by reason",
         labels: &[(
@@ -178,7 +206,7 @@ pub const CATALOGUE: &[MetricSpec] = &[
         )],
     },
     MetricSpec {
-        name: crate::bridge::session::FAULTS,
+        name: MEDIA_SOCKET_FAULTS,
         kind: Kind::Counter,
         help: "WebSocket peers cut off for breaking a limit, by leg and fault",
         labels: &[
@@ -187,13 +215,13 @@ pub const CATALOGUE: &[MetricSpec] = &[
         ],
     },
     MetricSpec {
-        name: crate::vapi::client::CREATE_LATENCY,
+        name: VAPI_CREATE_CALL_SECONDS,
         kind: Kind::Histogram,
         help: "Latency of Vapi call creation (POST /call) in seconds",
         labels: &[],
     },
     MetricSpec {
-        name: crate::vapi::client::CREATE_FAILURES,
+        name: VAPI_CREATE_CALL_FAILURES,
         kind: Kind::Counter,
         help: "Vapi call creations that failed, by reason",
         labels: &[(
@@ -209,55 +237,55 @@ pub const CATALOGUE: &[MetricSpec] = &[
         )],
     },
     MetricSpec {
-        name: crate::bridge::relay::metric::FRAMES,
+        name: BRIDGE_FRAMES,
         kind: Kind::Counter,
         help: "Audio frames relayed, by direction (up: caller to Vapi, down: Vapi to caller)",
         labels: &[("direction", DIRECTIONS)],
     },
     MetricSpec {
-        name: crate::bridge::relay::metric::BYTES,
+        name: BRIDGE_BYTES,
         kind: Kind::Counter,
         help: "Audio bytes relayed, by direction",
         labels: &[("direction", DIRECTIONS)],
     },
     MetricSpec {
-        name: crate::bridge::relay::metric::RELAY_SECONDS,
+        name: BRIDGE_RELAY_SECONDS,
         kind: Kind::Histogram,
         help: "Time a frame spends in the gateway (receipt to write), one frame in eight sampled, by direction",
         labels: &[("direction", DIRECTIONS)],
     },
     MetricSpec {
-        name: crate::bridge::relay::metric::CLEARS,
+        name: BRIDGE_CLEARS,
         kind: Kind::Counter,
         help: "Twilio clear messages sent on barge-in",
         labels: &[],
     },
     MetricSpec {
-        name: crate::store::outbox::metric::DEPTH,
+        name: OUTBOX_DEPTH,
         kind: Kind::Gauge,
         help: "Writes waiting in the outbox for Supabase",
         labels: &[],
     },
     MetricSpec {
-        name: crate::store::outbox::metric::OLDEST_AGE,
+        name: OUTBOX_OLDEST_AGE,
         kind: Kind::Gauge,
         help: "Age in seconds of the oldest write waiting in the outbox (0 when empty)",
         labels: &[],
     },
     MetricSpec {
-        name: crate::store::outbox::metric::ENQUEUED,
+        name: OUTBOX_ENQUEUED,
         kind: Kind::Counter,
         help: "Writes queued in the outbox",
         labels: &[],
     },
     MetricSpec {
-        name: crate::store::outbox::metric::REPLAYS,
+        name: OUTBOX_REPLAYS,
         kind: Kind::Counter,
         help: "Outbox writes replayed to Supabase",
         labels: &[],
     },
     MetricSpec {
-        name: crate::store::outbox::metric::DEAD_LETTERS,
+        name: OUTBOX_DEAD_LETTERS,
         kind: Kind::Counter,
         help: "Outbox writes Supabase refused for good (moved to dead letters)",
         labels: &[],
@@ -269,7 +297,7 @@ pub const CATALOGUE: &[MetricSpec] = &[
         labels: &[("operation", &[]), ("result", &[])],
     },
     MetricSpec {
-        name: crate::telemetry::names::BUILD_INFO,
+        name: BUILD_INFO,
         kind: Kind::Gauge,
         help: "Always 1; labels carry version and environment",
         labels: &[("version", &[]), ("environment", &[])],
@@ -303,10 +331,7 @@ pub const CATALOGUE: &[MetricSpec] = &[
 /// Histograms appear in `/metrics` from their first sample; these two only get one on a bridged
 /// call (`tests/bridge.rs` checks them after one, `tests/observability.rs` everything else after an
 /// IVR call).
-pub const BRIDGE_ONLY: &[&str] = &[
-    crate::vapi::client::CREATE_LATENCY,
-    crate::bridge::relay::metric::RELAY_SECONDS,
-];
+pub const BRIDGE_ONLY: &[&str] = &[VAPI_CREATE_CALL_SECONDS, BRIDGE_RELAY_SECONDS];
 
 /// Describes every metric (HELP lines) and registers the fixed label sets at zero.
 pub fn describe_and_register() {

@@ -27,9 +27,10 @@ use tower_http::trace::TraceLayer;
 
 use crate::config::Settings;
 use crate::locks::KeyedLocks;
+use crate::metrics::names;
 use crate::routes::{health, media, twilio, vapi};
 use crate::store::{AnyStore, OpenError};
-use crate::telemetry::{self, names};
+use crate::telemetry;
 use crate::twilio::WebhookAuth;
 use crate::twilio::stream_token::StreamTokens;
 use crate::vapi::VapiAuth;

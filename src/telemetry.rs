@@ -276,12 +276,6 @@ pub fn prometheus() -> PrometheusHandle {
 pub const UPKEEP_INTERVAL: Duration = Duration::from_secs(5);
 
 /// Names and help texts of the metrics this module's middleware records.
-pub mod names {
-    pub const HTTP_REQUESTS: &str = "myriam_http_requests_total";
-    pub const HTTP_DURATION: &str = "myriam_http_request_duration_seconds";
-    pub const BUILD_INFO: &str = "myriam_build_info";
-}
-
 fn describe_metrics() {
     crate::metrics::describe_and_register();
 }

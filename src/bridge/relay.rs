@@ -25,6 +25,7 @@ use futures_util::{FutureExt as _, Sink, Stream, StreamExt as _};
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
+use crate::metrics::names;
 use crate::twilio::media::{MediaFrame, Outbound};
 
 /// 20 ms of µ-law at 8 kHz.
@@ -40,14 +41,6 @@ pub const DOWN_QUEUE: usize = 50;
 
 /// How long the last frames (end-call, the turn's tail and mark, closes) may take once the call ends.
 pub const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
-
-/// Metric names.
-pub mod metric {
-    pub const FRAMES: &str = "myriam_bridge_frames_total";
-    pub const BYTES: &str = "myriam_bridge_bytes_total";
-    pub const RELAY_SECONDS: &str = "myriam_bridge_relay_seconds";
-    pub const CLEARS: &str = "myriam_bridge_clears_total";
-}
 
 /// A WebSocket message, independent of the WebSocket library.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -110,9 +103,9 @@ struct Meters {
 impl Meters {
     fn new(direction: &'static str) -> Self {
         Self {
-            frames: metrics::counter!(metric::FRAMES, "direction" => direction),
-            bytes: metrics::counter!(metric::BYTES, "direction" => direction),
-            relay: metrics::histogram!(metric::RELAY_SECONDS, "direction" => direction),
+            frames: metrics::counter!(names::BRIDGE_FRAMES, "direction" => direction),
+            bytes: metrics::counter!(names::BRIDGE_BYTES, "direction" => direction),
+            relay: metrics::histogram!(names::BRIDGE_RELAY_SECONDS, "direction" => direction),
             seen: 0,
         }
     }
@@ -279,7 +272,7 @@ where
             stats: RelayStats::default(),
             up_meters: Meters::new("up"),
             down_meters: Meters::new("down"),
-            clears: metrics::counter!(metric::CLEARS),
+            clears: metrics::counter!(names::BRIDGE_CLEARS),
         }
     }
 

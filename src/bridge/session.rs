@@ -14,20 +14,12 @@ use tokio_tungstenite::{Connector, MaybeTlsStream, WebSocketStream};
 use super::leg::{self, Fault, Leg};
 use super::relay::{Ending, WsFrame, relay};
 use crate::domain::{CallSid, ConversationMode};
+use crate::metrics::names;
 use crate::startup::AppState;
 use crate::store::{CallUpdate, Store as _};
 use crate::twilio::media::{MediaFrame, StreamStart};
 use crate::twilio::stream_token::{self, StreamClaim};
 use crate::vapi::client::{CallContext, CreateCallError, VapiClient};
-
-/// Metric: calls being bridged now.
-pub const LIVE_CALLS: &str = "myriam_bridge_live_calls";
-/// Metric: bridge sessions that fell back to the IVR, by reason.
-pub const FAILURES: &str = "myriam_bridge_failures_total";
-/// Metric: Media Streams refused before any call state was touched, by reason.
-pub const REFUSALS: &str = "myriam_media_stream_refusals_total";
-/// Metric: WebSocket peers cut off for breaking a limit, by leg and fault.
-pub const FAULTS: &str = "myriam_media_socket_faults_total";
 
 /// How long Twilio has to send `start` after the socket opens.
 pub const START_TIMEOUT: Duration = Duration::from_secs(5);
@@ -77,7 +69,8 @@ async fn record(state: &AppState, sid: &CallSid, edit: impl FnOnce(&mut CallUpda
 /// Counts a peer cut off for breaking a limit.
 fn count_fault(leg_name: &'static str, fault: Option<Fault>) {
     if let Some(fault) = fault {
-        metrics::counter!(FAULTS, "leg" => leg_name, "fault" => fault.label()).increment(1);
+        metrics::counter!(names::MEDIA_SOCKET_FAULTS, "leg" => leg_name, "fault" => fault.label())
+            .increment(1);
         tracing::warn!(
             leg = leg_name,
             code = fault.code,
@@ -91,7 +84,7 @@ fn count_fault(leg_name: &'static str, fault: Option<Fault>) {
 /// still asks `/twilio/stream-ended`, which continues a genuine call in the IVR.
 async fn refuse(mut socket: TwilioSocket, reason: &'static str) {
     count_fault("twilio", socket.fault());
-    metrics::counter!(REFUSALS, "reason" => reason).increment(1);
+    metrics::counter!(names::MEDIA_STREAM_REFUSALS, "reason" => reason).increment(1);
     tracing::warn!(reason, "Media Stream refused");
     if socket.fault().is_none() {
         socket.set_fault(Fault::REFUSED);
@@ -109,7 +102,7 @@ async fn fall_back(
     sid: &CallSid,
     reason: &'static str,
 ) {
-    metrics::counter!(FAILURES, "reason" => reason).increment(1);
+    metrics::counter!(names::BRIDGE_FAILURES, "reason" => reason).increment(1);
     tracing::warn!(reason, "bridge unavailable; the call continues in the IVR");
     record(state, sid, |u| {
         u.mode = Some(ConversationMode::Ivr);
@@ -308,11 +301,11 @@ pub async fn run(state: AppState, socket: WebSocket) {
     })
     .await;
 
-    metrics::gauge!(LIVE_CALLS).increment(1.0);
+    metrics::gauge!(names::BRIDGE_LIVE_CALLS).increment(1.0);
     let hard_stop = state.lifecycle.hard_stop_token();
     let (ending, relayed) =
         relay(&mut socket, &mut vapi_socket, &start.stream_sid, &hard_stop).await;
-    metrics::gauge!(LIVE_CALLS).decrement(1.0);
+    metrics::gauge!(names::BRIDGE_LIVE_CALLS).decrement(1.0);
     count_fault("twilio", socket.fault());
     count_fault("vapi", vapi_socket.fault());
     tracing::info!(
@@ -323,7 +316,7 @@ pub async fn run(state: AppState, socket: WebSocket) {
     );
     match ending {
         Ending::VapiLost => {
-            metrics::counter!(FAILURES, "reason" => "vapi_lost").increment(1);
+            metrics::counter!(names::BRIDGE_FAILURES, "reason" => "vapi_lost").increment(1);
             record(&state, &sid, |u| {
                 u.mode = Some(ConversationMode::Ivr);
                 u.mode_reason = Some("vapi_lost".to_owned());

@@ -11,10 +11,11 @@ use axum::response::{IntoResponse, Response};
 use secrecy::ExposeSecret;
 
 use crate::bridge::{leg, session};
+use crate::metrics::names::TWILIO_SIGNATURE_REJECTIONS as REJECTIONS;
 use crate::startup::AppState;
 use crate::twilio::WebhookAuth;
 use crate::twilio::signature::{self, SignatureError};
-use crate::twilio::webhook::{REJECTIONS, public_url};
+use crate::twilio::webhook::public_url;
 
 fn refuse(status: StatusCode, text: &str) -> Response {
     (

@@ -8,15 +8,11 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::Value;
 
+use crate::metrics::names;
 use crate::startup::AppState;
 use crate::vapi::auth::{self, VapiAuthError};
 use crate::vapi::messages::CallEnd;
 use crate::vapi::{ServerMessage, server};
-
-/// Metric: Vapi messages by type (known types only; anything else is `other`).
-pub const MESSAGES: &str = "myriam_vapi_webhooks_total";
-/// Metric: Vapi requests refused, by reason.
-pub const REJECTIONS: &str = "myriam_vapi_auth_rejections_total";
 
 fn plain(status: StatusCode, text: &str) -> Response {
     (
@@ -33,7 +29,7 @@ fn now() -> i64 {
 
 pub async fn webhook(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
     if let Err(error) = auth::verify(&state.vapi_auth, &headers, &body, now()) {
-        metrics::counter!(REJECTIONS, "reason" => error.reason()).increment(1);
+        metrics::counter!(names::VAPI_AUTH_REJECTIONS, "reason" => error.reason()).increment(1);
         tracing::warn!(reason = error.reason(), "Vapi request refused");
         let status = match error {
             VapiAuthError::Missing => StatusCode::UNAUTHORIZED,
@@ -51,7 +47,7 @@ pub async fn webhook(State(state): State<AppState>, headers: HeaderMap, body: By
         k @ ("tool-calls" | "assistant-request" | "status-update" | "end-of-call-report") => k,
         _ => "other",
     };
-    metrics::counter!(MESSAGES, "type" => kind.to_owned()).increment(1);
+    metrics::counter!(names::VAPI_WEBHOOKS, "type" => kind.to_owned()).increment(1);
     let store = &state.store;
     let answer: Result<Value, _> = match &message {
         ServerMessage::ToolCalls { call, calls } => {

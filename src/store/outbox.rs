@@ -24,16 +24,8 @@ use super::supabase::SupabaseStore;
 use super::{CallRecord, CallUpdate, Store, StoreError};
 use crate::domain::{CallSid, LeadId};
 use crate::locks::KeyedLocks;
+use crate::metrics::names;
 use crate::qualification::Lead;
-
-/// Metric names (documented in the README's metrics section).
-pub mod metric {
-    pub const DEPTH: &str = "myriam_outbox_depth";
-    pub const OLDEST_AGE: &str = "myriam_outbox_oldest_age_seconds";
-    pub const ENQUEUED: &str = "myriam_outbox_enqueued_total";
-    pub const REPLAYS: &str = "myriam_outbox_replays_total";
-    pub const DEAD_LETTERS: &str = "myriam_outbox_dead_letters_total";
-}
 
 /// A write Supabase keeps answering 409 (a conflict, or a call whose lead never arrived) is
 /// dead-lettered after this many attempts instead of blocking the queue for ever. Unreachability
@@ -275,7 +267,7 @@ impl OutboxStore {
                 Ok(())
             })
             .await?;
-        metrics::counter!(metric::ENQUEUED).increment(1);
+        metrics::counter!(names::OUTBOX_ENQUEUED).increment(1);
         self.inner.wake.notify_one();
         Ok(())
     }
@@ -295,7 +287,7 @@ impl OutboxStore {
                 Ok(())
             })
             .await?;
-        metrics::counter!(metric::DEAD_LETTERS).increment(1);
+        metrics::counter!(names::OUTBOX_DEAD_LETTERS).increment(1);
         tracing::error!(op = op.kind(), %error, "Supabase refused a write for good; kept in dead_letters");
         Ok(())
     }
@@ -442,7 +434,7 @@ impl OutboxStore {
                         Ok(())
                     })
                     .await?;
-                metrics::counter!(metric::REPLAYS).increment(1);
+                metrics::counter!(names::OUTBOX_REPLAYS).increment(1);
                 Ok(())
             }
             Err(error)
@@ -479,7 +471,7 @@ impl OutboxStore {
                         Ok(())
                     })
                     .await?;
-                metrics::counter!(metric::DEAD_LETTERS).increment(1);
+                metrics::counter!(names::OUTBOX_DEAD_LETTERS).increment(1);
                 tracing::error!(
                     op = entry.op.kind(),
                     seq,
@@ -494,10 +486,10 @@ impl OutboxStore {
     async fn publish_gauges(&self) {
         if let Ok(depth) = self.depth().await {
             #[allow(clippy::cast_precision_loss)]
-            metrics::gauge!(metric::DEPTH).set(depth as f64);
+            metrics::gauge!(names::OUTBOX_DEPTH).set(depth as f64);
         }
         if let Ok(age) = self.oldest_age().await {
-            metrics::gauge!(metric::OLDEST_AGE).set(age.map_or(0.0, |a| a.as_secs_f64()));
+            metrics::gauge!(names::OUTBOX_OLDEST_AGE).set(age.map_or(0.0, |a| a.as_secs_f64()));
         }
     }
 

@@ -12,9 +12,6 @@ use super::signature::{self, SignatureError};
 use crate::config::{Environment, PublicBaseUrl, Settings};
 use crate::startup::AppState;
 
-/// Metric: Twilio requests refused, by reason.
-pub const REJECTIONS: &str = "myriam_twilio_signature_rejections_total";
-
 /// How this instance authenticates Twilio, decided once at startup.
 #[derive(Debug, Clone)]
 pub enum WebhookAuth {
@@ -150,7 +147,8 @@ fn decode(bytes: &[u8]) -> Vec<(String, String)> {
 }
 
 fn reject(reason: &'static str) {
-    metrics::counter!(REJECTIONS, "reason" => reason).increment(1);
+    metrics::counter!(crate::metrics::names::TWILIO_SIGNATURE_REJECTIONS, "reason" => reason)
+        .increment(1);
 }
 
 impl FromRequest<AppState> for TwilioForm {

@@ -12,11 +12,6 @@ use serde_json::{Value, json};
 /// How long creating a call may take before the caller gets the IVR instead.
 pub const CREATE_CALL_DEADLINE: Duration = Duration::from_secs(2);
 
-/// Metric: Vapi call creation latency.
-pub const CREATE_LATENCY: &str = "myriam_vapi_create_call_duration_seconds";
-/// Metric: Vapi call creation failures by reason.
-pub const CREATE_FAILURES: &str = "myriam_vapi_create_call_failures_total";
-
 #[derive(Debug, Clone)]
 pub struct VapiClient {
     http: reqwest::Client,
@@ -195,9 +190,10 @@ impl VapiClient {
     pub async fn create_call(&self, context: &CallContext) -> Result<CreatedCall, CreateCallError> {
         let started = Instant::now();
         let result = self.create_call_inner(context).await;
-        metrics::histogram!(CREATE_LATENCY).record(started.elapsed().as_secs_f64());
+        metrics::histogram!(crate::metrics::names::VAPI_CREATE_CALL_SECONDS)
+            .record(started.elapsed().as_secs_f64());
         if let Err(error) = &result {
-            metrics::counter!(CREATE_FAILURES, "reason" => error.reason()).increment(1);
+            metrics::counter!(crate::metrics::names::VAPI_CREATE_CALL_FAILURES, "reason" => error.reason()).increment(1);
         }
         result
     }
