@@ -1,13 +1,30 @@
-//! The qualification machine end to end through its async wrapper: a full call in French and one in
-//! English with every `Outcome` field checked, retries, corrections, language switches, the
-//! caller-ID confirmation, and property tests that no input panics.
+//! The qualification machine end to end: a full call in French and one in English with every
+//! `Outcome` field checked, retries, corrections, language switches, the caller-ID confirmation,
+//! and property tests that no input panics.
 
 use myriam::domain::{Language, LeadId, LeadStatus, PhoneNumber};
-use myriam::qualification::{
-    Field, HistoryMessage, Lead, MemoryLeadStore, Outcome, OutcomeStatus, machine, process_response,
-};
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+
+use myriam::qualification::{Field, HistoryMessage, Lead, machine};
 use proptest::prelude::*;
 use serde_json::{Value, json};
+
+/// The leads of a test, as the gateway's store would hold them between answers.
+#[derive(Default)]
+struct MemoryLeadStore {
+    leads: Mutex<BTreeMap<LeadId, Lead>>,
+}
+
+impl MemoryLeadStore {
+    fn insert(&self, lead: Lead) {
+        self.leads.lock().unwrap().insert(lead.id, lead);
+    }
+
+    fn get(&self, id: LeadId) -> Option<Lead> {
+        self.leads.lock().unwrap().get(&id).cloned()
+    }
+}
 
 fn new_lead(store: &MemoryLeadStore, caller_id: Option<&str>) -> LeadId {
     let offered = caller_id.map(|c| PhoneNumber::try_from(c).unwrap());
@@ -17,8 +34,10 @@ fn new_lead(store: &MemoryLeadStore, caller_id: Option<&str>) -> LeadId {
     id
 }
 
-async fn say(store: &MemoryLeadStore, id: LeadId, input: &str) -> Value {
-    let outcome = process_response(store, &id.to_string(), input, &[]).await;
+fn say(store: &MemoryLeadStore, id: LeadId, input: &str) -> Value {
+    let mut lead = store.get(id).expect("the lead exists");
+    let outcome = machine::process_response(&mut lead, input, &[]);
+    store.insert(lead);
     let text = serde_json::to_string(&outcome).unwrap();
     assert!(
         text.starts_with(r#"{"success":"#) && text.contains(r#","lead_data":"#),
@@ -66,7 +85,7 @@ async fn a_full_call_in_french() {
     let store = MemoryLeadStore::default();
     let id = new_lead(&store, Some("+15145550199"));
 
-    let v = say(&store, id, "euh bonjour je m'appelle marie-ève côté").await;
+    let v = say(&store, id, "euh bonjour je m'appelle marie-ève côté");
     assert_step(&v, "continue", Some(2), Some("nom_complet"), false);
     assert_eq!(
         v["message"],
@@ -76,7 +95,7 @@ async fn a_full_call_in_french() {
     assert_eq!(v["lead_data"]["status"], "en_cours");
     assert_eq!(v["lead_data"]["language"], "fr");
 
-    let v = say(&store, id, "oui c'est ça").await;
+    let v = say(&store, id, "oui c'est ça");
     assert_step(&v, "continue", Some(3), Some("telephone"), false);
     assert_eq!(v["lead_data"]["telephone"], "+15145550199");
     assert_eq!(v["lead_data"]["telephone_raw"], "oui c'est ça");
@@ -91,15 +110,14 @@ async fn a_full_call_in_french() {
         &store,
         id,
         "c'est au 4567 boulevard saint-laurent montréal h2x1y4",
-    )
-    .await;
+    );
     assert_step(&v, "continue", Some(4), Some("adresse_complete"), false);
     assert_eq!(
         v["lead_data"]["adresse_complete"],
         "4567 boulevard saint-laurent montréal H2X 1Y4"
     );
 
-    let v = say(&store, id, "euh ben un arbre est tombé sur le toit").await;
+    let v = say(&store, id, "euh ben un arbre est tombé sur le toit");
     assert_step(&v, "continue", Some(5), Some("type_service"), false);
     assert_eq!(v["lead_data"]["type_service"], "urgence_tempete");
     assert_eq!(
@@ -111,15 +129,14 @@ async fn a_full_call_in_french() {
         &store,
         id,
         "un gros érable a cassé pendant la tempête il bloque l'entrée",
-    )
-    .await;
+    );
     assert_step(&v, "continue", Some(6), Some("description"), false);
     assert_eq!(
         v["message"],
         "Merci pour ces détails. Est-ce que c'est urgent?"
     );
 
-    let v = say(&store, id, "oui c'est urgent").await;
+    let v = say(&store, id, "oui c'est urgent");
     assert_step(&v, "complete", None, Some("urgence"), true);
     assert_eq!(
         v["message"],
@@ -148,7 +165,7 @@ async fn a_full_call_in_french() {
     assert_eq!(lead.conversation.len(), 12, "six answers and six replies");
 
     // A retried or late answer changes nothing and repeats the confirmation.
-    let again = say(&store, id, "allo?").await;
+    let again = say(&store, id, "allo?");
     assert_step(&again, "complete", None, None, true);
     assert_eq!(again["lead_data"], v["lead_data"]);
 }
@@ -158,7 +175,7 @@ async fn a_full_call_in_english() {
     let store = MemoryLeadStore::default();
     let id = new_lead(&store, None);
 
-    let v = say(&store, id, "hi my name is John Smith").await;
+    let v = say(&store, id, "hi my name is John Smith");
     assert_step(&v, "continue", Some(2), Some("nom_complet"), false);
     assert_eq!(v["lead_data"]["language"], "en");
     assert_eq!(
@@ -170,8 +187,7 @@ async fn a_full_call_in_english() {
         &store,
         id,
         "five one four, five five five, twelve thirty four",
-    )
-    .await;
+    );
     assert_step(&v, "continue", Some(3), Some("telephone"), false);
     assert_eq!(v["lead_data"]["telephone"], "+15145551234");
     assert_eq!(
@@ -179,22 +195,22 @@ async fn a_full_call_in_english() {
         "five one four, five five five, twelve thirty four"
     );
 
-    let v = say(&store, id, "my address is 55 Maple Street Westmount").await;
+    let v = say(&store, id, "my address is 55 Maple Street Westmount");
     assert_step(&v, "continue", Some(4), Some("adresse_complete"), false);
     assert_eq!(
         v["lead_data"]["adresse_complete"],
         "55 Maple Street Westmount"
     );
 
-    let v = say(&store, id, "I need a stump removed").await;
+    let v = say(&store, id, "I need a stump removed");
     assert_step(&v, "continue", Some(5), Some("type_service"), false);
     assert_eq!(v["lead_data"]["type_service"], "essouchement");
 
-    let v = say(&store, id, "old oak stump in the back yard").await;
+    let v = say(&store, id, "old oak stump in the back yard");
     assert_step(&v, "continue", Some(6), Some("description"), false);
     assert_eq!(v["message"], "Thanks for the details. Is it urgent?");
 
-    let v = say(&store, id, "no it can wait").await;
+    let v = say(&store, id, "no it can wait");
     assert_step(&v, "complete", None, Some("urgence"), true);
     assert_eq!(
         v["message"],
@@ -210,22 +226,22 @@ async fn a_full_call_in_english() {
 async fn three_failures_then_an_example_then_a_callback_and_abandonne() {
     let store = MemoryLeadStore::default();
     let id = new_lead(&store, Some("+14185550142"));
-    say(&store, id, "Luc Ouellet").await;
+    say(&store, id, "Luc Ouellet");
 
-    let first = say(&store, id, "euh attendez").await;
+    let first = say(&store, id, "euh attendez");
     assert_step(&first, "validation_error", Some(2), None, false);
     assert_eq!(
         first["message"],
         "Pouvez-vous me redire le numéro, chiffre par chiffre?"
     );
-    let second = say(&store, id, "cinq un quatre un deux trois").await;
+    let second = say(&store, id, "cinq un quatre un deux trois");
     assert_step(&second, "validation_error", Some(2), None, false);
     assert_eq!(
         second["message"],
         "J'ai compris 5 1 4, 1 2 3, mais ce numéro ne semble pas valide. Pouvez-vous me redire \
          le numéro, chiffre par chiffre?"
     );
-    let third = say(&store, id, "je sais pas").await;
+    let third = say(&store, id, "je sais pas");
     assert_step(&third, "validation_error", Some(2), None, false);
     assert!(
         third["message"]
@@ -233,7 +249,7 @@ async fn three_failures_then_an_example_then_a_callback_and_abandonne() {
             .unwrap()
             .starts_with("Dites le numéro chiffre par chiffre, par exemple")
     );
-    let fourth = say(&store, id, "hmm").await;
+    let fourth = say(&store, id, "hmm");
     assert_step(&fourth, "validation_error", None, None, false);
     assert_eq!(
         fourth["message"],
@@ -261,7 +277,7 @@ async fn three_failures_then_an_example_then_a_callback_and_abandonne() {
         ],
         "every raw answer is kept, rejected ones included"
     );
-    let after = say(&store, id, "514 555 1234").await;
+    let after = say(&store, id, "514 555 1234");
     assert_step(&after, "validation_error", None, None, false);
     assert_eq!(
         store.get(id).unwrap().telephone,
@@ -275,12 +291,12 @@ async fn an_accepted_answer_resets_the_failure_count() {
     let store = MemoryLeadStore::default();
     let id = new_lead(&store, None);
     for _ in 0..2 {
-        say(&store, id, "1234").await;
+        say(&store, id, "1234");
     }
-    say(&store, id, "Émilie Roy").await;
+    say(&store, id, "Émilie Roy");
     // The phone gets its own fresh three attempts.
     for expected in ["validation_error", "validation_error", "validation_error"] {
-        let v = say(&store, id, "non").await;
+        let v = say(&store, id, "non");
         assert_eq!(v["status"], expected);
         assert_eq!(v["next_step"], 2);
     }
@@ -290,8 +306,8 @@ async fn an_accepted_answer_resets_the_failure_count() {
 async fn declining_the_caller_id_asks_for_the_number_without_a_failure() {
     let store = MemoryLeadStore::default();
     let id = new_lead(&store, Some("+15145550199"));
-    say(&store, id, "Sylvie Bélanger").await;
-    let v = say(&store, id, "non c'est pas le bon").await;
+    say(&store, id, "Sylvie Bélanger");
+    let v = say(&store, id, "non c'est pas le bon");
     assert_step(&v, "continue", Some(2), None, false);
     assert_eq!(
         v["message"],
@@ -302,8 +318,7 @@ async fn declining_the_caller_id_asks_for_the_number_without_a_failure() {
         &store,
         id,
         "quatre cinq zéro, deux deux deux, trente-trois trente-trois",
-    )
-    .await;
+    );
     assert_step(&v, "continue", Some(3), Some("telephone"), false);
     assert_eq!(v["lead_data"]["telephone"], "+14502223333");
 }
@@ -312,10 +327,10 @@ async fn declining_the_caller_id_asks_for_the_number_without_a_failure() {
 async fn corrections_update_the_earlier_field() {
     let store = MemoryLeadStore::default();
     let id = new_lead(&store, None);
-    say(&store, id, "Jean Tremblay").await;
-    say(&store, id, "514 555 1234").await;
+    say(&store, id, "Jean Tremblay");
+    say(&store, id, "514 555 1234");
 
-    let v = say(&store, id, "non, mon nom c'est Jean-Guy Tremblay").await;
+    let v = say(&store, id, "non, mon nom c'est Jean-Guy Tremblay");
     assert_step(&v, "continue", Some(3), Some("nom_complet"), false);
     assert_eq!(v["lead_data"]["nom_complet"], "Jean-Guy Tremblay");
     assert!(
@@ -325,12 +340,12 @@ async fn corrections_update_the_earlier_field() {
             .starts_with("C'est corrigé, merci. Quelle est l'adresse")
     );
 
-    let v = say(&store, id, "actually my number is 438 555 9876").await;
+    let v = say(&store, id, "actually my number is 438 555 9876");
     assert_step(&v, "continue", Some(3), Some("telephone"), false);
     assert_eq!(v["lead_data"]["telephone"], "+14385559876");
     assert_eq!(v["lead_data"]["language"], "en", "answered in English");
 
-    let v = say(&store, id, "non mon numéro c'est le 12").await;
+    let v = say(&store, id, "non mon numéro c'est le 12");
     assert_step(&v, "validation_error", Some(3), None, false);
     assert_eq!(v["lead_data"]["telephone"], "+14385559876", "unchanged");
     assert!(
@@ -343,13 +358,13 @@ async fn corrections_update_the_earlier_field() {
 async fn asking_for_english_switches_and_stays() {
     let store = MemoryLeadStore::default();
     let id = new_lead(&store, None);
-    let v = say(&store, id, "English please").await;
+    let v = say(&store, id, "English please");
     assert_step(&v, "continue", Some(1), None, false);
     assert_eq!(
         v["message"],
         "Of course, let's continue in English. To begin, what is your full name?"
     );
-    let v = say(&store, id, "Gaétan Lévesque").await;
+    let v = say(&store, id, "Gaétan Lévesque");
     assert_eq!(v["lead_data"]["language"], "en", "stays in English");
     assert_eq!(
         v["message"],
@@ -358,7 +373,7 @@ async fn asking_for_english_switches_and_stays() {
 
     let other = MemoryLeadStore::default();
     let id = new_lead(&other, None);
-    let v = say(&other, id, "in English please, my name is Peter Jones").await;
+    let v = say(&other, id, "in English please, my name is Peter Jones");
     assert_step(&v, "continue", Some(2), Some("nom_complet"), false);
     assert_eq!(v["lead_data"]["nom_complet"], "Peter Jones");
 }
@@ -379,23 +394,6 @@ async fn the_vapi_history_can_switch_the_language() {
     let outcome = machine::process_response(&mut lead, "Anne Martin", &history);
     assert_eq!(lead.language, Language::En);
     assert_eq!(outcome.field_updated, Some(Field::NomComplet));
-}
-
-#[tokio::test]
-async fn unknown_or_malformed_lead_ids_are_errors() {
-    let store = MemoryLeadStore::default();
-    let missing = LeadId::new().to_string();
-    for id in [missing.as_str(), "not-a-uuid"] {
-        let outcome: Outcome = process_response(&store, id, "Jean Tremblay", &[]).await;
-        let v = serde_json::to_value(&outcome).unwrap();
-        assert_step(&v, "error", None, None, false);
-        assert_eq!(v["lead_data"], Value::Null);
-        assert_eq!(
-            v["message"],
-            format!("Lead inconnu : {id}. Aucune réponse n'a été enregistrée.")
-        );
-        assert_eq!(outcome.status, OutcomeStatus::Error);
-    }
 }
 
 #[test]

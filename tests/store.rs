@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use helpers::supabase::SupabaseStack;
 use myriam::domain::{CallSid, ConversationMode, Language, LeadId, LeadStatus, PhoneNumber};
 use myriam::qualification::{
-    Address, Description, Field, Lead, PersonName, ServiceType, Turn, process_response,
+    Address, Description, Field, Lead, PersonName, ServiceType, Turn, machine,
 };
 use myriam::store::outbox::{OutboxConfig, OutboxStore};
 use myriam::store::sqlite::SqliteStore;
@@ -344,7 +344,10 @@ async fn writes_survive_supabase_going_down_and_drain_in_order() {
         .iter()
         .enumerate()
     {
-        let outcome = process_response(&store, &lead.id.to_string(), answer, &[]).await;
+        // What a call path does: read (pending writes included), apply, write.
+        let mut current = store.get_lead(lead.id).await.unwrap().unwrap();
+        let outcome = machine::process_response(&mut current, answer, &[]);
+        store.upsert_lead(&current).await.unwrap();
         assert!(outcome.success, "{answer}: {outcome:?}");
         let mut update = CallUpdate::new(sid(7));
         update.lead_id = Some(lead.id);

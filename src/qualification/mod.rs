@@ -1,8 +1,6 @@
 //! The six-question lead qualification: one state machine behind both the Vapi bridge and the IVR.
 //!
 //! - [`machine::process_response`]: pure and deterministic, `(&mut Lead, answer, history) → Outcome`.
-//! - [`process_response`]: the async wrapper that loads the lead from a [`LeadStore`], applies the
-//!   answer and saves it.
 //! - [`parsing`]: one domain type per answer (`PersonName`, `Address`, `ServiceType`, …).
 //! - [`prompts`]: what Myriam says, in French and English.
 //!
@@ -15,7 +13,6 @@ pub mod prompts;
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::sync::Mutex;
 
 use serde::{Deserialize, Serialize};
 
@@ -264,100 +261,9 @@ pub struct Outcome {
 }
 
 impl Outcome {
-    /// An error outcome: nothing applied, no lead data.
-    pub fn error(message: impl Into<String>) -> Self {
-        Self {
-            success: false,
-            status: OutcomeStatus::Error,
-            next_step: None,
-            field_updated: None,
-            is_complete: false,
-            message: message.into(),
-            lead_data: None,
-        }
-    }
-
     /// True when the conversation is over (qualified, or abandoned with a callback offer).
     pub fn ends_call(&self) -> bool {
         self.is_complete
             || (self.status == OutcomeStatus::ValidationError && self.next_step.is_none())
-    }
-}
-
-/// Why a lead could not be loaded or saved. The text never holds caller data.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("lead store unavailable: {0}")]
-pub struct LeadStoreError(pub String);
-
-/// Where leads live, as far as the qualification is concerned. The storage layer implements it.
-pub trait LeadStore: Send + Sync {
-    fn load_lead(
-        &self,
-        id: LeadId,
-    ) -> impl Future<Output = Result<Option<Lead>, LeadStoreError>> + Send;
-
-    fn save_lead(&self, lead: &Lead) -> impl Future<Output = Result<(), LeadStoreError>> + Send;
-}
-
-/// Loads the lead, applies the answer with [`machine::process_response`], saves it.
-///
-/// An unknown or malformed lead id gives an `error` outcome naming it; a store failure gives an
-/// `error` outcome asking the caller to repeat (nothing was applied, so a retry is safe).
-pub async fn process_response<S: LeadStore>(
-    store: &S,
-    lead_id: &str,
-    user_input: &str,
-    conversation_history: &[HistoryMessage],
-) -> Outcome {
-    let Ok(id) = LeadId::try_from(lead_id) else {
-        return Outcome::error(prompts::unknown_lead(lead_id));
-    };
-    let mut lead = match store.load_lead(id).await {
-        Ok(Some(lead)) => lead,
-        Ok(None) => return Outcome::error(prompts::unknown_lead(lead_id)),
-        Err(error) => {
-            tracing::error!(%error, lead_id = %id, "cannot load lead");
-            return Outcome::error(prompts::technical_problem(Language::Fr));
-        }
-    };
-    let outcome = machine::process_response(&mut lead, user_input, conversation_history);
-    if let Err(error) = store.save_lead(&lead).await {
-        tracing::error!(%error, lead_id = %id, "cannot save lead");
-        return Outcome::error(prompts::technical_problem(lead.language));
-    }
-    outcome
-}
-
-/// Leads held in memory: for tests and tools that run the machine without a database.
-#[derive(Debug, Default)]
-pub struct MemoryLeadStore {
-    leads: Mutex<BTreeMap<LeadId, Lead>>,
-}
-
-impl MemoryLeadStore {
-    pub fn insert(&self, lead: Lead) {
-        self.leads
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .insert(lead.id, lead);
-    }
-
-    pub fn get(&self, id: LeadId) -> Option<Lead> {
-        self.leads
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .get(&id)
-            .cloned()
-    }
-}
-
-impl LeadStore for MemoryLeadStore {
-    async fn load_lead(&self, id: LeadId) -> Result<Option<Lead>, LeadStoreError> {
-        Ok(self.get(id))
-    }
-
-    async fn save_lead(&self, lead: &Lead) -> Result<(), LeadStoreError> {
-        self.insert(lead.clone());
-        Ok(())
     }
 }

@@ -289,21 +289,6 @@ pub fn language_switched(language: Language) -> &'static str {
     }
 }
 
-/// The lead id given by a caller of the API is unknown.
-pub fn unknown_lead(id: &str) -> String {
-    format!("Lead inconnu : {id}. Aucune réponse n'a été enregistrée.")
-}
-
-/// The store failed; the answer could not be saved.
-pub fn technical_problem(language: Language) -> &'static str {
-    match language {
-        Language::Fr => {
-            "Désolée, j'ai un petit problème technique. Pouvez-vous répéter votre réponse?"
-        }
-        Language::En => "Sorry, I'm having a technical problem. Could you repeat your answer?",
-    }
-}
-
 /// Nothing was heard.
 pub fn no_speech(language: Language) -> &'static str {
     match language {

@@ -21,7 +21,7 @@ use time::OffsetDateTime;
 
 use crate::config::{Settings, StoreKind};
 use crate::domain::{CallSid, ConversationMode, LeadId};
-use crate::qualification::{Lead, LeadStore, LeadStoreError};
+use crate::qualification::Lead;
 pub use rows::{LeadRow, WriteOp};
 
 /// Why a store operation failed. Messages never carry caller data (PostgREST's `details`, which
@@ -319,20 +319,5 @@ impl Store for AnyStore {
     }
     async fn health(&self) -> Result<(), StoreError> {
         delegate!(self, "health", s => s.health())
-    }
-}
-
-/// Every store serves the qualification machine.
-impl<S: Store> LeadStore for S {
-    async fn load_lead(&self, id: LeadId) -> Result<Option<Lead>, LeadStoreError> {
-        self.get_lead(id)
-            .await
-            .map_err(|e| LeadStoreError(e.to_string()))
-    }
-
-    async fn save_lead(&self, lead: &Lead) -> Result<(), LeadStoreError> {
-        self.upsert_lead(lead)
-            .await
-            .map_err(|e| LeadStoreError(e.to_string()))
     }
 }
