@@ -26,10 +26,12 @@
 //! See `docs/ARCHITECTURE.md` for the bird's-eye view and the invariants.
 
 pub mod bridge;
+pub mod calls;
 pub mod cli;
 pub mod config;
 pub mod domain;
 pub mod ivr;
+pub mod lifecycle;
 pub mod locks;
 pub mod metrics;
 pub mod preflight;
@@ -38,6 +40,7 @@ pub mod redact;
 pub mod routes;
 pub mod secrets;
 pub mod startup;
+pub mod state;
 pub mod store;
 pub mod telemetry;
 pub mod text;

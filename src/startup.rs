@@ -6,7 +6,6 @@
 //! every tracked task (calls, flushes) for at most `DRAIN_TIMEOUT_SECS`.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::Router;
@@ -26,16 +25,13 @@ use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::config::Settings;
-use crate::locks::KeyedLocks;
+pub use crate::lifecycle::Lifecycle;
 use crate::metrics::names;
-use crate::routes::{health, media, twilio, vapi};
+use crate::routes::{error, health, media, twilio, vapi};
+pub use crate::state::AppState;
 use crate::store::{AnyStore, OpenError};
 use crate::telemetry;
 use crate::twilio::WebhookAuth;
-use crate::twilio::stream_token::StreamTokens;
-use crate::vapi::VapiAuth;
-use crate::vapi::client::{CREATE_CALL_DEADLINE, VapiClient};
-use tokio::sync::Semaphore;
 
 /// Largest Twilio webhook body (they are a few KiB); larger gets 413.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
@@ -50,83 +46,6 @@ pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 pub const MAX_HEADER_BUFFER: usize = 16 * 1024;
 
 static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
-
-/// Shutdown signal and the tasks that must finish before the process exits.
-#[derive(Debug, Clone, Default)]
-pub struct Lifecycle {
-    shutdown: CancellationToken,
-    hard_stop: CancellationToken,
-    tasks: TaskTracker,
-}
-
-impl Lifecycle {
-    /// Cancelled when the process starts to shut down; every long-lived task selects on it.
-    pub fn shutdown_token(&self) -> CancellationToken {
-        self.shutdown.clone()
-    }
-
-    /// Tasks spawned here are waited for (up to the drain timeout) before the process exits.
-    pub fn tracker(&self) -> &TaskTracker {
-        &self.tasks
-    }
-
-    /// Cancelled when the drain timeout is over: live calls must end now.
-    pub fn hard_stop_token(&self) -> CancellationToken {
-        self.hard_stop.clone()
-    }
-
-    pub fn is_draining(&self) -> bool {
-        self.shutdown.is_cancelled()
-    }
-
-    /// Starts the shutdown.
-    pub fn shutdown(&self) {
-        self.shutdown.cancel();
-    }
-}
-
-/// What every handler can reach.
-#[derive(Debug, Clone)]
-pub struct AppState {
-    pub settings: Arc<Settings>,
-    pub lifecycle: Lifecycle,
-    pub store: AnyStore,
-    pub twilio_auth: WebhookAuth,
-    pub vapi_auth: VapiAuth,
-    /// Per-call and per-lead locks (`call:<sid>`, `lead:<id>`).
-    pub locks: Arc<KeyedLocks>,
-    /// Set when Vapi is configured (`VAPI_PRIVATE_KEY` and `VAPI_ASSISTANT_ID`).
-    pub vapi: Option<VapiClient>,
-    /// One permit per bridged call (`MAX_CONCURRENT_CALLS`).
-    pub call_permits: Arc<Semaphore>,
-    /// Issues and checks the token that ties a Media Stream to its call.
-    pub stream_tokens: StreamTokens,
-}
-
-impl AppState {
-    pub fn new(settings: Settings, store: AnyStore, lifecycle: Lifecycle) -> Self {
-        let vapi = match (&settings.vapi.private_key, &settings.vapi.assistant_id) {
-            (Some(key), Some(assistant)) => Some(VapiClient::new(
-                settings.vapi.base_url.as_str(),
-                key.clone(),
-                assistant.clone(),
-                CREATE_CALL_DEADLINE,
-            )),
-            _ => None,
-        };
-        Self {
-            twilio_auth: WebhookAuth::from_settings(&settings),
-            vapi_auth: VapiAuth::from_settings(&settings),
-            call_permits: Arc::new(Semaphore::new(settings.max_concurrent_calls)),
-            stream_tokens: StreamTokens::new(settings.twilio.auth_token.as_ref()),
-            vapi,
-            settings: Arc::new(settings),
-            lifecycle,
-            store,
-            locks: Arc::default(),
-        }
-    }
-}
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
@@ -270,7 +189,7 @@ impl Application {
                 still_running = lifecycle.tracker().len(),
                 "drain timeout reached: ending the calls still live"
             );
-            lifecycle.hard_stop.cancel();
+            lifecycle.stop_now();
             // Calls hang up promptly once told; do not wait for ever on a stuck one.
             let _ = tokio::time::timeout(Duration::from_secs(2), lifecycle.tracker().wait()).await;
         }
@@ -359,6 +278,8 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(small)
         .merge(large)
+        // Failures are logged inside the request's Sentry scope (route tag, call context).
+        .route_layer(middleware::from_fn(error::log_failures))
         .route_layer(middleware::from_fn(record_metrics))
         .fallback(not_found)
         .with_state(state)

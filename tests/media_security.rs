@@ -230,10 +230,16 @@ async fn forged_starts_are_refused_without_a_vapi_call_or_a_row_change() {
     )
     .await;
     wait_for(|| vapi.creates() == 1).await;
-    assert_eq!(
-        row(&app, &b).await.fields.vapi_call_id.as_deref(),
-        Some("vapi-call-1")
-    );
+    // The bridge records the Vapi call once its socket is open.
+    let mut recorded = None;
+    for _ in 0..100 {
+        recorded = row(&app, &b).await.fields.vapi_call_id;
+        if recorded.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(recorded.as_deref(), Some("vapi-call-1"));
     // Replaying B's handshake and start while the call is live: refused, B's row untouched.
     refused(
         &app,

@@ -4,7 +4,9 @@
 //! its current step.
 
 use std::sync::{Arc, OnceLock};
+
 use std::time::{Duration, Instant};
+use tokio::sync::Semaphore;
 
 use axum::extract::ws::WebSocket;
 use futures_util::{SinkExt as _, StreamExt as _};
@@ -13,13 +15,64 @@ use tokio_tungstenite::{Connector, MaybeTlsStream, WebSocketStream};
 
 use super::leg::{self, Fault, Leg};
 use super::relay::{Ending, WsFrame, relay};
+use crate::calls::BridgeCapacity;
+use crate::config::{Environment, Settings};
 use crate::domain::{CallSid, ConversationMode};
+use crate::lifecycle::Lifecycle;
 use crate::metrics::names;
-use crate::startup::AppState;
-use crate::store::{CallUpdate, Store as _};
+use crate::store::{AnyStore, CallUpdate, Store as _};
 use crate::twilio::media::{MediaFrame, StreamStart};
-use crate::twilio::stream_token::{self, StreamClaim};
+use crate::twilio::stream_token::{self, StreamClaim, StreamTokens};
 use crate::vapi::client::{CallContext, CreateCallError, VapiClient};
+
+/// What a bridged call needs from the application, and nothing more.
+#[derive(Debug, Clone)]
+pub struct Bridge {
+    pub store: AnyStore,
+    /// Set when Vapi is configured (`VAPI_PRIVATE_KEY` and `VAPI_ASSISTANT_ID`).
+    pub vapi: Option<VapiClient>,
+    /// Issues and checks the token that ties a Media Stream to its call.
+    pub stream_tokens: StreamTokens,
+    /// One permit per bridged call (`MAX_CONCURRENT_CALLS`).
+    pub call_permits: Arc<Semaphore>,
+    /// `TWILIO_ACCOUNT_SID`: a stream from another account is refused.
+    pub account_sid: Option<String>,
+    /// Production: Vapi's socket only over `wss://`.
+    pub require_tls: bool,
+    pub lifecycle: Lifecycle,
+}
+
+impl Bridge {
+    pub fn new(settings: &Settings, store: AnyStore, lifecycle: Lifecycle) -> Self {
+        let vapi = match (&settings.vapi.private_key, &settings.vapi.assistant_id) {
+            (Some(key), Some(assistant)) => Some(VapiClient::new(
+                settings.vapi.base_url.as_str(),
+                key.clone(),
+                assistant.clone(),
+                crate::vapi::client::CREATE_CALL_DEADLINE,
+            )),
+            _ => None,
+        };
+        Self {
+            store,
+            vapi,
+            stream_tokens: StreamTokens::new(settings.twilio.auth_token.as_ref()),
+            call_permits: Arc::new(Semaphore::new(settings.max_concurrent_calls)),
+            account_sid: settings.twilio.account_sid.clone(),
+            require_tls: settings.environment == Environment::Production,
+            lifecycle,
+        }
+    }
+
+    /// What decides whether a new call is bridged, as of now.
+    pub fn capacity(&self) -> BridgeCapacity {
+        BridgeCapacity {
+            vapi_configured: self.vapi.is_some(),
+            draining: self.lifecycle.is_draining(),
+            permit_free: self.call_permits.available_permits() > 0,
+        }
+    }
+}
 
 /// How long Twilio has to send `start` after the socket opens.
 pub const START_TIMEOUT: Duration = Duration::from_secs(5);
@@ -58,7 +111,7 @@ async fn read_start(socket: &mut TwilioSocket) -> Option<StreamStart> {
         .flatten()
 }
 
-async fn record(state: &AppState, sid: &CallSid, edit: impl FnOnce(&mut CallUpdate)) {
+async fn record(state: &Bridge, sid: &CallSid, edit: impl FnOnce(&mut CallUpdate)) {
     let mut update = CallUpdate::new(sid.clone());
     edit(&mut update);
     if let Err(error) = state.store.upsert_call(&update).await {
@@ -96,12 +149,7 @@ async fn refuse(mut socket: TwilioSocket, reason: &'static str) {
 const CLOSE_WAIT: Duration = Duration::from_secs(2);
 
 /// Closes the Twilio stream so Twilio asks `/twilio/stream-ended`, which continues in the IVR.
-async fn fall_back(
-    state: &AppState,
-    mut socket: TwilioSocket,
-    sid: &CallSid,
-    reason: &'static str,
-) {
+async fn fall_back(state: &Bridge, mut socket: TwilioSocket, sid: &CallSid, reason: &'static str) {
     metrics::counter!(names::BRIDGE_FAILURES, "reason" => reason).increment(1);
     tracing::warn!(reason, "bridge unavailable; the call continues in the IVR");
     record(state, sid, |u| {
@@ -118,7 +166,7 @@ const ENDED_STATUSES: &[&str] = &["completed", "busy", "failed", "no-answer", "c
 /// Admits a stream only when its token is genuine, unexpired and unused, it names the call the
 /// token was issued for, it comes from our account, and that call is waiting for a bridge. The
 /// single use is recorded in the store (one key per call), so it holds across instances.
-async fn admit(state: &AppState, start: &StreamStart) -> Result<StreamClaim, &'static str> {
+async fn admit(state: &Bridge, start: &StreamStart) -> Result<StreamClaim, &'static str> {
     let token = start
         .custom_parameters
         .get(stream_token::PARAMETER)
@@ -131,8 +179,8 @@ async fn admit(state: &AppState, start: &StreamStart) -> Result<StreamClaim, &'s
         return Err("call_mismatch");
     }
     let claimed = [
-        ("call_sid", claim.call_sid.to_string()),
-        ("lead_id", claim.lead_id.to_string()),
+        (stream_token::CALL_SID_PARAMETER, claim.call_sid.to_string()),
+        (stream_token::LEAD_ID_PARAMETER, claim.lead_id.to_string()),
     ];
     for (name, value) in claimed {
         if start
@@ -143,7 +191,7 @@ async fn admit(state: &AppState, start: &StreamStart) -> Result<StreamClaim, &'s
             return Err("call_mismatch");
         }
     }
-    if let Some(ours) = &state.settings.twilio.account_sid {
+    if let Some(ours) = &state.account_sid {
         if start.account_sid.as_deref() != Some(ours.as_str()) {
             return Err("wrong_account");
         }
@@ -254,7 +302,7 @@ fn log_create_error(error: &CreateCallError) {
 }
 
 /// Runs one bridged call from the upgraded Twilio socket to its end.
-pub async fn run(state: AppState, socket: WebSocket) {
+pub async fn run(state: Bridge, socket: WebSocket) {
     let mut socket = Leg::new(socket);
     let Some(start) = read_start(&mut socket).await else {
         return refuse(socket, "no_start").await;
@@ -289,7 +337,7 @@ pub async fn run(state: AppState, socket: WebSocket) {
             return fall_back(&state, socket, &sid, error.reason()).await;
         }
     };
-    let require_tls = state.settings.environment == crate::config::Environment::Production;
+    let require_tls = state.require_tls;
     let mut vapi_socket = match connect(&vapi, &created.websocket_url, require_tls, deadline).await
     {
         Ok(vapi_socket) => vapi_socket,

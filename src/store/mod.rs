@@ -321,3 +321,78 @@ impl Store for AnyStore {
         delegate!(self, "health", s => s.health())
     }
 }
+
+#[derive(Debug, serde::Serialize)]
+pub struct StoreHealth {
+    pub kind: &'static str,
+    /// Writes can be made durable (SQLite, or the outbox in front of Supabase).
+    pub ok: bool,
+    /// Why not, as an error kind (`unavailable`, `timeout`, `rejected` …); never caller data.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<&'static str>,
+    /// With Supabase: whether it answers, and how many writes wait in the outbox. An unreachable
+    /// Supabase does not make the instance unready: writes queue durably.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub supabase: Option<RemoteHealth>,
+}
+
+#[derive(Debug, serde::Serialize)]
+pub struct RemoteHealth {
+    pub ok: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<&'static str>,
+    pub outbox_depth: Option<usize>,
+    /// Age in seconds of the oldest write waiting for Supabase.
+    pub outbox_oldest_age_secs: Option<u64>,
+    /// `READYZ_MAX_OUTBOX_AGE_SECS`: past it the instance reports unready.
+    pub outbox_max_age_secs: u64,
+    /// The outbox has been stuck longer than the bound.
+    pub outbox_stale: bool,
+}
+
+impl StoreHealth {
+    /// Writes can be made durable and the outbox is not stuck.
+    pub fn ready(&self) -> bool {
+        self.ok && !self.supabase.as_ref().is_some_and(|s| s.outbox_stale)
+    }
+}
+
+impl AnyStore {
+    /// What `/readyz` reports of the store: whether writes can be made durable, and with Supabase
+    /// whether it answers and how old the outbox's oldest write is (`max_outbox_age` is
+    /// `READYZ_MAX_OUTBOX_AGE_SECS`: past it the instance is unready).
+    pub async fn readiness(&self, max_outbox_age: std::time::Duration) -> StoreHealth {
+        let health = self.health().await;
+        if let Err(error) = &health {
+            tracing::warn!(%error, "store not ready");
+        }
+        let supabase = match self {
+            AnyStore::Sqlite(_) => None,
+            AnyStore::Supabase(outbox) => {
+                let remote = outbox.remote_health().await;
+                let oldest = outbox.oldest_age().await.ok().flatten();
+                let too_old = oldest.is_some_and(|age| age > max_outbox_age);
+                if too_old {
+                    tracing::warn!(
+                        max_age_secs = max_outbox_age.as_secs(),
+                        "outbox older than READYZ_MAX_OUTBOX_AGE_SECS; reporting unready"
+                    );
+                }
+                Some(RemoteHealth {
+                    ok: remote.is_ok(),
+                    error: remote.err().map(|e| e.kind()),
+                    outbox_depth: outbox.depth().await.ok(),
+                    outbox_oldest_age_secs: oldest.map(|a| a.as_secs()),
+                    outbox_max_age_secs: max_outbox_age.as_secs(),
+                    outbox_stale: too_old,
+                })
+            }
+        };
+        StoreHealth {
+            kind: self.kind(),
+            ok: health.is_ok(),
+            error: health.err().map(|e| e.kind()),
+            supabase,
+        }
+    }
+}

@@ -1,4 +1,5 @@
-//! Twilio: request signatures, TwiML, and the verified-webhook extractor every Twilio route uses.
+//! Twilio: request signatures, TwiML, Media Stream frames and tokens, and the extractors that
+//! authenticate every Twilio request (webhooks and the Media Stream handshake).
 
 pub mod media;
 pub mod signature;
@@ -6,4 +7,4 @@ pub mod stream_token;
 pub mod twiml;
 pub mod webhook;
 
-pub use webhook::{TwilioForm, TwilioRejection, WebhookAuth};
+pub use webhook::{TwilioAuth, TwilioForm, TwilioHandshake, TwilioRejection, WebhookAuth};

@@ -28,6 +28,19 @@ use crate::domain::{CallSid, LeadId};
 
 /// The `<Parameter>` name of the token.
 pub const PARAMETER: &str = "token";
+/// The `<Parameter>` names of the call and its lead (informative: the token is what is trusted).
+pub const CALL_SID_PARAMETER: &str = "call_sid";
+pub const LEAD_ID_PARAMETER: &str = "lead_id";
+
+/// The `<Stream>` parameters of a bridged call, in the order `/twilio/voice` renders them; the
+/// session reads them back from `start.customParameters` by the same names.
+pub fn parameters(call_sid: &CallSid, lead_id: LeadId, token: String) -> Vec<(String, String)> {
+    vec![
+        (LEAD_ID_PARAMETER.to_owned(), lead_id.to_string()),
+        (CALL_SID_PARAMETER.to_owned(), call_sid.to_string()),
+        (PARAMETER.to_owned(), token),
+    ]
+}
 
 /// How long a token is accepted after `/twilio/voice` rendered it. Twilio opens the stream within a
 /// second or two; the margin covers clock differences between instances.

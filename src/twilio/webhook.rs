@@ -1,16 +1,19 @@
-//! The one place Twilio webhooks are authenticated: [`TwilioForm`] reads the raw body, checks the
-//! content type, rebuilds the public URL Twilio signed, verifies `X-Twilio-Signature` per
-//! environment (DESIGN §5), and only then decodes the form.
+//! The one place Twilio requests are authenticated, by two extractors over one policy
+//! ([`TwilioAuth`]): [`TwilioForm`] (webhooks) reads the raw body, checks the content type,
+//! rebuilds the public URL Twilio signed, verifies `X-Twilio-Signature` per environment
+//! (DESIGN §5), and only then decodes the form; [`TwilioHandshake`] verifies the Media Stream's
+//! opening request over its `wss://` URL. A refusal is counted and logged here, once, and becomes
+//! a [`TwilioRejection`] response.
 
 use axum::body::Bytes;
-use axum::extract::{FromRequest, OriginalUri, Request};
+use axum::extract::{FromRef, FromRequest, FromRequestParts, OriginalUri, Request};
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use secrecy::{ExposeSecret, SecretString};
 
 use super::signature::{self, SignatureError};
 use crate::config::{Environment, PublicBaseUrl, Settings};
-use crate::startup::AppState;
 
 /// How this instance authenticates Twilio, decided once at startup.
 #[derive(Debug, Clone)]
@@ -32,6 +35,78 @@ impl WebhookAuth {
                 WebhookAuth::Enforce(settings.twilio.auth_token.clone())
             }
         }
+    }
+}
+
+/// The Twilio signature policy and the public URL requests are signed over: the state both
+/// extractors take (through `FromRef`).
+#[derive(Debug, Clone)]
+pub struct TwilioAuth {
+    pub policy: WebhookAuth,
+    pub public_base_url: Option<PublicBaseUrl>,
+}
+
+impl TwilioAuth {
+    pub fn from_settings(settings: &Settings) -> Self {
+        Self {
+            policy: WebhookAuth::from_settings(settings),
+            public_base_url: settings.public_base_url.clone(),
+        }
+    }
+
+    /// Verifies `X-Twilio-Signature` over `url` and `params`; counts and logs a refusal.
+    fn verify(
+        &self,
+        headers: &HeaderMap,
+        url: impl FnOnce() -> String,
+        params: &[(String, String)],
+        what: &'static str,
+    ) -> Result<(), TwilioRejection> {
+        match &self.policy {
+            WebhookAuth::Bypass(_) => Ok(()),
+            WebhookAuth::Enforce(None) => {
+                reject("no_token");
+                tracing::error!(
+                    request = what,
+                    "TWILIO_AUTH_TOKEN is not set: Twilio requests cannot be verified"
+                );
+                Err(TwilioRejection::NoToken)
+            }
+            WebhookAuth::Enforce(Some(token)) => {
+                let url = url();
+                let header = headers
+                    .get("x-twilio-signature")
+                    .and_then(|v| v.to_str().ok());
+                signature::verify_form(token.expose_secret(), &url, params, header).map_err(
+                    |error| {
+                        reject(error.reason());
+                        // The URL checked helps operators fix PUBLIC_BASE_URL; the token never
+                        // shows.
+                        tracing::warn!(checked_url = %url, reason = error.reason(), request = what, "Twilio signature refused");
+                        match error {
+                            SignatureError::Missing => TwilioRejection::MissingSignature,
+                            _ => TwilioRejection::InvalidSignature,
+                        }
+                    },
+                )?;
+                Ok(())
+            }
+        }
+    }
+
+    /// The `wss://` URL Twilio signed for a Media Stream handshake.
+    fn stream_url(&self, headers: &HeaderMap, target: &str) -> String {
+        if let Some(base) = &self.public_base_url {
+            return base.websocket(target);
+        }
+        let http = public_url(None, headers, target);
+        http.strip_prefix("https://")
+            .map(|rest| format!("wss://{rest}"))
+            .or_else(|| {
+                http.strip_prefix("http://")
+                    .map(|rest| format!("ws://{rest}"))
+            })
+            .unwrap_or(http)
     }
 }
 
@@ -151,10 +226,26 @@ fn reject(reason: &'static str) {
         .increment(1);
 }
 
-impl FromRequest<AppState> for TwilioForm {
+/// The request target exactly as received (before any nesting rewrote it).
+fn raw_target(parts: &Parts) -> String {
+    parts
+        .extensions
+        .get::<OriginalUri>()
+        .map_or(&parts.uri, |o| &o.0)
+        .path_and_query()
+        .map_or("/", |pq| pq.as_str())
+        .to_owned()
+}
+
+impl<S> FromRequest<S> for TwilioForm
+where
+    TwilioAuth: FromRef<S>,
+    S: Send + Sync,
+{
     type Rejection = TwilioRejection;
 
-    async fn from_request(request: Request, state: &AppState) -> Result<Self, Self::Rejection> {
+    async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let auth = TwilioAuth::from_ref(state);
         let (parts, body) = request.into_parts();
         if !is_form(&parts.headers) {
             reject("unsupported_media_type");
@@ -169,51 +260,46 @@ impl FromRequest<AppState> for TwilioForm {
                     TwilioRejection::BadBody
                 }
             })?;
-        // The request target exactly as received (before any nesting rewrote it).
-        let target = parts
-            .extensions
-            .get::<OriginalUri>()
-            .map_or(&parts.uri, |o| &o.0)
-            .path_and_query()
-            .map_or("/", |pq| pq.as_str())
-            .to_owned();
+        let target = raw_target(&parts);
         let params = decode(&bytes);
-        match &state.twilio_auth {
-            WebhookAuth::Bypass(_) => {}
-            WebhookAuth::Enforce(None) => {
-                reject("no_token");
-                tracing::error!("TWILIO_AUTH_TOKEN is not set: Twilio requests cannot be verified");
-                return Err(TwilioRejection::NoToken);
-            }
-            WebhookAuth::Enforce(Some(token)) => {
-                let url = public_url(
-                    state.settings.public_base_url.as_ref(),
-                    &parts.headers,
-                    &target,
-                );
-                let header = parts
-                    .headers
-                    .get("x-twilio-signature")
-                    .and_then(|v| v.to_str().ok());
-                if let Err(error) =
-                    signature::verify_form(token.expose_secret(), &url, &params, header)
-                {
-                    reject(error.reason());
-                    // The URL checked helps operators fix PUBLIC_BASE_URL; the token never shows.
-                    tracing::warn!(checked_url = %url, reason = error.reason(), "Twilio signature refused");
-                    return Err(match error {
-                        SignatureError::Missing => TwilioRejection::MissingSignature,
-                        _ => TwilioRejection::InvalidSignature,
-                    });
-                }
-            }
-        }
+        let base = auth.public_base_url.as_ref();
+        auth.verify(
+            &parts.headers,
+            || public_url(base, &parts.headers, &target),
+            &params,
+            "webhook",
+        )?;
         let query = parts
             .uri
             .query()
             .map(|q| decode(q.as_bytes()))
             .unwrap_or_default();
         Ok(TwilioForm { params, query })
+    }
+}
+
+/// A verified Media Stream handshake: `X-Twilio-Signature` over the `wss://` URL (no parameters),
+/// checked before the upgrade is answered.
+#[derive(Debug, Clone, Copy)]
+pub struct TwilioHandshake;
+
+impl<S> FromRequestParts<S> for TwilioHandshake
+where
+    TwilioAuth: FromRef<S>,
+    S: Send + Sync,
+{
+    type Rejection = TwilioRejection;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let auth = TwilioAuth::from_ref(state);
+        let target = raw_target(parts);
+        auth.verify(
+            &parts.headers,
+            || auth.stream_url(&parts.headers, &target),
+            &[],
+            "media stream handshake",
+        )?;
+        Ok(TwilioHandshake)
     }
 }
 

@@ -7,13 +7,11 @@
 use serde_json::{Value, json};
 
 use super::messages::{CallEnd, CallRef, TOOL_NAME, ToolCall};
+use crate::calls::{Calls, Change, NewCall, StatusReport};
 use crate::config::Settings;
-use crate::domain::{CallSid, LeadId, PhoneNumber};
-use crate::ivr::{
-    TERMINAL_RANK, abandon_if_incomplete, call_status_key, finish_call, lead_key, status_rank,
-};
-use crate::locks::KeyedLocks;
-use crate::qualification::{Lead, Speaker, Turn, machine, prompts};
+use crate::domain::{CallSid, ConversationMode, LeadId};
+use crate::metrics::Progress;
+use crate::qualification::{Lead, Speaker, machine};
 use crate::store::{AnyStore, CallUpdate, Store, StoreError};
 
 /// The lead a message is about: by Vapi call id, then `variableValues.lead_id`, then the Twilio
@@ -69,39 +67,50 @@ fn error_result(id: &str, error: &str) -> Value {
 
 /// `tool-calls`: one result per call, in order; errors as `results[].error` (Vapi ignores non-200).
 pub async fn tool_calls(
-    store: &AnyStore,
-    locks: &KeyedLocks,
+    calls: &Calls,
     call: &CallRef,
-    calls: &[ToolCall],
+    tool_calls: &[ToolCall],
 ) -> Result<Value, StoreError> {
-    let found = find_lead(store, call).await?;
-    // The IVR and status callbacks may touch the same lead: one change at a time, on fresh data.
-    let _lead_lock = match &found {
-        Some(lead) => Some(locks.lock(&lead_key(lead.id)).await),
-        None => None,
+    let results = match find_lead(calls.store(), call).await? {
+        Some(found) => {
+            calls
+                .change_lead(found, |lead| apply_tool_calls(lead, tool_calls))
+                .await?
+        }
+        None => tool_calls
+            .iter()
+            .map(|tool_call| {
+                if tool_call.name == TOOL_NAME {
+                    error_result(
+                        &tool_call.id,
+                        "unknown lead: no call, lead_id or CallSid of this call is known",
+                    )
+                } else {
+                    unknown_tool(&tool_call.id)
+                }
+            })
+            .collect(),
     };
-    let mut lead = match found {
-        Some(lead) => Some(store.get_lead(lead.id).await?.unwrap_or(lead)),
-        None => None,
-    };
+    Ok(json!({ "results": results }))
+}
+
+fn unknown_tool(id: &str) -> Value {
+    error_result(
+        id,
+        &format!("unknown tool; this server handles {TOOL_NAME}"),
+    )
+}
+
+/// Applies each tool call to the freshest lead, in order; a replayed one gets its stored result.
+fn apply_tool_calls(lead: &mut Lead, tool_calls: &[ToolCall]) -> Change<Vec<Value>> {
     let mut changed = false;
     let mut progress = Vec::new();
-    let mut results = Vec::with_capacity(calls.len());
-    for tool_call in calls {
+    let mut results = Vec::with_capacity(tool_calls.len());
+    for tool_call in tool_calls {
         if tool_call.name != TOOL_NAME {
-            results.push(error_result(
-                &tool_call.id,
-                &format!("unknown tool; this server handles {TOOL_NAME}"),
-            ));
+            results.push(unknown_tool(&tool_call.id));
             continue;
         }
-        let Some(lead) = lead.as_mut() else {
-            results.push(error_result(
-                &tool_call.id,
-                "unknown lead: no call, lead_id or CallSid of this call is known",
-            ));
-            continue;
-        };
         if let Some(result) = replayed(lead, &tool_call.id) {
             results.push(json!({ "toolCallId": tool_call.id, "result": result }));
             continue;
@@ -120,35 +129,28 @@ pub async fn tool_calls(
             reponse = %crate::redact::Personal(answer),
             "Vapi tool call processed"
         );
-        progress.push(crate::metrics::Progress::of(asked, lead, &outcome));
-        // serde_json writes no line breaks: the one-line string Vapi requires.
-        let result =
-            serde_json::to_string(&outcome).map_err(|e| StoreError::Local(e.to_string()))?;
-        let len = lead.conversation.len();
+        progress.push(Progress::of(asked, lead, &outcome));
+        // serde_json writes no line breaks: the one-line string Vapi requires. An `Outcome` always
+        // serialises; should it not, the tool call gets an error and nothing is claimed done.
+        let Ok(result) = serde_json::to_string(&outcome) else {
+            results.push(error_result(&tool_call.id, "internal error"));
+            continue;
+        };
         if let [.., caller, myriam] = &mut lead.conversation[..] {
             caller.tool_call_id = Some(tool_call.id.clone());
             myriam.tool_call_id = Some(tool_call.id.clone());
             myriam.result = Some(result.clone());
         }
-        debug_assert!(len >= 2);
         changed = true;
         results.push(json!({ "toolCallId": tool_call.id, "result": result }));
     }
-    if changed {
-        if let Some(lead) = &lead {
-            store.upsert_lead(lead).await?;
-        }
-    }
-    progress
-        .into_iter()
-        .for_each(crate::metrics::Progress::record);
-    Ok(json!({ "results": results }))
+    Change::new(results).saved_if(changed).counting(progress)
 }
 
 /// `assistant-request` (numbers owned by Vapi): a lead (and a call when the CallSid is known), then
 /// the assistant with the lead id in `variableValues`.
 pub async fn assistant_request(
-    store: &AnyStore,
+    calls: &Calls,
     settings: &Settings,
     call: &CallRef,
 ) -> Result<Value, StoreError> {
@@ -157,33 +159,21 @@ pub async fn assistant_request(
             "error": "Désolée, notre réceptionniste n'est pas disponible pour le moment. Merci de rappeler plus tard."
         }));
     };
-    let lead = if let Some(lead) = find_lead(store, call).await? {
+    let lead = if let Some(lead) = find_lead(calls.store(), call).await? {
         lead
     } else {
-        let offered = call
-            .customer_number
-            .as_deref()
-            .and_then(|n| PhoneNumber::try_from(n).ok());
-        let mut lead = Lead::new(LeadId::new()).with_offered_phone(offered);
-        lead.conversation.push(Turn::myriam(
-            lead.current_field(),
-            prompts::opening(lead.language),
-        ));
-        store.upsert_lead(&lead).await?;
-        if let Some(sid) = call
-            .twilio_call_sid
-            .as_deref()
-            .and_then(|s| CallSid::try_from(s).ok())
-        {
-            let mut update = CallUpdate::new(sid);
-            update.lead_id = Some(lead.id);
-            update.vapi_call_id.clone_from(&call.vapi_call_id);
-            update.from_number.clone_from(&call.customer_number);
-            update.mode = Some(crate::domain::ConversationMode::Bridge);
-            update.direction = Some("inbound".to_owned());
-            store.upsert_call(&update).await?;
-        }
-        lead
+        let new = NewCall {
+            call_sid: call
+                .twilio_call_sid
+                .as_deref()
+                .and_then(|s| CallSid::try_from(s).ok()),
+            from: call.customer_number.clone(),
+            direction: Some("inbound".to_owned()),
+            mode: Some(ConversationMode::Bridge),
+            vapi_call_id: call.vapi_call_id.clone(),
+            ..NewCall::default()
+        };
+        calls.start(&new).await?
     };
     Ok(json!({
         "assistantId": assistant_id,
@@ -219,66 +209,34 @@ async fn call_sid_of(store: &AnyStore, call: &CallRef) -> Result<Option<CallSid>
         .and_then(|s| CallSid::try_from(s).ok()))
 }
 
-async fn end_lead_if_incomplete(
-    store: &AnyStore,
-    locks: &KeyedLocks,
-    call: &CallRef,
-) -> Result<(), StoreError> {
-    if let Some(lead) = find_lead(store, call).await? {
-        abandon_if_incomplete(store, locks, lead).await?;
-    }
-    Ok(())
-}
-
 /// `status-update` and `end-of-call-report`: update the call; an ended call with an incomplete lead
-/// makes it `abandonne`.
+/// makes it `abandonne`. A Twilio call the bridge handed to the IVR goes on after Vapi's side ends:
+/// its end is Twilio's status callback's to report.
 pub async fn call_update(
-    store: &AnyStore,
-    locks: &KeyedLocks,
+    calls: &Calls,
     call: &CallRef,
     status: Option<&str>,
     end: &CallEnd,
 ) -> Result<Value, StoreError> {
-    let Some(sid) = call_sid_of(store, call).await? else {
+    let Some(sid) = call_sid_of(calls.store(), call).await? else {
         tracing::debug!("Vapi call update for a call this gateway does not know");
         return Ok(json!({}));
     };
-    let _call_lock = locks.lock(&call_status_key(&sid)).await;
-    let current = store.get_call(&sid).await?;
-    let current_rank = current
-        .as_ref()
-        .and_then(|c| c.fields.status.as_deref())
-        .map_or(0, status_rank);
-    let mut update = CallUpdate::new(sid.clone());
+    let mut update = CallUpdate::new(sid);
     update.vapi_call_id.clone_from(&call.vapi_call_id);
-    if let Some(status) = status.map(twilio_status) {
-        if status_rank(status) >= current_rank {
-            update.status = Some(status.to_owned());
-        }
-    }
     update.ended_reason.clone_from(&end.ended_reason);
     update.duration = end.duration_seconds;
     update.transcript.clone_from(&end.transcript);
     update.recording_url.clone_from(&end.recording_url);
-    store.upsert_call(&update).await?;
-    // A Twilio call the bridge handed to the IVR goes on after Vapi's side ends: its end is
-    // Twilio's status callback's to report.
-    let handed_to_ivr =
-        current.as_ref().and_then(|c| c.fields.mode) == Some(crate::domain::ConversationMode::Ivr);
-    let ended = (status == Some("ended") || end.ended_reason.is_some()) && !handed_to_ivr;
-    if ended {
-        if current_rank == TERMINAL_RANK {
-            end_lead_if_incomplete(store, locks, call).await?;
-        } else {
-            if update.status.is_none() {
-                // An end-of-call-report without a status still ends the call.
-                let mut ended = CallUpdate::new(sid.clone());
-                ended.status = Some("completed".to_owned());
-                store.upsert_call(&ended).await?;
-            }
-            let mode = current.as_ref().and_then(|c| c.fields.mode);
-            finish_call(store, locks, &sid, mode, false).await?;
-        }
-    }
+    calls
+        .report_status(StatusReport {
+            update,
+            status: status.map(|s| twilio_status(s).to_owned()),
+            ends_call: status == Some("ended") || end.ended_reason.is_some(),
+            from_bridged_side: true,
+            failed: false,
+            idempotency_key: None,
+        })
+        .await?;
     Ok(json!({}))
 }

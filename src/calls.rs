@@ -1,0 +1,323 @@
+//! One call lifecycle for both ways the gateway talks to a caller (its own IVR and the Vapi
+//! assistant): creating a call's lead, applying answers to it, moving the call's status, finishing
+//! the call, the lock keys every path shares, and whether a new call is bridged.
+//!
+//! The IVR ([`crate::ivr`]) and Vapi's Server URL ([`crate::vapi::server`]) speak different
+//! protocols but change leads and calls only through here, so both follow the same rules: one
+//! change of a lead at a time, made on fresh data; a call status never moves backwards; a call is
+//! counted as ended exactly once, and an unfinished lead is then marked `abandonne`.
+
+use std::sync::Arc;
+
+use tokio::sync::OwnedMutexGuard;
+
+use crate::config::{CallMode, PublicBaseUrl, Settings};
+use crate::domain::{CallSid, ConversationMode, LeadId, LeadStatus, PhoneNumber};
+use crate::locks::KeyedLocks;
+use crate::metrics::{CallOutcome, Progress};
+use crate::qualification::{Lead, Turn, prompts};
+use crate::store::{AnyStore, CallUpdate, Store as _, StoreError};
+use crate::twilio::stream_token::StreamTokens;
+
+/// The lock key of a lead: every path that changes a lead takes it.
+pub fn lead_key(id: LeadId) -> String {
+    format!("lead:{id}")
+}
+
+/// The lock key of a call's creation and routing (`/twilio/voice` and its retries).
+pub fn call_key(sid: &CallSid) -> String {
+    format!("call:{sid}")
+}
+
+/// The lock key every path that moves a call's status takes (Twilio status callbacks and Vapi
+/// call updates), so that a call is counted as ended exactly once.
+pub fn call_status_key(sid: &CallSid) -> String {
+    format!("call-status:{sid}")
+}
+
+/// Status progression: a report never moves a call back to an earlier status.
+pub fn status_rank(status: &str) -> u8 {
+    match status {
+        "initiated" => 1,
+        "ringing" => 2,
+        "in-progress" | "answered" => 3,
+        "completed" | "busy" | "failed" | "no-answer" | "canceled" => TERMINAL_RANK,
+        // queued, and anything Twilio adds later: lowest, so it never overrides a known status.
+        _ => 0,
+    }
+}
+
+/// The rank of the statuses that end a call.
+pub const TERMINAL_RANK: u8 = 4;
+
+/// Whether `status` ends a call.
+pub fn is_terminal(status: &str) -> bool {
+    status_rank(status) == TERMINAL_RANK
+}
+
+/// Where a bridged call's audio goes: the `<Stream url>`, the `<Connect action>`, and what issues
+/// the stream's token.
+#[derive(Debug, Clone)]
+pub struct BridgeTarget {
+    pub stream_url: String,
+    pub action_url: String,
+    pub tokens: StreamTokens,
+}
+
+/// What decides whether a new call is bridged to Vapi.
+#[derive(Debug, Clone, Copy)]
+pub struct BridgeCapacity {
+    /// `VAPI_PRIVATE_KEY` and `VAPI_ASSISTANT_ID` are set.
+    pub vapi_configured: bool,
+    /// The instance is shutting down.
+    pub draining: bool,
+    /// A call permit is free (`MAX_CONCURRENT_CALLS`).
+    pub permit_free: bool,
+}
+
+/// Bridge to Vapi when `CALL_MODE` allows it, Vapi and `PUBLIC_BASE_URL` are configured, the
+/// instance is not draining and a call permit is free; otherwise the IVR answers.
+pub fn bridge_target(
+    settings: &Settings,
+    capacity: BridgeCapacity,
+    tokens: &StreamTokens,
+) -> Option<BridgeTarget> {
+    if settings.call_mode == CallMode::Ivr {
+        return None;
+    }
+    let base: &PublicBaseUrl = settings.public_base_url.as_ref()?;
+    if !capacity.vapi_configured || capacity.draining || !capacity.permit_free {
+        return None;
+    }
+    Some(BridgeTarget {
+        stream_url: base.websocket("/twilio/media"),
+        action_url: base.join("/twilio/stream-ended"),
+        tokens: tokens.clone(),
+    })
+}
+
+/// A call the gateway learns of: its row's first columns.
+#[derive(Debug, Clone, Default)]
+pub struct NewCall {
+    /// Unknown for a Vapi-owned number that does not say which Twilio call it is.
+    pub call_sid: Option<CallSid>,
+    pub from: Option<String>,
+    pub to: Option<String>,
+    pub direction: Option<String>,
+    pub status: Option<String>,
+    pub mode: Option<ConversationMode>,
+    pub vapi_call_id: Option<String>,
+}
+
+/// A status report about a call, from Twilio or from Vapi.
+#[derive(Debug, Clone)]
+pub struct StatusReport {
+    /// The columns to write besides the status (duration, recording, transcript …).
+    pub update: CallUpdate,
+    /// The new status in Twilio's words; written only if it does not move the call backwards.
+    pub status: Option<String>,
+    /// This report ends the call.
+    pub ends_call: bool,
+    /// The report comes from the bridged side (Vapi): it does not end a call the IVR took over,
+    /// whose end is Twilio's to report.
+    pub from_bridged_side: bool,
+    /// The call failed (Twilio `failed`): counted as an error whatever the lead says.
+    pub failed: bool,
+    /// Reports that may be delivered twice carry a key; a repeated key changes nothing.
+    pub idempotency_key: Option<String>,
+}
+
+/// The lifecycle operations over a store, with this instance's locks. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Calls {
+    store: AnyStore,
+    locks: Arc<KeyedLocks>,
+}
+
+impl Calls {
+    pub fn new(store: AnyStore, locks: Arc<KeyedLocks>) -> Self {
+        Self { store, locks }
+    }
+
+    pub fn store(&self) -> &AnyStore {
+        &self.store
+    }
+
+    /// Holds the creation and routing of a call (a retried `/twilio/voice` waits for the first).
+    pub async fn lock_call(&self, sid: &CallSid) -> OwnedMutexGuard<()> {
+        self.locks.lock(&call_key(sid)).await
+    }
+
+    /// A new lead for a new call, with Myriam's opening line and the caller ID offered as the
+    /// number to confirm, and the call's row pointing at it.
+    pub async fn start(&self, call: &NewCall) -> Result<Lead, StoreError> {
+        let offered = call
+            .from
+            .as_deref()
+            .and_then(|f| PhoneNumber::try_from(f).ok());
+        let mut lead = Lead::new(LeadId::new()).with_offered_phone(offered);
+        let opening = prompts::opening(lead.language);
+        lead.conversation
+            .push(Turn::myriam(lead.current_field(), opening));
+        self.store.upsert_lead(&lead).await?;
+        if let Some(sid) = &call.call_sid {
+            let mut update = CallUpdate::new(sid.clone());
+            update.lead_id = Some(lead.id);
+            update.from_number.clone_from(&call.from);
+            update.to_number.clone_from(&call.to);
+            update.direction.clone_from(&call.direction);
+            update.status.clone_from(&call.status);
+            update.mode = call.mode;
+            update.vapi_call_id.clone_from(&call.vapi_call_id);
+            self.store.upsert_call(&update).await?;
+        }
+        Ok(lead)
+    }
+
+    /// Runs `change` on the freshest copy of `found` under the lead's lock. `change` returns its
+    /// answer, whether the lead must be saved, and the qualification progress it made, which is
+    /// counted once the lead is saved (so a retried request is not counted twice).
+    pub async fn change_lead<R>(
+        &self,
+        found: Lead,
+        change: impl FnOnce(&mut Lead) -> Change<R>,
+    ) -> Result<R, StoreError> {
+        let _lead_lock = self.locks.lock(&lead_key(found.id)).await;
+        let mut lead = self.store.get_lead(found.id).await?.unwrap_or(found);
+        let Change {
+            answer,
+            save,
+            progress,
+        } = change(&mut lead);
+        if save {
+            self.store.upsert_lead(&lead).await?;
+        }
+        progress.into_iter().for_each(Progress::record);
+        Ok(answer)
+    }
+
+    /// Marks the lead `abandonne` unless it is already qualified or abandoned, under its lock;
+    /// returns the lead's final status.
+    pub async fn abandon_if_incomplete(&self, lead: Lead) -> Result<LeadStatus, StoreError> {
+        self.change_lead(lead, |lead| {
+            let save = !lead.status.is_final();
+            if save {
+                lead.status = LeadStatus::Abandonne;
+            }
+            Change::new(lead.status).saved_if(save)
+        })
+        .await
+    }
+
+    /// Records a status report: the status never moves backwards; the first report that ends the
+    /// call marks an incomplete lead `abandonne` and counts the call in
+    /// `myriam_calls_total{mode,outcome}`; later ones only settle the lead again.
+    pub async fn report_status(&self, report: StatusReport) -> Result<(), StoreError> {
+        let sid = report.update.call_sid.clone();
+        let _call_lock = self.locks.lock(&call_status_key(&sid)).await;
+        if let Some(key) = &report.idempotency_key {
+            if self.store.event_processed(key).await? {
+                return Ok(());
+            }
+        }
+        let current = self.store.get_call(&sid).await?;
+        let current_rank = current
+            .as_ref()
+            .and_then(|c| c.fields.status.as_deref())
+            .map_or(0, status_rank);
+        let mode = current.as_ref().and_then(|c| c.fields.mode);
+        let mut update = report.update;
+        if let Some(status) = report.status {
+            if status_rank(&status) >= current_rank {
+                update.status = Some(status);
+            }
+        }
+        let ends =
+            report.ends_call && !(report.from_bridged_side && mode == Some(ConversationMode::Ivr));
+        if ends && current_rank < TERMINAL_RANK && update.status.is_none() {
+            // A report that ends the call without a status (Vapi's end-of-call report).
+            update.status = Some("completed".to_owned());
+        }
+        self.store.upsert_call(&update).await?;
+        if ends {
+            let lead = self.store.find_lead_by_call(&sid).await?;
+            if current_rank == TERMINAL_RANK {
+                // Already ended (a duplicate or a later report): the lead is settled, the call
+                // counted.
+                if let Some(lead) = lead {
+                    self.abandon_if_incomplete(lead).await?;
+                }
+            } else {
+                let status = match lead {
+                    Some(lead) => Some(self.abandon_if_incomplete(lead).await?),
+                    None => None,
+                };
+                let outcome = match status {
+                    _ if report.failed => CallOutcome::Error,
+                    None => CallOutcome::Error,
+                    Some(LeadStatus::Qualifie) => CallOutcome::Qualifie,
+                    Some(_) => CallOutcome::Abandonne,
+                };
+                crate::metrics::call_ended(mode.unwrap_or(ConversationMode::Ivr), outcome);
+            }
+        }
+        if let Some(key) = &report.idempotency_key {
+            self.store.record_event(key).await?;
+        }
+        Ok(())
+    }
+}
+
+/// What a change of a lead decided: its answer, whether to save, the progress to count.
+#[derive(Debug)]
+pub struct Change<R> {
+    pub answer: R,
+    pub save: bool,
+    pub progress: Vec<Progress>,
+}
+
+impl<R> Change<R> {
+    /// Nothing to save (a retry, a replay, a silence).
+    pub fn new(answer: R) -> Self {
+        Self {
+            answer,
+            save: false,
+            progress: Vec::new(),
+        }
+    }
+
+    #[must_use]
+    pub fn saved_if(mut self, save: bool) -> Self {
+        self.save = save;
+        self
+    }
+
+    #[must_use]
+    pub fn counting(mut self, progress: Vec<Progress>) -> Self {
+        self.progress = progress;
+        self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statuses_rank_forward_only() {
+        assert!(status_rank("ringing") > status_rank("initiated"));
+        assert!(status_rank("in-progress") > status_rank("ringing"));
+        for ended in ["completed", "busy", "failed", "no-answer", "canceled"] {
+            assert!(is_terminal(ended), "{ended}");
+        }
+        assert_eq!(status_rank("queued"), 0);
+        assert_eq!(status_rank("something-new"), 0);
+    }
+
+    #[test]
+    fn lock_keys_do_not_collide() {
+        let sid = CallSid::try_from("CA0123456789abcdef0123456789abcdef").unwrap();
+        assert_ne!(call_key(&sid), call_status_key(&sid));
+        assert!(lead_key(LeadId::new()).starts_with("lead:"));
+    }
+}

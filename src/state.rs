@@ -1,0 +1,61 @@
+//! What the handlers can reach: the application state, and the substates the extractors and the
+//! Media Stream take from it (`FromRef`), so each part depends only on what it uses.
+
+use std::sync::Arc;
+
+use axum::extract::FromRef;
+
+use crate::bridge::session::Bridge;
+use crate::calls::Calls;
+use crate::config::Settings;
+use crate::lifecycle::Lifecycle;
+use crate::locks::KeyedLocks;
+use crate::store::AnyStore;
+use crate::twilio::TwilioAuth;
+use crate::vapi::VapiAuth;
+
+#[derive(Debug, Clone)]
+pub struct AppState {
+    pub settings: Arc<Settings>,
+    pub lifecycle: Lifecycle,
+    pub store: AnyStore,
+    /// The call lifecycle over the store, with this instance's per-call and per-lead locks.
+    pub calls: Calls,
+    pub twilio_auth: TwilioAuth,
+    pub vapi_auth: VapiAuth,
+    /// What bridged calls need (Vapi client, call permits, stream tokens).
+    pub bridge: Bridge,
+}
+
+impl AppState {
+    pub fn new(settings: Settings, store: AnyStore, lifecycle: Lifecycle) -> Self {
+        let locks = Arc::new(KeyedLocks::default());
+        Self {
+            twilio_auth: TwilioAuth::from_settings(&settings),
+            vapi_auth: VapiAuth::from_settings(&settings),
+            bridge: Bridge::new(&settings, store.clone(), lifecycle.clone()),
+            calls: Calls::new(store.clone(), locks),
+            settings: Arc::new(settings),
+            lifecycle,
+            store,
+        }
+    }
+}
+
+impl FromRef<AppState> for TwilioAuth {
+    fn from_ref(state: &AppState) -> Self {
+        state.twilio_auth.clone()
+    }
+}
+
+impl FromRef<AppState> for VapiAuth {
+    fn from_ref(state: &AppState) -> Self {
+        state.vapi_auth.clone()
+    }
+}
+
+impl FromRef<AppState> for Bridge {
+    fn from_ref(state: &AppState) -> Self {
+        state.bridge.clone()
+    }
+}
