@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Proves that scripts/install-tools.sh works on a stock Debian 12 (bookworm) machine: builds a fresh
-# Debian 12 root with debootstrap (required + important packages, what a minimal Debian install has;
+# Proves that scripts/install-tools.sh works on a stock Debian machine (12 by default, 13 with
+# SUITE=trixie): builds a fresh Debian root with debootstrap (required + important packages, what a minimal Debian install has;
 # no Python, no pip, no PostgreSQL, no Node.js), copies the repository's tracked files into it,
 # chroots in as root and runs scripts/install-tools.sh, then checks what it installed actually
 # works: check-jsonschema from the project's .venv lints the workflows, a throwaway PostgreSQL cluster
@@ -9,7 +9,11 @@
 #
 # Usage (as root): scripts/fresh-machine-check.sh
 # Environment:
-#   MIRROR      Debian mirror (default: the bookworm source apt already uses on this machine, from
+#   SUITE       bookworm (Debian 12, default: PostgreSQL 15) or trixie (Debian 13: PostgreSQL 17)
+#   RUN_TESTS=1 also run, inside the root and against its PostgreSQL, scripts/check-migrations.sh and
+#               the store tests (tests/store.rs, built here first with `cargo test --no-run`; the
+#               root gets this build's target/debug read-only, Rust itself is not installed there)
+#   MIRROR      Debian mirror (default: the Debian archive apt already uses on this machine, from
 #               /etc/apt/sources.list and /etc/apt/sources.list.d/*)
 #   FRESH_DIR   where the root is built (default: a new directory under ${TMPDIR:-/var/tmp})
 #   KEEP=1      keep the root afterwards (default: it is unmounted and deleted)
@@ -20,6 +24,12 @@ log() { printf 'fresh-machine: %s\n' "$*"; }
 die() { log "error: $*" >&2; exit 1; }
 
 [ "$(id -u)" = 0 ] || die "run as root (debootstrap and chroot need it)"
+SUITE=${SUITE:-bookworm}
+case $SUITE in
+  bookworm) VERSION=12 ;;
+  trixie) VERSION=13 ;;
+  *) die "SUITE must be bookworm or trixie" ;;
+esac
 
 # The Debian mirror this machine's apt already uses for bookworm (deb822 .sources or one-line .list).
 configured_mirror() {
@@ -41,6 +51,7 @@ configured_mirror() {
 }
 MIRROR=${MIRROR:-$(configured_mirror | head -n 1)}
 [ -n "$MIRROR" ] || die "no bookworm source in /etc/apt/sources.list*; set MIRROR"
+# The same archive serves every Debian release (a bookworm host's mirror serves trixie too).
 
 if ! command -v debootstrap >/dev/null 2>&1; then
   log "installing debootstrap"
@@ -48,7 +59,7 @@ if ! command -v debootstrap >/dev/null 2>&1; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq debootstrap >/dev/null
 fi
 
-FRESH=${FRESH_DIR:-$(mktemp -d "${TMPDIR:-/var/tmp}/myriam-fresh-debian12.XXXXXX")}
+FRESH=${FRESH_DIR:-$(mktemp -d "${TMPDIR:-/var/tmp}/myriam-fresh-debian$VERSION.XXXXXX")}
 mkdir -p "$FRESH"
 # The root's "/" must be traversable by its unprivileged users (_apt, postgres, nobody); mktemp -d
 # makes it 0700.
@@ -63,6 +74,8 @@ cleanup() {
   # Any process the check left in the root (none expected: the cluster is stopped).
   if [ "${KEEP:-0}" = 1 ]; then
     log "kept the root in $FRESH"
+  elif grep -q " ${FRESH}[/ ]" /proc/mounts; then
+    log "something is still mounted under $FRESH; not deleting it"
   else
     rm -rf --one-file-system "$FRESH"
   fi
@@ -70,14 +83,14 @@ cleanup() {
 trap cleanup EXIT
 
 t0=$(date +%s)
-log "debootstrap bookworm into $FRESH from $MIRROR"
+log "debootstrap $SUITE (Debian $VERSION) into $FRESH from $MIRROR"
 [ ! -e "$FRESH/etc/debian_version" ] || die "$FRESH already holds a root; the check needs a fresh one"
-debootstrap --arch=amd64 bookworm "$FRESH" "$MIRROR" >"$FRESH.debootstrap.log" 2>&1 \
+debootstrap --arch=amd64 "$SUITE" "$FRESH" "$MIRROR" >"$FRESH.debootstrap.log" 2>&1 \
   || { tail -n 30 "$FRESH.debootstrap.log" >&2; die "debootstrap failed (log: $FRESH.debootstrap.log)"; }
 rm -f "$FRESH.debootstrap.log"
 t1=$(date +%s)
 base_packages=$(chroot "$FRESH" dpkg-query -W -f '${Package}\n' | sort)
-log "Debian 12 root ready in $((t1 - t0)) s: $(wc -l <<<"$base_packages") packages, $(du -sh --one-file-system "$FRESH" | cut -f1)"
+log "Debian $VERSION root ready in $((t1 - t0)) s: $(wc -l <<<"$base_packages") packages, $(du -sh --one-file-system "$FRESH" | cut -f1)"
 for tool in python3 pip3 psql node npm gcc make cargo; do
   if chroot "$FRESH" sh -c "command -v $tool" >/dev/null 2>&1; then
     log "  $tool: present in the stock root"
@@ -110,20 +123,23 @@ for m in proc sys dev dev/pts; do
   MOUNTS+=("$FRESH/$m")
 done
 
-# The repository as a clone would have it: the tracked files (working-tree content), nothing ignored.
-mkdir -p "$FRESH/src/myriam"
-git -C "$ROOT" ls-files -z | tar -C "$ROOT" --null -T - -cf - | tar -C "$FRESH/src/myriam" -xf -
-chmod 755 "$FRESH/src" "$FRESH/src/myriam"
+# The repository as a clone would have it: the tracked files (working-tree content), nothing ignored,
+# at the same path as here (test binaries built here name their sources by absolute path).
+REPO="$FRESH$ROOT"
+mkdir -p "$REPO"
+git -C "$ROOT" ls-files -z | tar -C "$ROOT" --null -T - -cf - | tar -C "$REPO" -xf -
+d=$REPO
+while [ "$d" != "$FRESH" ]; do chmod 755 "$d"; d=$(dirname "$d"); done
 
 in_root() {
   chroot "$FRESH" /usr/bin/env -i HOME=/root LANG=C.UTF-8 \
     PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
-    bash -c "cd /src/myriam && $1"
+    bash -c "cd '$ROOT' && $1"
 }
 
 log "running scripts/install-tools.sh in the root"
 t2=$(date +%s)
-in_root 'bash scripts/install-tools.sh' || die "scripts/install-tools.sh failed in a fresh Debian 12"
+in_root 'bash scripts/install-tools.sh' || die "scripts/install-tools.sh failed in a fresh Debian $VERSION"
 t3=$(date +%s)
 log "install-tools.sh succeeded in $((t3 - t2)) s"
 log "second run (idempotent, installs nothing):"
@@ -150,4 +166,25 @@ in_root 'export MYRIAM_PG_DIR=$(mktemp -d) MYRIAM_PG_PORT=54399
   status=$?
   bash scripts/local-pg.sh stop
   exit $status'
-log "PASS: a fresh Debian 12 root got everything make test needs beyond Rust in $((t3 - t2)) s (debootstrap $((t1 - t0)) s)"
+if [ "${RUN_TESTS:-0}" = 1 ]; then
+  log "running scripts/check-migrations.sh in the root"
+  in_root 'bash scripts/check-migrations.sh'
+  t4=$(date +%s)
+  target=${CARGO_TARGET_DIR:-$ROOT/target}
+  store_bin=$(cd "$ROOT" && cargo test --locked --test store --no-run 2>&1 \
+    | sed -n 's/.*Executable tests\/store.rs (\(.*\))$/\1/p' | tail -n 1)
+  [ -n "$store_bin" ] || die "could not build tests/store.rs"
+  case $store_bin in /*) ;; *) store_bin="$ROOT/$store_bin" ;; esac
+  mkdir -p "$FRESH$target/debug"
+  mount --bind "$target/debug" "$FRESH$target/debug"
+  mount -o remount,bind,ro "$FRESH$target/debug"
+  MOUNTS+=("$FRESH$target/debug")
+  log "running the store tests (${store_bin#"$ROOT/"}) in the root against its PostgreSQL"
+  in_root "export MYRIAM_TEST_PG_DIR=\$(mktemp -d) MYRIAM_TEST_PG_PORT=54398
+    chmod 755 \"\$MYRIAM_TEST_PG_DIR\"
+    '$store_bin' --test-threads=2; status=\$?
+    MYRIAM_PG_DIR=\"\$MYRIAM_TEST_PG_DIR\" MYRIAM_PG_PORT=54398 bash scripts/local-pg.sh stop
+    exit \$status" || die "the store tests failed in Debian $VERSION"
+  log "store tests passed in the root in $(($(date +%s) - t4)) s"
+fi
+log "PASS: a fresh Debian $VERSION root got everything make test needs beyond Rust in $((t3 - t2)) s (debootstrap $((t1 - t0)) s)"
