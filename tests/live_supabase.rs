@@ -17,6 +17,12 @@
 //!    absence), drops the schema with `cascade`, and reloads PostgREST again.
 //!
 //! `psql` comes from the PostgreSQL server binaries `scripts/install-tools.sh` installs.
+//!
+//! To exercise this path without a hosted project, point it at the local stack:
+//! `scripts/supabase-local.sh start`, export what `scripts/supabase-local.sh env` prints, and
+//! `SUPABASE_DB_URL=postgres://postgres@127.0.0.1:<MYRIAM_PG_PORT>/myriam` (PostgREST 12 reads
+//! `pgrst.db_schemas` from the database: `db-config` is on by default; that hosted Supabase honours
+//! it too is an assumption this test has not been able to check).
 
 mod helpers;
 
