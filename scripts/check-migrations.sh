@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Applies supabase/migrations to a throwaway PostgreSQL 15 cluster and asserts the schema's
+# Applies supabase/migrations to a throwaway PostgreSQL cluster (15, 16 or 17) and asserts the schema's
 # security model and behaviour, then proves up/down/up with supabase/rollbacks.
 # Run from anywhere (preflight runs it from the repo root). Prints one line per check.
 #
@@ -74,8 +74,8 @@ COUNT=$(migrations | grep -c . || true)
 [ "$COUNT" -gt 0 ] || { echo "migrations: none in supabase/migrations, nothing to check"; exit 0; }
 
 # --- cluster and first application -------------------------------------------------------------
-bash "$LOCAL_PG" start >"$LOG" 2>&1 || abort "start PostgreSQL 15 on 127.0.0.1:$MYRIAM_PG_PORT"
-ok "PostgreSQL 15 cluster on 127.0.0.1:$MYRIAM_PG_PORT with Supabase roles"
+bash "$LOCAL_PG" start >"$LOG" 2>&1 || abort "start PostgreSQL on 127.0.0.1:$MYRIAM_PG_PORT"
+ok "PostgreSQL cluster on 127.0.0.1:$MYRIAM_PG_PORT with Supabase roles"
 bash "$LOCAL_PG" createdb "$DB" >"$LOG" 2>&1 || abort "apply migrations to a fresh database"
 ok "$COUNT migration(s) applied, one transaction each"
 

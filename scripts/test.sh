@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# `make test`: the whole suite against real services. Starts a throwaway PostgreSQL 15 cluster with
+# `make test`: the whole suite against real services. Starts a throwaway PostgreSQL (15, 16 or 17) cluster with
 # Supabase's roles (each store test creates its own database and starts its own PostgREST through
 # tests/helpers/supabase.rs), runs `cargo test`, and stops and removes the cluster whatever happens.
 # Extra arguments go to `cargo test`.
@@ -23,4 +23,18 @@ trap cleanup EXIT
 
 pg start
 bash scripts/install-postgrest.sh >/dev/null
-cargo test --locked "$@"
+# The output streams as usual and is kept, so the summary can count the live tests that were
+# skipped (tests/helpers/live.rs prints one `SKIPPED <test>: <reason>` line each). A failure still
+# fails: the exit status is cargo's.
+TEST_LOG=$(mktemp "${TMPDIR:-/tmp}/myriam-test-log.XXXXXX")
+trap 'cleanup; rm -f "$TEST_LOG"' EXIT
+set +e
+cargo test --locked "$@" 2>&1 | tee "$TEST_LOG"
+status=${PIPESTATUS[0]}
+set -e
+# Not anchored: with tests running in parallel, a SKIPPED line can follow another test's `test … `.
+skips=$(grep -oE 'SKIPPED live_[A-Za-z0-9_]+::[A-Za-z0-9_]+: .*' "$TEST_LOG" | sort -u || true)
+echo
+echo "test.sh: $(grep -c . <<<"$skips" || true) live test(s) skipped (hosted Vapi / Supabase)"
+[ -z "$skips" ] || sed 's/^/  /' <<<"$skips"
+exit "$status"

@@ -252,19 +252,61 @@ async fn stored_lead(
     })
 }
 
+/// The key `simulate` signs with, and how to say so: `TWILIO_AUTH_TOKEN` (when usable), else the development key
+/// a development gateway using the same database directory generated (see [`crate::dev_token`]),
+/// else none (unsigned).
+fn signing_key(
+    source: &EnvSource,
+    database: Option<&std::path::Path>,
+) -> anyhow::Result<(Option<String>, String)> {
+    // Judged as the gateway judges it: a placeholder (`.env.example`'s) or malformed value is
+    // ignored in development, so the gateway is using its development key.
+    let check = crate::secrets::check_var(
+        crate::secrets::spec("TWILIO_AUTH_TOKEN"),
+        source,
+        crate::config::Environment::Development,
+        &crate::secrets::Skips::none(),
+    );
+    if check.status == crate::secrets::Status::Present {
+        if let Some(token) = source.get("TWILIO_AUTH_TOKEN") {
+            return Ok((
+                Some(token.trim().to_owned()),
+                "signed with TWILIO_AUTH_TOKEN".to_owned(),
+            ));
+        }
+    }
+    let database = database.map_or_else(
+        || {
+            std::path::PathBuf::from(
+                source
+                    .get("DATABASE_PATH")
+                    .filter(|p| !p.trim().is_empty())
+                    .unwrap_or("data/myriam.db"),
+            )
+        },
+        std::path::Path::to_path_buf,
+    );
+    let path = crate::dev_token::path_for(&database);
+    Ok(match crate::dev_token::read(&path)? {
+        Some(key) => (
+            Some(key),
+            format!("signed with the development key in {}", path.display()),
+        ),
+        None => (None, "unsigned".to_owned()),
+    })
+}
+
 /// Plays a whole call against a running gateway, as Twilio would, and returns the dialogue and the
 /// stored lead.
 pub async fn simulate(sim: &Simulation) -> anyhow::Result<String> {
     let source = EnvSource::load(std::path::Path::new(".env"), false)?;
     let base = sim.base_url.trim_end_matches('/').to_owned();
+    let (token, signed_with) = signing_key(&source, sim.database.as_deref())?;
     let twilio = FakeTwilio {
         client: reqwest::Client::builder()
             .timeout(Duration::from_secs(15))
             .build()?,
-        token: source
-            .get("TWILIO_AUTH_TOKEN")
-            .filter(|t| !t.trim().is_empty())
-            .map(|t| t.trim().to_owned()),
+        token,
         public: sim
             .public_url
             .as_deref()
@@ -282,13 +324,7 @@ pub async fn simulate(sim: &Simulation) -> anyhow::Result<String> {
     let _ = writeln!(
         out,
         "simulated call {} from {} ({})",
-        twilio.call_sid,
-        sim.script.from,
-        if twilio.token.is_some() {
-            "signed with TWILIO_AUTH_TOKEN"
-        } else {
-            "unsigned"
-        }
+        twilio.call_sid, sim.script.from, signed_with
     );
     let mut twiml = twilio
         .post(

@@ -8,6 +8,7 @@
 //!
 //! - [`config`]: `Environment`, typed [`config::Settings`] with secrets as `SecretString`, the
 //!   runtime secrets guard.
+//! - [`dev_token`]: the development-only Twilio signing key that lets `make run` take a call.
 //! - [`secrets`]: the one catalogue of environment variables, read by `config` and `check_secrets`.
 //! - [`startup`]: [`startup::Application`]: router, listeners (port 0 in tests), shutdown and drain.
 //! - [`telemetry`]: tracing, Sentry, the Prometheus recorder.
@@ -29,6 +30,7 @@ pub mod bridge;
 pub mod calls;
 pub mod cli;
 pub mod config;
+pub mod dev_token;
 pub mod domain;
 pub mod ivr;
 pub mod lifecycle;

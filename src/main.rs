@@ -164,10 +164,19 @@ fn simulate(args: SimulateArgs) -> ExitCode {
 
 fn serve() -> ExitCode {
     // Settings first: a refused start prints names only, before any logging exists.
-    let settings = match Settings::load() {
+    let mut settings = match Settings::load() {
         Ok(settings) => settings,
         Err(error) => {
             eprintln!("myriam: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    // Development without TWILIO_AUTH_TOKEN: a generated, development-only signing key (never in
+    // production, whose guard has already refused a missing token).
+    let dev_key = match myriam::dev_token::apply(&mut settings) {
+        Ok(path) => path,
+        Err(error) => {
+            eprintln!("myriam: cannot create the development Twilio signing key: {error}");
             return ExitCode::FAILURE;
         }
     };
@@ -181,6 +190,13 @@ fn serve() -> ExitCode {
     };
     for warning in &settings.warnings {
         tracing::warn!(environment = %settings.environment, "{warning}");
+    }
+    if let Some(path) = &dev_key {
+        tracing::warn!(
+            environment = %settings.environment,
+            key_file = %path.display(),
+            "TWILIO_AUTH_TOKEN is not set: Twilio signatures are checked against a generated development-only key (`myriam simulate` run from this directory uses it); production requires TWILIO_AUTH_TOKEN"
+        );
     }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -306,7 +306,7 @@ fn workflow_files(root: &Path) -> Vec<PathBuf> {
 }
 
 /// True when `program --version` runs.
-fn available(program: &str, args: &[&str]) -> bool {
+fn available(program: impl AsRef<std::ffi::OsStr>, args: &[&str]) -> bool {
     Command::new(program)
         .args(args)
         .stdout(Stdio::null())
@@ -315,12 +315,25 @@ fn available(program: &str, args: &[&str]) -> bool {
         .is_ok_and(|s| s.success())
 }
 
+/// `check-jsonschema` from the project-local virtual environment that `scripts/install-tools.sh`
+/// creates (`.venv/`): the checked root's first, then this source tree's (a scratch root in a
+/// temporary directory has none). System pip is "externally managed" on Debian and Ubuntu, so this
+/// is where `make tools` installs it.
+fn venv_check_jsonschema(root: &Path) -> Option<PathBuf> {
+    [root, Path::new(env!("CARGO_MANIFEST_DIR"))]
+        .iter()
+        .map(|dir| dir.join(".venv/bin/check-jsonschema"))
+        .find(|path| available(path, &["--version"]))
+}
+
 fn workflows(o: &Options) -> Outcome {
     let files = workflow_files(&o.root);
     if files.is_empty() {
         return Outcome::Fail("no .github/workflows/*.yml to check".to_owned());
     }
-    let mut cmd = if available("check-jsonschema", &["--version"]) {
+    let mut cmd = if let Some(venv) = venv_check_jsonschema(&o.root) {
+        Command::new(venv)
+    } else if available("check-jsonschema", &["--version"]) {
         Command::new("check-jsonschema")
     } else if available("python3", &["-m", "check_jsonschema", "--version"]) {
         let mut cmd = Command::new("python3");
@@ -328,8 +341,7 @@ fn workflows(o: &Options) -> Outcome {
         cmd
     } else {
         return Outcome::Fail(
-            "check-jsonschema is not installed (python3 -m pip install check-jsonschema, or `make tools`)"
-                .to_owned(),
+            "check-jsonschema is not installed (`make tools` puts it in .venv/)".to_owned(),
         );
     };
     cmd.args(["--builtin-schema", "vendor.github-workflows"])

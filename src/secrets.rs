@@ -190,7 +190,7 @@ pub static CATALOGUE: &[VarSpec] = &[
         secret: true,
         shape: Shape::TwilioAuthToken,
         default: None,
-        meaning: "key of the X-Twilio-Signature HMAC",
+        meaning: "key of the X-Twilio-Signature HMAC; unset in development, a generated development-only key (dev-twilio-auth-token next to DATABASE_PATH) is used",
     },
     VarSpec {
         name: "BP_TWILIO_TEST_MODE",

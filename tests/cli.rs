@@ -229,3 +229,133 @@ fn simulate_plays_a_whole_call_against_a_running_gateway() {
     assert_eq!(lead["urgence"], false);
     assert_no_part_of(TOKEN, &out.all(), "simulate output");
 }
+
+/// Starts the gateway the way `make run` does (`ENVIRONMENT=development myriam serve`, nothing else
+/// configured, run from `dir`), on a free port; returns the process and its address.
+fn make_run_gateway(dir: &std::path::Path) -> (std::process::Child, String) {
+    let mut server = bin(BIN, dir)
+        .arg("serve")
+        .env("ENVIRONMENT", "development")
+        .env("BIND_ADDR", "127.0.0.1:0")
+        .env("LOG_FORMAT", "json")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut addr = None;
+    let mut log = String::new();
+    for line in BufReader::new(server.stdout.take().unwrap()).lines() {
+        let line = line.unwrap();
+        log.push_str(&line);
+        log.push('\n');
+        let v: serde_json::Value = serde_json::from_str(&line).unwrap_or_default();
+        if v["fields"]["message"] == "myriam listening" {
+            addr = v["fields"]["addr"].as_str().map(str::to_owned);
+            break;
+        }
+    }
+    let addr = addr.unwrap_or_else(|| panic!("gateway did not start:\n{log}"));
+    assert!(
+        log.contains("dev-twilio-auth-token"),
+        "the log names the development key's file:\n{log}"
+    );
+    let key = std::fs::read_to_string(dir.join("data/dev-twilio-auth-token")).unwrap();
+    assert_no_part_of(key.trim(), &log, "gateway log");
+    (server, addr)
+}
+
+/// A raw, unsigned form POST; the whole response.
+fn post_unsigned(addr: &str, path: &str, body: &str) -> String {
+    use std::io::{Read as _, Write as _};
+    let mut tcp = std::net::TcpStream::connect(addr).unwrap();
+    write!(
+        tcp,
+        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut response = String::new();
+    tcp.read_to_string(&mut response).unwrap();
+    response
+}
+
+#[test]
+fn make_run_then_the_documented_simulate_takes_a_whole_signed_call() {
+    let dir = tempfile::tempdir().unwrap();
+    // A newcomer who copied .env.example: its placeholder token is ignored by both sides.
+    std::fs::write(
+        dir.path().join(".env"),
+        "TWILIO_AUTH_TOKEN=your_twilio_auth_token\n",
+    )
+    .unwrap();
+    let (mut server, addr) = make_run_gateway(dir.path());
+    let base = format!("http://{addr}");
+    // Signatures are still checked in development: an unsigned webhook is refused.
+    let unsigned = post_unsigned(
+        &addr,
+        "/twilio/voice",
+        "CallSid=CA00000000000000000000000000000001",
+    );
+    // The documented command (README, "On a fresh machine"), from the same directory, no variables.
+    let out = run(bin(BIN, dir.path()).args(["simulate", "--base-url", &base]));
+    let _ = server.kill();
+    let _ = server.wait();
+    assert!(unsigned.starts_with("HTTP/1.1 401"), "{unsigned}");
+    assert_eq!(out.code, Some(0), "{}", out.all());
+    assert!(
+        out.stdout.contains(&format!(
+            "(signed with the development key in {})",
+            std::path::Path::new("data")
+                .join("dev-twilio-auth-token")
+                .display()
+        )),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout.contains("Caller: oui c'est urgent\nMyriam: "),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout.contains("stored lead (sqlite store):"),
+        "{}",
+        out.stdout
+    );
+    let json = &out.stdout[out.stdout.find("{\n").unwrap()..];
+    let lead: serde_json::Value = serde_json::from_str(json).unwrap();
+    assert_eq!(lead["status"], "qualifie", "{json}");
+    assert_eq!(lead["telephone"], "+15145550199", "{json}");
+    assert_eq!(
+        lead["adresse_complete"], "4567 boulevard Saint-Laurent Montréal H2X 1Y4",
+        "{json}"
+    );
+    assert_eq!(lead["urgence"], true, "{json}");
+    let key = std::fs::read_to_string(dir.path().join("data/dev-twilio-auth-token")).unwrap();
+    assert_no_part_of(key.trim(), &out.all(), "simulate output");
+}
+
+#[test]
+fn production_ignores_the_development_key_and_still_refuses_without_a_token() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("data")).unwrap();
+    std::fs::write(
+        dir.path().join("data/dev-twilio-auth-token"),
+        "0123456789abcdef0123456789abcdef\n",
+    )
+    .unwrap();
+    let out = run(bin(BIN, dir.path())
+        .arg("serve")
+        .env("ENVIRONMENT", "production")
+        .env("PUBLIC_BASE_URL", "https://myriam.bp-emondage.test")
+        .env("TWILIO_ACCOUNT_SID", "AC0123456789abcdef0123456789abcdef")
+        .env("CALL_MODE", "ivr")
+        .env("STORE", "sqlite")
+        .env("BIND_ADDR", "127.0.0.1:0"));
+    assert_eq!(out.code, Some(1), "{}", out.all());
+    assert!(
+        out.stderr.contains("TWILIO_AUTH_TOKEN: missing"),
+        "{}",
+        out.stderr
+    );
+}

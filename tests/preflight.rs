@@ -195,6 +195,14 @@ fn workflows_step_validates_against_github_schema() {
         out.stdout
     );
 
+    // A stock machine: no user-installed Python or pip tools on PATH. The project-local .venv that
+    // `make tools` creates is found anyway (from the checked root, or this source tree for a
+    // scratch root).
+    let stock = run(bin(BIN, Path::new(ROOT))
+        .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+        .args(["--only", "workflows"]));
+    assert_eq!(stock.code, Some(0), "{}", stock.all());
+
     let dir = tempfile::tempdir().unwrap();
     let workflows = dir.path().join(".github/workflows");
     std::fs::create_dir_all(&workflows).unwrap();

@@ -8,6 +8,11 @@
 //!   20 ms per call (each frame carries its number), and measures when each echoed frame comes back.
 //!   With `--control ws://127.0.0.1:7000/echo` the same clients talk to the echo directly.
 //!
+//! - `loadgen webhook --gateway http://127.0.0.1:8080 --rate 500 --seconds 20 [--gateway-pid PID]`
+//!   loads the Twilio webhooks instead: fresh calls through the speech IVR (`/twilio/voice`, six
+//!   `/twilio/gather`, the status callback), every request signed with `TWILIO_AUTH_TOKEN`, sent on
+//!   an open-loop schedule; latency is measured from each request's scheduled time.
+//!
 //! Reports round-trip latency percentiles, frames lost, and (with `--gateway-pid`) the gateway's
 //! CPU time per call-second and resident memory per live call, read from `/proc`.
 
@@ -27,7 +32,7 @@ use tokio_tungstenite::tungstenite::Message;
 #[derive(Debug, Parser)]
 #[command(
     name = "loadgen",
-    about = "Load for the Twilio ⇄ Vapi bridge (loopback only)"
+    about = "Load for the Twilio ⇄ Vapi bridge and the Twilio webhooks (loopback only)"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -53,6 +58,34 @@ enum Command {
         #[arg(long, default_value_t = 20)]
         seconds: u64,
         /// The gateway's process id, for CPU and memory.
+        #[arg(long)]
+        gateway_pid: Option<u32>,
+    },
+    /// Open-loop webhook load: fresh calls through the speech IVR, every request signed.
+    ///
+    /// Each call is `/twilio/voice`, six `/twilio/gather` answers (the built-in French caller of
+    /// `myriam simulate`) and a `completed` status callback: 8 requests. Requests are sent at fixed
+    /// times (`--rate` per second over `--seconds`) whatever the answers; latency is measured from
+    /// each request's scheduled time, so a slow gateway cannot slow the load down and hide its own
+    /// delay. The signing key is read from `TWILIO_AUTH_TOKEN` and never printed.
+    Webhook {
+        #[arg(long, default_value = "http://127.0.0.1:8080")]
+        gateway: String,
+        /// The URL the gateway checks signatures against (its `PUBLIC_BASE_URL`); default --gateway.
+        #[arg(long)]
+        public_url: Option<String>,
+        /// Requests per second (calls per second = rate / 8).
+        #[arg(long, default_value_t = 100)]
+        rate: u32,
+        #[arg(long, default_value_t = 20)]
+        seconds: u64,
+        /// Time between one call's consecutive requests, in milliseconds (the caller's think time).
+        #[arg(long, default_value_t = 200)]
+        gap_ms: u64,
+        /// `AccountSid` sent with every request (the gateway's `TWILIO_ACCOUNT_SID`).
+        #[arg(long, default_value = "AC0123456789abcdef0123456789abcdef")]
+        account_sid: String,
+        /// The gateway's process id, for CPU per call.
         #[arg(long)]
         gateway_pid: Option<u32>,
     },
@@ -478,5 +511,356 @@ async fn main() -> anyhow::Result<()> {
             seconds,
             gateway_pid,
         } => run(gateway, control, calls, seconds, gateway_pid).await,
+        Command::Webhook {
+            gateway,
+            public_url,
+            rate,
+            seconds,
+            gap_ms,
+            account_sid,
+            gateway_pid,
+        } => {
+            let token = std::env::var("TWILIO_AUTH_TOKEN")
+                .ok()
+                .filter(|t| !t.trim().is_empty())
+                .ok_or_else(|| anyhow::anyhow!("TWILIO_AUTH_TOKEN is not set"))?;
+            let load = webhook::Load {
+                public: public_url
+                    .unwrap_or_else(|| gateway.clone())
+                    .trim_end_matches('/')
+                    .to_owned(),
+                gateway: gateway.trim_end_matches('/').to_owned(),
+                token,
+                account_sid,
+                rate,
+                seconds,
+                gap: Duration::from_millis(gap_ms),
+            };
+            webhook::run(load, gateway_pid).await
+        }
+    }
+}
+
+/// The webhook benchmark: open-loop, signed, fresh calls through the speech IVR.
+mod webhook {
+    use std::fmt::Write as _;
+    use std::time::Duration;
+
+    use myriam::twilio::{signature, twiml};
+    use tokio::time::Instant;
+
+    use super::{is_loopback, percentile, proc_usage, steal_ticks};
+
+    /// Requests per call: `/twilio/voice`, six gathers, the status callback.
+    pub const PER_CALL: u32 = 8;
+
+    #[derive(Debug)]
+    pub struct Load {
+        pub gateway: String,
+        pub public: String,
+        pub token: String,
+        pub account_sid: String,
+        pub rate: u32,
+        pub seconds: u64,
+        pub gap: Duration,
+    }
+
+    /// One request's outcome: latency from its scheduled time, or why it failed.
+    #[derive(Debug, Default)]
+    struct CallOutcome {
+        latencies_us: Vec<u64>,
+        /// Latency per step (0 = voice, 1..=6 gathers, 7 status).
+        by_step_us: Vec<(usize, u64)>,
+        errors: Vec<String>,
+        /// Requests never sent because an earlier one of the call failed.
+        not_sent: u32,
+        completed: bool,
+    }
+
+    /// What Twilio sends with every webhook of a call (a realistic body size and signature cost).
+    fn base_params(sid: &str, account: &str, status: &str) -> Vec<(String, String)> {
+        [
+            ("AccountSid", account),
+            ("ApiVersion", "2010-04-01"),
+            ("CallSid", sid),
+            ("CallStatus", status),
+            ("Called", "+14505550100"),
+            ("CalledCountry", "CA"),
+            ("CalledState", "QC"),
+            ("Caller", "+15145550199"),
+            ("CallerCountry", "CA"),
+            ("CallerState", "QC"),
+            ("Direction", "inbound"),
+            ("From", "+15145550199"),
+            ("FromCity", "MONTREAL"),
+            ("FromCountry", "CA"),
+            ("FromState", "QC"),
+            ("To", "+14505550100"),
+            ("ToCountry", "CA"),
+            ("ToState", "QC"),
+        ]
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect()
+    }
+
+    async fn post(
+        http: &reqwest::Client,
+        load: &Load,
+        target: &str,
+        params: &[(String, String)],
+    ) -> Result<(u16, String), String> {
+        let body = url::form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(params.iter())
+            .finish();
+        let sig = signature::sign(
+            &load.token,
+            &signature::signed_data(&format!("{}{target}", load.public), params),
+        );
+        let response = http
+            .post(format!("{}{target}", load.gateway))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .header("x-twilio-signature", sig)
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| transport_error(&e))?;
+        let status = response.status().as_u16();
+        let text = response.text().await.map_err(|e| transport_error(&e))?;
+        Ok((status, text))
+    }
+
+    /// A client-side failure with its causes (reqwest's own message omits them: timeout, reset…).
+    fn transport_error(error: &reqwest::Error) -> String {
+        let mut text = format!("transport: {error}");
+        let mut source = std::error::Error::source(error);
+        while let Some(cause) = source {
+            text.push_str(": ");
+            text.push_str(&cause.to_string());
+            source = cause.source();
+        }
+        text
+    }
+
+    /// One call on its fixed schedule: request k is due at `start + k × gap`.
+    async fn one_call(
+        http: reqwest::Client,
+        load: std::sync::Arc<Load>,
+        answers: std::sync::Arc<Vec<String>>,
+        start: Instant,
+    ) -> CallOutcome {
+        let sid = format!("CA{}", uuid::Uuid::new_v4().simple());
+        let mut out = CallOutcome::default();
+        let mut target = "/twilio/voice".to_owned();
+        for step in 0..PER_CALL as usize {
+            let due = start + load.gap * u32::try_from(step).unwrap_or(0);
+            tokio::time::sleep_until(due).await;
+            let last = step + 1 == PER_CALL as usize;
+            let mut params = base_params(
+                &sid,
+                &load.account_sid,
+                match step {
+                    0 => "ringing",
+                    _ if last => "completed",
+                    _ => "in-progress",
+                },
+            );
+            if last {
+                "/twilio/status".clone_into(&mut target);
+                params.push(("CallDuration".to_owned(), "95".to_owned()));
+                params.push(("Duration".to_owned(), "2".to_owned()));
+                params.push(("SequenceNumber".to_owned(), "3".to_owned()));
+                params.push((
+                    "Timestamp".to_owned(),
+                    "Tue, 01 Dec 2026 12:00:00 +0000".to_owned(),
+                ));
+            } else if step > 0 {
+                params.push(("SpeechResult".to_owned(), answers[step - 1].clone()));
+                params.push(("Confidence".to_owned(), "0.91".to_owned()));
+                params.push(("Language".to_owned(), "fr-CA".to_owned()));
+            }
+            let result = post(&http, &load, &target, &params).await;
+            let latency = u64::try_from(due.elapsed().as_micros()).unwrap_or(u64::MAX);
+            let failure = match result {
+                Err(error) => Some(error),
+                Ok((status, _)) if !(200..300).contains(&status) => {
+                    Some(format!("{target} answered {status}"))
+                }
+                Ok(_) if last => {
+                    out.completed = true;
+                    None
+                }
+                Ok((_, text)) if step == PER_CALL as usize - 2 => {
+                    // The sixth answer: the lead is confirmed and the call hung up.
+                    (!text.contains("<Hangup"))
+                        .then(|| format!("the last gather did not hang up: {}", text.trim()))
+                }
+                Ok((_, text)) => match twiml::gather_action(&text) {
+                    Some(action) => {
+                        target = action
+                            .strip_prefix(&load.public)
+                            .map_or_else(|| action.clone(), str::to_owned);
+                        None
+                    }
+                    None => Some(format!("step {step}: no <Gather>: {}", text.trim())),
+                },
+            };
+            out.latencies_us.push(latency);
+            out.by_step_us.push((step, latency));
+            if let Some(error) = failure {
+                out.errors.push(error);
+                out.not_sent = PER_CALL - u32::try_from(step).unwrap_or(0) - 1;
+                break;
+            }
+        }
+        out
+    }
+
+    fn ms(us: u64) -> f64 {
+        #[allow(clippy::cast_precision_loss)]
+        let v = us as f64 / 1000.0;
+        v
+    }
+
+    #[allow(clippy::cast_precision_loss)] // report arithmetic on counts far below 2^52
+    #[allow(clippy::too_many_lines)] // one linear script: schedule the calls, collect, report
+    pub async fn run(load: Load, pid: Option<u32>) -> anyhow::Result<()> {
+        anyhow::ensure!(
+            is_loopback(&load.gateway),
+            "load goes to loopback addresses only"
+        );
+        anyhow::ensure!(load.rate > 0, "--rate must be at least 1");
+        let load = std::sync::Arc::new(load);
+        let answers = std::sync::Arc::new(myriam::cli::Script::french().answers);
+        anyhow::ensure!(answers.len() == 6, "the French script has six answers");
+        let calls = u64::from(load.rate) * load.seconds / u64::from(PER_CALL);
+        // A new call every PER_CALL / rate seconds, each sending PER_CALL requests: `rate` per second
+        // once the first calls are under way.
+        let interval = Duration::from_secs_f64(f64::from(PER_CALL) / f64::from(load.rate));
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(10))
+            .tcp_nodelay(true)
+            .build()?;
+        // Warm the connection and the gateway (not measured).
+        let _ = http.get(format!("{}/healthz", load.gateway)).send().await?;
+        let before = pid.and_then(proc_usage);
+        let steal_before = steal_ticks();
+        let t0 = Instant::now() + Duration::from_millis(50);
+        let mut tasks = Vec::with_capacity(usize::try_from(calls).unwrap_or(0));
+        let mut late_starts = 0u64;
+        for n in 0..calls {
+            let start = t0 + interval.mul_f64(n as f64);
+            tokio::time::sleep_until(start).await;
+            if start.elapsed() > Duration::from_millis(5) {
+                late_starts += 1;
+            }
+            tasks.push(tokio::spawn(one_call(
+                http.clone(),
+                load.clone(),
+                answers.clone(),
+                start,
+            )));
+        }
+        let mut latencies = Vec::new();
+        let mut by_step: Vec<Vec<u64>> = vec![Vec::new(); PER_CALL as usize];
+        let (mut errors, mut not_sent, mut completed) = (Vec::new(), 0u64, 0u64);
+        for task in tasks {
+            let o = task.await?;
+            latencies.extend(&o.latencies_us);
+            for (step, l) in o.by_step_us {
+                by_step[step].push(l);
+            }
+            errors.extend(o.errors);
+            not_sent += u64::from(o.not_sent);
+            completed += u64::from(o.completed);
+        }
+        let wall = t0.elapsed();
+        // From the first request's scheduled time to the last one's.
+        let ramp = load.gap * (PER_CALL - 1);
+        let span = interval.mul_f64(calls.saturating_sub(1) as f64) + ramp;
+        let after = pid.and_then(proc_usage);
+        let steal_after = steal_ticks();
+        latencies.sort_unstable();
+        let sent = latencies.len() as u64;
+        let mut report = String::new();
+        let _ = writeln!(
+            report,
+            "webhook load:    {} req/s scheduled for {} s ({calls} calls × {PER_CALL} requests, {} ms between a call's requests), signed, open loop",
+            load.rate,
+            load.seconds,
+            load.gap.as_millis()
+        );
+        let _ = writeln!(
+            report,
+            "requests:        {sent} sent over a {:.1} s schedule ({:.0} req/s; the first and last {:.1} s ramp up and down), all answered within {:.1} s; {} errors, {not_sent} not sent after an error; {late_starts} calls started > 5 ms late (load side behind)",
+            span.as_secs_f64(),
+            sent as f64 / span.as_secs_f64(),
+            ramp.as_secs_f64(),
+            wall.as_secs_f64(),
+            errors.len()
+        );
+        let _ = writeln!(
+            report,
+            "calls:           {completed} of {calls} completed (six answers, lead confirmed, hung up, status accepted)"
+        );
+        let _ = writeln!(
+            report,
+            "latency from the scheduled time (ms): p50 {:.2}  p90 {:.2}  p95 {:.2}  p99 {:.2}  max {:.2}",
+            ms(percentile(&latencies, 0.50)),
+            ms(percentile(&latencies, 0.90)),
+            ms(percentile(&latencies, 0.95)),
+            ms(percentile(&latencies, 0.99)),
+            ms(latencies.last().copied().unwrap_or(0))
+        );
+        for (step, name) in [
+            "voice", "gather 1", "gather 2", "gather 3", "gather 4", "gather 5", "gather 6",
+            "status",
+        ]
+        .iter()
+        .enumerate()
+        {
+            let l = &mut by_step[step];
+            l.sort_unstable();
+            let _ = writeln!(
+                report,
+                "  {name:<9} p50 {:.2}  p99 {:.2}  max {:.2}",
+                ms(percentile(l, 0.50)),
+                ms(percentile(l, 0.99)),
+                ms(l.last().copied().unwrap_or(0))
+            );
+        }
+        if let (Some(b), Some(a)) = (before, after) {
+            // /proc reports clock ticks; Linux's USER_HZ is 100.
+            let cpu_s = (a.ticks() - b.ticks()) as f64 / 100.0;
+            let _ = writeln!(
+                report,
+                "gateway CPU:     {cpu_s:.2} s over {:.1} s ({:.0} % of one core) = {:.2} ms per call, {:.3} ms per request (user {:.2} s, kernel {:.2} s); RSS {} KiB",
+                wall.as_secs_f64(),
+                cpu_s * 100.0 / wall.as_secs_f64(),
+                cpu_s * 1000.0 / calls.max(1) as f64,
+                cpu_s * 1000.0 / sent.max(1) as f64,
+                (a.user - b.user) as f64 / 100.0,
+                (a.system - b.system) as f64 / 100.0,
+                a.rss
+            );
+        }
+        if let (Some(s0), Some(s1)) = (steal_before, steal_after) {
+            let _ = writeln!(
+                report,
+                "steal time:      {:.2} s of CPU taken by the hypervisor during the run",
+                (s1 - s0) as f64 / 100.0
+            );
+        }
+        let mut kinds: std::collections::BTreeMap<String, usize> =
+            std::collections::BTreeMap::new();
+        for e in &errors {
+            let key: String = e.chars().take(120).collect();
+            *kinds.entry(key).or_default() += 1;
+        }
+        for (kind, n) in kinds {
+            let _ = writeln!(report, "  error × {n}: {kind}");
+        }
+        print!("{report}");
+        Ok(())
     }
 }

@@ -2,6 +2,8 @@
 #![allow(dead_code)] // each test file uses a different part of this module
 
 pub mod fake_vapi;
+pub mod live;
+pub mod store_suite;
 pub mod supabase;
 
 use std::net::SocketAddr;

@@ -1,4 +1,4 @@
-//! A real Supabase-like stack for tests: a throwaway PostgreSQL 15 cluster (shared by the tests of
+//! A real Supabase-like stack for tests: a throwaway PostgreSQL cluster (15, 16 or 17) (shared by the tests of
 //! one run, one fresh database each), a real PostgREST 12 per test, and `supabase_gateway` in front
 //! for `/rest/v1` and the `apikey` check. Started through `scripts/`, the same scripts developers
 //! use; never skipped.

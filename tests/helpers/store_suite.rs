@@ -1,0 +1,208 @@
+//! The store suite: the same behaviour asked of every `Store` (SQLite, Supabase through real
+//! PostgREST, the outbox, and the hosted Supabase project in `tests/live_supabase.rs`). It expects an
+//! empty store.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use myriam::domain::{CallSid, ConversationMode, Language, LeadId, LeadStatus, PhoneNumber};
+use myriam::qualification::{Address, Description, Field, Lead, PersonName, ServiceType, Turn};
+use myriam::store::{CallUpdate, Store};
+
+pub fn sid(n: u32) -> CallSid {
+    CallSid::try_from(format!("CA{n:032x}").as_str()).unwrap()
+}
+
+/// A lead with every column set, accents, emoji, SQL metacharacters and a 10 KB description.
+pub fn full_lead() -> Lead {
+    let mut lead = Lead::new(LeadId::new());
+    lead.nom_complet = Some(PersonName::try_from("Marie-Ève Côté-Lévesque").unwrap());
+    lead.telephone = Some(PhoneNumber::try_from("514 555 0199").unwrap());
+    lead.telephone_raw = Some("cinq un quatre… « oui » 🌲".to_owned());
+    lead.adresse_complete =
+        Some(Address::try_from("4567 boulevard Saint-Laurent, Montréal H2X 1Y4").unwrap());
+    lead.type_service = Some(ServiceType::UrgenceTempete);
+    let description = format!(
+        "L'érable est tombé'; DROP TABLE bp.leads; -- \"quoted\" \\ %_ 🌳 {}",
+        "branche ".repeat(1_250)
+    );
+    lead.description = Some(Description::try_from(description.as_str()).unwrap());
+    lead.urgence = Some(true);
+    lead.status = LeadStatus::Qualifie;
+    lead.language = Language::En;
+    lead.offered_phone = Some(PhoneNumber::try_from("+14185550142").unwrap());
+    lead.attempts = BTreeMap::from([(Field::Telephone, 2)]);
+    lead.conversation = vec![
+        Turn::caller(
+            Some(Field::NomComplet),
+            "je m'appelle Marie-Ève 😀".to_owned(),
+            true,
+        ),
+        Turn {
+            tool_call_id: Some("call_abc".to_owned()),
+            ..Turn::myriam(Some(Field::Telephone), "Merci.".to_owned())
+        },
+    ];
+    lead
+}
+
+pub fn without_times(mut lead: Lead) -> Lead {
+    lead.created_at = None;
+    lead.updated_at = None;
+    lead
+}
+
+pub async fn suite(store: &impl Store) {
+    store.health().await.expect("healthy");
+
+    // Round trip of every column.
+    let lead = full_lead();
+    assert_eq!(store.get_lead(lead.id).await.unwrap(), None);
+    store.upsert_lead(&lead).await.unwrap();
+    let back = store.get_lead(lead.id).await.unwrap().expect("stored");
+    let created = back.created_at.expect("created_at set by the store");
+    assert_eq!(created.offset(), time::UtcOffset::UTC);
+    assert!(back.updated_at.unwrap() >= created);
+    assert_eq!(without_times(back), lead);
+    assert_eq!(
+        store
+            .get_lead(lead.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .description
+            .unwrap()
+            .as_str()
+            .len(),
+        lead.description.as_ref().unwrap().as_str().len()
+    );
+
+    // An open lead keeps urgence unanswered; a second upsert replaces it.
+    let mut open = Lead::new(LeadId::new());
+    open.nom_complet = Some(PersonName::try_from("Luc Ouellet").unwrap());
+    store.upsert_lead(&open).await.unwrap();
+    open.status = LeadStatus::EnCours;
+    open.telephone = Some(PhoneNumber::try_from("438 555 9876").unwrap());
+    store.upsert_lead(&open).await.unwrap();
+    let back = without_times(store.get_lead(open.id).await.unwrap().unwrap());
+    assert_eq!(back, open);
+    assert_eq!(back.urgence, None);
+
+    calls(store, lead.id).await;
+    events_and_pages(store).await;
+}
+
+async fn calls(store: &impl Store, lead_id: LeadId) {
+    // The same upsert three times is one row, last values win; partial updates keep the rest.
+    let call = sid(1);
+    for (status, duration) in [("ringing", 0), ("in-progress", 5), ("completed", 42)] {
+        let mut update = CallUpdate::new(call.clone());
+        update.lead_id = Some(lead_id);
+        update.from_number = Some("+15145550199".to_owned());
+        update.to_number = Some("+14505550100".to_owned());
+        update.direction = Some("inbound".to_owned());
+        update.status = Some(status.to_owned());
+        update.duration = Some(duration);
+        store.upsert_call(&update).await.unwrap();
+    }
+    let mut partial = CallUpdate::new(call.clone());
+    partial.mode = Some(ConversationMode::Ivr);
+    partial.mode_reason = Some("vapi_unavailable".to_owned());
+    partial.recording_url = Some("https://api.twilio.com/rec/RE1".to_owned());
+    partial.transcript = Some("Myriam: Bonjour… 🌲".to_owned());
+    partial.ended_reason = Some("customer-ended-call".to_owned());
+    partial.vapi_call_id = Some("vapi-call-1".to_owned());
+    store.upsert_call(&partial).await.unwrap();
+    let record = store.get_call(&call).await.unwrap().expect("call stored");
+    assert_eq!(record.fields.status.as_deref(), Some("completed"));
+    assert_eq!(record.fields.duration, Some(42));
+    assert_eq!(
+        record.fields.from_number.as_deref(),
+        Some("+15145550199"),
+        "kept"
+    );
+    assert_eq!(record.fields.mode, Some(ConversationMode::Ivr));
+    assert_eq!(
+        record.fields.transcript.as_deref(),
+        Some("Myriam: Bonjour… 🌲")
+    );
+    assert_eq!(record.fields.lead_id, Some(lead_id));
+    assert!(record.created_at.is_some() && record.id.is_some());
+    let calls = store.calls_of_lead(lead_id).await.unwrap();
+    assert_eq!(calls.len(), 1, "three upserts of one call are one row");
+    assert_eq!(calls[0].fields, record.fields);
+    assert_eq!(store.get_call(&sid(999)).await.unwrap(), None);
+
+    // Lookups.
+    let by_vapi = store
+        .find_call_by_vapi_id("vapi-call-1")
+        .await
+        .unwrap()
+        .expect("found by Vapi call id");
+    assert_eq!(by_vapi.fields.call_sid, call);
+    assert_eq!(store.find_call_by_vapi_id("vapi-nope").await.unwrap(), None);
+    let found = store
+        .find_lead_by_call(&call)
+        .await
+        .unwrap()
+        .expect("lead of call");
+    assert_eq!(found.id, lead_id);
+    assert_eq!(store.find_lead_by_call(&sid(998)).await.unwrap(), None);
+}
+
+async fn events_and_pages(store: &impl Store) {
+    // Idempotency keys.
+    assert!(
+        store
+            .record_event("twilio:CA1:status:completed")
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .record_event("twilio:CA1:status:completed")
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .event_processed("twilio:CA1:status:completed")
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .event_processed("twilio:CA1:status:busy")
+            .await
+            .unwrap()
+    );
+
+    // Pagination, newest first.
+    let mut ids = Vec::new();
+    for i in 0..5 {
+        let mut l = Lead::new(LeadId::new());
+        l.description = Some(Description::try_from(format!("page lead {i}").as_str()).unwrap());
+        store.upsert_lead(&l).await.unwrap();
+        ids.push(l.id);
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let page1: Vec<LeadId> = store
+        .list_leads(2, 0)
+        .await
+        .unwrap()
+        .iter()
+        .map(|l| l.id)
+        .collect();
+    let page2: Vec<LeadId> = store
+        .list_leads(2, 2)
+        .await
+        .unwrap()
+        .iter()
+        .map(|l| l.id)
+        .collect();
+    assert_eq!(page1, [ids[4], ids[3]]);
+    assert_eq!(page2, [ids[2], ids[1]]);
+    let all = store.list_leads(100, 0).await.unwrap();
+    assert_eq!(all.len(), 7);
+    assert!(store.list_leads(0, 0).await.unwrap().is_empty());
+}
