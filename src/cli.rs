@@ -264,7 +264,7 @@ fn signing_key(
     let check = crate::secrets::check_var(
         crate::secrets::spec("TWILIO_AUTH_TOKEN"),
         source,
-        crate::config::Environment::Development,
+        crate::environment::Environment::Development,
         &crate::secrets::Skips::none(),
     );
     if check.status == crate::secrets::Status::Present {

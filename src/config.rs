@@ -4,69 +4,40 @@
 //! [`EnvSource`] into [`Settings`]. Secrets become [`SecretString`] at once, and every error names
 //! the variable, never its value.
 
-use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
 
 use secrecy::SecretString;
-use serde::Serialize;
 use url::Url;
 
+use crate::domain::Language;
+use crate::environment::{Environment, InvalidEnvironment};
 use crate::secrets::{self, EnvFileError, EnvSource, Report, Skips, Status};
 
-/// Where the gateway runs. Unset means production: fail closed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Environment {
-    Production,
-    Development,
-    Test,
+/// The voices Myriam speaks with (configurable: `TWILIO_VOICE_FR`, `TWILIO_VOICE_EN`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Voices {
+    pub fr: String,
+    pub en: String,
 }
 
-/// The allowed values, in the order error messages list them.
-pub const ENVIRONMENT_VALUES: &str = "production, development, test";
-
-/// `ENVIRONMENT` held something other than the three allowed values.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("ENVIRONMENT has an unsupported value; allowed values: {ENVIRONMENT_VALUES}")]
-pub struct InvalidEnvironment;
-
-impl Environment {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Environment::Production => "production",
-            Environment::Development => "development",
-            Environment::Test => "test",
-        }
-    }
-
-    /// `ENVIRONMENT` from `source`; unset or empty means production.
-    pub fn from_source(source: &EnvSource) -> Result<Self, InvalidEnvironment> {
-        match source.get("ENVIRONMENT").map(str::trim) {
-            None | Some("") => Ok(Environment::Production),
-            Some(v) => v.parse(),
+impl Default for Voices {
+    fn default() -> Self {
+        Self {
+            fr: "Polly.Gabrielle-Neural".to_owned(),
+            en: "Polly.Joanna-Neural".to_owned(),
         }
     }
 }
 
-impl FromStr for Environment {
-    type Err = InvalidEnvironment;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "production" => Ok(Environment::Production),
-            "development" => Ok(Environment::Development),
-            "test" => Ok(Environment::Test),
-            _ => Err(InvalidEnvironment),
+impl Voices {
+    pub fn for_language(&self, language: Language) -> &str {
+        match language {
+            Language::Fr => &self.fr,
+            Language::En => &self.en,
         }
-    }
-}
-
-impl fmt::Display for Environment {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
     }
 }
 
@@ -101,7 +72,7 @@ pub struct TwilioSettings {
     /// `BP_TWILIO_TEST_MODE=1`: signatures not checked (development only).
     pub test_mode: bool,
     /// `<Say>` voices (`TWILIO_VOICE_FR`, `TWILIO_VOICE_EN`).
-    pub voices: crate::twilio::twiml::Voices,
+    pub voices: Voices,
 }
 
 /// `PUBLIC_BASE_URL` exactly as configured (trailing `/` removed): the scheme, host (its case
@@ -373,7 +344,7 @@ impl Settings {
     /// # Panics
     /// Only on a programming error: a name read here that is missing from the catalogue.
     pub fn from_source(source: &EnvSource) -> Result<Self, ConfigError> {
-        let environment = Environment::from_source(source)?;
+        let environment = Environment::from_value(source.get("ENVIRONMENT"))?;
         let report = Report::new(source, environment, &Skips::implied_by(source));
         // Values the server must interpret fail everywhere; the rest follow the guard.
         let reader = Reader { source, report };
@@ -437,13 +408,13 @@ impl Settings {
                 account_sid: reader.text("TWILIO_ACCOUNT_SID"),
                 auth_token: reader.secret("TWILIO_AUTH_TOKEN"),
                 test_mode: test_mode && environment == Environment::Development,
-                voices: crate::twilio::twiml::Voices {
+                voices: Voices {
                     fr: reader
                         .text("TWILIO_VOICE_FR")
-                        .unwrap_or_else(|| crate::twilio::twiml::Voices::default().fr),
+                        .unwrap_or_else(|| Voices::default().fr),
                     en: reader
                         .text("TWILIO_VOICE_EN")
-                        .unwrap_or_else(|| crate::twilio::twiml::Voices::default().en),
+                        .unwrap_or_else(|| Voices::default().en),
                 },
             },
             vapi: VapiSettings {
@@ -520,7 +491,7 @@ mod tests {
     #[test]
     fn unset_environment_means_production() {
         assert_eq!(
-            Environment::from_source(&source(&[])),
+            Environment::from_value(source(&[]).get("ENVIRONMENT")),
             Ok(Environment::Production)
         );
     }

@@ -12,7 +12,8 @@ use std::path::{Path, PathBuf};
 
 use secrecy::SecretString;
 
-use crate::config::{Environment, Settings};
+use crate::config::Settings;
+use crate::environment::Environment;
 
 /// The key's file, in the directory of `DATABASE_PATH`.
 pub const FILE_NAME: &str = "dev-twilio-auth-token";

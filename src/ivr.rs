@@ -7,14 +7,14 @@
 //! never advances the call twice.
 
 use crate::calls::{BridgeTarget, Calls, Change, NewCall, StatusReport, is_terminal};
-use crate::config::{PublicBaseUrl, Settings};
+use crate::config::{PublicBaseUrl, Settings, Voices};
 use crate::domain::{CallSid, ConversationMode, Language, LeadStatus};
 use crate::metrics::Progress;
 use crate::qualification::{Field, Lead, Speaker, Turn, machine, prompts};
 use crate::redact;
 use crate::store::{CallUpdate, Store as _, StoreError};
 use crate::twilio::stream_token;
-use crate::twilio::twiml::{Gather, Say, TwiML, Verb, Voices};
+use crate::twilio::twiml::{Gather, Say, TwiML, Verb};
 
 /// Silences re-prompted before Myriam says goodbye.
 pub const MAX_SILENCES: u32 = 2;

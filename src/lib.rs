@@ -32,6 +32,7 @@ pub mod cli;
 pub mod config;
 pub mod dev_token;
 pub mod domain;
+pub mod environment;
 pub mod ivr;
 pub mod lifecycle;
 pub mod locks;

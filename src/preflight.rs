@@ -10,7 +10,7 @@ use std::process::{Command, Stdio};
 use std::str::FromStr;
 use std::time::{Duration, Instant};
 
-use crate::config::Environment;
+use crate::environment::Environment;
 use crate::secrets::{EnvSource, Group, Report, Skips};
 
 /// Every step, in the order they run.
@@ -236,7 +236,7 @@ fn check_secrets(o: &Options) -> Outcome {
         Ok(source) => source,
         Err(error) => return Outcome::Fail(error.to_string()),
     };
-    let environment = match Environment::from_source(&source) {
+    let environment = match Environment::from_value(source.get("ENVIRONMENT")) {
         Ok(env) => env,
         Err(error) => return Outcome::Fail(error.to_string()),
     };

@@ -13,7 +13,7 @@ use std::path::Path;
 use base64::Engine as _;
 use serde::Serialize;
 
-use crate::config::Environment;
+use crate::environment::Environment;
 
 /// Which part of the system a variable configures.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]

@@ -15,7 +15,8 @@ use tracing_subscriber::layer::SubscriberExt as _;
 use tracing_subscriber::util::SubscriberInitExt as _;
 use tracing_subscriber::{EnvFilter, Layer as _};
 
-use crate::config::{Environment, LogFormat, Settings, TelemetrySettings};
+use crate::config::{LogFormat, Settings, TelemetrySettings};
+use crate::environment::Environment;
 
 /// Histogram buckets for request and store latencies, in seconds (1 ms … 5 s).
 pub const LATENCY_BUCKETS: &[f64] = &[

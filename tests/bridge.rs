@@ -425,7 +425,7 @@ async fn a_slow_vapi_falls_back_within_the_deadline() {
 async fn the_handshake_is_signed_in_production() {
     let vapi = fake_vapi(Rest::Ok).await;
     let app = bridge_app(&vapi, |s| {
-        s.environment = myriam::config::Environment::Production;
+        s.environment = myriam::environment::Environment::Production;
         s.twilio.auth_token = Some(SecretString::from(
             "0123456789abcdef0123456789abcdef".to_owned(),
         ));

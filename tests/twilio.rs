@@ -4,8 +4,9 @@
 mod helpers;
 
 use helpers::{TestApp, spawn_app_with};
-use myriam::config::{Environment, PublicBaseUrl, Settings};
+use myriam::config::{PublicBaseUrl, Settings};
 use myriam::domain::{CallSid, LeadStatus};
+use myriam::environment::Environment;
 use myriam::store::Store;
 use myriam::twilio::signature::{sign, signed_data};
 use myriam::twilio::twiml;

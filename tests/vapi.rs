@@ -4,8 +4,9 @@
 mod helpers;
 
 use helpers::{TestApp, spawn_app_with};
-use myriam::config::{Environment, Settings};
+use myriam::config::Settings;
 use myriam::domain::{CallSid, LeadId, LeadStatus, PhoneNumber};
+use myriam::environment::Environment;
 use myriam::qualification::Lead;
 use myriam::store::{CallUpdate, Store};
 use myriam::vapi::auth::hmac_signature;

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, ValueEnum};
-use myriam::config::Environment;
+use myriam::environment::Environment;
 use myriam::secrets::{EnvSource, Group, Report, Skips, Status};
 use serde_json::json;
 
@@ -69,7 +69,7 @@ fn main() -> ExitCode {
         Some(EnvArg::Production) => Environment::Production,
         Some(EnvArg::Development) => Environment::Development,
         Some(EnvArg::Test) => Environment::Test,
-        None => match Environment::from_source(&source) {
+        None => match Environment::from_value(source.get("ENVIRONMENT")) {
             Ok(env) => env,
             Err(error) => {
                 eprintln!("check_secrets: {error}");

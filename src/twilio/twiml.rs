@@ -10,31 +10,6 @@ use quick_xml::events::{BytesDecl, BytesText, Event};
 
 use crate::domain::Language;
 
-/// The voices Myriam speaks with (configurable: `TWILIO_VOICE_FR`, `TWILIO_VOICE_EN`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Voices {
-    pub fr: String,
-    pub en: String,
-}
-
-impl Default for Voices {
-    fn default() -> Self {
-        Self {
-            fr: "Polly.Gabrielle-Neural".to_owned(),
-            en: "Polly.Joanna-Neural".to_owned(),
-        }
-    }
-}
-
-impl Voices {
-    pub fn for_language(&self, language: Language) -> &str {
-        match language {
-            Language::Fr => &self.fr,
-            Language::En => &self.en,
-        }
-    }
-}
-
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Say {
     pub text: String,

@@ -13,7 +13,8 @@ use axum::response::{IntoResponse, Response};
 use secrecy::{ExposeSecret, SecretString};
 
 use super::signature::{self, SignatureError};
-use crate::config::{Environment, PublicBaseUrl, Settings};
+use crate::config::{PublicBaseUrl, Settings};
+use crate::environment::Environment;
 
 /// How this instance authenticates Twilio, decided once at startup.
 #[derive(Debug, Clone)]

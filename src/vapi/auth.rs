@@ -9,7 +9,8 @@ use secrecy::{ExposeSecret, SecretString};
 use sha2::Sha256;
 use subtle::ConstantTimeEq;
 
-use crate::config::{Environment, Settings};
+use crate::config::Settings;
+use crate::environment::Environment;
 
 /// How far a signed timestamp may be from now.
 pub const MAX_SKEW_SECS: i64 = 300;
