@@ -1,4 +1,10 @@
-//! Developer subcommands of `myriam`: `verify-signature` and `simulate`.
+//! The `myriam` command line: `serve` ([`serve`]), and the developer subcommands
+//! `verify-signature` and `simulate` (this module), parsed by [`args`].
+
+mod args;
+mod serve;
+
+pub use args::{Cli, Command, SimulateArgs, VerifyArgs, run};
 
 use std::fmt::Write as _;
 use std::path::PathBuf;
