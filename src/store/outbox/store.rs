@@ -1,0 +1,195 @@
+//! [`Store`] over the outbox: writes go through it, reads overlay this instance's pending writes on
+//! Supabase's answers and fall back to the local mirror while Supabase is unreachable.
+
+use super::{OutboxStore, decode};
+use crate::domain::{CallSid, LeadId};
+use crate::qualification::Lead;
+use crate::store::rows::{LeadRow, WriteOp};
+use crate::store::{CallRecord, CallUpdate, Store, StoreError};
+
+impl Store for OutboxStore {
+    async fn upsert_lead(&self, lead: &Lead) -> Result<(), StoreError> {
+        self.write(WriteOp::UpsertLead(LeadRow::from(lead)))
+            .await
+            .map(drop)
+    }
+
+    async fn get_lead(&self, id: LeadId) -> Result<Option<Lead>, StoreError> {
+        if let Some(lead) = self.pending_lead(id).await? {
+            return Ok(Some(lead));
+        }
+        match self.inner.remote.get_lead(id).await {
+            Err(error) if error.is_transient() => {
+                Self::fallback(error, self.inner.local.get_lead(id).await)
+            }
+            other => other,
+        }
+    }
+
+    async fn find_lead_by_call(&self, call_sid: &CallSid) -> Result<Option<Lead>, StoreError> {
+        let pending_lead_id = self
+            .pending_calls(call_sid)
+            .await?
+            .iter()
+            .rev()
+            .find_map(|u| u.lead_id);
+        if let Some(id) = pending_lead_id {
+            return self.get_lead(id).await;
+        }
+        let remote = match self.inner.remote.find_lead_by_call(call_sid).await {
+            Err(error) if error.is_transient() => {
+                return Self::fallback(error, self.inner.local.find_lead_by_call(call_sid).await);
+            }
+            other => other?,
+        };
+        match remote {
+            Some(lead) => Ok(Some(self.pending_lead(lead.id).await?.unwrap_or(lead))),
+            None => Ok(None),
+        }
+    }
+
+    async fn upsert_call(&self, update: &CallUpdate) -> Result<(), StoreError> {
+        self.write(WriteOp::UpsertCall(update.clone()))
+            .await
+            .map(drop)
+    }
+
+    async fn get_call(&self, call_sid: &CallSid) -> Result<Option<CallRecord>, StoreError> {
+        let pending = self.pending_calls(call_sid).await?;
+        let remote = match self.inner.remote.get_call(call_sid).await {
+            Ok(record) => record,
+            Err(error) if error.is_transient() => {
+                Self::fallback(error, self.inner.local.get_call(call_sid).await)?
+            }
+            Err(error) => return Err(error),
+        };
+        if pending.is_empty() {
+            return Ok(remote);
+        }
+        let mut record = remote.unwrap_or_else(|| CallRecord {
+            id: None,
+            fields: CallUpdate::new(call_sid.clone()),
+            created_at: None,
+            updated_at: None,
+        });
+        for update in &pending {
+            record.fields.merge(update);
+        }
+        Ok(Some(record))
+    }
+
+    async fn find_call_by_vapi_id(
+        &self,
+        vapi_call_id: &str,
+    ) -> Result<Option<CallRecord>, StoreError> {
+        // A pending update naming this Vapi call wins: its call may not be in Supabase yet.
+        let wanted = vapi_call_id.to_owned();
+        let pending_sid = self
+            .inner
+            .local
+            .call(move |c| {
+                let mut stmt = c.prepare_cached(
+                    "SELECT op FROM outbox WHERE entity LIKE 'call:%' ORDER BY seq DESC",
+                )?;
+                let ops = stmt
+                    .query_map([], |r| r.get::<_, String>(0))?
+                    .collect::<Result<Vec<_>, _>>()?;
+                Ok(ops)
+            })
+            .await?
+            .iter()
+            .find_map(|op| match decode(op) {
+                Ok(WriteOp::UpsertCall(u))
+                    if u.vapi_call_id.as_deref() == Some(wanted.as_str()) =>
+                {
+                    Some(u.call_sid)
+                }
+                _ => None,
+            });
+        if let Some(sid) = pending_sid {
+            return self.get_call(&sid).await;
+        }
+        match self.inner.remote.find_call_by_vapi_id(vapi_call_id).await {
+            Err(error) if error.is_transient() => Self::fallback(
+                error,
+                self.inner.local.find_call_by_vapi_id(vapi_call_id).await,
+            ),
+            other => other,
+        }
+    }
+
+    async fn record_event(&self, key: &str) -> Result<bool, StoreError> {
+        if self.event_pending(key).await? {
+            return Ok(false);
+        }
+        // Queued or dead-lettered: as far as this instance knows, it is new.
+        Ok(self
+            .write(WriteOp::RecordEvent {
+                key: key.to_owned(),
+            })
+            .await?
+            .unwrap_or(true))
+    }
+
+    async fn event_processed(&self, key: &str) -> Result<bool, StoreError> {
+        if self.event_pending(key).await? {
+            return Ok(true);
+        }
+        match self.inner.remote.event_processed(key).await {
+            Err(error) if error.is_transient() => {
+                Self::fallback(error, self.inner.local.event_processed(key).await)
+            }
+            other => other,
+        }
+    }
+
+    async fn list_leads(&self, limit: usize, offset: usize) -> Result<Vec<Lead>, StoreError> {
+        let mut leads = self.inner.remote.list_leads(limit, offset).await?;
+        for lead in &mut leads {
+            if let Some(pending) = self.pending_lead(lead.id).await? {
+                let (created, updated) = (lead.created_at, lead.updated_at);
+                *lead = pending;
+                lead.created_at = created;
+                lead.updated_at = updated;
+            }
+        }
+        Ok(leads)
+    }
+
+    async fn calls_of_lead(&self, lead_id: LeadId) -> Result<Vec<CallRecord>, StoreError> {
+        let mut calls = self.inner.remote.calls_of_lead(lead_id).await?;
+        for call in &mut calls {
+            for update in self.pending_calls(&call.fields.call_sid).await? {
+                call.fields.merge(&update);
+            }
+        }
+        Ok(calls)
+    }
+
+    /// The outbox is where writes become durable, so the instance is healthy while it works,
+    /// even with Supabase unreachable (writes queue); see [`OutboxStore::remote_health`].
+    async fn health(&self) -> Result<(), StoreError> {
+        self.inner.local.health().await
+    }
+}
+
+impl OutboxStore {
+    /// A read Supabase could not answer, answered from the local mirror: what this instance wrote
+    /// is there; what only other instances wrote is not, which beats failing the caller.
+    pub(super) fn fallback<T>(
+        remote: StoreError,
+        local: Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        match local {
+            Ok(value) => {
+                tracing::warn!(error = %remote, "Supabase unreachable; answered from the local mirror");
+                Ok(value)
+            }
+            Err(_) => Err(remote),
+        }
+    }
+
+    pub(super) async fn event_pending(&self, key: &str) -> Result<bool, StoreError> {
+        Ok(!self.pending_for(format!("event:{key}")).await?.is_empty())
+    }
+}

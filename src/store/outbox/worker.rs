@@ -1,0 +1,160 @@
+//! The replay worker: pending writes to Supabase in order, with back-off, dead letters for permanent
+//! refusals, the gauges, and the shutdown flush.
+
+use std::time::{Duration, Instant};
+
+use rusqlite::params;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use super::{MAX_CONFLICT_ATTEMPTS, OutboxStore, Pending, backoff};
+use crate::metrics::names;
+use crate::store::StoreError;
+
+impl OutboxStore {
+    /// Starts the replay worker on `tracker`; it stops when `token` is cancelled.
+    pub fn spawn_worker(&self, tracker: &TaskTracker, token: CancellationToken) {
+        let this = self.clone();
+        tracker.spawn(async move { this.run_worker(token).await });
+    }
+
+    /// Replays one entry. Returns whether the queue moved.
+    pub(super) async fn replay_one(&self, entry: &Pending) -> Result<(), StoreError> {
+        let result = tokio::time::timeout(
+            self.inner.config.write_deadline,
+            self.inner.remote.apply(&entry.op),
+        )
+        .await
+        .unwrap_or(Err(StoreError::Timeout(self.inner.config.write_deadline)));
+        let seq = entry.seq;
+        match result {
+            Ok(()) => {
+                self.inner
+                    .local
+                    .call(move |c| {
+                        c.execute("DELETE FROM outbox WHERE seq = ?1", [seq])?;
+                        Ok(())
+                    })
+                    .await?;
+                metrics::counter!(names::OUTBOX_REPLAYS).increment(1);
+                Ok(())
+            }
+            Err(error)
+                if error.is_transient()
+                    && !(matches!(error, StoreError::Rejected { status: 409, .. })
+                        && entry.attempts + 1 >= MAX_CONFLICT_ATTEMPTS) =>
+            {
+                let reason = error.to_string();
+                self.inner
+                    .local
+                    .call(move |c| {
+                        c.execute(
+                            "UPDATE outbox SET attempts = attempts + 1, last_error = ?2 WHERE seq = ?1",
+                            params![seq, reason],
+                        )?;
+                        Ok(())
+                    })
+                    .await?;
+                Err(error)
+            }
+            Err(error) => {
+                let reason = error.to_string();
+                self.inner
+                    .local
+                    .call(move |c| {
+                        let tx = c.transaction()?;
+                        tx.execute(
+                            "INSERT INTO dead_letters (outbox_seq, entity, op, enqueued_at, attempts, error) \
+                             SELECT seq, entity, op, enqueued_at, attempts + 1, ?2 FROM outbox WHERE seq = ?1",
+                            params![seq, reason],
+                        )?;
+                        tx.execute("DELETE FROM outbox WHERE seq = ?1", [seq])?;
+                        tx.commit()?;
+                        Ok(())
+                    })
+                    .await?;
+                metrics::counter!(names::OUTBOX_DEAD_LETTERS).increment(1);
+                tracing::error!(
+                    op = entry.op.kind(),
+                    seq,
+                    %error,
+                    "Supabase refused a queued write for good; moved to dead_letters"
+                );
+                Ok(())
+            }
+        }
+    }
+
+    pub(super) async fn publish_gauges(&self) {
+        if let Ok(depth) = self.depth().await {
+            #[allow(clippy::cast_precision_loss)]
+            metrics::gauge!(names::OUTBOX_DEPTH).set(depth as f64);
+        }
+        if let Ok(age) = self.oldest_age().await {
+            metrics::gauge!(names::OUTBOX_OLDEST_AGE).set(age.map_or(0.0, |a| a.as_secs_f64()));
+        }
+    }
+
+    pub(super) async fn run_worker(self, token: CancellationToken) {
+        let mut failures: u32 = 0;
+        while !token.is_cancelled() {
+            self.publish_gauges().await;
+            let replay = self.inner.replay.lock().await;
+            let next = match self.first_pending().await {
+                Ok(next) => next,
+                Err(error) => {
+                    tracing::error!(%error, "cannot read the outbox");
+                    None
+                }
+            };
+            let Some(entry) = next else {
+                drop(replay);
+                failures = 0;
+                tokio::select! {
+                    () = token.cancelled() => return,
+                    () = self.inner.wake.notified() => continue,
+                    // A periodic look, in case a wake-up was missed.
+                    () = tokio::time::sleep(self.inner.config.max_backoff) => continue,
+                }
+            };
+            let replayed = self.replay_one(&entry).await;
+            drop(replay);
+            match replayed {
+                Ok(()) => failures = 0,
+                Err(error) => {
+                    let delay = backoff(&self.inner.config, failures.max(entry.attempts.min(16)));
+                    failures = failures.saturating_add(1);
+                    tracing::warn!(
+                        %error,
+                        retry_in_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX),
+                        "outbox replay failed"
+                    );
+                    tokio::select! {
+                        () = token.cancelled() => return,
+                        () = tokio::time::sleep(delay) => {}
+                    }
+                }
+            }
+        }
+    }
+
+    /// Replays until the queue is empty or `deadline` passes (shutdown). Returns what is left.
+    pub async fn flush(&self, deadline: Duration) -> Result<usize, StoreError> {
+        let started = Instant::now();
+        let _replay = self.inner.replay.lock().await;
+        while let Some(entry) = self.first_pending().await? {
+            let left = deadline.saturating_sub(started.elapsed());
+            if left.is_zero() {
+                break;
+            }
+            if tokio::time::timeout(left, self.replay_one(&entry))
+                .await
+                .map_or(true, |r| r.is_err())
+            {
+                break;
+            }
+        }
+        self.publish_gauges().await;
+        self.depth().await
+    }
+}
