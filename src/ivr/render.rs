@@ -1,0 +1,141 @@
+//! The IVR's TwiML: `<Gather>` with the question and recognition hints, `<Say>` in the lead's
+//! language and voice, the goodbye and hang-up, and `<Connect><Stream>` for a bridged call.
+
+use crate::calls::BridgeTarget;
+use crate::config::{PublicBaseUrl, Settings, Voices};
+use crate::domain::{CallSid, Language};
+use crate::qualification::{Field, Lead, Speaker, prompts};
+use crate::twilio::stream_token;
+use crate::twilio::twiml::{Gather, Say, TwiML, Verb};
+
+/// The state a `<Gather action>` URL carries: the conversation length it was rendered at and the
+/// silences so far. Written here and read back here, so the two never disagree.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct GatherAction {
+    pub turn: Option<usize>,
+    pub silence: u32,
+}
+
+impl GatherAction {
+    /// Where `<Gather>` posts: absolute under `PUBLIC_BASE_URL`, else relative to the document.
+    pub fn url(turn: usize, silence: u32, base: Option<&PublicBaseUrl>) -> String {
+        let path = format!("/twilio/gather?turn={turn}&silence={silence}");
+        base.map_or_else(|| path.clone(), |b| b.join(&path))
+    }
+
+    /// Reads the action back from the query's `turn` and `silence` (`query` gives a value by name).
+    pub fn from_query<'a>(query: impl Fn(&str) -> Option<&'a str>) -> Self {
+        Self {
+            turn: query("turn").and_then(|t| t.parse().ok()),
+            silence: query("silence").and_then(|s| s.parse().ok()).unwrap_or(0),
+        }
+    }
+}
+
+/// Recognition hints for the field being asked.
+fn hints(field: Option<Field>, language: Language) -> Vec<String> {
+    let words: &[&str] = match (field, language) {
+        (Some(Field::TypeService), Language::Fr) => &[
+            "élagage",
+            "émondage",
+            "abattage",
+            "essouchement",
+            "souche",
+            "haie",
+            "tempête",
+            "plantation",
+            "évaluation",
+        ],
+        (Some(Field::TypeService), Language::En) => &[
+            "pruning",
+            "tree removal",
+            "stump",
+            "hedge",
+            "storm",
+            "planting",
+            "assessment",
+        ],
+        (Some(Field::Urgence), Language::Fr) => &["oui", "non", "urgent", "pas urgent"],
+        (Some(Field::Urgence), Language::En) => &["yes", "no", "urgent", "not urgent"],
+        (Some(Field::Telephone), Language::Fr) => &["oui", "non", "c'est ça"],
+        (Some(Field::Telephone), Language::En) => &["yes", "no", "that's right"],
+        _ => &[],
+    };
+    words.iter().map(|w| (*w).to_owned()).collect()
+}
+
+fn say(text: &str, language: Language, voices: &Voices) -> Say {
+    Say {
+        text: text.to_owned(),
+        language,
+        voice: voices.for_language(language).to_owned(),
+    }
+}
+
+/// `message` then a `<Gather>` for the next answer.
+pub(super) fn ask(lead: &Lead, message: &str, silence: u32, settings: &Settings) -> TwiML {
+    TwiML::new().verb(Verb::Gather(Gather {
+        action: GatherAction::url(
+            lead.conversation.len(),
+            silence,
+            settings.public_base_url.as_ref(),
+        ),
+        language: lead.language,
+        hints: hints(lead.current_field(), lead.language),
+        action_on_empty_result: true,
+        timeout: 6,
+        say: vec![say(message, lead.language, &settings.twilio.voices)],
+    }))
+}
+
+/// `message` then hang up.
+pub(super) fn goodbye(lead: &Lead, message: &str, settings: &Settings) -> TwiML {
+    TwiML::new()
+        .verb(Verb::Say(say(
+            message,
+            lead.language,
+            &settings.twilio.voices,
+        )))
+        .verb(Verb::Hangup)
+}
+
+fn last_myriam_line(lead: &Lead) -> Option<&str> {
+    lead.conversation
+        .iter()
+        .rev()
+        .find(|t| t.speaker == Speaker::Myriam)
+        .map(|t| t.text.as_str())
+}
+
+/// What the call looks like now: the last thing Myriam said, asked again or with a goodbye.
+pub fn render_current(lead: &Lead, settings: &Settings) -> TwiML {
+    let message = last_myriam_line(lead).map_or_else(
+        || match lead.current_field() {
+            Some(Field::NomComplet) | None => prompts::opening(lead.language),
+            Some(field) => prompts::question_for(lead, field),
+        },
+        str::to_owned,
+    );
+    if lead.status.is_final() {
+        goodbye(lead, &message, settings)
+    } else {
+        ask(lead, &message, 0, settings)
+    }
+}
+
+/// `<Connect action><Stream url><Parameter lead_id/><Parameter call_sid/><Parameter token/>`: the
+/// token is signed, expiring and single-use (see [`crate::twilio::stream_token`]).
+pub(super) fn connect(lead: &Lead, call_sid: &CallSid, target: &BridgeTarget) -> TwiML {
+    // The lead's creation time makes a retry's token (and TwiML) the same as the first answer's.
+    let issued = lead
+        .created_at
+        .map_or_else(stream_token::now, time::OffsetDateTime::unix_timestamp);
+    let token = target.tokens.issue(call_sid, lead.id, issued);
+    TwiML::new().verb(Verb::Connect {
+        action: Some(target.action_url.clone()),
+        stream: crate::twilio::twiml::Stream {
+            url: target.stream_url.clone(),
+            parameters: stream_token::parameters(call_sid, lead.id, token),
+        },
+    })
+}
