@@ -95,3 +95,38 @@ fn the_vapi_assistant_uses_the_tool_and_messages_the_gateway_handles() {
     assert!(prompt.contains("enregistrer_reponse") && prompt.contains("{{lead_id}}"));
     assert!(read("README.md").contains("docs/vapi-assistant.json"));
 }
+
+fn files_under(dir: &std::path::Path, out: &mut Vec<String>) {
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            files_under(&path, out);
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            let relative = path
+                .strip_prefix(env!("CARGO_MANIFEST_DIR"))
+                .unwrap()
+                .to_string_lossy()
+                .into_owned();
+            out.push(relative);
+        }
+    }
+}
+
+/// `docs/ARCHITECTURE.md`'s code map names every source file and every test file, so a new file
+/// cannot land without a line saying what it is for.
+#[test]
+fn the_code_map_names_every_source_and_test_file() {
+    let architecture = read("docs/ARCHITECTURE.md");
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut files = Vec::new();
+    files_under(&root.join("src"), &mut files);
+    files_under(&root.join("tests"), &mut files);
+    let missing: Vec<&String> = files
+        .iter()
+        .filter(|f| !architecture.contains(&format!("`{f}`")))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "docs/ARCHITECTURE.md's code map does not name: {missing:?}"
+    );
+}
