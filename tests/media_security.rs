@@ -160,68 +160,34 @@ async fn forged_starts_are_refused_without_a_vapi_call_or_a_row_change() {
     let (lead_b, token_b) = voice(&app, &b).await;
     let both = [a.as_str(), b.as_str()];
 
-    // No token, a made-up token, another call's token.
-    refused(
-        &app,
-        &vapi,
-        start_frame(&a, ACCOUNT, &json!({"call_sid": a, "lead_id": lead_a})),
-        &both,
-    )
-    .await;
-    refused(
-        &app,
-        &vapi,
-        start_frame(&a, ACCOUNT, &params(&a, &lead_a, "v1.forged")),
-        &both,
-    )
-    .await;
-    let tampered = token_a.replace(&lead_a, &lead_b);
-    refused(
-        &app,
-        &vapi,
-        start_frame(&a, ACCOUNT, &params(&a, &lead_b, &tampered)),
-        &both,
-    )
-    .await;
-    // A's genuine token on call B's stream, and with B's lead in the parameters.
-    refused(
-        &app,
-        &vapi,
-        start_frame(&b, ACCOUNT, &params(&b, &lead_b, &token_a)),
-        &both,
-    )
-    .await;
-    refused(
-        &app,
-        &vapi,
-        start_frame(&a, ACCOUNT, &params(&a, &lead_b, &token_a)),
-        &both,
-    )
-    .await;
-    // Another Twilio account.
-    let other = "ACffffffffffffffffffffffffffffffff";
-    refused(
-        &app,
-        &vapi,
-        start_frame(&a, other, &params(&a, &lead_a, &token_a)),
-        &both,
-    )
-    .await;
     // A genuine token past its expiry (the key comes from the auth token, as the gateway's does).
     let tokens = StreamTokens::new(Some(&SecretString::from(AUTH_TOKEN.to_owned())));
     let sid_a = CallSid::try_from(a.as_str()).unwrap();
-    let old = tokens.issue(
+    let expired = tokens.issue(
         &sid_a,
         LeadId::try_from(lead_a.as_str()).unwrap(),
         1_000_000_000,
     );
-    refused(
-        &app,
-        &vapi,
-        start_frame(&a, ACCOUNT, &params(&a, &lead_a, &old)),
-        &both,
-    )
-    .await;
+    let tampered = token_a.replace(&lead_a, &lead_b);
+    let other_account = "ACffffffffffffffffffffffffffffffff";
+    let forged: [(&str, &str, Value); 8] = [
+        // No token, a made-up token, a token edited to name B's lead.
+        (&a, ACCOUNT, json!({"call_sid": a, "lead_id": lead_a})),
+        (&a, ACCOUNT, params(&a, &lead_a, "v1.forged")),
+        (&a, ACCOUNT, params(&a, &lead_b, &tampered)),
+        // A's genuine token on call B's stream, and with B's lead in the parameters.
+        (&b, ACCOUNT, params(&b, &lead_b, &token_a)),
+        (&a, ACCOUNT, params(&a, &lead_b, &token_a)),
+        // Another Twilio account.
+        (&a, other_account, params(&a, &lead_a, &token_a)),
+        // Expired.
+        (&a, ACCOUNT, params(&a, &lead_a, &expired)),
+        // A's token with B's CallSid in the parameters.
+        (&a, ACCOUNT, params(&b, &lead_a, &token_a)),
+    ];
+    for (call, account, parameters) in &forged {
+        refused(&app, &vapi, start_frame(call, account, parameters), &both).await;
+    }
 
     // The genuine stream of B still works after all that, once.
     let mut genuine = stream(
