@@ -24,11 +24,13 @@ use super::relay::WsFrame;
 /// Read buffer of each socket, allocated when the socket opens and zero-filled by tungstenite
 /// before every read: frames are a few hundred bytes (Twilio `media` ~330, Vapi audio 160–743), a
 /// larger one takes several reads.
-pub const READ_BUFFER: usize = 2 * 1024;
+pub const READ_BUFFER: usize = 1024;
 
 /// Frames collect in the write buffer up to this size before they are written (the relay flushes
-/// after each batch anyway); it grows only while the socket does not take them.
-pub const WRITE_BUFFER: usize = 4 * 1024;
+/// after each batch anyway). The buffer keeps the capacity it once reached, so a small threshold
+/// keeps each socket's share small (measured in docs/PERFORMANCE.md); it grows past it only while
+/// the socket does not take what is written.
+pub const WRITE_BUFFER: usize = 1024;
 
 /// Most bytes waiting for a peer that does not read: past it the sink waits (and tungstenite keeps
 /// one pending pong instead of one per ping).
