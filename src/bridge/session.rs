@@ -6,7 +6,7 @@
 use std::sync::{Arc, OnceLock};
 
 use std::time::{Duration, Instant};
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use axum::extract::ws::WebSocket;
 use futures_util::{SinkExt as _, StreamExt as _};
@@ -302,27 +302,44 @@ fn log_create_error(error: &CreateCallError) {
     }
 }
 
-/// Runs one bridged call from the upgraded Twilio socket to its end.
-pub async fn run(state: Bridge, socket: WebSocket) {
+/// A call ready to relay: both sockets open, the call admitted and recorded, its permit held.
+struct Ready {
+    socket: TwilioSocket,
+    vapi_socket: VapiSocket,
+    stream_sid: String,
+    sid: CallSid,
+    permit: OwnedSemaphorePermit,
+}
+
+/// Everything before the relay: `start`, admission, the permit, the Vapi call and its socket. `None`
+/// when the stream was refused or fell back to the IVR (the Twilio stream is closed then).
+async fn prepare(state: &Bridge, socket: WebSocket) -> Option<Ready> {
     let mut socket = Leg::new(socket);
     let Some(start) = read_start(&mut socket).await else {
-        return refuse(socket, "no_start").await;
+        refuse(socket, "no_start").await;
+        return None;
     };
-    let claim = match admit(&state, &start).await {
+    let claim = match admit(state, &start).await {
         Ok(claim) => claim,
-        Err(reason) => return refuse(socket, reason).await,
+        Err(reason) => {
+            refuse(socket, reason).await;
+            return None;
+        }
     };
     let sid = claim.call_sid;
     crate::telemetry::set_call_context(Some(sid.as_str()), Some(claim.lead_id));
     // The permit is taken only for an admitted stream: a stranger's socket never holds one.
     let Ok(permit) = state.call_permits.clone().try_acquire_owned() else {
-        return fall_back(&state, socket, &sid, "capacity").await;
+        fall_back(state, socket, &sid, "capacity").await;
+        return None;
     };
     let Some(vapi) = state.vapi.clone() else {
-        return fall_back(&state, socket, &sid, "vapi_not_configured").await;
+        fall_back(state, socket, &sid, "vapi_not_configured").await;
+        return None;
     };
     let Ok(Some(lead)) = state.store.get_lead(claim.lead_id).await else {
-        return fall_back(&state, socket, &sid, "unknown_lead").await;
+        fall_back(state, socket, &sid, "unknown_lead").await;
+        return None;
     };
     let deadline = Instant::now() + crate::vapi::client::CREATE_CALL_DEADLINE;
     let context = CallContext {
@@ -335,25 +352,72 @@ pub async fn run(state: Bridge, socket: WebSocket) {
         Ok(created) => created,
         Err(error) => {
             log_create_error(&error);
-            return fall_back(&state, socket, &sid, error.reason()).await;
+            fall_back(state, socket, &sid, error.reason()).await;
+            return None;
         }
     };
-    let require_tls = state.require_tls;
-    let mut vapi_socket = match connect(&vapi, &created.websocket_url, require_tls, deadline).await
-    {
-        Ok(vapi_socket) => vapi_socket,
-        Err(reason) => return fall_back(&state, socket, &sid, reason).await,
-    };
-    record(&state, &sid, |u| {
+    let vapi_socket =
+        match connect(&vapi, &created.websocket_url, state.require_tls, deadline).await {
+            Ok(vapi_socket) => vapi_socket,
+            Err(reason) => {
+                fall_back(state, socket, &sid, reason).await;
+                return None;
+            }
+        };
+    record(state, &sid, |u| {
         u.vapi_call_id = Some(created.id.clone());
         u.mode = Some(ConversationMode::Bridge);
     })
     .await;
+    Some(Ready {
+        socket,
+        vapi_socket,
+        stream_sid: start.stream_sid,
+        sid,
+        permit,
+    })
+}
 
+/// What the call row records of how the relay ended.
+async fn record_ending(state: &Bridge, sid: &CallSid, ending: Ending) {
+    match ending {
+        Ending::VapiLost => {
+            metrics::counter!(names::BRIDGE_FAILURES, "reason" => "vapi_lost").increment(1);
+            record(state, sid, |u| {
+                u.mode = Some(ConversationMode::Ivr);
+                u.mode_reason = Some("vapi_lost".to_owned());
+            })
+            .await;
+        }
+        Ending::AssistantEnded {
+            reason: Some(reason),
+        } => {
+            record(state, sid, |u| u.ended_reason = Some(reason)).await;
+        }
+        Ending::AssistantEnded { reason: None } | Ending::CallerHungUp | Ending::Cancelled => {}
+    }
+}
+
+/// Runs one bridged call from the upgraded Twilio socket to its end.
+///
+/// The set-up (store reads, Vapi's REST API, the WebSocket and TLS handshakes) and the final record
+/// run in boxed futures: they are large, and inline they would size every call's task for its
+/// whole life, when only the relay's state is needed while the call lasts (measured in
+/// `docs/PERFORMANCE.md`).
+pub async fn run(state: Bridge, socket: WebSocket) {
+    let Some(Ready {
+        mut socket,
+        mut vapi_socket,
+        stream_sid,
+        sid,
+        permit,
+    }) = Box::pin(prepare(&state, socket)).await
+    else {
+        return;
+    };
     metrics::gauge!(names::BRIDGE_LIVE_CALLS).increment(1.0);
     let hard_stop = state.lifecycle.hard_stop_token();
-    let (ending, relayed) =
-        relay(&mut socket, &mut vapi_socket, &start.stream_sid, &hard_stop).await;
+    let (ending, relayed) = relay(&mut socket, &mut vapi_socket, &stream_sid, &hard_stop).await;
     metrics::gauge!(names::BRIDGE_LIVE_CALLS).decrement(1.0);
     count_fault("twilio", socket.fault());
     count_fault("vapi", vapi_socket.fault());
@@ -363,21 +427,6 @@ pub async fn run(state: Bridge, socket: WebSocket) {
         frames_down = relayed.frames_down,
         "bridged call ended"
     );
-    match ending {
-        Ending::VapiLost => {
-            metrics::counter!(names::BRIDGE_FAILURES, "reason" => "vapi_lost").increment(1);
-            record(&state, &sid, |u| {
-                u.mode = Some(ConversationMode::Ivr);
-                u.mode_reason = Some("vapi_lost".to_owned());
-            })
-            .await;
-        }
-        Ending::AssistantEnded {
-            reason: Some(reason),
-        } => {
-            record(&state, &sid, |u| u.ended_reason = Some(reason)).await;
-        }
-        Ending::AssistantEnded { reason: None } | Ending::CallerHungUp | Ending::Cancelled => {}
-    }
-    drop(permit);
+    Box::pin(record_ending(&state, &sid, ending)).await;
+    drop((socket, vapi_socket, permit));
 }
