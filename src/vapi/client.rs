@@ -9,6 +9,10 @@ use std::time::{Duration, Instant};
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Value, json};
 
+/// Idle connections to Vapi's REST API kept for the next calls, and for how long.
+const IDLE_CONNECTIONS: usize = 8;
+const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// How long creating a call may take before the caller gets the IVR instead.
 pub const CREATE_CALL_DEADLINE: Duration = Duration::from_secs(2);
 
@@ -110,7 +114,13 @@ fn error_message(body: &str) -> String {
 impl VapiClient {
     pub fn new(base: &str, key: SecretString, assistant_id: String, deadline: Duration) -> Self {
         Self {
-            http: reqwest::Client::new(),
+            // A burst of calls opens one connection per concurrent `POST /call`; only a few are
+            // worth keeping (each idle one holds its buffers, and TLS state towards Vapi).
+            http: reqwest::Client::builder()
+                .pool_max_idle_per_host(IDLE_CONNECTIONS)
+                .pool_idle_timeout(IDLE_TIMEOUT)
+                .build()
+                .unwrap_or_default(),
             base: base.trim_end_matches('/').to_owned(),
             key,
             assistant_id,
