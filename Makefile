@@ -19,6 +19,9 @@ simulate: ## Play a whole signed call against `make run` (run it from a second t
 test: tools ## Run the whole test suite against a throwaway PostgreSQL + real PostgREST (started and stopped here)
 	@bash scripts/test.sh
 
+coverage: tools ## Line coverage of src/ (cargo-tarpaulin, LLVM engine): table, target/coverage/lcov.info and HTML
+	@bash scripts/coverage.sh $(ARGS)
+
 preflight: tools ## Run every CI check in order (pass flags with ARGS="--skip-security ...")
 	ENVIRONMENT=$${ENVIRONMENT:-development} $(CARGO) run --quiet --locked --bin preflight -- $(ARGS)
 

@@ -20,6 +20,7 @@ pub enum Step {
     Fmt,
     Clippy,
     Tests,
+    Coverage,
     Migrations,
     Workflows,
     Security,
@@ -28,11 +29,12 @@ pub enum Step {
 }
 
 impl Step {
-    pub const ALL: [Step; 9] = [
+    pub const ALL: [Step; 10] = [
         Step::CheckSecrets,
         Step::Fmt,
         Step::Clippy,
         Step::Tests,
+        Step::Coverage,
         Step::Migrations,
         Step::Workflows,
         Step::Security,
@@ -46,6 +48,7 @@ impl Step {
             Step::Fmt => "fmt",
             Step::Clippy => "clippy",
             Step::Tests => "tests",
+            Step::Coverage => "coverage",
             Step::Migrations => "migrations",
             Step::Workflows => "workflows",
             Step::Security => "security",
@@ -82,6 +85,7 @@ pub struct Options {
     pub skip_frontend: bool,
     pub skip_e2e: bool,
     pub skip_security: bool,
+    pub skip_coverage: bool,
     pub skip_vapi: bool,
     pub skip_supabase: bool,
     pub only: Option<Step>,
@@ -217,6 +221,7 @@ fn run_step(step: Step, o: &Options) -> Outcome {
             }
             command_outcome(cmd, None)
         }
+        Step::Coverage => coverage(o),
         Step::Migrations => migrations(o),
         Step::Workflows => workflows(o),
         Step::Security => security(o),
@@ -258,6 +263,29 @@ fn check_secrets(o: &Options) -> Outcome {
             report.failures().count()
         ))
     }
+}
+
+/// The line coverage of `src/` must stay at or above this (`make coverage`, cargo-tarpaulin).
+pub const COVERAGE_FLOOR: &str = "90";
+
+fn coverage(o: &Options) -> Outcome {
+    if o.skip_coverage {
+        return Outcome::Skipped("--skip-coverage".to_owned());
+    }
+    let mut cmd = Command::new("bash");
+    cmd.arg(o.root.join("scripts/coverage.sh"))
+        .args(["--fail-under", COVERAGE_FLOOR])
+        .current_dir(&o.root);
+    if o.skip_vapi {
+        cmd.env("BP_SKIP_VAPI_TESTS", "1");
+    }
+    if o.skip_supabase {
+        cmd.env("BP_SKIP_SUPABASE_TESTS", "1");
+    }
+    command_outcome(
+        cmd,
+        Some(format!("at least {COVERAGE_FLOOR} % of src/ lines")),
+    )
 }
 
 fn migrations(o: &Options) -> Outcome {

@@ -65,6 +65,16 @@ fn skipped_security_is_reported_and_does_not_fail() {
 }
 
 #[test]
+fn skipped_coverage_is_reported_and_does_not_fail() {
+    let out = run(bin(BIN, Path::new(ROOT)).args(["--only", "coverage", "--skip-coverage"]));
+    assert_eq!(out.code, Some(0), "{}", out.all());
+    assert_eq!(
+        summary_row(&out.stdout, "coverage"),
+        ["coverage", "skipped", "0.0", "--skip-coverage"]
+    );
+}
+
+#[test]
 fn security_without_skip_fails_with_a_reason_when_it_cannot_run() {
     // Offline (or without cargo-deny) the security step must fail, never pass silently.
     let out = run(bin(BIN, Path::new(ROOT))
@@ -228,7 +238,7 @@ fn an_unknown_step_is_a_usage_error() {
     assert_eq!(out.code, Some(2));
     assert!(
         out.stderr.contains(
-            "steps are: check-secrets, fmt, clippy, tests, migrations, workflows, security, frontend, e2e"
+            "steps are: check-secrets, fmt, clippy, tests, coverage, migrations, workflows, security, frontend, e2e"
         ),
         "{}",
         out.stderr

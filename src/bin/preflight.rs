@@ -24,6 +24,9 @@ struct Args {
     /// Skip `cargo deny check` (its advisory database needs network).
     #[arg(long)]
     skip_security: bool,
+    /// Skip the coverage step (it runs the whole suite again, instrumented).
+    #[arg(long)]
+    skip_coverage: bool,
     /// Vapi variables become optional and tests needing a hosted Vapi account are skipped.
     #[arg(long)]
     skip_vapi: bool,
@@ -49,6 +52,7 @@ fn main() -> ExitCode {
         skip_frontend: args.skip_frontend,
         skip_e2e: args.skip_e2e,
         skip_security: args.skip_security,
+        skip_coverage: args.skip_coverage,
         skip_vapi: args.skip_vapi,
         skip_supabase: args.skip_supabase,
         only: args.only,

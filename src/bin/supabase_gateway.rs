@@ -153,7 +153,17 @@ fn main() -> ExitCode {
         let listener = tokio::net::TcpListener::bind(listen).await?;
         println!("listening on {}", listener.local_addr()?);
         let app = Router::new().fallback(forward).with_state(gateway);
-        axum::serve(listener, app).await
+        // SIGTERM (tests, `make supabase-down`) or Ctrl-C end it cleanly.
+        let mut terminate =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async move {
+                tokio::select! {
+                    _ = terminate.recv() => {}
+                    _ = tokio::signal::ctrl_c() => {}
+                }
+            })
+            .await
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,

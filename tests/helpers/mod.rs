@@ -98,6 +98,8 @@ pub fn bin(path: &str, dir: &Path) -> Command {
         "RUSTUP_HOME",
         "CARGO_HOME",
         "RUSTUP_TOOLCHAIN",
+        // Under `make coverage` the binaries write their profiles where the coverage run says.
+        "LLVM_PROFILE_FILE",
     ] {
         if let Some(v) = std::env::var_os(keep) {
             cmd.env(keep, v);

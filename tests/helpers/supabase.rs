@@ -212,6 +212,17 @@ impl SupabaseStack {
 impl Drop for SupabaseStack {
     fn drop(&mut self) {
         self.stop_postgrest();
+        // SIGTERM first: the gateway exits cleanly (and writes its coverage profile under
+        // `make coverage`); SIGKILL if it has not within 2 s.
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.gateway.id().to_string()])
+            .status();
+        for _ in 0..40 {
+            if matches!(self.gateway.try_wait(), Ok(Some(_))) {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
         let _ = self.gateway.kill();
         let _ = self.gateway.wait();
         let _ = pg_env(
