@@ -13,20 +13,7 @@ if ! command -v cargo-tarpaulin >/dev/null 2>&1; then
   cargo install --locked cargo-tarpaulin
 fi
 
-free_port() {
-  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-export MYRIAM_TEST_PG_DIR="${MYRIAM_TEST_PG_DIR:-$(mktemp -d "${TMPDIR:-/tmp}/myriam-cov-pg.XXXXXX")}"
-export MYRIAM_TEST_PG_PORT="${MYRIAM_TEST_PG_PORT:-$(free_port)}"
-pg() { MYRIAM_PG_DIR="$MYRIAM_TEST_PG_DIR" MYRIAM_PG_PORT="$MYRIAM_TEST_PG_PORT" bash scripts/local-pg.sh "$@"; }
-cleanup() {
-  pg stop >/dev/null 2>&1 || true
-  rm -rf "$MYRIAM_TEST_PG_DIR"
-}
-trap cleanup EXIT
-pg start
-bash scripts/install-postgrest.sh >/dev/null
-
-cargo tarpaulin --engine llvm --skip-clean --target-dir target/tarpaulin \
-  --out Lcov --out Html --output-dir target/coverage \
-  --exclude-files 'src/bin/loadgen.rs' --timeout 300 "$@"
+# The same throwaway PostgreSQL and PostgREST as `make test`, with tarpaulin as the runner.
+MYRIAM_TEST_RUNNER="cargo tarpaulin --engine llvm --skip-clean --target-dir target/tarpaulin \
+--out Lcov --out Html --output-dir target/coverage --exclude-files src/bin/loadgen.rs --timeout 300" \
+  exec bash scripts/test.sh "$@"

@@ -2,7 +2,8 @@
 # `make test`: the whole suite against real services. Starts a throwaway PostgreSQL (15, 16 or 17) cluster with
 # Supabase's roles (each store test creates its own database and starts its own PostgREST through
 # tests/helpers/supabase.rs), runs `cargo test`, and stops and removes the cluster whatever happens.
-# Extra arguments go to `cargo test`.
+# Extra arguments go to `cargo test`. `MYRIAM_TEST_RUNNER` replaces `cargo test --locked` with another
+# runner of the same suite (scripts/coverage.sh runs cargo tarpaulin this way).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -29,7 +30,8 @@ bash scripts/install-postgrest.sh >/dev/null
 TEST_LOG=$(mktemp "${TMPDIR:-/tmp}/myriam-test-log.XXXXXX")
 trap 'cleanup; rm -f "$TEST_LOG"' EXIT
 set +e
-cargo test --locked "$@" 2>&1 | tee "$TEST_LOG"
+read -r -a runner <<<"${MYRIAM_TEST_RUNNER:-cargo test --locked}"
+"${runner[@]}" "$@" 2>&1 | tee "$TEST_LOG"
 status=${PIPESTATUS[0]}
 set -e
 # Not anchored: with tests running in parallel, a SKIPPED line can follow another test's `test … `.

@@ -12,7 +12,9 @@ use axum::http::StatusCode;
 use axum::routing::{get, post};
 use base64::Engine as _;
 use futures_util::{SinkExt, StreamExt};
-use helpers::{TestApp, spawn_app_with};
+use helpers::{
+    MediaSocket, TestApp, open_media_stream, spawn_app_with, twiml_parameter as parameter,
+};
 use myriam::config::{CallMode, PublicBaseUrl, Settings};
 use myriam::domain::CallSid;
 use myriam::store::Store;
@@ -149,37 +151,16 @@ async fn incoming(app: &TestApp, sid: &str) -> String {
         .unwrap()
 }
 
-fn parameter(twiml: &str, name: &str) -> String {
-    let needle = format!("<Parameter name=\"{name}\" value=\"");
-    let start = twiml.find(&needle).unwrap() + needle.len();
-    twiml[start..start + twiml[start..].find('"').unwrap()].to_owned()
-}
-
-type TwilioSocket =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+type TwilioSocket = MediaSocket;
 
 /// Plays Twilio's side of a stream: connects, sends `connected` and `start` with the parameters.
 async fn twilio_stream(app: &TestApp, twiml: &str) -> TwilioSocket {
-    let (mut socket, _) =
-        tokio_tungstenite::connect_async(format!("ws://{}/twilio/media", app.addr))
-            .await
-            .unwrap();
-    socket
-        .send(Message::Text(
-            r#"{"event":"connected","protocol":"Call","version":"1.0.0"}"#.into(),
-        ))
-        .await
-        .unwrap();
     let start = json!({"event": "start", "sequenceNumber": "1", "streamSid": "MZ1",
         "start": {"streamSid": "MZ1", "callSid": parameter(twiml, "call_sid"), "accountSid": "AC0",
                   "tracks": ["inbound"], "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 1},
                   "customParameters": {"lead_id": parameter(twiml, "lead_id"), "call_sid": parameter(twiml, "call_sid"),
                                        "token": parameter(twiml, "token")}}});
-    socket
-        .send(Message::Text(start.to_string().into()))
-        .await
-        .unwrap();
-    socket
+    open_media_stream(app.addr, Message::Text(start.to_string().into())).await
 }
 
 fn media(bytes: &[u8]) -> Message {

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use base64::Engine as _;
 use futures_util::{SinkExt as _, StreamExt as _};
 use helpers::fake_vapi::{Behaviour, FakeVapi};
+use helpers::twiml_parameter;
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
@@ -104,16 +105,11 @@ impl Gateway {
             .text()
             .await
             .unwrap();
-        let parameter = |name: &str| {
-            let needle = format!("<Parameter name=\"{name}\" value=\"");
-            let start = twiml.find(&needle).unwrap_or_else(|| panic!("{twiml}")) + needle.len();
-            twiml[start..start + twiml[start..].find('"').unwrap()].to_owned()
-        };
         Message::Text(
             json!({"event": "start", "streamSid": format!("MZ{n}"),
                 "start": {"streamSid": format!("MZ{n}"), "callSid": sid, "accountSid": ACCOUNT,
-                    "customParameters": {"call_sid": sid, "lead_id": parameter("lead_id"),
-                                         "token": parameter("token")}}})
+                    "customParameters": {"call_sid": sid, "lead_id": twiml_parameter(&twiml, "lead_id"),
+                                         "token": twiml_parameter(&twiml, "token")}}})
             .to_string()
             .into(),
         )
@@ -542,14 +538,9 @@ async fn a_bridged_twilio_peer_that_never_reads_stays_bounded() {
                     .text()
                     .await
                     .unwrap();
-                let parameter = |name: &str| {
-                    let needle = format!("<Parameter name=\"{name}\" value=\"");
-                    let start = twiml.find(&needle).unwrap() + needle.len();
-                    twiml[start..start + twiml[start..].find('"').unwrap()].to_owned()
-                };
                 let start = json!({"event": "start", "streamSid": "MZS",
                     "start": {"streamSid": "MZS", "callSid": sid, "accountSid": ACCOUNT,
-                        "customParameters": {"token": parameter("token")}}});
+                        "customParameters": {"token": twiml_parameter(&twiml, "token")}}});
                 let mut tcp = raw_handshake(addr).await;
                 tcp.write_all(&frame(true, 0x1, start.to_string().as_bytes()))
                     .await

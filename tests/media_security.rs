@@ -7,9 +7,11 @@ mod helpers;
 
 use std::time::Duration;
 
-use futures_util::{SinkExt as _, StreamExt as _};
+use futures_util::StreamExt as _;
 use helpers::fake_vapi::{Behaviour, FakeVapi};
-use helpers::{TestApp, spawn_app_with};
+use helpers::{
+    MediaSocket, TestApp, open_media_stream, spawn_app_with, twiml_parameter as parameter,
+};
 use myriam::config::{CallMode, PublicBaseUrl};
 use myriam::domain::{CallSid, LeadId};
 use myriam::store::{CallRecord, Store as _};
@@ -21,8 +23,7 @@ use tokio_tungstenite::tungstenite::Message;
 const AUTH_TOKEN: &str = "0123456789abcdef0123456789abcdef";
 const ACCOUNT: &str = "AC0123456789abcdef0123456789abcdef";
 
-type Socket =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+type Socket = MediaSocket;
 
 async fn app(vapi: &FakeVapi) -> TestApp {
     let base = vapi.base.clone();
@@ -62,15 +63,6 @@ async fn voice(app: &TestApp, sid: &str) -> (String, String) {
     (parameter(&twiml, "lead_id"), parameter(&twiml, "token"))
 }
 
-fn parameter(twiml: &str, name: &str) -> String {
-    let needle = format!("<Parameter name=\"{name}\" value=\"");
-    let start = twiml
-        .find(&needle)
-        .unwrap_or_else(|| panic!("{name} in {twiml}"))
-        + needle.len();
-    twiml[start..start + twiml[start..].find('"').unwrap()].to_owned()
-}
-
 fn start_frame(call_sid: &str, account: &str, parameters: &Value) -> Message {
     Message::Text(
         json!({"event": "start", "sequenceNumber": "1", "streamSid": "MZ1",
@@ -85,18 +77,7 @@ fn start_frame(call_sid: &str, account: &str, parameters: &Value) -> Message {
 
 /// Opens `/twilio/media` (the handshake is the same for every call) and sends `start`.
 async fn stream(app: &TestApp, start: Message) -> Socket {
-    let (mut socket, _) =
-        tokio_tungstenite::connect_async(format!("ws://{}/twilio/media", app.addr))
-            .await
-            .unwrap();
-    socket
-        .send(Message::Text(
-            r#"{"event":"connected","protocol":"Call","version":"1.0.0"}"#.into(),
-        ))
-        .await
-        .unwrap();
-    socket.send(start).await.unwrap();
-    socket
+    open_media_stream(app.addr, start).await
 }
 
 /// The close code the gateway ends `socket` with (`None` for a close without one).

@@ -128,11 +128,6 @@ impl VapiClient {
         }
     }
 
-    /// The private key, for the WebSocket's `Authorization: Bearer` header.
-    pub fn key(&self) -> &SecretString {
-        &self.key
-    }
-
     /// The opening request of the call's socket: `wss://` only when `require_tls` (production),
     /// and only to Vapi's own hosts (the host of `VAPI_BASE_URL`, or `vapi.ai` and its
     /// subdomains), since it carries the private key as a bearer token.

@@ -30,7 +30,6 @@ struct Shared {
     behaviour: Behaviour,
     ws_base: Arc<Mutex<String>>,
     creates: Arc<AtomicUsize>,
-    audio_frames: Arc<AtomicUsize>,
     closes: Arc<Mutex<Vec<Option<u16>>>>,
 }
 
@@ -38,7 +37,6 @@ struct Shared {
 pub struct FakeVapi {
     pub base: String,
     creates: Arc<AtomicUsize>,
-    audio_frames: Arc<AtomicUsize>,
     closes: Arc<Mutex<Vec<Option<u16>>>>,
 }
 
@@ -48,7 +46,6 @@ impl FakeVapi {
             behaviour,
             ws_base: Arc::default(),
             creates: Arc::default(),
-            audio_frames: Arc::default(),
             closes: Arc::default(),
         };
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -57,7 +54,6 @@ impl FakeVapi {
         let fake = Self {
             base: format!("http://{addr}"),
             creates: shared.creates.clone(),
-            audio_frames: shared.audio_frames.clone(),
             closes: shared.closes.clone(),
         };
         let app = axum::Router::new()
@@ -71,11 +67,6 @@ impl FakeVapi {
     /// Calls created through `POST /call`.
     pub fn creates(&self) -> usize {
         self.creates.load(Ordering::SeqCst)
-    }
-
-    /// Audio frames the assistant received.
-    pub fn audio_frames(&self) -> usize {
-        self.audio_frames.load(Ordering::SeqCst)
     }
 
     /// The close code of each socket the gateway closed (`None`: closed without a code or dropped).
@@ -115,7 +106,6 @@ async fn socket(
         while let Some(message) = ws.next().await {
             match message {
                 Ok(Message::Binary(audio)) => {
-                    shared.audio_frames.fetch_add(1, Ordering::SeqCst);
                     if shared.behaviour == Behaviour::Echo
                         && ws.send(Message::Binary(audio)).await.is_err()
                     {

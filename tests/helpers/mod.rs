@@ -181,3 +181,36 @@ pub fn production_env(cmd: &mut Command) -> &mut Command {
     }
     cmd
 }
+
+/// The value of a `<Parameter name="…">` in `twiml` (the Media Stream's parameters).
+pub fn twiml_parameter(twiml: &str, name: &str) -> String {
+    let needle = format!("<Parameter name=\"{name}\" value=\"");
+    let start = twiml
+        .find(&needle)
+        .unwrap_or_else(|| panic!("{name} in {twiml}"))
+        + needle.len();
+    twiml[start..start + twiml[start..].find('"').unwrap()].to_owned()
+}
+
+/// A Twilio-like client's Media Stream socket.
+pub type MediaSocket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// Opens `/twilio/media` on `addr` as Twilio does: the handshake, `connected`, then `start`.
+pub async fn open_media_stream(
+    addr: SocketAddr,
+    start: tokio_tungstenite::tungstenite::Message,
+) -> MediaSocket {
+    use futures_util::SinkExt as _;
+    let (mut socket, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/twilio/media"))
+        .await
+        .unwrap();
+    socket
+        .send(tokio_tungstenite::tungstenite::Message::Text(
+            r#"{"event":"connected","protocol":"Call","version":"1.0.0"}"#.into(),
+        ))
+        .await
+        .unwrap();
+    socket.send(start).await.unwrap();
+    socket
+}
