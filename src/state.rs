@@ -21,8 +21,8 @@ pub struct AppState {
     pub store: AnyStore,
     /// The call lifecycle over the store, with this instance's per-call and per-lead locks.
     pub calls: Calls,
-    pub twilio_auth: TwilioAuth,
-    pub vapi_auth: VapiAuth,
+    pub twilio_auth: Arc<TwilioAuth>,
+    pub vapi_auth: Arc<VapiAuth>,
     /// What bridged calls need (Vapi client, call permits, stream tokens).
     pub bridge: Bridge,
 }
@@ -31,8 +31,8 @@ impl AppState {
     pub fn new(settings: Settings, store: AnyStore, lifecycle: Lifecycle) -> Self {
         let locks = Arc::new(KeyedLocks::default());
         Self {
-            twilio_auth: TwilioAuth::from_settings(&settings),
-            vapi_auth: VapiAuth::from_settings(&settings),
+            twilio_auth: Arc::new(TwilioAuth::from_settings(&settings)),
+            vapi_auth: Arc::new(VapiAuth::from_settings(&settings)),
             bridge: Bridge::new(&settings, store.clone(), lifecycle.clone()),
             calls: Calls::new(store.clone(), locks),
             settings: Arc::new(settings),
@@ -42,13 +42,13 @@ impl AppState {
     }
 }
 
-impl FromRef<AppState> for TwilioAuth {
+impl FromRef<AppState> for Arc<TwilioAuth> {
     fn from_ref(state: &AppState) -> Self {
         state.twilio_auth.clone()
     }
 }
 
-impl FromRef<AppState> for VapiAuth {
+impl FromRef<AppState> for Arc<VapiAuth> {
     fn from_ref(state: &AppState) -> Self {
         state.vapi_auth.clone()
     }

@@ -5,6 +5,8 @@
 //! opening request over its `wss://` URL. A refusal is counted and logged here, once, and becomes
 //! a [`TwilioRejection`] response.
 
+use std::sync::Arc;
+
 use axum::body::Bytes;
 use axum::extract::{FromRef, FromRequest, FromRequestParts, OriginalUri, Request};
 use axum::http::request::Parts;
@@ -40,7 +42,7 @@ impl WebhookAuth {
 }
 
 /// The Twilio signature policy and the public URL requests are signed over: the state both
-/// extractors take (through `FromRef`).
+/// extractors take (through `FromRef`, as an `Arc`: nothing is copied per request).
 #[derive(Debug, Clone)]
 pub struct TwilioAuth {
     pub policy: WebhookAuth,
@@ -240,13 +242,13 @@ fn raw_target(parts: &Parts) -> String {
 
 impl<S> FromRequest<S> for TwilioForm
 where
-    TwilioAuth: FromRef<S>,
+    Arc<TwilioAuth>: FromRef<S>,
     S: Send + Sync,
 {
     type Rejection = TwilioRejection;
 
     async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let auth = TwilioAuth::from_ref(state);
+        let auth = Arc::<TwilioAuth>::from_ref(state);
         let (parts, body) = request.into_parts();
         if !is_form(&parts.headers) {
             reject("unsupported_media_type");
@@ -286,13 +288,13 @@ pub struct TwilioHandshake;
 
 impl<S> FromRequestParts<S> for TwilioHandshake
 where
-    TwilioAuth: FromRef<S>,
+    Arc<TwilioAuth>: FromRef<S>,
     S: Send + Sync,
 {
     type Rejection = TwilioRejection;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        let auth = TwilioAuth::from_ref(state);
+        let auth = Arc::<TwilioAuth>::from_ref(state);
         let target = raw_target(parts);
         auth.verify(
             &parts.headers,

@@ -2,6 +2,8 @@
 //! verifies it against `VAPI_SERVER_SECRET` ([`super::auth`]) before anything is parsed, and only
 //! then parses it into one [`ServerMessage`]. A refusal is counted and logged here, once.
 
+use std::sync::Arc;
+
 use axum::body::Bytes;
 use axum::extract::{FromRef, FromRequest, Request};
 use axum::http::{StatusCode, header};
@@ -54,13 +56,13 @@ fn now() -> i64 {
 
 impl<S> FromRequest<S> for VapiRequest
 where
-    VapiAuth: FromRef<S>,
+    Arc<VapiAuth>: FromRef<S>,
     S: Send + Sync,
 {
     type Rejection = VapiRejection;
 
     async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let auth = VapiAuth::from_ref(state);
+        let auth = Arc::<VapiAuth>::from_ref(state);
         let (parts, body) = request.into_parts();
         let bytes = Bytes::from_request(Request::from_parts(parts.clone(), body), state)
             .await
