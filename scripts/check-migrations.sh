@@ -13,7 +13,7 @@ LOCAL_PG="$SCRIPT_DIR/local-pg.sh"
 MIGRATIONS_DIR="$ROOT/supabase/migrations"
 ROLLBACKS_DIR="$ROOT/supabase/rollbacks"
 DB=check_migrations
-TABLES="leads calls processed_events"
+TABLES="leads calls processed_events alerts"
 
 # A port nobody listens on right now: let the kernel pick one.
 free_port() {
@@ -103,7 +103,7 @@ if [ -z "$policies" ]; then ok "no RLS policies in bp (only service_role gets th
 for role in anon authenticated; do
   granted=$(sql <<SQL
 select coalesce(string_agg(t || ':' || p, ', '), '')
-from unnest(array['leads', 'calls', 'processed_events']) as t,
+from unnest(array['leads', 'calls', 'processed_events', 'alerts']) as t,
      unnest(array['select', 'insert', 'update', 'delete', 'truncate', 'references', 'trigger']) as p
 where has_table_privilege('$role', 'bp.' || t, p);
 SQL
@@ -118,7 +118,7 @@ done
 
 missing=$(sql <<'SQL'
 select coalesce(string_agg(t || ':' || p, ', '), '')
-from unnest(array['leads', 'calls', 'processed_events']) as t,
+from unnest(array['leads', 'calls', 'processed_events', 'alerts']) as t,
      unnest(array['select', 'insert', 'update', 'delete']) as p
 where not has_table_privilege('service_role', 'bp.' || t, p);
 SQL
@@ -134,16 +134,16 @@ fi
 values=$(scalar "select array_to_string(array(
                    select (regexp_matches(pg_get_constraintdef(oid), '''([^'']*)''', 'g'))[1] order by 1), ',')
                  from pg_constraint where conrelid = 'bp.leads'::regclass and conname = 'leads_status_check';")
-if [ "$values" = "abandonne,en_cours,nouveau,qualifie" ]; then
-  ok "leads_status_check lists exactly nouveau, en_cours, qualifie, abandonne"
+if [ "$values" = "abandonne,en_cours,nouveau,qualifie,rappel,transfere" ]; then
+  ok "leads_status_check lists exactly nouveau, en_cours, qualifie, abandonne, transfere, rappel"
 else
-  fail "leads_status_check lists '${values}' (expected abandonne,en_cours,nouveau,qualifie)"
+  fail "leads_status_check lists '${values}' (expected abandonne,en_cours,nouveau,qualifie,rappel,transfere)"
 fi
 
 if out=$(sql <<'SQL'
 begin;
 set local role service_role;
-insert into bp.leads (status) values ('nouveau'), ('en_cours'), ('qualifie'), ('abandonne');
+insert into bp.leads (status) values ('nouveau'), ('en_cours'), ('qualifie'), ('abandonne'), ('transfere'), ('rappel');
 do $$
 declare c text;
 begin
@@ -158,7 +158,7 @@ end $$;
 rollback;
 SQL
 ); then
-  ok "status: the four values insert, 'qualified' is rejected by leads_status_check"
+  ok "status: the six values insert, 'qualified' is rejected by leads_status_check"
 else
   fail "status constraint: $out"
 fi
@@ -184,6 +184,43 @@ SQL
   ok "telephone: E.164 NANP accepted, malformed numbers rejected"
 else
   fail "telephone constraint: $out"
+fi
+
+# --- alerts: one per lead, event and recipient ----------------------------------------------------
+if out=$(sql <<'SQL'
+begin;
+set local role service_role;
+insert into bp.leads (id) values ('00000000-0000-0000-0000-000000000002');
+insert into bp.alerts (lead_id, event, recipient)
+  values ('00000000-0000-0000-0000-000000000002', 'qualified', '+15145550100');
+insert into bp.alerts (lead_id, event, recipient)
+  values ('00000000-0000-0000-0000-000000000002', 'qualified', '+15145550100')
+  on conflict (lead_id, event, recipient) do nothing;
+do $$
+declare c text;
+begin
+  if (select count(*) from bp.alerts) <> 1 then raise exception 'a duplicate alert was stored'; end if;
+  begin
+    insert into bp.alerts (lead_id, event, recipient)
+      values ('00000000-0000-0000-0000-000000000002', 'qualified', '+15145550100');
+    raise exception 'a duplicate alert was accepted';
+  exception when unique_violation then
+    get stacked diagnostics c = constraint_name;
+    if c <> 'alerts_once' then raise exception 'rejected by % instead', c; end if;
+  end;
+  begin
+    insert into bp.alerts (lead_id, event, recipient)
+      values ('00000000-0000-0000-0000-000000000002', 'qualified', '5145550100');
+    raise exception 'a recipient without + was accepted';
+  exception when check_violation then null;
+  end;
+end $$;
+rollback;
+SQL
+); then
+  ok "alerts: one row per (lead, event, recipient) (alerts_once), recipients in E.164"
+else
+  fail "alerts constraints: $out"
 fi
 
 # --- updated_at trigger -------------------------------------------------------------------------

@@ -9,14 +9,16 @@
 
 use std::sync::Arc;
 
-use tokio::sync::OwnedMutexGuard;
+use tokio::sync::{Notify, OwnedMutexGuard};
 
-use crate::config::{CallMode, PublicBaseUrl, Settings};
-use crate::domain::{CallSid, ConversationMode, LeadId, LeadStatus, PhoneNumber};
+use crate::config::{AlertOn, AlertSettings, CallMode, PublicBaseUrl, Settings};
+use crate::domain::{BusinessHours, CallSid, ConversationMode, LeadId, LeadStatus, PhoneNumber};
 use crate::locks::KeyedLocks;
 use crate::metrics::{CallOutcome, Progress};
-use crate::qualification::{Lead, Turn, prompts};
-use crate::store::{AnyStore, CallUpdate, Store as _, StoreError};
+use crate::qualification::{Lead, ServiceType, Turn, prompts};
+use crate::store::{
+    AlertEvent, Alerts as _, AnyStore, CallUpdate, NewAlert, Store as _, StoreError,
+};
 use crate::twilio::stream_token::StreamTokens;
 
 /// The lock key of a lead: every path that changes a lead takes it.
@@ -46,6 +48,9 @@ pub fn status_rank(status: &str) -> u8 {
         _ => 0,
     }
 }
+
+/// `calls.mode_reason` of a bridged call the assistant handed to people.
+pub const HANDED_OFF: &str = "handed_off";
 
 /// The rank of the statuses that end a call.
 pub const TERMINAL_RANK: u8 = 4;
@@ -96,6 +101,74 @@ pub fn bridge_target(
     })
 }
 
+/// What the greeting says for a call starting now: the disclosure (`CALL_DISCLOSURE`) and whether
+/// the office is open (`BUSINESS_HOURS`).
+pub fn greeting(settings: &Settings) -> prompts::Greeting {
+    prompts::Greeting {
+        disclosure: settings.office.disclosure,
+        office_open: settings.office.hours.is_open_now(),
+    }
+}
+
+/// Where a caller who asks for a person goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HandOff {
+    /// The office line rings (`<Dial>`): business hours and `TRANSFER_NUMBER` set.
+    Transfer,
+    /// Voicemail (`<Record>`), and why.
+    Voicemail(prompts::VoicemailReason),
+}
+
+impl HandOff {
+    /// `transfer` or `voicemail` (a metric label).
+    pub fn label(self) -> &'static str {
+        match self {
+            HandOff::Transfer => "transfer",
+            HandOff::Voicemail(_) => "voicemail",
+        }
+    }
+}
+
+/// Transfer inside business hours when a line is configured, else voicemail.
+pub fn hand_off_target(settings: &Settings) -> HandOff {
+    if !settings.office.hours.is_open_now() {
+        HandOff::Voicemail(prompts::VoicemailReason::OfficeClosed)
+    } else if settings.office.transfer_number.is_none() {
+        HandOff::Voicemail(prompts::VoicemailReason::NoLine)
+    } else {
+        HandOff::Transfer
+    }
+}
+
+/// Hands the lead to people: `transfere` with the hand-off sentence, or `rappel` with the
+/// voicemail message. A voicemail lead keeps the caller's number (the caller ID) as the number to
+/// call back when none was confirmed. What was collected stays. Returns whether it changed.
+pub fn hand_off(lead: &mut Lead, target: HandOff) -> bool {
+    let status = match target {
+        HandOff::Transfer => LeadStatus::Transfere,
+        HandOff::Voicemail(_) => LeadStatus::Rappel,
+    };
+    if lead.status == status || lead.status == LeadStatus::Rappel {
+        return false;
+    }
+    lead.status = status;
+    let line = match target {
+        HandOff::Transfer => prompts::transferring(lead.language).to_owned(),
+        HandOff::Voicemail(reason) => {
+            if lead.telephone.is_none() {
+                if let Some(caller) = lead.offered_phone.clone() {
+                    lead.telephone_raw = Some(caller.as_e164().to_owned());
+                    lead.telephone = Some(caller);
+                }
+            }
+            prompts::voicemail(lead, reason)
+        }
+    };
+    let field = lead.current_field();
+    lead.conversation.push(Turn::myriam(field, line));
+    true
+}
+
 /// A call the gateway learns of: its row's first columns.
 #[derive(Debug, Clone, Default)]
 pub struct NewCall {
@@ -127,16 +200,94 @@ pub struct StatusReport {
     pub idempotency_key: Option<String>,
 }
 
+/// Which lead changes raise an SMS alert to staff (`ALERT_SMS_TO`, `ALERT_ON`), and the signal
+/// that wakes the sender once one is stored.
+#[derive(Debug, Clone)]
+pub struct AlertPolicy {
+    pub settings: Option<AlertSettings>,
+    pub hours: BusinessHours,
+    /// Notified after a write that created alerts (the sender also polls).
+    pub wake: Arc<Notify>,
+}
+
+impl AlertPolicy {
+    pub fn new(settings: Option<AlertSettings>, hours: BusinessHours) -> Self {
+        Self {
+            settings,
+            hours,
+            wake: Arc::new(Notify::new()),
+        }
+    }
+
+    /// The alerts a change of a lead from `before` to `lead` raises:
+    /// - qualified now (not before), urgent or `ALERT_ON=all`: one per recipient;
+    /// - voicemail now (not before), outside business hours, and the caller sounds urgent: one
+    ///   per recipient.
+    pub fn alerts_for(&self, before: LeadStatus, lead: &Lead) -> Vec<NewAlert> {
+        let Some(settings) = &self.settings else {
+            return Vec::new();
+        };
+        let event = if before != LeadStatus::Qualifie && lead.status == LeadStatus::Qualifie {
+            let wanted = settings.on == AlertOn::All || lead.urgence == Some(true);
+            wanted.then_some(AlertEvent::Qualified)
+        } else if before != LeadStatus::Rappel
+            && lead.status == LeadStatus::Rappel
+            && sounds_urgent(lead)
+            && !self.hours.is_open_now()
+        {
+            Some(AlertEvent::Voicemail)
+        } else {
+            None
+        };
+        event.map_or_else(Vec::new, |event| {
+            settings
+                .recipients
+                .iter()
+                .map(|to| NewAlert::new(lead.id, event, to))
+                .collect()
+        })
+    }
+}
+
+/// What the caller said so far makes the request urgent: the urgency answer, a storm emergency,
+/// or a description that mentions a danger.
+pub fn sounds_urgent(lead: &Lead) -> bool {
+    lead.urgence == Some(true)
+        || lead.type_service == Some(ServiceType::UrgenceTempete)
+        || lead
+            .description
+            .as_ref()
+            .is_some_and(|d| prompts::mentions_danger(d.as_str()))
+}
+
 /// The lifecycle operations over a store, with this instance's locks. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct Calls {
     store: AnyStore,
     locks: Arc<KeyedLocks>,
+    alerts: Arc<AlertPolicy>,
 }
 
 impl Calls {
+    /// Without alerts (`ALERT_SMS_TO` unset).
     pub fn new(store: AnyStore, locks: Arc<KeyedLocks>) -> Self {
-        Self { store, locks }
+        Self::with_alerts(
+            store,
+            locks,
+            AlertPolicy::new(None, BusinessHours::default()),
+        )
+    }
+
+    pub fn with_alerts(store: AnyStore, locks: Arc<KeyedLocks>, alerts: AlertPolicy) -> Self {
+        Self {
+            store,
+            locks,
+            alerts: Arc::new(alerts),
+        }
+    }
+
+    pub fn alert_policy(&self) -> &AlertPolicy {
+        &self.alerts
     }
 
     pub fn store(&self) -> &AnyStore {
@@ -150,13 +301,17 @@ impl Calls {
 
     /// A new lead for a new call, with Myriam's opening line and the caller ID offered as the
     /// number to confirm, and the call's row pointing at it.
-    pub async fn start(&self, call: &NewCall) -> Result<Lead, StoreError> {
+    pub async fn start(
+        &self,
+        call: &NewCall,
+        greeting: prompts::Greeting,
+    ) -> Result<Lead, StoreError> {
         let offered = call
             .from
             .as_deref()
             .and_then(|f| PhoneNumber::try_from(f).ok());
         let mut lead = Lead::new(LeadId::new()).with_offered_phone(offered);
-        let opening = prompts::opening(lead.language);
+        let opening = prompts::opening(lead.language, greeting);
         lead.conversation
             .push(Turn::myriam(lead.current_field(), opening));
         self.store.upsert_lead(&lead).await?;
@@ -176,7 +331,8 @@ impl Calls {
 
     /// Runs `change` on the freshest copy of `found` under the lead's lock. `change` returns its
     /// answer, whether the lead must be saved, and the qualification progress it made, which is
-    /// counted once the lead is saved (so a retried request is not counted twice).
+    /// counted once the lead is saved (so a retried request is not counted twice). A change that
+    /// raises alerts ([`AlertPolicy::alerts_for`]) stores them in the same write as the lead.
     pub async fn change_lead<R>(
         &self,
         found: Lead,
@@ -184,13 +340,20 @@ impl Calls {
     ) -> Result<R, StoreError> {
         let _lead_lock = self.locks.lock(&lead_key(found.id)).await;
         let mut lead = self.store.get_lead(found.id).await?.unwrap_or(found);
+        let before = lead.status;
         let Change {
             answer,
             save,
             progress,
         } = change(&mut lead);
         if save {
-            self.store.upsert_lead(&lead).await?;
+            let alerts = self.alerts.alerts_for(before, &lead);
+            if alerts.is_empty() {
+                self.store.upsert_lead(&lead).await?;
+            } else {
+                self.store.upsert_lead_with_alerts(&lead, &alerts).await?;
+                self.alerts.wake.notify_one();
+            }
         }
         progress.into_iter().for_each(Progress::record);
         Ok(answer)
@@ -226,14 +389,20 @@ impl Calls {
             .and_then(|c| c.fields.status.as_deref())
             .map_or(0, status_rank);
         let mode = current.as_ref().and_then(|c| c.fields.mode);
+        // A bridged call the assistant handed to people goes on (transfer, voicemail) after
+        // Vapi's side ends: its end is Twilio's to report too.
+        let handed_off = current
+            .as_ref()
+            .and_then(|c| c.fields.mode_reason.as_deref())
+            == Some(HANDED_OFF);
         let mut update = report.update;
         if let Some(status) = report.status {
             if status_rank(&status) >= current_rank {
                 update.status = Some(status);
             }
         }
-        let ends =
-            report.ends_call && !(report.from_bridged_side && mode == Some(ConversationMode::Ivr));
+        let ends = report.ends_call
+            && !(report.from_bridged_side && (mode == Some(ConversationMode::Ivr) || handed_off));
         if ends && current_rank < TERMINAL_RANK && update.status.is_none() {
             // A report that ends the call without a status (Vapi's end-of-call report).
             update.status = Some("completed".to_owned());

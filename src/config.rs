@@ -12,7 +12,7 @@ use std::time::Duration;
 use secrecy::SecretString;
 use url::Url;
 
-use crate::domain::Language;
+use crate::domain::{BusinessHours, HoursError, Language};
 use crate::environment::{Environment, InvalidEnvironment};
 use crate::secrets::{self, EnvFileError, EnvSource, Report, Skips, Status};
 
@@ -73,6 +73,61 @@ pub struct TwilioSettings {
     pub test_mode: bool,
     /// `<Say>` voices (`TWILIO_VOICE_FR`, `TWILIO_VOICE_EN`).
     pub voices: Voices,
+    /// `TWILIO_API_BASE_URL`: Twilio's REST API (SMS alerts, call redirects).
+    pub api_base_url: Url,
+}
+
+/// Who sends SMS alerts (`TWILIO_SMS_FROM`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SmsSender {
+    /// A Twilio number (E.164): the `From` field.
+    Number(String),
+    /// A Messaging Service (`MG…`): the `MessagingServiceSid` field.
+    Service(String),
+}
+
+/// Which qualified leads raise an alert (`ALERT_ON`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum AlertOn {
+    /// Urgent qualified leads and urgent callers in after-hours voicemail.
+    #[default]
+    Urgent,
+    /// Every qualified lead, and urgent voicemails.
+    All,
+}
+
+/// SMS alerts to staff. `None` in [`OfficeSettings::alerts`] when `ALERT_SMS_TO` is unset.
+#[derive(Debug, Clone)]
+pub struct AlertSettings {
+    /// `ALERT_SMS_TO`, E.164 numbers.
+    pub recipients: Vec<String>,
+    pub sender: SmsSender,
+    pub on: AlertOn,
+    /// `ALERT_LEASE_SECS`: how long a claim holds an alert being sent.
+    pub lease: Duration,
+}
+
+/// The people side: transfer line, business hours, alerts, the disclosure.
+#[derive(Debug, Clone)]
+pub struct OfficeSettings {
+    /// `TRANSFER_NUMBER` (E.164); `None`: voicemail only.
+    pub transfer_number: Option<String>,
+    /// `BUSINESS_HOURS` in `BUSINESS_TIMEZONE`.
+    pub hours: BusinessHours,
+    /// `CALL_DISCLOSURE` (on by default).
+    pub disclosure: bool,
+    pub alerts: Option<AlertSettings>,
+}
+
+impl Default for OfficeSettings {
+    fn default() -> Self {
+        Self {
+            transfer_number: None,
+            hours: BusinessHours::default(),
+            disclosure: true,
+            alerts: None,
+        }
+    }
 }
 
 /// `PUBLIC_BASE_URL` exactly as configured (trailing `/` removed): the scheme, host (its case
@@ -147,6 +202,7 @@ pub struct Settings {
     pub max_concurrent_calls: usize,
     pub drain_timeout: Duration,
     pub twilio: TwilioSettings,
+    pub office: OfficeSettings,
     pub vapi: VapiSettings,
     pub store: StoreSettings,
     pub telemetry: TelemetrySettings,
@@ -165,6 +221,13 @@ pub enum ConfigError {
     Malformed {
         name: &'static str,
         expected: &'static str,
+    },
+    #[error(transparent)]
+    Hours(#[from] HoursError),
+    #[error("{name} is set but {needs}")]
+    Incomplete {
+        name: &'static str,
+        needs: &'static str,
     },
     #[error("{name}=1 is refused in production: {why}")]
     RefusedInProduction {
@@ -328,6 +391,94 @@ fn log_pii(requested: bool, environment: Environment) -> Result<bool, ConfigErro
     Ok(requested)
 }
 
+/// `TWILIO_*`: the account, the signature bypass (already limited to development), the voices and
+/// the REST API's base URL.
+fn twilio_settings(reader: &Reader<'_>, test_mode: bool) -> TwilioSettings {
+    TwilioSettings {
+        account_sid: reader.text("TWILIO_ACCOUNT_SID"),
+        auth_token: reader.secret("TWILIO_AUTH_TOKEN"),
+        test_mode,
+        voices: Voices {
+            fr: reader
+                .text("TWILIO_VOICE_FR")
+                .unwrap_or_else(|| Voices::default().fr),
+            en: reader
+                .text("TWILIO_VOICE_EN")
+                .unwrap_or_else(|| Voices::default().en),
+        },
+        api_base_url: reader
+            .url("TWILIO_API_BASE_URL")
+            .unwrap_or_else(|| Url::parse("https://api.twilio.com").expect("static URL")),
+    }
+}
+
+/// `TRANSFER_NUMBER`, `BUSINESS_HOURS`/`BUSINESS_TIMEZONE`, `CALL_DISCLOSURE` and the alerts.
+/// Business hours are parsed here so that a malformed value stops the start with the part that
+/// is wrong (these values are not secrets).
+fn office(reader: &Reader<'_>) -> Result<OfficeSettings, ConfigError> {
+    let hours = BusinessHours::parse(
+        reader
+            .source
+            .get("BUSINESS_HOURS")
+            .unwrap_or(crate::domain::DEFAULT_HOURS),
+        reader
+            .source
+            .get("BUSINESS_TIMEZONE")
+            .unwrap_or(crate::domain::DEFAULT_TIMEZONE),
+    )?;
+    let transfer_number = reader.strict("TRANSFER_NUMBER")?.map(str::to_owned);
+    let disclosure = reader
+        .strict("CALL_DISCLOSURE")?
+        .is_none_or(|v| flag(Some(v)));
+    let on = match reader.strict("ALERT_ON")? {
+        Some("all") => AlertOn::All,
+        _ => AlertOn::Urgent,
+    };
+    let sender = reader.strict("TWILIO_SMS_FROM")?.map(|v| {
+        if v.starts_with("MG") {
+            SmsSender::Service(v.to_owned())
+        } else {
+            SmsSender::Number(v.to_owned())
+        }
+    });
+    let alerts = match reader.strict("ALERT_SMS_TO")? {
+        None => None,
+        Some(list) => {
+            let Some(sender) = sender else {
+                return Err(ConfigError::Incomplete {
+                    name: "ALERT_SMS_TO",
+                    needs: "TWILIO_SMS_FROM (the number or Messaging Service that sends the alerts) is not",
+                });
+            };
+            if reader.usable("TWILIO_ACCOUNT_SID").is_none()
+                || reader.usable("TWILIO_AUTH_TOKEN").is_none()
+            {
+                return Err(ConfigError::Incomplete {
+                    name: "ALERT_SMS_TO",
+                    needs: "TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN (the Messages API credentials) are not both usable",
+                });
+            }
+            let mut recipients: Vec<String> =
+                list.split(',').map(|n| n.trim().to_owned()).collect();
+            recipients.dedup();
+            Some(AlertSettings {
+                recipients,
+                sender,
+                on,
+                lease: Duration::from_secs(
+                    reader.strict_parse("ALERT_LEASE_SECS")?.unwrap_or(60u64),
+                ),
+            })
+        }
+    };
+    Ok(OfficeSettings {
+        transfer_number,
+        hours,
+        disclosure,
+        alerts,
+    })
+}
+
 fn flag(value: Option<&str>) -> bool {
     matches!(value, Some("1" | "true"))
 }
@@ -383,6 +534,7 @@ impl Settings {
                 .strict_parse("READYZ_MAX_OUTBOX_AGE_SECS")?
                 .unwrap_or(300u64),
         );
+        let office = office(&reader)?;
         // Test switches: read by the test suite, validated here so a typo is caught.
         reader.strict("BP_SKIP_VAPI_TESTS")?;
         reader.strict("BP_SKIP_SUPABASE_TESTS")?;
@@ -404,19 +556,11 @@ impl Settings {
             call_mode,
             max_concurrent_calls,
             drain_timeout,
-            twilio: TwilioSettings {
-                account_sid: reader.text("TWILIO_ACCOUNT_SID"),
-                auth_token: reader.secret("TWILIO_AUTH_TOKEN"),
-                test_mode: test_mode && environment == Environment::Development,
-                voices: Voices {
-                    fr: reader
-                        .text("TWILIO_VOICE_FR")
-                        .unwrap_or_else(|| Voices::default().fr),
-                    en: reader
-                        .text("TWILIO_VOICE_EN")
-                        .unwrap_or_else(|| Voices::default().en),
-                },
-            },
+            twilio: twilio_settings(
+                &reader,
+                test_mode && environment == Environment::Development,
+            ),
+            office,
             vapi: VapiSettings {
                 private_key: reader.secret("VAPI_PRIVATE_KEY"),
                 assistant_id: reader.text("VAPI_ASSISTANT_ID"),
@@ -449,7 +593,7 @@ impl Settings {
     }
 
     /// Settings for tests: `ENVIRONMENT=test`, loopback on port 0, a fresh SQLite file in the
-    /// temporary directory, nothing external configured.
+    /// temporary directory, the office open around the clock, nothing external configured.
     ///
     /// # Panics
     /// Never: the fixed test configuration is valid (a unit test proves it).
@@ -460,6 +604,9 @@ impl Settings {
             ("BIND_ADDR", "127.0.0.1:0"),
             ("DRAIN_TIMEOUT_SECS", "5"),
             ("DATABASE_PATH", db.to_str().expect("temp paths are UTF-8")),
+            // Open around the clock, so no test depends on when it runs; tests of the hours
+            // set their own.
+            ("BUSINESS_HOURS", "mon-sun 00:00-24:00"),
         ]))
         .expect("test settings are valid")
     }

@@ -26,6 +26,7 @@
 //!
 //! See `docs/ARCHITECTURE.md` for the bird's-eye view and the invariants.
 
+pub mod alerts;
 pub mod bridge;
 pub mod calls;
 pub mod cli;

@@ -57,6 +57,12 @@ pub mod names {
     pub const OUTBOX_REPLAYS: &str = "myriam_outbox_replays_total";
     pub const OUTBOX_DEAD_LETTERS: &str = "myriam_outbox_dead_letters_total";
     pub const STORE_SECONDS: &str = "myriam_store_operation_duration_seconds";
+    pub const ALERTS: &str = "myriam_alerts_total";
+    pub const ALERT_QUEUE_DEPTH: &str = "myriam_alert_queue_depth";
+    pub const ALERT_QUEUE_OLDEST_AGE: &str = "myriam_alert_queue_oldest_age_seconds";
+    pub const TRANSFERS: &str = "myriam_transfers_total";
+    pub const VOICEMAILS: &str = "myriam_voicemails_total";
+    pub const HAND_OFFS: &str = "myriam_hand_offs_total";
     pub const PROCESS_CPU: &str = "process_cpu_seconds_total";
     pub const PROCESS_RSS: &str = "process_resident_memory_bytes";
     pub const PROCESS_FDS: &str = "process_open_fds";
@@ -291,6 +297,51 @@ pub const CATALOGUE: &[MetricSpec] = &[
         labels: &[],
     },
     MetricSpec {
+        name: ALERTS,
+        kind: Kind::Counter,
+        help: "SMS alerts to staff, by channel and result: sent (Twilio accepted it), found (an earlier send that had timed out had gone through), retried (429, 5xx, timeout), dead (refused for good)",
+        labels: &[
+            ("channel", &["sms"]),
+            ("result", &["sent", "found", "retried", "dead"]),
+        ],
+    },
+    MetricSpec {
+        name: ALERT_QUEUE_DEPTH,
+        kind: Kind::Gauge,
+        help: "SMS alerts waiting to be sent (pending or claimed)",
+        labels: &[],
+    },
+    MetricSpec {
+        name: ALERT_QUEUE_OLDEST_AGE,
+        kind: Kind::Gauge,
+        help: "Age in seconds of the oldest SMS alert waiting to be sent (0 when none)",
+        labels: &[],
+    },
+    MetricSpec {
+        name: HAND_OFFS,
+        kind: Kind::Counter,
+        help: "Callers handed to people, by how they asked (speech, key 0, the assistant's tool) and where they went (transfer, voicemail)",
+        labels: &[
+            ("via", &["speech", "key", "assistant"]),
+            ("to", &["transfer", "voicemail"]),
+        ],
+    },
+    MetricSpec {
+        name: TRANSFERS,
+        kind: Kind::Counter,
+        help: "Transfers to the office line, by outcome (answered, busy, no-answer, failed, canceled)",
+        labels: &[(
+            "outcome",
+            &["answered", "busy", "no-answer", "failed", "canceled"],
+        )],
+    },
+    MetricSpec {
+        name: VOICEMAILS,
+        kind: Kind::Counter,
+        help: "Voicemail recordings reported by Twilio, by status (completed, absent = empty)",
+        labels: &[("status", &["completed", "absent", "in-progress", "unknown"])],
+    },
+    MetricSpec {
         name: STORE_SECONDS,
         kind: Kind::Histogram,
         help: "Store operation latency in seconds, by operation and result",
@@ -395,6 +446,39 @@ impl CallOutcome {
 }
 
 /// Counts one ended call.
+/// A caller handed to people: `via` speech, key or assistant; `to` transfer or voicemail.
+pub fn hand_off(via: &'static str, to: &'static str) {
+    metrics::counter!(HAND_OFFS, "via" => via, "to" => to).increment(1);
+}
+
+/// A transfer to the office line ended with `outcome`.
+pub fn transfer_ended(outcome: &'static str) {
+    metrics::counter!(TRANSFERS, "outcome" => outcome).increment(1);
+}
+
+/// Twilio reported a voicemail recording's status (bounded: unknown statuses count as `unknown`).
+pub fn voicemail_recorded(status: &str) {
+    let status = match status {
+        "completed" => "completed",
+        "absent" => "absent",
+        "in-progress" => "in-progress",
+        _ => "unknown",
+    };
+    metrics::counter!(VOICEMAILS, "status" => status).increment(1);
+}
+
+/// One SMS alert's send ended with `result` (`sent`, `found`, `retried`, `dead`).
+pub fn alert(result: &'static str) {
+    metrics::counter!(ALERTS, "channel" => "sms", "result" => result).increment(1);
+}
+
+/// The alert queue: how many wait and the age of the oldest.
+#[allow(clippy::cast_precision_loss)]
+pub fn alert_queue(depth: usize, oldest: std::time::Duration) {
+    metrics::gauge!(ALERT_QUEUE_DEPTH).set(depth as f64);
+    metrics::gauge!(ALERT_QUEUE_OLDEST_AGE).set(oldest.as_secs_f64());
+}
+
 pub fn call_ended(mode: ConversationMode, outcome: CallOutcome) {
     metrics::counter!(CALLS, "mode" => mode.as_str(), "outcome" => outcome.as_str()).increment(1);
 }
@@ -424,7 +508,7 @@ impl Progress {
                     Progress::Reached(reached)
                 }
             }
-            OutcomeStatus::Error => Progress::Nothing,
+            OutcomeStatus::Error | OutcomeStatus::HumanRequested => Progress::Nothing,
         }
     }
 

@@ -106,6 +106,16 @@ impl Application {
             tracing::warn!(reason = why, "Twilio signatures are NOT checked");
         }
         let state = AppState::new(settings, store, lifecycle);
+        if let Some(sender) = crate::alerts::AlertSender::from_settings(
+            &state.settings,
+            state.store.clone(),
+            state.calls.alert_policy().wake.clone(),
+        ) {
+            sender.spawn(state.lifecycle.tracker(), state.lifecycle.shutdown_token());
+            tracing::info!("SMS alerts to staff are on");
+        } else {
+            tracing::info!("SMS alerts to staff are off (ALERT_SMS_TO unset)");
+        }
         Ok(Self {
             listener,
             local_addr,
@@ -269,6 +279,11 @@ pub fn router(state: AppState) -> Router {
         .route("/twilio/gather", post(twilio::gather))
         .route("/twilio/status", post(twilio::status))
         .route("/twilio/stream-ended", post(twilio::stream_ended))
+        .route("/twilio/dial-done", post(twilio::dial_done))
+        .route("/twilio/voicemail", post(twilio::voicemail))
+        .route("/twilio/recording-status", post(twilio::recording_status))
+        .route("/twilio/handoff", post(twilio::handoff))
+        .route("/twilio/sms-status", post(twilio::sms_status))
         .route("/twilio/media", get(media::media))
         .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES));
     let large = Router::new()

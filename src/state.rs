@@ -6,12 +6,13 @@ use std::sync::Arc;
 use axum::extract::FromRef;
 
 use crate::bridge::session::Bridge;
-use crate::calls::Calls;
+use crate::calls::{AlertPolicy, Calls};
 use crate::config::Settings;
 use crate::lifecycle::Lifecycle;
 use crate::locks::KeyedLocks;
 use crate::store::AnyStore;
 use crate::twilio::TwilioAuth;
+use crate::twilio::rest::TwilioRest;
 use crate::vapi::VapiAuth;
 
 #[derive(Debug, Clone)]
@@ -25,6 +26,9 @@ pub struct AppState {
     pub vapi_auth: Arc<VapiAuth>,
     /// What bridged calls need (Vapi client, call permits, stream tokens).
     pub bridge: Bridge,
+    /// Twilio's REST API (redirecting a call the assistant hands to people), when the account's
+    /// credentials are set.
+    pub twilio_rest: Option<Arc<TwilioRest>>,
 }
 
 impl AppState {
@@ -34,7 +38,23 @@ impl AppState {
             twilio_auth: Arc::new(TwilioAuth::from_settings(&settings)),
             vapi_auth: Arc::new(VapiAuth::from_settings(&settings)),
             bridge: Bridge::new(&settings, store.clone(), lifecycle.clone()),
-            calls: Calls::new(store.clone(), locks),
+            twilio_rest: match (&settings.twilio.account_sid, &settings.twilio.auth_token) {
+                (Some(account), Some(token)) => Some(Arc::new(TwilioRest::new(
+                    settings.twilio.api_base_url.clone(),
+                    account.clone(),
+                    token.clone(),
+                    crate::twilio::rest::DEFAULT_TIMEOUT,
+                ))),
+                _ => None,
+            },
+            calls: Calls::with_alerts(
+                store.clone(),
+                locks,
+                AlertPolicy::new(
+                    settings.office.alerts.clone(),
+                    settings.office.hours.clone(),
+                ),
+            ),
             settings: Arc::new(settings),
             lifecycle,
             store,

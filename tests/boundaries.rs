@@ -19,7 +19,7 @@ const LAYERS: &[&[&str]] = &[
     &["store"],
     &["twilio"],
     &["calls"],
-    &["ivr", "vapi"],
+    &["ivr", "vapi", "alerts"],
     &["bridge"],
     &["state"],
     &["routes"],

@@ -647,3 +647,109 @@ async fn the_vapi_socket_is_tokio_tungstenite_over_rustls_and_checks_the_certifi
     let error = open_vapi_socket(request, tls_config()).await.unwrap_err();
     assert!(!error.to_string().contains("/call"), "{error}");
 }
+
+#[tokio::test]
+async fn the_assistant_hands_the_caller_to_people_and_the_stream_ends_cleanly() {
+    use helpers::fake_twilio::{ACCOUNT, FakeTwilio, TOKEN};
+    let mut vapi = fake_vapi(Rest::Ok).await;
+    let rest = FakeTwilio::start().await;
+    let rest_base = rest.base_url();
+    let app = bridge_app(&vapi, move |s| {
+        s.telemetry.prometheus_port = Some(0);
+        s.twilio.account_sid = Some(ACCOUNT.to_owned());
+        s.twilio.auth_token = Some(SecretString::from(TOKEN.to_owned()));
+        s.twilio.api_base_url = rest_base.parse().unwrap();
+        s.office.hours =
+            myriam::domain::BusinessHours::parse("mon-sun 00:00-24:00", "America/Toronto").unwrap();
+        s.office.transfer_number = Some("+14505550100".to_owned());
+    })
+    .await;
+    let sid = format!("CA{:032x}", 40);
+    let (_, twiml) = app
+        .post_form(
+            "/twilio/voice",
+            &[
+                ("CallSid", &sid),
+                ("AccountSid", ACCOUNT),
+                ("From", "+15145550199"),
+            ],
+        )
+        .await;
+    let start = json!({"event": "start", "sequenceNumber": "1", "streamSid": "MZ1",
+        "start": {"streamSid": "MZ1", "callSid": sid, "accountSid": ACCOUNT,
+                  "tracks": ["inbound"], "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 1},
+                  "customParameters": {"lead_id": parameter(&twiml, "lead_id"), "call_sid": sid,
+                                       "token": parameter(&twiml, "token")}}});
+    let mut twilio = open_media_stream(app.addr, Message::Text(start.to_string().into())).await;
+    twilio.send(media(&[0x7f; 160])).await.unwrap();
+    assert_eq!(
+        vapi_next(&mut vapi).await,
+        Message::Binary(vec![0x7f; 160].into())
+    );
+
+    // The caller asks for a person; the assistant calls its transfer tool.
+    let answer: Value = app
+        .client
+        .post(app.url("/vapi/webhook"))
+        .json(
+            &json!({"message": {"type": "tool-calls", "call": {"id": "vapi-call-1"},
+            "toolCallList": [{"id": "tc-person", "type": "function",
+                              "function": {"name": "transfer_to_human", "arguments": "{}"}}]}}),
+        )
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let result: Value =
+        serde_json::from_str(answer["results"][0]["result"].as_str().unwrap()).unwrap();
+    assert_eq!(result["status"], "transfer", "{answer}");
+    let redirects = rest.redirects();
+    assert_eq!(redirects.len(), 1, "{redirects:?}");
+    assert_eq!(redirects[0].call_sid, sid);
+    assert_eq!(redirects[0].url, "https://gw.bp.test/twilio/handoff");
+
+    // Twilio leaves the stream for the new TwiML: `stop`, then the close.
+    twilio
+        .send(Message::Text(
+            json!({"event": "stop", "streamSid": "MZ1", "stop": {"callSid": sid}})
+                .to_string()
+                .into(),
+        ))
+        .await
+        .unwrap();
+    assert_eq!(
+        vapi_next(&mut vapi).await,
+        Message::Text(r#"{"type":"end-call"}"#.into())
+    );
+    expect_closed(&mut twilio).await;
+    let (code, doc) = app.post_form("/twilio/handoff", &[("CallSid", &sid)]).await;
+    assert_eq!(code, 200);
+    assert!(doc.contains("<Number>+14505550100</Number>"), "{doc}");
+
+    // Not a bridge failure, not the end of the call.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let record = app
+        .store
+        .get_call(&CallSid::try_from(sid.as_str()).unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        record.fields.mode,
+        Some(myriam::domain::ConversationMode::Bridge)
+    );
+    assert_eq!(record.fields.mode_reason.as_deref(), Some("handed_off"));
+    assert_ne!(record.fields.status.as_deref(), Some("completed"));
+    let metrics = app.scrape_metrics().await;
+    let failures: Vec<&str> = metrics
+        .lines()
+        .filter(|l| l.starts_with("myriam_bridge_failures_total{") && !l.ends_with(" 0"))
+        .collect();
+    assert!(failures.is_empty(), "{failures:?}");
+    assert!(
+        metrics.contains(r#"myriam_hand_offs_total{via="assistant",to="transfer"} 1"#),
+        "{metrics}"
+    );
+}

@@ -98,7 +98,7 @@ async fn a_full_call_in_french() {
     let v = say(&store, id, "oui c'est ça");
     assert_step(&v, "continue", Some(3), Some("telephone"), false);
     assert_eq!(v["lead_data"]["telephone"], "+15145550199");
-    assert_eq!(v["lead_data"]["telephone_raw"], "oui c'est ça");
+    assert_eq!(v["lead_data"]["telephone_raw"], "+15145550199");
     assert!(
         v["message"]
             .as_str()
@@ -150,7 +150,7 @@ async fn a_full_call_in_french() {
             "id": id.to_string(),
             "nom_complet": "Marie-Ève Côté",
             "telephone": "+15145550199",
-            "telephone_raw": "oui c'est ça",
+            "telephone_raw": "+15145550199",
             "adresse_complete": "4567 boulevard saint-laurent montréal H2X 1Y4",
             "type_service": "urgence_tempete",
             "description": "un gros érable a cassé pendant la tempête il bloque l'entrée",
@@ -362,7 +362,7 @@ async fn asking_for_english_switches_and_stays() {
     assert_step(&v, "continue", Some(1), None, false);
     assert_eq!(
         v["message"],
-        "Of course, let's continue in English. To begin, what is your full name?"
+        "Of course, let's continue in English. I'm Myriam, BP Émondage's virtual assistant; this call may be recorded to handle your request. To begin, what is your full name?"
     );
     let v = say(&store, id, "Gaétan Lévesque");
     assert_eq!(v["lead_data"]["language"], "en", "stays in English");
@@ -486,5 +486,77 @@ proptest! {
             prop_assert!(!outcome.message.is_empty());
         }
         let _ = PhoneNumber::try_from(input.as_str());
+    }
+}
+
+/// Ways of asking for a person, French and English.
+const PERSON_REQUESTS: &[&str] = &[
+    "je veux parler à quelqu'un",
+    "je veux parler à un humain",
+    "une vraie personne",
+    "passez-moi un agent",
+    "un représentant s'il vous plaît",
+    "je voudrais parler au bureau",
+    "I want to talk to someone",
+    "can I speak with a real person",
+    "operator",
+    "a human please",
+];
+
+/// The answers that bring a lead to each step.
+const TO_STEP: &[&str] = &[
+    "Marie Tremblay",
+    "oui",
+    "123 rue Principale Laval",
+    "abattage",
+    "un gros érable penche vers la maison",
+];
+
+/// ASR-style noise: hesitations, case, punctuation, a leading « non ».
+fn noisy(request: &str, noise: u8) -> String {
+    let mut text = match noise % 4 {
+        0 => format!("euh {request}"),
+        1 => format!("non, {request}!"),
+        2 => request.to_uppercase(),
+        _ => format!("hum... {request}, euh"),
+    };
+    if noise & 4 != 0 {
+        text = text.replace('\'', "’");
+    }
+    text
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 128, ..ProptestConfig::default() })]
+
+    /// A request for a person is an intent at every step: nothing is stored as a name, a phone
+    /// number, an address or anything else, and what was collected stays.
+    #[test]
+    fn a_request_for_a_person_is_never_a_field_value(
+        step in 0usize..6,
+        request in prop::sample::select(PERSON_REQUESTS),
+        noise in any::<u8>(),
+    ) {
+        let mut lead = Lead::new(LeadId::new())
+            .with_offered_phone(Some(PhoneNumber::try_from("514 555 0199").unwrap()));
+        for answer in &TO_STEP[..step.min(TO_STEP.len())] {
+            machine::process_response(&mut lead, answer, &[]);
+        }
+        let before = lead.clone();
+        let said = noisy(request, noise);
+        let outcome = machine::process_response(&mut lead, &said, &[]);
+        prop_assert_eq!(outcome.status, myriam::qualification::OutcomeStatus::HumanRequested, "{}", said);
+        prop_assert_eq!(&lead.nom_complet, &before.nom_complet);
+        prop_assert_eq!(&lead.telephone, &before.telephone);
+        prop_assert_eq!(&lead.telephone_raw, &before.telephone_raw);
+        prop_assert_eq!(&lead.adresse_complete, &before.adresse_complete);
+        prop_assert_eq!(lead.type_service, before.type_service);
+        prop_assert_eq!(&lead.description, &before.description);
+        prop_assert_eq!(lead.urgence, before.urgence);
+        prop_assert_eq!(&lead.attempts, &before.attempts);
+        // The parsers refuse it too.
+        prop_assert!(myriam::qualification::PersonName::try_from(said.as_str()).is_err(), "{}", said);
+        prop_assert!(myriam::qualification::Address::try_from(said.as_str()).is_err(), "{}", said);
+        prop_assert!(PhoneNumber::try_from(said.as_str()).is_err(), "{}", said);
     }
 }

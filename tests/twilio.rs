@@ -142,7 +142,9 @@ async fn production_requires_a_valid_signature_over_the_public_url() {
             .starts_with("<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response><Gather")
     );
     assert!(
-        said(&ok.body).starts_with("Bonjour, vous êtes bien chez BP Émondage."),
+        said(&ok.body).starts_with(
+            "Bonjour, vous parlez à Myriam, l'assistante virtuelle de BP Émondage; l'appel peut être enregistré pour traiter votre demande."
+        ),
         "{}",
         ok.body
     );
@@ -617,7 +619,7 @@ async fn an_unknown_call_at_gather_starts_a_fresh_qualification() {
         )
         .await;
     assert_eq!(reply.status, 200);
-    assert!(said(&reply.body).starts_with("Bonjour, vous êtes bien chez BP Émondage."));
+    assert!(said(&reply.body).starts_with("Bonjour, vous parlez à Myriam, l'assistante virtuelle"));
     assert!(
         app.state_store()
             .find_lead_by_call(&CallSid::try_from(call.as_str()).unwrap())

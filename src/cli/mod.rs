@@ -302,6 +302,58 @@ fn signing_key(
     })
 }
 
+/// What `simulate` already played of a hand-off to people.
+#[derive(Debug, Default)]
+struct HandOffPlayed {
+    dialled: bool,
+    recorded: bool,
+}
+
+/// Twilio's side of a transfer (`<Dial>`: nobody answers) or a voicemail (`<Record>`: a message
+/// is left): the next TwiML, or `None` when the call is over.
+async fn hand_off_step(
+    twilio: &FakeTwilio,
+    twiml: &str,
+    played: &mut HandOffPlayed,
+    out: &mut String,
+) -> anyhow::Result<Option<String>> {
+    if twiml.contains("<Dial") && !played.dialled {
+        played.dialled = true;
+        let _ = writeln!(
+            out,
+            "(Twilio rings the office line; nobody answers within the ring time)"
+        );
+        let next = twilio
+            .post(
+                "/twilio/dial-done",
+                &[("DialCallStatus", "no-answer"), ("DialCallDuration", "0")],
+            )
+            .await?;
+        return Ok(Some(next));
+    }
+    if twiml.contains("<Record") && !played.recorded {
+        played.recorded = true;
+        let _ = writeln!(
+            out,
+            "(beep: the caller leaves a 12-second message, then hangs up)"
+        );
+        let recording = [
+            ("RecordingSid", "RE00000000000000000000000000000000"),
+            (
+                "RecordingUrl",
+                "https://api.twilio.com/2010-04-01/Accounts/AC00000000000000000000000000000000/Recordings/RE00000000000000000000000000000000",
+            ),
+            ("RecordingDuration", "12"),
+        ];
+        let next = twilio.post("/twilio/voicemail", &recording).await?;
+        let mut status = recording.to_vec();
+        status.push(("RecordingStatus", "completed"));
+        twilio.post("/twilio/recording-status", &status).await?;
+        return Ok(Some(next));
+    }
+    Ok(None)
+}
+
 /// Plays a whole call against a running gateway, as Twilio would, and returns the dialogue and the
 /// stored lead.
 pub async fn simulate(sim: &Simulation) -> anyhow::Result<String> {
@@ -344,12 +396,22 @@ pub async fn simulate(sim: &Simulation) -> anyhow::Result<String> {
         )
         .await?;
     let mut answers = sim.script.answers.iter();
+    let mut handed = HandOffPlayed::default();
     loop {
-        for line in twiml::spoken_lines(&twiml) {
+        // What is said before a `<Record>` is heard before the beep; the rest after it.
+        let before_beep = twiml.split("<Record").next().unwrap_or_default();
+        for line in twiml::spoken_lines(before_beep) {
             let _ = writeln!(out, "Myriam: {line}");
         }
         let Some(action) = twiml::gather_action(&twiml) else {
-            break;
+            // A caller handed to people: play Twilio's side of the transfer and the voicemail.
+            match hand_off_step(&twilio, &twiml, &mut handed, &mut out).await? {
+                Some(next) => {
+                    twiml = next;
+                    continue;
+                }
+                None => break,
+            }
         };
         let target = action
             .strip_prefix(&twilio.public)

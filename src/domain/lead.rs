@@ -60,18 +60,27 @@ pub enum LeadStatus {
     Qualifie,
     /// Given up after repeated failures; what was collected is kept and a callback offered.
     Abandonne,
+    /// The caller asked for a person and was handed to the office line (`TRANSFER_NUMBER`).
+    Transfere,
+    /// The caller asked for a person and left a voicemail (or reached it after a failed transfer):
+    /// staff call back at the lead's number.
+    Rappel,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown lead status; expected one of: nouveau, en_cours, qualifie, abandonne")]
+#[error(
+    "unknown lead status; expected one of: nouveau, en_cours, qualifie, abandonne, transfere, rappel"
+)]
 pub struct UnknownLeadStatus;
 
 impl LeadStatus {
-    pub const ALL: [LeadStatus; 4] = [
+    pub const ALL: [LeadStatus; 6] = [
         LeadStatus::Nouveau,
         LeadStatus::EnCours,
         LeadStatus::Qualifie,
         LeadStatus::Abandonne,
+        LeadStatus::Transfere,
+        LeadStatus::Rappel,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -80,12 +89,19 @@ impl LeadStatus {
             LeadStatus::EnCours => "en_cours",
             LeadStatus::Qualifie => "qualifie",
             LeadStatus::Abandonne => "abandonne",
+            LeadStatus::Transfere => "transfere",
+            LeadStatus::Rappel => "rappel",
         }
     }
 
     /// No more questions will be asked.
     pub fn is_final(self) -> bool {
-        matches!(self, LeadStatus::Qualifie | LeadStatus::Abandonne)
+        !matches!(self, LeadStatus::Nouveau | LeadStatus::EnCours)
+    }
+
+    /// The caller was handed to people (transfer or voicemail).
+    pub fn is_handed_off(self) -> bool {
+        matches!(self, LeadStatus::Transfere | LeadStatus::Rappel)
     }
 }
 
@@ -160,6 +176,8 @@ mod tests {
         }
         assert!(LeadStatus::try_from("qualified").is_err());
         assert!(LeadStatus::Qualifie.is_final() && !LeadStatus::EnCours.is_final());
+        assert!(LeadStatus::Transfere.is_final() && LeadStatus::Rappel.is_handed_off());
+        assert!(!LeadStatus::Abandonne.is_handed_off());
     }
 
     #[test]

@@ -8,14 +8,17 @@
 
 mod render;
 
-pub use render::{GatherAction, render_current};
-use render::{ask, connect, goodbye};
+pub use render::{DIAL_TIMEOUT_SECS, GatherAction, VOICEMAIL_MAX_SECS, render_current};
+use render::{ask, connect, goodbye, voicemail_goodbye};
 
-use crate::calls::{BridgeTarget, Calls, Change, NewCall, StatusReport, is_terminal};
+use crate::calls::{
+    self, BridgeTarget, Calls, Change, HandOff, NewCall, StatusReport, is_terminal,
+};
 use crate::config::Settings;
 use crate::domain::{CallSid, ConversationMode, LeadStatus};
 use crate::metrics::Progress;
-use crate::qualification::{Field, Lead, Turn, machine, prompts};
+use crate::qualification::parsing::is_person_key;
+use crate::qualification::{Field, Lead, OutcomeStatus, Turn, machine, prompts};
 use crate::redact;
 use crate::store::{CallUpdate, Store as _, StoreError};
 use crate::twilio::twiml::{TwiML, Verb};
@@ -65,7 +68,7 @@ pub async fn incoming_call(
             }),
             vapi_call_id: None,
         };
-        let lead = calls.start(&new).await?;
+        let lead = calls.start(&new, calls::greeting(settings)).await?;
         if bridge.is_some() {
             // Read back for the stored creation time the stream token counts from.
             store.get_lead(lead.id).await?.unwrap_or(lead)
@@ -104,7 +107,7 @@ pub async fn gather(
             mode: Some(ConversationMode::Ivr),
             ..NewCall::default()
         };
-        let lead = calls.start(&new).await?;
+        let lead = calls.start(&new, calls::greeting(settings)).await?;
         return Ok(render_current(&lead, settings));
     };
     crate::telemetry::set_call_context(Some(result.call_sid.as_str()), Some(found.id));
@@ -143,7 +146,20 @@ fn answer(lead: &mut Lead, settings: &Settings, result: &GatherResult) -> Change
         return Change::new(ask(lead, &message, silence, settings));
     };
     let asked = lead.current_field();
-    let outcome = machine::process_response(lead, answer, &[]);
+    if result.speech.is_none() && result.digits.as_deref().is_some_and(is_person_key) {
+        // The key 0: a person, whatever the step.
+        lead.conversation
+            .push(Turn::caller(asked, answer.to_owned(), false));
+        let target = calls::hand_off_target(settings);
+        calls::hand_off(lead, target);
+        tracing::info!(lead_id = %lead.id, status = %lead.status, "caller pressed 0 for a person");
+        crate::metrics::hand_off("key", target.label());
+        return Change::new(render_current(lead, settings)).saved_if(true);
+    }
+    let options = machine::Options {
+        disclosure: settings.office.disclosure,
+    };
+    let outcome = machine::process_response_with(lead, answer, &[], options);
     tracing::info!(
         lead_id = %lead.id,
         field = asked.map(Field::as_str),
@@ -152,6 +168,13 @@ fn answer(lead: &mut Lead, settings: &Settings, result: &GatherResult) -> Change
         reply = %redact::Personal(&outcome.message),
         "IVR answer processed"
     );
+    if outcome.status == OutcomeStatus::HumanRequested {
+        let target = calls::hand_off_target(settings);
+        calls::hand_off(lead, target);
+        tracing::info!(lead_id = %lead.id, status = %lead.status, "caller asked for a person");
+        crate::metrics::hand_off("speech", target.label());
+        return Change::new(render_current(lead, settings)).saved_if(true);
+    }
     let twiml = if outcome.ends_call() {
         goodbye(lead, &outcome.message, settings)
     } else {
@@ -208,6 +231,14 @@ pub async fn stream_ended(
     let Some(lead) = store.find_lead_by_call(call_sid).await? else {
         return Ok(TwiML::new().verb(Verb::Hangup));
     };
+    if lead.status.is_handed_off() {
+        // The assistant handed the caller to people and the redirect did not take over the call:
+        // the stream's end brings the caller to the transfer or the voicemail here.
+        let mut update = CallUpdate::new(call_sid.clone());
+        update.mode_reason = Some(calls::HANDED_OFF.to_owned());
+        store.upsert_call(&update).await?;
+        return Ok(render_current(&lead, settings));
+    }
     if lead.status.is_final() {
         return Ok(TwiML::new().verb(Verb::Hangup));
     }
@@ -221,4 +252,129 @@ pub async fn stream_ended(
     update.mode_reason = Some(known.unwrap_or_else(|| reason.to_owned()));
     store.upsert_call(&update).await?;
     Ok(render_current(&lead, settings))
+}
+
+/// The `<Dial action>` request: how the transfer to the office line ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DialResult {
+    pub call_sid: CallSid,
+    /// `DialCallStatus`: `completed`, `answered`, `busy`, `no-answer`, `failed`, `canceled`.
+    pub dial_call_status: String,
+    /// `DialBridged`: whether the parties were connected, when Twilio says.
+    pub bridged: Option<bool>,
+    /// `DialCallDuration`, seconds.
+    pub duration: Option<u32>,
+}
+
+impl DialResult {
+    /// The outcome recorded on the call: `answered` when a person took it (`DialBridged=true`,
+    /// or a completed dial Twilio did not say was unbridged), else Twilio's status.
+    pub fn outcome(&self) -> &'static str {
+        match (self.dial_call_status.as_str(), self.bridged) {
+            (_, Some(true)) | ("completed" | "answered", None) => "answered",
+            ("busy", _) => "busy",
+            ("no-answer", _) => "no-answer",
+            ("canceled", _) => "canceled",
+            _ => "failed",
+        }
+    }
+}
+
+/// `POST /twilio/dial-done`: records the transfer's outcome on the call. Answered: the caller
+/// spoke with the office, hang up. Anything else: voicemail (the lead becomes `rappel`). A repeat
+/// of the request records the same and answers the same.
+pub async fn dial_done(
+    calls: &Calls,
+    settings: &Settings,
+    result: &DialResult,
+) -> Result<TwiML, StoreError> {
+    let _call_lock = calls.lock_call(&result.call_sid).await;
+    let outcome = result.outcome();
+    let mut update = CallUpdate::new(result.call_sid.clone());
+    update.dial_status = Some(outcome.to_owned());
+    update.dial_duration = result.duration;
+    calls.store().upsert_call(&update).await?;
+    tracing::info!(call_sid = %result.call_sid, outcome, "transfer ended");
+    crate::metrics::transfer_ended(outcome);
+    let Some(found) = calls.store().find_lead_by_call(&result.call_sid).await? else {
+        return Ok(TwiML::new().verb(Verb::Hangup));
+    };
+    if outcome == "answered" {
+        return Ok(TwiML::new().verb(Verb::Hangup));
+    }
+    calls
+        .change_lead(found, |lead| {
+            let changed =
+                calls::hand_off(lead, HandOff::Voicemail(prompts::VoicemailReason::NoAnswer));
+            Change::new(render_current(lead, settings)).saved_if(changed)
+        })
+        .await
+}
+
+/// The voicemail's `<Record action>` or its recording status callback.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordingResult {
+    pub call_sid: CallSid,
+    pub recording_sid: Option<String>,
+    pub recording_url: Option<String>,
+    pub duration: Option<u32>,
+    /// `RecordingStatus` of the status callback (`completed`, `absent`); the action has none.
+    pub status: Option<String>,
+}
+
+fn recording_update(result: &RecordingResult) -> CallUpdate {
+    let mut update = CallUpdate::new(result.call_sid.clone());
+    update.recording_sid.clone_from(&result.recording_sid);
+    update.recording_url.clone_from(&result.recording_url);
+    update.recording_duration = result.duration;
+    update.recording_status.clone_from(&result.status);
+    update
+}
+
+/// `POST /twilio/voicemail` (`<Record action>`): stores the recording on the call and says
+/// goodbye. Twilio does not request it for an empty recording; the TwiML's next verbs say goodbye.
+pub async fn voicemail_done(
+    calls: &Calls,
+    settings: &Settings,
+    result: &RecordingResult,
+) -> Result<TwiML, StoreError> {
+    let _call_lock = calls.lock_call(&result.call_sid).await;
+    calls.store().upsert_call(&recording_update(result)).await?;
+    let lead = calls.store().find_lead_by_call(&result.call_sid).await?;
+    Ok(match lead {
+        Some(lead) => voicemail_goodbye(&lead, settings),
+        None => TwiML::new().verb(Verb::Hangup),
+    })
+}
+
+/// `POST /twilio/recording-status`: the recording is ready (`completed`, with its URL and
+/// length) or was empty (`absent`: the lead stays a callback request).
+pub async fn recording_status(calls: &Calls, result: &RecordingResult) -> Result<(), StoreError> {
+    let _call_lock = calls.lock_call(&result.call_sid).await;
+    crate::metrics::voicemail_recorded(result.status.as_deref().unwrap_or("unknown"));
+    calls.store().upsert_call(&recording_update(result)).await
+}
+
+/// `POST /twilio/handoff`: the TwiML a bridged call is redirected to when the assistant hands the
+/// caller to a person. The lead was handed off before the redirect; a call whose lead was not
+/// (a redirect sent by hand) is handed off now.
+pub async fn handoff(
+    calls: &Calls,
+    settings: &Settings,
+    call_sid: &CallSid,
+) -> Result<TwiML, StoreError> {
+    let _call_lock = calls.lock_call(call_sid).await;
+    let Some(found) = calls.store().find_lead_by_call(call_sid).await? else {
+        return Ok(TwiML::new().verb(Verb::Hangup));
+    };
+    let mut update = CallUpdate::new(call_sid.clone());
+    update.mode_reason = Some(calls::HANDED_OFF.to_owned());
+    calls.store().upsert_call(&update).await?;
+    calls
+        .change_lead(found, |lead| {
+            let changed = !lead.status.is_handed_off()
+                && calls::hand_off(lead, calls::hand_off_target(settings));
+            Change::new(render_current(lead, settings)).saved_if(changed)
+        })
+        .await
 }

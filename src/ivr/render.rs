@@ -3,10 +3,23 @@
 
 use crate::calls::BridgeTarget;
 use crate::config::{PublicBaseUrl, Settings, Voices};
-use crate::domain::{CallSid, Language};
+use crate::domain::{CallSid, Language, LeadStatus};
 use crate::qualification::{Field, Lead, Speaker, prompts};
 use crate::twilio::stream_token;
-use crate::twilio::twiml::{Gather, Say, TwiML, Verb};
+use crate::twilio::twiml::{Dial, Gather, Record, Say, TwiML, Verb};
+
+/// Seconds the office line rings before the caller goes to voicemail.
+pub const DIAL_TIMEOUT_SECS: u32 = 20;
+/// Longest voicemail, in seconds.
+pub const VOICEMAIL_MAX_SECS: u32 = 120;
+
+/// A gateway URL Twilio posts to: absolute under `PUBLIC_BASE_URL`, else relative.
+fn callback_url(path: &str, settings: &Settings) -> String {
+    settings
+        .public_base_url
+        .as_ref()
+        .map_or_else(|| path.to_owned(), |b| b.join(path))
+}
 
 /// The state a `<Gather action>` URL carries: the conversation length it was rendered at and the
 /// silences so far. Written here and read back here, so the two never disagree.
@@ -107,20 +120,75 @@ fn last_myriam_line(lead: &Lead) -> Option<&str> {
         .map(|t| t.text.as_str())
 }
 
-/// What the call looks like now: the last thing Myriam said, asked again or with a goodbye.
+/// What the call looks like now: the last thing Myriam said, asked again or with a goodbye; for a
+/// lead handed to people, the transfer or the voicemail again.
 pub fn render_current(lead: &Lead, settings: &Settings) -> TwiML {
     let message = last_myriam_line(lead).map_or_else(
         || match lead.current_field() {
-            Some(Field::NomComplet) | None => prompts::opening(lead.language),
+            Some(Field::NomComplet) | None => {
+                prompts::opening(lead.language, crate::calls::greeting(settings))
+            }
             Some(field) => prompts::question_for(lead, field),
         },
         str::to_owned,
     );
-    if lead.status.is_final() {
-        goodbye(lead, &message, settings)
-    } else {
-        ask(lead, &message, 0, settings)
+    match lead.status {
+        LeadStatus::Transfere => match &settings.office.transfer_number {
+            Some(number) => transfer(lead, &message, number, settings),
+            // The line was removed from the configuration since: voicemail.
+            None => voicemail(lead, &message, settings),
+        },
+        LeadStatus::Rappel => voicemail(lead, &message, settings),
+        status if status.is_final() => goodbye(lead, &message, settings),
+        _ => ask(lead, &message, 0, settings),
     }
+}
+
+/// The hand-off sentence, then `<Dial>` to the office line with the caller's number as caller ID
+/// (Twilio's default, the caller's number, when the caller ID is not a valid number).
+fn transfer(lead: &Lead, message: &str, number: &str, settings: &Settings) -> TwiML {
+    TwiML::new()
+        .verb(Verb::Say(say(
+            message,
+            lead.language,
+            &settings.twilio.voices,
+        )))
+        .verb(Verb::Dial(Dial {
+            action: callback_url("/twilio/dial-done", settings),
+            timeout: DIAL_TIMEOUT_SECS,
+            caller_id: lead.offered_phone.as_ref().map(|p| p.as_e164().to_owned()),
+            number: number.to_owned(),
+        }))
+}
+
+/// The voicemail message, the beep and `<Record>`; then a goodbye, which an empty recording (no
+/// action requested) reaches too.
+fn voicemail(lead: &Lead, message: &str, settings: &Settings) -> TwiML {
+    TwiML::new()
+        .verb(Verb::Say(say(
+            message,
+            lead.language,
+            &settings.twilio.voices,
+        )))
+        .verb(Verb::Record(Record {
+            action: Some(callback_url("/twilio/voicemail", settings)),
+            max_length: VOICEMAIL_MAX_SECS,
+            play_beep: true,
+            timeout: Some(5),
+            finish_on_key: Some("#".to_owned()),
+            recording_status_callback: Some(callback_url("/twilio/recording-status", settings)),
+        }))
+        .verb(Verb::Say(say(
+            prompts::voicemail_goodbye(lead.language),
+            lead.language,
+            &settings.twilio.voices,
+        )))
+        .verb(Verb::Hangup)
+}
+
+/// After the voicemail: thanks, then hang up.
+pub fn voicemail_goodbye(lead: &Lead, settings: &Settings) -> TwiML {
+    goodbye(lead, prompts::voicemail_goodbye(lead.language), settings)
 }
 
 /// `<Connect action><Stream url><Parameter lead_id/><Parameter call_sid/><Parameter token/>`: the

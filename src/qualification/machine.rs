@@ -10,6 +10,8 @@
 //! | any open | "non, mon nom c'est …" for an answered field | that field replaced, `continue` with the current question |
 //! | `qualifie` | anything | `complete` again (idempotent), nothing changed |
 //! | `abandonne` | anything | `validation_error`, `next_step` null, the callback offer again |
+//! | any open | a request for a person (« je veux parler à quelqu'un », "a real person") | `human_requested`, nothing applied: the caller hands the call to people |
+//! | `transfere`/`rappel` | anything | `human_requested` again, nothing changed |
 //!
 //! Every caller answer is appended to the lead's conversation, and Myriam's reply after it.
 
@@ -19,8 +21,8 @@ use crate::domain::{InvalidPhoneNumber, Language, LeadStatus, PhoneNumber};
 use crate::text::{FILLERS, fold};
 
 use super::parsing::{
-    Address, Description, PersonName, Rejection, ServiceType, Urgency, clearly_english, is_blank,
-    language_request, without_language_request, yes_no,
+    Address, Description, PersonName, Rejection, ServiceType, Urgency, asks_for_person,
+    clearly_english, is_blank, language_request, without_language_request, yes_no,
 };
 use super::{Field, Lead, Outcome, OutcomeStatus, Turn, prompts};
 
@@ -52,11 +54,35 @@ enum Refusal {
     OfferDeclined,
 }
 
-/// Applies `user_input` to `lead` and says what Myriam answers. Deterministic: the same lead and
-/// input always give the same lead and outcome.
+/// How the machine speaks, from the gateway's settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Options {
+    /// Repeat the virtual-assistant disclosure when the call switches to English
+    /// (`CALL_DISCLOSURE`, on by default).
+    pub disclosure: bool,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self { disclosure: true }
+    }
+}
+
+/// Applies `user_input` to `lead` and says what Myriam answers, with the default [`Options`].
+/// Deterministic: the same lead and input always give the same lead and outcome.
 pub fn process_response(lead: &mut Lead, user_input: &str, history: &[HistoryMessage]) -> Outcome {
+    process_response_with(lead, user_input, history, Options::default())
+}
+
+/// [`process_response`] with explicit [`Options`].
+pub fn process_response_with(
+    lead: &mut Lead,
+    user_input: &str,
+    history: &[HistoryMessage],
+    options: Options,
+) -> Outcome {
     let field = lead.current_field();
-    let (outcome, accepted) = decide(lead, user_input, history, field);
+    let (outcome, accepted) = decide(lead, user_input, history, field, options.disclosure);
     lead.conversation
         .push(Turn::caller(field, user_input.to_owned(), accepted));
     let next = lead.current_field();
@@ -70,11 +96,20 @@ fn decide(
     user_input: &str,
     history: &[HistoryMessage],
     field: Option<Field>,
+    disclosure: bool,
 ) -> (Outcome, bool) {
     match lead.status {
         LeadStatus::Qualifie => return (complete(lead), false),
         LeadStatus::Abandonne => return (abandoned(lead), false),
+        LeadStatus::Transfere | LeadStatus::Rappel => return (person_requested(lead), false),
         LeadStatus::Nouveau | LeadStatus::EnCours => {}
+    }
+    if asks_for_person(user_input) {
+        // An intent, never a field value: nothing is applied, what was collected stays.
+        if lead.language == Language::Fr && clearly_english(user_input) {
+            lead.language = Language::En;
+        }
+        return (person_requested(lead), false);
     }
     let Some(field) = field else {
         // All six in but not marked: finish now.
@@ -95,7 +130,7 @@ fn decide(
             let message = if switched {
                 format!(
                     "{} {}",
-                    prompts::language_switched(lead.language),
+                    prompts::language_switched(lead.language, disclosure),
                     prompts::question_for(lead, field)
                 )
             } else {
@@ -130,7 +165,7 @@ fn decide(
                     let message = format!(
                         "{}{ack} {}",
                         if switched {
-                            format!("{} ", prompts::language_switched(lead.language))
+                            format!("{} ", prompts::language_switched(lead.language, disclosure))
                         } else {
                             String::new()
                         },
@@ -187,9 +222,10 @@ fn parse_phone(answer: &str, offered: Option<&PhoneNumber>) -> Result<Answer, Re
     match PhoneNumber::try_from(answer) {
         Ok(number) => Ok(Answer::Phone { number, raw }),
         Err(InvalidPhoneNumber::NoDigits) => match (offered, yes_no(answer)) {
+            // Confirmed with a "oui": the number as given is the caller ID, not the words.
             (Some(number), Some(true)) => Ok(Answer::Phone {
                 number: number.clone(),
-                raw,
+                raw: number.as_e164().to_owned(),
             }),
             (Some(_), Some(false)) => Err(Refusal::OfferDeclined),
             _ => Err(Refusal::Phone(InvalidPhoneNumber::NoDigits)),
@@ -348,6 +384,18 @@ fn complete(lead: &Lead) -> Outcome {
         field_updated: None,
         is_complete: true,
         message: prompts::confirmation(lead),
+        lead_data: Some(lead.data()),
+    }
+}
+
+fn person_requested(lead: &Lead) -> Outcome {
+    Outcome {
+        success: true,
+        status: OutcomeStatus::HumanRequested,
+        next_step: lead.current_field().map(Field::step),
+        field_updated: None,
+        is_complete: false,
+        message: prompts::person_requested(lead.language).to_owned(),
         lead_data: Some(lead.data()),
     }
 }

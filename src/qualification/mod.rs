@@ -243,6 +243,9 @@ pub enum OutcomeStatus {
     /// Not accepted; `message` asks again (`next_step` set) or, after the last attempt, offers a
     /// callback and ends (`next_step` null, lead `abandonne`).
     ValidationError,
+    /// The caller asked for a person: nothing was applied; the IVR or the assistant hands the
+    /// call to people (transfer or voicemail).
+    HumanRequested,
     /// Unknown lead or storage failure; nothing was applied.
     Error,
 }

@@ -5,18 +5,67 @@ use crate::domain::Language;
 
 use super::{Field, Lead};
 
-/// The greeting and the first question.
-pub fn opening(language: Language) -> String {
-    match language {
-        Language::Fr => format!(
-            "Bonjour, vous êtes bien chez BP Émondage. Je suis Myriam. {}",
-            question(Field::NomComplet, language, None)
-        ),
-        Language::En => format!(
-            "Hello, you've reached BP Émondage. I'm Myriam. {}",
-            question(Field::NomComplet, language, None)
-        ),
+/// What the greeting says besides hello: the disclosure (on by default, `CALL_DISCLOSURE`) and
+/// whether the office is open (`BUSINESS_HOURS`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Greeting {
+    /// Say that the caller speaks with a virtual assistant and that the call may be recorded.
+    pub disclosure: bool,
+    /// The office is open now; outside hours the greeting says so and offers to take the request.
+    pub office_open: bool,
+}
+
+impl Default for Greeting {
+    fn default() -> Self {
+        Self {
+            disclosure: true,
+            office_open: true,
+        }
     }
+}
+
+/// The disclosure sentence: a virtual assistant, and the call may be recorded to handle the
+/// request.
+pub fn disclosure(language: Language) -> &'static str {
+    match language {
+        Language::Fr => {
+            "Bonjour, vous parlez à Myriam, l'assistante virtuelle de BP Émondage; \
+             l'appel peut être enregistré pour traiter votre demande."
+        }
+        Language::En => {
+            "Hello, you're speaking with Myriam, BP Émondage's virtual assistant; \
+             this call may be recorded to handle your request."
+        }
+    }
+}
+
+/// Said outside business hours, before the first question.
+pub fn office_closed(language: Language) -> &'static str {
+    match language {
+        Language::Fr => "Nos bureaux sont fermés en ce moment, mais je peux prendre votre demande.",
+        Language::En => "Our office is closed right now, but I can take your request.",
+    }
+}
+
+/// The greeting and the first question. Its first sentence is the disclosure unless it is off.
+pub fn opening(language: Language, greeting: Greeting) -> String {
+    let hello = if greeting.disclosure {
+        disclosure(language)
+    } else {
+        match language {
+            Language::Fr => "Bonjour, vous êtes bien chez BP Émondage. Je suis Myriam.",
+            Language::En => "Hello, you've reached BP Émondage. I'm Myriam.",
+        }
+    };
+    let closed = if greeting.office_open {
+        String::new()
+    } else {
+        format!(" {}", office_closed(language))
+    };
+    format!(
+        "{hello}{closed} {}",
+        question(Field::NomComplet, language, None)
+    )
 }
 
 /// The question for `field`. For the phone, `offered` is the caller-ID number read back for a yes.
@@ -210,10 +259,27 @@ pub fn confirmation(lead: &Lead) -> String {
         .unwrap_or_default();
     let service = lead.type_service.map_or("", |s| s.label(lead.language));
     let urgent = lead.urgence == Some(true);
+    let safety = if urgent
+        && lead
+            .description
+            .as_ref()
+            .is_some_and(|d| mentions_danger(d.as_str()))
+    {
+        match lead.language {
+            Language::Fr => {
+                " Restez loin de l'arbre et des fils, et faites le 911 si quelqu'un est en danger."
+            }
+            Language::En => {
+                " Stay away from the tree and the wires, and call 911 if anyone is in danger."
+            }
+        }
+    } else {
+        ""
+    };
     match lead.language {
         Language::Fr => format!(
             "Merci, {name}. Je récapitule : on vous rappelle au {phone}, pour {service}.{} \
-             Un membre de l'équipe de BP Émondage vous contactera très bientôt. Bonne journée!",
+             Un membre de l'équipe de BP Émondage vous contactera très bientôt.{safety} Bonne journée!",
             if urgent {
                 " Nous traiterons votre demande en priorité."
             } else {
@@ -222,7 +288,7 @@ pub fn confirmation(lead: &Lead) -> String {
         ),
         Language::En => format!(
             "Thank you, {name}. To recap: we'll call you back at {phone} about {service}.{} \
-             Someone from the BP Émondage team will contact you very soon. Have a great day!",
+             Someone from the BP Émondage team will contact you very soon.{safety} Have a great day!",
             if urgent {
                 " We'll treat it as a priority."
             } else {
@@ -230,6 +296,42 @@ pub fn confirmation(lead: &Lead) -> String {
             }
         ),
     }
+}
+
+/// Words (folded) that put people in danger: electrical wires, injuries, someone trapped.
+const DANGER_WORDS: &[&str] = &[
+    "fil",
+    "fils",
+    "electrique",
+    "electriques",
+    "hydro",
+    "haute tension",
+    "danger",
+    "dangereux",
+    "dangereuse",
+    "blesse",
+    "blessee",
+    "blesses",
+    "coince",
+    "coincee",
+    "wire",
+    "wires",
+    "power line",
+    "power lines",
+    "powerline",
+    "electrical",
+    "live wire",
+    "injured",
+    "hurt",
+    "trapped",
+];
+
+/// True when a description mentions electrical wires or a danger to people.
+pub fn mentions_danger(description: &str) -> bool {
+    let folded = crate::text::fold(description);
+    DANGER_WORDS
+        .iter()
+        .any(|w| crate::text::contains_phrase(&folded, w))
 }
 
 /// After the last failed attempt: offer a callback and say goodbye.
@@ -281,11 +383,87 @@ pub fn correction_not_understood(language: Language) -> &'static str {
     }
 }
 
-/// The caller asked for English (or French).
-pub fn language_switched(language: Language) -> &'static str {
+/// The caller asked for English (or French). Switching to English repeats the disclosure in
+/// English when it is on.
+pub fn language_switched(language: Language, disclosure: bool) -> &'static str {
+    match (language, disclosure) {
+        (Language::Fr, _) => "Bien sûr, continuons en français.",
+        (Language::En, true) => {
+            "Of course, let's continue in English. I'm Myriam, BP Émondage's virtual assistant; \
+             this call may be recorded to handle your request."
+        }
+        (Language::En, false) => "Of course, let's continue in English.",
+    }
+}
+
+/// The machine's answer to a request for a person (the IVR or the assistant then hands the call
+/// over).
+pub fn person_requested(language: Language) -> &'static str {
     match language {
-        Language::Fr => "Bien sûr, continuons en français.",
-        Language::En => "Of course, let's continue in English.",
+        Language::Fr => "Bien sûr, je vous mets en contact avec l'équipe.",
+        Language::En => "Of course, I'll put you in touch with the team.",
+    }
+}
+
+/// Before `<Dial>`: the office line is ringing.
+pub fn transferring(language: Language) -> &'static str {
+    match language {
+        Language::Fr => "Un instant, je vous transfère à un membre de l'équipe.",
+        Language::En => "One moment, I'm transferring you to a member of our team.",
+    }
+}
+
+/// Why the caller reaches voicemail.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VoicemailReason {
+    /// Outside business hours.
+    OfficeClosed,
+    /// No office line is configured.
+    NoLine,
+    /// The office line did not answer (busy, no answer, failed).
+    NoAnswer,
+}
+
+/// Before `<Record>`: who will call back, and at which number when we know it.
+pub fn voicemail(lead: &Lead, reason: VoicemailReason) -> String {
+    let phone = lead
+        .telephone
+        .as_ref()
+        .or(lead.offered_phone.as_ref())
+        .map(crate::domain::PhoneNumber::spoken);
+    match lead.language {
+        Language::Fr => {
+            let why = match reason {
+                VoicemailReason::OfficeClosed => "Nos bureaux sont fermés en ce moment.",
+                VoicemailReason::NoLine => "Personne n'est disponible pour prendre l'appel.",
+                VoicemailReason::NoAnswer => "Désolée, personne de l'équipe n'a pu répondre.",
+            };
+            let back = phone.map_or_else(
+                || "Un membre de l'équipe de BP Émondage vous rappellera.".to_owned(),
+                |p| format!("Un membre de l'équipe de BP Émondage vous rappellera au {p}."),
+            );
+            format!("{why} {back} Laissez-nous un message après le bip, puis raccrochez.")
+        }
+        Language::En => {
+            let why = match reason {
+                VoicemailReason::OfficeClosed => "Our office is closed right now.",
+                VoicemailReason::NoLine => "Nobody is available to take the call.",
+                VoicemailReason::NoAnswer => "Sorry, nobody from the team could answer.",
+            };
+            let back = phone.map_or_else(
+                || "Someone from the BP Émondage team will call you back.".to_owned(),
+                |p| format!("Someone from the BP Émondage team will call you back at {p}."),
+            );
+            format!("{why} {back} Please leave a message after the beep, then hang up.")
+        }
+    }
+}
+
+/// After the recording (or when nothing was recorded).
+pub fn voicemail_goodbye(language: Language) -> &'static str {
+    match language {
+        Language::Fr => "Merci, votre demande est notée. Bonne journée!",
+        Language::En => "Thank you, your request is noted. Have a good day!",
     }
 }
 

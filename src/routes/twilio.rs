@@ -7,8 +7,11 @@ use axum::http::StatusCode;
 use super::error::TwilioError;
 use crate::calls;
 use crate::domain::CallSid;
-use crate::ivr::{self, GatherAction, GatherResult, IncomingCall, StatusCallback};
+use crate::ivr::{
+    self, DialResult, GatherAction, GatherResult, IncomingCall, RecordingResult, StatusCallback,
+};
 use crate::state::AppState;
+use crate::store::Alerts as _;
 use crate::twilio::twiml::TwiML;
 use crate::twilio::{TwilioForm, TwilioRejection};
 use crate::{redact, telemetry};
@@ -70,6 +73,68 @@ impl TryFrom<&TwilioForm> for StatusCallback {
     }
 }
 
+impl TryFrom<&TwilioForm> for DialResult {
+    type Error = TwilioRejection;
+
+    fn try_from(form: &TwilioForm) -> Result<Self, Self::Error> {
+        Ok(DialResult {
+            call_sid: call_sid(form)?,
+            dial_call_status: form
+                .get("DialCallStatus")
+                .ok_or(TwilioRejection::BadRequest("missing DialCallStatus"))?
+                .to_owned(),
+            bridged: form.get("DialBridged").map(|b| b == "true"),
+            duration: form.get("DialCallDuration").and_then(|d| d.parse().ok()),
+        })
+    }
+}
+
+impl TryFrom<&TwilioForm> for RecordingResult {
+    type Error = TwilioRejection;
+
+    fn try_from(form: &TwilioForm) -> Result<Self, Self::Error> {
+        let owned = |name: &str| form.get(name).map(str::to_owned);
+        Ok(RecordingResult {
+            call_sid: call_sid(form)?,
+            recording_sid: owned("RecordingSid"),
+            recording_url: owned("RecordingUrl"),
+            duration: form.get("RecordingDuration").and_then(|d| d.parse().ok()),
+            status: owned("RecordingStatus"),
+        })
+    }
+}
+
+/// A message status callback (`POST /twilio/sms-status`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SmsStatus {
+    pub message_sid: String,
+    pub status: String,
+    pub error_code: Option<i64>,
+}
+
+impl TryFrom<&TwilioForm> for SmsStatus {
+    type Error = TwilioRejection;
+
+    fn try_from(form: &TwilioForm) -> Result<Self, Self::Error> {
+        let sid = form
+            .get("MessageSid")
+            .or_else(|| form.get("SmsSid"))
+            .ok_or(TwilioRejection::BadRequest("missing MessageSid"))?;
+        if !(sid.len() == 34 && (sid.starts_with("SM") || sid.starts_with("MM"))) {
+            return Err(TwilioRejection::BadRequest("malformed MessageSid"));
+        }
+        Ok(SmsStatus {
+            message_sid: sid.to_owned(),
+            status: form
+                .get("MessageStatus")
+                .or_else(|| form.get("SmsStatus"))
+                .ok_or(TwilioRejection::BadRequest("missing MessageStatus"))?
+                .to_owned(),
+            error_code: form.get("ErrorCode").and_then(|c| c.parse().ok()),
+        })
+    }
+}
+
 /// `POST /twilio/voice`: an incoming call.
 pub async fn voice(State(state): State<AppState>, form: TwilioForm) -> Result<TwiML, TwilioError> {
     let call = IncomingCall::try_from(&form)?;
@@ -120,4 +185,67 @@ pub async fn stream_ended(
     let sid = call_sid(&form)?;
     telemetry::set_call_context(Some(sid.as_str()), None);
     Ok(ivr::stream_ended(&state.calls, &state.settings, &sid, "stream_ended").await?)
+}
+
+/// `POST /twilio/dial-done`: the `<Dial action>` of a transfer to the office line.
+pub async fn dial_done(
+    State(state): State<AppState>,
+    form: TwilioForm,
+) -> Result<TwiML, TwilioError> {
+    let result = DialResult::try_from(&form)?;
+    telemetry::set_call_context(Some(result.call_sid.as_str()), None);
+    Ok(ivr::dial_done(&state.calls, &state.settings, &result).await?)
+}
+
+/// `POST /twilio/voicemail`: the `<Record action>` of a voicemail.
+pub async fn voicemail(
+    State(state): State<AppState>,
+    form: TwilioForm,
+) -> Result<TwiML, TwilioError> {
+    let result = RecordingResult::try_from(&form)?;
+    telemetry::set_call_context(Some(result.call_sid.as_str()), None);
+    Ok(ivr::voicemail_done(&state.calls, &state.settings, &result).await?)
+}
+
+/// `POST /twilio/recording-status`: a voicemail's recording is ready, or was empty. Answers 204.
+pub async fn recording_status(
+    State(state): State<AppState>,
+    form: TwilioForm,
+) -> Result<StatusCode, TwilioError> {
+    let result = RecordingResult::try_from(&form)?;
+    telemetry::set_call_context(Some(result.call_sid.as_str()), None);
+    tracing::info!(call_sid = %result.call_sid, status = ?result.status, "voicemail recording");
+    ivr::recording_status(&state.calls, &result).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `POST /twilio/handoff`: where a bridged call is redirected when the assistant hands the caller
+/// to a person.
+pub async fn handoff(
+    State(state): State<AppState>,
+    form: TwilioForm,
+) -> Result<TwiML, TwilioError> {
+    let sid = call_sid(&form)?;
+    telemetry::set_call_context(Some(sid.as_str()), None);
+    Ok(ivr::handoff(&state.calls, &state.settings, &sid).await?)
+}
+
+/// `POST /twilio/sms-status`: an SMS alert's delivery status (forward only). Answers 204.
+pub async fn sms_status(
+    State(state): State<AppState>,
+    form: TwilioForm,
+) -> Result<StatusCode, TwilioError> {
+    let status = SmsStatus::try_from(&form)?;
+    let recorded = state
+        .store
+        .record_delivery(&status.message_sid, &status.status, status.error_code)
+        .await?;
+    tracing::info!(
+        message_sid = %status.message_sid,
+        status = %status.status,
+        error_code = ?status.error_code,
+        recorded,
+        "SMS alert status"
+    );
+    Ok(StatusCode::NO_CONTENT)
 }

@@ -26,6 +26,7 @@ pub use source::*;
 #[serde(rename_all = "lowercase")]
 pub enum Group {
     Server,
+    Office,
     Twilio,
     Vapi,
     Supabase,
@@ -34,8 +35,9 @@ pub enum Group {
 }
 
 impl Group {
-    pub const ALL: [Group; 6] = [
+    pub const ALL: [Group; 7] = [
         Group::Server,
+        Group::Office,
         Group::Twilio,
         Group::Vapi,
         Group::Supabase,
@@ -46,6 +48,7 @@ impl Group {
     pub fn as_str(self) -> &'static str {
         match self {
             Group::Server => "server",
+            Group::Office => "office",
             Group::Twilio => "twilio",
             Group::Vapi => "vapi",
             Group::Supabase => "supabase",
@@ -95,6 +98,16 @@ pub enum Shape {
     Prefixed(&'static str),
     /// Any non-empty text without surrounding white space.
     Text,
+    /// A phone number in E.164 (`+` and 8 to 15 digits).
+    E164,
+    /// Comma-separated E.164 numbers.
+    E164List,
+    /// An E.164 number or a Twilio Messaging Service SID (`MG` + 32 hexadecimal characters).
+    SmsSender,
+    /// Business hours, e.g. `mon-fri 07:00-17:00; sat 08:00-12:00`.
+    BusinessHours,
+    /// An IANA time zone name, e.g. `America/Toronto`.
+    TimeZone,
 }
 
 /// One catalogued environment variable.
@@ -114,6 +127,7 @@ pub struct VarSpec {
 }
 
 const ENVIRONMENTS: &[&str] = &["production", "development", "test"];
+const ALERT_ON: &[&str] = &["urgent", "all"];
 
 /// Every environment variable of DESIGN.md section 7, in the order the README lists them.
 pub static CATALOGUE: &[VarSpec] = &[
@@ -181,6 +195,69 @@ pub static CATALOGUE: &[VarSpec] = &[
         meaning: "seconds a shutdown waits for live calls and the outbox",
     },
     VarSpec {
+        name: "CALL_DISCLOSURE",
+        group: Group::Office,
+        required_in_production: false,
+        secret: false,
+        shape: Shape::Flag,
+        default: Some("1"),
+        meaning: "1: the first sentence of every call says it is a virtual assistant and may be recorded",
+    },
+    VarSpec {
+        name: "TRANSFER_NUMBER",
+        group: Group::Office,
+        required_in_production: false,
+        secret: false,
+        shape: Shape::E164,
+        default: None,
+        meaning: "office line (E.164) a caller who asks for a person is handed to in business hours; unset: voicemail only",
+    },
+    VarSpec {
+        name: "BUSINESS_HOURS",
+        group: Group::Office,
+        required_in_production: false,
+        secret: false,
+        shape: Shape::BusinessHours,
+        default: Some("mon-fri 07:00-17:00"),
+        meaning: "when the office answers, e.g. `mon-fri 07:00-18:00; sat 08:00-12:00`",
+    },
+    VarSpec {
+        name: "BUSINESS_TIMEZONE",
+        group: Group::Office,
+        required_in_production: false,
+        secret: false,
+        shape: Shape::TimeZone,
+        default: Some("America/Toronto"),
+        meaning: "IANA time zone of BUSINESS_HOURS",
+    },
+    VarSpec {
+        name: "ALERT_SMS_TO",
+        group: Group::Office,
+        required_in_production: false,
+        secret: false,
+        shape: Shape::E164List,
+        default: None,
+        meaning: "staff numbers (comma-separated E.164) that get an SMS for urgent leads; unset: no alerts",
+    },
+    VarSpec {
+        name: "ALERT_LEASE_SECS",
+        group: Group::Office,
+        required_in_production: false,
+        secret: false,
+        shape: Shape::PositiveInt,
+        default: Some("60"),
+        meaning: "seconds an instance holds an SMS alert it is sending; after a crash another instance takes it then",
+    },
+    VarSpec {
+        name: "ALERT_ON",
+        group: Group::Office,
+        required_in_production: false,
+        secret: false,
+        shape: Shape::OneOf(ALERT_ON),
+        default: Some("urgent"),
+        meaning: "urgent: alert on urgent qualified leads and urgent voicemails; all: every qualified lead too",
+    },
+    VarSpec {
         name: "TWILIO_ACCOUNT_SID",
         group: Group::Twilio,
         required_in_production: true,
@@ -224,6 +301,24 @@ pub static CATALOGUE: &[VarSpec] = &[
         shape: Shape::Text,
         default: Some("Polly.Joanna-Neural"),
         meaning: "voice of <Say> in English (en-US)",
+    },
+    VarSpec {
+        name: "TWILIO_SMS_FROM",
+        group: Group::Twilio,
+        required_in_production: false,
+        secret: false,
+        shape: Shape::SmsSender,
+        default: None,
+        meaning: "sender of SMS alerts: an E.164 Twilio number or a Messaging Service SID (MG…)",
+    },
+    VarSpec {
+        name: "TWILIO_API_BASE_URL",
+        group: Group::Twilio,
+        required_in_production: false,
+        secret: false,
+        shape: Shape::Url,
+        default: Some("https://api.twilio.com"),
+        meaning: "Twilio REST API (SMS alerts, redirecting a bridged call); tests point it at a fake",
     },
     VarSpec {
         name: "VAPI_PRIVATE_KEY",
@@ -451,6 +546,15 @@ mod tests {
             "ANTHROPIC_API_KEY",
             "BP_SKIP_VAPI_TESTS",
             "BP_SKIP_SUPABASE_TESTS",
+            "TRANSFER_NUMBER",
+            "BUSINESS_HOURS",
+            "BUSINESS_TIMEZONE",
+            "ALERT_SMS_TO",
+            "TWILIO_SMS_FROM",
+            "ALERT_ON",
+            "TWILIO_API_BASE_URL",
+            "CALL_DISCLOSURE",
+            "ALERT_LEASE_SECS",
         ] {
             assert!(names.contains(name), "{name} missing from catalogue");
         }

@@ -33,6 +33,15 @@ fn is_hex(s: &str) -> bool {
     s.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
+/// `+` then 8 to 15 digits, the first not 0.
+pub(crate) fn is_e164(s: &str) -> bool {
+    s.strip_prefix('+').is_some_and(|digits| {
+        (8..=15).contains(&digits.len())
+            && digits.bytes().all(|b| b.is_ascii_digit())
+            && !digits.starts_with('0')
+    })
+}
+
 fn is_uuid(s: &str) -> bool {
     let parts: Vec<&str> = s.split('-').collect();
     parts.len() == 5
@@ -158,6 +167,28 @@ impl Shape {
                     _ => "expected a key starting with sk-",
                 }),
             Shape::Text => Ok(()),
+            Shape::E164 => is_e164(value)
+                .then_some(())
+                .ok_or("expected an E.164 number, e.g. +15145550100"),
+            Shape::E164List => (value.split(',').all(|n| is_e164(n.trim())))
+                .then_some(())
+                .ok_or("expected comma-separated E.164 numbers, e.g. +15145550100,+14385550199"),
+            Shape::SmsSender => (is_e164(value)
+                || (value.len() == 34 && value.starts_with("MG") && is_hex(&value[2..])))
+            .then_some(())
+            .ok_or("expected an E.164 number or a Messaging Service SID (MG + 32 hexadecimal characters)"),
+            Shape::BusinessHours => crate::domain::BusinessHours::parse(
+                value,
+                crate::domain::DEFAULT_TIMEZONE,
+            )
+            .map(drop)
+            .map_err(|_| "expected e.g. mon-fri 07:00-17:00; sat 08:00-12:00 (the server's error says which part)"),
+            Shape::TimeZone => crate::domain::BusinessHours::parse(
+                crate::domain::DEFAULT_HOURS,
+                value,
+            )
+            .map(drop)
+            .map_err(|_| "expected an IANA time zone name, e.g. America/Toronto"),
         }
     }
 
@@ -179,6 +210,11 @@ impl Shape {
             Shape::NonNegativeInt => "integer ≥ 0".to_owned(),
             Shape::Prefixed(p) => format!("{p}…"),
             Shape::Text => "text".to_owned(),
+            Shape::E164 => "E.164 number".to_owned(),
+            Shape::E164List => "E.164 numbers, comma-separated".to_owned(),
+            Shape::SmsSender => "E.164 number or MG… SID".to_owned(),
+            Shape::BusinessHours => "days HH:MM-HH:MM; …".to_owned(),
+            Shape::TimeZone => "IANA time zone".to_owned(),
         }
     }
 }

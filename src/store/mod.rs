@@ -9,6 +9,7 @@
 //!   in order until Supabase accepts it.
 //! - [`AnyStore`]: the one chosen by `STORE=auto|sqlite|supabase`.
 
+pub mod alerts;
 pub mod outbox;
 mod rows;
 pub mod sqlite;
@@ -22,6 +23,7 @@ use time::OffsetDateTime;
 use crate::config::{Settings, StoreKind};
 use crate::domain::{CallSid, ConversationMode, LeadId};
 use crate::qualification::Lead;
+pub use alerts::{AlertEvent, AlertOutcome, AlertRecord, AlertStatus, Alerts, NewAlert};
 pub use rows::{LeadRow, WriteOp};
 
 /// Why a store operation failed. Messages never carry caller data (PostgREST's `details`, which
@@ -102,6 +104,21 @@ pub struct CallUpdate {
     pub transcript: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ended_reason: Option<String>,
+    /// The transfer's outcome: `answered`, `busy`, `no-answer`, `failed`, `canceled`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dial_status: Option<String>,
+    /// Seconds the caller spent with the office line.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dial_duration: Option<u32>,
+    /// The voicemail's recording SID (`RE…`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recording_sid: Option<String>,
+    /// The voicemail's length in seconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recording_duration: Option<u32>,
+    /// The voicemail recording's status: `in-progress`, `completed`, `absent` (empty).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recording_status: Option<String>,
 }
 
 impl CallUpdate {
@@ -121,6 +138,11 @@ impl CallUpdate {
             recording_url: None,
             transcript: None,
             ended_reason: None,
+            dial_status: None,
+            dial_duration: None,
+            recording_sid: None,
+            recording_duration: None,
+            recording_status: None,
         }
     }
 
@@ -141,7 +163,12 @@ impl CallUpdate {
             duration,
             recording_url,
             transcript,
-            ended_reason
+            ended_reason,
+            dial_status,
+            dial_duration,
+            recording_sid,
+            recording_duration,
+            recording_status
         );
     }
 }

@@ -8,6 +8,7 @@ use time::OffsetDateTime;
 use crate::domain::{Language, LeadId, LeadStatus, PhoneNumber};
 use crate::qualification::{Address, Description, Field, Lead, PersonName, ServiceType, Turn};
 
+use super::alerts::NewAlert;
 use super::{CallUpdate, StoreError};
 
 /// A lead exactly as stored: text columns, `urgence` a boolean, JSON for attempts and conversation.
@@ -109,17 +110,35 @@ impl TryFrom<LeadRow> for Lead {
 pub enum WriteOp {
     UpsertLead(LeadRow),
     UpsertCall(CallUpdate),
-    RecordEvent { key: String },
+    RecordEvent {
+        key: String,
+    },
+    /// A lead write that also creates alerts (the write that qualifies an urgent lead): both or
+    /// neither.
+    UpsertLeadWithAlerts {
+        lead: LeadRow,
+        alerts: Vec<NewAlert>,
+    },
 }
 
 impl WriteOp {
     /// What the write is about, for reads that must see pending writes: `lead:<id>`, `call:<sid>`,
-    /// `event:<key>`.
+    /// `event:<key>`. The lead of a lead-and-alerts write is its entity.
     pub fn entity(&self) -> String {
         match self {
-            WriteOp::UpsertLead(row) => format!("lead:{}", row.id),
+            WriteOp::UpsertLead(row) | WriteOp::UpsertLeadWithAlerts { lead: row, .. } => {
+                format!("lead:{}", row.id)
+            }
             WriteOp::UpsertCall(update) => format!("call:{}", update.call_sid),
             WriteOp::RecordEvent { key } => format!("event:{key}"),
+        }
+    }
+
+    /// The lead row this write saves, if it saves one.
+    pub fn lead_row(&self) -> Option<&LeadRow> {
+        match self {
+            WriteOp::UpsertLead(row) | WriteOp::UpsertLeadWithAlerts { lead: row, .. } => Some(row),
+            WriteOp::UpsertCall(_) | WriteOp::RecordEvent { .. } => None,
         }
     }
 
@@ -128,6 +147,7 @@ impl WriteOp {
             WriteOp::UpsertLead(_) => "upsert_lead",
             WriteOp::UpsertCall(_) => "upsert_call",
             WriteOp::RecordEvent { .. } => "record_event",
+            WriteOp::UpsertLeadWithAlerts { .. } => "upsert_lead_with_alerts",
         }
     }
 }

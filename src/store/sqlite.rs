@@ -90,6 +90,61 @@ const MIGRATIONS: &[&str] = &[
         error TEXT NOT NULL
     );
     ",
+    // 2: reaching a human — lead statuses transfere and rappel (a CHECK cannot be altered in
+    // SQLite: the table is rebuilt, foreign keys off, see `migrate`), the transfer and voicemail
+    // columns of calls, and the SMS alerts.
+    r"
+    CREATE TABLE leads_new (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        id TEXT NOT NULL UNIQUE,
+        nom_complet TEXT,
+        telephone TEXT,
+        telephone_raw TEXT,
+        adresse_complete TEXT,
+        type_service TEXT,
+        description TEXT,
+        urgence INTEGER NOT NULL DEFAULT 0 CHECK (urgence IN (0, 1)),
+        status TEXT NOT NULL DEFAULT 'nouveau'
+            CHECK (status IN ('nouveau', 'en_cours', 'qualifie', 'abandonne', 'transfere', 'rappel')),
+        language TEXT NOT NULL DEFAULT 'fr' CHECK (language IN ('fr', 'en')),
+        offered_phone TEXT,
+        attempts TEXT NOT NULL DEFAULT '{}',
+        conversation TEXT NOT NULL DEFAULT '[]',
+        created_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),
+        updated_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))
+    );
+    INSERT INTO leads_new SELECT * FROM leads;
+    DROP TABLE leads;
+    ALTER TABLE leads_new RENAME TO leads;
+    CREATE INDEX leads_newest ON leads (created_at DESC, seq DESC);
+    ALTER TABLE calls ADD COLUMN dial_status TEXT
+        CHECK (dial_status IN ('answered', 'busy', 'no-answer', 'failed', 'canceled'));
+    ALTER TABLE calls ADD COLUMN dial_duration INTEGER CHECK (dial_duration >= 0);
+    ALTER TABLE calls ADD COLUMN recording_sid TEXT;
+    ALTER TABLE calls ADD COLUMN recording_duration INTEGER CHECK (recording_duration >= 0);
+    ALTER TABLE calls ADD COLUMN recording_status TEXT;
+    CREATE TABLE alerts (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        id TEXT NOT NULL UNIQUE,
+        lead_id TEXT NOT NULL REFERENCES leads (id) ON DELETE CASCADE,
+        event TEXT NOT NULL CHECK (event IN ('qualified', 'voicemail')),
+        channel TEXT NOT NULL DEFAULT 'sms' CHECK (channel IN ('sms')),
+        recipient TEXT NOT NULL,
+        status TEXT NOT NULL DEFAULT 'pending'
+            CHECK (status IN ('pending', 'claimed', 'sent', 'dead')),
+        message_sid TEXT UNIQUE,
+        delivery_status TEXT,
+        attempts INTEGER NOT NULL DEFAULT 0 CHECK (attempts >= 0),
+        next_attempt_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),
+        lease_until TEXT,
+        error_code INTEGER,
+        last_error TEXT,
+        created_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),
+        updated_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),
+        UNIQUE (lead_id, event, recipient)
+    );
+    CREATE INDEX alerts_due ON alerts (next_attempt_at) WHERE status IN ('pending', 'claimed');
+    ",
 ];
 
 /// A handle to the SQLite thread. Cheap to clone.
@@ -115,6 +170,16 @@ fn open_connection(path: &Path) -> Result<Connection, StoreError> {
 
 fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
     conn.execute_batch("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")?;
+    // A migration that rebuilds a table (SQLite cannot alter a CHECK) must not fire the
+    // `ON DELETE` actions of the rows it moves: foreign keys are off while migrations run (the
+    // pragma is a no-op inside a transaction) and checked before the commit.
+    conn.pragma_update(None, "foreign_keys", "OFF")?;
+    let result = run_migrations(conn);
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    result
+}
+
+fn run_migrations(conn: &mut Connection) -> Result<(), StoreError> {
     let tx = conn.transaction()?;
     let current: usize = tx
         .query_row(
@@ -135,6 +200,14 @@ fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
             "INSERT INTO schema_version (version) VALUES (?1)",
             [i64::try_from(i + 1).unwrap_or(i64::MAX)],
         )?;
+    }
+    let broken: i64 = tx.query_row("SELECT count(*) FROM pragma_foreign_key_check", [], |r| {
+        r.get(0)
+    })?;
+    if broken > 0 {
+        return Err(StoreError::Local(format!(
+            "migration left {broken} row(s) whose foreign key points nowhere"
+        )));
     }
     tx.commit()?;
     Ok(())
@@ -229,7 +302,8 @@ fn lead_from_row(row: &Row<'_>) -> rusqlite::Result<Result<Lead, StoreError>> {
 
 const CALL_COLUMNS: &str = "id, call_sid, lead_id, vapi_call_id, from_number, to_number, \
     direction, mode, mode_reason, status, duration, recording_url, transcript, ended_reason, \
-    created_at, updated_at";
+    created_at, updated_at, dial_status, dial_duration, recording_sid, recording_duration, \
+    recording_status";
 
 fn call_from_row(row: &Row<'_>) -> rusqlite::Result<Result<CallRecord, StoreError>> {
     let id: String = row.get(0)?;
@@ -261,6 +335,15 @@ fn call_from_row(row: &Row<'_>) -> rusqlite::Result<Result<CallRecord, StoreErro
         fields.recording_url = row.get(11)?;
         fields.transcript = row.get(12)?;
         fields.ended_reason = row.get(13)?;
+        fields.dial_status = row.get(16)?;
+        let seconds = |v: Option<i64>, column: &str| {
+            v.map(|d| u32::try_from(d).map_err(|_| corrupt(column)))
+                .transpose()
+        };
+        fields.dial_duration = seconds(row.get(17)?, "dial_duration")?;
+        fields.recording_sid = row.get(18)?;
+        fields.recording_duration = seconds(row.get(19)?, "recording_duration")?;
+        fields.recording_status = row.get(20)?;
         Ok(CallRecord {
             id: Some(uuid::Uuid::parse_str(&id).map_err(|_| corrupt("id"))?),
             fields,
@@ -272,7 +355,7 @@ fn call_from_row(row: &Row<'_>) -> rusqlite::Result<Result<CallRecord, StoreErro
 }
 
 /// Upserts a lead inside an open connection (also used by tests and tools).
-fn upsert_lead_sql(conn: &Connection, row: &LeadRow) -> Result<(), StoreError> {
+pub(super) fn upsert_lead_sql(conn: &Connection, row: &LeadRow) -> Result<(), StoreError> {
     conn.execute(
         "INSERT INTO leads (id, nom_complet, telephone, telephone_raw, adresse_complete, \
              type_service, description, urgence, status, language, offered_phone, attempts, \
@@ -332,6 +415,11 @@ fn upsert_call_sql(conn: &Connection, u: &CallUpdate) -> Result<(), StoreError> 
     col!("recording_url", u.recording_url.clone());
     col!("transcript", u.transcript.clone());
     col!("ended_reason", u.ended_reason.clone());
+    col!("dial_status", u.dial_status.clone());
+    col!("dial_duration", u.dial_duration);
+    col!("recording_sid", u.recording_sid.clone());
+    col!("recording_duration", u.recording_duration);
+    col!("recording_status", u.recording_status.clone());
     let placeholders: Vec<String> = (1..=columns.len()).map(|i| format!("?{i}")).collect();
     let updates: Vec<String> = columns[2..]
         .iter()
@@ -350,7 +438,7 @@ fn upsert_call_sql(conn: &Connection, u: &CallUpdate) -> Result<(), StoreError> 
     Ok(())
 }
 
-fn collect<T>(
+pub(super) fn collect<T>(
     rows: impl Iterator<Item = rusqlite::Result<Result<T, StoreError>>>,
 ) -> Result<Vec<T>, StoreError> {
     let mut out = Vec::new();

@@ -151,8 +151,98 @@ impl SupabaseStore {
                 .from("processed_events")
                 .upsert(Self::body(&serde_json::json!({ "key": key }))?)
                 .on_conflict("key"),
+            WriteOp::UpsertLeadWithAlerts { lead, alerts } => {
+                // The lead first (the alerts reference it), then the alerts, which
+                // `bp.enqueue_alerts` inserts once (existing ones are kept). A failure in between
+                // fails the whole write, which is replayed: both steps are idempotent.
+                let status = self
+                    .send(
+                        self.client
+                            .from("leads")
+                            .upsert(Self::body(lead)?)
+                            .on_conflict("id"),
+                    )
+                    .await?
+                    .0;
+                if !alerts.is_empty() {
+                    self.send(self.client.rpc(
+                        "enqueue_alerts",
+                        Self::body(&serde_json::json!({ "alerts": alerts }))?,
+                    ))
+                    .await?;
+                }
+                return Ok(status);
+            }
         };
         self.send(builder).await.map(|(status, _)| status)
+    }
+
+    /// The rows a SQL function returns (`POST /rpc/{name}`).
+    pub(super) async fn rpc_rows<T: DeserializeOwned>(
+        &self,
+        name: &str,
+        params: &serde_json::Value,
+    ) -> Result<Vec<T>, StoreError> {
+        self.rows(self.client.rpc(name, Self::body(params)?)).await
+    }
+
+    /// The scalar a SQL function returns.
+    pub(super) async fn rpc_value(
+        &self,
+        name: &str,
+        params: &serde_json::Value,
+    ) -> Result<serde_json::Value, StoreError> {
+        let (_, body) = self
+            .send(self.client.rpc(name, Self::body(params)?))
+            .await?;
+        serde_json::from_str(&body)
+            .map_err(|_| StoreError::Corrupt(format!("unexpected answer of rpc/{name}")))
+    }
+
+    /// A PATCH filtered on every `(column, value)` of `filters` (all `eq`); the changed rows.
+    pub(super) async fn patch_rows<T: DeserializeOwned>(
+        &self,
+        table: &str,
+        body: &serde_json::Value,
+        filters: &[(&str, String)],
+    ) -> Result<Vec<T>, StoreError> {
+        let mut builder = self.client.from(table).update(Self::body(body)?);
+        for (column, value) in filters {
+            builder = builder.eq(*column, value);
+        }
+        self.rows(builder).await
+    }
+
+    /// Rows whose columns equal `filters`, in `order`.
+    pub(super) async fn select_rows<T: DeserializeOwned>(
+        &self,
+        table: &str,
+        filters: &[(&str, String)],
+        order: &str,
+    ) -> Result<Vec<T>, StoreError> {
+        let mut builder = self.client.from(table).select("*").order(order);
+        for (column, value) in filters {
+            builder = builder.eq(*column, value);
+        }
+        self.rows(builder).await
+    }
+
+    /// Rows whose `column` is one of `values`, in `order`.
+    pub(super) async fn select_in<T: DeserializeOwned>(
+        &self,
+        table: &str,
+        column: &str,
+        values: &[&str],
+        order: &str,
+    ) -> Result<Vec<T>, StoreError> {
+        self.rows(
+            self.client
+                .from(table)
+                .select("*")
+                .in_(column, values.iter().copied())
+                .order(order),
+        )
+        .await
     }
 }
 

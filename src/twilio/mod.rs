@@ -2,6 +2,7 @@
 //! authenticate every Twilio request (webhooks and the Media Stream handshake).
 
 pub mod media;
+pub mod rest;
 pub mod signature;
 pub mod stream_token;
 pub mod twiml;

@@ -36,11 +36,32 @@ pub struct Stream {
     pub parameters: Vec<(String, String)>,
 }
 
+/// `<Record>`: a voicemail. An empty recording does not request `action`; the next verb runs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Record {
     pub action: Option<String>,
+    /// Longest recording, in seconds.
     pub max_length: u32,
     pub play_beep: bool,
+    /// Seconds of silence that end the recording (Twilio's default 5 when `None`).
+    pub timeout: Option<u32>,
+    /// Keys that end the recording (`#`); Twilio's default is every key.
+    pub finish_on_key: Option<String>,
+    /// Where Twilio posts the recording's status (`completed`, `absent`) and URL.
+    pub recording_status_callback: Option<String>,
+}
+
+/// `<Dial action timeout callerId><Number>…</Number></Dial>`: hands the caller to a person.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Dial {
+    /// Requested with `DialCallStatus` when the dialled leg ends; its TwiML continues the call.
+    pub action: String,
+    /// Seconds the number rings before `no-answer`.
+    pub timeout: u32,
+    /// The caller ID the office sees (the caller's number); Twilio's default when `None`.
+    pub caller_id: Option<String>,
+    /// The number dialled, E.164.
+    pub number: String,
 }
 
 /// One TwiML verb.
@@ -56,6 +77,7 @@ pub enum Verb {
     Redirect(String),
     Pause(u32),
     Record(Record),
+    Dial(Dial),
     Hangup,
 }
 
@@ -70,6 +92,52 @@ fn write_say<W: std::io::Write>(w: &mut Writer<W>, say: &Say) -> std::io::Result
         .with_attribute(("language", say.language.speech_tag()))
         .with_attribute(("voice", say.voice.as_str()))
         .write_text_content(BytesText::new(&say.text))?;
+    Ok(())
+}
+
+fn write_record<W: std::io::Write>(w: &mut Writer<W>, r: &Record) -> std::io::Result<()> {
+    let max = r.max_length.to_string();
+    let mut el = w
+        .create_element("Record")
+        .with_attribute(("maxLength", max.as_str()))
+        .with_attribute(("playBeep", if r.play_beep { "true" } else { "false" }));
+    if let Some(action) = &r.action {
+        el = el
+            .with_attribute(("action", action.as_str()))
+            .with_attribute(("method", "POST"));
+    }
+    let timeout = r.timeout.map(|t| t.to_string());
+    if let Some(timeout) = &timeout {
+        el = el.with_attribute(("timeout", timeout.as_str()));
+    }
+    if let Some(keys) = &r.finish_on_key {
+        el = el.with_attribute(("finishOnKey", keys.as_str()));
+    }
+    if let Some(callback) = &r.recording_status_callback {
+        el = el
+            .with_attribute(("recordingStatusCallback", callback.as_str()))
+            .with_attribute(("recordingStatusCallbackMethod", "POST"))
+            .with_attribute(("recordingStatusCallbackEvent", "completed absent"));
+    }
+    el.write_empty()?;
+    Ok(())
+}
+
+fn write_dial<W: std::io::Write>(w: &mut Writer<W>, d: &Dial) -> std::io::Result<()> {
+    let timeout = d.timeout.to_string();
+    let mut el = w
+        .create_element("Dial")
+        .with_attribute(("action", d.action.as_str()))
+        .with_attribute(("method", "POST"))
+        .with_attribute(("timeout", timeout.as_str()));
+    if let Some(caller_id) = &d.caller_id {
+        el = el.with_attribute(("callerId", caller_id.as_str()));
+    }
+    el.write_inner_content(|w| {
+        w.create_element("Number")
+            .write_text_content(BytesText::new(&d.number))?;
+        Ok(())
+    })?;
     Ok(())
 }
 
@@ -135,17 +203,8 @@ fn write_verb<W: std::io::Write>(w: &mut Writer<W>, verb: &Verb) -> std::io::Res
                 .with_attribute(("length", length.to_string().as_str()))
                 .write_empty()?;
         }
-        Verb::Record(r) => {
-            let max = r.max_length.to_string();
-            let mut el = w
-                .create_element("Record")
-                .with_attribute(("maxLength", max.as_str()))
-                .with_attribute(("playBeep", if r.play_beep { "true" } else { "false" }));
-            if let Some(action) = &r.action {
-                el = el.with_attribute(("action", action.as_str()));
-            }
-            el.write_empty()?;
-        }
+        Verb::Record(r) => write_record(w, r)?,
+        Verb::Dial(d) => write_dial(w, d)?,
         Verb::Hangup => {
             w.create_element("Hangup").write_empty()?;
         }
@@ -293,6 +352,9 @@ mod tests {
                 action: None,
                 max_length: 60,
                 play_beep: true,
+                timeout: None,
+                finish_on_key: None,
+                recording_status_callback: None,
             }))
             .verb(Verb::Redirect("/twilio/voice?x=1&y=2".to_owned()))
             .to_xml();
@@ -301,6 +363,42 @@ mod tests {
              <Parameter name=\"lead_id\" value=\"a&quot;b\"/></Stream></Connect><Pause length=\"1\"/>\
              <Record maxLength=\"60\" playBeep=\"true\"/><Redirect method=\"POST\">/twilio/voice?x=1&amp;y=2</Redirect>"
         ), "{xml}");
+    }
+
+    #[test]
+    fn dial_and_voicemail_record() {
+        let xml = TwiML::new()
+            .verb(Verb::Dial(Dial {
+                action: "https://gw/twilio/dial-done".to_owned(),
+                timeout: 20,
+                caller_id: Some("+15145550123".to_owned()),
+                number: "+14505550100".to_owned(),
+            }))
+            .verb(Verb::Record(Record {
+                action: Some("https://gw/twilio/voicemail".to_owned()),
+                max_length: 120,
+                play_beep: true,
+                timeout: Some(5),
+                finish_on_key: Some("#".to_owned()),
+                recording_status_callback: Some("https://gw/twilio/recording-status".to_owned()),
+            }))
+            .to_xml();
+        assert!(
+            xml.contains(
+                "<Dial action=\"https://gw/twilio/dial-done\" method=\"POST\" timeout=\"20\" \
+                 callerId=\"+15145550123\"><Number>+14505550100</Number></Dial>"
+            ),
+            "{xml}"
+        );
+        assert!(
+            xml.contains(
+                "<Record maxLength=\"120\" playBeep=\"true\" action=\"https://gw/twilio/voicemail\" \
+                 method=\"POST\" timeout=\"5\" finishOnKey=\"#\" \
+                 recordingStatusCallback=\"https://gw/twilio/recording-status\" \
+                 recordingStatusCallbackMethod=\"POST\" recordingStatusCallbackEvent=\"completed absent\"/>"
+            ),
+            "{xml}"
+        );
     }
 
     #[test]

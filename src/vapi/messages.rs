@@ -10,6 +10,9 @@ use serde_json::{Map, Value};
 /// The tool the assistant calls with each answer.
 pub const TOOL_NAME: &str = "enregistrer_reponse";
 
+/// The tool the assistant calls when the caller asks for a person.
+pub const TRANSFER_TOOL_NAME: &str = "transfer_to_human";
+
 /// One tool call from the assistant.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ToolCall {

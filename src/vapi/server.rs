@@ -6,13 +6,14 @@
 
 use serde_json::{Value, json};
 
-use super::messages::{CallEnd, CallRef, TOOL_NAME, ToolCall};
-use crate::calls::{Calls, Change, NewCall, StatusReport};
+use super::messages::{CallEnd, CallRef, TOOL_NAME, TRANSFER_TOOL_NAME, ToolCall};
+use crate::calls::{self, Calls, Change, HandOff, NewCall, StatusReport};
 use crate::config::Settings;
 use crate::domain::{CallSid, ConversationMode, LeadId};
 use crate::metrics::Progress;
-use crate::qualification::{Lead, Speaker, machine};
+use crate::qualification::{Lead, Speaker, Turn, machine};
 use crate::store::{AnyStore, CallUpdate, Store, StoreError};
+use crate::twilio::rest::TwilioRest;
 
 /// The lead a message is about: by Vapi call id, then `variableValues.lead_id`, then the Twilio
 /// CallSid in `phoneCallProviderId`.
@@ -65,53 +66,160 @@ fn error_result(id: &str, error: &str) -> Value {
     json!({ "toolCallId": id, "error": error })
 }
 
+/// What answering tool calls needs besides the lead: the settings (hours, transfer line,
+/// disclosure) and Twilio's REST API to redirect a call handed to a person.
+#[derive(Debug, Clone, Copy)]
+pub struct ToolContext<'a> {
+    pub settings: &'a Settings,
+    pub twilio: Option<&'a TwilioRest>,
+}
+
 /// `tool-calls`: one result per call, in order; errors as `results[].error` (Vapi ignores non-200).
+/// A `transfer_to_human` call hands the lead to people and redirects the live Twilio call to
+/// `/twilio/handoff` (transfer or voicemail); Twilio then stops the Media Stream.
 pub async fn tool_calls(
     calls: &Calls,
+    context: ToolContext<'_>,
     call: &CallRef,
     tool_calls: &[ToolCall],
 ) -> Result<Value, StoreError> {
-    let results = match find_lead(calls.store(), call).await? {
+    let (results, hand_off) = match find_lead(calls.store(), call).await? {
         Some(found) => {
             calls
-                .change_lead(found, |lead| apply_tool_calls(lead, tool_calls))
+                .change_lead(found, |lead| {
+                    apply_tool_calls(lead, context.settings, tool_calls)
+                })
                 .await?
         }
-        None => tool_calls
-            .iter()
-            .map(|tool_call| {
-                if tool_call.name == TOOL_NAME {
-                    error_result(
-                        &tool_call.id,
-                        "unknown lead: no call, lead_id or CallSid of this call is known",
-                    )
-                } else {
-                    unknown_tool(&tool_call.id)
-                }
-            })
-            .collect(),
+        None => (
+            tool_calls
+                .iter()
+                .map(|tool_call| {
+                    if is_known_tool(&tool_call.name) {
+                        error_result(
+                            &tool_call.id,
+                            "unknown lead: no call, lead_id or CallSid of this call is known",
+                        )
+                    } else {
+                        unknown_tool(&tool_call.id)
+                    }
+                })
+                .collect(),
+            None,
+        ),
     };
+    if let Some(target) = hand_off {
+        redirect_to_people(calls, context, call, target).await?;
+    }
     Ok(json!({ "results": results }))
+}
+
+/// Marks the call handed off (so its stream's end is not a bridge failure, nor the call's end)
+/// and redirects it to the hand-off TwiML. Should the redirect fail, the gateway's next
+/// `/twilio/stream-ended` serves the same TwiML when the stream closes.
+async fn redirect_to_people(
+    calls: &Calls,
+    context: ToolContext<'_>,
+    call: &CallRef,
+    target: HandOff,
+) -> Result<(), StoreError> {
+    crate::metrics::hand_off("assistant", target.label());
+    let Some(sid) = call_sid_of(calls.store(), call).await? else {
+        tracing::warn!("hand-off asked for a call this gateway does not know; nothing to redirect");
+        return Ok(());
+    };
+    let mut update = CallUpdate::new(sid.clone());
+    update.mode_reason = Some(calls::HANDED_OFF.to_owned());
+    calls.store().upsert_call(&update).await?;
+    let (Some(twilio), Some(base)) = (context.twilio, &context.settings.public_base_url) else {
+        tracing::warn!(
+            call_sid = %sid,
+            "cannot redirect the call (TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN or PUBLIC_BASE_URL unset)"
+        );
+        return Ok(());
+    };
+    match twilio
+        .redirect_call(sid.as_str(), &base.join("/twilio/handoff"))
+        .await
+    {
+        Ok(()) => tracing::info!(call_sid = %sid, to = target.label(), "call redirected to people"),
+        Err(error) => tracing::error!(call_sid = %sid, %error, "call redirect failed"),
+    }
+    Ok(())
+}
+
+fn is_known_tool(name: &str) -> bool {
+    name == TOOL_NAME || name == TRANSFER_TOOL_NAME
 }
 
 fn unknown_tool(id: &str) -> Value {
     error_result(
         id,
-        &format!("unknown tool; this server handles {TOOL_NAME}"),
+        &format!("unknown tool; this server handles {TOOL_NAME} and {TRANSFER_TOOL_NAME}"),
     )
 }
 
+/// The result of `transfer_to_human`: what is happening, for the assistant to say nothing more.
+fn hand_off_result(lead: &Lead, target: HandOff) -> String {
+    let (status, instruction) = match target {
+        HandOff::Transfer => (
+            "transfer",
+            "L'appel est transféré à l'équipe de BP Émondage. Ne dites plus rien.",
+        ),
+        HandOff::Voicemail(_) => (
+            "voicemail",
+            "L'appel passe à la boîte vocale de l'équipe, qui rappellera. Ne dites plus rien.",
+        ),
+    };
+    json!({ "status": status, "lead_status": lead.status, "message": instruction }).to_string()
+}
+
 /// Applies each tool call to the freshest lead, in order; a replayed one gets its stored result.
-fn apply_tool_calls(lead: &mut Lead, tool_calls: &[ToolCall]) -> Change<Vec<Value>> {
+/// Also says where a caller who asked for a person goes, when one did (first time only).
+fn apply_tool_calls(
+    lead: &mut Lead,
+    settings: &Settings,
+    tool_calls: &[ToolCall],
+) -> Change<(Vec<Value>, Option<HandOff>)> {
     let mut changed = false;
     let mut progress = Vec::new();
     let mut results = Vec::with_capacity(tool_calls.len());
+    let mut handed = None;
     for tool_call in tool_calls {
-        if tool_call.name != TOOL_NAME {
+        if !is_known_tool(&tool_call.name) {
             results.push(unknown_tool(&tool_call.id));
             continue;
         }
         if let Some(result) = replayed(lead, &tool_call.id) {
+            results.push(json!({ "toolCallId": tool_call.id, "result": result }));
+            continue;
+        }
+        if tool_call.name == TRANSFER_TOOL_NAME {
+            let target = calls::hand_off_target(settings);
+            let field = lead.current_field();
+            let mut asked = Turn::caller(field, TRANSFER_TOOL_NAME.to_owned(), false);
+            asked.tool_call_id = Some(tool_call.id.clone());
+            lead.conversation.push(asked);
+            if calls::hand_off(lead, target) {
+                handed = Some(target);
+            } else {
+                // Already handed off: the same line again.
+                let line = lead
+                    .conversation
+                    .iter()
+                    .rev()
+                    .find(|t| t.speaker == Speaker::Myriam)
+                    .map(|t| t.text.clone())
+                    .unwrap_or_default();
+                lead.conversation.push(Turn::myriam(field, line));
+            }
+            let result = hand_off_result(lead, target);
+            if let Some(myriam) = lead.conversation.last_mut() {
+                myriam.tool_call_id = Some(tool_call.id.clone());
+                myriam.result = Some(result.clone());
+            }
+            tracing::info!(lead_id = %lead.id, status = %lead.status, "assistant handed the caller to people");
+            changed = true;
             results.push(json!({ "toolCallId": tool_call.id, "result": result }));
             continue;
         }
@@ -121,7 +229,10 @@ fn apply_tool_calls(lead: &mut Lead, tool_calls: &[ToolCall]) -> Change<Vec<Valu
         };
         crate::telemetry::set_call_context(None, Some(lead.id));
         let asked = lead.current_field();
-        let outcome = machine::process_response(lead, answer, &[]);
+        let options = machine::Options {
+            disclosure: settings.office.disclosure,
+        };
+        let outcome = machine::process_response_with(lead, answer, &[], options);
         tracing::info!(
             lead_id = %lead.id,
             tool_call_id = %tool_call.id,
@@ -144,7 +255,9 @@ fn apply_tool_calls(lead: &mut Lead, tool_calls: &[ToolCall]) -> Change<Vec<Valu
         changed = true;
         results.push(json!({ "toolCallId": tool_call.id, "result": result }));
     }
-    Change::new(results).saved_if(changed).counting(progress)
+    Change::new((results, handed))
+        .saved_if(changed)
+        .counting(progress)
 }
 
 /// `assistant-request` (numbers owned by Vapi): a lead (and a call when the CallSid is known), then
@@ -173,7 +286,7 @@ pub async fn assistant_request(
             vapi_call_id: call.vapi_call_id.clone(),
             ..NewCall::default()
         };
-        calls.start(&new).await?
+        calls.start(&new, calls::greeting(settings)).await?
     };
     Ok(json!({
         "assistantId": assistant_id,

@@ -137,6 +137,9 @@ impl TryFrom<&str> for Address {
     type Error = Rejection;
 
     fn try_from(input: &str) -> Result<Self, Self::Error> {
+        if super::asks_for_person(input) {
+            return Err(Rejection::NoAddress);
+        }
         let words = strip_affixes(
             input.split_whitespace().collect(),
             ADDRESS_LEAD_INS,

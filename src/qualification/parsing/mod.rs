@@ -33,6 +33,7 @@ mod address;
 mod description;
 mod language;
 mod name;
+mod person;
 mod service;
 mod urgency;
 
@@ -40,6 +41,7 @@ pub use address::*;
 pub use description::*;
 pub use language::*;
 pub use name::*;
+pub use person::*;
 pub use service::*;
 pub use urgency::*;
 

@@ -88,6 +88,10 @@ impl TryFrom<&str> for PersonName {
     type Error = Rejection;
 
     fn try_from(input: &str) -> Result<Self, Self::Error> {
+        if super::asks_for_person(input) {
+            // « je veux parler à quelqu'un » is a request, not a person named "Je".
+            return Err(Rejection::NotAName);
+        }
         let words = strip_affixes(raw_words(input), NAME_LEAD_INS, NAME_TRAILERS);
         let words = dedupe_stutter(words);
         if words.is_empty() {

@@ -130,7 +130,7 @@ impl OutboxStore {
     ///
     /// Every write is also mirrored into the local tables, so this instance can still read what it
     /// wrote while Supabase is unreachable.
-    pub(super) async fn write(&self, op: WriteOp) -> Result<Option<bool>, StoreError> {
+    pub(in crate::store) async fn write(&self, op: WriteOp) -> Result<Option<bool>, StoreError> {
         let _entity = self.inner.entity_locks.lock(&op.entity()).await;
         self.mirror(&op).await;
         // Anything queued means Supabase was failing: queue behind it (keeps the order, and
@@ -170,6 +170,11 @@ impl OutboxStore {
             },
             WriteOp::UpsertCall(update) => local.upsert_call(update).await,
             WriteOp::RecordEvent { key } => local.record_event(key).await.map(drop),
+            // The lead only: alerts are sent from Supabase's rows, never from the mirror.
+            WriteOp::UpsertLeadWithAlerts { lead, .. } => match Lead::try_from(lead.clone()) {
+                Ok(lead) => local.upsert_lead(&lead).await,
+                Err(e) => Err(e),
+            },
         };
         if let Err(error) = result {
             tracing::debug!(op = op.kind(), %error, "local mirror not updated");

@@ -103,7 +103,11 @@ impl OutboxStore {
         for letter in self.dead_letters().await? {
             let stale = match &letter.op {
                 WriteOp::UpsertLead(row) => self.inner.remote.get_lead(row.id).await?.is_some(),
-                WriteOp::UpsertCall(_) | WriteOp::RecordEvent { .. } => false,
+                // The write that qualified a lead and created its alerts: the alerts must not be
+                // lost, and it is the lead's last write of its call.
+                WriteOp::UpsertLeadWithAlerts { .. }
+                | WriteOp::UpsertCall(_)
+                | WriteOp::RecordEvent { .. } => false,
             };
             let seq = letter.seq;
             let keep = !stale;
@@ -222,10 +226,7 @@ impl OutboxStore {
         let ops = self.pending_for(format!("lead:{id}")).await?;
         ops.into_iter()
             .rev()
-            .find_map(|op| match op {
-                WriteOp::UpsertLead(row) => Some(row),
-                _ => None,
-            })
+            .find_map(|op| op.lead_row().cloned())
             .map(Lead::try_from)
             .transpose()
     }

@@ -1,0 +1,312 @@
+//! Twilio's REST API (`TWILIO_API_BASE_URL`, API version 2010-04-01): sending an SMS, finding a
+//! message already sent, and redirecting a live call to new TwiML.
+//!
+//! Authentication is HTTP Basic `AccountSid:AuthToken`; bodies are form-encoded. Twilio's Messages
+//! API has no idempotency key, so failures are told apart by what they mean for a resend:
+//! - [`RestError::Retryable`]: Twilio did not process the request (429, or the connection failed
+//!   before it was sent): safe to send again, after `Retry-After` when given;
+//! - [`RestError::Unknown`]: a timeout or a 5xx after the request left: the message may exist, so
+//!   the caller looks for it ([`TwilioRest::find_message`]) before sending again;
+//! - [`RestError::Refused`]: a 4xx with Twilio's error code (21211 invalid number, 21610
+//!   unsubscribed, 20003 authentication …): sending again would fail the same way.
+//!
+//! Nothing here logs a message body, a phone number or a credential.
+
+use std::time::Duration;
+
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+use url::Url;
+
+use crate::config::SmsSender;
+
+/// Per-request deadline.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Why a REST request failed. Messages carry Twilio's code and message, never request data.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RestError {
+    #[error("Twilio did not process the request ({reason}); safe to retry")]
+    Retryable {
+        reason: String,
+        retry_after: Option<Duration>,
+    },
+    #[error("outcome unknown ({reason}); look before resending")]
+    Unknown { reason: String },
+    #[error("Twilio refused the request: HTTP {status}, code {code:?}: {message}")]
+    Refused {
+        status: u16,
+        code: Option<i64>,
+        message: String,
+    },
+}
+
+/// A message Twilio accepted (or found).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct SentMessage {
+    pub sid: String,
+    pub status: String,
+}
+
+#[derive(Deserialize)]
+struct ErrorBody {
+    code: Option<i64>,
+    message: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct MessagePage {
+    #[serde(default)]
+    messages: Vec<ListedMessage>,
+}
+
+#[derive(Deserialize)]
+struct ListedMessage {
+    sid: String,
+    status: String,
+    #[serde(default)]
+    body: String,
+}
+
+/// A client of Twilio's REST API for one account. Cheap to clone.
+#[derive(Clone)]
+pub struct TwilioRest {
+    http: reqwest::Client,
+    base: Url,
+    account_sid: String,
+    auth_token: SecretString,
+}
+
+impl std::fmt::Debug for TwilioRest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TwilioRest")
+            .field("base", &self.base.as_str())
+            .finish_non_exhaustive()
+    }
+}
+
+/// `Retry-After` in seconds (Twilio's 429s may carry it).
+fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
+    headers
+        .get(reqwest::header::RETRY_AFTER)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse::<u64>()
+        .ok()
+        .map(|s| Duration::from_secs(s.min(3600)))
+}
+
+fn form(pairs: &[(&str, &str)]) -> String {
+    let mut serializer = url::form_urlencoded::Serializer::new(String::new());
+    for (name, value) in pairs {
+        serializer.append_pair(name, value);
+    }
+    serializer.finish()
+}
+
+impl TwilioRest {
+    pub fn new(
+        base: Url,
+        account_sid: String,
+        auth_token: SecretString,
+        timeout: Duration,
+    ) -> Self {
+        Self {
+            http: reqwest::Client::builder()
+                .timeout(timeout)
+                .pool_max_idle_per_host(2)
+                .build()
+                .unwrap_or_default(),
+            base,
+            account_sid,
+            auth_token,
+        }
+    }
+
+    /// `{base}/2010-04-01/Accounts/{AccountSid}/{resource}`.
+    fn url(&self, resource: &str) -> Url {
+        let mut url = self.base.clone();
+        url.set_path(&format!(
+            "{}/2010-04-01/Accounts/{}/{resource}",
+            self.base.path().trim_end_matches('/'),
+            self.account_sid
+        ));
+        url
+    }
+
+    async fn send(&self, request: reqwest::RequestBuilder) -> Result<String, RestError> {
+        let response = request
+            .basic_auth(&self.account_sid, Some(self.auth_token.expose_secret()))
+            .send()
+            .await
+            .map_err(|e| {
+                let connect = e.is_connect();
+                let reason = e.without_url().to_string();
+                if connect {
+                    // Refused or unreachable before anything was sent.
+                    RestError::Retryable {
+                        reason,
+                        retry_after: None,
+                    }
+                } else {
+                    RestError::Unknown { reason }
+                }
+            })?;
+        let status = response.status().as_u16();
+        let after = retry_after(response.headers());
+        let body = response.text().await.map_err(|e| RestError::Unknown {
+            reason: e.without_url().to_string(),
+        })?;
+        if (200..300).contains(&status) {
+            return Ok(body);
+        }
+        let parsed: Option<ErrorBody> = serde_json::from_str(&body).ok();
+        let code = parsed.as_ref().and_then(|b| b.code);
+        let message = parsed
+            .and_then(|b| b.message)
+            .unwrap_or_else(|| "no error body".to_owned())
+            .chars()
+            .take(200)
+            .collect::<String>();
+        Err(match status {
+            429 => RestError::Retryable {
+                reason: format!("HTTP 429, code {code:?}"),
+                retry_after: after,
+            },
+            s if s >= 500 => RestError::Unknown {
+                reason: format!("HTTP {s}, code {code:?}"),
+            },
+            _ => RestError::Refused {
+                status,
+                code,
+                message,
+            },
+        })
+    }
+
+    /// `POST Messages.json`: one SMS to `to` from `sender`. `status_callback` receives the
+    /// delivery statuses. `validity` bounds how long Twilio may queue it.
+    pub async fn send_sms(
+        &self,
+        to: &str,
+        sender: &SmsSender,
+        body: &str,
+        status_callback: Option<&str>,
+        validity: Option<Duration>,
+    ) -> Result<SentMessage, RestError> {
+        let validity = validity.map(|v| v.as_secs().clamp(1, 36_000).to_string());
+        let mut pairs = vec![("To", to), ("Body", body)];
+        match sender {
+            SmsSender::Number(from) => pairs.push(("From", from.as_str())),
+            SmsSender::Service(sid) => pairs.push(("MessagingServiceSid", sid.as_str())),
+        }
+        if let Some(url) = status_callback {
+            pairs.push(("StatusCallback", url));
+        }
+        if let Some(v) = &validity {
+            pairs.push(("ValidityPeriod", v.as_str()));
+        }
+        let text = self
+            .send(
+                self.http
+                    .post(self.url("Messages.json"))
+                    .header(
+                        reqwest::header::CONTENT_TYPE,
+                        "application/x-www-form-urlencoded",
+                    )
+                    .body(form(&pairs)),
+            )
+            .await?;
+        serde_json::from_str(&text).map_err(|_| RestError::Unknown {
+            reason: "unexpected answer to Messages.json".to_owned(),
+        })
+    }
+
+    /// The newest message to `to` (from `sender` when it is a number) whose body contains
+    /// `reference`: a send whose outcome was unknown may have gone through.
+    pub async fn find_message(
+        &self,
+        to: &str,
+        sender: &SmsSender,
+        reference: &str,
+    ) -> Result<Option<SentMessage>, RestError> {
+        let mut url = self.url("Messages.json");
+        {
+            let mut query = url.query_pairs_mut();
+            query.append_pair("To", to);
+            if let SmsSender::Number(from) = sender {
+                query.append_pair("From", from);
+            }
+            query.append_pair("PageSize", "50");
+        }
+        let text = self.send(self.http.get(url)).await?;
+        let page: MessagePage = serde_json::from_str(&text).map_err(|_| RestError::Unknown {
+            reason: "unexpected answer to the Messages list".to_owned(),
+        })?;
+        Ok(page
+            .messages
+            .into_iter()
+            .find(|m| m.body.contains(reference))
+            .map(|m| SentMessage {
+                sid: m.sid,
+                status: m.status,
+            }))
+    }
+
+    /// `POST Calls/{CallSid}.json` with `Url`: the live call leaves its current TwiML (a Media
+    /// Stream ends with `stop`) and continues with the TwiML at `url`.
+    pub async fn redirect_call(&self, call_sid: &str, url: &str) -> Result<(), RestError> {
+        self.send(
+            self.http
+                .post(self.url(&format!("Calls/{call_sid}.json")))
+                .header(
+                    reqwest::header::CONTENT_TYPE,
+                    "application/x-www-form-urlencoded",
+                )
+                .body(form(&[("Url", url), ("Method", "POST")])),
+        )
+        .await
+        .map(drop)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_keep_the_base_path_and_the_account() {
+        let rest = TwilioRest::new(
+            Url::parse("http://127.0.0.1:9/prefix/").unwrap(),
+            "AC123".to_owned(),
+            SecretString::from("t".to_owned()),
+            DEFAULT_TIMEOUT,
+        );
+        assert_eq!(
+            rest.url("Messages.json").as_str(),
+            "http://127.0.0.1:9/prefix/2010-04-01/Accounts/AC123/Messages.json"
+        );
+        assert!(!format!("{rest:?}").contains("AC123"));
+    }
+
+    #[test]
+    fn forms_are_encoded() {
+        assert_eq!(
+            form(&[("Body", "Arbre tombé & fils"), ("To", "+15145550100")]),
+            "Body=Arbre+tomb%C3%A9+%26+fils&To=%2B15145550100"
+        );
+    }
+
+    #[test]
+    fn retry_after_is_read_in_seconds_and_bounded() {
+        let mut headers = reqwest::header::HeaderMap::new();
+        assert_eq!(retry_after(&headers), None);
+        headers.insert(reqwest::header::RETRY_AFTER, "7".parse().unwrap());
+        assert_eq!(retry_after(&headers), Some(Duration::from_secs(7)));
+        headers.insert(reqwest::header::RETRY_AFTER, "99999".parse().unwrap());
+        assert_eq!(retry_after(&headers), Some(Duration::from_secs(3600)));
+        headers.insert(reqwest::header::RETRY_AFTER, "soon".parse().unwrap());
+        assert_eq!(retry_after(&headers), None);
+    }
+}

@@ -1,0 +1,506 @@
+//! SMS alerts to staff, against a fake of Twilio's REST API on a real socket: an urgent lead gets
+//! exactly one SMS per recipient through replays, 429 and 500 answers and a SIGKILL mid-send;
+//! refusals become dead letters with Twilio's code; delivery status callbacks are stored, forward
+//! only.
+
+mod helpers;
+
+use std::net::SocketAddr;
+use std::process::{Child, Stdio};
+use std::time::Duration;
+
+use helpers::fake_twilio::{ACCOUNT, FakeTwilio, Reply, TOKEN};
+use helpers::{TestApp, spawn_app_with};
+use myriam::config::{AlertOn, AlertSettings, PublicBaseUrl, Settings, SmsSender};
+use myriam::domain::{BusinessHours, CallSid, LeadId};
+use myriam::store::{AlertRecord, AlertStatus, Alerts as _, Store as _};
+use myriam::twilio::twiml;
+use secrecy::SecretString;
+
+const PUBLIC: &str = "https://gw.bp-emondage.test";
+const CALLER: &str = "+15145550123";
+const STAFF: [&str; 2] = ["+15145550101", "+14385550102"];
+const SENDER: &str = "+14505550000";
+
+fn sid(n: u32) -> String {
+    format!("CA{n:032x}")
+}
+
+fn with_alerts(
+    twilio: &FakeTwilio,
+    on: AlertOn,
+    recipients: &[&str],
+) -> impl FnOnce(&mut Settings) {
+    let base = twilio.base_url();
+    let recipients: Vec<String> = recipients.iter().map(|r| (*r).to_owned()).collect();
+    move |s: &mut Settings| {
+        s.public_base_url = Some(PublicBaseUrl::new(PUBLIC));
+        s.twilio.account_sid = Some(ACCOUNT.to_owned());
+        s.twilio.auth_token = Some(SecretString::from(TOKEN.to_owned()));
+        s.twilio.api_base_url = url::Url::parse(&base).unwrap();
+        s.office.hours = BusinessHours::parse("mon-sun 00:00-24:00", "America/Toronto").unwrap();
+        s.office.alerts = Some(AlertSettings {
+            recipients,
+            sender: SmsSender::Number(SENDER.to_owned()),
+            on,
+            lease: Duration::from_secs(2),
+        });
+    }
+}
+
+/// The answers of a whole call; the last one (urgency) qualifies the lead.
+fn answers(urgent: bool) -> [&'static str; 6] {
+    [
+        "Marie Tremblay",
+        "oui",
+        "123 rue Principale Laval",
+        "abattage",
+        if urgent {
+            "un gros érable est tombé sur le toit près des fils électriques"
+        } else {
+            "un gros érable penche vers la maison"
+        },
+        if urgent { "oui c'est urgent" } else { "non" },
+    ]
+}
+
+/// Plays a call up to (not including) the last answer; returns the TwiML that asks it.
+async fn play_until_last(post: impl AsyncPost, call: &str, urgent: bool) -> String {
+    let (_, mut doc) = post
+        .post(
+            "/twilio/voice",
+            &[
+                ("CallSid", call),
+                ("AccountSid", ACCOUNT),
+                ("From", CALLER),
+                ("CallStatus", "ringing"),
+            ],
+        )
+        .await;
+    for said in &answers(urgent)[..5] {
+        doc = gather(&post, &doc, call, said).await;
+    }
+    doc
+}
+
+async fn gather(post: &impl AsyncPost, doc: &str, call: &str, said: &str) -> String {
+    let action = twiml::gather_action(doc).unwrap_or_else(|| panic!("no gather: {doc}"));
+    let path = action.strip_prefix(PUBLIC).unwrap_or(&action).to_owned();
+    let (status, body) = post
+        .post(&path, &[("CallSid", call), ("SpeechResult", said)])
+        .await;
+    assert_eq!(status, 200, "{body}");
+    body
+}
+
+/// Posts a form to a gateway (in-process or its own process).
+trait AsyncPost {
+    async fn post(&self, path: &str, fields: &[(&str, &str)]) -> (u16, String);
+}
+
+impl AsyncPost for &TestApp {
+    async fn post(&self, path: &str, fields: &[(&str, &str)]) -> (u16, String) {
+        self.post_form(path, fields).await
+    }
+}
+
+async fn alerts_of_call(app: &TestApp, call: &str) -> (LeadId, Vec<AlertRecord>) {
+    let lead = app
+        .store
+        .find_lead_by_call(&CallSid::try_from(call).unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    (lead.id, app.store.alerts_of_lead(lead.id).await.unwrap())
+}
+
+/// Waits until every alert of the call is settled (sent or dead).
+async fn settled(app: &TestApp, call: &str, within: Duration) -> Vec<AlertRecord> {
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        let (_, alerts) = alerts_of_call(app, call).await;
+        if !alerts.is_empty()
+            && alerts
+                .iter()
+                .all(|a| matches!(a.status, AlertStatus::Sent | AlertStatus::Dead))
+        {
+            return alerts;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "alerts not settled: {alerts:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn an_urgent_lead_alerts_every_recipient_once_even_when_replayed() {
+    let twilio = FakeTwilio::start().await;
+    let app = spawn_app_with(with_alerts(&twilio, AlertOn::Urgent, &STAFF)).await;
+    let call = sid(1);
+    let doc = play_until_last(&app, &call, true).await;
+    // The qualifying request, then three replays of it at once.
+    let first = gather(&&app, &doc, &call, answers(true)[5]).await;
+    let handle = &app;
+    let replays = futures_util::future::join_all(
+        (0..3).map(|_| gather(&handle, &doc, &call, answers(true)[5])),
+    )
+    .await;
+    for replay in replays {
+        assert_eq!(replay, first);
+    }
+    let messages = twilio.wait_for_messages(2, Duration::from_secs(10)).await;
+    let alerts = settled(&app, &call, Duration::from_secs(10)).await;
+    // A further round finds nothing to send.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(twilio.messages().len(), 2, "{:?}", twilio.messages());
+    assert_eq!(twilio.unauthorized(), 0);
+    let mut to: Vec<&str> = messages.iter().map(|m| m.to.as_str()).collect();
+    to.sort_unstable();
+    assert_eq!(to, ["+14385550102", "+15145550101"]);
+    let (lead_id, _) = alerts_of_call(&app, &call).await;
+    for m in &messages {
+        assert_eq!(m.from.as_deref(), Some(SENDER));
+        assert_eq!(
+            m.status_callback.as_deref(),
+            Some(&*format!("{PUBLIC}/twilio/sms-status"))
+        );
+        assert!(m.validity_period.is_some());
+        for part in [
+            "URGENT",
+            "Nom: Marie Tremblay",
+            "Rappel: +15145550123",
+            "Adresse: 123 rue Principale Laval",
+            "Urgent: oui",
+            "érable est tombé",
+            &format!("{PUBLIC}/console/leads/{lead_id}"),
+            "Ref. ",
+        ] {
+            assert!(m.body.contains(part), "{part:?} missing from {}", m.body);
+        }
+    }
+    assert_eq!(alerts.len(), 2);
+    for alert in &alerts {
+        assert_eq!(alert.status, AlertStatus::Sent);
+        assert_eq!(alert.attempts, 1);
+        let sid = alert.message_sid.as_deref().unwrap();
+        assert!(messages.iter().any(|m| m.sid == sid));
+    }
+    // The metrics count them.
+}
+
+#[tokio::test]
+async fn only_urgent_leads_alert_unless_alert_on_is_all() {
+    let twilio = FakeTwilio::start().await;
+    let app = spawn_app_with(with_alerts(&twilio, AlertOn::Urgent, &STAFF[..1])).await;
+    let call = sid(2);
+    let doc = play_until_last(&app, &call, false).await;
+    gather(&&app, &doc, &call, answers(false)[5]).await;
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert!(twilio.messages().is_empty(), "{:?}", twilio.messages());
+    assert!(alerts_of_call(&app, &call).await.1.is_empty());
+
+    let twilio = FakeTwilio::start().await;
+    let app = spawn_app_with(with_alerts(&twilio, AlertOn::All, &STAFF[..1])).await;
+    let call = sid(3);
+    let doc = play_until_last(&app, &call, false).await;
+    gather(&&app, &doc, &call, answers(false)[5]).await;
+    let messages = twilio.wait_for_messages(1, Duration::from_secs(10)).await;
+    assert!(
+        messages[0]
+            .body
+            .starts_with("BP Emondage: nouvelle demande"),
+        "{}",
+        messages[0].body
+    );
+    assert!(
+        messages[0].body.contains("Urgent: non"),
+        "{}",
+        messages[0].body
+    );
+}
+
+#[tokio::test]
+async fn rate_limits_and_server_errors_are_retried_and_the_sms_goes_out_once() {
+    let twilio = FakeTwilio::start().await;
+    twilio.script([
+        Reply::ServerError,
+        Reply::TooMany {
+            retry_after_secs: 1,
+        },
+        Reply::Created,
+    ]);
+    let app = spawn_app_with(with_alerts(&twilio, AlertOn::Urgent, &STAFF[..1])).await;
+    let call = sid(4);
+    let doc = play_until_last(&app, &call, true).await;
+    gather(&&app, &doc, &call, answers(true)[5]).await;
+    let alerts = settled(&app, &call, Duration::from_secs(30)).await;
+    assert_eq!(alerts[0].status, AlertStatus::Sent, "{alerts:?}");
+    assert_eq!(alerts[0].attempts, 3, "{alerts:?}");
+    assert_eq!(twilio.attempts(), 3);
+    assert_eq!(twilio.messages().len(), 1);
+}
+
+#[tokio::test]
+async fn a_refused_number_is_kept_as_a_dead_letter_with_twilios_code() {
+    let twilio = FakeTwilio::start().await;
+    twilio.script([
+        Reply::Refused { code: 21211 },
+        Reply::Refused { code: 21610 },
+    ]);
+    let app = spawn_app_with(with_alerts(&twilio, AlertOn::Urgent, &STAFF)).await;
+    let call = sid(5);
+    let doc = play_until_last(&app, &call, true).await;
+    gather(&&app, &doc, &call, answers(true)[5]).await;
+    let alerts = settled(&app, &call, Duration::from_secs(10)).await;
+    let mut codes: Vec<Option<i64>> = alerts.iter().map(|a| a.error_code).collect();
+    codes.sort_unstable();
+    assert_eq!(codes, [Some(21211), Some(21610)]);
+    for alert in &alerts {
+        assert_eq!(alert.status, AlertStatus::Dead);
+        assert_eq!(alert.message_sid, None);
+        assert!(
+            alert.last_error.as_deref().unwrap().contains("HTTP 400"),
+            "{alert:?}"
+        );
+    }
+    // Never retried.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(twilio.attempts(), 2);
+}
+
+#[tokio::test]
+async fn delivery_statuses_are_recorded_forward_only() {
+    let twilio = FakeTwilio::start().await;
+    let app = spawn_app_with(with_alerts(&twilio, AlertOn::Urgent, &STAFF[..1])).await;
+    let call = sid(6);
+    let doc = play_until_last(&app, &call, true).await;
+    gather(&&app, &doc, &call, answers(true)[5]).await;
+    let alerts = settled(&app, &call, Duration::from_secs(10)).await;
+    let message = alerts[0].message_sid.clone().unwrap();
+    assert_eq!(alerts[0].delivery_status.as_deref(), Some("queued"));
+    for (status, code) in [
+        ("sent", None),
+        ("delivered", None),
+        ("sent", None),
+        ("sending", None),
+    ] {
+        let mut form = vec![
+            ("MessageSid", message.as_str()),
+            ("MessageStatus", status),
+            ("AccountSid", ACCOUNT),
+            ("To", STAFF[0]),
+        ];
+        if let Some(code) = code {
+            form.push(("ErrorCode", code));
+        }
+        let (code, body) = app.post_form("/twilio/sms-status", &form).await;
+        assert_eq!(code, 204, "{body}");
+    }
+    let (_, alerts) = alerts_of_call(&app, &call).await;
+    assert_eq!(alerts[0].delivery_status.as_deref(), Some("delivered"));
+    // An unknown message is acknowledged and changes nothing; a malformed one is refused.
+    let (code, _) = app
+        .post_form(
+            "/twilio/sms-status",
+            &[
+                ("MessageSid", &format!("SM{:032x}", 999)),
+                ("MessageStatus", "failed"),
+            ],
+        )
+        .await;
+    assert_eq!(code, 204);
+    let (code, body) = app
+        .post_form(
+            "/twilio/sms-status",
+            &[("MessageSid", "nope"), ("MessageStatus", "sent")],
+        )
+        .await;
+    assert_eq!(code, 400, "{body}");
+}
+
+#[tokio::test]
+async fn an_urgent_caller_in_after_hours_voicemail_alerts_staff() {
+    let twilio = FakeTwilio::start().await;
+    let app = spawn_app_with(|s: &mut Settings| {
+        with_alerts(&twilio, AlertOn::Urgent, &STAFF[..1])(s);
+        s.office.hours = BusinessHours::parse("closed", "America/Toronto").unwrap();
+    })
+    .await;
+    let call = sid(7);
+    let (_, mut doc) = (&app)
+        .post(
+            "/twilio/voice",
+            &[
+                ("CallSid", &call),
+                ("AccountSid", ACCOUNT),
+                ("From", CALLER),
+            ],
+        )
+        .await;
+    for said in [
+        "Marie Tremblay",
+        "oui",
+        "123 rue Principale Laval",
+        "urgence tempête",
+    ] {
+        doc = gather(&&app, &doc, &call, said).await;
+    }
+    let voicemail = gather(&&app, &doc, &call, "je veux parler à quelqu'un").await;
+    assert!(voicemail.contains("<Record"), "{voicemail}");
+    let messages = twilio.wait_for_messages(1, Duration::from_secs(10)).await;
+    assert!(
+        messages[0].body.contains("message vocal hors heures"),
+        "{}",
+        messages[0].body
+    );
+    assert!(
+        messages[0].body.contains("Rappel: +15145550123"),
+        "{}",
+        messages[0].body
+    );
+    // A caller who is not urgent leaves a voicemail without an alert.
+    let call = sid(8);
+    let (_, doc) = (&app)
+        .post(
+            "/twilio/voice",
+            &[
+                ("CallSid", &call),
+                ("AccountSid", ACCOUNT),
+                ("From", CALLER),
+            ],
+        )
+        .await;
+    gather(&&app, &doc, &call, "0").await;
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert_eq!(twilio.messages().len(), 1);
+}
+
+/// The gateway as its own process (so it can be killed with SIGKILL), on the SQLite file in `dir`.
+struct Gateway {
+    child: Child,
+    addr: SocketAddr,
+    client: reqwest::Client,
+}
+
+impl Gateway {
+    async fn start(dir: &std::path::Path, twilio: &FakeTwilio) -> Self {
+        let addr = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap();
+        let mut child = helpers::bin(env!("CARGO_BIN_EXE_myriam"), dir)
+            .arg("serve")
+            .env("ENVIRONMENT", "test")
+            .env("BIND_ADDR", addr.to_string())
+            .env("STORE", "sqlite")
+            .env("DATABASE_PATH", dir.join("myriam.db"))
+            .env("CALL_MODE", "ivr")
+            .env("PUBLIC_BASE_URL", PUBLIC)
+            .env("TWILIO_ACCOUNT_SID", ACCOUNT)
+            .env("TWILIO_AUTH_TOKEN", TOKEN)
+            .env("TWILIO_API_BASE_URL", twilio.base_url())
+            .env("TWILIO_SMS_FROM", SENDER)
+            .env("ALERT_SMS_TO", STAFF[0])
+            .env("ALERT_LEASE_SECS", "2")
+            .env("BUSINESS_HOURS", "mon-sun 00:00-24:00")
+            .env("RUST_LOG", "error")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start the gateway");
+        let client = reqwest::Client::new();
+        for _ in 0..200 {
+            if let Ok(r) = client.get(format!("http://{addr}/healthz")).send().await {
+                if r.status().is_success() {
+                    return Self {
+                        child,
+                        addr,
+                        client,
+                    };
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("the gateway did not start");
+    }
+}
+
+impl AsyncPost for &Gateway {
+    async fn post(&self, path: &str, fields: &[(&str, &str)]) -> (u16, String) {
+        let body = url::form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(fields)
+            .finish();
+        let response = self
+            .client
+            .post(format!("http://{}{path}", self.addr))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        (response.status().as_u16(), response.text().await.unwrap())
+    }
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test]
+async fn a_gateway_killed_mid_send_does_not_send_twice_after_a_restart() {
+    let twilio = FakeTwilio::start().await;
+    // Twilio takes the message but the gateway dies before it hears back.
+    twilio.script([Reply::CreatedLate {
+        delay: Duration::from_secs(30),
+    }]);
+    let dir = tempfile::tempdir().unwrap();
+    let call = sid(9);
+    let mut gateway = Gateway::start(dir.path(), &twilio).await;
+    let doc = play_until_last(&gateway, &call, true).await;
+    gather(&&gateway, &doc, &call, answers(true)[5]).await;
+    // The send is in flight: kill -9.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while twilio.attempts() == 0 {
+        assert!(tokio::time::Instant::now() < deadline, "no send attempted");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    gateway.child.kill().unwrap();
+    gateway.child.wait().unwrap();
+    drop(gateway);
+    assert_eq!(twilio.messages().len(), 1);
+
+    // Restarted on the same file: the claim's lease runs out, the alert is claimed again, found at
+    // Twilio by its reference, and recorded as sent without a second SMS.
+    let gateway = Gateway::start(dir.path(), &twilio).await;
+    let store = myriam::store::sqlite::SqliteStore::open(&dir.path().join("myriam.db")).unwrap();
+    let lead = store
+        .find_lead_by_call(&CallSid::try_from(call.as_str()).unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    let alert = loop {
+        let alerts = store.alerts_of_lead(lead.id).await.unwrap();
+        if alerts[0].status == AlertStatus::Sent {
+            break alerts[0].clone();
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{alerts:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(alert.attempts, 2);
+    assert_eq!(
+        alert.message_sid.as_deref(),
+        Some(twilio.messages()[0].sid.as_str())
+    );
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(twilio.attempts(), 1, "sent again");
+    assert_eq!(twilio.messages().len(), 1);
+    drop(gateway);
+}

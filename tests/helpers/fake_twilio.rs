@@ -1,0 +1,339 @@
+//! A fake of Twilio's REST API (2010-04-01) on a real socket, faithful to what the gateway uses:
+//! - `POST /2010-04-01/Accounts/{AC}/Messages.json`: HTTP Basic `AccountSid:AuthToken` checked
+//!   (401, code 20003), form fields checked (`To`, `Body`, `From` or `MessagingServiceSid`; 400,
+//!   code 21604), then the next scripted answer: 201 with the Message JSON (`sid` `SM…`, `status`
+//!   `queued`, or `accepted` with a Messaging Service), 429 with `Retry-After` (code 20429), 500,
+//!   a 400 with a Twilio error code (21211, 21610 …), or a message created but answered late;
+//! - `GET …/Messages.json?To=&From=`: the messages sent, newest first;
+//! - `POST …/Calls/{CallSid}.json` with `Url`: a live-call redirect, recorded.
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use base64::Engine as _;
+use serde_json::json;
+
+pub const ACCOUNT: &str = "AC0123456789abcdef0123456789abcdef";
+pub const TOKEN: &str = "0123456789abcdef0123456789abcdef";
+
+/// What the fake answers to the next `POST Messages.json`.
+#[derive(Debug, Clone)]
+pub enum Reply {
+    /// 201 and the message.
+    Created,
+    /// 429 with `Retry-After: secs` (not created).
+    TooMany { retry_after_secs: u64 },
+    /// 500 (not created).
+    ServerError,
+    /// The message is created, but the answer comes after `delay` (the client times out or dies).
+    CreatedLate { delay: Duration },
+    /// 400 with Twilio's error code (not created).
+    Refused { code: i64 },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Message {
+    pub sid: String,
+    pub to: String,
+    pub from: Option<String>,
+    pub messaging_service_sid: Option<String>,
+    pub body: String,
+    pub status_callback: Option<String>,
+    pub validity_period: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Redirect {
+    pub call_sid: String,
+    pub url: String,
+    pub method: Option<String>,
+}
+
+#[derive(Default)]
+struct Inner {
+    script: VecDeque<Reply>,
+    messages: Vec<Message>,
+    redirects: Vec<Redirect>,
+    /// Every Messages.json POST, answered or not.
+    attempts: usize,
+    unauthorized: usize,
+}
+
+#[derive(Clone)]
+pub struct FakeTwilio {
+    pub addr: SocketAddr,
+    inner: Arc<Mutex<Inner>>,
+}
+
+fn authorized(headers: &HeaderMap) -> bool {
+    let expected = format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("{ACCOUNT}:{TOKEN}"))
+    );
+    headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v == expected)
+}
+
+fn error(status: StatusCode, code: i64, message: &str) -> Response {
+    (
+        status,
+        [("content-type", "application/json")],
+        json!({
+            "code": code, "message": message,
+            "more_info": format!("https://www.twilio.com/docs/errors/{code}"),
+            "status": status.as_u16(),
+        })
+        .to_string(),
+    )
+        .into_response()
+}
+
+fn form(body: &str) -> Vec<(String, String)> {
+    url::form_urlencoded::parse(body.as_bytes())
+        .into_owned()
+        .collect()
+}
+
+fn field<'a>(fields: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    fields
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
+}
+
+fn message_json(m: &Message) -> serde_json::Value {
+    json!({
+        "sid": m.sid, "to": m.to, "from": m.from, "body": m.body,
+        "messaging_service_sid": m.messaging_service_sid,
+        "status": if m.messaging_service_sid.is_some() { "accepted" } else { "queued" },
+        "num_segments": if m.messaging_service_sid.is_some() { "0" } else { "1" },
+        "error_code": null, "error_message": null,
+    })
+}
+
+async fn messages_create(
+    State(fake): State<FakeTwilio>,
+    Path(account): Path<String>,
+    headers: HeaderMap,
+    body: String,
+) -> Response {
+    let reply = {
+        let mut inner = fake.inner.lock().unwrap();
+        inner.attempts += 1;
+        if account != ACCOUNT || !authorized(&headers) {
+            inner.unauthorized += 1;
+            return error(StatusCode::UNAUTHORIZED, 20003, "Authenticate");
+        }
+        inner.script.pop_front().unwrap_or(Reply::Created)
+    };
+    if headers.get("content-type").and_then(|v| v.to_str().ok())
+        != Some("application/x-www-form-urlencoded")
+    {
+        return error(StatusCode::BAD_REQUEST, 20001, "form body expected");
+    }
+    let fields = form(&body);
+    let (Some(to), Some(text)) = (field(&fields, "To"), field(&fields, "Body")) else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            21604,
+            "A 'To' phone number is required.",
+        );
+    };
+    let from = field(&fields, "From").map(str::to_owned);
+    let service = field(&fields, "MessagingServiceSid").map(str::to_owned);
+    if from.is_none() && service.is_none() {
+        return error(
+            StatusCode::BAD_REQUEST,
+            21603,
+            "A 'From' phone number is required.",
+        );
+    }
+    let create = |fake: &FakeTwilio| {
+        let mut inner = fake.inner.lock().unwrap();
+        let message = Message {
+            sid: format!("SM{:032x}", inner.messages.len() + 1),
+            to: to.to_owned(),
+            from: from.clone(),
+            messaging_service_sid: service.clone(),
+            body: text.to_owned(),
+            status_callback: field(&fields, "StatusCallback").map(str::to_owned),
+            validity_period: field(&fields, "ValidityPeriod").map(str::to_owned),
+        };
+        inner.messages.push(message.clone());
+        message
+    };
+    match reply {
+        Reply::Created => {
+            let m = create(&fake);
+            (
+                StatusCode::CREATED,
+                [("content-type", "application/json")],
+                message_json(&m).to_string(),
+            )
+                .into_response()
+        }
+        Reply::CreatedLate { delay } => {
+            let m = create(&fake);
+            tokio::time::sleep(delay).await;
+            (StatusCode::CREATED, message_json(&m).to_string()).into_response()
+        }
+        Reply::TooMany { retry_after_secs } => {
+            let mut response = error(StatusCode::TOO_MANY_REQUESTS, 20429, "Too Many Requests");
+            response
+                .headers_mut()
+                .insert("retry-after", retry_after_secs.to_string().parse().unwrap());
+            response
+        }
+        Reply::ServerError => error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            20500,
+            "Internal Server Error",
+        ),
+        Reply::Refused { code } => error(
+            StatusCode::BAD_REQUEST,
+            code,
+            match code {
+                21211 => "The 'To' number is not a valid phone number.",
+                21610 => "Attempt to send to unsubscribed recipient",
+                _ => "Refused",
+            },
+        ),
+    }
+}
+
+#[derive(serde::Deserialize)]
+struct ListQuery {
+    #[serde(rename = "To")]
+    to: Option<String>,
+    #[serde(rename = "From")]
+    from: Option<String>,
+}
+
+async fn messages_list(
+    State(fake): State<FakeTwilio>,
+    headers: HeaderMap,
+    Query(query): Query<ListQuery>,
+) -> Response {
+    if !authorized(&headers) {
+        return error(StatusCode::UNAUTHORIZED, 20003, "Authenticate");
+    }
+    let inner = fake.inner.lock().unwrap();
+    let messages: Vec<serde_json::Value> = inner
+        .messages
+        .iter()
+        .rev()
+        .filter(|m| query.to.as_deref().is_none_or(|t| t == m.to))
+        .filter(|m| {
+            query
+                .from
+                .as_deref()
+                .is_none_or(|f| Some(f) == m.from.as_deref())
+        })
+        .map(message_json)
+        .collect();
+    (
+        [("content-type", "application/json")],
+        json!({ "messages": messages, "page": 0, "page_size": 50 }).to_string(),
+    )
+        .into_response()
+}
+
+async fn call_update(
+    State(fake): State<FakeTwilio>,
+    Path((account, call)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: String,
+) -> Response {
+    if account != ACCOUNT || !authorized(&headers) {
+        return error(StatusCode::UNAUTHORIZED, 20003, "Authenticate");
+    }
+    let call_sid = call.trim_end_matches(".json").to_owned();
+    let fields = form(&body);
+    let Some(url) = field(&fields, "Url") else {
+        return error(StatusCode::BAD_REQUEST, 21205, "Url or Twiml is required");
+    };
+    fake.inner.lock().unwrap().redirects.push(Redirect {
+        call_sid: call_sid.clone(),
+        url: url.to_owned(),
+        method: field(&fields, "Method").map(str::to_owned),
+    });
+    (
+        StatusCode::OK,
+        [("content-type", "application/json")],
+        json!({ "sid": call_sid, "status": "in-progress" }).to_string(),
+    )
+        .into_response()
+}
+
+impl FakeTwilio {
+    pub async fn start() -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let fake = FakeTwilio {
+            addr: listener.local_addr().unwrap(),
+            inner: Arc::new(Mutex::new(Inner::default())),
+        };
+        let app = Router::new()
+            .route(
+                "/2010-04-01/Accounts/{account}/Messages.json",
+                post(messages_create).get(messages_list),
+            )
+            .route(
+                "/2010-04-01/Accounts/{account}/Calls/{call}",
+                post(call_update),
+            )
+            .with_state(fake.clone());
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        fake
+    }
+
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// The next answers to `POST Messages.json`, in order (then `Created`).
+    pub fn script(&self, replies: impl IntoIterator<Item = Reply>) {
+        self.inner.lock().unwrap().script.extend(replies);
+    }
+
+    pub fn messages(&self) -> Vec<Message> {
+        self.inner.lock().unwrap().messages.clone()
+    }
+
+    pub fn redirects(&self) -> Vec<Redirect> {
+        self.inner.lock().unwrap().redirects.clone()
+    }
+
+    pub fn attempts(&self) -> usize {
+        self.inner.lock().unwrap().attempts
+    }
+
+    pub fn unauthorized(&self) -> usize {
+        self.inner.lock().unwrap().unauthorized
+    }
+
+    /// Waits until `n` messages exist (or panics after `within`).
+    pub async fn wait_for_messages(&self, n: usize, within: Duration) -> Vec<Message> {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            let messages = self.messages();
+            if messages.len() >= n {
+                return messages;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{} of {n} messages after {within:?}",
+                messages.len()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
