@@ -778,4 +778,90 @@ mod tests {
             );
         }
     }
+
+    #[test]
+    fn office_defaults_and_a_clear_error_for_malformed_hours() {
+        let settings = Settings::from_source(&source(&[("ENVIRONMENT", "test")])).unwrap();
+        assert!(settings.office.disclosure);
+        assert_eq!(settings.office.transfer_number, None);
+        assert!(settings.office.alerts.is_none());
+        assert_eq!(settings.office.hours.describe(), "mon-fri 07:00-17:00");
+        assert_eq!(settings.office.hours.timezone_name(), "America/Toronto");
+        assert_eq!(
+            settings.twilio.api_base_url.as_str(),
+            "https://api.twilio.com/"
+        );
+
+        for (name, value, expected) in [
+            (
+                "BUSINESS_HOURS",
+                "mon-fry 07:00-17:00",
+                "unknown day \"fry\"",
+            ),
+            ("BUSINESS_HOURS", "mon-fri 17:00-07:00", "cross midnight"),
+            ("BUSINESS_TIMEZONE", "America/Montréal", "unknown time zone"),
+        ] {
+            let err =
+                Settings::from_source(&source(&[("ENVIRONMENT", "production"), (name, value)]))
+                    .unwrap_err()
+                    .to_string();
+            assert!(err.contains(name) && err.contains(expected), "{err}");
+        }
+        let err = Settings::from_source(&source(&[
+            ("ENVIRONMENT", "test"),
+            ("TRANSFER_NUMBER", "450-555-0100"),
+        ]))
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.starts_with("TRANSFER_NUMBER is malformed: expected an E.164 number"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn alerts_need_a_sender_and_the_account() {
+        let base = [
+            ("ENVIRONMENT", "test"),
+            ("ALERT_SMS_TO", "+15145550101, +14385550102"),
+        ];
+        let err = Settings::from_source(&source(&base))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("ALERT_SMS_TO is set but TWILIO_SMS_FROM"),
+            "{err}"
+        );
+        let mut pairs = base.to_vec();
+        pairs.push(("TWILIO_SMS_FROM", "MG0123456789abcdef0123456789abcdef"));
+        let err = Settings::from_source(&source(&pairs))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN"),
+            "{err}"
+        );
+        pairs.push(("TWILIO_ACCOUNT_SID", "AC0123456789abcdef0123456789abcdef"));
+        pairs.push(("TWILIO_AUTH_TOKEN", TOKEN));
+        pairs.push(("ALERT_ON", "all"));
+        pairs.push(("ALERT_LEASE_SECS", "5"));
+        let settings = Settings::from_source(&source(&pairs)).unwrap();
+        let alerts = settings.office.alerts.unwrap();
+        assert_eq!(alerts.recipients, ["+15145550101", "+14385550102"]);
+        assert_eq!(
+            alerts.sender,
+            SmsSender::Service("MG0123456789abcdef0123456789abcdef".to_owned())
+        );
+        assert_eq!(alerts.on, AlertOn::All);
+        assert_eq!(alerts.lease, Duration::from_secs(5));
+        pairs.retain(|(k, _)| *k != "TWILIO_SMS_FROM");
+        pairs.push(("TWILIO_SMS_FROM", "+14505550000"));
+        pairs.push(("CALL_DISCLOSURE", "0"));
+        let settings = Settings::from_source(&source(&pairs)).unwrap();
+        assert_eq!(
+            settings.office.alerts.unwrap().sender,
+            SmsSender::Number("+14505550000".to_owned())
+        );
+        assert!(!settings.office.disclosure);
+    }
 }

@@ -7,14 +7,14 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use helpers::store_suite::{full_lead, sid, suite};
+use helpers::store_suite::{alerts_suite, full_lead, sid, suite};
 use helpers::supabase::SupabaseStack;
 use myriam::domain::LeadId;
 use myriam::qualification::{Description, Lead, machine};
 use myriam::store::outbox::{OutboxConfig, OutboxStore};
 use myriam::store::sqlite::SqliteStore;
 use myriam::store::supabase::SupabaseStore;
-use myriam::store::{CallUpdate, Store, StoreError};
+use myriam::store::{AlertEvent, Alerts, CallUpdate, NewAlert, Store, StoreError};
 use secrecy::SecretString;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -58,6 +58,72 @@ async fn outbox_store_passes_the_suite_when_supabase_is_up() {
     );
     suite(&store).await;
     assert_eq!(store.depth().await.unwrap(), 0, "nothing had to be queued");
+}
+
+#[tokio::test]
+async fn sqlite_store_keeps_alerts() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(&dir.path().join("alerts.db")).unwrap();
+    alerts_suite(&store).await;
+}
+
+#[tokio::test]
+async fn supabase_store_keeps_alerts_on_real_postgrest() {
+    let stack = SupabaseStack::start();
+    alerts_suite(&supabase(&stack, Duration::from_secs(5))).await;
+    // What PostgREST wrote is what PostgreSQL holds.
+    assert_eq!(
+        stack.psql(
+            "select string_agg(status || ':' || attempts, ',' order by status) from bp.alerts"
+        ),
+        "claimed:2,dead:2,sent:1"
+    );
+}
+
+#[tokio::test]
+async fn outbox_store_keeps_alerts_and_queues_them_with_their_lead() {
+    let mut stack = SupabaseStack::start();
+    let dir = tempfile::tempdir().unwrap();
+    let store = OutboxStore::new(
+        supabase(&stack, Duration::from_millis(500)),
+        SqliteStore::open(&dir.path().join("outbox.db")).unwrap(),
+        fast(),
+    );
+    alerts_suite(&store).await;
+    assert_eq!(store.depth().await.unwrap(), 0);
+
+    // Supabase down: the qualifying write and its alert are acknowledged, queued as one write,
+    // and reach Supabase together once it is back.
+    let mut lead = full_lead();
+    store.upsert_lead(&lead).await.unwrap();
+    stack.stop_postgrest();
+    lead.description = None;
+    let alert = NewAlert::new(lead.id, AlertEvent::Qualified, "+15145550109");
+    store
+        .upsert_lead_with_alerts(&lead, &[alert])
+        .await
+        .unwrap();
+    assert_eq!(store.depth().await.unwrap(), 1);
+    assert_eq!(
+        store.get_lead(lead.id).await.unwrap().unwrap().description,
+        None
+    );
+    stack.start_postgrest();
+    let tracker = TaskTracker::new();
+    let token = CancellationToken::new();
+    store.spawn_worker(&tracker, token.clone());
+    wait_for_depth(&store, 0).await;
+    token.cancel();
+    let alerts = store.alerts_of_lead(lead.id).await.unwrap();
+    assert_eq!(alerts.len(), 1);
+    assert_eq!(alerts[0].recipient, "+15145550109");
+    assert_eq!(
+        stack.psql(&format!(
+            "select description is null from bp.leads where id = '{}'",
+            lead.id
+        )),
+        "t"
+    );
 }
 
 #[tokio::test]

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use myriam::domain::{CallSid, ConversationMode, Language, LeadId, LeadStatus, PhoneNumber};
 use myriam::qualification::{Address, Description, Field, Lead, PersonName, ServiceType, Turn};
-use myriam::store::{CallUpdate, Store};
+use myriam::store::{AlertEvent, AlertOutcome, AlertStatus, Alerts, CallUpdate, NewAlert, Store};
 
 pub fn sid(n: u32) -> CallSid {
     CallSid::try_from(format!("CA{n:032x}").as_str()).unwrap()
@@ -205,4 +205,139 @@ async fn events_and_pages(store: &impl Store) {
     let all = store.list_leads(100, 0).await.unwrap();
     assert_eq!(all.len(), 7);
     assert!(store.list_leads(0, 0).await.unwrap().is_empty());
+}
+
+/// The SMS alert rows every store keeps the same way: created once with the lead write, claimed
+/// exclusively under a lease, finished once, delivery statuses forward only.
+pub async fn alerts_suite(store: &(impl Store + Alerts)) {
+    let lead = full_lead();
+    let to = ["+15145550101", "+14385550102"];
+    let first: Vec<NewAlert> = to
+        .iter()
+        .map(|r| NewAlert::new(lead.id, AlertEvent::Qualified, r))
+        .collect();
+    store.upsert_lead_with_alerts(&lead, &first).await.unwrap();
+    assert_eq!(
+        store.get_lead(lead.id).await.unwrap().map(without_times),
+        Some(lead.clone())
+    );
+    let stored = store.alerts_of_lead(lead.id).await.unwrap();
+    assert_eq!(stored.len(), 2, "{stored:?}");
+    assert!(
+        stored
+            .iter()
+            .all(|a| a.status == AlertStatus::Pending && a.attempts == 0)
+    );
+    assert_eq!(store.alert_backlog().await.unwrap().0, 2);
+
+    // The same write again (a replay, another instance): the alerts exist already.
+    let again: Vec<NewAlert> = to
+        .iter()
+        .map(|r| NewAlert::new(lead.id, AlertEvent::Qualified, r))
+        .collect();
+    store.upsert_lead_with_alerts(&lead, &again).await.unwrap();
+    let ids: Vec<_> = store
+        .alerts_of_lead(lead.id)
+        .await
+        .unwrap()
+        .iter()
+        .map(|a| a.id)
+        .collect();
+    assert_eq!(ids, stored.iter().map(|a| a.id).collect::<Vec<_>>());
+
+    // Claims are exclusive while the lease runs.
+    let claimed = store
+        .claim_due_alerts(Duration::from_secs(30), 10)
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), 2);
+    assert!(
+        claimed
+            .iter()
+            .all(|a| a.status == AlertStatus::Claimed && a.attempts == 1)
+    );
+    assert!(
+        store
+            .claim_due_alerts(Duration::from_secs(30), 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    // Sent once: a second finish finds it no longer claimed.
+    let (a, b) = (claimed[0].id, claimed[1].id);
+    let sent = AlertOutcome::Sent {
+        message_sid: "SM0123456789abcdef0123456789abcdef".to_owned(),
+        status: "queued".to_owned(),
+    };
+    assert!(store.finish_alert(a, &sent).await.unwrap());
+    assert!(!store.finish_alert(a, &sent).await.unwrap());
+
+    // A retry is due again at once here; then refused for good.
+    let retry = AlertOutcome::Retry {
+        after: Duration::ZERO,
+        error: "HTTP 429".to_owned(),
+    };
+    assert!(store.finish_alert(b, &retry).await.unwrap());
+    let reclaimed = store
+        .claim_due_alerts(Duration::from_secs(30), 10)
+        .await
+        .unwrap();
+    assert_eq!(reclaimed.len(), 1);
+    assert_eq!((reclaimed[0].id, reclaimed[0].attempts), (b, 2));
+    assert_eq!(reclaimed[0].last_error.as_deref(), Some("HTTP 429"));
+    let dead = AlertOutcome::Dead {
+        code: Some(21211),
+        error: "invalid To".to_owned(),
+    };
+    assert!(store.finish_alert(b, &dead).await.unwrap());
+
+    // Delivery statuses move forward only; unknown messages change nothing.
+    let sid = "SM0123456789abcdef0123456789abcdef";
+    assert!(store.record_delivery(sid, "sent", None).await.unwrap());
+    assert!(store.record_delivery(sid, "delivered", None).await.unwrap());
+    assert!(!store.record_delivery(sid, "sent", None).await.unwrap());
+    assert!(
+        !store
+            .record_delivery("SM9999999999abcdef0123456789abcdef", "delivered", None)
+            .await
+            .unwrap()
+    );
+    let done = store.alerts_of_lead(lead.id).await.unwrap();
+    let by_id = |id| done.iter().find(|x| x.id == id).unwrap();
+    assert_eq!(by_id(a).status, AlertStatus::Sent);
+    assert_eq!(by_id(a).message_sid.as_deref(), Some(sid));
+    assert_eq!(by_id(a).delivery_status.as_deref(), Some("delivered"));
+    assert_eq!(by_id(b).status, AlertStatus::Dead);
+    assert_eq!(by_id(b).error_code, Some(21211));
+    assert_eq!(store.alert_backlog().await.unwrap().0, 0);
+    claims_expire(store).await;
+}
+
+/// A claim whose instance died: the lease runs out and the alert is claimed again.
+async fn claims_expire(store: &(impl Store + Alerts)) {
+    let other = full_lead();
+    let to = "+15145550101";
+    store
+        .upsert_lead_with_alerts(
+            &other,
+            &[NewAlert::new(other.id, AlertEvent::Voicemail, to)],
+        )
+        .await
+        .unwrap();
+    let held = store
+        .claim_due_alerts(Duration::from_secs(1), 10)
+        .await
+        .unwrap();
+    assert_eq!(held.len(), 1);
+    tokio::time::sleep(Duration::from_millis(1_300)).await;
+    let taken = store
+        .claim_due_alerts(Duration::from_secs(30), 10)
+        .await
+        .unwrap();
+    assert_eq!(taken.len(), 1);
+    assert_eq!(
+        (taken[0].id, taken[0].attempts, taken[0].event),
+        (held[0].id, 2, AlertEvent::Voicemail)
+    );
 }
