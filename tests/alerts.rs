@@ -5,11 +5,10 @@
 
 mod helpers;
 
-use std::net::SocketAddr;
-use std::process::{Child, Stdio};
 use std::time::Duration;
 
 use helpers::fake_twilio::{ACCOUNT, FakeTwilio, Reply, TOKEN};
+use helpers::process::GatewayProcess;
 use helpers::{TestApp, spawn_app_with};
 use myriam::config::{AlertOn, AlertSettings, PublicBaseUrl, Settings, SmsSender};
 use myriam::domain::{BusinessHours, CallSid, LeadId};
@@ -378,78 +377,31 @@ async fn an_urgent_caller_in_after_hours_voicemail_alerts_staff() {
 }
 
 /// The gateway as its own process (so it can be killed with SIGKILL), on the SQLite file in `dir`.
-struct Gateway {
-    child: Child,
-    addr: SocketAddr,
-    client: reqwest::Client,
+async fn start_gateway(dir: &std::path::Path, twilio: &FakeTwilio) -> GatewayProcess {
+    let db = dir.join("myriam.db");
+    let api = twilio.base_url();
+    GatewayProcess::start(
+        dir,
+        &[
+            ("STORE", "sqlite"),
+            ("DATABASE_PATH", db.to_str().unwrap()),
+            ("CALL_MODE", "ivr"),
+            ("PUBLIC_BASE_URL", PUBLIC),
+            ("TWILIO_ACCOUNT_SID", ACCOUNT),
+            ("TWILIO_AUTH_TOKEN", TOKEN),
+            ("TWILIO_API_BASE_URL", &api),
+            ("TWILIO_SMS_FROM", SENDER),
+            ("ALERT_SMS_TO", STAFF[0]),
+            ("ALERT_LEASE_SECS", "2"),
+            ("BUSINESS_HOURS", "mon-sun 00:00-24:00"),
+        ],
+    )
+    .await
 }
 
-impl Gateway {
-    async fn start(dir: &std::path::Path, twilio: &FakeTwilio) -> Self {
-        let addr = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap();
-        let mut child = helpers::bin(env!("CARGO_BIN_EXE_myriam"), dir)
-            .arg("serve")
-            .env("ENVIRONMENT", "test")
-            .env("BIND_ADDR", addr.to_string())
-            .env("STORE", "sqlite")
-            .env("DATABASE_PATH", dir.join("myriam.db"))
-            .env("CALL_MODE", "ivr")
-            .env("PUBLIC_BASE_URL", PUBLIC)
-            .env("TWILIO_ACCOUNT_SID", ACCOUNT)
-            .env("TWILIO_AUTH_TOKEN", TOKEN)
-            .env("TWILIO_API_BASE_URL", twilio.base_url())
-            .env("TWILIO_SMS_FROM", SENDER)
-            .env("ALERT_SMS_TO", STAFF[0])
-            .env("ALERT_LEASE_SECS", "2")
-            .env("BUSINESS_HOURS", "mon-sun 00:00-24:00")
-            .env("RUST_LOG", "error")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start the gateway");
-        let client = reqwest::Client::new();
-        for _ in 0..200 {
-            if let Ok(r) = client.get(format!("http://{addr}/healthz")).send().await {
-                if r.status().is_success() {
-                    return Self {
-                        child,
-                        addr,
-                        client,
-                    };
-                }
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        let _ = child.kill();
-        let _ = child.wait();
-        panic!("the gateway did not start");
-    }
-}
-
-impl AsyncPost for &Gateway {
+impl AsyncPost for &GatewayProcess {
     async fn post(&self, path: &str, fields: &[(&str, &str)]) -> (u16, String) {
-        let body = url::form_urlencoded::Serializer::new(String::new())
-            .extend_pairs(fields)
-            .finish();
-        let response = self
-            .client
-            .post(format!("http://{}{path}", self.addr))
-            .header("content-type", "application/x-www-form-urlencoded")
-            .body(body)
-            .send()
-            .await
-            .unwrap();
-        (response.status().as_u16(), response.text().await.unwrap())
-    }
-}
-
-impl Drop for Gateway {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.post_form(path, fields).await
     }
 }
 
@@ -462,7 +414,7 @@ async fn a_gateway_killed_mid_send_does_not_send_twice_after_a_restart() {
     }]);
     let dir = tempfile::tempdir().unwrap();
     let call = sid(9);
-    let mut gateway = Gateway::start(dir.path(), &twilio).await;
+    let mut gateway = start_gateway(dir.path(), &twilio).await;
     let doc = play_until_last(&gateway, &call, true).await;
     gather(&&gateway, &doc, &call, answers(true)[5]).await;
     // The send is in flight: kill -9.
@@ -478,7 +430,7 @@ async fn a_gateway_killed_mid_send_does_not_send_twice_after_a_restart() {
 
     // Restarted on the same file: the claim's lease runs out, the alert is claimed again, found at
     // Twilio by its reference, and recorded as sent without a second SMS.
-    let gateway = Gateway::start(dir.path(), &twilio).await;
+    let gateway = start_gateway(dir.path(), &twilio).await;
     let store = myriam::store::sqlite::SqliteStore::open(&dir.path().join("myriam.db")).unwrap();
     let lead = store
         .find_lead_by_call(&CallSid::try_from(call.as_str()).unwrap())

@@ -6,26 +6,25 @@
 mod helpers;
 
 use std::net::SocketAddr;
-use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use futures_util::{SinkExt as _, StreamExt as _};
 use helpers::fake_vapi::{Behaviour, FakeVapi};
+use helpers::process::GatewayProcess;
 use helpers::twiml_parameter;
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
 
-const BIN: &str = env!("CARGO_BIN_EXE_myriam");
 const ACCOUNT: &str = "AC0123456789abcdef0123456789abcdef";
 /// Most the gateway's resident memory may grow during an attack.
 const MAX_GROWTH_KIB: u64 = 16 * 1024;
 
 /// The gateway as a separate process on a free loopback port.
 struct Gateway {
-    child: Child,
+    process: GatewayProcess,
     addr: SocketAddr,
     _dir: tempfile::TempDir,
     client: reqwest::Client,
@@ -34,54 +33,35 @@ struct Gateway {
 impl Gateway {
     async fn start(vapi: &FakeVapi) -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let addr = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap();
-        let child = helpers::bin(BIN, dir.path())
-            .arg("serve")
-            .env("ENVIRONMENT", "test")
-            .env("BIND_ADDR", addr.to_string())
-            .env("STORE", "sqlite")
-            .env("DATABASE_PATH", dir.path().join("myriam.db"))
-            .env("CALL_MODE", "bridge")
-            .env("PUBLIC_BASE_URL", "https://gw.bp.test")
-            .env("TWILIO_ACCOUNT_SID", ACCOUNT)
-            .env("TWILIO_AUTH_TOKEN", "d1e5e15ec2e7ba5eba11f00dcafe7357")
-            .env("VAPI_PRIVATE_KEY", "7a9c31e2-5b4d-4f60-8e1a-c0ffee5eed42")
-            .env("VAPI_ASSISTANT_ID", "0b5e3f8a-1c2d-4e5f-9a8b-7c6d5e4f3a2b")
-            .env("VAPI_BASE_URL", &vapi.base)
-            .env("DRAIN_TIMEOUT_SECS", "1")
-            .env("RUST_LOG", "error")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start the gateway");
-        let gateway = Self {
-            child,
-            addr,
+        let db = dir.path().join("myriam.db");
+        let process = GatewayProcess::start(
+            dir.path(),
+            &[
+                ("STORE", "sqlite"),
+                ("DATABASE_PATH", db.to_str().unwrap()),
+                ("CALL_MODE", "bridge"),
+                ("PUBLIC_BASE_URL", "https://gw.bp.test"),
+                ("TWILIO_ACCOUNT_SID", ACCOUNT),
+                ("TWILIO_AUTH_TOKEN", "d1e5e15ec2e7ba5eba11f00dcafe7357"),
+                ("VAPI_PRIVATE_KEY", "7a9c31e2-5b4d-4f60-8e1a-c0ffee5eed42"),
+                ("VAPI_ASSISTANT_ID", "0b5e3f8a-1c2d-4e5f-9a8b-7c6d5e4f3a2b"),
+                ("VAPI_BASE_URL", &vapi.base),
+                ("DRAIN_TIMEOUT_SECS", "1"),
+            ],
+        )
+        .await;
+        Self {
+            addr: process.addr,
+            client: process.client.clone(),
+            process,
             _dir: dir,
-            client: reqwest::Client::new(),
-        };
-        for _ in 0..200 {
-            if let Ok(r) = gateway
-                .client
-                .get(format!("http://{addr}/healthz"))
-                .send()
-                .await
-            {
-                if r.status().is_success() {
-                    return gateway;
-                }
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        panic!("the gateway did not start");
     }
 
     /// Resident memory of the gateway process.
     fn rss_kib(&self) -> u64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
+        let status =
+            std::fs::read_to_string(format!("/proc/{}/status", self.process.child.id())).unwrap();
         status
             .lines()
             .find_map(|l| l.strip_prefix("VmRSS:"))
@@ -113,13 +93,6 @@ impl Gateway {
             .to_string()
             .into(),
         )
-    }
-}
-
-impl Drop for Gateway {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 

@@ -593,18 +593,6 @@ impl Alerts for OutboxStore {
     }
 }
 
-macro_rules! delegate {
-    ($self:ident, $op:literal, $s:ident => $e:expr) => {{
-        let started = std::time::Instant::now();
-        let result = match $self {
-            AnyStore::Sqlite($s) => $e.await,
-            AnyStore::Supabase($s) => $e.await,
-        };
-        crate::metrics::store_operation($op, started, result.is_ok());
-        result
-    }};
-}
-
 impl Alerts for AnyStore {
     async fn upsert_lead_with_alerts(
         &self,

@@ -9,6 +9,20 @@
 //!   in order until Supabase accepts it.
 //! - [`AnyStore`]: the one chosen by `STORE=auto|sqlite|supabase`.
 
+/// Delegates to the configured store and times the operation
+/// (`myriam_store_operation_duration_seconds{operation,result}`).
+macro_rules! delegate {
+    ($self:ident, $op:literal, $s:ident => $e:expr) => {{
+        let started = std::time::Instant::now();
+        let result = match $self {
+            AnyStore::Sqlite($s) => $e.await,
+            AnyStore::Supabase($s) => $e.await,
+        };
+        crate::metrics::store_operation($op, started, result.is_ok());
+        result
+    }};
+}
+
 pub mod alerts;
 pub mod outbox;
 mod rows;
@@ -294,20 +308,6 @@ impl AnyStore {
             AnyStore::Supabase(_) => "supabase",
         }
     }
-}
-
-/// Delegates to the configured store and times the operation
-/// (`myriam_store_operation_duration_seconds{operation,result}`).
-macro_rules! delegate {
-    ($self:ident, $op:literal, $s:ident => $e:expr) => {{
-        let started = std::time::Instant::now();
-        let result = match $self {
-            AnyStore::Sqlite($s) => $e.await,
-            AnyStore::Supabase($s) => $e.await,
-        };
-        crate::metrics::store_operation($op, started, result.is_ok());
-        result
-    }};
 }
 
 impl Store for AnyStore {

@@ -4,6 +4,7 @@
 pub mod fake_twilio;
 pub mod fake_vapi;
 pub mod live;
+pub mod process;
 pub mod store_suite;
 pub mod supabase;
 
@@ -49,19 +50,27 @@ impl TestApp {
 
     /// POSTs `fields` as a form (unsigned: test settings skip Twilio signatures); status and body.
     pub async fn post_form(&self, path: &str, fields: &[(&str, &str)]) -> (u16, String) {
-        let body: String = url::form_urlencoded::Serializer::new(String::new())
-            .extend_pairs(fields)
-            .finish();
-        let response = self
-            .client
-            .post(self.url(path))
-            .header("content-type", "application/x-www-form-urlencoded")
-            .body(body)
-            .send()
-            .await
-            .unwrap();
-        (response.status().as_u16(), response.text().await.unwrap())
+        post_form(&self.client, &self.url(path), fields).await
     }
+}
+
+/// POSTs `fields` to `url` as a form; status and body.
+pub async fn post_form(
+    client: &reqwest::Client,
+    url: &str,
+    fields: &[(&str, &str)],
+) -> (u16, String) {
+    let body: String = url::form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(fields)
+        .finish();
+    let response = client
+        .post(url)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    (response.status().as_u16(), response.text().await.unwrap())
 }
 
 /// Builds and starts the gateway with test settings, tweaked by `customise`.
