@@ -242,6 +242,28 @@ async fn rate_limits_and_server_errors_are_retried_and_the_sms_goes_out_once() {
 }
 
 #[tokio::test]
+async fn a_send_that_times_out_is_looked_up_not_sent_again() {
+    let twilio = FakeTwilio::start().await;
+    // Twilio creates the message but answers after the client's 10 s deadline.
+    twilio.script([Reply::CreatedLate {
+        delay: Duration::from_secs(12),
+    }]);
+    let app = spawn_app_with(with_alerts(&twilio, AlertOn::Urgent, &STAFF[..1])).await;
+    let call = sid(10);
+    let doc = play_until_last(&app, &call, true).await;
+    gather(&&app, &doc, &call, answers(true)[5]).await;
+    let alerts = settled(&app, &call, Duration::from_secs(40)).await;
+    assert_eq!(alerts[0].status, AlertStatus::Sent, "{alerts:?}");
+    assert_eq!(alerts[0].attempts, 2, "{alerts:?}");
+    assert_eq!(
+        alerts[0].message_sid.as_deref(),
+        Some(twilio.messages()[0].sid.as_str())
+    );
+    assert_eq!(twilio.attempts(), 1, "sent again after the timeout");
+    assert_eq!(twilio.messages().len(), 1);
+}
+
+#[tokio::test]
 async fn a_refused_number_is_kept_as_a_dead_letter_with_twilios_code() {
     let twilio = FakeTwilio::start().await;
     twilio.script([

@@ -90,7 +90,19 @@ fn lock_database(settings_path: &std::path::Path) -> rusqlite::Connection {
 async fn planted_personal_data_reaches_no_log_line_and_no_sentry_event() {
     let database = tempfile::tempdir().unwrap();
     let database_path = database.path().join("privacy.db");
+    let twilio = helpers::fake_twilio::FakeTwilio::start().await;
+    let twilio_api = twilio.base_url();
     let configure = |s: &mut Settings| {
+        // SMS alerts for every qualified lead: their bodies are personal data too.
+        s.twilio.account_sid = Some(helpers::fake_twilio::ACCOUNT.to_owned());
+        s.twilio.auth_token = Some(SecretString::from(helpers::fake_twilio::TOKEN.to_owned()));
+        s.twilio.api_base_url = twilio_api.parse().unwrap();
+        s.office.alerts = Some(myriam::config::AlertSettings {
+            recipients: vec!["+15145550101".to_owned()],
+            sender: myriam::config::SmsSender::Number("+14505550000".to_owned()),
+            on: myriam::config::AlertOn::All,
+            lease: std::time::Duration::from_secs(30),
+        });
         s.store.database_path.clone_from(&database_path);
         s.telemetry.log_format = LogFormat::Json;
         s.telemetry.rust_log = Some("debug".to_owned());
@@ -197,6 +209,38 @@ async fn planted_personal_data_reaches_no_log_line_and_no_sentry_event() {
         .await;
     assert_eq!(status, 204);
 
+    // A second caller with the same data is qualified: staff get an SMS alert.
+    let second: &[(&str, &str)] = &[
+        ("AccountSid", "AC0123456789abcdef0123456789abcdef"),
+        ("CallSid", "CA5ec0ffee5ec0ffee5ec0ffee5ec0ff02"),
+        ("From", FROM),
+    ];
+    let (_, mut twiml) = app.post_form("/twilio/voice", second).await;
+    for said in [
+        NAME,
+        "oui",
+        ADDRESS,
+        "abattage",
+        DESCRIPTION,
+        "oui c'est urgent",
+    ] {
+        let action = gather_action(&twiml).expect("a <Gather> to answer");
+        let mut fields = second.to_vec();
+        fields.push(("SpeechResult", said));
+        let (status, next) = app.post_form(&action, &fields).await;
+        assert_eq!(status, 200, "{next}");
+        twiml = next;
+    }
+    let sms = twilio
+        .wait_for_messages(1, std::time::Duration::from_secs(10))
+        .await;
+    assert!(
+        sms[0].body.contains("Papineau"),
+        "the alert names the caller: {}",
+        sms[0].body
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+
     // What left the process.
     let log_text = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
     let envelopes = transport.fetch_and_clear_envelopes();
@@ -220,6 +264,10 @@ async fn planted_personal_data_reaches_no_log_line_and_no_sentry_event() {
     );
     assert!(log_text.contains("IVR answer processed"));
     assert!(log_text.contains("Vapi tool call processed"));
+    assert!(
+        log_text.contains("SMS alert accepted by Twilio"),
+        "{log_text}"
+    );
     assert!(log_text.contains("store failure while answering Twilio"));
     assert!(
         envelopes.len() >= 2,

@@ -8,6 +8,7 @@
 //! - 429 or a connection refused: retried after `Retry-After` or a back-off;
 //! - timeout or 5xx (the message may exist): retried, and every attempt after the first looks for
 //!   the message at Twilio by its reference before sending, so it is not sent twice;
+//! - 401 (the account's credentials refused): retried later, logged as a configuration error;
 //! - any other 4xx (invalid or unsubscribed number, permission): `dead`, with Twilio's code.
 //!
 //! A crash between the claim and the send leaves a claim whose lease expires; another instance
@@ -207,6 +208,15 @@ fn failure(alert: &AlertRecord, error: &RestError) -> AlertOutcome {
             after: backoff(alert.attempts),
             error: error.to_string(),
         },
+        // The account's credentials were refused (a rotated auth token): no alert can go out
+        // until the configuration is fixed, so keep them all for later instead of losing them.
+        RestError::Refused { status: 401, .. } => {
+            tracing::error!(%error, "Twilio refused the account's credentials; SMS alerts wait (check TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN)");
+            AlertOutcome::Retry {
+                after: backoff(alert.attempts.max(4)),
+                error: error.to_string(),
+            }
+        }
         RestError::Refused { code, .. } => AlertOutcome::Dead {
             code: *code,
             error: error.to_string(),
