@@ -152,22 +152,28 @@ fn verify_signature_usage_errors_exit_2() {
     }
 }
 
-#[test]
-fn simulate_plays_a_whole_call_against_a_running_gateway() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("sim.db");
-    let mut server = bin(BIN, dir.path())
+/// `myriam serve` in development on the SQLite file `db`, with `env` on top; the process and
+/// its base URL.
+fn dev_gateway(
+    dir: &std::path::Path,
+    db: &std::path::Path,
+    env: &[(&str, &str)],
+) -> (std::process::Child, String) {
+    let mut command = bin(BIN, dir);
+    command
         .arg("serve")
         .env("ENVIRONMENT", "development")
         .env("STORE", "sqlite")
-        .env("DATABASE_PATH", &db)
+        .env("DATABASE_PATH", db)
         .env("BIND_ADDR", "127.0.0.1:0")
         .env("LOG_FORMAT", "json")
         .env("TWILIO_AUTH_TOKEN", TOKEN)
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+        .stderr(Stdio::null());
+    for (name, value) in env {
+        command.env(name, value);
+    }
+    let mut server = command.spawn().unwrap();
     let mut addr = None;
     for line in BufReader::new(server.stdout.take().unwrap()).lines() {
         let line = line.unwrap();
@@ -178,7 +184,14 @@ fn simulate_plays_a_whole_call_against_a_running_gateway() {
         }
     }
     let addr = addr.expect("gateway started");
-    let base = format!("http://{addr}");
+    (server, format!("http://{addr}"))
+}
+
+#[test]
+fn simulate_plays_a_whole_call_against_a_running_gateway() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("sim.db");
+    let (mut server, base) = dev_gateway(dir.path(), &db, &[]);
     let answers = dir.path().join("answers.txt");
     std::fs::write(
         &answers,
@@ -228,6 +241,53 @@ fn simulate_plays_a_whole_call_against_a_running_gateway() {
     assert_eq!(lead["type_service"], "essouchement");
     assert_eq!(lead["urgence"], false);
     assert_no_part_of(TOKEN, &out.all(), "simulate output");
+}
+
+#[test]
+fn simulate_plays_a_caller_handed_to_people() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("sim.db");
+    let (mut server, base) = dev_gateway(
+        dir.path(),
+        &db,
+        &[
+            ("TRANSFER_NUMBER", "+14505550100"),
+            ("BUSINESS_HOURS", "mon-sun 00:00-24:00"),
+        ],
+    );
+    let answers = dir.path().join("answers.txt");
+    std::fs::write(&answers, "Gaétan Lévesque\nje veux parler à quelqu'un\n").unwrap();
+    let out = run(Command::new(BIN)
+        .current_dir(dir.path())
+        .args(["simulate", "--base-url", &base, "--answers"])
+        .arg(&answers)
+        .args(["--database"])
+        .arg(&db)
+        .env("TWILIO_AUTH_TOKEN", TOKEN));
+    let _ = server.kill();
+    let _ = server.wait();
+    assert_eq!(out.code, Some(0), "{}", out.all());
+    let expected = "Caller: je veux parler à quelqu'un\n\
+         Myriam: Un instant, je vous transfère à un membre de l'équipe.\n\
+         (Twilio rings the office line; nobody answers within the ring time)\n\
+         Myriam: Désolée, personne de l'équipe n'a pu répondre.";
+    assert!(out.stdout.contains(expected), "{}", out.stdout);
+    assert!(
+        out.stdout.contains(
+            "(beep: the caller leaves a 12-second message, then hangs up)\n\
+             Myriam: Merci, votre demande est notée. Bonne journée!"
+        ),
+        "{}",
+        out.stdout
+    );
+    let json = &out.stdout[out.stdout.find("{\n").unwrap()..];
+    let lead: serde_json::Value = serde_json::from_str(json).unwrap();
+    assert_eq!(lead["status"], "rappel");
+    assert_eq!(lead["nom_complet"], "Gaétan Lévesque");
+    assert_eq!(
+        lead["telephone"], "+15145550199",
+        "the caller ID to call back"
+    );
 }
 
 /// Starts the gateway the way `make run` does (`ENVIRONMENT=development myriam serve`, nothing else
