@@ -37,20 +37,7 @@ pub fn call_status_key(sid: &CallSid) -> String {
     format!("call-status:{sid}")
 }
 
-/// The order a call's status moves in, the one place it is defined: the SQLite store builds its
-/// `CASE` from it and `bp.call_status_rank` mirrors it (tests compare them). `queued`, and
-/// anything Twilio adds later, rank 0, so it never overrides a known status.
-pub const CALL_STATUS_RANKS: &[(&str, u8)] = &[
-    ("initiated", 1),
-    ("ringing", 2),
-    ("in-progress", 3),
-    ("answered", 3),
-    ("completed", TERMINAL_RANK),
-    ("busy", TERMINAL_RANK),
-    ("failed", TERMINAL_RANK),
-    ("no-answer", TERMINAL_RANK),
-    ("canceled", TERMINAL_RANK),
-];
+pub use crate::domain::CALL_STATUS_RANKS;
 
 /// Status progression: a report never moves a call back to an earlier status (the stores enforce
 /// it in the write itself).
@@ -69,7 +56,7 @@ pub const MAX_CHANGE_ATTEMPTS: u32 = 8;
 pub const HANDED_OFF: &str = "handed_off";
 
 /// The rank of the statuses that end a call.
-pub const TERMINAL_RANK: u8 = 4;
+pub const TERMINAL_RANK: u8 = crate::domain::TERMINAL_CALL_RANK;
 
 /// Whether `status` ends a call.
 pub fn is_terminal(status: &str) -> bool {

@@ -524,10 +524,10 @@ pub(super) fn start_call_sql(
     Ok(lead)
 }
 
-/// `CASE <column> WHEN 'initiated' THEN 1 … ELSE 0 END`: [`crate::calls::status_rank`] in SQL.
+/// `CASE <column> WHEN 'initiated' THEN 1 … ELSE 0 END`: `calls::status_rank` in SQL.
 fn call_rank_sql(column: &str) -> String {
     let whens =
-        crate::calls::CALL_STATUS_RANKS
+        crate::domain::CALL_STATUS_RANKS
             .iter()
             .fold(String::new(), |mut sql, (status, rank)| {
                 let _ = write!(sql, " WHEN '{status}' THEN {rank}");
