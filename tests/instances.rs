@@ -134,7 +134,7 @@ async fn a_change_that_loses_the_race_is_re_applied_on_the_fresh_lead() {
         "re-run once on the fresh lead"
     );
     let stored = b.store().get_lead(lead.id).await.unwrap().unwrap();
-    let said: Vec<&str> = stored
+    let spoken: Vec<&str> = stored
         .conversation
         .iter()
         .map(|t| t.text.as_str())
@@ -175,7 +175,7 @@ async fn the_end_of_a_call_never_abandons_a_lead_qualified_elsewhere() {
     );
 }
 
-/// A write queued long ago (an instance started on an old DATABASE_PATH) is replayed as the
+/// A write queued long ago (an instance started on an old `DATABASE_PATH`) is replayed as the
 /// operation it was: based on a version Supabase no longer holds, it never overwrites the newer
 /// lead; it is kept as a dead letter.
 #[tokio::test]
