@@ -140,7 +140,7 @@ async fn a_change_that_loses_the_race_is_re_applied_on_the_fresh_lead() {
         .map(|t| t.text.as_str())
         .collect();
     assert_eq!(
-        said[1..],
+        spoken[1..],
         ["réponse sur A", "réponse sur B"],
         "no lost answer"
     );
