@@ -17,7 +17,7 @@ use crate::locks::KeyedLocks;
 use crate::metrics::{CallOutcome, Progress};
 use crate::qualification::{Lead, ServiceType, Turn, prompts};
 use crate::store::{
-    AlertEvent, Alerts as _, AnyStore, CallUpdate, NewAlert, Store as _, StoreError,
+    AlertEvent, Alerts as _, AnyStore, CallUpdate, NewAlert, Saved, Store as _, StoreError,
 };
 use crate::twilio::stream_token::StreamTokens;
 
@@ -37,23 +37,26 @@ pub fn call_status_key(sid: &CallSid) -> String {
     format!("call-status:{sid}")
 }
 
-/// Status progression: a report never moves a call back to an earlier status.
+pub use crate::domain::CALL_STATUS_RANKS;
+
+/// Status progression: a report never moves a call back to an earlier status (the stores enforce
+/// it in the write itself).
 pub fn status_rank(status: &str) -> u8 {
-    match status {
-        "initiated" => 1,
-        "ringing" => 2,
-        "in-progress" | "answered" => 3,
-        "completed" | "busy" | "failed" | "no-answer" | "canceled" => TERMINAL_RANK,
-        // queued, and anything Twilio adds later: lowest, so it never overrides a known status.
-        _ => 0,
-    }
+    CALL_STATUS_RANKS
+        .iter()
+        .find(|(s, _)| *s == status)
+        .map_or(0, |(_, rank)| *rank)
 }
+
+/// How many times a change of a lead is re-applied on a fresher copy after losing a race to
+/// another writer (another instance) before the request fails as contended.
+pub const MAX_CHANGE_ATTEMPTS: u32 = 8;
 
 /// `calls.mode_reason` of a bridged call the assistant handed to people.
 pub const HANDED_OFF: &str = "handed_off";
 
 /// The rank of the statuses that end a call.
-pub const TERMINAL_RANK: u8 = 4;
+pub const TERMINAL_RANK: u8 = crate::domain::TERMINAL_CALL_RANK;
 
 /// Whether `status` ends a call.
 pub fn is_terminal(status: &str) -> bool {
@@ -141,32 +144,38 @@ pub fn hand_off_target(settings: &Settings) -> HandOff {
 }
 
 /// Hands the lead to people: `transfere` with the hand-off sentence, or `rappel` with the
-/// voicemail message. A voicemail lead keeps the caller's number (the caller ID) as the number to
+/// voicemail message, when the lead's status may move there ([`LeadStatus::can_become`]). A voicemail lead keeps the caller's number (the caller ID) as the number to
 /// call back when none was confirmed. What was collected stays. Returns whether it changed.
 pub fn hand_off(lead: &mut Lead, target: HandOff) -> bool {
     let status = match target {
         HandOff::Transfer => LeadStatus::Transfere,
         HandOff::Voicemail(_) => LeadStatus::Rappel,
     };
-    if lead.status == status || lead.status == LeadStatus::Rappel {
+    if lead.status == status || !lead.status.can_become(status) {
+        // Already there, or final (statuses only move forward; a transfer may still end in
+        // voicemail).
         return false;
     }
     lead.status = status;
-    let line = match target {
-        HandOff::Transfer => prompts::transferring(lead.language).to_owned(),
-        HandOff::Voicemail(reason) => {
-            if lead.telephone.is_none() {
-                if let Some(caller) = lead.offered_phone.clone() {
-                    lead.telephone_raw = Some(caller.as_e164().to_owned());
-                    lead.telephone = Some(caller);
-                }
-            }
-            prompts::voicemail(lead, reason)
+    if matches!(target, HandOff::Voicemail(_)) && lead.telephone.is_none() {
+        if let Some(caller) = lead.offered_phone.clone() {
+            lead.telephone_raw = Some(caller.as_e164().to_owned());
+            lead.telephone = Some(caller);
         }
-    };
+    }
+    let line = hand_off_line(lead, target);
     let field = lead.current_field();
     lead.conversation.push(Turn::myriam(field, line));
     true
+}
+
+/// What Myriam says when the call goes to `target`: the hand-off sentence, or the voicemail
+/// message (who calls back, and at which number).
+pub fn hand_off_line(lead: &Lead, target: HandOff) -> String {
+    match target {
+        HandOff::Transfer => prompts::transferring(lead.language).to_owned(),
+        HandOff::Voicemail(reason) => prompts::voicemail(lead, reason),
+    }
 }
 
 /// A call the gateway learns of: its row's first columns.
@@ -314,62 +323,89 @@ impl Calls {
         let opening = prompts::opening(lead.language, greeting);
         lead.conversation
             .push(Turn::myriam(lead.current_field(), opening));
-        self.store.upsert_lead(&lead).await?;
-        if let Some(sid) = &call.call_sid {
-            let mut update = CallUpdate::new(sid.clone());
-            update.lead_id = Some(lead.id);
-            update.from_number.clone_from(&call.from);
-            update.to_number.clone_from(&call.to);
-            update.direction.clone_from(&call.direction);
-            update.status.clone_from(&call.status);
-            update.mode = call.mode;
-            update.vapi_call_id.clone_from(&call.vapi_call_id);
-            self.store.upsert_call(&update).await?;
-        }
-        Ok(lead)
+        let Some(sid) = &call.call_sid else {
+            // No CallSid (a Vapi-owned number that does not say): nothing to key it by.
+            return match self.store.save_lead(&lead).await? {
+                Saved::Applied => Ok(Lead { version: 1, ..lead }),
+                Saved::Stale => Err(StoreError::Corrupt("a new lead id is taken".to_owned())),
+            };
+        };
+        let mut update = CallUpdate::new(sid.clone());
+        update.lead_id = Some(lead.id);
+        update.from_number.clone_from(&call.from);
+        update.to_number.clone_from(&call.to);
+        update.direction.clone_from(&call.direction);
+        update.status.clone_from(&call.status);
+        update.mode = call.mode;
+        update.vapi_call_id.clone_from(&call.vapi_call_id);
+        // Insert-or-get by CallSid: a retry on another instance gets the same lead.
+        self.store.start_call(&lead, &update).await
     }
 
-    /// Runs `change` on the freshest copy of `found` under the lead's lock. `change` returns its
-    /// answer, whether the lead must be saved, and the qualification progress it made, which is
-    /// counted once the lead is saved (so a retried request is not counted twice). A change that
-    /// raises alerts ([`AlertPolicy::alerts_for`]) stores them in the same write as the lead.
+    /// Runs `change` on the freshest copy of `found` under the lead's lock and saves it on
+    /// condition that nobody saved the lead meanwhile (`leads.version`); should another writer
+    /// (another instance) win, `change` runs again on the fresh copy, up to
+    /// [`MAX_CHANGE_ATTEMPTS`] times. `change` returns its answer, whether the lead must be saved,
+    /// and the qualification progress it made, which is counted once the lead is saved (so a
+    /// retried request is not counted twice). A change that raises alerts
+    /// ([`AlertPolicy::alerts_for`]) stores them in the same write as the lead.
     pub async fn change_lead<R>(
         &self,
         found: Lead,
-        change: impl FnOnce(&mut Lead) -> Change<R>,
+        mut change: impl FnMut(&mut Lead) -> Change<R>,
     ) -> Result<R, StoreError> {
         let _lead_lock = self.locks.lock(&lead_key(found.id)).await;
-        let mut lead = self.store.get_lead(found.id).await?.unwrap_or(found);
-        let before = lead.status;
-        let Change {
-            answer,
-            save,
-            progress,
-        } = change(&mut lead);
-        if save {
-            let alerts = self.alerts.alerts_for(before, &lead);
-            if alerts.is_empty() {
-                self.store.upsert_lead(&lead).await?;
-            } else {
-                self.store.upsert_lead_with_alerts(&lead, &alerts).await?;
-                self.alerts.wake.notify_one();
+        for _ in 0..MAX_CHANGE_ATTEMPTS {
+            let mut lead = match self.store.get_lead(found.id).await? {
+                Some(lead) => lead,
+                None => found.clone(),
+            };
+            let before = lead.status;
+            let Change {
+                answer,
+                save,
+                progress,
+            } = change(&mut lead);
+            if save {
+                if !before.can_become(lead.status) {
+                    return Err(StoreError::Corrupt(format!(
+                        "a change would move a lead from {before} back to {}",
+                        lead.status
+                    )));
+                }
+                let alerts = self.alerts.alerts_for(before, &lead);
+                let saved = if alerts.is_empty() {
+                    self.store.save_lead(&lead).await?
+                } else {
+                    let saved = self.store.save_lead_with_alerts(&lead, &alerts).await?;
+                    if saved == Saved::Applied {
+                        self.alerts.wake.notify_one();
+                    }
+                    saved
+                };
+                if saved == Saved::Stale {
+                    crate::metrics::lead_write_conflict();
+                    continue;
+                }
             }
+            progress.into_iter().for_each(Progress::record);
+            return Ok(answer);
         }
-        progress.into_iter().for_each(Progress::record);
-        Ok(answer)
+        Err(StoreError::Contended(format!(
+            "lead changed by others {MAX_CHANGE_ATTEMPTS} times in a row"
+        )))
     }
 
-    /// Marks the lead `abandonne` unless it is already qualified or abandoned, under its lock;
-    /// returns the lead's final status.
+    /// Marks the lead `abandonne` unless it is already final, in one conditional statement at
+    /// the store (never read-then-write, so it cannot overwrite an answer another instance just
+    /// saved); returns the lead's final status.
     pub async fn abandon_if_incomplete(&self, lead: Lead) -> Result<LeadStatus, StoreError> {
-        self.change_lead(lead, |lead| {
-            let save = !lead.status.is_final();
-            if save {
-                lead.status = LeadStatus::Abandonne;
-            }
-            Change::new(lead.status).saved_if(save)
-        })
-        .await
+        let _lead_lock = self.locks.lock(&lead_key(lead.id)).await;
+        Ok(self
+            .store
+            .abandon_lead(lead.id)
+            .await?
+            .unwrap_or(LeadStatus::Abandonne))
     }
 
     /// Records a status report: the status never moves backwards; the first report that ends the
@@ -417,6 +453,11 @@ impl Calls {
                     self.abandon_if_incomplete(lead).await?;
                 }
             } else {
+                // Counted once across instances: the first to record the call's end counts it.
+                let first = self
+                    .store
+                    .record_event(&format!("call-ended:{sid}"))
+                    .await?;
                 let status = match lead {
                     Some(lead) => Some(self.abandon_if_incomplete(lead).await?),
                     None => None,
@@ -427,7 +468,9 @@ impl Calls {
                     Some(LeadStatus::Qualifie) => CallOutcome::Qualifie,
                     Some(_) => CallOutcome::Abandonne,
                 };
-                crate::metrics::call_ended(mode.unwrap_or(ConversationMode::Ivr), outcome);
+                if first {
+                    crate::metrics::call_ended(mode.unwrap_or(ConversationMode::Ivr), outcome);
+                }
             }
         }
         if let Some(key) = &report.idempotency_key {

@@ -56,6 +56,8 @@ pub mod names {
     pub const OUTBOX_ENQUEUED: &str = "myriam_outbox_enqueued_total";
     pub const OUTBOX_REPLAYS: &str = "myriam_outbox_replays_total";
     pub const OUTBOX_DEAD_LETTERS: &str = "myriam_outbox_dead_letters_total";
+    pub const LEAD_WRITE_CONFLICTS: &str = "myriam_lead_write_conflicts_total";
+    pub const SUPABASE_REFUSING: &str = "myriam_supabase_refusing";
     pub const STORE_SECONDS: &str = "myriam_store_operation_duration_seconds";
     pub const ALERTS: &str = "myriam_alerts_total";
     pub const ALERT_QUEUE_DEPTH: &str = "myriam_alert_queue_depth";
@@ -318,6 +320,18 @@ pub const CATALOGUE: &[MetricSpec] = &[
         labels: &[],
     },
     MetricSpec {
+        name: LEAD_WRITE_CONFLICTS,
+        kind: Kind::Counter,
+        help: "Lead saves that lost a race to another writer (another instance) and were re-applied on the fresh lead",
+        labels: &[],
+    },
+    MetricSpec {
+        name: SUPABASE_REFUSING,
+        kind: Kind::Gauge,
+        help: "1 while Supabase refuses this instance for good (401, 403, 404: a rotated key, a revoked grant, a dropped table); the instance is then unready",
+        labels: &[],
+    },
+    MetricSpec {
         name: HAND_OFFS,
         kind: Kind::Counter,
         help: "Callers handed to people, by how they asked (speech, key 0, the assistant's tool) and where they went (transfer, voicemail)",
@@ -443,6 +457,16 @@ impl CallOutcome {
             CallOutcome::Error => "error",
         }
     }
+}
+
+/// A lead save lost a race and is re-applied on the fresh lead.
+pub fn lead_write_conflict() {
+    metrics::counter!(LEAD_WRITE_CONFLICTS).increment(1);
+}
+
+/// Whether Supabase refuses this instance for good right now (see [`names::SUPABASE_REFUSING`]).
+pub fn supabase_refusing(refusing: bool) {
+    metrics::gauge!(SUPABASE_REFUSING).set(if refusing { 1.0 } else { 0.0 });
 }
 
 /// Counts one ended call.

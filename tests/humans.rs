@@ -541,3 +541,58 @@ async fn the_assistants_transfer_tool_redirects_the_live_call() {
     );
     tokio::time::sleep(Duration::from_millis(10)).await;
 }
+
+#[tokio::test]
+async fn a_qualified_caller_who_then_asks_for_a_person_is_put_through_and_stays_qualified() {
+    let twilio = FakeTwilio::start().await;
+    let app = spawn_app_with(|s: &mut Settings| {
+        office(true, true)(s);
+        s.twilio.account_sid = Some(ACCOUNT.to_owned());
+        s.twilio.auth_token = Some(SecretString::from(TOKEN.to_owned()));
+        s.twilio.api_base_url = url::Url::parse(&twilio.base_url()).unwrap();
+        s.public_base_url = Some(PublicBaseUrl::new(PUBLIC));
+    })
+    .await;
+    let call = sid(900);
+    let doc = call_at_step(&app, &call, 5).await;
+    answer(&app, &doc, &call, "non").await;
+    assert_eq!(lead_of(&app, &call).await.status, LeadStatus::Qualifie);
+    let reply: serde_json::Value = app
+        .client
+        .post(app.url("/vapi/webhook"))
+        .json(&serde_json::json!({"message": {
+            "type": "tool-calls", "call": {"id": "vapi-900", "phoneCallProviderId": call},
+            "toolCallList": [{"id": "tc-900", "type": "function",
+                              "function": {"name": "transfer_to_human", "arguments": {}}}]}}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let result: serde_json::Value =
+        serde_json::from_str(reply["results"][0]["result"].as_str().unwrap()).unwrap();
+    assert_eq!(result["status"], "transfer", "{reply}");
+    assert_eq!(twilio.redirects().len(), 1);
+    let (_, doc) = app
+        .post_form("/twilio/handoff", &[("CallSid", &call)])
+        .await;
+    assert_eq!(dial_number(&doc).as_deref(), Some(OFFICE), "{doc}");
+    let (_, after) = app
+        .post_form(
+            "/twilio/dial-done",
+            &[("CallSid", &call), ("DialCallStatus", "busy")],
+        )
+        .await;
+    assert!(after.contains("<Record"), "{after}");
+    let lead = lead_of(&app, &call).await;
+    assert_eq!(
+        lead.status,
+        LeadStatus::Qualifie,
+        "all six answers stay the lead's news"
+    );
+    assert_eq!(
+        call_row(&app, &call).await.fields.dial_status.as_deref(),
+        Some("busy")
+    );
+}

@@ -136,7 +136,7 @@ async fn after_a_call_every_documented_metric_is_exported_with_bounded_labels() 
         "the unreadable phone answer was counted"
     );
     assert!(metrics.contains(
-        r#"myriam_store_operation_duration_seconds_count{operation="upsert_lead",result="ok"}"#
+        r#"myriam_store_operation_duration_seconds_count{operation="start_call",result="ok"}"#
     ));
     let rss: f64 = line("process_resident_memory_bytes ")
         .split_whitespace()

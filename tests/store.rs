@@ -7,14 +7,14 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use helpers::store_suite::{alerts_suite, full_lead, sid, suite};
+use helpers::store_suite::{alerts_suite, full_lead, insert, sid, suite};
 use helpers::supabase::SupabaseStack;
 use myriam::domain::LeadId;
 use myriam::qualification::{Description, Lead, machine};
 use myriam::store::outbox::{OutboxConfig, OutboxStore};
 use myriam::store::sqlite::SqliteStore;
 use myriam::store::supabase::SupabaseStore;
-use myriam::store::{AlertEvent, Alerts, CallUpdate, NewAlert, Store, StoreError};
+use myriam::store::{AlertEvent, Alerts, CallUpdate, NewAlert, Saved, Store, StoreError};
 use secrecy::SecretString;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -40,9 +40,9 @@ async fn supabase_store_passes_the_suite_on_real_postgrest() {
     let stack = SupabaseStack::start();
     suite(&supabase(&stack, Duration::from_secs(5))).await;
     // What PostgREST wrote is what PostgreSQL holds.
-    assert_eq!(stack.psql("select count(*) from bp.leads"), "7");
+    assert_eq!(stack.psql("select count(*) from bp.leads"), "9");
     assert_eq!(
-        stack.psql("select status || ' ' || duration from bp.calls"),
+        stack.psql("select status || ' ' || duration from bp.calls where call_sid = 'CA00000000000000000000000000000001'"),
         "completed 42"
     );
 }
@@ -95,14 +95,15 @@ async fn outbox_store_keeps_alerts_and_queues_them_with_their_lead() {
     // Supabase down: the qualifying write and its alert are acknowledged, queued as one write,
     // and reach Supabase together once it is back.
     let mut lead = full_lead();
-    store.upsert_lead(&lead).await.unwrap();
+    insert(&store, &lead).await;
     stack.stop_postgrest();
+    lead.version = 1;
     lead.description = None;
     let alert = NewAlert::new(lead.id, AlertEvent::Qualified, "+15145550109");
-    store
-        .upsert_lead_with_alerts(&lead, &[alert])
-        .await
-        .unwrap();
+    assert_eq!(
+        store.save_lead_with_alerts(&lead, &[alert]).await.unwrap(),
+        Saved::Applied
+    );
     assert_eq!(store.depth().await.unwrap(), 1);
     assert_eq!(
         store.get_lead(lead.id).await.unwrap().unwrap().description,
@@ -148,7 +149,7 @@ async fn supabase_errors_carry_postgrest_codes() {
         "bp",
         Duration::from_secs(5),
     );
-    let err = anon.upsert_lead(&full_lead()).await.unwrap_err();
+    let err = anon.save_lead(&full_lead()).await.unwrap_err();
     assert!(
         matches!(&err, StoreError::Rejected { status: 401, code, .. } if code == "42501"),
         "anon has no access: {err:?}"
@@ -200,7 +201,7 @@ async fn writes_survive_supabase_going_down_and_drain_in_order() {
     let token = CancellationToken::new();
 
     let mut lead = Lead::new(LeadId::new());
-    store.upsert_lead(&lead).await.unwrap();
+    insert(&store, &lead).await;
     assert_eq!(store.depth().await.unwrap(), 0);
 
     stack.stop_postgrest();
@@ -213,7 +214,7 @@ async fn writes_survive_supabase_going_down_and_drain_in_order() {
         // What a call path does: read (pending writes included), apply, write.
         let mut current = store.get_lead(lead.id).await.unwrap().unwrap();
         let outcome = machine::process_response(&mut current, answer, &[]);
-        store.upsert_lead(&current).await.unwrap();
+        assert_eq!(store.save_lead(&current).await.unwrap(), Saved::Applied);
         assert!(outcome.success, "{answer}: {outcome:?}");
         let mut update = CallUpdate::new(sid(7));
         update.lead_id = Some(lead.id);
@@ -300,20 +301,25 @@ async fn a_permanently_refused_write_goes_to_dead_letters_and_can_be_requeued() 
         SqliteStore::open(&dir.path().join("outbox.db")).unwrap(),
         fast(),
     );
-    stack.psql("revoke insert, update on bp.processed_events from service_role");
-    // Acknowledged (kept locally), never retried forever.
-    store.record_event("evt-refused").await.unwrap();
+    // A write Supabase refuses as invalid (a CHECK constraint, 400): acknowledged (kept
+    // locally), never retried forever.
+    let mut invalid = CallUpdate::new(sid(50));
+    invalid.dial_status = Some("bogus".to_owned());
+    store.upsert_call(&invalid).await.unwrap();
     assert_eq!(store.depth().await.unwrap(), 0);
     let dead = store.dead_letters().await.unwrap();
     assert_eq!(dead.len(), 1);
-    assert!(dead[0].error.contains("42501"), "{}", dead[0].error);
+    assert!(dead[0].error.contains("23514"), "{}", dead[0].error);
+    assert!(!store.refusing(), "an invalid write is not a refusal");
 
     // A queued write refused on replay is dead-lettered too, and the queue moves on.
     let mut stack = stack;
     stack.stop_postgrest();
-    store.record_event("evt-queued").await.unwrap();
+    let mut queued = CallUpdate::new(sid(51));
+    queued.dial_status = Some("bogus".to_owned());
+    store.upsert_call(&queued).await.unwrap();
     let lead = Lead::new(LeadId::new());
-    store.upsert_lead(&lead).await.unwrap();
+    insert(&store, &lead).await;
     assert_eq!(store.depth().await.unwrap(), 2);
     stack.start_postgrest();
     let tracker = TaskTracker::new();
@@ -327,30 +333,62 @@ async fn a_permanently_refused_write_goes_to_dead_letters_and_can_be_requeued() 
         "the lead behind it landed"
     );
 
-    // A lead snapshot refused while grants were wrong, then written again once they are fixed:
-    // requeueing must not replay the old snapshot over the new one.
-    stack.psql("revoke insert, update on bp.leads from service_role");
-    let mut late = Lead::new(LeadId::new());
-    late.description = Some(Description::try_from("première version").unwrap());
-    store.upsert_lead(&late).await.unwrap();
-    stack.psql("grant insert, update on bp.leads to service_role");
-    late.description = Some(Description::try_from("version corrigée").unwrap());
-    store.upsert_lead(&late).await.unwrap();
-    assert_eq!(store.dead_letters().await.unwrap().len(), 3);
-
-    // Fixed grants: requeue and drain.
-    stack.psql("grant insert, update on bp.processed_events to service_role");
-    assert_eq!(
-        store.requeue_dead_letters().await.unwrap(),
-        2,
-        "the stale lead snapshot is dropped"
-    );
+    // Fixed (here: the constraint relaxed): requeue and drain.
+    stack.psql("alter table bp.calls drop constraint calls_dial_status_check");
+    assert_eq!(store.requeue_dead_letters().await.unwrap(), 2);
     wait_for_depth(&store, 0).await;
     token.cancel();
     assert!(store.dead_letters().await.unwrap().is_empty());
     assert_eq!(
-        stack.psql("select string_agg(key, ',' order by key) from bp.processed_events"),
-        "evt-queued,evt-refused"
+        stack.psql(
+            "select string_agg(call_sid || ':' || dial_status, ',' order by call_sid) from bp.calls"
+        ),
+        format!("{}:bogus,{}:bogus", sid(50), sid(51))
+    );
+}
+
+/// A revoked grant (or a rotated key, a dropped table): Supabase answers 403 to every write. The
+/// instance keeps the writes queued (not dead-lettered one by one), reports itself refused
+/// (`/readyz` unready, `myriam_supabase_refusing`), and drains once the grant is back.
+#[tokio::test]
+async fn a_revoked_grant_keeps_writes_queued_and_the_instance_refused_until_fixed() {
+    let stack = SupabaseStack::start();
+    let dir = tempfile::tempdir().unwrap();
+    let store = OutboxStore::new(
+        supabase(&stack, Duration::from_secs(2)),
+        SqliteStore::open(&dir.path().join("outbox.db")).unwrap(),
+        fast(),
+    );
+    stack.psql("revoke insert, update on bp.leads from service_role");
+    let lead = Lead::new(LeadId::new());
+    insert(&store, &lead).await;
+    assert!(store.dead_letters().await.unwrap().is_empty());
+    assert_eq!(store.depth().await.unwrap(), 1);
+    assert!(store.refusing());
+    let readiness = myriam::store::AnyStore::Supabase(store.clone())
+        .readiness(Duration::from_secs(300))
+        .await;
+    assert!(!readiness.ready(), "refused: unready");
+    assert!(readiness.supabase.as_ref().unwrap().refusing);
+
+    // A lead not readable either (select revoked): the health read says so too.
+    stack.psql("revoke select on bp.leads from service_role");
+    assert!(store.remote_health().await.is_err());
+    stack.psql("grant select, insert, update on bp.leads to service_role");
+    let tracker = TaskTracker::new();
+    let token = CancellationToken::new();
+    store.spawn_worker(&tracker, token.clone());
+    wait_for_depth(&store, 0).await;
+    token.cancel();
+    assert!(store.remote_health().await.is_ok());
+    assert!(!store.refusing(), "writes go through again");
+    assert!(store.dead_letters().await.unwrap().is_empty());
+    assert_eq!(
+        stack.psql(&format!(
+            "select version from bp.leads where id = '{}'",
+            lead.id
+        )),
+        "1"
     );
 }
 
@@ -373,7 +411,7 @@ async fn a_write_that_keeps_conflicting_is_dead_lettered_instead_of_blocking_the
     orphan.lead_id = Some(LeadId::new());
     store.upsert_call(&orphan).await.unwrap();
     let behind = Lead::new(LeadId::new());
-    store.upsert_lead(&behind).await.unwrap();
+    insert(&store, &behind).await;
     stack.start_postgrest();
     let tracker = TaskTracker::new();
     let token = CancellationToken::new();
@@ -404,7 +442,7 @@ async fn shutdown_flush_replays_what_it_can() {
         fast(),
     );
     stack.stop_postgrest();
-    store.upsert_lead(&Lead::new(LeadId::new())).await.unwrap();
+    insert(&store, &Lead::new(LeadId::new())).await;
     assert_eq!(
         store.flush(Duration::from_millis(300)).await.unwrap(),
         1,
@@ -438,8 +476,8 @@ async fn crash_child() {
         let mut lead = Lead::new(LeadId::new());
         lead.description = Some(Description::try_from(format!("crash lead {i}").as_str()).unwrap());
         match &outbox {
-            Some(o) => o.upsert_lead(&lead).await.unwrap(),
-            None => local.upsert_lead(&lead).await.unwrap(),
+            Some(o) => insert(o, &lead).await,
+            None => insert(&local, &lead).await,
         }
         println!("acked {}", lead.id);
     }

@@ -186,7 +186,7 @@ async fn lead_with_call(app: &TestApp, n: u32, vapi_id: &str) -> (String, String
     let call = CallSid::try_from(sid.as_str()).unwrap();
     let lead = Lead::new(LeadId::new())
         .with_offered_phone(Some(PhoneNumber::try_from("+15145550199").unwrap()));
-    app.store.upsert_lead(&lead).await.unwrap();
+    app.store.save_lead(&lead).await.unwrap();
     let mut update = CallUpdate::new(call);
     update.lead_id = Some(lead.id);
     update.vapi_call_id = Some(vapi_id.to_owned());

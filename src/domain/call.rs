@@ -77,6 +77,25 @@ impl ConversationMode {
     }
 }
 
+/// The rank of the statuses that end a call.
+pub const TERMINAL_CALL_RANK: u8 = 4;
+
+/// The order a call's status moves in, the one place it is defined: `calls::status_rank` reads
+/// it, the SQLite store builds its `CASE` from it and `bp.call_status_rank` mirrors it (tests
+/// compare them). `queued`, and anything Twilio adds later, rank 0, so it never overrides a known
+/// status.
+pub const CALL_STATUS_RANKS: &[(&str, u8)] = &[
+    ("initiated", 1),
+    ("ringing", 2),
+    ("in-progress", 3),
+    ("answered", 3),
+    ("completed", TERMINAL_CALL_RANK),
+    ("busy", TERMINAL_CALL_RANK),
+    ("failed", TERMINAL_CALL_RANK),
+    ("no-answer", TERMINAL_CALL_RANK),
+    ("canceled", TERMINAL_CALL_RANK),
+];
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -103,6 +103,31 @@ impl LeadStatus {
     pub fn is_handed_off(self) -> bool {
         matches!(self, LeadStatus::Transfere | LeadStatus::Rappel)
     }
+
+    /// The order statuses move in: `nouveau` (0) < `en_cours` (1) < every final status (2).
+    /// The one place this order is defined; the databases enforce the same rule (SQLite
+    /// migration 3's trigger, `bp.lead_status_forward` in Supabase), and tests compare them.
+    pub fn rank(self) -> u8 {
+        match self {
+            LeadStatus::Nouveau => 0,
+            LeadStatus::EnCours => 1,
+            LeadStatus::Qualifie
+            | LeadStatus::Abandonne
+            | LeadStatus::Transfere
+            | LeadStatus::Rappel => 2,
+        }
+    }
+
+    /// Whether a lead at `self` may move to `next`: staying, or moving forward; between final
+    /// statuses only `transfere` → `rappel` (nobody answered the transfer: voicemail) and
+    /// `abandonne` → `transfere`/`rappel` (a caller Myriam could not understand asks for a
+    /// person). A qualified lead stays qualified: its call is still put through.
+    pub fn can_become(self, next: LeadStatus) -> bool {
+        self == next
+            || next.rank() > self.rank()
+            || (self == LeadStatus::Transfere && next == LeadStatus::Rappel)
+            || (self == LeadStatus::Abandonne && next.is_handed_off())
+    }
 }
 
 impl TryFrom<&str> for LeadStatus {
@@ -178,6 +203,33 @@ mod tests {
         assert!(LeadStatus::Qualifie.is_final() && !LeadStatus::EnCours.is_final());
         assert!(LeadStatus::Transfere.is_final() && LeadStatus::Rappel.is_handed_off());
         assert!(!LeadStatus::Abandonne.is_handed_off());
+    }
+
+    #[test]
+    fn statuses_only_move_forward() {
+        use LeadStatus::{Abandonne, EnCours, Nouveau, Qualifie, Rappel, Transfere};
+        let allowed = [
+            (Nouveau, EnCours),
+            (Nouveau, Qualifie),
+            (Nouveau, Abandonne),
+            (Nouveau, Transfere),
+            (Nouveau, Rappel),
+            (EnCours, Qualifie),
+            (EnCours, Abandonne),
+            (EnCours, Transfere),
+            (EnCours, Rappel),
+            (Transfere, Rappel),
+            (Abandonne, Transfere),
+            (Abandonne, Rappel),
+        ];
+        for from in LeadStatus::ALL {
+            for to in LeadStatus::ALL {
+                let expected = from == to || allowed.contains(&(from, to));
+                assert_eq!(from.can_become(to), expected, "{from} -> {to}");
+            }
+        }
+        assert!(!Qualifie.can_become(Abandonne) && !Rappel.can_become(Transfere));
+        assert!(!EnCours.can_become(Nouveau) && !Abandonne.can_become(EnCours));
     }
 
     #[test]

@@ -5,7 +5,7 @@ mod hours;
 mod lead;
 mod phone;
 
-pub use call::{CallSid, ConversationMode, InvalidCallSid};
+pub use call::{CALL_STATUS_RANKS, CallSid, ConversationMode, InvalidCallSid, TERMINAL_CALL_RANK};
 pub use hours::{BusinessHours, DEFAULT_HOURS, DEFAULT_TIMEZONE, HoursError};
 pub use lead::{Language, LeadId, LeadStatus, UnknownLeadStatus};
 pub use phone::{InvalidPhoneNumber, PhoneNumber, spoken_digits};

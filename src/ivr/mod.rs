@@ -8,7 +8,9 @@
 
 mod render;
 
-pub use render::{DIAL_TIMEOUT_SECS, GatherAction, VOICEMAIL_MAX_SECS, render_current};
+pub use render::{
+    DIAL_TIMEOUT_SECS, GatherAction, VOICEMAIL_MAX_SECS, render_current, render_hand_off,
+};
 use render::{ask, connect, goodbye, voicemail_goodbye};
 
 use crate::calls::{
@@ -302,10 +304,14 @@ pub async fn dial_done(
     if outcome == "answered" {
         return Ok(TwiML::new().verb(Verb::Hangup));
     }
+    let no_answer = HandOff::Voicemail(prompts::VoicemailReason::NoAnswer);
     calls
         .change_lead(found, |lead| {
-            let changed =
-                calls::hand_off(lead, HandOff::Voicemail(prompts::VoicemailReason::NoAnswer));
+            if lead.status == LeadStatus::Qualifie {
+                // A qualified lead keeps its status; the caller still reaches the voicemail.
+                return Change::new(render_hand_off(lead, no_answer, settings));
+            }
+            let changed = calls::hand_off(lead, no_answer);
             Change::new(render_current(lead, settings)).saved_if(changed)
         })
         .await
@@ -372,8 +378,12 @@ pub async fn handoff(
     calls.store().upsert_call(&update).await?;
     calls
         .change_lead(found, |lead| {
-            let changed = !lead.status.is_handed_off()
-                && calls::hand_off(lead, calls::hand_off_target(settings));
+            let target = calls::hand_off_target(settings);
+            if lead.status == LeadStatus::Qualifie {
+                // Qualified, then asked for a person: put through without a status change.
+                return Change::new(render_hand_off(lead, target, settings));
+            }
+            let changed = !lead.status.is_handed_off() && calls::hand_off(lead, target);
             Change::new(render_current(lead, settings)).saved_if(changed)
         })
         .await

@@ -1,7 +1,7 @@
 //! The IVR's TwiML: `<Gather>` with the question and recognition hints, `<Say>` in the lead's
 //! language and voice, the goodbye and hang-up, and `<Connect><Stream>` for a bridged call.
 
-use crate::calls::BridgeTarget;
+use crate::calls::{BridgeTarget, HandOff};
 use crate::config::{PublicBaseUrl, Settings, Voices};
 use crate::domain::{CallSid, Language, LeadStatus};
 use crate::qualification::{Field, Lead, Speaker, prompts};
@@ -141,6 +141,16 @@ pub fn render_current(lead: &Lead, settings: &Settings) -> TwiML {
         LeadStatus::Rappel => voicemail(lead, &message, settings),
         status if status.is_final() => goodbye(lead, &message, settings),
         _ => ask(lead, &message, 0, settings),
+    }
+}
+
+/// The transfer or the voicemail for a lead whose status does not say it (a qualified lead keeps
+/// its status when the caller asks for a person afterwards).
+pub fn render_hand_off(lead: &Lead, target: HandOff, settings: &Settings) -> TwiML {
+    let message = crate::calls::hand_off_line(lead, target);
+    match (target, &settings.office.transfer_number) {
+        (HandOff::Transfer, Some(number)) => transfer(lead, &message, number, settings),
+        _ => voicemail(lead, &message, settings),
     }
 }
 

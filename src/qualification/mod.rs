@@ -146,6 +146,10 @@ pub struct Lead {
     /// Failed answers per field, for the re-ask and callback policy.
     pub attempts: BTreeMap<Field, u8>,
     pub conversation: Vec<Turn>,
+    /// The version of the stored row this copy was read from (`leads.version`); 0 until the lead
+    /// is first saved. A save is conditional on it (see [`crate::store::Store::save_lead`]).
+    #[serde(default)]
+    pub version: u32,
     /// Set by the store (`timestamptz`); `None` until the lead is first saved.
     #[serde(default, with = "time::serde::rfc3339::option")]
     pub created_at: Option<time::OffsetDateTime>,
@@ -169,6 +173,7 @@ impl Lead {
             offered_phone: None,
             attempts: BTreeMap::new(),
             conversation: Vec::new(),
+            version: 0,
             created_at: None,
             updated_at: None,
         }

@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use super::outbox::OutboxStore;
-use super::rows::{LeadRow, WriteOp};
+use super::rows::{LeadRow, Saved, WriteOp};
 use super::sqlite::{SqliteStore, parse_time};
 use super::supabase::SupabaseStore;
 use super::{AnyStore, StoreError};
@@ -123,13 +123,14 @@ pub fn delivery_rank(status: &str) -> u8 {
 
 /// Alert storage, implemented by every store.
 pub trait Alerts: Send + Sync {
-    /// Saves the lead and creates `alerts` in one durable write: both or neither. An alert that
-    /// already exists (same lead, event and recipient) is left as it is.
-    fn upsert_lead_with_alerts(
+    /// Saves the lead (conditionally, as [`super::Store::save_lead`]) and creates `alerts` in one
+    /// durable write: both or neither. An alert that already exists (same lead, event and
+    /// recipient) is left as it is.
+    fn save_lead_with_alerts(
         &self,
         lead: &Lead,
         alerts: &[NewAlert],
-    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    ) -> impl Future<Output = Result<Saved, StoreError>> + Send;
 
     /// Claims up to `limit` alerts that are due (pending, or claimed with an expired lease) until
     /// `lease` from now, counting an attempt each. Another instance never gets the same row while
@@ -226,19 +227,21 @@ pub(super) fn insert_alerts_sql(
 }
 
 impl Alerts for SqliteStore {
-    async fn upsert_lead_with_alerts(
+    async fn save_lead_with_alerts(
         &self,
         lead: &Lead,
         alerts: &[NewAlert],
-    ) -> Result<(), StoreError> {
+    ) -> Result<Saved, StoreError> {
         let row = LeadRow::from(lead);
         let alerts = alerts.to_vec();
         self.call(move |c| {
             let tx = c.transaction()?;
-            super::sqlite::upsert_lead_sql(&tx, &row)?;
+            if super::sqlite::save_lead_sql(&tx, &row)? == Saved::Stale {
+                return Ok(Saved::Stale);
+            }
             insert_alerts_sql(&tx, &alerts)?;
             tx.commit()?;
-            Ok(())
+            Ok(Saved::Applied)
         })
         .await
     }
@@ -434,12 +437,12 @@ fn rfc3339(at: OffsetDateTime) -> Result<String, StoreError> {
 }
 
 impl Alerts for SupabaseStore {
-    async fn upsert_lead_with_alerts(
+    async fn save_lead_with_alerts(
         &self,
         lead: &Lead,
         alerts: &[NewAlert],
-    ) -> Result<(), StoreError> {
-        self.apply(&WriteOp::UpsertLeadWithAlerts {
+    ) -> Result<Saved, StoreError> {
+        self.apply(&WriteOp::SaveLeadWithAlerts {
             lead: LeadRow::from(lead),
             alerts: alerts.to_vec(),
         })
@@ -544,17 +547,25 @@ impl Alerts for SupabaseStore {
 /// delivery statuses go to Supabase directly (the sender retries them on its next round, and a
 /// status callback Supabase could not take is answered 503 so Twilio may retry it).
 impl Alerts for OutboxStore {
-    async fn upsert_lead_with_alerts(
+    async fn save_lead_with_alerts(
         &self,
         lead: &Lead,
         alerts: &[NewAlert],
-    ) -> Result<(), StoreError> {
-        self.write(WriteOp::UpsertLeadWithAlerts {
-            lead: LeadRow::from(lead),
-            alerts: alerts.to_vec(),
-        })
-        .await
-        .map(drop)
+    ) -> Result<Saved, StoreError> {
+        Ok(
+            match self
+                .write(WriteOp::SaveLeadWithAlerts {
+                    lead: LeadRow::from(lead),
+                    alerts: alerts.to_vec(),
+                })
+                .await?
+            {
+                super::outbox::Written::Stale => Saved::Stale,
+                super::outbox::Written::Direct { .. } | super::outbox::Written::Queued => {
+                    Saved::Applied
+                }
+            },
+        )
     }
 
     async fn claim_due_alerts(
@@ -594,12 +605,12 @@ impl Alerts for OutboxStore {
 }
 
 impl Alerts for AnyStore {
-    async fn upsert_lead_with_alerts(
+    async fn save_lead_with_alerts(
         &self,
         lead: &Lead,
         alerts: &[NewAlert],
-    ) -> Result<(), StoreError> {
-        delegate!(self, "upsert_lead_with_alerts", s => s.upsert_lead_with_alerts(lead, alerts))
+    ) -> Result<Saved, StoreError> {
+        delegate!(self, "save_lead_with_alerts", s => s.save_lead_with_alerts(lead, alerts))
     }
 
     async fn claim_due_alerts(

@@ -35,10 +35,10 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use crate::config::{Settings, StoreKind};
-use crate::domain::{CallSid, ConversationMode, LeadId};
+use crate::domain::{CallSid, ConversationMode, LeadId, LeadStatus};
 use crate::qualification::Lead;
 pub use alerts::{AlertEvent, AlertOutcome, AlertRecord, AlertStatus, Alerts, NewAlert};
-pub use rows::{LeadRow, WriteOp};
+pub use rows::{LeadRow, Saved, WriteOp};
 
 /// Why a store operation failed. Messages never carry caller data (PostgREST's `details`, which
 /// quote values, are dropped).
@@ -58,17 +58,23 @@ pub enum StoreError {
     Corrupt(String),
     #[error("local database: {0}")]
     Local(String),
+    /// A queued write based on a version another writer has since replaced: never applied.
+    #[error("stale: {0}")]
+    Stale(String),
+    /// A change lost the race to other writers too many times in a row.
+    #[error("contended: {0}")]
+    Contended(String),
 }
 
 impl StoreError {
     /// Worth retrying later: transport failures, timeouts, 5xx, and 408 / 409 / 429.
     pub fn is_transient(&self) -> bool {
         match self {
-            StoreError::Unavailable(_) | StoreError::Timeout(_) => true,
+            StoreError::Unavailable(_) | StoreError::Timeout(_) | StoreError::Contended(_) => true,
             StoreError::Rejected { status, .. } => {
                 *status >= 500 || matches!(status, 408 | 409 | 429)
             }
-            StoreError::Corrupt(_) | StoreError::Local(_) => false,
+            StoreError::Corrupt(_) | StoreError::Local(_) | StoreError::Stale(_) => false,
         }
     }
 
@@ -80,6 +86,8 @@ impl StoreError {
             StoreError::Rejected { .. } => "rejected",
             StoreError::Corrupt(_) => "corrupt",
             StoreError::Local(_) => "local",
+            StoreError::Contended(_) => "contended",
+            StoreError::Stale(_) => "stale",
         }
     }
 }
@@ -202,11 +210,30 @@ pub struct CallRecord {
 /// Most leads one page returns.
 pub const MAX_PAGE: usize = 500;
 
-/// What the gateway needs from storage. Every write is idempotent (upserts on natural keys), so
-/// replays and Twilio retries are safe.
+/// What the gateway needs from storage. Several instances share it, so no write overwrites what
+/// it did not read: a lead save is conditional on the version it was read at, an abandonment on
+/// the lead being open, a call's creation is insert-or-get by CallSid, and call updates set
+/// columns (the status only forward, the lead only once). Replays and Twilio retries are safe.
 pub trait Store: Send + Sync {
-    /// Creates or replaces the lead (by id).
-    fn upsert_lead(&self, lead: &Lead) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// Saves the lead if the stored row is still at `lead.version` (0: inserts it if absent), and
+    /// makes its version one more; [`Saved::Stale`] when someone saved it meanwhile.
+    fn save_lead(&self, lead: &Lead) -> impl Future<Output = Result<Saved, StoreError>> + Send;
+
+    /// `abandonne` unless the lead is already final, as one conditional statement; the lead's
+    /// status afterwards (`None`: no such lead).
+    fn abandon_lead(
+        &self,
+        id: LeadId,
+    ) -> impl Future<Output = Result<Option<LeadStatus>, StoreError>> + Send;
+
+    /// A call's lead, insert-or-get by `call.call_sid`: creates the call row if missing and, if
+    /// it has no lead yet, stores `lead` and points the call at it; otherwise returns the call's
+    /// lead and stores nothing of `lead` (a `/twilio/voice` retry on another instance).
+    fn start_call(
+        &self,
+        lead: &Lead,
+        call: &CallUpdate,
+    ) -> impl Future<Output = Result<Lead, StoreError>> + Send;
 
     fn get_lead(&self, id: LeadId)
     -> impl Future<Output = Result<Option<Lead>, StoreError>> + Send;
@@ -311,8 +338,14 @@ impl AnyStore {
 }
 
 impl Store for AnyStore {
-    async fn upsert_lead(&self, lead: &Lead) -> Result<(), StoreError> {
-        delegate!(self, "upsert_lead", s => s.upsert_lead(lead))
+    async fn save_lead(&self, lead: &Lead) -> Result<Saved, StoreError> {
+        delegate!(self, "save_lead", s => s.save_lead(lead))
+    }
+    async fn abandon_lead(&self, id: LeadId) -> Result<Option<LeadStatus>, StoreError> {
+        delegate!(self, "abandon_lead", s => s.abandon_lead(id))
+    }
+    async fn start_call(&self, lead: &Lead, call: &CallUpdate) -> Result<Lead, StoreError> {
+        delegate!(self, "start_call", s => s.start_call(lead, call))
     }
     async fn get_lead(&self, id: LeadId) -> Result<Option<Lead>, StoreError> {
         delegate!(self, "get_lead", s => s.get_lead(id))
@@ -358,7 +391,8 @@ pub struct StoreHealth {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<&'static str>,
     /// With Supabase: whether it answers, and how many writes wait in the outbox. An unreachable
-    /// Supabase does not make the instance unready: writes queue durably.
+    /// Supabase does not make the instance unready (writes queue durably); one that refuses this
+    /// instance for good does.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub supabase: Option<RemoteHealth>,
 }
@@ -375,12 +409,19 @@ pub struct RemoteHealth {
     pub outbox_max_age_secs: u64,
     /// The outbox has been stuck longer than the bound.
     pub outbox_stale: bool,
+    /// Supabase refuses this instance for good (401, 403, 404: a rotated key, a revoked grant, a
+    /// dropped table): the instance is unready until a write goes through again.
+    pub refusing: bool,
 }
 
 impl StoreHealth {
-    /// Writes can be made durable and the outbox is not stuck.
+    /// Writes can be made durable, the outbox is not stuck and Supabase does not refuse us.
     pub fn ready(&self) -> bool {
-        self.ok && !self.supabase.as_ref().is_some_and(|s| s.outbox_stale)
+        self.ok
+            && !self
+                .supabase
+                .as_ref()
+                .is_some_and(|s| s.outbox_stale || s.refusing)
     }
 }
 
@@ -389,6 +430,7 @@ impl AnyStore {
     /// whether it answers and how old the outbox's oldest write is (`max_outbox_age` is
     /// `READYZ_MAX_OUTBOX_AGE_SECS`: past it the instance is unready).
     pub async fn readiness(&self, max_outbox_age: std::time::Duration) -> StoreHealth {
+        // A real durable write (the SQLite probe row): a full disk or a read-only file fails it.
         let health = self.health().await;
         if let Err(error) = &health {
             tracing::warn!(%error, "store not ready");
@@ -412,6 +454,7 @@ impl AnyStore {
                     outbox_oldest_age_secs: oldest.map(|a| a.as_secs()),
                     outbox_max_age_secs: max_outbox_age.as_secs(),
                     outbox_stale: too_old,
+                    refusing: outbox.refusing(),
                 })
             }
         };

@@ -27,6 +27,11 @@ pub struct LeadRow {
     pub offered_phone: Option<String>,
     pub attempts: BTreeMap<Field, u8>,
     pub conversation: Vec<Turn>,
+    /// The row's version (`leads.version`). In a [`WriteOp`] it is the version the write is
+    /// based on: the write applies only over that version and makes it one more (0: a new lead,
+    /// inserted only if absent; queued writes of older gateways have none and count as 0).
+    #[serde(default)]
+    pub version: u32,
     /// Set by the database; never written.
     #[serde(default, skip_serializing, with = "time::serde::rfc3339::option")]
     pub created_at: Option<OffsetDateTime>,
@@ -53,6 +58,7 @@ impl From<&Lead> for LeadRow {
             offered_phone: lead.offered_phone.as_ref().map(|p| p.as_e164().to_owned()),
             attempts: lead.attempts.clone(),
             conversation: lead.conversation.clone(),
+            version: lead.version,
             created_at: lead.created_at,
             updated_at: lead.updated_at,
         }
@@ -98,56 +104,104 @@ impl TryFrom<LeadRow> for Lead {
             offered_phone: phone(row.offered_phone, "offered_phone")?,
             attempts: row.attempts,
             conversation: row.conversation,
+            version: row.version,
             created_at: row.created_at,
             updated_at: row.updated_at,
         })
     }
 }
 
-/// A write, as the outbox keeps it until Supabase accepts it.
+/// A write, as the outbox keeps it until Supabase accepts it. Lead writes are operations that
+/// never overwrite a newer version: a lead save is conditional on the version it was based on,
+/// an abandonment on the lead still being open, a call's creation is insert-or-get by CallSid.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "op", content = "data", rename_all = "snake_case")]
 pub enum WriteOp {
-    UpsertLead(LeadRow),
+    /// The lead as changed from `version` (see [`LeadRow::version`]).
+    #[serde(alias = "upsert_lead")]
+    SaveLead(LeadRow),
     UpsertCall(CallUpdate),
     RecordEvent {
         key: String,
     },
-    /// A lead write that also creates alerts (the write that qualifies an urgent lead): both or
+    /// A lead save that also creates alerts (the write that qualifies an urgent lead): both or
     /// neither.
-    UpsertLeadWithAlerts {
+    #[serde(alias = "upsert_lead_with_alerts")]
+    SaveLeadWithAlerts {
         lead: LeadRow,
         alerts: Vec<NewAlert>,
+    },
+    /// `abandonne` unless the lead is already final: one conditional statement.
+    AbandonLead {
+        id: LeadId,
+    },
+    /// A call's first lead, keyed by CallSid: the lead is created only if the call has none.
+    StartCall {
+        lead: LeadRow,
+        call: Box<CallUpdate>,
     },
 }
 
 impl WriteOp {
     /// What the write is about, for reads that must see pending writes: `lead:<id>`, `call:<sid>`,
-    /// `event:<key>`. The lead of a lead-and-alerts write is its entity.
+    /// `event:<key>`. The lead of a lead-and-alerts write or of a call's start is its entity.
     pub fn entity(&self) -> String {
         match self {
-            WriteOp::UpsertLead(row) | WriteOp::UpsertLeadWithAlerts { lead: row, .. } => {
-                format!("lead:{}", row.id)
-            }
+            WriteOp::SaveLead(row)
+            | WriteOp::SaveLeadWithAlerts { lead: row, .. }
+            | WriteOp::StartCall { lead: row, .. } => format!("lead:{}", row.id),
+            WriteOp::AbandonLead { id } => format!("lead:{id}"),
             WriteOp::UpsertCall(update) => format!("call:{}", update.call_sid),
             WriteOp::RecordEvent { key } => format!("event:{key}"),
         }
     }
 
-    /// The lead row this write saves, if it saves one.
-    pub fn lead_row(&self) -> Option<&LeadRow> {
-        match self {
-            WriteOp::UpsertLead(row) | WriteOp::UpsertLeadWithAlerts { lead: row, .. } => Some(row),
-            WriteOp::UpsertCall(_) | WriteOp::RecordEvent { .. } => None,
-        }
-    }
-
     pub fn kind(&self) -> &'static str {
         match self {
-            WriteOp::UpsertLead(_) => "upsert_lead",
+            WriteOp::SaveLead(_) => "save_lead",
             WriteOp::UpsertCall(_) => "upsert_call",
             WriteOp::RecordEvent { .. } => "record_event",
-            WriteOp::UpsertLeadWithAlerts { .. } => "upsert_lead_with_alerts",
+            WriteOp::SaveLeadWithAlerts { .. } => "save_lead_with_alerts",
+            WriteOp::AbandonLead { .. } => "abandon_lead",
+            WriteOp::StartCall { .. } => "start_call",
         }
     }
+}
+
+/// Whether a conditional write was applied.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Saved {
+    /// Applied (or, through the outbox, durably queued).
+    Applied,
+    /// The stored row is no longer the version the write was based on: re-read and re-apply.
+    Stale,
+}
+
+/// The lead a pending write leaves, applied over `lead` (the lead before it, if known): what
+/// reads see of this instance's queued writes.
+pub(super) fn overlay(lead: Option<Lead>, op: &WriteOp) -> Result<Option<Lead>, StoreError> {
+    Ok(match op {
+        WriteOp::SaveLead(row) | WriteOp::SaveLeadWithAlerts { lead: row, .. } => {
+            let mut saved = Lead::try_from(row.clone())?;
+            saved.version = row.version + 1;
+            Some(saved)
+        }
+        WriteOp::StartCall { lead: row, .. } => {
+            if let Some(existing) = lead {
+                Some(existing)
+            } else {
+                let mut saved = Lead::try_from(row.clone())?;
+                saved.version = 1;
+                Some(saved)
+            }
+        }
+        WriteOp::AbandonLead { .. } => lead.map(|mut lead| {
+            if !lead.status.is_final() {
+                lead.status = LeadStatus::Abandonne;
+                lead.version += 1;
+            }
+            lead
+        }),
+        WriteOp::UpsertCall(_) | WriteOp::RecordEvent { .. } => lead,
+    })
 }

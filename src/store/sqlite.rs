@@ -5,17 +5,18 @@
 //! so no blocking call ever runs on the async runtime's worker threads. The same file holds the
 //! Supabase outbox tables.
 
+use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, mpsc};
 
-use rusqlite::{Connection, OptionalExtension, Row, params};
+use rusqlite::{Connection, OptionalExtension, Row};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 use tokio::sync::oneshot;
 
-use super::rows::LeadRow;
+use super::rows::{LeadRow, Saved};
 use super::{CallRecord, CallUpdate, MAX_PAGE, Store, StoreError};
-use crate::domain::{CallSid, ConversationMode, LeadId};
+use crate::domain::{CallSid, ConversationMode, LeadId, LeadStatus};
 use crate::qualification::Lead;
 
 type Job = Box<dyn FnOnce(&mut Connection) + Send>;
@@ -145,6 +146,28 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX alerts_due ON alerts (next_attempt_at) WHERE status IN ('pending', 'claimed');
     ",
+    // 3: several instances — versioned rows (every lead save is conditional on the version it
+    // read), lead statuses that only move forward (`LeadStatus::can_become`), and the probe row
+    // readiness rewrites to prove the file takes durable writes.
+    r"
+    ALTER TABLE leads ADD COLUMN version INTEGER NOT NULL DEFAULT 1 CHECK (version >= 1);
+    ALTER TABLE calls ADD COLUMN version INTEGER NOT NULL DEFAULT 1 CHECK (version >= 1);
+    CREATE TRIGGER leads_status_forward BEFORE UPDATE OF status ON leads
+    WHEN NOT (
+        NEW.status = OLD.status
+        OR (CASE NEW.status WHEN 'nouveau' THEN 0 WHEN 'en_cours' THEN 1 ELSE 2 END)
+            > (CASE OLD.status WHEN 'nouveau' THEN 0 WHEN 'en_cours' THEN 1 ELSE 2 END)
+        OR (OLD.status = 'transfere' AND NEW.status = 'rappel')
+        OR (OLD.status = 'abandonne' AND NEW.status IN ('transfere', 'rappel'))
+    )
+    BEGIN
+        SELECT RAISE(ABORT, 'lead status cannot move backwards');
+    END;
+    CREATE TABLE readiness_probe (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        at TEXT NOT NULL
+    );
+    ",
 ];
 
 /// A handle to the SQLite thread. Cheap to clone.
@@ -269,7 +292,7 @@ fn from_json<T: serde::de::DeserializeOwned>(text: &str, column: &str) -> Result
 
 const LEAD_COLUMNS: &str = "id, nom_complet, telephone, telephone_raw, adresse_complete, \
     type_service, description, urgence, status, language, offered_phone, attempts, conversation, \
-    created_at, updated_at";
+    created_at, updated_at, version";
 
 fn lead_from_row(row: &Row<'_>) -> rusqlite::Result<Result<Lead, StoreError>> {
     let id: String = row.get(0)?;
@@ -277,6 +300,7 @@ fn lead_from_row(row: &Row<'_>) -> rusqlite::Result<Result<Lead, StoreError>> {
     let conversation: String = row.get(12)?;
     let created: String = row.get(13)?;
     let updated: String = row.get(14)?;
+    let version: i64 = row.get(15)?;
     let build = || -> Result<Lead, StoreError> {
         Lead::try_from(LeadRow {
             id: LeadId::try_from(id.as_str())
@@ -293,6 +317,8 @@ fn lead_from_row(row: &Row<'_>) -> rusqlite::Result<Result<Lead, StoreError>> {
             offered_phone: row.get(10)?,
             attempts: from_json(&attempts, "leads.attempts")?,
             conversation: from_json(&conversation, "leads.conversation")?,
+            version: u32::try_from(version)
+                .map_err(|_| StoreError::Corrupt("leads.version".into()))?,
             created_at: Some(parse_time(&created)?),
             updated_at: Some(parse_time(&updated)?),
         })
@@ -354,38 +380,161 @@ fn call_from_row(row: &Row<'_>) -> rusqlite::Result<Result<CallRecord, StoreErro
     Ok(build())
 }
 
-/// Upserts a lead inside an open connection (also used by tests and tools).
-pub(super) fn upsert_lead_sql(conn: &Connection, row: &LeadRow) -> Result<(), StoreError> {
+/// The values of a lead row, in `LEAD_WRITE_COLUMNS` order (`?1` … `?13`).
+fn lead_values(row: &LeadRow) -> Result<[Box<dyn rusqlite::ToSql>; 13], StoreError> {
+    Ok([
+        Box::new(row.id.to_string()),
+        Box::new(row.nom_complet.clone()),
+        Box::new(row.telephone.clone()),
+        Box::new(row.telephone_raw.clone()),
+        Box::new(row.adresse_complete.clone()),
+        Box::new(row.type_service.clone()),
+        Box::new(row.description.clone()),
+        Box::new(row.urgence),
+        Box::new(row.status.clone()),
+        Box::new(row.language.clone()),
+        Box::new(row.offered_phone.clone()),
+        Box::new(json(&row.attempts)?),
+        Box::new(json(&row.conversation)?),
+    ])
+}
+
+const LEAD_WRITE_COLUMNS: &str = "id, nom_complet, telephone, telephone_raw, adresse_complete, \
+    type_service, description, urgence, status, language, offered_phone, attempts, conversation";
+
+const LEAD_SET: &str = "nom_complet = ?2, telephone = ?3, telephone_raw = ?4, \
+    adresse_complete = ?5, type_service = ?6, description = ?7, urgence = ?8, status = ?9, \
+    language = ?10, offered_phone = ?11, attempts = ?12, conversation = ?13, \
+    updated_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now')";
+
+/// Saves a lead inside an open connection, conditionally: a row based on version 0 is inserted
+/// only if the lead does not exist; otherwise the update applies only where the stored version is
+/// still `row.version`, and makes it one more.
+pub(super) fn save_lead_sql(conn: &Connection, row: &LeadRow) -> Result<Saved, StoreError> {
+    let values = lead_values(row)?;
+    let changed = if row.version == 0 {
+        conn.execute(
+            &format!(
+                "INSERT INTO leads ({LEAD_WRITE_COLUMNS}, version) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, 1) \
+                 ON CONFLICT (id) DO NOTHING"
+            ),
+            rusqlite::params_from_iter(values.iter()),
+        )?
+    } else {
+        let mut params: Vec<Box<dyn rusqlite::ToSql>> = values.into_iter().collect();
+        params.push(Box::new(i64::from(row.version)));
+        conn.execute(
+            &format!(
+                "UPDATE leads SET {LEAD_SET}, version = version + 1 WHERE id = ?1 AND version = ?14"
+            ),
+            rusqlite::params_from_iter(params.iter()),
+        )?
+    };
+    Ok(if changed == 1 {
+        Saved::Applied
+    } else {
+        Saved::Stale
+    })
+}
+
+/// Copies a lead Supabase holds (or will hold) into the local mirror, at `version`, unless the
+/// mirror already has a newer one. The mirror is a cache for reads while Supabase is unreachable,
+/// never the truth.
+pub(super) fn mirror_lead_sql(
+    conn: &Connection,
+    row: &LeadRow,
+    version: u32,
+) -> Result<(), StoreError> {
+    let mut params: Vec<Box<dyn rusqlite::ToSql>> = lead_values(row)?.into_iter().collect();
+    params.push(Box::new(i64::from(version.max(1))));
     conn.execute(
-        "INSERT INTO leads (id, nom_complet, telephone, telephone_raw, adresse_complete, \
-             type_service, description, urgence, status, language, offered_phone, attempts, \
-             conversation)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)
-         ON CONFLICT (id) DO UPDATE SET
-             nom_complet = excluded.nom_complet, telephone = excluded.telephone,
-             telephone_raw = excluded.telephone_raw, adresse_complete = excluded.adresse_complete,
-             type_service = excluded.type_service, description = excluded.description,
-             urgence = excluded.urgence, status = excluded.status, language = excluded.language,
-             offered_phone = excluded.offered_phone, attempts = excluded.attempts,
-             conversation = excluded.conversation,
-             updated_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now')",
-        params![
-            row.id.to_string(),
-            row.nom_complet,
-            row.telephone,
-            row.telephone_raw,
-            row.adresse_complete,
-            row.type_service,
-            row.description,
-            row.urgence,
-            row.status,
-            row.language,
-            row.offered_phone,
-            json(&row.attempts)?,
-            json(&row.conversation)?,
-        ],
+        &format!(
+            "INSERT INTO leads ({LEAD_WRITE_COLUMNS}, version) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14) \
+             ON CONFLICT (id) DO UPDATE SET {LEAD_SET}, version = excluded.version \
+             WHERE excluded.version > leads.version"
+        ),
+        rusqlite::params_from_iter(params.iter()),
     )?;
     Ok(())
+}
+
+/// `abandonne` unless final, in one statement; the status afterwards (`None`: no such lead).
+fn abandon_lead_sql(conn: &Connection, id: LeadId) -> Result<Option<LeadStatus>, StoreError> {
+    let id = id.to_string();
+    conn.execute(
+        "UPDATE leads SET status = 'abandonne', version = version + 1, \
+             updated_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now') \
+         WHERE id = ?1 AND status IN ('nouveau', 'en_cours')",
+        [&id],
+    )?;
+    let status: Option<String> = conn
+        .query_row("SELECT status FROM leads WHERE id = ?1", [&id], |r| {
+            r.get(0)
+        })
+        .optional()?;
+    status
+        .map(|s| {
+            LeadStatus::try_from(s.as_str())
+                .map_err(|_| StoreError::Corrupt("leads.status".to_owned()))
+        })
+        .transpose()
+}
+
+/// A call's lead, insert-or-get by CallSid, in one transaction: the call row is created if
+/// missing; when it has no lead yet, `row` is inserted and the call points at it; otherwise the
+/// call's lead is returned and `row` is not stored.
+pub(super) fn start_call_sql(
+    conn: &mut Connection,
+    row: &LeadRow,
+    call: &CallUpdate,
+) -> Result<Lead, StoreError> {
+    let tx = conn.transaction()?;
+    let sid = call.call_sid.as_str().to_owned();
+    let existing: Option<Option<String>> = tx
+        .query_row(
+            "SELECT lead_id FROM calls WHERE call_sid = ?1",
+            [&sid],
+            |r| r.get(0),
+        )
+        .optional()?;
+    let lead_id = if let Some(id) = existing.flatten() {
+        id
+    } else {
+        let mut fresh = row.clone();
+        fresh.version = 0;
+        if save_lead_sql(&tx, &fresh)? == Saved::Stale {
+            return Err(StoreError::Local("lead id already taken".to_owned()));
+        }
+        let mut update = call.clone();
+        update.lead_id = Some(row.id);
+        upsert_call_sql(&tx, &update)?;
+        row.id.to_string()
+    };
+    let lead = tx
+        .query_row(
+            &format!("SELECT {LEAD_COLUMNS} FROM leads WHERE id = ?1"),
+            [&lead_id],
+            lead_from_row,
+        )
+        .optional()?
+        .transpose()?
+        .ok_or_else(|| StoreError::Corrupt("calls.lead_id points nowhere".to_owned()))?;
+    tx.commit()?;
+    Ok(lead)
+}
+
+/// `CASE <column> WHEN 'initiated' THEN 1 … ELSE 0 END`: `calls::status_rank` in SQL.
+fn call_rank_sql(column: &str) -> String {
+    let whens =
+        crate::domain::CALL_STATUS_RANKS
+            .iter()
+            .fold(String::new(), |mut sql, (status, rank)| {
+                let _ = write!(sql, " WHEN '{status}' THEN {rank}");
+                sql
+            });
+    format!("(CASE {column}{whens} ELSE 0 END)")
 }
 
 fn upsert_call_sql(conn: &Connection, u: &CallUpdate) -> Result<(), StoreError> {
@@ -421,12 +570,24 @@ fn upsert_call_sql(conn: &Connection, u: &CallUpdate) -> Result<(), StoreError> 
     col!("recording_duration", u.recording_duration);
     col!("recording_status", u.recording_status.clone());
     let placeholders: Vec<String> = (1..=columns.len()).map(|i| format!("?{i}")).collect();
+    // A status never moves backwards and a call's lead, once set, is never re-pointed: both
+    // decided here, in the statement, whoever writes.
     let updates: Vec<String> = columns[2..]
         .iter()
-        .map(|c| format!("{c} = excluded.{c}"))
-        .chain(std::iter::once(
+        .map(|c| match *c {
+            "status" => format!(
+                "status = CASE WHEN calls.status IS NULL OR {} >= {} \
+                 THEN excluded.status ELSE calls.status END",
+                call_rank_sql("excluded.status"),
+                call_rank_sql("calls.status")
+            ),
+            "lead_id" => "lead_id = COALESCE(calls.lead_id, excluded.lead_id)".to_owned(),
+            c => format!("{c} = excluded.{c}"),
+        })
+        .chain([
             "updated_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now')".to_owned(),
-        ))
+            "version = calls.version + 1".to_owned(),
+        ])
         .collect();
     let sql = format!(
         "INSERT INTO calls ({}) VALUES ({}) ON CONFLICT (call_sid) DO UPDATE SET {}",
@@ -449,9 +610,20 @@ pub(super) fn collect<T>(
 }
 
 impl Store for SqliteStore {
-    async fn upsert_lead(&self, lead: &Lead) -> Result<(), StoreError> {
+    async fn save_lead(&self, lead: &Lead) -> Result<Saved, StoreError> {
         let row = LeadRow::from(lead);
-        self.call(move |conn| upsert_lead_sql(conn, &row)).await
+        self.call(move |conn| save_lead_sql(conn, &row)).await
+    }
+
+    async fn abandon_lead(&self, id: LeadId) -> Result<Option<LeadStatus>, StoreError> {
+        self.call(move |conn| abandon_lead_sql(conn, id)).await
+    }
+
+    async fn start_call(&self, lead: &Lead, call: &CallUpdate) -> Result<Lead, StoreError> {
+        let row = LeadRow::from(lead);
+        let call = call.clone();
+        self.call(move |conn| start_call_sql(conn, &row, &call))
+            .await
     }
 
     async fn get_lead(&self, id: LeadId) -> Result<Option<Lead>, StoreError> {
@@ -575,9 +747,16 @@ impl Store for SqliteStore {
         .await
     }
 
+    /// A real durable write (the probe row, committed with `synchronous=FULL`): a full disk, a
+    /// read-only file or file system fails it, where a `SELECT 1` would still pass.
     async fn health(&self) -> Result<(), StoreError> {
         self.call(|conn| {
-            conn.query_row("SELECT 1", [], |_| Ok(()))?;
+            conn.execute(
+                "INSERT INTO readiness_probe (id, at) \
+                 VALUES (1, strftime('%Y-%m-%dT%H:%M:%fZ', 'now')) \
+                 ON CONFLICT (id) DO UPDATE SET at = excluded.at",
+                [],
+            )?;
             Ok(())
         })
         .await

@@ -2,9 +2,11 @@
 //!
 //! `{SUPABASE_URL}/rest/v1`, the key sent as `apikey` and `Authorization: Bearer`, a deadline on
 //! every request. The crate returns `Ok` for HTTP errors, so every status is checked here and a
-//! non-2xx answer becomes [`StoreError::Rejected`] carrying PostgREST's `code`. Writes are upserts
-//! on natural keys (`id`, `call_sid`, `key`); no PATCH or DELETE is ever sent, so Supabase's
-//! safeupdate rule (no unfiltered update) cannot bite.
+//! non-2xx answer becomes [`StoreError::Rejected`] carrying PostgREST's `code`. Lead saves are
+//! conditional (an insert, or a PATCH filtered on `id` and `version`); calls and events are
+//! upserts on natural keys (`call_sid`, `key`) whose call status and lead the database keeps
+//! monotonic (`bp.calls_forward`); a call's creation is one RPC (`bp.start_call`). Every PATCH is
+//! filtered, so Supabase's safeupdate rule (no unfiltered update) cannot bite.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,9 +15,9 @@ use postgrest::Postgrest;
 use secrecy::{ExposeSecret, SecretString};
 use serde::de::DeserializeOwned;
 
-use super::rows::{LeadRow, WriteOp};
+use super::rows::{LeadRow, Saved, WriteOp};
 use super::{CallRecord, CallUpdate, MAX_PAGE, Store, StoreError};
-use crate::domain::{CallSid, LeadId};
+use crate::domain::{CallSid, LeadId, LeadStatus};
 use crate::qualification::Lead;
 
 /// Per-request deadline unless configured otherwise.
@@ -128,19 +130,67 @@ impl SupabaseStore {
         serde_json::to_string(value).map_err(|e| StoreError::Local(e.to_string()))
     }
 
-    /// Applies one write (the outbox replays through this).
-    pub async fn apply(&self, op: &WriteOp) -> Result<(), StoreError> {
-        self.apply_inner(op).await.map(drop)
+    /// Applies one write (the outbox replays through this); [`Saved::Stale`] when a lead save
+    /// finds the lead at another version than the one it was based on.
+    pub async fn apply(&self, op: &WriteOp) -> Result<Saved, StoreError> {
+        self.apply_inner(op).await.map(|(saved, _)| saved)
     }
 
-    /// Returns the HTTP status of the accepted write (201 inserted, 200 merged).
-    async fn apply_inner(&self, op: &WriteOp) -> Result<u16, StoreError> {
+    /// A lead save: an insert when based on version 0 (a duplicate is stale), else a PATCH
+    /// filtered on the id and the version it was based on (no row back: stale).
+    async fn save_row(&self, row: &LeadRow) -> Result<Saved, StoreError> {
+        let mut body = serde_json::to_value(row).map_err(|e| StoreError::Local(e.to_string()))?;
+        body["version"] = serde_json::json!(row.version + 1);
+        if row.version == 0 {
+            return match self
+                .send(self.client.from("leads").insert(Self::body(&body)?))
+                .await
+            {
+                Ok(_) => Ok(Saved::Applied),
+                Err(StoreError::Rejected {
+                    status: 409, code, ..
+                }) if code == "23505" => Ok(Saved::Stale),
+                Err(e) => Err(e),
+            };
+        }
+        let rows: Vec<serde_json::Value> = self
+            .patch_rows(
+                "leads",
+                &body,
+                &[
+                    ("id", row.id.to_string()),
+                    ("version", row.version.to_string()),
+                ],
+            )
+            .await?;
+        Ok(if rows.is_empty() {
+            Saved::Stale
+        } else {
+            Saved::Applied
+        })
+    }
+
+    /// Whether Supabase already holds what `row` saves (a write whose answer was lost: it was
+    /// applied, then queued and replayed): the lead is past the version `row` was based on and
+    /// has the same content.
+    pub async fn holds(&self, row: &LeadRow) -> Result<bool, StoreError> {
+        let Some(stored) = self.get_lead(row.id).await? else {
+            return Ok(false);
+        };
+        let Ok(mut wanted) = Lead::try_from(row.clone()) else {
+            return Ok(false);
+        };
+        wanted.version = stored.version;
+        wanted.created_at = stored.created_at;
+        wanted.updated_at = stored.updated_at;
+        Ok(stored.version > row.version && stored == wanted)
+    }
+
+    /// Returns whether the write applied and the HTTP status of the accepted write (201
+    /// inserted, 200 merged).
+    async fn apply_inner(&self, op: &WriteOp) -> Result<(Saved, u16), StoreError> {
         let builder = match op {
-            WriteOp::UpsertLead(row) => self
-                .client
-                .from("leads")
-                .upsert(Self::body(row)?)
-                .on_conflict("id"),
+            WriteOp::SaveLead(row) => return Ok((self.save_row(row).await?, 200)),
             WriteOp::UpsertCall(update) => self
                 .client
                 .from("calls")
@@ -151,30 +201,61 @@ impl SupabaseStore {
                 .from("processed_events")
                 .upsert(Self::body(&serde_json::json!({ "key": key }))?)
                 .on_conflict("key"),
-            WriteOp::UpsertLeadWithAlerts { lead, alerts } => {
+            WriteOp::SaveLeadWithAlerts { lead, alerts } => {
                 // The lead first (the alerts reference it), then the alerts, which
                 // `bp.enqueue_alerts` inserts once (existing ones are kept). A failure in between
-                // fails the whole write, which is replayed: both steps are idempotent.
-                let status = self
-                    .send(
-                        self.client
-                            .from("leads")
-                            .upsert(Self::body(lead)?)
-                            .on_conflict("id"),
-                    )
-                    .await?
-                    .0;
-                if !alerts.is_empty() {
-                    self.send(self.client.rpc(
-                        "enqueue_alerts",
-                        Self::body(&serde_json::json!({ "alerts": alerts }))?,
-                    ))
-                    .await?;
+                // fails the whole write, which is replayed: the replay finds the lead saved
+                // (`holds`) and creates the alerts.
+                if self.save_row(lead).await? == Saved::Stale {
+                    return Ok((Saved::Stale, 200));
                 }
-                return Ok(status);
+                self.enqueue_alerts(alerts).await?;
+                return Ok((Saved::Applied, 200));
+            }
+            WriteOp::AbandonLead { id } => self
+                .client
+                .from("leads")
+                .eq("id", id.to_string())
+                .in_("status", ["nouveau", "en_cours"])
+                .update(Self::body(&serde_json::json!({ "status": "abandonne" }))?),
+            WriteOp::StartCall { lead, call } => {
+                self.start_call_rows(lead, call).await?;
+                return Ok((Saved::Applied, 200));
             }
         };
-        self.send(builder).await.map(|(status, _)| status)
+        self.send(builder)
+            .await
+            .map(|(status, _)| (Saved::Applied, status))
+    }
+
+    /// Creates alerts once (`bp.enqueue_alerts`).
+    pub(super) async fn enqueue_alerts(
+        &self,
+        alerts: &[super::NewAlert],
+    ) -> Result<(), StoreError> {
+        if !alerts.is_empty() {
+            self.send(self.client.rpc(
+                "enqueue_alerts",
+                Self::body(&serde_json::json!({ "alerts": alerts }))?,
+            ))
+            .await?;
+        }
+        Ok(())
+    }
+
+    /// `bp.start_call`: the call's lead, insert-or-get by CallSid, in one transaction.
+    async fn start_call_rows(&self, lead: &LeadRow, call: &CallUpdate) -> Result<Lead, StoreError> {
+        let mut lead = lead.clone();
+        lead.version = 1;
+        let rows: Vec<LeadRow> = self
+            .rpc_rows(
+                "start_call",
+                &serde_json::json!({ "p_lead": lead, "p_call": call }),
+            )
+            .await?;
+        leads(rows)?
+            .pop()
+            .ok_or_else(|| StoreError::Corrupt("start_call returned no lead".to_owned()))
     }
 
     /// The rows a SQL function returns (`POST /rpc/{name}`).
@@ -251,8 +332,17 @@ fn leads(rows: Vec<LeadRow>) -> Result<Vec<Lead>, StoreError> {
 }
 
 impl Store for SupabaseStore {
-    async fn upsert_lead(&self, lead: &Lead) -> Result<(), StoreError> {
-        self.apply(&WriteOp::UpsertLead(LeadRow::from(lead))).await
+    async fn save_lead(&self, lead: &Lead) -> Result<Saved, StoreError> {
+        self.save_row(&LeadRow::from(lead)).await
+    }
+
+    async fn abandon_lead(&self, id: LeadId) -> Result<Option<LeadStatus>, StoreError> {
+        self.apply(&WriteOp::AbandonLead { id }).await?;
+        Ok(self.get_lead(id).await?.map(|lead| lead.status))
+    }
+
+    async fn start_call(&self, lead: &Lead, call: &CallUpdate) -> Result<Lead, StoreError> {
+        self.start_call_rows(&LeadRow::from(lead), call).await
     }
 
     async fn get_lead(&self, id: LeadId) -> Result<Option<Lead>, StoreError> {
@@ -281,7 +371,9 @@ impl Store for SupabaseStore {
     }
 
     async fn upsert_call(&self, update: &CallUpdate) -> Result<(), StoreError> {
-        self.apply(&WriteOp::UpsertCall(update.clone())).await
+        self.apply(&WriteOp::UpsertCall(update.clone()))
+            .await
+            .map(drop)
     }
 
     async fn get_call(&self, call_sid: &CallSid) -> Result<Option<CallRecord>, StoreError> {
@@ -319,7 +411,8 @@ impl Store for SupabaseStore {
             .apply_inner(&WriteOp::RecordEvent {
                 key: key.to_owned(),
             })
-            .await?;
+            .await?
+            .1;
         Ok(status == 201)
     }
 

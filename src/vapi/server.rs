@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use super::messages::{CallEnd, CallRef, TOOL_NAME, TRANSFER_TOOL_NAME, ToolCall};
 use crate::calls::{self, Calls, Change, HandOff, NewCall, StatusReport};
 use crate::config::Settings;
-use crate::domain::{CallSid, ConversationMode, LeadId};
+use crate::domain::{CallSid, ConversationMode, LeadId, LeadStatus};
 use crate::metrics::Progress;
 use crate::qualification::{Lead, Speaker, Turn, machine};
 use crate::store::{AnyStore, CallUpdate, Store, StoreError};
@@ -202,6 +202,12 @@ fn apply_tool_calls(
             lead.conversation.push(asked);
             if calls::hand_off(lead, target) {
                 handed = Some(target);
+            } else if lead.status == LeadStatus::Qualifie {
+                // Qualified, then asked for a person: the lead stays qualified, the call is
+                // still put through.
+                handed = Some(target);
+                lead.conversation
+                    .push(Turn::myriam(field, calls::hand_off_line(lead, target)));
             } else {
                 // Already handed off: the same line again.
                 let line = lead

@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use myriam::domain::{CallSid, ConversationMode, Language, LeadId, LeadStatus, PhoneNumber};
 use myriam::qualification::{Address, Description, Field, Lead, PersonName, ServiceType, Turn};
-use myriam::store::{AlertEvent, AlertOutcome, AlertStatus, Alerts, CallUpdate, NewAlert, Store};
+use myriam::store::{
+    AlertEvent, AlertOutcome, AlertStatus, Alerts, CallUpdate, NewAlert, Saved, Store,
+};
 
 pub fn sid(n: u32) -> CallSid {
     CallSid::try_from(format!("CA{n:032x}").as_str()).unwrap()
@@ -46,10 +48,17 @@ pub fn full_lead() -> Lead {
     lead
 }
 
+/// Without what the store sets: the times and the version.
 pub fn without_times(mut lead: Lead) -> Lead {
     lead.created_at = None;
     lead.updated_at = None;
+    lead.version = 0;
     lead
+}
+
+/// Saves a lead the store does not hold yet (version 0), or asserts why not.
+pub async fn insert(store: &impl Store, lead: &Lead) {
+    assert_eq!(store.save_lead(lead).await.unwrap(), Saved::Applied);
 }
 
 pub async fn suite(store: &impl Store) {
@@ -58,8 +67,9 @@ pub async fn suite(store: &impl Store) {
     // Round trip of every column.
     let lead = full_lead();
     assert_eq!(store.get_lead(lead.id).await.unwrap(), None);
-    store.upsert_lead(&lead).await.unwrap();
+    insert(store, &lead).await;
     let back = store.get_lead(lead.id).await.unwrap().expect("stored");
+    assert_eq!(back.version, 1, "a new lead is at version 1");
     let created = back.created_at.expect("created_at set by the store");
     assert_eq!(created.offset(), time::UtcOffset::UTC);
     assert!(back.updated_at.unwrap() >= created);
@@ -77,19 +87,141 @@ pub async fn suite(store: &impl Store) {
         lead.description.as_ref().unwrap().as_str().len()
     );
 
-    // An open lead keeps urgence unanswered; a second upsert replaces it.
+    // An open lead keeps urgence unanswered; a save over the version read replaces it.
     let mut open = Lead::new(LeadId::new());
     open.nom_complet = Some(PersonName::try_from("Luc Ouellet").unwrap());
-    store.upsert_lead(&open).await.unwrap();
+    insert(store, &open).await;
+    assert_eq!(
+        store.save_lead(&open).await.unwrap(),
+        Saved::Stale,
+        "a second insert of the same lead"
+    );
+    open.version = 1;
     open.status = LeadStatus::EnCours;
     open.telephone = Some(PhoneNumber::try_from("438 555 9876").unwrap());
-    store.upsert_lead(&open).await.unwrap();
-    let back = without_times(store.get_lead(open.id).await.unwrap().unwrap());
-    assert_eq!(back, open);
+    assert_eq!(store.save_lead(&open).await.unwrap(), Saved::Applied);
+    let back = store.get_lead(open.id).await.unwrap().unwrap();
+    assert_eq!(back.version, 2);
+    assert_eq!(without_times(back.clone()), without_times(open.clone()));
     assert_eq!(back.urgence, None);
 
+    conditional_saves(store, back, &lead).await;
     calls(store, lead.id).await;
+    call_starts(store).await;
     events_and_pages(store).await;
+}
+
+/// Two writers read the same version: the first save wins, the second is stale and changes
+/// nothing; statuses only move forward; abandoning is conditional on the lead being open.
+async fn conditional_saves(store: &impl Store, open: Lead, qualified: &Lead) {
+    let mut first = open.clone();
+    let mut second = open.clone();
+    first.adresse_complete = Some(Address::try_from("12 rue des Érables, Laval").unwrap());
+    second.description = Some(Description::try_from("l'autre instance").unwrap());
+    assert_eq!(store.save_lead(&first).await.unwrap(), Saved::Applied);
+    assert_eq!(store.save_lead(&second).await.unwrap(), Saved::Stale);
+    let back = store.get_lead(open.id).await.unwrap().unwrap();
+    assert_eq!(back.version, open.version + 1);
+    assert_eq!(back.description, None, "the stale save wrote nothing");
+    assert_eq!(
+        back.adresse_complete.as_ref().map(Address::as_str),
+        Some("12 rue des Érables, Laval")
+    );
+
+    // Abandon only an open lead, in one statement; a final lead stays as it is.
+    assert_eq!(
+        store.abandon_lead(qualified.id).await.unwrap(),
+        Some(LeadStatus::Qualifie)
+    );
+    assert_eq!(
+        store.get_lead(qualified.id).await.unwrap().unwrap().version,
+        1,
+        "nothing written"
+    );
+    assert_eq!(
+        store.abandon_lead(open.id).await.unwrap(),
+        Some(LeadStatus::Abandonne)
+    );
+    let abandoned = store.get_lead(open.id).await.unwrap().unwrap();
+    assert_eq!(abandoned.status, LeadStatus::Abandonne);
+    assert_eq!(abandoned.version, back.version + 1);
+    assert_eq!(abandoned.adresse_complete, back.adresse_complete, "kept");
+    assert_eq!(store.abandon_lead(LeadId::new()).await.unwrap(), None);
+
+    // Backwards is refused by the store itself, even over the right version.
+    // (The outbox acknowledges it as a dead letter; the others answer an error.)
+    let mut backwards = abandoned.clone();
+    backwards.status = LeadStatus::EnCours;
+    let _refused = store.save_lead(&backwards).await;
+    assert_eq!(
+        store.get_lead(open.id).await.unwrap().unwrap().status,
+        LeadStatus::Abandonne
+    );
+}
+
+/// A call's lead is insert-or-get by CallSid: a second start (a retry on another instance) gets
+/// the first lead and stores nothing; a call's status never moves backwards and its lead is
+/// never re-pointed.
+async fn call_starts(store: &impl Store) {
+    let call = sid(77);
+    let mut update = CallUpdate::new(call.clone());
+    update.from_number = Some("+15145550199".to_owned());
+    update.status = Some("ringing".to_owned());
+    update.mode = Some(ConversationMode::Ivr);
+    let first = Lead::new(LeadId::new());
+    let second = Lead::new(LeadId::new());
+    let started = store.start_call(&first, &update).await.unwrap();
+    assert_eq!((started.id, started.version), (first.id, 1));
+    let again = store.start_call(&second, &update).await.unwrap();
+    assert_eq!(again.id, first.id, "the same lead for the same call");
+    assert_eq!(store.get_lead(second.id).await.unwrap(), None, "no orphan");
+    assert_eq!(
+        store.find_lead_by_call(&call).await.unwrap().unwrap().id,
+        first.id
+    );
+    let record = store.get_call(&call).await.unwrap().unwrap();
+    assert_eq!(record.fields.lead_id, Some(first.id));
+    assert_eq!(record.fields.from_number.as_deref(), Some("+15145550199"));
+    assert_eq!(record.fields.mode, Some(ConversationMode::Ivr));
+
+    // A call whose row came first (a status callback) gets its lead on start.
+    let early = sid(78);
+    let mut callback = CallUpdate::new(early.clone());
+    callback.status = Some("in-progress".to_owned());
+    store.upsert_call(&callback).await.unwrap();
+    let third = Lead::new(LeadId::new());
+    assert_eq!(
+        store
+            .start_call(&third, &update_for(&early))
+            .await
+            .unwrap()
+            .id,
+        third.id
+    );
+    let record = store.get_call(&early).await.unwrap().unwrap();
+    assert_eq!(record.fields.lead_id, Some(third.id));
+    assert_eq!(record.fields.status.as_deref(), Some("in-progress"));
+
+    // Forward only, whoever writes: completed then a late ringing stays completed; the lead
+    // stays the first one.
+    let mut done = CallUpdate::new(call.clone());
+    done.status = Some("completed".to_owned());
+    store.upsert_call(&done).await.unwrap();
+    let mut late = CallUpdate::new(call.clone());
+    late.status = Some("ringing".to_owned());
+    late.lead_id = Some(second.id);
+    late.duration = Some(12);
+    let _ = store.upsert_call(&late).await;
+    let record = store.get_call(&call).await.unwrap().unwrap();
+    assert_eq!(record.fields.status.as_deref(), Some("completed"));
+    assert_eq!(record.fields.lead_id, Some(first.id));
+}
+
+fn update_for(call: &CallSid) -> CallUpdate {
+    let mut update = CallUpdate::new(call.clone());
+    update.from_number = Some("+14385550100".to_owned());
+    update.mode = Some(ConversationMode::Ivr);
+    update
 }
 
 async fn calls(store: &impl Store, lead_id: LeadId) {
@@ -182,7 +314,7 @@ async fn events_and_pages(store: &impl Store) {
     for i in 0..5 {
         let mut l = Lead::new(LeadId::new());
         l.description = Some(Description::try_from(format!("page lead {i}").as_str()).unwrap());
-        store.upsert_lead(&l).await.unwrap();
+        insert(store, &l).await;
         ids.push(l.id);
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
@@ -203,7 +335,7 @@ async fn events_and_pages(store: &impl Store) {
     assert_eq!(page1, [ids[4], ids[3]]);
     assert_eq!(page2, [ids[2], ids[1]]);
     let all = store.list_leads(100, 0).await.unwrap();
-    assert_eq!(all.len(), 7);
+    assert_eq!(all.len(), 9);
     assert!(store.list_leads(0, 0).await.unwrap().is_empty());
 }
 
@@ -216,7 +348,10 @@ pub async fn alerts_suite(store: &(impl Store + Alerts)) {
         .iter()
         .map(|r| NewAlert::new(lead.id, AlertEvent::Qualified, r))
         .collect();
-    store.upsert_lead_with_alerts(&lead, &first).await.unwrap();
+    assert_eq!(
+        store.save_lead_with_alerts(&lead, &first).await.unwrap(),
+        Saved::Applied
+    );
     assert_eq!(
         store.get_lead(lead.id).await.unwrap().map(without_times),
         Some(lead.clone())
@@ -235,7 +370,7 @@ pub async fn alerts_suite(store: &(impl Store + Alerts)) {
         .iter()
         .map(|r| NewAlert::new(lead.id, AlertEvent::Qualified, r))
         .collect();
-    store.upsert_lead_with_alerts(&lead, &again).await.unwrap();
+    let lead = save_again_with_alerts(store, lead, &again).await;
     let ids: Vec<_> = store
         .alerts_of_lead(lead.id)
         .await
@@ -314,12 +449,32 @@ pub async fn alerts_suite(store: &(impl Store + Alerts)) {
     claims_expire(store).await;
 }
 
+/// Saves the lead again over version 1 with `alerts`; then a stale save (over version 1 again)
+/// writes neither the lead nor its alerts.
+async fn save_again_with_alerts(
+    store: &(impl Store + Alerts),
+    mut lead: Lead,
+    alerts: &[NewAlert],
+) -> Lead {
+    lead.version = 1;
+    assert_eq!(
+        store.save_lead_with_alerts(&lead, alerts).await.unwrap(),
+        Saved::Applied
+    );
+    let stale = NewAlert::new(lead.id, AlertEvent::Voicemail, &alerts[0].recipient);
+    assert_eq!(
+        store.save_lead_with_alerts(&lead, &[stale]).await.unwrap(),
+        Saved::Stale
+    );
+    lead
+}
+
 /// A claim whose instance died: the lease runs out and the alert is claimed again.
 async fn claims_expire(store: &(impl Store + Alerts)) {
     let other = full_lead();
     let to = "+15145550101";
     store
-        .upsert_lead_with_alerts(
+        .save_lead_with_alerts(
             &other,
             &[NewAlert::new(other.id, AlertEvent::Voicemail, to)],
         )

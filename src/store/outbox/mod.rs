@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use tokio::sync::{Mutex, Notify};
 
-use super::rows::WriteOp;
+use super::rows::{Saved, WriteOp};
 use super::sqlite::SqliteStore;
 use super::supabase::SupabaseStore;
 use super::{Store, StoreError};
@@ -22,8 +22,11 @@ use crate::locks::KeyedLocks;
 use crate::qualification::Lead;
 
 mod queue;
+mod refusals;
 mod store;
 mod worker;
+
+pub use refusals::Refusals;
 
 /// A write Supabase keeps answering 409 (a conflict, or a call whose lead never arrived) is
 /// dead-lettered after this many attempts instead of blocking the queue for ever. Unreachability
@@ -68,6 +71,8 @@ struct Inner {
     entity_locks: KeyedLocks,
     /// The worker and `flush` never replay at the same time.
     replay: Mutex<()>,
+    /// Whether Supabase refuses this instance for good (401, 403, 404).
+    refusals: Refusals,
 }
 
 /// Supabase with a durable outbox in front. Cheap to clone.
@@ -111,6 +116,7 @@ impl OutboxStore {
                 wake: Notify::new(),
                 entity_locks: KeyedLocks::default(),
                 replay: Mutex::new(()),
+                refusals: Refusals::default(),
             }),
         }
     }
@@ -119,30 +125,49 @@ impl OutboxStore {
         &self.inner.remote
     }
 
-    /// Whether Supabase itself answers right now.
+    /// Whether Supabase itself answers right now (a refusal for good is remembered as one).
     pub async fn remote_health(&self) -> Result<(), StoreError> {
-        self.inner.remote.health().await
+        let health = self.inner.remote.health().await;
+        self.inner.refusals.observe_read(health.as_ref().err());
+        health
+    }
+
+    /// Supabase refuses this instance for good: its last write or health read got 401, 403 or
+    /// 404 (a rotated key, a revoked grant, a dropped table). Writes stay queued meanwhile.
+    pub fn refusing(&self) -> bool {
+        self.inner.refusals.refusing()
     }
 
     /// The durable write path: Supabase directly when nothing is queued, else (or on a transient
-    /// failure) the outbox. Returns once the write is durable somewhere: for a direct event write,
-    /// whether the key was new; `None` when queued or dead-lettered.
+    /// failure) the outbox. Returns once the write is durable somewhere, or stale (a lead save
+    /// Supabase holds a newer version of: nothing is written, the caller re-reads).
     ///
-    /// Every write is also mirrored into the local tables, so this instance can still read what it
-    /// wrote while Supabase is unreachable.
-    pub(in crate::store) async fn write(&self, op: WriteOp) -> Result<Option<bool>, StoreError> {
+    /// Every write made is also mirrored into the local tables, so this instance can still read
+    /// what it wrote while Supabase is unreachable.
+    pub(in crate::store) async fn write(&self, op: WriteOp) -> Result<Written, StoreError> {
         let _entity = self.inner.entity_locks.lock(&op.entity()).await;
-        self.mirror(&op).await;
         // Anything queued means Supabase was failing: queue behind it (keeps the order, and
         // spares every caller the deadline while Supabase is down).
         if self.depth().await? == 0 {
             let direct =
                 tokio::time::timeout(self.inner.config.write_deadline, self.direct(&op)).await;
             match direct {
-                Ok(Ok(inserted)) => return Ok(Some(inserted)),
+                Ok(Ok((Saved::Stale, _))) => return Ok(Written::Stale),
+                Ok(Ok((Saved::Applied, new_event))) => {
+                    self.inner.refusals.clear();
+                    self.mirror(&op).await;
+                    return Ok(Written::Direct { new_event });
+                }
+                Ok(Err(error)) if self.inner.refusals.is_refusal(&error) => {
+                    // A rotated key, a revoked grant, a dropped table: every write would be
+                    // refused. Keep them queued (the instance reports unready) rather than
+                    // dead-lettering each one.
+                    tracing::error!(op = op.kind(), %error, "Supabase refuses this instance; write queued");
+                }
                 Ok(Err(error)) if !error.is_transient() => {
                     self.dead_letter_direct(&op, &error).await?;
-                    return Ok(None);
+                    self.mirror(&op).await;
+                    return Ok(Written::Queued);
                 }
                 Ok(Err(error)) => {
                     tracing::warn!(op = op.kind(), %error, "Supabase write failed; queued in the outbox");
@@ -155,24 +180,28 @@ impl OutboxStore {
                 }
             }
         }
+        self.mirror(&op).await;
         self.enqueue(&op).await?;
-        Ok(None)
+        Ok(Written::Queued)
     }
 
     /// Best effort: a mirror that fails (a call whose lead another instance created) only means
-    /// a fallback read finds less.
+    /// a fallback read finds less. The mirror never goes back to an older lead version.
     pub(super) async fn mirror(&self, op: &WriteOp) {
         let local = &self.inner.local;
         let result = match op {
-            WriteOp::UpsertLead(row) => match Lead::try_from(row.clone()) {
-                Ok(lead) => local.upsert_lead(&lead).await,
-                Err(e) => Err(e),
-            },
+            WriteOp::SaveLead(row) | WriteOp::SaveLeadWithAlerts { lead: row, .. } => {
+                // The lead only: alerts are sent from Supabase's rows, never from the mirror.
+                let row = row.clone();
+                local
+                    .call(move |c| super::sqlite::mirror_lead_sql(c, &row, row.version + 1))
+                    .await
+            }
             WriteOp::UpsertCall(update) => local.upsert_call(update).await,
             WriteOp::RecordEvent { key } => local.record_event(key).await.map(drop),
-            // The lead only: alerts are sent from Supabase's rows, never from the mirror.
-            WriteOp::UpsertLeadWithAlerts { lead, .. } => match Lead::try_from(lead.clone()) {
-                Ok(lead) => local.upsert_lead(&lead).await,
+            WriteOp::AbandonLead { id } => local.abandon_lead(*id).await.map(drop),
+            WriteOp::StartCall { lead, call } => match Lead::try_from(lead.clone()) {
+                Ok(lead) => local.start_call(&lead, call).await.map(drop),
                 Err(e) => Err(e),
             },
         };
@@ -181,11 +210,27 @@ impl OutboxStore {
         }
     }
 
-    /// A direct write; for events, whether the key was new.
-    pub(super) async fn direct(&self, op: &WriteOp) -> Result<bool, StoreError> {
+    /// A direct write: whether it applied, and for events whether the key was new.
+    pub(super) async fn direct(&self, op: &WriteOp) -> Result<(Saved, bool), StoreError> {
         match op {
-            WriteOp::RecordEvent { key } => self.inner.remote.record_event(key).await,
-            other => self.inner.remote.apply(other).await.map(|()| true),
+            WriteOp::RecordEvent { key } => self
+                .inner
+                .remote
+                .record_event(key)
+                .await
+                .map(|new| (Saved::Applied, new)),
+            other => self.inner.remote.apply(other).await.map(|s| (s, true)),
         }
     }
+}
+
+/// How a write through the outbox ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(in crate::store) enum Written {
+    /// Supabase took it; for an event, whether the key was new.
+    Direct { new_event: bool },
+    /// Durable in the outbox (or, refused for good, in the dead letters).
+    Queued,
+    /// A lead save based on a version Supabase no longer holds: nothing written.
+    Stale,
 }

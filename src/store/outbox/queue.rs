@@ -8,7 +8,6 @@ use time::OffsetDateTime;
 use super::{DeadLetter, OutboxStore, Pending, decode};
 use crate::domain::{CallSid, LeadId};
 use crate::metrics::names;
-use crate::qualification::Lead;
 use crate::store::rows::WriteOp;
 use crate::store::sqlite::parse_time;
 use crate::store::{CallUpdate, Store as _, StoreError};
@@ -96,18 +95,25 @@ impl OutboxStore {
     }
 
     /// Moves dead letters back to the end of the outbox (after fixing what Supabase refused).
-    /// A lead snapshot is skipped when Supabase already holds that lead: a later write replaced
-    /// it, and replaying the old snapshot would undo that. Returns how many were requeued.
+    /// A lead save is skipped when Supabase holds a newer version of that lead than it was based
+    /// on: it would only be stale again. Returns how many were requeued.
     pub async fn requeue_dead_letters(&self) -> Result<usize, StoreError> {
         let mut requeued = 0;
         for letter in self.dead_letters().await? {
             let stale = match &letter.op {
-                WriteOp::UpsertLead(row) => self.inner.remote.get_lead(row.id).await?.is_some(),
+                WriteOp::SaveLead(row) => self
+                    .inner
+                    .remote
+                    .get_lead(row.id)
+                    .await?
+                    .is_some_and(|stored| stored.version > row.version),
                 // The write that qualified a lead and created its alerts: the alerts must not be
-                // lost, and it is the lead's last write of its call.
-                WriteOp::UpsertLeadWithAlerts { .. }
+                // lost (its replay creates them when Supabase holds the lead).
+                WriteOp::SaveLeadWithAlerts { .. }
                 | WriteOp::UpsertCall(_)
-                | WriteOp::RecordEvent { .. } => false,
+                | WriteOp::RecordEvent { .. }
+                | WriteOp::AbandonLead { .. }
+                | WriteOp::StartCall { .. } => false,
             };
             let seq = letter.seq;
             let keep = !stale;
@@ -222,24 +228,57 @@ impl OutboxStore {
         ops.iter().map(|o| decode(o)).collect()
     }
 
-    pub(super) async fn pending_lead(&self, id: LeadId) -> Result<Option<Lead>, StoreError> {
-        let ops = self.pending_for(format!("lead:{id}")).await?;
-        ops.into_iter()
-            .rev()
-            .find_map(|op| op.lead_row().cloned())
-            .map(Lead::try_from)
-            .transpose()
+    /// The lead a pending start of this call created (queued while Supabase was unreachable).
+    pub(super) async fn pending_start(&self, sid: &CallSid) -> Result<Option<LeadId>, StoreError> {
+        Ok(self
+            .pending_starts()
+            .await?
+            .into_iter()
+            .find_map(|(lead, call)| (call.call_sid == *sid).then_some(lead)))
+    }
+
+    /// Every pending start of a call: its lead and call columns.
+    async fn pending_starts(&self) -> Result<Vec<(LeadId, CallUpdate)>, StoreError> {
+        let ops: Vec<String> = self
+            .inner
+            .local
+            .call(|c| {
+                let mut stmt = c.prepare_cached(
+                    "SELECT op FROM outbox WHERE entity LIKE 'lead:%' \
+                     AND op LIKE '{\"op\":\"start_call\"%' ORDER BY seq",
+                )?;
+                let rows = stmt
+                    .query_map([], |r| r.get(0))?
+                    .collect::<Result<Vec<String>, _>>()?;
+                Ok(rows)
+            })
+            .await?;
+        let mut starts = Vec::new();
+        for op in ops {
+            if let WriteOp::StartCall { lead, mut call } = decode(&op)? {
+                call.lead_id = Some(lead.id);
+                starts.push((lead.id, *call));
+            }
+        }
+        Ok(starts)
     }
 
     pub(super) async fn pending_calls(&self, sid: &CallSid) -> Result<Vec<CallUpdate>, StoreError> {
-        Ok(self
-            .pending_for(format!("call:{sid}"))
+        let mut updates: Vec<CallUpdate> = self
+            .pending_starts()
             .await?
             .into_iter()
-            .filter_map(|op| match op {
-                WriteOp::UpsertCall(u) => Some(u),
-                _ => None,
-            })
-            .collect())
+            .filter_map(|(_, call)| (call.call_sid == *sid).then_some(call))
+            .collect();
+        updates.extend(
+            self.pending_for(format!("call:{sid}"))
+                .await?
+                .into_iter()
+                .filter_map(|op| match op {
+                    WriteOp::UpsertCall(u) => Some(u),
+                    _ => None,
+                }),
+        );
+        Ok(updates)
     }
 }

@@ -1,29 +1,93 @@
 //! [`Store`] over the outbox: writes go through it, reads overlay this instance's pending writes on
 //! Supabase's answers and fall back to the local mirror while Supabase is unreachable.
 
+use super::Written;
 use super::{OutboxStore, decode};
+use crate::domain::LeadStatus;
 use crate::domain::{CallSid, LeadId};
 use crate::qualification::Lead;
-use crate::store::rows::{LeadRow, WriteOp};
+use crate::store::rows::{LeadRow, Saved, WriteOp, overlay};
 use crate::store::{CallRecord, CallUpdate, Store, StoreError};
 
 impl Store for OutboxStore {
-    async fn upsert_lead(&self, lead: &Lead) -> Result<(), StoreError> {
-        self.write(WriteOp::UpsertLead(LeadRow::from(lead)))
+    async fn save_lead(&self, lead: &Lead) -> Result<Saved, StoreError> {
+        Ok(
+            match self.write(WriteOp::SaveLead(LeadRow::from(lead))).await? {
+                Written::Stale => Saved::Stale,
+                Written::Direct { .. } | Written::Queued => Saved::Applied,
+            },
+        )
+    }
+
+    async fn abandon_lead(&self, id: LeadId) -> Result<Option<LeadStatus>, StoreError> {
+        self.write(WriteOp::AbandonLead { id }).await?;
+        Ok(self.get_lead(id).await?.map(|lead| lead.status))
+    }
+
+    /// Insert-or-get through Supabase when it answers. While it does not, the local mirror
+    /// decides (a call this instance already started keeps its lead) and the start is queued; its
+    /// replay is insert-or-get too, so a call another instance started meanwhile keeps that lead
+    /// and no second lead reaches Supabase (see ARCHITECTURE.md, "Brownout").
+    async fn start_call(&self, lead: &Lead, call: &CallUpdate) -> Result<Lead, StoreError> {
+        let _call = self
+            .inner
+            .entity_locks
+            .lock(&format!("call:{}", call.call_sid))
+            .await;
+        if let Some(id) = self.pending_start(&call.call_sid).await? {
+            if let Some(lead) = self.get_lead(id).await? {
+                return Ok(lead);
+            }
+        }
+        let op = WriteOp::StartCall {
+            lead: LeadRow::from(lead),
+            call: Box::new(call.clone()),
+        };
+        if self.depth().await? == 0 {
+            let direct = tokio::time::timeout(
+                self.inner.config.write_deadline,
+                self.inner.remote.start_call(lead, call),
+            )
             .await
-            .map(drop)
+            .unwrap_or(Err(StoreError::Timeout(self.inner.config.write_deadline)));
+            match direct {
+                Ok(started) => {
+                    self.inner.refusals.clear();
+                    self.mirror(&WriteOp::StartCall {
+                        lead: LeadRow::from(&started),
+                        call: Box::new(call.clone()),
+                    })
+                    .await;
+                    return Ok(started);
+                }
+                Err(error) if !error.is_transient() || self.inner.refusals.is_refusal(&error) => {
+                    return Err(error);
+                }
+                Err(error) => {
+                    tracing::warn!(%error, "Supabase unreachable for a new call; started locally and queued");
+                }
+            }
+        }
+        let started = self.inner.local.start_call(lead, call).await?;
+        if started.id == lead.id {
+            self.enqueue(&op).await?;
+        }
+        Ok(started)
     }
 
     async fn get_lead(&self, id: LeadId) -> Result<Option<Lead>, StoreError> {
-        if let Some(lead) = self.pending_lead(id).await? {
-            return Ok(Some(lead));
-        }
-        match self.inner.remote.get_lead(id).await {
-            Err(error) if error.is_transient() => {
-                Self::fallback(error, self.inner.local.get_lead(id).await)
-            }
-            other => other,
-        }
+        let pending = self.pending_for(format!("lead:{id}")).await?;
+        let base = match pending.first() {
+            // A whole lead is pending: Supabase's copy is older.
+            Some(WriteOp::SaveLead(_) | WriteOp::SaveLeadWithAlerts { .. }) => None,
+            _ => match self.inner.remote.get_lead(id).await {
+                Err(error) if error.is_transient() => {
+                    Self::fallback(error, self.inner.local.get_lead(id).await)?
+                }
+                other => other?,
+            },
+        };
+        pending.iter().try_fold(base, overlay)
     }
 
     async fn find_lead_by_call(&self, call_sid: &CallSid) -> Result<Option<Lead>, StoreError> {
@@ -43,7 +107,10 @@ impl Store for OutboxStore {
             other => other?,
         };
         match remote {
-            Some(lead) => Ok(Some(self.pending_lead(lead.id).await?.unwrap_or(lead))),
+            Some(lead) => {
+                let pending = self.pending_for(format!("lead:{}", lead.id)).await?;
+                Ok(pending.iter().try_fold(Some(lead), overlay)?)
+            }
             None => Ok(None),
         }
     }
@@ -123,12 +190,17 @@ impl Store for OutboxStore {
             return Ok(false);
         }
         // Queued or dead-lettered: as far as this instance knows, it is new.
-        Ok(self
-            .write(WriteOp::RecordEvent {
-                key: key.to_owned(),
-            })
-            .await?
-            .unwrap_or(true))
+        Ok(
+            match self
+                .write(WriteOp::RecordEvent {
+                    key: key.to_owned(),
+                })
+                .await?
+            {
+                Written::Direct { new_event } => new_event,
+                Written::Queued | Written::Stale => true,
+            },
+        )
     }
 
     async fn event_processed(&self, key: &str) -> Result<bool, StoreError> {
@@ -146,11 +218,15 @@ impl Store for OutboxStore {
     async fn list_leads(&self, limit: usize, offset: usize) -> Result<Vec<Lead>, StoreError> {
         let mut leads = self.inner.remote.list_leads(limit, offset).await?;
         for lead in &mut leads {
-            if let Some(pending) = self.pending_lead(lead.id).await? {
-                let (created, updated) = (lead.created_at, lead.updated_at);
-                *lead = pending;
-                lead.created_at = created;
-                lead.updated_at = updated;
+            let pending = self.pending_for(format!("lead:{}", lead.id)).await?;
+            if pending.is_empty() {
+                continue;
+            }
+            let (created, updated) = (lead.created_at, lead.updated_at);
+            if let Some(mut newer) = pending.iter().try_fold(Some(lead.clone()), overlay)? {
+                newer.created_at = created;
+                newer.updated_at = updated;
+                *lead = newer;
             }
         }
         Ok(leads)
@@ -166,8 +242,9 @@ impl Store for OutboxStore {
         Ok(calls)
     }
 
-    /// The outbox is where writes become durable, so the instance is healthy while it works,
-    /// even with Supabase unreachable (writes queue); see [`OutboxStore::remote_health`].
+    /// The outbox is where writes become durable, so the instance is healthy while it takes a
+    /// durable write, even with Supabase unreachable (writes queue); see
+    /// [`OutboxStore::remote_health`] and [`OutboxStore::refusing`].
     async fn health(&self) -> Result<(), StoreError> {
         self.inner.local.health().await
     }

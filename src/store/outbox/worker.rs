@@ -10,6 +10,7 @@ use tokio_util::task::TaskTracker;
 use super::{MAX_CONFLICT_ATTEMPTS, OutboxStore, Pending, backoff};
 use crate::metrics::names;
 use crate::store::StoreError;
+use crate::store::rows::{Saved, WriteOp};
 
 impl OutboxStore {
     /// Starts the replay worker on `tracker`; it stops when `token` is cancelled.
@@ -20,15 +21,14 @@ impl OutboxStore {
 
     /// Replays one entry. Returns whether the queue moved.
     pub(super) async fn replay_one(&self, entry: &Pending) -> Result<(), StoreError> {
-        let result = tokio::time::timeout(
-            self.inner.config.write_deadline,
-            self.inner.remote.apply(&entry.op),
-        )
-        .await
-        .unwrap_or(Err(StoreError::Timeout(self.inner.config.write_deadline)));
+        let result =
+            tokio::time::timeout(self.inner.config.write_deadline, self.replay_op(&entry.op))
+                .await
+                .unwrap_or(Err(StoreError::Timeout(self.inner.config.write_deadline)));
         let seq = entry.seq;
         match result {
             Ok(()) => {
+                self.inner.refusals.clear();
                 self.inner
                     .local
                     .call(move |c| {
@@ -40,9 +40,10 @@ impl OutboxStore {
                 Ok(())
             }
             Err(error)
-                if error.is_transient()
-                    && !(matches!(error, StoreError::Rejected { status: 409, .. })
-                        && entry.attempts + 1 >= MAX_CONFLICT_ATTEMPTS) =>
+                if self.inner.refusals.is_refusal(&error)
+                    || (error.is_transient()
+                        && !(matches!(error, StoreError::Rejected { status: 409, .. })
+                            && entry.attempts + 1 >= MAX_CONFLICT_ATTEMPTS)) =>
             {
                 let reason = error.to_string();
                 self.inner
@@ -83,6 +84,30 @@ impl OutboxStore {
                 Ok(())
             }
         }
+    }
+
+    /// Applies a queued write as the operation it is: a lead save only over the version it was
+    /// based on. Stale, it is either already in Supabase (its first attempt was applied but the
+    /// answer lost: done, and the alerts it carries are created) or superseded by a newer version
+    /// another writer saved: [`StoreError::Stale`], kept as a dead letter, never applied over it.
+    async fn replay_op(&self, op: &WriteOp) -> Result<(), StoreError> {
+        let remote = &self.inner.remote;
+        if remote.apply(op).await? == Saved::Applied {
+            return Ok(());
+        }
+        let (WriteOp::SaveLead(row) | WriteOp::SaveLeadWithAlerts { lead: row, .. }) = op else {
+            return Ok(());
+        };
+        if !remote.holds(row).await? {
+            return Err(StoreError::Stale(format!(
+                "Supabase holds a newer version of this lead than version {} this write was based on",
+                row.version
+            )));
+        }
+        if let WriteOp::SaveLeadWithAlerts { alerts, .. } = op {
+            remote.enqueue_alerts(alerts).await?;
+        }
+        Ok(())
     }
 
     pub(super) async fn publish_gauges(&self) {

@@ -1,0 +1,261 @@
+//! Several gateway instances on one Supabase (real PostgREST + PostgreSQL): each test runs two
+//! `Calls` lifecycles, each with its own locks and its own outbox, as two processes would.
+
+mod helpers;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use helpers::supabase::SupabaseStack;
+use myriam::calls::{Calls, Change, NewCall};
+use myriam::domain::{CallSid, ConversationMode, LeadId, LeadStatus};
+use myriam::locks::KeyedLocks;
+use myriam::qualification::{Lead, Turn, prompts};
+use myriam::store::outbox::{OutboxConfig, OutboxStore};
+use myriam::store::sqlite::SqliteStore;
+use myriam::store::supabase::SupabaseStore;
+use myriam::store::{AnyStore, Saved, Store};
+use secrecy::SecretString;
+
+fn remote(url: &str, key: &str) -> SupabaseStore {
+    SupabaseStore::new(
+        url,
+        &SecretString::from(key.to_owned()),
+        "bp",
+        Duration::from_secs(5),
+    )
+}
+
+fn outbox(stack: &SupabaseStack, dir: &tempfile::TempDir, name: &str) -> OutboxStore {
+    OutboxStore::new(
+        remote(&stack.url, &stack.service_key),
+        SqliteStore::open(&dir.path().join(name)).unwrap(),
+        OutboxConfig::default(),
+    )
+}
+
+fn instance(store: &OutboxStore) -> Calls {
+    Calls::new(
+        AnyStore::Supabase(store.clone()),
+        Arc::new(KeyedLocks::default()),
+    )
+}
+
+fn greeting() -> prompts::Greeting {
+    prompts::Greeting {
+        disclosure: true,
+        office_open: true,
+    }
+}
+
+fn new_call(sid: &CallSid) -> NewCall {
+    NewCall {
+        call_sid: Some(sid.clone()),
+        from: Some("+15145550199".to_owned()),
+        status: Some("ringing".to_owned()),
+        mode: Some(ConversationMode::Ivr),
+        ..NewCall::default()
+    }
+}
+
+/// A `/twilio/voice` retry that lands on another instance at the same moment gets the same lead:
+/// one lead per call in Supabase, no orphan. (On 54227cb each instance found no lead under its
+/// own lock and created one.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_voice_retry_on_another_instance_gets_the_same_lead() {
+    let stack = SupabaseStack::start();
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (
+        instance(&outbox(&stack, &dir, "a.db")),
+        instance(&outbox(&stack, &dir, "b.db")),
+    );
+    for n in 0..10u32 {
+        let sid = CallSid::try_from(format!("CA{n:032x}").as_str()).unwrap();
+        let call = new_call(&sid);
+        let (first, second) = tokio::join!(a.start(&call, greeting()), b.start(&call, greeting()));
+        let (first, second) = (first.unwrap(), second.unwrap());
+        assert_eq!(first.id, second.id, "call {n}: one lead");
+        assert_eq!(
+            first.conversation, second.conversation,
+            "the same first TwiML"
+        );
+    }
+    assert_eq!(stack.psql("select count(*) from bp.leads"), "10");
+    assert_eq!(
+        stack.psql("select count(*) from bp.leads l where not exists (select 1 from bp.calls c where c.lead_id = l.id)"),
+        "0",
+        "no orphan lead"
+    );
+}
+
+/// Instance B changes a lead while instance A saves it between B's read and B's write (the
+/// sixth answer on A, a status callback on B): B's save is stale, so B re-runs its operation on
+/// the fresh lead. Both changes are kept. (On 54227cb B wrote back the whole row it had read:
+/// A's change was lost.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_change_that_loses_the_race_is_re_applied_on_the_fresh_lead() {
+    let stack = SupabaseStack::start();
+    let dir = tempfile::tempdir().unwrap();
+    let store_b = outbox(&stack, &dir, "b.db");
+    let b = instance(&store_b);
+    let sid = CallSid::try_from("CA0000000000000000000000000000aaaa").unwrap();
+    let lead = b.start(&new_call(&sid), greeting()).await.unwrap();
+    let (url, key) = (stack.url.clone(), stack.service_key.clone());
+    let runs = AtomicU32::new(0);
+    let answer = b
+        .change_lead(lead.clone(), |fresh| {
+            if runs.fetch_add(1, Ordering::SeqCst) == 0 {
+                // Instance A saves between B's read and B's write.
+                let (url, key, mut other) = (url.clone(), key.clone(), fresh.clone());
+                std::thread::spawn(move || {
+                    let rt = tokio::runtime::Runtime::new().unwrap();
+                    other
+                        .conversation
+                        .push(Turn::caller(None, "réponse sur A".to_owned(), true));
+                    assert_eq!(
+                        rt.block_on(remote(&url, &key).save_lead(&other)).unwrap(),
+                        Saved::Applied
+                    );
+                })
+                .join()
+                .unwrap();
+            }
+            fresh
+                .conversation
+                .push(Turn::caller(None, "réponse sur B".to_owned(), true));
+            Change::new(fresh.conversation.len()).saved_if(true)
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        runs.load(Ordering::SeqCst),
+        2,
+        "re-run once on the fresh lead"
+    );
+    let stored = b.store().get_lead(lead.id).await.unwrap().unwrap();
+    let spoken: Vec<&str> = stored
+        .conversation
+        .iter()
+        .map(|t| t.text.as_str())
+        .collect();
+    assert_eq!(
+        spoken[1..],
+        ["réponse sur A", "réponse sur B"],
+        "no lost answer"
+    );
+    assert_eq!(answer, 3);
+    assert_eq!(stored.version, 3);
+}
+
+/// The call ends on instance B while A has just qualified the lead: the abandonment is one
+/// conditional statement, so the qualified lead stays qualified.
+#[tokio::test]
+async fn the_end_of_a_call_never_abandons_a_lead_qualified_elsewhere() {
+    let stack = SupabaseStack::start();
+    let dir = tempfile::tempdir().unwrap();
+    let b = instance(&outbox(&stack, &dir, "b.db"));
+    let sid = CallSid::try_from("CA0000000000000000000000000000bbbb").unwrap();
+    let seen_by_b = b.start(&new_call(&sid), greeting()).await.unwrap();
+    let mut qualified = seen_by_b.clone();
+    qualified.status = LeadStatus::Qualifie;
+    let a = remote(&stack.url, &stack.service_key);
+    assert_eq!(a.save_lead(&qualified).await.unwrap(), Saved::Applied);
+    // B still holds the copy it read before (en_cours at most).
+    assert_eq!(
+        b.abandon_if_incomplete(seen_by_b.clone()).await.unwrap(),
+        LeadStatus::Qualifie
+    );
+    assert_eq!(
+        stack.psql(&format!(
+            "select status from bp.leads where id = '{}'",
+            seen_by_b.id
+        )),
+        "qualifie"
+    );
+}
+
+/// A write queued long ago (an instance started on an old `DATABASE_PATH`) is replayed as the
+/// operation it was: based on a version Supabase no longer holds, it never overwrites the newer
+/// lead; it is kept as a dead letter.
+#[tokio::test]
+async fn a_stale_queued_write_never_overwrites_newer_data() {
+    let stack = SupabaseStack::start();
+    let dir = tempfile::tempdir().unwrap();
+    let lead = Lead::new(LeadId::new());
+    let live = remote(&stack.url, &stack.service_key);
+    assert_eq!(live.save_lead(&lead).await.unwrap(), Saved::Applied);
+    let mut read = live.get_lead(lead.id).await.unwrap().unwrap();
+
+    // The old instance: Supabase unreachable, its change queued.
+    let old_path = dir.path().join("old.db");
+    let old = OutboxStore::new(
+        SupabaseStore::new(
+            "http://127.0.0.1:9",
+            &SecretString::from("k".to_owned()),
+            "bp",
+            Duration::from_millis(200),
+        ),
+        SqliteStore::open(&old_path).unwrap(),
+        OutboxConfig::default(),
+    );
+    read.conversation
+        .push(Turn::caller(None, "ancienne réponse".to_owned(), true));
+    assert_eq!(old.save_lead(&read).await.unwrap(), Saved::Applied);
+    assert_eq!(old.depth().await.unwrap(), 1);
+    drop(old);
+
+    // Meanwhile another instance saves a newer version.
+    let mut newer = live.get_lead(lead.id).await.unwrap().unwrap();
+    newer.status = LeadStatus::Qualifie;
+    assert_eq!(live.save_lead(&newer).await.unwrap(), Saved::Applied);
+
+    // The old file starts again, with Supabase reachable: the replay is stale.
+    let restarted = OutboxStore::new(
+        remote(&stack.url, &stack.service_key),
+        SqliteStore::open(&old_path).unwrap(),
+        OutboxConfig::default(),
+    );
+    assert_eq!(restarted.flush(Duration::from_secs(5)).await.unwrap(), 0);
+    let dead = restarted.dead_letters().await.unwrap();
+    assert_eq!(dead.len(), 1);
+    assert!(dead[0].error.contains("stale"), "{}", dead[0].error);
+    let stored = live.get_lead(lead.id).await.unwrap().unwrap();
+    assert_eq!((stored.status, stored.version), (LeadStatus::Qualifie, 2));
+    assert!(
+        stored.conversation.is_empty(),
+        "the stale snapshot was not applied"
+    );
+}
+
+/// A write whose answer was lost (applied, then queued and replayed) is recognised as applied,
+/// not dead-lettered.
+#[tokio::test]
+async fn a_replayed_write_supabase_already_holds_is_done() {
+    let stack = SupabaseStack::start();
+    let dir = tempfile::tempdir().unwrap();
+    let store = outbox(&stack, &dir, "a.db");
+    let lead = Lead::new(LeadId::new());
+    let live = remote(&stack.url, &stack.service_key);
+    assert_eq!(live.save_lead(&lead).await.unwrap(), Saved::Applied);
+    let mut changed = live.get_lead(lead.id).await.unwrap().unwrap();
+    changed.status = LeadStatus::EnCours;
+    assert_eq!(live.save_lead(&changed).await.unwrap(), Saved::Applied);
+    // The same save, as the outbox would replay it.
+    let op = myriam::store::WriteOp::SaveLead(myriam::store::LeadRow::from(&changed));
+    assert_eq!(live.apply(&op).await.unwrap(), Saved::Stale);
+    assert!(
+        live.holds(&myriam::store::LeadRow::from(&changed))
+            .await
+            .unwrap()
+    );
+    let mut other = changed.clone();
+    other.status = LeadStatus::Abandonne;
+    assert!(
+        !live
+            .holds(&myriam::store::LeadRow::from(&other))
+            .await
+            .unwrap()
+    );
+    drop(store);
+}
