@@ -9,6 +9,7 @@
 //!   in order until Supabase accepts it.
 //! - [`AnyStore`]: the one chosen by `STORE=auto|sqlite|supabase`.
 
+pub mod console;
 pub mod outbox;
 mod rows;
 pub mod sqlite;

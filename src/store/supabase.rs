@@ -23,7 +23,7 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(2);
 
 #[derive(Clone)]
 pub struct SupabaseStore {
-    client: Arc<Postgrest>,
+    pub(super) client: Arc<Postgrest>,
     timeout: Duration,
     base: Arc<str>,
 }
@@ -75,7 +75,10 @@ impl SupabaseStore {
 
     /// Sends a request, enforcing the deadline and mapping every non-2xx answer to an error.
     /// Returns the status and the body.
-    async fn send(&self, builder: postgrest::Builder) -> Result<(u16, String), StoreError> {
+    pub(super) async fn send(
+        &self,
+        builder: postgrest::Builder,
+    ) -> Result<(u16, String), StoreError> {
         let request = builder.build().timeout(self.timeout).send();
         let response = match tokio::time::timeout(self.timeout, request).await {
             Err(_) => return Err(StoreError::Timeout(self.timeout)),
@@ -107,7 +110,7 @@ impl SupabaseStore {
         })
     }
 
-    async fn rows<T: DeserializeOwned>(
+    pub(super) async fn rows<T: DeserializeOwned>(
         &self,
         builder: postgrest::Builder,
     ) -> Result<Vec<T>, StoreError> {
@@ -124,7 +127,7 @@ impl SupabaseStore {
             })
     }
 
-    fn body<T: serde::Serialize>(value: &T) -> Result<String, StoreError> {
+    pub(super) fn body<T: serde::Serialize>(value: &T) -> Result<String, StoreError> {
         serde_json::to_string(value).map_err(|e| StoreError::Local(e.to_string()))
     }
 

@@ -119,6 +119,11 @@ impl OutboxStore {
         &self.inner.remote
     }
 
+    /// The local SQLite file (outbox, dead letters, mirror).
+    pub(in crate::store) fn local(&self) -> &SqliteStore {
+        &self.inner.local
+    }
+
     /// Whether Supabase itself answers right now.
     pub async fn remote_health(&self) -> Result<(), StoreError> {
         self.inner.remote.health().await
