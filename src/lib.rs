@@ -32,6 +32,7 @@ pub mod bridge;
 pub mod calls;
 pub mod cli;
 pub mod config;
+pub mod console;
 pub mod dev_token;
 pub mod domain;
 pub mod environment;

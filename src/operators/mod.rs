@@ -78,7 +78,7 @@ fn random_secret() -> Result<SecretString, OperatorError> {
     ))
 }
 
-/// The CSRF token of a session: derived from the session's secret (which only the HttpOnly
+/// The CSRF token of a session: derived from the session's secret (which only the `HttpOnly`
 /// cookie carries), so a page can embed it and a forged cross-site request cannot know it.
 pub fn csrf_token(session_secret: &SecretString) -> String {
     let digest = Sha256::digest(format!("csrf\0{}", session_secret.expose_secret()).as_bytes());
@@ -294,12 +294,11 @@ pub async fn login(
         audit(store, &actor, AuditAction::LoginThrottled, None, None).await;
         return Err(LoginError::Throttled(wait));
     }
-    let valid = match &operator {
-        Some(o) => password::verify(password, &o.password_hash) && !o.disabled,
-        None => {
-            password::verify_dummy(password);
-            false
-        }
+    let valid = if let Some(o) = &operator {
+        password::verify(password, &o.password_hash) && !o.disabled
+    } else {
+        password::verify_dummy(password);
+        false
     };
     let Some(operator) = operator.filter(|_| valid) else {
         store.record_login_failure(&by_email).await?;

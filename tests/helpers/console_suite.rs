@@ -1,5 +1,6 @@
 //! The console store suite: the same behaviour asked of every `ConsoleStore` (SQLite, Supabase
 //! through real PostgREST, the outbox). It expects an empty store.
+#![allow(clippy::too_many_lines)] // a suite reads as one story per part
 
 use std::time::Duration;
 
@@ -317,14 +318,14 @@ async fn leads_list_follow_up_and_erasure<S: Store + ConsoleStore>(store: &S) {
         assert_eq!(ids(&page), expected, "search {term:?}");
     }
     let future = OffsetDateTime::now_utc() + time::Duration::hours(1);
-    let none = store
+    let nothing = store
         .search_leads(&LeadFilter {
             created_from: Some(future),
             ..LeadFilter::default()
         })
         .await
         .unwrap();
-    assert!(none.leads.is_empty());
+    assert!(nothing.leads.is_empty());
     let before = store
         .search_leads(&LeadFilter {
             created_before: Some(future),
@@ -349,11 +350,11 @@ async fn leads_list_follow_up_and_erasure<S: Store + ConsoleStore>(store: &S) {
     assert_eq!(applied.version, 1);
     assert_eq!(applied.note.as_deref(), Some(note.as_str()));
     assert_eq!(applied.by.as_deref(), Some("staff@bp.example"));
-    let stale = store
+    let refused = store
         .change_follow_up(a.id, 0, FollowUp::Perdu, None, "other@bp.example")
         .await
         .unwrap();
-    assert_eq!(stale, FollowUpChange::Stale(applied.clone()));
+    assert_eq!(refused, FollowUpChange::Stale(applied.clone()));
     assert_eq!(
         store
             .change_follow_up(LeadId::new(), 0, FollowUp::Perdu, None, "x")

@@ -292,7 +292,7 @@ impl TryFrom<&str> for Note {
     }
 }
 
-/// A lead's follow-up as stored, with its version (the lead's ETag).
+/// A lead's follow-up as stored, with its version (the lead's `ETag`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FollowUpState {
     pub suivi: FollowUp,
