@@ -138,6 +138,7 @@ pub async fn login(
 
 #[derive(Debug, Deserialize)]
 pub struct CsrfForm {
+    #[serde(default)]
     csrf: String,
 }
 
@@ -470,6 +471,7 @@ pub async fn lead(
 
 #[derive(Debug, Deserialize)]
 pub struct FollowUpForm {
+    #[serde(default)]
     csrf: String,
     version: i64,
     suivi: String,
@@ -559,6 +561,7 @@ pub async fn erase_form(user: PageUser) -> Result<Html<String>, PageError> {
 
 #[derive(Deserialize)]
 pub struct EraseForm {
+    #[serde(default)]
     csrf: String,
     phone: String,
     confirm: String,
