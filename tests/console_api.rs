@@ -213,9 +213,9 @@ async fn follow_up_changes_need_if_match_and_refuse_stale_versions() {
     assert_eq!(stale.headers()["etag"], "\"v1\"");
     let body = problem(stale, 412).await;
     assert_eq!(body["current_version"], 1);
-    let state = app.store.follow_up(lead.id).await.unwrap().unwrap();
+    let current = app.store.follow_up(lead.id).await.unwrap().unwrap();
     assert_eq!(
-        state.note.as_deref(),
+        current.note.as_deref(),
         Some("Laissé un message"),
         "not overwritten"
     );
