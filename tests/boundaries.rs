@@ -22,7 +22,8 @@ const LAYERS: &[&[&str]] = &[
     &["ivr", "vapi"],
     &["bridge"],
     &["state"],
-    &["routes", "console"],
+    &["routes"],
+    &["console"],
     &["startup"],
     &["cli", "preflight"],
 ];
