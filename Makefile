@@ -25,7 +25,7 @@ coverage: tools ## Line coverage of src/ (cargo-tarpaulin, LLVM engine): table, 
 preflight: tools ## Run every CI check in order (pass flags with ARGS="--skip-security ...")
 	ENVIRONMENT=$${ENVIRONMENT:-development} $(CARGO) run --quiet --locked --bin preflight -- $(ARGS)
 
-demo: ## Start the gateway (embedded store), play a French and an English call through it, show the stored leads
+demo: ## Start the gateway (embedded store), play a French and an English call, show the stored leads and the console URL with a throwaway login
 	@bash scripts/demo.sh
 
 fmt: ## Format the code

@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # `make demo`: starts the gateway in development mode with the embedded SQLite store and a throwaway
 # Twilio auth token, plays a French call and an English call through it with `myriam simulate`
-# (signed exactly as Twilio signs), prints the dialogues and the stored leads, and stops the gateway.
+# (signed exactly as Twilio signs), prints the dialogues and the stored leads, then the console URL
+# and a throwaway administrator login (on a terminal the gateway keeps running until Ctrl-C; otherwise
+# it stops).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 cargo build --quiet --locked --bin myriam
-BIN=target/debug/myriam
+BIN=${CARGO_TARGET_DIR:-target}/debug/myriam
 DEMO_DIR=$(mktemp -d "${TMPDIR:-/tmp}/myriam-demo.XXXXXX")
 PORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 
@@ -36,3 +38,17 @@ echo "== French call =="
 echo
 echo "== English call =="
 "$BIN" simulate --base-url "http://127.0.0.1:$PORT" --language en
+
+# The console: a throwaway administrator for this demo's database, then its URL and login.
+DEMO_EMAIL=demo@bp-emondage.test
+DEMO_PASSWORD=$(python3 -c 'import secrets; print(secrets.token_urlsafe(12))')
+printf '%s\n' "$DEMO_PASSWORD" | "$BIN" operator add "$DEMO_EMAIL" --role admin >/dev/null
+echo
+echo "== Operators' console =="
+echo "URL:      http://127.0.0.1:$PORT/console"
+echo "login:    $DEMO_EMAIL"
+echo "password: $DEMO_PASSWORD   (throwaway: this demo's database is deleted when it stops)"
+if [ -t 0 ]; then
+  echo "The gateway keeps running for the console; press Ctrl-C to stop it."
+  wait "$GATEWAY" || true
+fi
