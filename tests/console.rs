@@ -110,6 +110,9 @@ async fn login_sets_a_strict_http_only_cookie_and_pages_carry_the_security_heade
     assert!(js.text().await.unwrap().contains("EventSource"));
     let css = get(&app, "/console/static/console.css", None).await;
     assert!(css.text().await.unwrap().contains("tr.urgent"));
+    let icon = get(&app, "/console/static/favicon.svg", None).await;
+    assert_eq!(icon.headers()["content-type"], "image/svg+xml");
+    assert_eq!(icon.headers()["cache-control"], "public, max-age=300");
 }
 
 #[tokio::test]

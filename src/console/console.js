@@ -21,6 +21,8 @@
       old.replaceWith(row);
     } else {
       body.prepend(row);
+      const empty = document.querySelector("p.empty");
+      if (empty) empty.remove();
       if (status) status.textContent = "Nouveau lead reçu.";
     }
   });

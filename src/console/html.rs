@@ -125,6 +125,7 @@ pub fn layout(chrome: &Chrome<'_>, body: &str) -> String {
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>{} — Myriam</title>
 <link rel="stylesheet" href="/console/static/console.css">
+<link rel="icon" href="/console/static/favicon.svg" type="image/svg+xml">
 <script src="/console/static/console.js" defer></script>
 </head>
 <body>

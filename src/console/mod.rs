@@ -250,6 +250,7 @@ pub fn router() -> Router<AppState> {
         .route("/console/events", get(live::events))
         .route("/console/static/console.js", get(pages::script))
         .route("/console/static/console.css", get(pages::stylesheet))
+        .route("/console/static/favicon.svg", get(pages::favicon))
         .route("/api/openapi.json", get(api::openapi_json))
         .route("/api/v1/leads", get(api::list_leads))
         .route("/api/v1/leads/export.csv", get(api::export))

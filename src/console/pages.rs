@@ -25,6 +25,11 @@ use crate::store::console::{
 
 const SCRIPT: &str = include_str!("console.js");
 const STYLESHEET: &str = include_str!("console.css");
+const FAVICON: &str = include_str!("favicon.svg");
+
+pub async fn favicon() -> Response {
+    ([(header::CONTENT_TYPE, "image/svg+xml")], FAVICON).into_response()
+}
 
 pub async fn script() -> Response {
     (
