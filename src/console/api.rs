@@ -5,6 +5,7 @@
 //! from these handlers' annotations ([`ApiDoc`]) and served at `/api/openapi.json`.
 
 use axum::Json;
+use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
@@ -24,6 +25,18 @@ use crate::store::console::{
     AuditAction, ConsoleStore, FollowUp, FollowUpChange, FollowUpState, LeadFilter, Note,
 };
 use crate::store::{CallRecord, Store};
+
+/// A query string axum could not read, as a 400 problem.
+fn query<T>(q: Result<Query<T>, QueryRejection>) -> Result<T, ConsoleError> {
+    q.map(|Query(q)| q)
+        .map_err(|e| ConsoleError::BadRequest(e.body_text()))
+}
+
+/// A JSON body axum could not read, as a 400 problem.
+fn body<T>(b: Result<Json<T>, JsonRejection>) -> Result<T, ConsoleError> {
+    b.map(|Json(b)| b)
+        .map_err(|e| ConsoleError::BadRequest(e.body_text()))
+}
 
 fn rfc3339(t: Option<time::OffsetDateTime>) -> Option<String> {
     t.and_then(|t| {
@@ -178,9 +191,9 @@ pub struct ErasureResult {
 pub async fn list_leads(
     State(console): State<ConsoleState>,
     _user: ApiUser,
-    Query(query): Query<ListQuery>,
+    raw: Result<Query<ListQuery>, QueryRejection>,
 ) -> Result<Json<LeadList>, ApiError> {
-    let filter = LeadFilter::try_from(&query)?;
+    let filter = LeadFilter::try_from(&query(raw)?)?;
     let page = console.store.search_leads(&filter).await?;
     Ok(Json(LeadList {
         leads: page
@@ -268,9 +281,10 @@ pub async fn change_follow_up(
     user: ApiUser,
     Path(raw): Path<String>,
     headers: HeaderMap,
-    Json(request): Json<FollowUpRequest>,
+    request: Result<Json<FollowUpRequest>, JsonRejection>,
 ) -> Result<Response, ApiError> {
     let id = lead_id(&raw)?;
+    let request = body(request)?;
     let expected = headers
         .get(header::IF_MATCH)
         .and_then(|v| v.to_str().ok())
@@ -327,8 +341,9 @@ pub async fn change_follow_up(
 pub async fn export(
     State(console): State<ConsoleState>,
     user: ApiUser,
-    Query(query): Query<ListQuery>,
+    raw: Result<Query<ListQuery>, QueryRejection>,
 ) -> Result<Response, ApiError> {
+    let query = query(raw)?;
     let filter = LeadFilter::try_from(&query)?;
     let leads = export::all_leads(&console.store, &filter).await?;
     operators::audit(
@@ -357,9 +372,10 @@ pub async fn export(
 pub async fn erase(
     State(console): State<ConsoleState>,
     user: ApiUser,
-    Json(request): Json<ErasureRequest>,
+    request: Result<Json<ErasureRequest>, JsonRejection>,
 ) -> Result<Json<ErasureResult>, ApiError> {
     user.require_admin()?;
+    let request = body(request)?;
     let phone = erasure_target(&request.phone, &request.confirm)?;
     let erasure = console.store.erase_caller(&phone).await?;
     let ids: Vec<String> = erasure.lead_ids.iter().map(ToString::to_string).collect();
