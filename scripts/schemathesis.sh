@@ -38,7 +38,7 @@ curl -fs "http://127.0.0.1:$PORT/healthz" >/dev/null || { cat "$RUN_DIR/gateway.
 TOKEN=$(cd "$RUN_DIR" && "$BIN" operator token create schemathesis --role admin 2>/dev/null)
 
 status=0
-(cd "$RUN_DIR" && "$ST" run "http://127.0.0.1:$PORT/api/openapi.json" \
+(cd "$RUN_DIR" && "$ST" --config-file "$ROOT/scripts/schemathesis.toml" run "http://127.0.0.1:$PORT/api/openapi.json" \
   --header "Authorization: Bearer $TOKEN" \
   --checks all \
   --max-examples "${SCHEMATHESIS_MAX_EXAMPLES:-50}" \

@@ -81,6 +81,7 @@ async fn no_credentials_no_data() {
 }
 
 #[tokio::test]
+#[allow(clippy::too_many_lines)] // one client's session with the API, read top to bottom
 async fn tokens_list_and_read_leads_and_revoked_tokens_stop_working() {
     let app = spawn_app().await;
     let lead = plant_lead(
@@ -154,6 +155,38 @@ async fn tokens_list_and_read_leads_and_revoked_tokens_stop_working() {
     .await
     .unwrap();
     problem(bad, 400).await;
+    // The API is strict where the pages' forms are lenient.
+    for query in [
+        "to=",
+        "urgent=oui",
+        &format!("q={}", "a".repeat(101)),
+        "limit=201",
+        "limit=x",
+    ] {
+        let strict = bearer(
+            &app,
+            reqwest::Method::GET,
+            &format!("/api/v1/leads?{query}"),
+            &token,
+        )
+        .send()
+        .await
+        .unwrap();
+        problem(strict, 400).await;
+    }
+    let bad_json = bearer(
+        &app,
+        reqwest::Method::PUT,
+        &format!("/api/v1/leads/{}/suivi", lead.id),
+        &token,
+    )
+    .header("if-match", "\"v0\"")
+    .header("content-type", "application/json")
+    .body("{not json")
+    .send()
+    .await
+    .unwrap();
+    problem(bad_json, 400).await;
     // Staff tokens cannot erase.
     let erase = bearer(&app, reqwest::Method::POST, "/api/v1/erasures", &token)
         .json(&serde_json::json!({"phone": "514 555 0101", "confirm": "EFFACER"}))

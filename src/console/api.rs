@@ -22,14 +22,33 @@ use super::{
 use crate::operators;
 use crate::qualification::{Lead, Speaker};
 use crate::store::console::{
-    AuditAction, ConsoleStore, FollowUp, FollowUpChange, FollowUpState, LeadFilter, Note,
+    AuditAction, ConsoleStore, FollowUp, FollowUpChange, FollowUpState, LeadFilter, MAX_LIST, Note,
+    SearchTerm,
 };
 use crate::store::{CallRecord, Store};
 
 /// A query string axum could not read, as a 400 problem.
-fn query<T>(q: Result<Query<T>, QueryRejection>) -> Result<T, ConsoleError> {
-    q.map(|Query(q)| q)
-        .map_err(|e| ConsoleError::BadRequest(e.body_text()))
+///
+/// The API is strict where the pages' forms are lenient: an empty parameter is refused.
+fn query(q: Result<Query<ListQuery>, QueryRejection>) -> Result<ListQuery, ConsoleError> {
+    let Query(q) = q.map_err(|e| ConsoleError::BadRequest(e.body_text()))?;
+    if q.has_empty() {
+        return Err(ConsoleError::BadRequest(
+            "a parameter is empty: leave it out instead".to_owned(),
+        ));
+    }
+    if q.q
+        .as_deref()
+        .is_some_and(|v| v.chars().count() > SearchTerm::MAX_CHARS)
+    {
+        return Err(ConsoleError::BadRequest(
+            "q is at most 100 characters".to_owned(),
+        ));
+    }
+    if q.limit.is_some_and(|n| n > MAX_LIST) {
+        return Err(ConsoleError::BadRequest("limit is 1 to 200".to_owned()));
+    }
+    Ok(q)
 }
 
 /// A JSON body axum could not read, as a 400 problem.
@@ -151,17 +170,21 @@ pub struct LeadDetail {
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct FollowUpRequest {
     /// nouveau, contacte, planifie, termine or perdu.
+    #[schema(pattern = "^(nouveau|contacte|planifie|termine|perdu)$")]
     pub suivi: String,
     /// At most 2000 characters; absent or empty clears the note.
     #[serde(default)]
+    #[schema(max_length = 2000)]
     pub note: Option<String>,
 }
 
 #[derive(Deserialize, ToSchema)]
 pub struct ErasureRequest {
-    /// The caller's phone number (any North American layout).
+    /// The caller's phone number, E.164 (other North American layouts are accepted too).
+    #[schema(pattern = "^\\+1[2-9][0-9]{2}[2-9][0-9]{6}$")]
     pub phone: String,
     /// Must be `EFFACER`.
+    #[schema(pattern = "^EFFACER$")]
     pub confirm: String,
 }
 
@@ -261,7 +284,7 @@ pub async fn get_lead(
 #[utoipa::path(put, path = "/api/v1/leads/{id}/suivi", tag = "leads",
     params(
         ("id" = String, Path, description = "The lead's id (UUID)"),
-        ("If-Match" = String, Header, description = "The lead's ETag, e.g. \"v0\""),
+        ("If-Match" = String, Header, description = "The lead's ETag, e.g. \"v0\"", pattern = "^\"v[0-9]{1,15}\"$"),
         ("X-CSRF-Token" = Option<String>, Header, description = "Required with the session cookie"),
     ),
     request_body = FollowUpRequest,

@@ -76,20 +76,28 @@ pub fn parse_etag(value: &str) -> Option<i64> {
 #[into_params(parameter_in = Query)]
 pub struct ListQuery {
     /// The machine's status: `nouveau`, `en_cours`, `qualifie`, `abandonne`.
+    #[param(pattern = "^(nouveau|en_cours|qualifie|abandonne)$")]
     pub status: Option<String>,
     /// The staff's follow-up: nouveau, contacte, planifie, termine, perdu.
+    #[param(pattern = "^(nouveau|contacte|planifie|termine|perdu)$")]
     pub suivi: Option<String>,
     /// `true` for urgent leads only, `false` for the others.
+    #[param(pattern = "^(true|false)$")]
     pub urgent: Option<String>,
     /// Created on or after this day (YYYY-MM-DD, Montréal time).
+    #[param(format = Date)]
     pub from: Option<String>,
     /// Created on or before this day (YYYY-MM-DD, Montréal time).
+    #[param(format = Date)]
     pub to: Option<String>,
-    /// Search in name, phone and address.
+    /// Search in name, phone and address (letters, digits, spaces and `-'.+@` count).
+    #[param(max_length = 100)]
     pub q: Option<String>,
-    /// The `next_cursor` of the previous page.
+    /// The `next_cursor` of the previous page (opaque; anything else is refused with 400).
+    #[param(pattern = "^[A-Za-z0-9_-]+$")]
     pub cursor: Option<String>,
     /// Page size, 1 to 200 (default 50).
+    #[param(minimum = 1, maximum = 200)]
     pub limit: Option<usize>,
 }
 
@@ -115,8 +123,8 @@ impl TryFrom<&ListQuery> for LeadFilter {
                 .transpose()?,
             urgent: match present(q.urgent.as_ref()) {
                 None => None,
-                Some("true" | "1" | "oui") => Some(true),
-                Some("false" | "0" | "non") => Some(false),
+                Some("true") => Some(true),
+                Some("false") => Some(false),
                 Some(_) => return Err(bad("urgent is true or false")),
             },
             created_from: present(q.from.as_ref())
@@ -142,6 +150,21 @@ impl TryFrom<&ListQuery> for LeadFilter {
 }
 
 impl ListQuery {
+    /// A parameter sent empty (`?to=`): the pages' forms send them for "any", the API refuses them.
+    pub fn has_empty(&self) -> bool {
+        [
+            &self.status,
+            &self.suivi,
+            &self.urgent,
+            &self.from,
+            &self.to,
+            &self.q,
+            &self.cursor,
+        ]
+        .iter()
+        .any(|v| v.as_deref().is_some_and(|v| v.trim().is_empty()))
+    }
+
     /// The query string of this filter without the cursor (for links and the export).
     pub fn without_cursor(&self) -> String {
         let mut s = url::form_urlencoded::Serializer::new(String::new());
@@ -276,7 +299,7 @@ mod tests {
         let q = ListQuery {
             status: Some("qualifie".into()),
             suivi: Some(String::new()),
-            urgent: Some("oui".into()),
+            urgent: Some("true".into()),
             from: Some("2026-12-01".into()),
             to: Some("2026-12-01".into()),
             q: Some(" Côté ".into()),
@@ -294,10 +317,18 @@ mod tests {
         assert_eq!(f.search.unwrap().as_str(), "Côté");
         assert_eq!(
             q.without_cursor(),
-            "status=qualifie&urgent=oui&from=2026-12-01&to=2026-12-01&q=C%C3%B4t%C3%A9"
+            "status=qualifie&urgent=true&from=2026-12-01&to=2026-12-01&q=C%C3%B4t%C3%A9"
         );
         assert_eq!(q.audit_summary(), "filter=status,urgent,from,to,search");
         assert_eq!(ListQuery::default().audit_summary(), "filter=none");
+        assert!(!ListQuery::default().has_empty());
+        assert!(
+            ListQuery {
+                to: Some(" ".into()),
+                ..ListQuery::default()
+            }
+            .has_empty()
+        );
         for bad in [
             ListQuery {
                 status: Some("x".into()),
