@@ -101,6 +101,26 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE leads ADD COLUMN suivi_by TEXT;
     ALTER TABLE leads ADD COLUMN suivi_updated_at TEXT;
     CREATE INDEX leads_created_id ON leads (created_at DESC, id DESC);
+    -- The console's search: a trigram full-text index (substrings of 3+ characters, any case,
+    -- accents ignored) of names, addresses and numbers, kept in step with `leads` by triggers.
+    CREATE VIRTUAL TABLE leads_text USING fts5(nom_complet, adresse_complete, telephone,
+        content = 'leads', content_rowid = 'seq', tokenize = 'trigram remove_diacritics 1');
+    CREATE TRIGGER leads_text_insert AFTER INSERT ON leads BEGIN
+        INSERT INTO leads_text (rowid, nom_complet, adresse_complete, telephone)
+        VALUES (new.seq, new.nom_complet, new.adresse_complete, new.telephone);
+    END;
+    CREATE TRIGGER leads_text_delete AFTER DELETE ON leads BEGIN
+        INSERT INTO leads_text (leads_text, rowid, nom_complet, adresse_complete, telephone)
+        VALUES ('delete', old.seq, old.nom_complet, old.adresse_complete, old.telephone);
+    END;
+    CREATE TRIGGER leads_text_update AFTER UPDATE OF nom_complet, adresse_complete, telephone
+    ON leads BEGIN
+        INSERT INTO leads_text (leads_text, rowid, nom_complet, adresse_complete, telephone)
+        VALUES ('delete', old.seq, old.nom_complet, old.adresse_complete, old.telephone);
+        INSERT INTO leads_text (rowid, nom_complet, adresse_complete, telephone)
+        VALUES (new.seq, new.nom_complet, new.adresse_complete, new.telephone);
+    END;
+    INSERT INTO leads_text (leads_text) VALUES ('rebuild');
     CREATE INDEX leads_telephone ON leads (telephone);
     CREATE INDEX leads_offered_phone ON leads (offered_phone);
     CREATE INDEX calls_from_number ON calls (from_number);

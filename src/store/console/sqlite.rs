@@ -8,7 +8,7 @@ use uuid::Uuid;
 use super::{
     ApiTokenRecord, AuditAction, AuditEntry, ConsoleStore, Email, Erasure, FollowUp,
     FollowUpChange, FollowUpState, LeadFilter, LeadPage, ListedLead, Note, Operator, Role,
-    SessionRecord,
+    SearchTerm, SessionRecord,
 };
 use crate::domain::{LeadId, PhoneNumber};
 use crate::store::StoreError;
@@ -117,17 +117,26 @@ fn where_clause(filter: &LeadFilter) -> (String, Vec<Box<dyn ToSql>>) {
         push("updated_at > ?", Box::new(sql_time(after)), &mut values);
     }
     if let Some(term) = &filter.search {
-        let text = format!("%{}%", term.as_str());
-        let phone = term
-            .phone_digits()
-            .map_or_else(|| text.clone(), |d| format!("%{d}%"));
-        values.push(Box::new(text));
-        let t = values.len();
-        values.push(Box::new(phone));
-        let p = values.len();
-        clauses.push(format!(
-            "(nom_complet LIKE ?{t} OR adresse_complete LIKE ?{t} OR telephone LIKE ?{p})"
-        ));
+        if let Some(query) = full_text_query(term) {
+            values.push(Box::new(query));
+            clauses.push(format!(
+                "seq IN (SELECT rowid FROM leads_text WHERE leads_text MATCH ?{})",
+                values.len()
+            ));
+        } else {
+            // Under three characters the trigram index cannot help: a scan.
+            let text = format!("%{}%", term.as_str());
+            let phone = term
+                .phone_digits()
+                .map_or_else(|| text.clone(), |d| format!("%{d}%"));
+            values.push(Box::new(text));
+            let t = values.len();
+            values.push(Box::new(phone));
+            let p = values.len();
+            clauses.push(format!(
+                "(nom_complet LIKE ?{t} OR adresse_complete LIKE ?{t} OR telephone LIKE ?{p})"
+            ));
+        }
     }
     if let Some(cursor) = filter.cursor {
         values.push(Box::new(sql_time(cursor.created_at)));
@@ -144,6 +153,17 @@ fn where_clause(filter: &LeadFilter) -> (String, Vec<Box<dyn ToSql>>) {
         format!("WHERE {}", clauses.join(" AND "))
     };
     (clause, values)
+}
+
+/// The FTS5 query of a search: the term as a phrase in names and addresses, or (its digits when it
+/// looks like a number) in the phone number; `None` when the term is too short for trigrams.
+fn full_text_query(term: &SearchTerm) -> Option<String> {
+    let text = term.as_str();
+    let phone = term.phone_digits().unwrap_or_else(|| text.to_owned());
+    // A search term holds no `"` (see `SearchTerm`), so a phrase cannot be broken out of.
+    (text.chars().count() >= 3 && phone.chars().count() >= 3).then(|| {
+        format!("{{nom_complet adresse_complete}} : \"{text}\" OR telephone : \"{phone}\"")
+    })
 }
 
 fn search(conn: &Connection, filter: &LeadFilter) -> Result<LeadPage, StoreError> {
@@ -587,6 +607,20 @@ impl ConsoleStore for SqliteStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn searches_of_three_characters_or_more_use_the_full_text_index() {
+        let q = |s: &str| full_text_query(&SearchTerm::try_from(s).unwrap());
+        assert_eq!(
+            q("Côté").as_deref(),
+            Some(r#"{nom_complet adresse_complete} : "Côté" OR telephone : "Côté""#)
+        );
+        assert_eq!(
+            q("514-555").as_deref(),
+            Some(r#"{nom_complet adresse_complete} : "514-555" OR telephone : "514555""#)
+        );
+        assert_eq!(q("Ro"), None);
+    }
 
     #[test]
     fn sql_times_sort_as_text() {
