@@ -16,8 +16,10 @@ run: ## Run the gateway in development mode (embedded SQLite, zero configuration
 simulate: ## Play a whole signed call against `make run` (run it from a second terminal; ARGS="--language en")
 	$(CARGO) run --quiet --bin myriam -- simulate --base-url http://127.0.0.1:8080 $(ARGS)
 
-test: tools ## Run the whole test suite against a throwaway PostgreSQL + real PostgREST (started and stopped here)
+test: tools ## Run the whole test suite against a throwaway PostgreSQL + real PostgREST, then the console in Chromium (Playwright) and schemathesis on the API
 	@bash scripts/test.sh
+	@bash scripts/e2e.sh
+	@bash scripts/schemathesis.sh
 
 coverage: tools ## Line coverage of src/ (cargo-tarpaulin, LLVM engine): table, target/coverage/lcov.info and HTML
 	@bash scripts/coverage.sh $(ARGS)
@@ -25,7 +27,7 @@ coverage: tools ## Line coverage of src/ (cargo-tarpaulin, LLVM engine): table, 
 preflight: tools ## Run every CI check in order (pass flags with ARGS="--skip-security ...")
 	ENVIRONMENT=$${ENVIRONMENT:-development} $(CARGO) run --quiet --locked --bin preflight -- $(ARGS)
 
-demo: ## Start the gateway (embedded store), play a French and an English call through it, show the stored leads
+demo: ## Start the gateway (embedded store), play a French and an English call, show the stored leads and the console URL with a throwaway login
 	@bash scripts/demo.sh
 
 fmt: ## Format the code

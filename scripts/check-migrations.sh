@@ -13,7 +13,9 @@ LOCAL_PG="$SCRIPT_DIR/local-pg.sh"
 MIGRATIONS_DIR="$ROOT/supabase/migrations"
 ROLLBACKS_DIR="$ROOT/supabase/rollbacks"
 DB=check_migrations
-TABLES="leads calls processed_events alerts"
+TABLES="leads calls processed_events alerts operators operator_sessions api_tokens login_failures audit_log"
+# The same list for SQL arrays.
+TABLES_SQL="'$(echo "$TABLES" | sed "s/ /', '/g")'"
 
 # A port nobody listens on right now: let the kernel pick one.
 free_port() {
@@ -103,7 +105,7 @@ if [ -z "$policies" ]; then ok "no RLS policies in bp (only service_role gets th
 for role in anon authenticated; do
   granted=$(sql <<SQL
 select coalesce(string_agg(t || ':' || p, ', '), '')
-from unnest(array['leads', 'calls', 'processed_events', 'alerts']) as t,
+from unnest(array[$TABLES_SQL]) as t,
      unnest(array['select', 'insert', 'update', 'delete', 'truncate', 'references', 'trigger']) as p
 where has_table_privilege('$role', 'bp.' || t, p);
 SQL
@@ -116,9 +118,9 @@ SQL
   fi
 done
 
-missing=$(sql <<'SQL'
+missing=$(sql <<SQL
 select coalesce(string_agg(t || ':' || p, ', '), '')
-from unnest(array['leads', 'calls', 'processed_events', 'alerts']) as t,
+from unnest(array[$TABLES_SQL]) as t,
      unnest(array['select', 'insert', 'update', 'delete']) as p
 where not has_table_privilege('service_role', 'bp.' || t, p);
 SQL
@@ -262,8 +264,9 @@ left=$(scalar "select count(*) from pg_namespace where nspname = 'bp';")
 if [ "$left" = 0 ]; then ok "$n rollback(s) applied in reverse order, schema bp is gone"; else fail "schema bp still exists after the rollbacks"; fi
 
 apply_migrations
-tables=$(scalar "select count(*) from pg_tables where schemaname = 'bp' and tablename in ('leads', 'calls', 'processed_events');")
-if [ "$tables" = 3 ]; then ok "migrations re-applied after rollback (up/down/up)"; else fail "after re-applying, $tables of 3 tables exist"; fi
+tables=$(scalar "select count(*) from pg_tables where schemaname = 'bp' and tablename in ($TABLES_SQL);")
+expected=$(wc -w <<<"$TABLES")
+if [ "$tables" = "$expected" ]; then ok "migrations re-applied after rollback (up/down/up)"; else fail "after re-applying, $tables of $expected tables exist"; fi
 
 if [ "$FAILED" -gt 0 ]; then
   echo "migrations: $COUNT applied, $FAILED check(s) failed"

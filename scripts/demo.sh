@@ -3,12 +3,14 @@
 # Twilio auth token, plays calls through it with `myriam simulate` (signed exactly as Twilio signs):
 # an urgent French call (staff get an SMS alert, received by a stand-in for Twilio's REST API,
 # scripts/fake-twilio-rest.py), an English call, and a caller who asks for a person (transfer, no
-# answer, voicemail). Prints the dialogues, the stored leads and the SMS, and stops everything.
+# answer, voicemail). Prints the dialogues, the stored leads and the SMS, then the console URL and
+# a throwaway administrator login (on a terminal the gateway keeps running until Ctrl-C;
+# otherwise it stops).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 cargo build --quiet --locked --bin myriam
-BIN=target/debug/myriam
+BIN=${CARGO_TARGET_DIR:-target}/debug/myriam
 DEMO_DIR=$(mktemp -d "${TMPDIR:-/tmp}/myriam-demo.XXXXXX")
 PORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 
@@ -67,4 +69,18 @@ for line in open(sys.argv[1], encoding="utf-8"):
 ' "$DEMO_DIR/sms.jsonl"
 else
   echo "(none arrived)"; tail -20 "$DEMO_DIR/gateway.log"; exit 1
+fi
+
+# The console: a throwaway administrator for this demo's database, then its URL and login.
+DEMO_EMAIL=demo@bp-emondage.test
+DEMO_PASSWORD=$(python3 -c 'import secrets; print(secrets.token_urlsafe(12))')
+printf '%s\n' "$DEMO_PASSWORD" | "$BIN" operator add "$DEMO_EMAIL" --role admin >/dev/null
+echo
+echo "== Operators' console =="
+echo "URL:      http://127.0.0.1:$PORT/console"
+echo "login:    $DEMO_EMAIL"
+echo "password: $DEMO_PASSWORD   (throwaway: this demo's database is deleted when it stops)"
+if [ -t 0 ]; then
+  echo "The gateway keeps running for the console; press Ctrl-C to stop it."
+  wait "$GATEWAY" || true
 fi

@@ -92,6 +92,33 @@ else
   say "$("$VENV/bin/check-jsonschema" --version 2>&1 | head -n 1) in .venv"
 fi
 
+# schemathesis (PyPI, pinned): checks the console API against its OpenAPI document
+# (scripts/schemathesis.sh, run by `make test`). Same project-local .venv.
+SCHEMATHESIS_VERSION=4.32.5
+if [ "$("$VENV/bin/schemathesis" --version 2>/dev/null | grep -o '[0-9][0-9.]*' | head -n 1)" = "$SCHEMATHESIS_VERSION" ]; then
+  say "schemathesis $SCHEMATHESIS_VERSION present in .venv"
+else
+  say "installing schemathesis $SCHEMATHESIS_VERSION from PyPI into .venv"
+  "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check "schemathesis==$SCHEMATHESIS_VERSION"
+fi
+
+# Debian's Chromium and playwright-core (npm, pinned by e2e/package-lock.json): the console's
+# end-to-end test (scripts/e2e.sh). Playwright's own browser download is never used.
+if [ -x /usr/bin/chromium ]; then
+  say "chromium present"
+else
+  say "installing chromium from Debian"
+  apt_install chromium
+fi
+if [ -f "$ROOT/e2e/node_modules/playwright-core/package.json" ] \
+  && [ "$(node -p "require('$ROOT/e2e/node_modules/playwright-core/package.json').version")" = \
+       "$(node -p "require('$ROOT/e2e/package-lock.json').packages['node_modules/playwright-core'].version")" ]; then
+  say "playwright-core present in e2e/node_modules"
+else
+  say "installing playwright-core from the npm registry (npm ci in e2e/)"
+  (cd "$ROOT/e2e" && npm ci --no-audit --no-fund >/dev/null)
+fi
+
 # rustfmt and clippy: preflight and the hooks run them.
 if command -v rustup >/dev/null 2>&1; then
   for component in rustfmt clippy; do

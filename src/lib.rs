@@ -18,7 +18,9 @@
 //! - [`twilio`]: request signatures, TwiML, the verified-webhook extractor.
 //! - [`ivr`]: the speech IVR over TwiML, idempotent per call.
 //! - [`vapi`]: Vapi Server-URL messages, their authentication and answers.
-//! - [`store`]: SQLite, Supabase and the durable outbox.
+//! - [`store`]: SQLite, Supabase and the durable outbox; [`store::console`] what the console stores.
+//! - [`operators`]: console operators, Argon2id passwords, sessions, API tokens, login throttling.
+//! - [`console`]: the operators' console (HTML pages) and the JSON API `/api/v1`.
 //! - [`routes`]: thin HTTP handlers.
 //! - [`cli`]: the `verify-signature` and `simulate` developer subcommands.
 //! - [`bridge`]: the Twilio ⇄ Vapi audio relay.
@@ -31,6 +33,7 @@ pub mod bridge;
 pub mod calls;
 pub mod cli;
 pub mod config;
+pub mod console;
 pub mod dev_token;
 pub mod domain;
 pub mod environment;
@@ -38,6 +41,7 @@ pub mod ivr;
 pub mod lifecycle;
 pub mod locks;
 pub mod metrics;
+pub mod operators;
 pub mod preflight;
 pub mod qualification;
 pub mod redact;

@@ -225,8 +225,8 @@ fn run_step(step: Step, o: &Options) -> Outcome {
         Step::Migrations => migrations(o),
         Step::Workflows => workflows(o),
         Step::Security => security(o),
-        Step::Frontend => frontend(o, o.skip_frontend, "--skip-frontend"),
-        Step::E2e => frontend(o, o.skip_e2e, "--skip-e2e"),
+        Step::Frontend => frontend(o),
+        Step::E2e => e2e(o),
     }
 }
 
@@ -425,17 +425,44 @@ fn mentions_advisory_fetch_failure(output: &str) -> bool {
             .any(|w| lower.contains(w))
 }
 
-fn frontend(o: &Options, skipped: bool, flag: &str) -> Outcome {
-    let found = ["frontend", "web", "ui"]
-        .iter()
-        .find(|dir| o.root.join(dir).join("package.json").exists());
-    match found {
-        None => Outcome::Pass(Some("no frontend in this repository".to_owned())),
-        Some(_) if skipped => Outcome::Skipped(flag.to_owned()),
-        Some(dir) => Outcome::Fail(format!(
-            "{dir}/package.json exists but preflight has no step for it yet"
-        )),
+/// The console's browser side: its one script parses (`node --check`) and the end-to-end test's
+/// browser driver is pinned (`e2e/package-lock.json`). The pages are server-rendered by the gateway.
+fn frontend(o: &Options) -> Outcome {
+    let script = o.root.join("src/console/console.js");
+    if !script.exists() {
+        return Outcome::Pass(Some("no frontend in this repository".to_owned()));
     }
+    if o.skip_frontend {
+        return Outcome::Skipped("--skip-frontend".to_owned());
+    }
+    if !o.root.join("e2e/package-lock.json").exists() {
+        return Outcome::Fail(
+            "e2e/package-lock.json is missing: playwright-core must be pinned".to_owned(),
+        );
+    }
+    let mut cmd = Command::new("node");
+    cmd.arg("--check").arg(&script).current_dir(&o.root);
+    command_outcome(
+        cmd,
+        Some("console.js parses; playwright-core pinned by e2e/package-lock.json".to_owned()),
+    )
+}
+
+/// The console end to end in Debian's Chromium driven by Playwright (`scripts/e2e.sh`).
+fn e2e(o: &Options) -> Outcome {
+    let script = o.root.join("scripts/e2e.sh");
+    if !script.exists() {
+        return Outcome::Pass(Some("no frontend in this repository".to_owned()));
+    }
+    if o.skip_e2e {
+        return Outcome::Skipped("--skip-e2e".to_owned());
+    }
+    let mut cmd = Command::new("bash");
+    cmd.arg(script).current_dir(&o.root);
+    command_outcome(
+        cmd,
+        Some("the console in Chromium (Playwright); screenshots in target/e2e".to_owned()),
+    )
 }
 
 fn command_outcome(cmd: Command, pass_note: Option<String>) -> Outcome {

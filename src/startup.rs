@@ -243,7 +243,22 @@ pub(crate) async fn serve_http1(
         };
         // Media Streams are small frames every 20 ms: no Nagle delay on any connection.
         let _ = tcp.set_nodelay(true);
-        let service = hyper_util::service::TowerToHyperService::new(router.clone());
+        // The peer's address rides in the request (`ConnectInfo`): login throttling per client.
+        let peer = tcp.peer_addr().ok();
+        let service = hyper_util::service::TowerToHyperService::new(
+            tower::ServiceBuilder::new()
+                .map_request(
+                    move |mut request: axum::http::Request<hyper::body::Incoming>| {
+                        if let Some(peer) = peer {
+                            request
+                                .extensions_mut()
+                                .insert(axum::extract::ConnectInfo(peer));
+                        }
+                        request
+                    },
+                )
+                .service(router.clone()),
+        );
         let token = token.clone();
         connections.spawn(async move {
             let connection = hyper::server::conn::http1::Builder::new()
@@ -286,6 +301,7 @@ pub fn router(state: AppState) -> Router {
         .route("/twilio/sms-status", post(twilio::sms_status))
         .route("/twilio/media", get(media::media))
         .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES));
+    let console = crate::console::router().layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES));
     let large = Router::new()
         .route("/vapi/webhook", post(vapi::webhook))
         .layer(DefaultBodyLimit::max(MAX_VAPI_BODY_BYTES))
@@ -293,6 +309,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(small)
         .merge(large)
+        .merge(console)
         // Failures are logged inside the request's Sentry scope (route tag, call context).
         .route_layer(middleware::from_fn(error::log_failures))
         .route_layer(middleware::from_fn(record_metrics))

@@ -596,3 +596,108 @@ async fn a_qualified_caller_who_then_asks_for_a_person_is_put_through_and_stays_
         Some("busy")
     );
 }
+
+#[tokio::test]
+async fn staff_see_the_transfer_the_voicemail_and_the_alerts_and_play_the_recording() {
+    use helpers::console::{add_operator, get, login};
+    let twilio = FakeTwilio::start().await;
+    let base = twilio.base_url();
+    let app = spawn_app_with(move |s: &mut Settings| {
+        office(false, false)(s);
+        s.twilio.account_sid = Some(ACCOUNT.to_owned());
+        s.twilio.auth_token = Some(SecretString::from(TOKEN.to_owned()));
+        s.twilio.api_base_url = url::Url::parse(&base).unwrap();
+        s.office.alerts = Some(myriam::config::AlertSettings {
+            recipients: vec!["+15145550101".to_owned()],
+            sender: myriam::config::SmsSender::Number("+14505550000".to_owned()),
+            on: myriam::config::AlertOn::Urgent,
+            lease: Duration::from_secs(30),
+        });
+    })
+    .await;
+    let call = sid(950);
+    let mut doc = incoming(&app, &call).await;
+    for said in [
+        "Marie Tremblay",
+        "oui",
+        "123 rue Principale Laval",
+        "urgence tempête",
+    ] {
+        doc = answer(&app, &doc, &call, said).await;
+    }
+    answer(&app, &doc, &call, "0").await;
+    let recording_url = format!(
+        "{}/2010-04-01/Accounts/{ACCOUNT}/Recordings/RE0123456789abcdef0123456789abcdef",
+        twilio.base_url()
+    );
+    let recording = [
+        ("CallSid", call.as_str()),
+        ("RecordingUrl", recording_url.as_str()),
+        ("RecordingSid", "RE0123456789abcdef0123456789abcdef"),
+        ("RecordingDuration", "17"),
+        ("RecordingStatus", "completed"),
+    ];
+    app.post_form("/twilio/recording-status", &recording).await;
+    twilio.wait_for_messages(1, Duration::from_secs(10)).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    add_operator(
+        &app,
+        "staff@bp-emondage.test",
+        myriam::store::console::Role::Staff,
+    )
+    .await;
+    let session = login(&app, "staff@bp-emondage.test").await;
+    let lead = lead_of(&app, &call).await;
+    let page = get(
+        &app,
+        &format!("/console/leads/{}", lead.id),
+        Some(&session.cookie),
+    )
+    .await
+    .text()
+    .await
+    .unwrap();
+    for part in [
+        "À rappeler (message vocal)",
+        &format!(r#"<audio controls preload="none" src="/console/calls/{call}/recording""#),
+        "17 s",
+        "Alertes SMS",
+        "message vocal hors heures",
+        "+15145550101",
+        "envoyée",
+    ] {
+        assert!(page.contains(part), "{part:?} missing from the lead page");
+    }
+    // The recording plays through the gateway, with the account's credentials.
+    let played = get(
+        &app,
+        &format!("/console/calls/{call}/recording"),
+        Some(&session.cookie),
+    )
+    .await;
+    assert_eq!(played.status(), 200);
+    assert_eq!(played.headers()["content-type"], "audio/mpeg");
+    assert_eq!(played.headers()["cache-control"], "no-store");
+    assert_eq!(
+        played.bytes().await.unwrap().as_ref(),
+        helpers::fake_twilio::RECORDING_MP3
+    );
+    assert_eq!(twilio.unauthorized(), 0);
+    // Without a session: the login page, and nothing fetched.
+    let fetched = twilio.recording_fetches();
+    let anonymous = get(&app, &format!("/console/calls/{call}/recording"), None).await;
+    assert_eq!(anonymous.status(), 303);
+    // A stored URL that is not this account's recording is never requested.
+    let mut forged = myriam::store::CallUpdate::new(CallSid::try_from(call.as_str()).unwrap());
+    forged.recording_url = Some("http://169.254.169.254/latest/meta-data".to_owned());
+    app.store.upsert_call(&forged).await.unwrap();
+    let refused = get(
+        &app,
+        &format!("/console/calls/{call}/recording"),
+        Some(&session.cookie),
+    )
+    .await;
+    assert_eq!(refused.status(), 502);
+    assert_eq!(twilio.recording_fetches(), fetched);
+}

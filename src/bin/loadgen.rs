@@ -13,6 +13,10 @@
 //!   `/twilio/gather`, the status callback), every request signed with `TWILIO_AUTH_TOKEN`, sent on
 //!   an open-loop schedule; latency is measured from each request's scheduled time.
 //!
+//! - `loadgen console --leads 100000 --queries 300` fills a fresh SQLite store with that many leads
+//!   (realistic columns and conversations, created over two years) and times the console's list
+//!   and search queries (`ConsoleStore::search_leads`) end to end through the store's thread.
+//!
 //! Reports round-trip latency percentiles, frames lost, and (with `--gateway-pid`) the gateway's
 //! CPU time per call-second and resident memory per live call, read from `/proc`.
 
@@ -68,6 +72,17 @@ enum Command {
     /// times (`--rate` per second over `--seconds`) whatever the answers; latency is measured from
     /// each request's scheduled time, so a slow gateway cannot slow the load down and hide its own
     /// delay. The signing key is read from `TWILIO_AUTH_TOKEN` and never printed.
+    /// The console's list and search queries against a SQLite store of N leads.
+    Console {
+        #[arg(long, default_value_t = 100_000)]
+        leads: usize,
+        /// Timed queries per kind (after 10 warm-up ones).
+        #[arg(long, default_value_t = 300)]
+        queries: usize,
+        /// The SQLite file (default: a temporary one, deleted afterwards).
+        #[arg(long)]
+        database: Option<std::path::PathBuf>,
+    },
     Webhook {
         #[arg(long, default_value = "http://127.0.0.1:8080")]
         gateway: String,
@@ -511,6 +526,11 @@ async fn main() -> anyhow::Result<()> {
             seconds,
             gateway_pid,
         } => run(gateway, control, calls, seconds, gateway_pid).await,
+        Command::Console {
+            leads,
+            queries,
+            database,
+        } => console::run(leads, queries, database).await,
         Command::Webhook {
             gateway,
             public_url,
@@ -862,5 +882,262 @@ mod webhook {
         }
         print!("{report}");
         Ok(())
+    }
+}
+
+mod console {
+    //! `loadgen console`: the console's queries against a SQLite store of N leads.
+
+    use std::path::PathBuf;
+    use std::time::Instant;
+
+    use myriam::domain::{LeadId, LeadStatus};
+    use myriam::store::console::{ConsoleStore, FollowUp, LeadFilter, SearchTerm};
+    use myriam::store::sqlite::SqliteStore;
+    use time::OffsetDateTime;
+
+    use super::percentile;
+
+    const FIRST: [&str; 12] = [
+        "Marie", "Jean", "Sophie", "Luc", "Anne", "Pierre", "Julie", "Marc", "Isabelle", "Éric",
+        "Nathalie", "Gédéon",
+    ];
+    const LAST: [&str; 12] = [
+        "Tremblay",
+        "Gagnon",
+        "Roy",
+        "Côté",
+        "Bouchard",
+        "Gauthier",
+        "Morin",
+        "Lavoie",
+        "Fortin",
+        "Gagné",
+        "Ouellet",
+        "Pelletier",
+    ];
+    const STREETS: [&str; 8] = [
+        "rue Saint-Denis",
+        "boulevard Saint-Laurent",
+        "avenue du Parc",
+        "chemin des Érables",
+        "rue Sherbrooke",
+        "rue King",
+        "boulevard René-Lévesque",
+        "rue Principale",
+    ];
+    const CITIES: [&str; 6] = [
+        "Montréal",
+        "Laval",
+        "Québec",
+        "Sherbrooke",
+        "Longueuil",
+        "Gatineau",
+    ];
+    const SERVICES: [&str; 8] = [
+        "elagage",
+        "abattage",
+        "essouchement",
+        "haie",
+        "urgence_tempete",
+        "plantation",
+        "evaluation",
+        "autre",
+    ];
+    const STATUSES: [&str; 4] = ["qualifie", "qualifie", "abandonne", "en_cours"];
+
+    /// A deterministic pseudo-random sequence (xorshift), so runs are comparable.
+    struct Rng(u64);
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            self.0
+        }
+        #[allow(clippy::cast_possible_truncation)] // below the slice's length
+        fn pick<'a>(&mut self, from: &[&'a str]) -> &'a str {
+            from[(self.next() % from.len() as u64) as usize]
+        }
+    }
+
+    async fn fill(store: &SqliteStore, leads: usize) -> anyhow::Result<()> {
+        store
+            .call(move |conn| {
+                let tx = conn.transaction()?;
+                {
+                    let mut insert = tx.prepare(
+                        "INSERT INTO leads (id, nom_complet, telephone, telephone_raw, \
+                         adresse_complete, type_service, description, urgence, status, language, \
+                         offered_phone, attempts, conversation, created_at, updated_at, suivi) \
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 'fr', ?3, '{}', ?10, \
+                         strftime('%Y-%m-%dT%H:%M:%fZ', 'now', ?11), \
+                         strftime('%Y-%m-%dT%H:%M:%fZ', 'now', ?11), ?12)",
+                    )?;
+                    let mut rng = Rng(0x5eed_1234_abcd_ef01);
+                    for i in 0..leads {
+                        let name = format!("{} {}", rng.pick(&FIRST), rng.pick(&LAST));
+                        let phone = format!("+1514{}{:06}", 2 + rng.next() % 8, rng.next() % 1_000_000);
+                        let address = format!(
+                            "{} {}, {}",
+                            1 + rng.next() % 9999,
+                            rng.pick(&STREETS),
+                            rng.pick(&CITIES)
+                        );
+                        let description = "Un grand érable penche vers la maison après la tempête";
+                        let conversation = serde_json::json!([
+                            {"speaker": "myriam", "field": "nom_complet", "text": "Bonjour, vous êtes bien chez BP Émondage. Quel est votre nom complet?"},
+                            {"speaker": "caller", "field": "nom_complet", "text": format!("je m'appelle {name}"), "accepted": true},
+                            {"speaker": "myriam", "field": "telephone", "text": "Merci. Peut-on vous rappeler à ce numéro?"},
+                            {"speaker": "caller", "field": "telephone", "text": "oui", "accepted": true},
+                            {"speaker": "myriam", "field": "adresse_complete", "text": "Quelle est l'adresse des travaux?"},
+                            {"speaker": "caller", "field": "adresse_complete", "text": address, "accepted": true},
+                            {"speaker": "myriam", "field": "description", "text": "Pouvez-vous décrire la situation?"},
+                            {"speaker": "caller", "field": "description", "text": description, "accepted": true},
+                        ])
+                        .to_string();
+                        // Spread over two years, oldest first, so rowid order is time order.
+                        let minutes_ago = (leads - i) * (2 * 365 * 24 * 60) / leads.max(1);
+                        let urgent = rng.next() % 10 == 0;
+                        let suivi = if rng.next() % 3 == 0 { "contacte" } else { "nouveau" };
+                        insert.execute(rusqlite::params![
+                            LeadId::new().to_string(),
+                            name,
+                            phone,
+                            phone,
+                            address,
+                            rng.pick(&SERVICES),
+                            description,
+                            urgent,
+                            rng.pick(&STATUSES),
+                            conversation,
+                            format!("-{minutes_ago} minutes"),
+                            suivi,
+                        ])?;
+                    }
+                }
+                tx.commit()?;
+                conn.execute_batch("ANALYZE")?;
+                Ok(())
+            })
+            .await?;
+        Ok(())
+    }
+
+    fn search(term: &str) -> Option<SearchTerm> {
+        SearchTerm::try_from(term).ok()
+    }
+
+    pub async fn run(
+        leads: usize,
+        queries: usize,
+        database: Option<PathBuf>,
+    ) -> anyhow::Result<()> {
+        let dir = tempfile_dir()?;
+        let path = database.unwrap_or_else(|| dir.join("console-bench.db"));
+        let store = SqliteStore::open(&path)?;
+        let started = Instant::now();
+        fill(&store, leads).await?;
+        println!(
+            "filled {leads} leads in {:.1} s ({})",
+            started.elapsed().as_secs_f64(),
+            path.display()
+        );
+        // A cursor 20 pages deep.
+        let mut deep = LeadFilter::default();
+        for _ in 0..20 {
+            let page = store.search_leads(&deep).await?;
+            deep.cursor = page.next;
+        }
+        let month_ago = OffsetDateTime::now_utc() - time::Duration::days(30);
+        let kinds: Vec<(&str, LeadFilter)> = vec![
+            ("first page (50, newest first)", LeadFilter::default()),
+            (
+                "urgent only",
+                LeadFilter {
+                    urgent: Some(true),
+                    ..LeadFilter::default()
+                },
+            ),
+            (
+                "status qualifie + suivi nouveau",
+                LeadFilter {
+                    status: Some(LeadStatus::Qualifie),
+                    suivi: Some(FollowUp::Nouveau),
+                    ..LeadFilter::default()
+                },
+            ),
+            (
+                "created in the last 30 days",
+                LeadFilter {
+                    created_from: Some(month_ago),
+                    ..LeadFilter::default()
+                },
+            ),
+            ("page 21 (cursor)", deep.clone()),
+            (
+                "search name \"Gédéon Pelletier\"",
+                LeadFilter {
+                    search: search("Gédéon Pelletier"),
+                    ..LeadFilter::default()
+                },
+            ),
+            (
+                "search street \"avenue du Parc\"",
+                LeadFilter {
+                    search: search("avenue du Parc"),
+                    ..LeadFilter::default()
+                },
+            ),
+            (
+                "search phone digits \"514 512\"",
+                LeadFilter {
+                    search: search("514 512"),
+                    ..LeadFilter::default()
+                },
+            ),
+            (
+                "search, no match",
+                LeadFilter {
+                    search: search("Zzyzx"),
+                    ..LeadFilter::default()
+                },
+            ),
+        ];
+        println!(
+            "{:<36} {:>6} {:>9} {:>9} {:>9}",
+            "query", "rows", "p50 ms", "p99 ms", "max ms"
+        );
+        for (name, filter) in kinds {
+            let mut rows = 0;
+            for _ in 0..10 {
+                rows = store.search_leads(&filter).await?.leads.len();
+            }
+            let mut micros = Vec::with_capacity(queries);
+            for _ in 0..queries {
+                let t = Instant::now();
+                store.search_leads(&filter).await?;
+                micros.push(u64::try_from(t.elapsed().as_micros()).unwrap_or(u64::MAX));
+            }
+            micros.sort_unstable();
+            #[allow(clippy::cast_precision_loss)]
+            let ms = |us: u64| us as f64 / 1000.0;
+            println!(
+                "{name:<36} {rows:>6} {:>9.2} {:>9.2} {:>9.2}",
+                ms(percentile(&micros, 0.5)),
+                ms(percentile(&micros, 0.99)),
+                ms(*micros.last().unwrap_or(&0))
+            );
+        }
+        drop(store);
+        let _ = std::fs::remove_dir_all(&dir);
+        Ok(())
+    }
+
+    fn tempfile_dir() -> anyhow::Result<PathBuf> {
+        let dir =
+            std::env::temp_dir().join(format!("myriam-console-bench-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir)?;
+        Ok(dir)
     }
 }

@@ -1,4 +1,5 @@
-//! The command line of `myriam`: `serve` (the default), `verify-signature` and `simulate`.
+//! The command line of `myriam`: `serve` (the default), `verify-signature`, `simulate` and
+//! `operator`.
 
 use std::process::ExitCode;
 
@@ -21,6 +22,47 @@ pub enum Command {
     VerifySignature(VerifyArgs),
     /// Play a whole call against a running gateway, as Twilio would.
     Simulate(SimulateArgs),
+    /// Manage console operators and API tokens (in the store the gateway uses).
+    Operator(OperatorArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct OperatorArgs {
+    #[command(subcommand)]
+    pub command: OperatorCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum OperatorCommand {
+    /// Add an operator; the password is read from standard input (not echoed on a terminal).
+    Add {
+        email: String,
+        #[arg(long, value_parser = ["admin", "staff"], default_value = "staff")]
+        role: String,
+    },
+    /// List operators: e-mail, role, active or disabled.
+    List,
+    /// Disable an operator and end their sessions.
+    Disable { email: String },
+    /// Enable a disabled operator again.
+    Enable { email: String },
+    /// Set a new password (from standard input) and end the operator's sessions.
+    ResetPassword { email: String },
+    /// API tokens for `/api/v1` (`Authorization: Bearer`).
+    #[command(subcommand)]
+    Token(TokenCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Create a token; it is printed once and stored only as a digest.
+    Create {
+        name: String,
+        #[arg(long, value_parser = ["admin", "staff"], default_value = "staff")]
+        role: String,
+    },
+    /// Revoke a token by name.
+    Revoke { name: String },
 }
 
 #[derive(Debug, clap::Args)]
@@ -73,6 +115,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Serve => super::serve::serve(),
         Command::VerifySignature(args) => verify_signature(&args),
         Command::Simulate(args) => simulate(args),
+        Command::Operator(args) => super::operator::run(args),
     }
 }
 

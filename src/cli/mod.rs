@@ -2,9 +2,12 @@
 //! `verify-signature` and `simulate` (this module), parsed by [`args`].
 
 mod args;
+mod operator;
 mod serve;
 
-pub use args::{Cli, Command, SimulateArgs, VerifyArgs, run};
+pub use args::{
+    Cli, Command, OperatorArgs, OperatorCommand, SimulateArgs, TokenCommand, VerifyArgs, run,
+};
 
 use std::fmt::Write as _;
 use std::path::PathBuf;

@@ -24,6 +24,7 @@ macro_rules! delegate {
 }
 
 pub mod alerts;
+pub mod console;
 pub mod outbox;
 mod rows;
 pub mod sqlite;

@@ -168,6 +168,80 @@ const MIGRATIONS: &[&str] = &[
         at TEXT NOT NULL
     );
     ",
+    // 4: the operators' console (issue 14): operators, their sessions and API tokens, login
+    // failures, the audit log; the staff's follow-up of a lead (`suivi`, separate from the
+    // machine's `status`, with a version refusing stale edits); indexes for the list and erasure.
+    r"
+    ALTER TABLE leads ADD COLUMN suivi TEXT NOT NULL DEFAULT 'nouveau'
+        CHECK (suivi IN ('nouveau', 'contacte', 'planifie', 'termine', 'perdu'));
+    ALTER TABLE leads ADD COLUMN suivi_note TEXT;
+    ALTER TABLE leads ADD COLUMN suivi_version INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE leads ADD COLUMN suivi_by TEXT;
+    ALTER TABLE leads ADD COLUMN suivi_updated_at TEXT;
+    CREATE INDEX leads_created_id ON leads (created_at DESC, id DESC);
+    -- The console's search: a trigram full-text index (substrings of 3+ characters, any case,
+    -- accents ignored) of names, addresses and numbers, kept in step with `leads` by triggers.
+    CREATE VIRTUAL TABLE leads_text USING fts5(nom_complet, adresse_complete, telephone,
+        content = 'leads', content_rowid = 'seq', tokenize = 'trigram remove_diacritics 1');
+    CREATE TRIGGER leads_text_insert AFTER INSERT ON leads BEGIN
+        INSERT INTO leads_text (rowid, nom_complet, adresse_complete, telephone)
+        VALUES (new.seq, new.nom_complet, new.adresse_complete, new.telephone);
+    END;
+    CREATE TRIGGER leads_text_delete AFTER DELETE ON leads BEGIN
+        INSERT INTO leads_text (leads_text, rowid, nom_complet, adresse_complete, telephone)
+        VALUES ('delete', old.seq, old.nom_complet, old.adresse_complete, old.telephone);
+    END;
+    CREATE TRIGGER leads_text_update AFTER UPDATE OF nom_complet, adresse_complete, telephone
+    ON leads BEGIN
+        INSERT INTO leads_text (leads_text, rowid, nom_complet, adresse_complete, telephone)
+        VALUES ('delete', old.seq, old.nom_complet, old.adresse_complete, old.telephone);
+        INSERT INTO leads_text (rowid, nom_complet, adresse_complete, telephone)
+        VALUES (new.seq, new.nom_complet, new.adresse_complete, new.telephone);
+    END;
+    INSERT INTO leads_text (leads_text) VALUES ('rebuild');
+    CREATE INDEX leads_telephone ON leads (telephone);
+    CREATE INDEX leads_offered_phone ON leads (offered_phone);
+    CREATE INDEX calls_from_number ON calls (from_number);
+    CREATE TABLE operators (
+        id TEXT PRIMARY KEY,
+        email TEXT NOT NULL UNIQUE,
+        role TEXT NOT NULL CHECK (role IN ('admin', 'staff')),
+        password_hash TEXT NOT NULL,
+        disabled INTEGER NOT NULL DEFAULT 0 CHECK (disabled IN (0, 1)),
+        created_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),
+        updated_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))
+    );
+    CREATE TABLE operator_sessions (
+        id_hash TEXT PRIMARY KEY,
+        operator_id TEXT NOT NULL REFERENCES operators (id) ON DELETE CASCADE,
+        created_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),
+        last_seen_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),
+        revoked_at TEXT
+    );
+    CREATE INDEX operator_sessions_operator ON operator_sessions (operator_id);
+    CREATE TABLE api_tokens (
+        id TEXT PRIMARY KEY,
+        name TEXT NOT NULL UNIQUE,
+        role TEXT NOT NULL CHECK (role IN ('admin', 'staff')),
+        token_hash TEXT NOT NULL UNIQUE,
+        created_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),
+        revoked_at TEXT
+    );
+    CREATE TABLE login_failures (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        key TEXT NOT NULL,
+        at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))
+    );
+    CREATE INDEX login_failures_key_at ON login_failures (key, at);
+    CREATE TABLE audit_log (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),
+        actor TEXT NOT NULL,
+        action TEXT NOT NULL,
+        target TEXT,
+        detail TEXT
+    );
+    ",
 ];
 
 /// A handle to the SQLite thread. Cheap to clone.
@@ -290,11 +364,14 @@ fn from_json<T: serde::de::DeserializeOwned>(text: &str, column: &str) -> Result
         .map_err(|_| StoreError::Corrupt(format!("{column} is not valid JSON")))
 }
 
-const LEAD_COLUMNS: &str = "id, nom_complet, telephone, telephone_raw, adresse_complete, \
+pub(super) const LEAD_COLUMNS: &str = "id, nom_complet, telephone, telephone_raw, adresse_complete, \
     type_service, description, urgence, status, language, offered_phone, attempts, conversation, \
     created_at, updated_at, version";
+/// How many columns [`LEAD_COLUMNS`] selects: a query that selects more after them reads them from
+/// this index on.
+pub(super) const LEAD_COLUMN_COUNT: usize = 16;
 
-fn lead_from_row(row: &Row<'_>) -> rusqlite::Result<Result<Lead, StoreError>> {
+pub(super) fn lead_from_row(row: &Row<'_>) -> rusqlite::Result<Result<Lead, StoreError>> {
     let id: String = row.get(0)?;
     let attempts: String = row.get(11)?;
     let conversation: String = row.get(12)?;
@@ -326,12 +403,12 @@ fn lead_from_row(row: &Row<'_>) -> rusqlite::Result<Result<Lead, StoreError>> {
     Ok(build())
 }
 
-const CALL_COLUMNS: &str = "id, call_sid, lead_id, vapi_call_id, from_number, to_number, \
+pub(super) const CALL_COLUMNS: &str = "id, call_sid, lead_id, vapi_call_id, from_number, to_number, \
     direction, mode, mode_reason, status, duration, recording_url, transcript, ended_reason, \
     created_at, updated_at, dial_status, dial_duration, recording_sid, recording_duration, \
     recording_status";
 
-fn call_from_row(row: &Row<'_>) -> rusqlite::Result<Result<CallRecord, StoreError>> {
+pub(super) fn call_from_row(row: &Row<'_>) -> rusqlite::Result<Result<CallRecord, StoreError>> {
     let id: String = row.get(0)?;
     let sid: String = row.get(1)?;
     let lead: Option<String> = row.get(2)?;
@@ -760,5 +837,15 @@ impl Store for SqliteStore {
             Ok(())
         })
         .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_lead_column_count_matches_the_list() {
+        assert_eq!(LEAD_COLUMNS.split(',').count(), LEAD_COLUMN_COUNT);
     }
 }

@@ -25,7 +25,7 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(2);
 
 #[derive(Clone)]
 pub struct SupabaseStore {
-    client: Arc<Postgrest>,
+    pub(super) client: Arc<Postgrest>,
     timeout: Duration,
     base: Arc<str>,
 }
@@ -77,7 +77,10 @@ impl SupabaseStore {
 
     /// Sends a request, enforcing the deadline and mapping every non-2xx answer to an error.
     /// Returns the status and the body.
-    async fn send(&self, builder: postgrest::Builder) -> Result<(u16, String), StoreError> {
+    pub(super) async fn send(
+        &self,
+        builder: postgrest::Builder,
+    ) -> Result<(u16, String), StoreError> {
         let request = builder.build().timeout(self.timeout).send();
         let response = match tokio::time::timeout(self.timeout, request).await {
             Err(_) => return Err(StoreError::Timeout(self.timeout)),
@@ -109,7 +112,7 @@ impl SupabaseStore {
         })
     }
 
-    async fn rows<T: DeserializeOwned>(
+    pub(super) async fn rows<T: DeserializeOwned>(
         &self,
         builder: postgrest::Builder,
     ) -> Result<Vec<T>, StoreError> {
@@ -126,7 +129,7 @@ impl SupabaseStore {
             })
     }
 
-    fn body<T: serde::Serialize>(value: &T) -> Result<String, StoreError> {
+    pub(super) fn body<T: serde::Serialize>(value: &T) -> Result<String, StoreError> {
         serde_json::to_string(value).map_err(|e| StoreError::Local(e.to_string()))
     }
 

@@ -254,6 +254,71 @@ impl TwilioRest {
             }))
     }
 
+    /// A recording of this account as MP3 (`RecordingUrl` + `.mp3`), fetched with the account's
+    /// credentials (Twilio's media URLs may require them; the browser never gets them). Only URLs
+    /// of this account's `Recordings` under the API's own host are fetched: a stored URL pointing
+    /// elsewhere is refused, never requested. At most `max_bytes`.
+    pub async fn fetch_recording(
+        &self,
+        recording_url: &str,
+        max_bytes: usize,
+    ) -> Result<Vec<u8>, RestError> {
+        let refused = |why: &str| RestError::Refused {
+            status: 400,
+            code: None,
+            message: why.to_owned(),
+        };
+        let mut url = Url::parse(recording_url).map_err(|_| refused("not a URL"))?;
+        let own_host = url.host_str() == self.base.host_str()
+            && url.port_or_known_default() == self.base.port_or_known_default()
+            && url.scheme() == self.base.scheme();
+        let prefix = format!("/2010-04-01/Accounts/{}/Recordings/", self.account_sid);
+        let rest = url
+            .path()
+            .strip_prefix(&prefix)
+            .unwrap_or_default()
+            .to_owned();
+        let sid = rest.trim_end_matches(".mp3").trim_end_matches(".wav");
+        let well_formed = sid.len() == 34
+            && sid.starts_with("RE")
+            && sid[2..].bytes().all(|b| b.is_ascii_hexdigit());
+        if !own_host || !well_formed {
+            return Err(refused("not a recording of this account"));
+        }
+        url.set_path(&format!("{prefix}{sid}.mp3"));
+        url.set_query(None);
+        let response = self
+            .http
+            .get(url)
+            .basic_auth(&self.account_sid, Some(self.auth_token.expose_secret()))
+            .send()
+            .await
+            .map_err(|e| RestError::Unknown {
+                reason: e.without_url().to_string(),
+            })?;
+        let status = response.status().as_u16();
+        if !(200..300).contains(&status) {
+            return Err(RestError::Refused {
+                status,
+                code: None,
+                message: "the recording could not be fetched".to_owned(),
+            });
+        }
+        if response
+            .content_length()
+            .is_some_and(|n| n > max_bytes as u64)
+        {
+            return Err(refused("the recording is too large"));
+        }
+        let bytes = response.bytes().await.map_err(|e| RestError::Unknown {
+            reason: e.without_url().to_string(),
+        })?;
+        if bytes.len() > max_bytes {
+            return Err(refused("the recording is too large"));
+        }
+        Ok(bytes.to_vec())
+    }
+
     /// `POST Calls/{CallSid}.json` with `Url`: the live call leaves its current TwiML (a Media
     /// Stream ends with `stop`) and continues with the TwiML at `url`.
     pub async fn redirect_call(&self, call_sid: &str, url: &str) -> Result<(), RestError> {

@@ -63,6 +63,8 @@ struct Inner {
     redirects: Vec<Redirect>,
     /// Every Messages.json POST, answered or not.
     attempts: usize,
+    /// Recording fetches (`GET …/Recordings/{RE}.mp3`), authorized or not.
+    recording_fetches: usize,
     unauthorized: usize,
 }
 
@@ -274,6 +276,26 @@ async fn call_update(
         .into_response()
 }
 
+/// The MP3 every recording of the fake is.
+pub const RECORDING_MP3: &[u8] = b"ID3\x04\x00fake-mp3-voicemail";
+
+#[allow(clippy::unused_async)] // an axum handler
+async fn recording(
+    State(fake): State<FakeTwilio>,
+    Path((account, file)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Response {
+    fake.inner.lock().unwrap().recording_fetches += 1;
+    // "Enforce HTTP Auth on Media URLs": the account's credentials are required.
+    if account != ACCOUNT || !authorized(&headers) {
+        return error(StatusCode::UNAUTHORIZED, 20003, "Authenticate");
+    }
+    if !(file.starts_with("RE") && file.strip_suffix(".mp3").is_some()) {
+        return error(StatusCode::NOT_FOUND, 20404, "not found");
+    }
+    ([("content-type", "audio/mpeg")], RECORDING_MP3).into_response()
+}
+
 impl FakeTwilio {
     pub async fn start() -> Self {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -289,6 +311,10 @@ impl FakeTwilio {
             .route(
                 "/2010-04-01/Accounts/{account}/Calls/{call}",
                 post(call_update),
+            )
+            .route(
+                "/2010-04-01/Accounts/{account}/Recordings/{file}",
+                axum::routing::get(recording),
             )
             .with_state(fake.clone());
         tokio::spawn(async move { axum::serve(listener, app).await });
@@ -314,6 +340,10 @@ impl FakeTwilio {
 
     pub fn attempts(&self) -> usize {
         self.inner.lock().unwrap().attempts
+    }
+
+    pub fn recording_fetches(&self) -> usize {
+        self.inner.lock().unwrap().recording_fetches
     }
 
     pub fn unauthorized(&self) -> usize {

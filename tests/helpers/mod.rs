@@ -1,6 +1,8 @@
 //! Shared test helpers: a gateway on port 0, and the built binaries run in a clean environment.
 #![allow(dead_code)] // each test file uses a different part of this module
 
+pub mod console;
+pub mod console_suite;
 pub mod fake_twilio;
 pub mod fake_vapi;
 pub mod live;

@@ -125,6 +125,11 @@ impl OutboxStore {
         &self.inner.remote
     }
 
+    /// The local SQLite file (outbox, dead letters, mirror).
+    pub(in crate::store) fn local(&self) -> &SqliteStore {
+        &self.inner.local
+    }
+
     /// Whether Supabase itself answers right now (a refusal for good is remembered as one).
     pub async fn remote_health(&self) -> Result<(), StoreError> {
         let health = self.inner.remote.health().await;

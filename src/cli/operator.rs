@@ -1,0 +1,162 @@
+//! `myriam operator …`: console operators and API tokens, against the store the gateway uses
+//! (`STORE`, `DATABASE_PATH` or Supabase). Passwords are read from standard input (not echoed on a
+//! terminal, asked twice there); a new API token is printed once on standard output.
+
+use std::io::{BufRead, IsTerminal, Write};
+use std::process::{Command as Process, ExitCode, Stdio};
+
+use secrecy::{ExposeSecret, SecretString};
+
+use super::args::{OperatorArgs, OperatorCommand, TokenCommand};
+use crate::config::Settings;
+use crate::operators::{self, NewPassword, OperatorError};
+use crate::store::AnyStore;
+use crate::store::console::{ConsoleStore, Email, Role};
+
+/// Why an operator command failed (printed, never with a secret).
+#[derive(Debug, thiserror::Error)]
+pub enum CommandError {
+    #[error("{0}")]
+    Usage(String),
+    #[error(transparent)]
+    Operator(#[from] OperatorError),
+    #[error("cannot read the password: {0}")]
+    Read(std::io::Error),
+    #[error("the two passwords differ")]
+    Mismatch,
+}
+
+fn stty(arg: &str) {
+    let _ = Process::new("stty")
+        .arg(arg)
+        .stdin(Stdio::inherit())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
+}
+
+fn read_line(input: &mut impl BufRead) -> Result<SecretString, CommandError> {
+    let mut line = String::new();
+    input.read_line(&mut line).map_err(CommandError::Read)?;
+    let password = line.trim_end_matches(['\r', '\n']).to_owned();
+    line.clear();
+    Ok(SecretString::from(password))
+}
+
+/// The new password: one line of standard input; on a terminal, asked twice without echo.
+fn read_password() -> Result<NewPassword, CommandError> {
+    let stdin = std::io::stdin();
+    let mut input = stdin.lock();
+    let password = if stdin.is_terminal() {
+        let ask = |prompt: &str, input: &mut std::io::StdinLock<'_>| {
+            eprint!("{prompt}");
+            let _ = std::io::stderr().flush();
+            stty("-echo");
+            let line = read_line(input);
+            stty("echo");
+            eprintln!();
+            line
+        };
+        let first = ask("Mot de passe / password: ", &mut input)?;
+        let second = ask("Encore / again: ", &mut input)?;
+        if first.expose_secret() != second.expose_secret() {
+            return Err(CommandError::Mismatch);
+        }
+        first
+    } else {
+        read_line(&mut input)?
+    };
+    NewPassword::try_from(password).map_err(|e| CommandError::Operator(e.into()))
+}
+
+fn email(raw: &str) -> Result<Email, CommandError> {
+    Email::try_from(raw).map_err(|e| CommandError::Usage(format!("{raw:?}: {e}")))
+}
+
+fn role(raw: &str) -> Result<Role, CommandError> {
+    Role::try_from(raw).map_err(|e| CommandError::Usage(e.to_string()))
+}
+
+async fn execute(store: &AnyStore, command: OperatorCommand) -> Result<String, CommandError> {
+    Ok(match command {
+        OperatorCommand::Add {
+            email: raw,
+            role: r,
+        } => {
+            let (email, role) = (email(&raw)?, role(&r)?);
+            let password = read_password()?;
+            let operator = operators::add(store, email, role, &password).await?;
+            format!("operator {} added ({})\n", operator.email, role.as_str())
+        }
+        OperatorCommand::List => {
+            let mut out = String::new();
+            for o in store.operators().await.map_err(OperatorError::from)? {
+                let state = if o.disabled { "disabled" } else { "active" };
+                out.push_str(&[o.email.as_str(), o.role.as_str(), state].join("\t"));
+                out.push('\n');
+            }
+            out
+        }
+        OperatorCommand::Disable { email: raw } => {
+            operators::set_disabled(store, &email(&raw)?, true).await?;
+            format!("operator {raw} disabled; their sessions are ended\n")
+        }
+        OperatorCommand::Enable { email: raw } => {
+            operators::set_disabled(store, &email(&raw)?, false).await?;
+            format!("operator {raw} enabled\n")
+        }
+        OperatorCommand::ResetPassword { email: raw } => {
+            let email = email(&raw)?;
+            let password = read_password()?;
+            operators::reset_password(store, &email, &password).await?;
+            format!("password of {email} changed; their sessions are ended\n")
+        }
+        OperatorCommand::Token(TokenCommand::Create { name, role: r }) => {
+            let token = operators::create_token(store, &name, role(&r)?).await?;
+            eprintln!("API token {name:?} created; it is shown once, keep it now:");
+            format!("{}\n", token.expose_secret())
+        }
+        OperatorCommand::Token(TokenCommand::Revoke { name }) => {
+            operators::revoke_token(store, &name).await?;
+            format!("API token {name:?} revoked\n")
+        }
+    })
+}
+
+/// Runs one `myriam operator …` command.
+pub fn run(args: OperatorArgs) -> ExitCode {
+    let settings = match Settings::load() {
+        Ok(settings) => settings,
+        Err(error) => {
+            eprintln!("myriam: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let store = match AnyStore::open(&settings) {
+        Ok(store) => store,
+        Err(error) => {
+            eprintln!("myriam: cannot open the store: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(error) => {
+            eprintln!("myriam: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(execute(&store, args.command)) {
+        Ok(out) => {
+            print!("{out}");
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("myriam: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}

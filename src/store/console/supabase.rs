@@ -1,0 +1,495 @@
+//! [`ConsoleStore`] on Supabase through PostgREST (migration `20261201150000_console.sql`).
+//!
+//! Unlike the call path (upserts only), the console sends PATCH and DELETE, always with a filter on
+//! a key (`id`, `email`, `id_hash`, `name`, `key`, `call_sid`), so Supabase's safeupdate rule never
+//! refuses them. A follow-up change is a PATCH conditional on `suivi_version`.
+
+use serde::Deserialize;
+use serde_json::json;
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+use uuid::Uuid;
+
+use super::{
+    ApiTokenRecord, AuditEntry, ConsoleStore, Email, Erasure, FollowUp, FollowUpChange,
+    FollowUpState, LeadFilter, LeadPage, ListedLead, Note, Operator, SessionRecord,
+};
+use crate::domain::{LeadId, PhoneNumber};
+use crate::qualification::Lead;
+use crate::store::supabase::SupabaseStore;
+use crate::store::{LeadRow, StoreError};
+
+fn ts(t: OffsetDateTime) -> String {
+    t.format(&Rfc3339).unwrap_or_default()
+}
+
+fn now() -> String {
+    ts(OffsetDateTime::now_utc())
+}
+
+/// A PostgREST 409 on insert (unique violation): the row exists already.
+fn inserted(result: Result<(u16, String), StoreError>) -> Result<bool, StoreError> {
+    match result {
+        Ok(_) => Ok(true),
+        Err(StoreError::Rejected { status: 409, .. }) => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+#[derive(Deserialize)]
+struct FollowUpRow {
+    suivi: String,
+    suivi_note: Option<String>,
+    suivi_version: i64,
+    suivi_by: Option<String>,
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    suivi_updated_at: Option<OffsetDateTime>,
+}
+
+impl TryFrom<FollowUpRow> for FollowUpState {
+    type Error = StoreError;
+    fn try_from(row: FollowUpRow) -> Result<Self, Self::Error> {
+        Ok(FollowUpState {
+            suivi: FollowUp::try_from(row.suivi.as_str())
+                .map_err(|_| StoreError::Corrupt("leads.suivi".to_owned()))?,
+            note: row.suivi_note,
+            version: row.suivi_version,
+            by: row.suivi_by,
+            updated_at: row.suivi_updated_at,
+        })
+    }
+}
+
+#[derive(Deserialize)]
+struct ListedRow {
+    #[serde(flatten)]
+    lead: LeadRow,
+    #[serde(flatten)]
+    follow_up: FollowUpRow,
+}
+
+const FOLLOW_UP_SELECT: &str = "suivi,suivi_note,suivi_version,suivi_by,suivi_updated_at";
+
+/// A value inside a PostgREST logic tree (`or=(…)`), double-quoted: the search term and
+/// timestamps contain `.` and `:`, which are reserved there. Terms never contain `"` or `\`.
+fn quoted(value: &str) -> String {
+    format!("\"{}\"", value.replace(['"', '\\'], ""))
+}
+
+impl SupabaseStore {
+    async fn follow_up_of(&self, id: LeadId) -> Result<Option<FollowUpState>, StoreError> {
+        let mut rows: Vec<FollowUpRow> = self
+            .rows(
+                self.client
+                    .from("leads")
+                    .select(FOLLOW_UP_SELECT)
+                    .eq("id", id.to_string()),
+            )
+            .await?;
+        rows.pop().map(FollowUpState::try_from).transpose()
+    }
+
+    async fn patch_count(&self, builder: postgrest::Builder) -> Result<usize, StoreError> {
+        let rows: Vec<serde_json::Value> = self.rows(builder).await?;
+        Ok(rows.len())
+    }
+}
+
+impl ConsoleStore for SupabaseStore {
+    async fn create_operator(&self, o: &Operator) -> Result<bool, StoreError> {
+        let body = json!({
+            "id": o.id, "email": o.email.as_str(), "role": o.role.as_str(),
+            "password_hash": o.password_hash, "disabled": o.disabled,
+        });
+        inserted(
+            self.send(self.client.from("operators").insert(Self::body(&body)?))
+                .await,
+        )
+    }
+
+    async fn operator_by_email(&self, email: &Email) -> Result<Option<Operator>, StoreError> {
+        let mut rows: Vec<Operator> = self
+            .rows(
+                self.client
+                    .from("operators")
+                    .select("*")
+                    .eq("email", email.as_str()),
+            )
+            .await?;
+        Ok(rows.pop())
+    }
+
+    async fn operator_by_id(&self, id: Uuid) -> Result<Option<Operator>, StoreError> {
+        let mut rows: Vec<Operator> = self
+            .rows(
+                self.client
+                    .from("operators")
+                    .select("*")
+                    .eq("id", id.to_string()),
+            )
+            .await?;
+        Ok(rows.pop())
+    }
+
+    async fn operators(&self) -> Result<Vec<Operator>, StoreError> {
+        self.rows(self.client.from("operators").select("*").order("email.asc"))
+            .await
+    }
+
+    async fn set_operator_disabled(
+        &self,
+        email: &Email,
+        disabled: bool,
+    ) -> Result<bool, StoreError> {
+        let body = json!({ "disabled": disabled, "updated_at": now() });
+        Ok(self
+            .patch_count(
+                self.client
+                    .from("operators")
+                    .eq("email", email.as_str())
+                    .update(Self::body(&body)?),
+            )
+            .await?
+            == 1)
+    }
+
+    async fn set_operator_password(&self, email: &Email, hash: &str) -> Result<bool, StoreError> {
+        let body = json!({ "password_hash": hash, "updated_at": now() });
+        Ok(self
+            .patch_count(
+                self.client
+                    .from("operators")
+                    .eq("email", email.as_str())
+                    .update(Self::body(&body)?),
+            )
+            .await?
+            == 1)
+    }
+
+    async fn create_session(&self, id_hash: &str, operator_id: Uuid) -> Result<(), StoreError> {
+        let body = json!({ "id_hash": id_hash, "operator_id": operator_id });
+        self.send(
+            self.client
+                .from("operator_sessions")
+                .insert(Self::body(&body)?),
+        )
+        .await
+        .map(drop)
+    }
+
+    async fn session(&self, id_hash: &str) -> Result<Option<SessionRecord>, StoreError> {
+        let mut rows: Vec<SessionRecord> = self
+            .rows(
+                self.client
+                    .from("operator_sessions")
+                    .select("*")
+                    .eq("id_hash", id_hash),
+            )
+            .await?;
+        Ok(rows.pop())
+    }
+
+    async fn touch_session(&self, id_hash: &str) -> Result<(), StoreError> {
+        let body = json!({ "last_seen_at": now() });
+        self.patch_count(
+            self.client
+                .from("operator_sessions")
+                .eq("id_hash", id_hash)
+                .update(Self::body(&body)?),
+        )
+        .await
+        .map(drop)
+    }
+
+    async fn revoke_session(&self, id_hash: &str) -> Result<(), StoreError> {
+        let body = json!({ "revoked_at": now() });
+        self.patch_count(
+            self.client
+                .from("operator_sessions")
+                .eq("id_hash", id_hash)
+                .is("revoked_at", "null")
+                .update(Self::body(&body)?),
+        )
+        .await
+        .map(drop)
+    }
+
+    async fn revoke_sessions_of(&self, operator_id: Uuid) -> Result<(), StoreError> {
+        let body = json!({ "revoked_at": now() });
+        self.patch_count(
+            self.client
+                .from("operator_sessions")
+                .eq("operator_id", operator_id.to_string())
+                .is("revoked_at", "null")
+                .update(Self::body(&body)?),
+        )
+        .await
+        .map(drop)
+    }
+
+    async fn create_api_token(&self, t: &ApiTokenRecord) -> Result<bool, StoreError> {
+        let body = json!({
+            "id": t.id, "name": t.name, "role": t.role.as_str(), "token_hash": t.token_hash,
+        });
+        inserted(
+            self.send(self.client.from("api_tokens").insert(Self::body(&body)?))
+                .await,
+        )
+    }
+
+    async fn api_token(&self, token_hash: &str) -> Result<Option<ApiTokenRecord>, StoreError> {
+        let mut rows: Vec<ApiTokenRecord> = self
+            .rows(
+                self.client
+                    .from("api_tokens")
+                    .select("*")
+                    .eq("token_hash", token_hash),
+            )
+            .await?;
+        Ok(rows.pop())
+    }
+
+    async fn revoke_api_token(&self, name: &str) -> Result<bool, StoreError> {
+        let body = json!({ "revoked_at": now() });
+        Ok(self
+            .patch_count(
+                self.client
+                    .from("api_tokens")
+                    .eq("name", name)
+                    .is("revoked_at", "null")
+                    .update(Self::body(&body)?),
+            )
+            .await?
+            == 1)
+    }
+
+    async fn record_login_failure(&self, key: &str) -> Result<(), StoreError> {
+        self.send(
+            self.client
+                .from("login_failures")
+                .insert(Self::body(&json!({ "key": key }))?),
+        )
+        .await?;
+        let day_ago = OffsetDateTime::now_utc() - time::Duration::days(1);
+        self.send(
+            self.client
+                .from("login_failures")
+                .eq("key", key)
+                .lt("at", ts(day_ago))
+                .delete(),
+        )
+        .await
+        .map(drop)
+    }
+
+    async fn login_failures_since(
+        &self,
+        key: &str,
+        since: OffsetDateTime,
+    ) -> Result<Vec<OffsetDateTime>, StoreError> {
+        #[derive(Deserialize)]
+        struct At {
+            #[serde(with = "time::serde::rfc3339")]
+            at: OffsetDateTime,
+        }
+        let rows: Vec<At> = self
+            .rows(
+                self.client
+                    .from("login_failures")
+                    .select("at")
+                    .eq("key", key)
+                    .gte("at", ts(since))
+                    .order("at.asc")
+                    .limit(1000),
+            )
+            .await?;
+        Ok(rows.into_iter().map(|r| r.at).collect())
+    }
+
+    async fn clear_login_failures(&self, key: &str) -> Result<(), StoreError> {
+        self.send(self.client.from("login_failures").eq("key", key).delete())
+            .await
+            .map(drop)
+    }
+
+    async fn append_audit(&self, e: &AuditEntry) -> Result<(), StoreError> {
+        let body = json!({
+            "actor": e.actor, "action": e.action.as_str(), "target": e.target, "detail": e.detail,
+        });
+        self.send(self.client.from("audit_log").insert(Self::body(&body)?))
+            .await
+            .map(drop)
+    }
+
+    async fn audit_log(&self, limit: usize) -> Result<Vec<AuditEntry>, StoreError> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        self.rows(
+            self.client
+                .from("audit_log")
+                .select("at,actor,action,target,detail")
+                .order("at.desc,id.desc")
+                .limit(limit),
+        )
+        .await
+    }
+
+    async fn search_leads(&self, filter: &LeadFilter) -> Result<LeadPage, StoreError> {
+        let size = filter.page_size();
+        let mut q = self
+            .client
+            .from("leads")
+            .select("*")
+            .order("created_at.desc,id.desc")
+            .limit(size + 1);
+        if let Some(status) = filter.status {
+            q = q.eq("status", status.as_str());
+        }
+        if let Some(suivi) = filter.suivi {
+            q = q.eq("suivi", suivi.as_str());
+        }
+        if let Some(urgent) = filter.urgent {
+            q = q.eq("urgence", urgent.to_string());
+        }
+        if let Some(from) = filter.created_from {
+            q = q.gte("created_at", ts(from));
+        }
+        if let Some(before) = filter.created_before {
+            q = q.lt("created_at", ts(before));
+        }
+        if let Some(after) = filter.updated_after {
+            q = q.gt("updated_at", ts(after));
+        }
+        let mut trees = Vec::new();
+        if let Some(term) = &filter.search {
+            let text = quoted(&format!("*{}*", term.as_str()));
+            let phone = term
+                .phone_digits()
+                .map_or_else(|| text.clone(), |d| quoted(&format!("*{d}*")));
+            trees.push(format!(
+                "or(nom_complet.ilike.{text},adresse_complete.ilike.{text},telephone.like.{phone})"
+            ));
+        }
+        if let Some(cursor) = filter.cursor {
+            let at = quoted(&ts(cursor.created_at));
+            trees.push(format!(
+                "or(created_at.lt.{at},and(created_at.eq.{at},id.lt.{}))",
+                cursor.id
+            ));
+        }
+        if !trees.is_empty() {
+            q = q.and(trees.join(","));
+        }
+        let rows: Vec<ListedRow> = self.rows(q).await?;
+        let leads = rows
+            .into_iter()
+            .map(|row| {
+                Ok(ListedLead {
+                    lead: Lead::try_from(row.lead)?,
+                    follow_up: FollowUpState::try_from(row.follow_up)?,
+                })
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        Ok(LeadPage::from_rows(leads, size))
+    }
+
+    async fn follow_up(&self, id: LeadId) -> Result<Option<FollowUpState>, StoreError> {
+        self.follow_up_of(id).await
+    }
+
+    async fn change_follow_up(
+        &self,
+        id: LeadId,
+        expected: i64,
+        suivi: FollowUp,
+        note: Option<&Note>,
+        by: &str,
+    ) -> Result<FollowUpChange, StoreError> {
+        let body = json!({
+            "suivi": suivi.as_str(),
+            "suivi_note": note.map(Note::as_str),
+            "suivi_version": expected + 1,
+            "suivi_by": by,
+            "suivi_updated_at": now(),
+        });
+        let mut rows: Vec<FollowUpRow> = self
+            .rows(
+                self.client
+                    .from("leads")
+                    .select(FOLLOW_UP_SELECT)
+                    .eq("id", id.to_string())
+                    .eq("suivi_version", expected.to_string())
+                    .update(Self::body(&body)?),
+            )
+            .await?;
+        if let Some(row) = rows.pop() {
+            return Ok(FollowUpChange::Applied(FollowUpState::try_from(row)?));
+        }
+        Ok(match self.follow_up_of(id).await? {
+            Some(state) => FollowUpChange::Stale(state),
+            None => FollowUpChange::NotFound,
+        })
+    }
+
+    async fn erase_caller(&self, phone: &PhoneNumber) -> Result<Erasure, StoreError> {
+        #[derive(Deserialize)]
+        struct Id {
+            id: LeadId,
+        }
+        #[derive(Deserialize)]
+        struct Sid {
+            call_sid: String,
+        }
+        let number = quoted(phone.as_e164());
+        let ids: Vec<Id> = self
+            .rows(
+                self.client
+                    .from("leads")
+                    .select("id")
+                    .or(format!("telephone.eq.{number},offered_phone.eq.{number}")),
+            )
+            .await?;
+        let ids: Vec<String> = ids.iter().map(|i| i.id.to_string()).collect();
+        let calls_filter = if ids.is_empty() {
+            format!("from_number.eq.{number}")
+        } else {
+            format!("from_number.eq.{number},lead_id.in.({})", ids.join(","))
+        };
+        let sids: Vec<Sid> = self
+            .rows(
+                self.client
+                    .from("calls")
+                    .select("call_sid")
+                    .or(calls_filter),
+            )
+            .await?;
+        let sids: Vec<String> = sids.into_iter().map(|s| s.call_sid).collect();
+        let mut erasure = Erasure::default();
+        if !sids.is_empty() {
+            let keys: Vec<String> = sids
+                .iter()
+                .map(|sid| format!("key.like.{}", quoted(&format!("*{sid}*"))))
+                .collect();
+            erasure.events = self
+                .patch_count(
+                    self.client
+                        .from("processed_events")
+                        .or(keys.join(","))
+                        .delete(),
+                )
+                .await?;
+            let list: Vec<String> = sids.iter().map(|s| quoted(s)).collect();
+            erasure.calls = self
+                .patch_count(self.client.from("calls").in_("call_sid", list).delete())
+                .await?;
+        }
+        if !ids.is_empty() {
+            let removed: Vec<Id> = self
+                .rows(self.client.from("leads").in_("id", &ids).delete())
+                .await?;
+            erasure.lead_ids = removed.into_iter().map(|i| i.id).collect();
+        }
+        Ok(erasure)
+    }
+}

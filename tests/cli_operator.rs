@@ -1,0 +1,167 @@
+//! `myriam operator …` as a user runs it: the binary in a clean environment, the password on
+//! standard input, the store a SQLite file; what it leaves in the store and what it prints.
+
+mod helpers;
+
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use helpers::{Run, bin};
+
+const BIN: &str = env!("CARGO_BIN_EXE_myriam");
+const PASSWORD: &str = "Une-longue-phrase-secrète-2026";
+
+fn operator(dir: &Path, args: &[&str], stdin: Option<&str>) -> Run {
+    let mut cmd: Command = bin(BIN, dir);
+    cmd.env("ENVIRONMENT", "development")
+        .env("DATABASE_PATH", dir.join("myriam.db"))
+        .arg("operator")
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    let mut input = child.stdin.take().unwrap();
+    if let Some(text) = stdin {
+        input.write_all(text.as_bytes()).unwrap();
+    }
+    drop(input);
+    let out = child.wait_with_output().unwrap();
+    Run {
+        code: out.status.code(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+fn query(dir: &Path, sql: &str) -> String {
+    let conn = rusqlite::Connection::open(dir.join("myriam.db")).unwrap();
+    conn.query_row(sql, [], |r| r.get(0)).unwrap()
+}
+
+#[test]
+fn operators_are_added_listed_disabled_and_reset_from_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let add = operator(
+        d,
+        &["add", "Admin@BP.example", "--role", "admin"],
+        Some(&format!("{PASSWORD}\n")),
+    );
+    assert_eq!(add.code, Some(0), "{}", add.all());
+    assert_eq!(add.stdout, "operator admin@bp.example added (admin)\n");
+    let hash = query(
+        d,
+        "SELECT password_hash FROM operators WHERE email = 'admin@bp.example'",
+    );
+    assert!(
+        hash.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"),
+        "{hash}"
+    );
+    assert!(!hash.contains(PASSWORD));
+    helpers::assert_no_part_of(PASSWORD, &add.all(), "the command's output");
+
+    let again = operator(
+        d,
+        &["add", "admin@bp.example"],
+        Some(&format!("{PASSWORD}\n")),
+    );
+    assert_eq!(again.code, Some(1));
+    assert!(again.stderr.contains("exists already"), "{}", again.all());
+    let short = operator(d, &["add", "staff@bp.example"], Some("court\n"));
+    assert_eq!(short.code, Some(1));
+    assert!(
+        short.stderr.contains("at least 12 characters"),
+        "{}",
+        short.all()
+    );
+    let bad = operator(d, &["add", "not-an-email"], Some(&format!("{PASSWORD}\n")));
+    assert_eq!(bad.code, Some(1));
+    let role = operator(d, &["add", "x@bp.example", "--role", "root"], None);
+    assert_eq!(role.code, Some(2), "clap refuses the role");
+
+    assert_eq!(
+        operator(
+            d,
+            &["add", "staff@bp.example"],
+            Some(&format!("{PASSWORD}\n"))
+        )
+        .code,
+        Some(0)
+    );
+    let list = operator(d, &["list"], None);
+    assert_eq!(
+        list.stdout,
+        "admin@bp.example\tadmin\tactive\nstaff@bp.example\tstaff\tactive\n"
+    );
+    assert_eq!(
+        operator(d, &["disable", "staff@bp.example"], None).code,
+        Some(0)
+    );
+    assert!(
+        operator(d, &["list"], None)
+            .stdout
+            .contains("staff@bp.example\tstaff\tdisabled")
+    );
+    assert_eq!(
+        operator(d, &["enable", "staff@bp.example"], None).code,
+        Some(0)
+    );
+    assert_eq!(
+        operator(d, &["disable", "nobody@bp.example"], None).code,
+        Some(1)
+    );
+
+    let reset = operator(
+        d,
+        &["reset-password", "staff@bp.example"],
+        Some("Un-autre-mot-de-passe-long\n"),
+    );
+    assert_eq!(reset.code, Some(0), "{}", reset.all());
+    let new_hash = query(
+        d,
+        "SELECT password_hash FROM operators WHERE email = 'staff@bp.example'",
+    );
+    assert!(new_hash.starts_with("$argon2id$"));
+    assert_ne!(
+        new_hash,
+        query(
+            d,
+            "SELECT password_hash FROM operators WHERE email = 'admin@bp.example'"
+        )
+    );
+}
+
+#[test]
+fn api_tokens_are_shown_once_and_stored_as_digests() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let created = operator(d, &["token", "create", "crm", "--role", "admin"], None);
+    assert_eq!(created.code, Some(0), "{}", created.all());
+    let token = created.stdout.trim();
+    assert!(token.starts_with("myr_") && token.len() == 47, "{token}");
+    assert!(created.stderr.contains("shown once"));
+    let stored = query(d, "SELECT token_hash FROM api_tokens WHERE name = 'crm'");
+    assert_eq!(stored, myriam::operators::digest(token));
+    assert_eq!(
+        query(d, "SELECT role FROM api_tokens WHERE name = 'crm'"),
+        "admin"
+    );
+    assert_eq!(
+        operator(d, &["token", "create", "crm"], None).code,
+        Some(1),
+        "names are unique"
+    );
+    assert_eq!(
+        operator(d, &["token", "create", "bad name"], None).code,
+        Some(1)
+    );
+    let revoked = operator(d, &["token", "revoke", "crm"], None);
+    assert_eq!(revoked.code, Some(0), "{}", revoked.all());
+    assert_eq!(
+        operator(d, &["token", "revoke", "crm"], None).code,
+        Some(1),
+        "already revoked"
+    );
+}

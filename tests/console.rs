@@ -1,0 +1,738 @@
+//! The operators' console over real HTTP (SQLite store): sign-in, cookie and headers, one error
+//! message, throttling, CSRF, roles, expired and revoked sessions, the leads list, a lead and its
+//! follow-up (stale edit refused), CSV export, live updates, erasure and the audit log.
+
+mod helpers;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use helpers::console::{
+    PASSWORD, add_operator, csrf_of, get, login, plant_lead, post_form, post_login,
+};
+use helpers::{TestApp, spawn_app_with};
+use myriam::store::console::{AuditAction, ConsoleStore, FollowUp, Role};
+use myriam::store::{CallUpdate, Store};
+
+/// A gateway on a SQLite file the test can also open.
+async fn app() -> (TestApp, PathBuf, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("console.db");
+    let path = db.clone();
+    let app = spawn_app_with(move |s| s.store.database_path = path).await;
+    add_operator(&app, "admin@bp.example", Role::Admin).await;
+    add_operator(&app, "staff@bp.example", Role::Staff).await;
+    (app, db, dir)
+}
+
+fn sql(db: &PathBuf, statement: &str) {
+    let conn = rusqlite::Connection::open(db).unwrap();
+    conn.busy_timeout(Duration::from_secs(5)).unwrap();
+    conn.execute_batch(statement).unwrap();
+}
+
+fn count(db: &PathBuf, query: &str) -> i64 {
+    let conn = rusqlite::Connection::open(db).unwrap();
+    conn.query_row(query, [], |r| r.get(0)).unwrap()
+}
+
+#[tokio::test]
+async fn pages_without_a_session_redirect_to_the_login_page() {
+    let (app, _, _dir) = app().await;
+    for path in [
+        "/console",
+        "/console/leads",
+        "/console/leads/00000000-0000-0000-0000-000000000001",
+        "/console/leads/export.csv",
+        "/console/audit",
+        "/console/erase",
+        "/console/events",
+    ] {
+        let response = get(&app, path, None).await;
+        assert_eq!(response.status(), 303, "{path}");
+        let to = response.headers()["location"].to_str().unwrap();
+        assert!(
+            to == "/console/login" || to == "/console/leads",
+            "{path} → {to}"
+        );
+    }
+    let forged = get(&app, "/console/leads", Some("myriam_session=forged")).await;
+    assert_eq!(forged.status(), 303);
+    let response = get(&app, "/console/login", None).await;
+    assert_eq!(response.status(), 200);
+    let html = response.text().await.unwrap();
+    assert!(html.contains(r#"<label for="email">Courriel</label>"#));
+    assert!(html.contains(r#"autocomplete="current-password""#));
+}
+
+#[tokio::test]
+async fn login_sets_a_strict_http_only_cookie_and_pages_carry_the_security_headers() {
+    let (app, _, _dir) = app().await;
+    let response = post_login(&app, "Admin@BP.example", PASSWORD).await;
+    assert_eq!(response.status(), 303);
+    assert_eq!(response.headers()["location"], "/console/leads");
+    let cookie = response.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(cookie.starts_with("myriam_session="), "{cookie}");
+    for part in ["HttpOnly", "SameSite=Strict", "Path=/", "Max-Age=43200"] {
+        assert!(cookie.contains(part), "{part} in {cookie}");
+    }
+    assert!(
+        !cookie.contains("Secure"),
+        "plain HTTP outside production: {cookie}"
+    );
+    let session = login(&app, "admin@bp.example").await;
+    let page = get(&app, "/console/leads", Some(&session.cookie)).await;
+    let headers = page.headers().clone();
+    let csp = headers["content-security-policy"].to_str().unwrap();
+    assert!(csp.contains("script-src 'self'") && csp.contains("frame-ancestors 'none'"));
+    assert!(!csp.contains("unsafe-inline"), "{csp}");
+    assert_eq!(headers["referrer-policy"], "no-referrer");
+    assert_eq!(headers["cache-control"], "no-store");
+    assert_eq!(headers["x-frame-options"], "DENY");
+    let html = page.text().await.unwrap();
+    assert!(html.contains(r#"<html lang="fr-CA">"#));
+    assert!(html.contains(r#"name="viewport""#));
+    // The only script is the static file: no inline script, no inline handler.
+    assert_eq!(html.matches("<script").count(), 1);
+    assert!(html.contains(r#"<script src="/console/static/console.js" defer></script>"#));
+    assert!(!html.contains("onclick") && !html.contains("style="));
+    let js = get(&app, "/console/static/console.js", None).await;
+    assert_eq!(js.status(), 200);
+    assert!(
+        js.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/javascript")
+    );
+    assert!(js.text().await.unwrap().contains("EventSource"));
+    let css = get(&app, "/console/static/console.css", None).await;
+    assert!(css.text().await.unwrap().contains("tr.urgent"));
+    let icon = get(&app, "/console/static/favicon.svg", None).await;
+    assert_eq!(icon.headers()["content-type"], "image/svg+xml");
+    assert_eq!(icon.headers()["cache-control"], "public, max-age=300");
+}
+
+#[tokio::test]
+async fn unknown_email_and_wrong_password_get_the_same_answer() {
+    let (app, _, _dir) = app().await;
+    add_operator(&app, "gone@bp.example", Role::Staff).await;
+    myriam::operators::set_disabled(
+        &app.store,
+        &myriam::store::console::Email::try_from("gone@bp.example").unwrap(),
+        true,
+    )
+    .await
+    .unwrap();
+    let mut answers = Vec::new();
+    for (email, password) in [
+        ("nobody@bp.example", PASSWORD),
+        ("staff@bp.example", "wrong-password-123"),
+        ("gone@bp.example", PASSWORD),
+        ("not an e-mail", PASSWORD),
+    ] {
+        let response = post_login(&app, email, password).await;
+        assert_eq!(response.status(), 401, "{email}");
+        assert!(response.headers().get("set-cookie").is_none());
+        answers.push(response.text().await.unwrap());
+    }
+    assert!(answers[0].contains("Courriel ou mot de passe invalide."));
+    assert!(
+        answers.iter().all(|a| a == &answers[0]),
+        "one message for all"
+    );
+    let audit = app.store.audit_log(10).await.unwrap();
+    assert_eq!(
+        audit
+            .iter()
+            .filter(|e| e.action == AuditAction::LoginFailed)
+            .count(),
+        4
+    );
+    assert!(
+        audit.iter().all(|e| e.actor != "nobody@bp.example"),
+        "an unknown e-mail is not recorded"
+    );
+}
+
+#[tokio::test]
+async fn repeated_failures_are_throttled_per_email_and_per_address() {
+    let (app, db, _dir) = app().await;
+    for _ in 0..5 {
+        let r = post_login(&app, "staff@bp.example", "wrong-password-123").await;
+        assert_eq!(r.status(), 401);
+    }
+    // Even the right password waits now.
+    let throttled = post_login(&app, "staff@bp.example", PASSWORD).await;
+    assert_eq!(throttled.status(), 429);
+    let retry: u64 = throttled.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=900).contains(&retry), "{retry}");
+    assert!(
+        throttled
+            .text()
+            .await
+            .unwrap()
+            .contains("Trop de tentatives")
+    );
+    // Persisted in the store, so every instance sees it.
+    assert_eq!(
+        count(
+            &db,
+            "SELECT count(*) FROM login_failures WHERE key LIKE 'email:%'"
+        ),
+        5
+    );
+    // Another e-mail from the same address is still allowed, until the address's budget is spent.
+    assert!(!login(&app, "admin@bp.example").await.cookie.is_empty());
+    for i in 0..15 {
+        let r = post_login(&app, &format!("x{i}@bp.example"), "wrong-password-123").await;
+        assert_eq!(r.status(), 401);
+    }
+    let by_address = post_login(&app, "admin@bp.example", PASSWORD).await;
+    assert_eq!(by_address.status(), 429);
+    assert!(by_address.headers().contains_key("retry-after"));
+    // The window passes (failures aged in the store): allowed again.
+    sql(
+        &db,
+        "UPDATE login_failures SET at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now', '-16 minutes')",
+    );
+    assert_eq!(
+        post_login(&app, "staff@bp.example", PASSWORD)
+            .await
+            .status(),
+        303
+    );
+}
+
+#[tokio::test]
+async fn state_changing_forms_need_the_session_csrf_token() {
+    let (app, _, _dir) = app().await;
+    let lead = plant_lead(
+        &app.store,
+        "Luc Ouellet",
+        "438 555 0102",
+        "45 avenue du Parc, Laval",
+        false,
+    )
+    .await;
+    let session = login(&app, "admin@bp.example").await;
+    let path = format!("/console/leads/{}/suivi", lead.id);
+    for form in [
+        vec![("version", "0"), ("suivi", "contacte")],
+        vec![("csrf", "forged"), ("version", "0"), ("suivi", "contacte")],
+    ] {
+        let r = post_form(&app, &path, &session.cookie, &form).await;
+        assert_eq!(r.status(), 403);
+        assert!(r.text().await.unwrap().contains("Le formulaire a expiré"));
+    }
+    let r = post_form(&app, "/console/logout", &session.cookie, &[]).await;
+    assert_eq!(r.status(), 403);
+    let r = post_form(
+        &app,
+        "/console/erase",
+        &session.cookie,
+        &[("phone", "438 555 0102"), ("confirm", "EFFACER")],
+    )
+    .await;
+    assert_eq!(r.status(), 403);
+    assert_eq!(
+        app.store.follow_up(lead.id).await.unwrap().unwrap().version,
+        0
+    );
+    assert!(app.store.get_lead(lead.id).await.unwrap().is_some());
+}
+
+#[tokio::test]
+async fn staff_cannot_reach_the_admin_pages() {
+    let (app, _, _dir) = app().await;
+    let session = login(&app, "staff@bp.example").await;
+    for path in ["/console/audit", "/console/erase"] {
+        let r = get(&app, path, Some(&session.cookie)).await;
+        assert_eq!(r.status(), 403, "{path}");
+        assert!(
+            r.text()
+                .await
+                .unwrap()
+                .contains("réservée aux administrateurs")
+        );
+    }
+    let r = post_form(
+        &app,
+        "/console/erase",
+        &session.cookie,
+        &[
+            ("csrf", &session.csrf),
+            ("phone", "438 555 0102"),
+            ("confirm", "EFFACER"),
+        ],
+    )
+    .await;
+    assert_eq!(r.status(), 403);
+    let leads = get(&app, "/console/leads", Some(&session.cookie))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        !leads.contains("/console/audit"),
+        "no admin links for staff"
+    );
+}
+
+#[tokio::test]
+async fn idle_absolute_and_revoked_sessions_end() {
+    let (app, db, _dir) = app().await;
+    let idle = login(&app, "staff@bp.example").await;
+    sql(
+        &db,
+        "UPDATE operator_sessions SET last_seen_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now', '-31 minutes')",
+    );
+    assert_eq!(
+        get(&app, "/console/leads", Some(&idle.cookie))
+            .await
+            .status(),
+        303
+    );
+
+    let old = login(&app, "staff@bp.example").await;
+    sql(
+        &db,
+        "UPDATE operator_sessions SET created_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now', '-13 hours') WHERE revoked_at IS NULL",
+    );
+    assert_eq!(
+        get(&app, "/console/leads", Some(&old.cookie))
+            .await
+            .status(),
+        303
+    );
+
+    let live = login(&app, "staff@bp.example").await;
+    let out = post_form(
+        &app,
+        "/console/logout",
+        &live.cookie,
+        &[("csrf", &live.csrf)],
+    )
+    .await;
+    assert_eq!(out.status(), 303);
+    assert!(
+        out.headers()["set-cookie"]
+            .to_str()
+            .unwrap()
+            .contains("Max-Age=0")
+    );
+    // The old cookie is refused by the server, not only forgotten by the browser.
+    assert_eq!(
+        get(&app, "/console/leads", Some(&live.cookie))
+            .await
+            .status(),
+        303
+    );
+    assert_eq!(
+        count(
+            &db,
+            "SELECT count(*) FROM operator_sessions WHERE revoked_at IS NULL"
+        ),
+        0
+    );
+
+    // Disabling an operator ends their sessions.
+    let again = login(&app, "staff@bp.example").await;
+    myriam::operators::set_disabled(
+        &app.store,
+        &myriam::store::console::Email::try_from("staff@bp.example").unwrap(),
+        true,
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        get(&app, "/console/leads", Some(&again.cookie))
+            .await
+            .status(),
+        303
+    );
+}
+
+#[tokio::test]
+async fn the_list_filters_searches_pages_and_marks_urgent_leads() {
+    let (app, _, _dir) = app().await;
+    let calm = plant_lead(
+        &app.store,
+        "Anne Roy",
+        "514 555 0101",
+        "7 chemin des Érables, Québec",
+        false,
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    let urgent = plant_lead(
+        &app.store,
+        "Luc Ouellet",
+        "438 555 0102",
+        "45 avenue du Parc, Laval",
+        true,
+    )
+    .await;
+    let session = login(&app, "staff@bp.example").await;
+    let html = get(&app, "/console/leads", Some(&session.cookie))
+        .await
+        .text()
+        .await
+        .unwrap();
+    let (u, c) = (
+        html.find(&format!("lead-{}", urgent.id)).unwrap(),
+        html.find(&format!("lead-{}", calm.id)).unwrap(),
+    );
+    assert!(u < c, "newest first");
+    assert!(html.contains(&format!(r#"<tr id="lead-{}" class="urgent">"#, urgent.id)));
+    assert!(html.contains("URGENT"));
+    assert!(html.contains(r#"data-live="/console/events?""#));
+    for (query, present, absent) in [
+        ("q=Érables", &calm, &urgent),
+        ("q=438+555", &urgent, &calm),
+        ("urgent=true", &urgent, &calm),
+        ("urgent=false", &calm, &urgent),
+    ] {
+        let html = get(
+            &app,
+            &format!("/console/leads?{query}"),
+            Some(&session.cookie),
+        )
+        .await
+        .text()
+        .await
+        .unwrap();
+        assert!(html.contains(&present.id.to_string()), "{query}");
+        assert!(!html.contains(&absent.id.to_string()), "{query}");
+    }
+    let first = get(&app, "/console/leads?limit=1", Some(&session.cookie))
+        .await
+        .text()
+        .await
+        .unwrap();
+    let start = first.find("cursor=").expect("a next page link") + "cursor=".len();
+    let cursor = &first[start..start + first[start..].find('"').unwrap()];
+    let second = get(
+        &app,
+        &format!("/console/leads?limit=1&cursor={cursor}"),
+        Some(&session.cookie),
+    )
+    .await
+    .text()
+    .await
+    .unwrap();
+    assert!(second.contains(&calm.id.to_string()) && !second.contains(&urgent.id.to_string()));
+    assert!(!second.contains("data-live"), "a later page is a snapshot");
+    let bad = get(&app, "/console/leads?status=bogus", Some(&session.cookie)).await;
+    assert_eq!(bad.status(), 400);
+}
+
+#[tokio::test]
+async fn a_lead_shows_its_fields_and_calls_and_a_stale_follow_up_is_refused() {
+    let (app, _, _dir) = app().await;
+    let lead = plant_lead(
+        &app.store,
+        "Marie-Ève Côté",
+        "514 555 0101",
+        "12 rue Saint-Denis, Montréal",
+        true,
+    )
+    .await;
+    let mut call = CallUpdate::new("CA0123456789abcdef0123456789abcdef".try_into().unwrap());
+    call.lead_id = Some(lead.id);
+    call.mode = Some(myriam::domain::ConversationMode::Ivr);
+    call.mode_reason = Some("vapi_unavailable".to_owned());
+    call.status = Some("completed".to_owned());
+    call.duration = Some(93);
+    app.store.upsert_call(&call).await.unwrap();
+    let alice = login(&app, "staff@bp.example").await;
+    let bob = login(&app, "admin@bp.example").await;
+    let path = format!("/console/leads/{}", lead.id);
+    let page = get(&app, &path, Some(&alice.cookie)).await;
+    assert_eq!(page.headers()["cache-control"], "no-store");
+    let html = page.text().await.unwrap();
+    for text in [
+        "Marie-Ève Côté",
+        "+15145550101",
+        "12 rue Saint-Denis",
+        "l&#39;abattage",
+        "URGENT",
+        "Qualifié",
+        "vapi_unavailable",
+        "93 s",
+    ] {
+        assert!(html.contains(text), "{text}");
+    }
+    // Both opened the form at version 0; Alice saves first, Bob's save is refused.
+    let form = |s: &helpers::console::Session, suivi: &'static str, note: &'static str| {
+        vec![
+            ("csrf".to_owned(), s.csrf.clone()),
+            ("version".to_owned(), "0".to_owned()),
+            ("suivi".to_owned(), suivi.to_owned()),
+            ("note".to_owned(), note.to_owned()),
+        ]
+    };
+    let post = |s: helpers::console::Session, f: Vec<(String, String)>| {
+        let app = &app;
+        let path = format!("{path}/suivi");
+        async move {
+            helpers::console::client()
+                .post(app.url(&path))
+                .header("cookie", &s.cookie)
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body(helpers::console::form(&f))
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    let saved = post(alice.clone(), form(&alice, "planifie", "Jeudi 9 h")).await;
+    assert_eq!(saved.status(), 303);
+    let refused = post(bob.clone(), form(&bob, "perdu", "")).await;
+    assert_eq!(refused.status(), 412);
+    let html = refused.text().await.unwrap();
+    assert!(
+        html.contains("Quelqu&#39;un d&#39;autre a modifié ce lead"),
+        "{html}"
+    );
+    assert!(html.contains("Jeudi 9 h"), "the current state is shown");
+    let state = app.store.follow_up(lead.id).await.unwrap().unwrap();
+    assert_eq!((state.suivi, state.version), (FollowUp::Planifie, 1));
+    assert_eq!(state.by.as_deref(), Some("staff@bp.example"));
+    let audit = app.store.audit_log(20).await.unwrap();
+    let change = audit
+        .iter()
+        .find(|e| e.action == AuditAction::FollowUpChanged)
+        .unwrap();
+    assert_eq!(change.target.as_deref(), Some(lead.id.to_string().as_str()));
+    assert_eq!(change.detail.as_deref(), Some("suivi=planifie version=1"));
+    assert_eq!(
+        get(&app, "/console/leads/not-a-uuid", Some(&alice.cookie))
+            .await
+            .status(),
+        404
+    );
+    assert_eq!(
+        get(
+            &app,
+            &format!("/console/leads/{}", myriam::domain::LeadId::new()),
+            Some(&alice.cookie)
+        )
+        .await
+        .status(),
+        404
+    );
+}
+
+#[tokio::test]
+async fn csv_export_is_utf8_with_bom_french_headers_and_the_filter() {
+    let (app, _, _dir) = app().await;
+    let urgent = plant_lead(
+        &app.store,
+        "Marie-Ève Côté",
+        "514 555 0101",
+        "12 rue Saint-Denis, Montréal",
+        true,
+    )
+    .await;
+    plant_lead(
+        &app.store,
+        "Anne Roy",
+        "438 555 0102",
+        "7 chemin des Érables, Québec",
+        false,
+    )
+    .await;
+    let session = login(&app, "staff@bp.example").await;
+    let response = get(
+        &app,
+        "/console/leads/export.csv?urgent=true&q=C%C3%B4t%C3%A9",
+        Some(&session.cookie),
+    )
+    .await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(
+        response.headers()["content-type"],
+        "text/csv; charset=utf-8"
+    );
+    assert!(
+        response.headers()["content-disposition"]
+            .to_str()
+            .unwrap()
+            .contains("leads.csv")
+    );
+    let bytes = response.bytes().await.unwrap();
+    assert_eq!(&bytes[..3], b"\xEF\xBB\xBF", "UTF-8 byte-order mark");
+    let text = std::str::from_utf8(&bytes[3..]).unwrap();
+    let lines: Vec<&str> = text.split("\r\n").filter(|l| !l.is_empty()).collect();
+    assert_eq!(lines.len(), 2, "header and the one matching lead: {text}");
+    assert!(lines[0].starts_with(r#""Identifiant";"Créé le";"Nom complet";"Téléphone";"Adresse""#));
+    assert!(lines[1].starts_with(&format!(r#""{}";"#, urgent.id)));
+    for cell in [
+        r#""Marie-Ève Côté""#,
+        r#""'+15145550101""#,
+        r#""abattage""#,
+        r#""oui""#,
+        r#""Qualifié""#,
+        r#""À traiter""#,
+    ] {
+        assert!(lines[1].contains(cell), "{cell} in {}", lines[1]);
+    }
+    let audit = app.store.audit_log(5).await.unwrap();
+    let export = audit
+        .iter()
+        .find(|e| e.action == AuditAction::Export)
+        .unwrap();
+    assert_eq!(
+        export.detail.as_deref(),
+        Some("rows=1 filter=urgent,search")
+    );
+}
+
+#[tokio::test]
+async fn a_new_lead_reaches_an_open_list_by_server_sent_events() {
+    let (app, _, _dir) = app().await;
+    let session = login(&app, "staff@bp.example").await;
+    let response = get(&app, "/console/events?urgent=true", Some(&session.cookie)).await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["content-type"], "text/event-stream");
+    let mut response = response;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    plant_lead(
+        &app.store,
+        "Anne Roy",
+        "438 555 0102",
+        "7 chemin des Érables, Québec",
+        false,
+    )
+    .await;
+    let lead = plant_lead(
+        &app.store,
+        "Luc Ouellet",
+        "514 555 0103",
+        "45 avenue du Parc, Laval",
+        true,
+    )
+    .await;
+    let mut seen = String::new();
+    let found = tokio::time::timeout(Duration::from_secs(10), async {
+        while let Some(chunk) = response.chunk().await.unwrap() {
+            seen.push_str(&String::from_utf8_lossy(&chunk));
+            if seen.contains("event: lead") && seen.contains(&lead.id.to_string()) {
+                return true;
+            }
+        }
+        false
+    })
+    .await;
+    assert_eq!(found, Ok(true), "{seen}");
+    assert!(seen.contains(r#"class=\"urgent\""#), "{seen}");
+    assert!(
+        !seen.contains("Anne Roy"),
+        "the filter applies to live updates: {seen}"
+    );
+}
+
+#[tokio::test]
+async fn an_admin_erases_a_caller_after_typed_confirmation_and_nothing_is_left() {
+    let (app, db, _dir) = app().await;
+    let gone = plant_lead(
+        &app.store,
+        "Marie-Ève Côté",
+        "514 555 0101",
+        "12 rue Saint-Denis, Montréal",
+        true,
+    )
+    .await;
+    let kept = plant_lead(
+        &app.store,
+        "Anne Roy",
+        "438 555 0102",
+        "7 chemin des Érables, Québec",
+        false,
+    )
+    .await;
+    let sid = "CA0123456789abcdef0123456789abcdef";
+    let mut call = CallUpdate::new(sid.try_into().unwrap());
+    call.lead_id = Some(gone.id);
+    call.from_number = Some("+15145550101".to_owned());
+    app.store.upsert_call(&call).await.unwrap();
+    app.store
+        .record_event(&format!("twilio:{sid}:status:completed"))
+        .await
+        .unwrap();
+    sql(
+        &db,
+        &format!(
+            "INSERT INTO outbox (entity, op) VALUES ('lead:{}', '{{}}'); \
+                  INSERT INTO dead_letters (entity, op, enqueued_at, attempts, error) VALUES ('call:x', '{{\"from_number\":\"+15145550101\"}}', 'now', 3, 'rejected')",
+            gone.id
+        ),
+    );
+    let admin = login(&app, "admin@bp.example").await;
+    let form = get(&app, "/console/erase", Some(&admin.cookie))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(form.contains(r#"<label for="confirm">Tapez EFFACER pour confirmer</label>"#));
+    let csrf = csrf_of(&form);
+    let unconfirmed = post_form(
+        &app,
+        "/console/erase",
+        &admin.cookie,
+        &[
+            ("csrf", &csrf),
+            ("phone", "514 555 0101"),
+            ("confirm", "oui"),
+        ],
+    )
+    .await;
+    assert_eq!(unconfirmed.status(), 400);
+    assert!(
+        app.store.get_lead(gone.id).await.unwrap().is_some(),
+        "nothing erased without confirmation"
+    );
+    let done = post_form(
+        &app,
+        "/console/erase",
+        &admin.cookie,
+        &[
+            ("csrf", &csrf),
+            ("phone", "(514) 555-0101"),
+            ("confirm", "EFFACER"),
+        ],
+    )
+    .await;
+    assert_eq!(done.status(), 200);
+    assert!(done.text().await.unwrap().contains(
+        "1 lead(s), 1 appel(s), 1 événement(s), 1 écriture(s) en attente et 1 lettre(s) mortes"
+    ));
+    for query in [
+        "SELECT count(*) FROM leads WHERE telephone = '+15145550101'",
+        "SELECT count(*) FROM calls WHERE from_number = '+15145550101'",
+        "SELECT count(*) FROM processed_events",
+        "SELECT count(*) FROM outbox",
+        "SELECT count(*) FROM dead_letters",
+    ] {
+        assert_eq!(count(&db, query), 0, "{query}");
+    }
+    assert!(app.store.get_lead(kept.id).await.unwrap().is_some());
+    // The audit log names the ids, never the number or the name.
+    let audit = get(&app, "/console/audit", Some(&admin.cookie))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(audit.contains("erase") && audit.contains(&gone.id.to_string()));
+    for personal in ["+1514", "5550101", "Côté", "Saint-Denis", "Anne Roy"] {
+        assert!(!audit.contains(personal), "{personal} in the audit page");
+    }
+    assert!(audit.contains("login") && audit.contains("admin@bp.example"));
+}
