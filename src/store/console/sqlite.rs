@@ -172,9 +172,12 @@ fn search(conn: &Connection, filter: &LeadFilter) -> Result<LeadPage, StoreError
     let size = filter.page_size();
     let (clause, mut values) = where_clause(filter);
     values.push(Box::new(i64::try_from(size + 1).unwrap_or(i64::MAX)));
+    // The page's rows are chosen on narrow columns first: sorting many matches never carries their
+    // conversations along.
     let sql = format!(
-        "SELECT {LEAD_COLUMNS}, {FOLLOW_UP_COLUMNS} FROM leads {clause} \
-         ORDER BY created_at DESC, id DESC LIMIT ?{}",
+        "SELECT {LEAD_COLUMNS}, {FOLLOW_UP_COLUMNS} FROM leads WHERE seq IN \
+         (SELECT seq FROM leads {clause} ORDER BY created_at DESC, id DESC LIMIT ?{}) \
+         ORDER BY created_at DESC, id DESC",
         values.len()
     );
     let mut stmt = conn.prepare_cached(&sql)?;
