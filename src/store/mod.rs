@@ -439,6 +439,13 @@ impl StoreHealth {
 }
 
 impl AnyStore {
+    /// `abandonne` unless final, for the lead of the call `sid`, found by the store rather than
+    /// by this instance: with Supabase, the lead another instance started (queued until Supabase
+    /// knows it). For a call's end that this instance could not match to a lead.
+    pub async fn abandon_call_lead(&self, sid: &CallSid) -> Result<(), StoreError> {
+        delegate!(self, "abandon_call_lead", s => s.abandon_call_lead(sid))
+    }
+
     /// What `/readyz` reports of the store: whether writes can be made durable, and with Supabase
     /// whether it answers and how old the outbox's oldest write is (`max_outbox_age` is
     /// `READYZ_MAX_OUTBOX_AGE_SECS`: past it the instance is unready).
