@@ -3,6 +3,7 @@
 
 pub mod fake_twilio;
 pub mod fake_vapi;
+pub mod ivr;
 pub mod live;
 pub mod process;
 pub mod store_suite;

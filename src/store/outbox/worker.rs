@@ -211,27 +211,66 @@ impl OutboxStore {
 }
 
 /// A queued lead save re-based on the lead Supabase holds now, when all that changed there since
-/// the version it was based on is the status (the call's end, processed by another instance,
-/// abandoned the lead): nobody else recorded a turn, so Supabase's conversation is a beginning of
-/// the queued one. The queued save wins but for the status, which keeps the order
+/// the version it was based on is the call's end, processed by another instance: the lead is
+/// `abandonne` and nobody recorded a turn (Supabase's conversation is a beginning of the queued
+/// one; every answer, hand-off and Myriam's own abandonment adds turns, the call's end does not).
+/// The queued save wins but for the status, which keeps the order
 /// ([`LeadStatus::can_become`]): an answer that qualifies the lead qualifies it, an unfinished one
 /// leaves it abandoned, as one instance taking both in that order would have. `None`: a real
-/// conflict (another writer recorded turns), kept as a dead letter.
+/// conflict, kept as a dead letter.
 pub(crate) fn rebase(stored: &Lead, row: &LeadRow) -> Option<LeadRow> {
-    if !row.conversation.starts_with(&stored.conversation) {
+    if stored.status != LeadStatus::Abandonne
+        || !row.conversation.starts_with(&stored.conversation)
+    {
         return None;
     }
     let queued = LeadStatus::try_from(row.status.as_str()).ok()?;
-    let status = if stored.status.can_become(queued) {
+    let status = if LeadStatus::Abandonne.can_become(queued) {
         queued
-    } else if queued.can_become(stored.status) {
-        stored.status
     } else {
-        return None;
+        LeadStatus::Abandonne
     };
     Some(LeadRow {
         status: status.as_str().to_owned(),
         version: stored.version,
         ..row.clone()
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::LeadId;
+    use crate::qualification::Turn;
+
+    #[test]
+    fn only_a_save_stale_by_the_calls_end_is_re_based() {
+        let mut stored = Lead::new(LeadId::new());
+        stored
+            .conversation
+            .push(Turn::myriam(None, "Bonjour".to_owned()));
+        stored.status = LeadStatus::Abandonne;
+        stored.version = 3;
+        let mut queued = stored.clone();
+        queued.status = LeadStatus::Qualifie;
+        queued.version = 2;
+        queued
+            .conversation
+            .push(Turn::caller(None, "non".to_owned(), true));
+        let rebased = rebase(&stored, &LeadRow::from(&queued)).unwrap();
+        assert_eq!((rebased.status.as_str(), rebased.version), ("qualifie", 3));
+        queued.status = LeadStatus::EnCours;
+        let rebased = rebase(&stored, &LeadRow::from(&queued)).unwrap();
+        assert_eq!(rebased.status, "abandonne", "unfinished: still abandoned");
+        assert_eq!(rebased.conversation.len(), 2, "the answer kept");
+        // Someone else recorded a turn: a real conflict.
+        let mut other = stored.clone();
+        other
+            .conversation
+            .push(Turn::caller(None, "autre".to_owned(), true));
+        assert!(rebase(&other, &LeadRow::from(&queued)).is_none());
+        // Changed by something other than the call's end.
+        stored.status = LeadStatus::Qualifie;
+        assert!(rebase(&stored, &LeadRow::from(&queued)).is_none());
+    }
 }
