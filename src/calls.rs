@@ -187,7 +187,11 @@ pub fn abandoned_by_call_end(lead: &Lead) -> bool {
 /// the answer before the end would have left it: qualified by a last answer (or handed to
 /// people), else `abandonne` again with the answer kept.
 pub fn late_answer<R>(lead: &mut Lead, apply: impl FnOnce(&mut Lead) -> R) -> R {
-    lead.status = if lead.conversation.iter().any(|t| t.speaker == Speaker::Caller) {
+    lead.status = if lead
+        .conversation
+        .iter()
+        .any(|t| t.speaker == Speaker::Caller)
+    {
         LeadStatus::EnCours
     } else {
         LeadStatus::Nouveau
@@ -491,15 +495,14 @@ impl Calls {
                     .store
                     .record_event(&format!("call-ended:{sid}"))
                     .await?;
-                let status = match lead {
-                    Some(lead) => Some(self.abandon_if_incomplete(lead).await?),
-                    None => {
-                        // Not found here (another instance started the call and Supabase is
-                        // unreachable, or its start is not replayed yet): the store abandons
-                        // the call's lead once it knows it.
-                        self.store.abandon_call_lead(&sid).await?;
-                        None
-                    }
+                let status = if let Some(lead) = lead {
+                    Some(self.abandon_if_incomplete(lead).await?)
+                } else {
+                    // Not found here (another instance started the call and Supabase is
+                    // unreachable, or its start is not replayed yet): the store abandons the
+                    // call's lead once it knows it.
+                    self.store.abandon_call_lead(&sid).await?;
+                    None
                 };
                 let outcome = match status {
                     _ if report.failed => CallOutcome::Error,

@@ -35,7 +35,8 @@ pub const FINAL_FLUSH: Duration = Duration::from_secs(5);
 
 /// How much longer than `DRAIN_TIMEOUT_SECS` a shutdown may take at worst ([`HARD_STOP_WAIT`]
 /// then [`FINAL_FLUSH`]): the platform's grace period must be at least the sum, plus a margin.
-pub const DRAIN_OVERRUN: Duration = Duration::from_secs(HARD_STOP_WAIT.as_secs() + FINAL_FLUSH.as_secs());
+pub const DRAIN_OVERRUN: Duration =
+    Duration::from_secs(HARD_STOP_WAIT.as_secs() + FINAL_FLUSH.as_secs());
 use crate::metrics::names;
 use crate::routes::{error, health, media, twilio, vapi};
 pub use crate::state::AppState;

@@ -282,8 +282,15 @@ async fn drain_gives_up_after_the_timeout() {
 }
 
 fn id(args: &[&str]) -> u32 {
-    let out = std::process::Command::new("id").args(args).output().unwrap();
-    String::from_utf8(out.stdout).unwrap().trim().parse().unwrap()
+    let out = std::process::Command::new("id")
+        .args(args)
+        .output()
+        .unwrap();
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap()
 }
 
 /// A database file the gateway cannot write (root's, mode 0444; the gateway runs as `nobody`,
@@ -320,9 +327,19 @@ async fn readyz_fails_with_a_read_only_database_file() {
         ids,
     )
     .await;
-    let health = gateway.client.get(gateway.url("/healthz")).send().await.unwrap();
+    let health = gateway
+        .client
+        .get(gateway.url("/healthz"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(health.status(), 200, "alive");
-    let ready = gateway.client.get(gateway.url("/readyz")).send().await.unwrap();
+    let ready = gateway
+        .client
+        .get(gateway.url("/readyz"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(ready.status(), 503);
     let body: serde_json::Value = ready.json().await.unwrap();
     assert_eq!(body["status"], "unavailable");
@@ -358,7 +375,10 @@ fn the_default_drain_outlasts_the_longest_call() {
     )
     .unwrap();
     let longest = assistant["maxDurationSeconds"].as_u64().unwrap();
-    assert_eq!(longest, MAX_CALL_SECS, "docs/vapi-assistant.json and the code agree");
+    assert_eq!(
+        longest, MAX_CALL_SECS,
+        "docs/vapi-assistant.json and the code agree"
+    );
     assert_eq!(settings.drain_timeout.as_secs(), DEFAULT_DRAIN_TIMEOUT_SECS);
     assert!(
         settings.drain_timeout >= Duration::from_secs(longest + 15),

@@ -10,8 +10,8 @@ use std::time::Duration;
 use helpers::ivr::{IvrCall, QUALIFYING};
 use helpers::supabase::SupabaseStack;
 use helpers::{TestApp, spawn_app_with};
-use myriam::config::{Settings, StoreKind};
 use myriam::calls::{Calls, Change, NewCall};
+use myriam::config::{Settings, StoreKind};
 use myriam::domain::{CallSid, ConversationMode, LeadId, LeadStatus};
 use myriam::locks::KeyedLocks;
 use myriam::qualification::{Lead, Turn, prompts};
@@ -362,7 +362,11 @@ async fn a_brownout_while_a_call_moves_between_instances_ends_as_on_one_instance
     let mut b_then_a = || {
         hops += 1;
         // B first, B again on the first redirect, then A.
-        if hops % 3 == 0 { url_a.clone() } else { url_b.clone() }
+        if hops % 3 == 0 {
+            url_a.clone()
+        } else {
+            url_b.clone()
+        }
     };
     for answer in &QUALIFYING[1..5] {
         qualified.answer(&client, &mut b_then_a, answer).await;
@@ -380,7 +384,10 @@ async fn a_brownout_while_a_call_moves_between_instances_ends_as_on_one_instance
         unfinished.answer(&client, &mut b_then_a, answer).await;
     }
     unfinished.status(&client, &url_b, "completed", 1).await;
-    assert!(qualified.holds >= 8 && unfinished.holds >= 6, "B held the answers");
+    assert!(
+        qualified.holds >= 8 && unfinished.holds >= 6,
+        "B held the answers"
+    );
     assert!(
         outbox_of(&a).depth().await.unwrap() > 0 && outbox_of(&b).depth().await.unwrap() > 0,
         "both instances queued writes"
@@ -389,10 +396,16 @@ async fn a_brownout_while_a_call_moves_between_instances_ends_as_on_one_instance
     stack.start_postgrest();
     replayed(&[&a, &b]).await;
     let one_instance = outcome(&stack, &sid(1));
-    assert!(one_instance.starts_with("qualifie|Marie-Ève Côté|"), "{one_instance}");
+    assert!(
+        one_instance.starts_with("qualifie|Marie-Ève Côté|"),
+        "{one_instance}"
+    );
     assert_eq!(outcome(&stack, &sid(3)), one_instance);
     let one_instance = outcome(&stack, &sid(2));
-    assert!(one_instance.starts_with("abandonne|Marie-Ève Côté|"), "{one_instance}");
+    assert!(
+        one_instance.starts_with("abandonne|Marie-Ève Côté|"),
+        "{one_instance}"
+    );
     assert_eq!(outcome(&stack, &sid(4)), one_instance);
     assert_eq!(stack.psql("select count(*) from bp.leads"), "4");
     no_orphan_lead(&stack);

@@ -587,6 +587,14 @@ fn call_statuses() -> Vec<&'static str> {
         .collect()
 }
 
+/// `'a','b',…`: statuses as an SQL array's elements.
+fn quoted(all: &[&str]) -> String {
+    all.iter()
+        .map(|s| format!("'{s}'"))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
 /// What a call's status is after `from` is reported then `to`: the Rust order
 /// (`calls::status_rank`).
 fn call_status_after<'a>(from: &'a str, to: &'a str) -> &'a str {
@@ -655,12 +663,11 @@ async fn sqlite_status_orders_match_the_rust_ones() {
     }
 }
 
-/// Supabase's copies (`bp.lead_status_rank`, `bp.leads_forward`, the status CHECK,
-/// `bp.call_status_rank`, `bp.calls_forward`) agree with `LeadStatus::rank`/`can_become` and
-/// `CALL_STATUS_RANKS` for every status and every pair, tried in the real PostgreSQL.
+/// Supabase's copies (`bp.lead_status_rank`, `bp.leads_forward`, the status CHECK) agree with
+/// `LeadStatus::rank`/`can_become` for every status and every pair, tried in the real PostgreSQL.
 #[tokio::test]
 async fn supabase_status_orders_match_the_rust_ones() {
-    use myriam::domain::{CALL_STATUS_RANKS, LeadStatus};
+    use myriam::domain::LeadStatus;
     let stack = SupabaseStack::start();
     for status in LeadStatus::ALL {
         assert_eq!(
@@ -669,23 +676,6 @@ async fn supabase_status_orders_match_the_rust_ones() {
             "bp.lead_status_rank('{status}')"
         );
     }
-    for status in call_statuses() {
-        let rank = CALL_STATUS_RANKS
-            .iter()
-            .find(|(s, _)| *s == status)
-            .map_or(0, |(_, r)| *r);
-        assert_eq!(
-            stack.psql(&format!("select bp.call_status_rank('{status}')")),
-            rank.to_string(),
-            "bp.call_status_rank('{status}')"
-        );
-    }
-    let quoted = |all: &[&str]| {
-        all.iter()
-            .map(|s| format!("'{s}'"))
-            .collect::<Vec<_>>()
-            .join(",")
-    };
     let leads: Vec<&str> = LeadStatus::ALL.iter().map(|s| s.as_str()).collect();
     // Every pair in one round trip: insert at `f`, update to `t`, record whether the database
     // let it through (`bp.leads_forward` raises 23514 otherwise).
@@ -725,7 +715,10 @@ async fn supabase_status_orders_match_the_rust_ones() {
         .map(str::to_owned)
         .collect();
     got.sort();
-    assert_eq!(got, expected, "bp.leads_forward against LeadStatus::can_become");
+    assert_eq!(
+        got, expected,
+        "bp.leads_forward against LeadStatus::can_become"
+    );
     assert!(
         stack
             .psql(
@@ -736,6 +729,25 @@ async fn supabase_status_orders_match_the_rust_ones() {
             .ends_with('0'),
         "Supabase accepts exactly LeadStatus::ALL"
     );
+}
+
+/// `bp.call_status_rank` and `bp.calls_forward` agree with `CALL_STATUS_RANKS` for every status and
+/// every pair of statuses, tried in the real PostgreSQL.
+#[tokio::test]
+async fn supabase_call_status_order_matches_the_rust_one() {
+    use myriam::domain::CALL_STATUS_RANKS;
+    let stack = SupabaseStack::start();
+    for status in call_statuses() {
+        let rank = CALL_STATUS_RANKS
+            .iter()
+            .find(|(s, _)| *s == status)
+            .map_or(0, |(_, r)| *r);
+        assert_eq!(
+            stack.psql(&format!("select bp.call_status_rank('{status}')")),
+            rank.to_string(),
+            "bp.call_status_rank('{status}')"
+        );
+    }
     let calls = call_statuses();
     let outcome = stack.psql(&format!(
         "create temp table moved (f text, t text, after text);

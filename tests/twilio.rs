@@ -623,7 +623,11 @@ async fn an_unknown_call_at_gather_is_held_then_starts_a_fresh_qualification() {
     for held in 1..=MAX_HOLDS {
         let reply = twilio.post(&target, &params, Sig::Good).await;
         assert_eq!(reply.status, 200, "{}", reply.body);
-        assert!(reply.body.contains("<Pause length=\"1\"/>"), "{}", reply.body);
+        assert!(
+            reply.body.contains("<Pause length=\"1\"/>"),
+            "{}",
+            reply.body
+        );
         let url = twiml::redirect_target(&reply.body).expect("held: a Redirect");
         target = url.strip_prefix(PUBLIC).expect("absolute").to_owned();
         assert_eq!(
@@ -634,13 +638,20 @@ async fn an_unknown_call_at_gather_is_held_then_starts_a_fresh_qualification() {
         // What `<Redirect>` posts: the call's parameters, no SpeechResult.
         params = vec![("CallSid", call.as_str()), ("AccountSid", ACCOUNT)];
         assert!(
-            app.state_store().find_lead_by_call(&sid).await.unwrap().is_none(),
+            app.state_store()
+                .find_lead_by_call(&sid)
+                .await
+                .unwrap()
+                .is_none(),
             "nothing started while held"
         );
     }
     let reply = twilio.post(&target, &params, Sig::Good).await;
     assert_eq!(reply.status, 200);
-    assert!(twiml::redirect_target(&reply.body).is_none(), "held no more");
+    assert!(
+        twiml::redirect_target(&reply.body).is_none(),
+        "held no more"
+    );
     assert!(said(&reply.body).starts_with("Bonjour, vous parlez à Myriam, l'assistante virtuelle"));
     assert!(
         app.state_store()
@@ -670,11 +681,19 @@ async fn a_held_answer_is_applied_where_the_call_is_known() {
     let ahead = twilio
         .post(
             "/twilio/gather?turn=3&silence=0",
-            &[("CallSid", call.as_str()), ("AccountSid", ACCOUNT), ("SpeechResult", "Marie")],
+            &[
+                ("CallSid", call.as_str()),
+                ("AccountSid", ACCOUNT),
+                ("SpeechResult", "Marie"),
+            ],
             Sig::Good,
         )
         .await;
-    assert!(twiml::redirect_target(&ahead.body).is_some(), "{}", ahead.body);
+    assert!(
+        twiml::redirect_target(&ahead.body).is_some(),
+        "{}",
+        ahead.body
+    );
     // The answer to turn 1, held once elsewhere, comes back here.
     let reply = twilio
         .post(
@@ -684,7 +703,11 @@ async fn a_held_answer_is_applied_where_the_call_is_known() {
         )
         .await;
     assert_eq!(reply.status, 200);
-    assert!(said(&reply.body).starts_with("Merci, Marie-Ève."), "{}", reply.body);
+    assert!(
+        said(&reply.body).starts_with("Merci, Marie-Ève."),
+        "{}",
+        reply.body
+    );
     let lead = app
         .state_store()
         .find_lead_by_call(&CallSid::try_from(call.as_str()).unwrap())
@@ -692,7 +715,11 @@ async fn a_held_answer_is_applied_where_the_call_is_known() {
         .unwrap()
         .unwrap();
     assert_eq!(lead.nom_complet.unwrap().as_str(), "Marie-Ève Côté");
-    assert_eq!(lead.conversation.len(), 3, "the opening, the answer, the next question");
+    assert_eq!(
+        lead.conversation.len(),
+        3,
+        "the opening, the answer, the next question"
+    );
 }
 
 /// Twilio's `completed` is processed before the caller's last answer (the caller hung up right
@@ -757,10 +784,18 @@ async fn a_last_answer_processed_after_the_calls_end_still_qualifies_the_lead() 
             "the answer and Myriam's reply are kept"
         );
         if answered_before_end == 5 {
-            assert_eq!(lead.status, LeadStatus::Qualifie, "the last answer qualifies");
+            assert_eq!(
+                lead.status,
+                LeadStatus::Qualifie,
+                "the last answer qualifies"
+            );
             assert_eq!(lead.urgence, Some(false));
         } else {
-            assert_eq!(lead.status, LeadStatus::Abandonne, "unfinished: still abandoned");
+            assert_eq!(
+                lead.status,
+                LeadStatus::Abandonne,
+                "unfinished: still abandoned"
+            );
             assert_eq!(
                 lead.adresse_complete.unwrap().as_str(),
                 "4567 boulevard Saint-Laurent Montréal H2X 1Y4"

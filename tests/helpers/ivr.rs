@@ -20,7 +20,8 @@ fn path_of(url: &str) -> String {
     match url.find("://") {
         Some(scheme) => {
             let rest = &url[scheme + 3..];
-            rest.find('/').map_or("/".to_owned(), |i| rest[i..].to_owned())
+            rest.find('/')
+                .map_or("/".to_owned(), |i| rest[i..].to_owned())
         }
         None => url.to_owned(),
     }

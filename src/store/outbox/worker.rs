@@ -8,11 +8,11 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::{MAX_CONFLICT_ATTEMPTS, OutboxStore, Pending, backoff};
-use crate::metrics::names;
-use crate::store::StoreError;
 use crate::domain::LeadStatus;
+use crate::metrics::names;
 use crate::qualification::Lead;
 use crate::store::Store as _;
+use crate::store::StoreError;
 use crate::store::rows::{LeadRow, Saved, WriteOp};
 
 impl OutboxStore {
@@ -219,8 +219,7 @@ impl OutboxStore {
 /// leaves it abandoned, as one instance taking both in that order would have. `None`: a real
 /// conflict, kept as a dead letter.
 pub(crate) fn rebase(stored: &Lead, row: &LeadRow) -> Option<LeadRow> {
-    if stored.status != LeadStatus::Abandonne
-        || !row.conversation.starts_with(&stored.conversation)
+    if stored.status != LeadStatus::Abandonne || !row.conversation.starts_with(&stored.conversation)
     {
         return None;
     }
