@@ -410,3 +410,97 @@ async fn a_brownout_while_a_call_moves_between_instances_ends_as_on_one_instance
     assert_eq!(stack.psql("select count(*) from bp.leads"), "4");
     no_orphan_lead(&stack);
 }
+
+/// A lead save queued on A during an outage, based on the version before the call's end (on B,
+/// Supabase reachable there) abandoned the lead, is re-based on replay: the answer is kept and
+/// the status is what one instance taking the answer, then the end, leaves — `qualifie` for a
+/// last answer, else `abandonne`. (On 5521a52 it was dead-lettered as stale: the answer lost.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_save_queued_before_the_calls_end_elsewhere_is_re_based_not_lost() {
+    use myriam::calls::StatusReport;
+    use myriam::store::CallUpdate;
+    let stack = SupabaseStack::start();
+    let dir = tempfile::tempdir().unwrap();
+    for (n, qualifies) in [(1u32, false), (2, true)] {
+        let sid = CallSid::try_from(sid(100 + n).as_str()).unwrap();
+        let a_path = dir.path().join(format!("a{n}.db"));
+        let a = OutboxStore::new(
+            remote(&stack.url, &stack.service_key),
+            SqliteStore::open(&a_path).unwrap(),
+            OutboxConfig::default(),
+        );
+        let lead = instance(&a)
+            .start(&new_call(&sid), greeting())
+            .await
+            .unwrap();
+        drop(a);
+        // Supabase unreachable from A: the answer is queued, based on version 1.
+        let a_down = OutboxStore::new(
+            SupabaseStore::new(
+                "http://127.0.0.1:9",
+                &SecretString::from("k".to_owned()),
+                "bp",
+                Duration::from_millis(200),
+            ),
+            SqliteStore::open(&a_path).unwrap(),
+            OutboxConfig::default(),
+        );
+        instance(&a_down)
+            .change_lead(lead.clone(), |fresh| {
+                fresh
+                    .conversation
+                    .push(Turn::caller(None, "la réponse".to_owned(), true));
+                fresh
+                    .conversation
+                    .push(Turn::myriam(None, "Merci.".to_owned()));
+                fresh.status = if qualifies {
+                    LeadStatus::Qualifie
+                } else {
+                    LeadStatus::EnCours
+                };
+                Change::new(()).saved_if(true)
+            })
+            .await
+            .unwrap();
+        assert_eq!(a_down.depth().await.unwrap(), 1);
+        drop(a_down);
+        // Meanwhile Twilio's `completed` reaches B, which reaches Supabase: the lead is abandoned.
+        let b = instance(&outbox(&stack, &dir, &format!("b{n}.db")));
+        b.report_status(StatusReport {
+            update: CallUpdate::new(sid.clone()),
+            status: Some("completed".to_owned()),
+            ends_call: true,
+            from_bridged_side: false,
+            failed: false,
+            idempotency_key: None,
+        })
+        .await
+        .unwrap();
+        let id = lead.id;
+        assert_eq!(
+            stack.psql(&format!("select status from bp.leads where id = '{id}'")),
+            "abandonne"
+        );
+        // A reaches Supabase again and replays.
+        let a_up = OutboxStore::new(
+            remote(&stack.url, &stack.service_key),
+            SqliteStore::open(&a_path).unwrap(),
+            OutboxConfig::default(),
+        );
+        assert_eq!(a_up.flush(Duration::from_secs(5)).await.unwrap(), 0);
+        assert_eq!(a_up.dead_letters().await.unwrap(), Vec::new(), "not lost");
+        let stored = a_up.remote().get_lead(id).await.unwrap().unwrap();
+        assert_eq!(
+            stored.status,
+            if qualifies {
+                LeadStatus::Qualifie
+            } else {
+                LeadStatus::Abandonne
+            }
+        );
+        assert!(
+            stored.conversation.iter().any(|t| t.text == "la réponse"),
+            "the answer is kept"
+        );
+    }
+}
