@@ -495,8 +495,8 @@ async fn a_last_tool_call_processed_after_the_end_of_call_report_still_qualifies
     );
 
     // Myriam abandoned this one herself (four refused names): no more answers.
-    let (other_id, other_sid) = lead_with_call(&app, 6, "vapi-call-6").await;
-    let other = json!({"id": "vapi-call-6", "phoneCallProviderId": other_sid});
+    let (given_up_lead, given_up_call) = lead_with_call(&app, 6, "vapi-call-6").await;
+    let other = json!({"id": "vapi-call-6", "phoneCallProviderId": given_up_call});
     for i in 0..4 {
         send(
             &app,
@@ -508,7 +508,7 @@ async fn a_last_tool_call_processed_after_the_end_of_call_report_still_qualifies
         )
         .await;
     }
-    let other_id = LeadId::try_from(other_id.as_str()).unwrap();
+    let other_id = LeadId::try_from(given_up_lead.as_str()).unwrap();
     let given_up = app.store.get_lead(other_id).await.unwrap().unwrap();
     assert_eq!(given_up.status, LeadStatus::Abandonne);
     let after = send(
