@@ -195,13 +195,7 @@ fn answer_of(result: &GatherResult) -> Option<&str> {
 
 /// Applies a `<Gather>` result to an open lead at the turn it was asked at.
 fn open_answer(lead: &mut Lead, settings: &Settings, result: &GatherResult) -> Change<TwiML> {
-    let answer = result
-        .speech
-        .as_deref()
-        .or(result.digits.as_deref())
-        .map(str::trim)
-        .filter(|a| !a.is_empty());
-    let Some(answer) = answer else {
+    let Some(answer) = answer_of(result) else {
         let silence = result.action.silence + 1;
         if silence > MAX_SILENCES {
             lead.status = LeadStatus::Abandonne;
