@@ -15,7 +15,7 @@ use crate::config::{AlertOn, AlertSettings, CallMode, PublicBaseUrl, Settings};
 use crate::domain::{BusinessHours, CallSid, ConversationMode, LeadId, LeadStatus, PhoneNumber};
 use crate::locks::KeyedLocks;
 use crate::metrics::{CallOutcome, Progress};
-use crate::qualification::{Lead, ServiceType, Turn, prompts};
+use crate::qualification::{Lead, ServiceType, Speaker, Turn, prompts};
 use crate::store::{
     AlertEvent, Alerts as _, AnyStore, CallUpdate, NewAlert, Saved, Store as _, StoreError,
 };
@@ -167,6 +167,41 @@ pub fn hand_off(lead: &mut Lead, target: HandOff) -> bool {
     let field = lead.current_field();
     lead.conversation.push(Turn::myriam(field, line));
     true
+}
+
+/// Whether the lead was abandoned by its call's end (Twilio's `completed`, Vapi's end-of-call
+/// report) rather than by Myriam: she abandons after repeated failures or silences with her
+/// callback offer as the last line, where the call's end changes only the status. An answer the
+/// caller gave during the call may still reach such a lead (the end was processed first, by
+/// another instance or a faster request): see [`late_answer`].
+pub fn abandoned_by_call_end(lead: &Lead) -> bool {
+    lead.status == LeadStatus::Abandonne
+        && lead
+            .conversation
+            .last()
+            .is_some_and(|t| t.speaker == Speaker::Myriam && t.text != prompts::abandon(lead))
+}
+
+/// Applies an answer given during the call to a lead its end abandoned
+/// ([`abandoned_by_call_end`]) as if it were still open, so the lead ends as one instance taking
+/// the answer before the end would have left it: qualified by a last answer (or handed to
+/// people), else `abandonne` again with the answer kept.
+pub fn late_answer<R>(lead: &mut Lead, apply: impl FnOnce(&mut Lead) -> R) -> R {
+    lead.status = if lead
+        .conversation
+        .iter()
+        .any(|t| t.speaker == Speaker::Caller)
+    {
+        LeadStatus::EnCours
+    } else {
+        LeadStatus::Nouveau
+    };
+    let answered = apply(lead);
+    if !lead.status.is_final() {
+        lead.status = LeadStatus::Abandonne;
+    }
+    tracing::info!(lead_id = %lead.id, status = %lead.status, "an answer given before the call's end applied after it");
+    answered
 }
 
 /// What Myriam says when the call goes to `target`: the hand-off sentence, or the voicemail
@@ -451,6 +486,8 @@ impl Calls {
                 // counted.
                 if let Some(lead) = lead {
                     self.abandon_if_incomplete(lead).await?;
+                } else {
+                    self.store.abandon_call_lead(&sid).await?;
                 }
             } else {
                 // Counted once across instances: the first to record the call's end counts it.
@@ -458,9 +495,14 @@ impl Calls {
                     .store
                     .record_event(&format!("call-ended:{sid}"))
                     .await?;
-                let status = match lead {
-                    Some(lead) => Some(self.abandon_if_incomplete(lead).await?),
-                    None => None,
+                let status = if let Some(lead) = lead {
+                    Some(self.abandon_if_incomplete(lead).await?)
+                } else {
+                    // Not found here (another instance started the call and Supabase is
+                    // unreachable, or its start is not replayed yet): the store abandons the
+                    // call's lead once it knows it.
+                    self.store.abandon_call_lead(&sid).await?;
+                    None
                 };
                 let outcome = match status {
                     _ if report.failed => CallOutcome::Error,

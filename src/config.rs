@@ -192,6 +192,13 @@ pub struct TelemetrySettings {
     pub readyz_max_outbox_age: Duration,
 }
 
+/// The longest call the assistant allows (`maxDurationSeconds` in `docs/vapi-assistant.json`).
+pub const MAX_CALL_SECS: u64 = 900;
+
+/// `DRAIN_TIMEOUT_SECS` when unset: a bridged call that started just before the shutdown may run
+/// to [`MAX_CALL_SECS`] and still say goodbye, so a rolling deploy never cuts a call short.
+pub const DEFAULT_DRAIN_TIMEOUT_SECS: u64 = MAX_CALL_SECS + 30;
+
 /// Everything the gateway reads from its environment. `Debug` shows no secret.
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -524,8 +531,11 @@ impl Settings {
         let max_concurrent_calls = reader
             .strict_parse("MAX_CONCURRENT_CALLS")?
             .unwrap_or(200usize);
-        let drain_timeout =
-            Duration::from_secs(reader.strict_parse("DRAIN_TIMEOUT_SECS")?.unwrap_or(30u64));
+        let drain_timeout = Duration::from_secs(
+            reader
+                .strict_parse("DRAIN_TIMEOUT_SECS")?
+                .unwrap_or(DEFAULT_DRAIN_TIMEOUT_SECS),
+        );
         let prometheus_port = reader.strict_parse("PROMETHEUS_PORT")?;
         let test_mode = flag(reader.strict("BP_TWILIO_TEST_MODE")?);
         let log_pii = log_pii(flag(reader.strict("LOG_PII")?), environment)?;

@@ -57,6 +57,7 @@ pub mod names {
     pub const OUTBOX_REPLAYS: &str = "myriam_outbox_replays_total";
     pub const OUTBOX_DEAD_LETTERS: &str = "myriam_outbox_dead_letters_total";
     pub const LEAD_WRITE_CONFLICTS: &str = "myriam_lead_write_conflicts_total";
+    pub const IVR_HOLDS: &str = "myriam_ivr_answers_held_total";
     pub const SUPABASE_REFUSING: &str = "myriam_supabase_refusing";
     pub const STORE_SECONDS: &str = "myriam_store_operation_duration_seconds";
     pub const ALERTS: &str = "myriam_alerts_total";
@@ -326,6 +327,12 @@ pub const CATALOGUE: &[MetricSpec] = &[
         labels: &[],
     },
     MetricSpec {
+        name: IVR_HOLDS,
+        kind: Kind::Counter,
+        help: "IVR answers held (a pause, then sent again through the load balancer) because the instance they reached was behind on the call (Supabase unreachable, or another instance's writes not replayed yet)",
+        labels: &[],
+    },
+    MetricSpec {
         name: SUPABASE_REFUSING,
         kind: Kind::Gauge,
         help: "1 while Supabase refuses this instance for good (401, 403, 404: a rotated key, a revoked grant, a dropped table); the instance is then unready",
@@ -462,6 +469,11 @@ impl CallOutcome {
 /// A lead save lost a race and is re-applied on the fresh lead.
 pub fn lead_write_conflict() {
     metrics::counter!(LEAD_WRITE_CONFLICTS).increment(1);
+}
+
+/// An IVR answer was held: this instance was behind on the call.
+pub fn ivr_answer_held() {
+    metrics::counter!(IVR_HOLDS).increment(1);
 }
 
 /// Whether Supabase refuses this instance for good right now (see [`names::SUPABASE_REFUSING`]).

@@ -26,10 +26,21 @@ use tower_http::trace::TraceLayer;
 
 use crate::config::Settings;
 pub use crate::lifecycle::Lifecycle;
+
+/// How long calls still live at the drain's deadline get to hang up once told.
+pub const HARD_STOP_WAIT: Duration = Duration::from_secs(2);
+
+/// The least time the last outbox flush gets, after the calls ended (their last writes).
+pub const FINAL_FLUSH: Duration = Duration::from_secs(5);
+
+/// How much longer than `DRAIN_TIMEOUT_SECS` a shutdown may take at worst ([`HARD_STOP_WAIT`]
+/// then [`FINAL_FLUSH`]): the platform's grace period must be at least the sum, plus a margin.
+pub const DRAIN_OVERRUN: Duration =
+    Duration::from_secs(HARD_STOP_WAIT.as_secs() + FINAL_FLUSH.as_secs());
 use crate::metrics::names;
 use crate::routes::{error, health, media, twilio, vapi};
 pub use crate::state::AppState;
-use crate::store::{AnyStore, OpenError};
+use crate::store::{AnyStore, OpenError, StoreError};
 use crate::telemetry;
 use crate::twilio::WebhookAuth;
 
@@ -147,6 +158,19 @@ impl Application {
         self.state.store.clone()
     }
 
+    /// Replays the outbox (with Supabase) until it is empty, a replay fails, or `deadline`;
+    /// how many writes are left.
+    async fn flush_outbox(
+        store: &AnyStore,
+        deadline: tokio::time::Instant,
+    ) -> Result<usize, StoreError> {
+        let AnyStore::Supabase(outbox) = store else {
+            return Ok(0);
+        };
+        let budget = deadline.saturating_duration_since(tokio::time::Instant::now());
+        outbox.flush(budget).await
+    }
+
     /// Serves until the lifecycle's shutdown token is cancelled, then drains.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let lifecycle = self.state.lifecycle.clone();
@@ -162,14 +186,21 @@ impl Application {
             });
         }
 
+        let store = self.state.store.clone();
         let server = serve_http1(self.listener, self.router, token.clone());
         let mut server = std::pin::pin!(server);
+        // One deadline for the whole drain, from the signal: requests, live calls and the
+        // outbox share `DRAIN_TIMEOUT_SECS`, so the platform's grace period can be sized from it
+        // (`DRAIN_TIMEOUT_SECS` + `DRAIN_OVERRUN`).
+        let mut signalled = None;
         let result = tokio::select! {
             result = &mut server => result,
             () = token.cancelled() => {
+                let deadline = tokio::time::Instant::now() + drain_timeout;
+                signalled = Some(deadline);
                 tracing::info!(timeout_secs = drain_timeout.as_secs(), "shutting down: draining requests and calls");
                 // In-flight HTTP requests get the drain timeout to finish.
-                if let Ok(result) = tokio::time::timeout(drain_timeout, &mut server).await {
+                if let Ok(result) = tokio::time::timeout_at(deadline, &mut server).await {
                     result
                 } else {
                     tracing::warn!("drain timeout reached with HTTP requests still in flight");
@@ -179,29 +210,30 @@ impl Application {
         };
         // The server can also stop on its own (listener error): make sure every task is told.
         token.cancel();
-        let started = Instant::now();
-        if let AnyStore::Supabase(outbox) = &self.state.store {
-            match outbox.flush(drain_timeout).await {
-                Ok(0) => {}
-                Ok(left) => {
-                    tracing::warn!(left, "outbox not empty at shutdown; replayed on next start");
-                }
-                Err(error) => tracing::error!(%error, "cannot flush the outbox"),
-            }
-        }
+        let deadline = signalled.unwrap_or_else(|| tokio::time::Instant::now() + drain_timeout);
         lifecycle.tracker().close();
-        let remaining = drain_timeout.saturating_sub(started.elapsed());
-        if tokio::time::timeout(remaining, lifecycle.tracker().wait())
-            .await
-            .is_err()
-        {
+        // Live calls go on while what is queued for Supabase is replayed (an unreachable
+        // Supabase never eats the calls' time: a failed replay ends the flush).
+        let flush = Self::flush_outbox(&store, deadline);
+        let calls = tokio::time::timeout_at(deadline, lifecycle.tracker().wait());
+        let (calls, _) = tokio::join!(calls, flush);
+        if calls.is_err() {
             tracing::warn!(
                 still_running = lifecycle.tracker().len(),
                 "drain timeout reached: ending the calls still live"
             );
             lifecycle.stop_now();
             // Calls hang up promptly once told; do not wait for ever on a stuck one.
-            let _ = tokio::time::timeout(Duration::from_secs(2), lifecycle.tracker().wait()).await;
+            let _ = tokio::time::timeout(HARD_STOP_WAIT, lifecycle.tracker().wait()).await;
+        }
+        // What the calls wrote while they ended, however late.
+        let last = deadline.max(tokio::time::Instant::now() + FINAL_FLUSH);
+        match Self::flush_outbox(&store, last).await {
+            Ok(0) => {}
+            Ok(left) => {
+                tracing::warn!(left, "outbox not empty at shutdown; replayed on next start");
+            }
+            Err(error) => tracing::error!(%error, "cannot flush the outbox"),
         }
         tracing::info!("stopped");
         result

@@ -280,3 +280,154 @@ async fn drain_gives_up_after_the_timeout() {
         .unwrap()
         .unwrap();
 }
+
+fn id(args: &[&str]) -> u32 {
+    let out = std::process::Command::new("id")
+        .args(args)
+        .output()
+        .unwrap();
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+/// A database file the gateway cannot write (root's, mode 0444; the gateway runs as `nobody`,
+/// since root ignores file permissions): `/readyz` is 503 and says `read_only`, `/healthz` stays
+/// 200 (the process is alive; it must not be restarted in a loop, it must be taken out of
+/// rotation).
+#[tokio::test]
+async fn readyz_fails_with_a_read_only_database_file() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    let db = data.join("myriam.db");
+    // A real database (migrated, WAL), closed before it is made read-only.
+    drop(myriam::store::sqlite::SqliteStore::open(&db).unwrap());
+    for _ in 0..100 {
+        if !data.join("myriam.db-wal").exists() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    std::fs::set_permissions(&db, std::fs::Permissions::from_mode(0o444)).unwrap();
+    let ids = (id(&["-u"]) == 0).then(|| (id(&["-u", "nobody"]), id(&["-g", "nobody"])));
+    if let Some((uid, gid)) = ids {
+        // `nobody` may enter the directories and create SQLite's `-shm` next to the file, which
+        // stays root's and read-only.
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        std::os::unix::fs::chown(&data, Some(uid), Some(gid)).unwrap();
+    }
+    let db_path = db.display().to_string();
+    let gateway = helpers::process::GatewayProcess::start_as(
+        dir.path(),
+        &[("STORE", "sqlite"), ("DATABASE_PATH", &db_path)],
+        ids,
+    )
+    .await;
+    let health = gateway
+        .client
+        .get(gateway.url("/healthz"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(health.status(), 200, "alive");
+    let ready = gateway
+        .client
+        .get(gateway.url("/readyz"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ready.status(), 503);
+    let body: serde_json::Value = ready.json().await.unwrap();
+    assert_eq!(body["status"], "unavailable");
+    assert_eq!(
+        body["store"],
+        serde_json::json!({"kind": "sqlite", "ok": false, "error": "read_only"}),
+        "{body}"
+    );
+    assert_eq!(
+        std::fs::metadata(&db).unwrap().permissions().mode() & 0o777,
+        0o444,
+        "the file was not made writable behind the test's back"
+    );
+}
+
+/// Unset, `DRAIN_TIMEOUT_SECS` outlasts the longest call the assistant allows (its
+/// `maxDurationSeconds`) with time to say goodbye: a rolling deploy does not cut a bridged call
+/// at 30 s.
+#[test]
+fn the_default_drain_outlasts_the_longest_call() {
+    use myriam::config::{DEFAULT_DRAIN_TIMEOUT_SECS, MAX_CALL_SECS};
+    let settings = Settings::from_source(&myriam::secrets::EnvSource::from_pairs([(
+        "ENVIRONMENT",
+        "test",
+    )]))
+    .unwrap();
+    let assistant: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/docs/vapi-assistant.json"
+        ))
+        .unwrap(),
+    )
+    .unwrap();
+    let longest = assistant["maxDurationSeconds"].as_u64().unwrap();
+    assert_eq!(
+        longest, MAX_CALL_SECS,
+        "docs/vapi-assistant.json and the code agree"
+    );
+    assert_eq!(settings.drain_timeout.as_secs(), DEFAULT_DRAIN_TIMEOUT_SECS);
+    assert!(
+        settings.drain_timeout >= Duration::from_secs(longest + 15),
+        "{:?}",
+        settings.drain_timeout
+    );
+    let catalogue = myriam::secrets::CATALOGUE
+        .iter()
+        .find(|v| v.name == "DRAIN_TIMEOUT_SECS")
+        .unwrap();
+    assert_eq!(
+        catalogue.default,
+        Some(DEFAULT_DRAIN_TIMEOUT_SECS.to_string().as_str())
+    );
+}
+
+/// The drain has one deadline from the signal: an HTTP request still in flight and a live call
+/// share `DRAIN_TIMEOUT_SECS` (they used to get it one after the other, twice the time the
+/// operations guide told platforms to wait).
+#[tokio::test]
+async fn requests_and_calls_share_one_drain_deadline() {
+    use tokio::io::AsyncWriteExt as _;
+    let drain = Duration::from_secs(2);
+    let app = spawn_app_with(|s| s.drain_timeout = drain).await;
+    let hard_stop = app.lifecycle.hard_stop_token();
+    app.lifecycle.tracker().spawn(async move {
+        // A live call: it ends when told to at the deadline.
+        hard_stop.cancelled().await;
+    });
+    // A request whose body never finishes arriving (in flight until the 10 s request timeout).
+    let mut slow = tokio::net::TcpStream::connect(app.addr).await.unwrap();
+    slow.write_all(
+        b"POST /twilio/voice HTTP/1.1\r\nhost: x\r\ncontent-type: application/x-www-form-urlencoded\r\ncontent-length: 100\r\n\r\nCallSid=CA",
+    )
+    .await
+    .unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let started = std::time::Instant::now();
+    app.lifecycle.shutdown();
+    tokio::time::timeout(Duration::from_secs(10), app.server)
+        .await
+        .expect("the drain is bounded")
+        .unwrap()
+        .unwrap();
+    let took = started.elapsed();
+    assert!(took >= drain, "the live call was given the drain: {took:?}");
+    assert!(
+        took < drain + Duration::from_millis(900),
+        "one deadline for requests and calls, not one after the other: {took:?}"
+    );
+    drop(slow);
+}

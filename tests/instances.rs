@@ -7,8 +7,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
+use helpers::ivr::{IvrCall, QUALIFYING};
 use helpers::supabase::SupabaseStack;
+use helpers::{TestApp, spawn_app_with};
 use myriam::calls::{Calls, Change, NewCall};
+use myriam::config::{Settings, StoreKind};
 use myriam::domain::{CallSid, ConversationMode, LeadId, LeadStatus};
 use myriam::locks::KeyedLocks;
 use myriam::qualification::{Lead, Turn, prompts};
@@ -47,6 +50,10 @@ fn greeting() -> prompts::Greeting {
         disclosure: true,
         office_open: true,
     }
+}
+
+fn sid(n: u32) -> String {
+    format!("CA{n:032x}")
 }
 
 fn new_call(sid: &CallSid) -> NewCall {
@@ -258,4 +265,242 @@ async fn a_replayed_write_supabase_already_holds_is_done() {
             .unwrap()
     );
     drop(store);
+}
+
+fn on_supabase(stack: &SupabaseStack) -> impl FnOnce(&mut Settings) + '_ {
+    move |s| {
+        s.store.kind = StoreKind::Supabase;
+        s.store.supabase_url = Some(stack.url.parse().unwrap());
+        s.store.supabase_service_role_key = Some(SecretString::from(stack.service_key.clone()));
+    }
+}
+
+fn outbox_of(app: &TestApp) -> &OutboxStore {
+    match app.state_store() {
+        AnyStore::Supabase(outbox) => outbox,
+        AnyStore::Sqlite(_) => panic!("STORE=supabase expected"),
+    }
+}
+
+/// Waits until every instance's outbox has replayed (none dead-lettered).
+async fn replayed(apps: &[&TestApp]) {
+    let started = std::time::Instant::now();
+    for app in apps {
+        let outbox = outbox_of(app);
+        while outbox.depth().await.unwrap() > 0 {
+            assert!(
+                started.elapsed() < Duration::from_secs(90),
+                "outbox not replayed: {:?}",
+                outbox.pending_summary().await.unwrap()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert_eq!(
+            outbox.dead_letters().await.unwrap(),
+            Vec::new(),
+            "nothing dead-lettered"
+        );
+    }
+}
+
+/// What a call left in Supabase that one instance must leave the same: the lead's status,
+/// fields and conversation, the call's status.
+fn outcome(stack: &SupabaseStack, sid: &str) -> String {
+    stack.psql(&format!(
+        "select l.status || '|' || coalesce(l.nom_complet, '') || '|' || coalesce(l.telephone, '')
+                || '|' || coalesce(l.adresse_complete, '') || '|' || coalesce(l.type_service, '')
+                || '|' || coalesce(l.description, '') || '|' || l.urgence
+                || '|' || l.conversation::text || '|' || c.status
+           from bp.calls c join bp.leads l on l.id = c.lead_id where c.call_sid = '{sid}'"
+    ))
+}
+
+fn no_orphan_lead(stack: &SupabaseStack) {
+    assert_eq!(
+        stack.psql(
+            "select count(*) from bp.leads l \
+             where not exists (select 1 from bp.calls c where c.lead_id = l.id)"
+        ),
+        "0",
+        "no orphan lead"
+    );
+}
+
+/// A brownout while a call moves between instances: PostgREST stops after the call's first
+/// answer; every later answer reaches B first, which does not know the call, holds the answer
+/// (pause, redirect), and the load balancer brings it to A, which does; Twilio's `completed`
+/// reaches B before the last answer reaches A. PostgREST comes back, both outboxes replay: the
+/// lead and call rows are those one instance leaves for the same call, no answer lost, no orphan
+/// lead. (On 5521a52, B started a second lead for the call and took the answers on it; its
+/// writes were dead-lettered as stale when Supabase returned.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_brownout_while_a_call_moves_between_instances_ends_as_on_one_instance() {
+    let mut stack = SupabaseStack::start();
+    let a = spawn_app_with(on_supabase(&stack)).await;
+    let b = spawn_app_with(on_supabase(&stack)).await;
+    let client = reqwest::Client::new();
+    let (url_a, url_b) = (a.url(""), b.url(""));
+
+    // What one instance makes of the call, Supabase up, for a qualified and an unfinished call.
+    for (sid, answers) in [(sid(1), 6), (sid(2), 3)] {
+        let mut call = IvrCall::new(&sid);
+        call.voice(&client, &url_a).await;
+        for answer in &QUALIFYING[..answers] {
+            call.answer(&client, || url_a.clone(), answer).await;
+        }
+        call.status(&client, &url_a, "completed", 1).await;
+    }
+
+    // Qualified: started before the brownout, the last answer after the call's end.
+    let mut qualified = IvrCall::new(&sid(3));
+    qualified.voice(&client, &url_a).await;
+    qualified
+        .answer(&client, || url_a.clone(), QUALIFYING[0])
+        .await;
+    stack.stop_postgrest();
+    let mut hops = 0u32;
+    let mut b_then_a = || {
+        hops += 1;
+        // B first, B again on the first redirect, then A.
+        if hops % 3 == 0 {
+            url_a.clone()
+        } else {
+            url_b.clone()
+        }
+    };
+    for answer in &QUALIFYING[1..5] {
+        qualified.answer(&client, &mut b_then_a, answer).await;
+    }
+    qualified.status(&client, &url_b, "completed", 1).await;
+    let last = qualified
+        .answer(&client, &mut b_then_a, QUALIFYING[5])
+        .await;
+    assert!(last.ends_with("<Hangup/></Response>"), "{last}");
+
+    // Unfinished: started during the brownout, three answers, ended on B.
+    let mut unfinished = IvrCall::new(&sid(4));
+    unfinished.voice(&client, &url_a).await;
+    for answer in &QUALIFYING[..3] {
+        unfinished.answer(&client, &mut b_then_a, answer).await;
+    }
+    unfinished.status(&client, &url_b, "completed", 1).await;
+    assert!(
+        qualified.holds >= 8 && unfinished.holds >= 6,
+        "B held the answers"
+    );
+    assert!(
+        outbox_of(&a).depth().await.unwrap() > 0 && outbox_of(&b).depth().await.unwrap() > 0,
+        "both instances queued writes"
+    );
+
+    stack.start_postgrest();
+    replayed(&[&a, &b]).await;
+    let one_instance = outcome(&stack, &sid(1));
+    assert!(
+        one_instance.starts_with("qualifie|Marie-Ève Côté|"),
+        "{one_instance}"
+    );
+    assert_eq!(outcome(&stack, &sid(3)), one_instance);
+    let one_instance = outcome(&stack, &sid(2));
+    assert!(
+        one_instance.starts_with("abandonne|Marie-Ève Côté|"),
+        "{one_instance}"
+    );
+    assert_eq!(outcome(&stack, &sid(4)), one_instance);
+    assert_eq!(stack.psql("select count(*) from bp.leads"), "4");
+    no_orphan_lead(&stack);
+}
+
+/// A lead save queued on A during an outage, based on the version before the call's end (on B,
+/// Supabase reachable there) abandoned the lead, is re-based on replay: the answer is kept and
+/// the status is what one instance taking the answer, then the end, leaves — `qualifie` for a
+/// last answer, else `abandonne`. (On 5521a52 it was dead-lettered as stale: the answer lost.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_save_queued_before_the_calls_end_elsewhere_is_re_based_not_lost() {
+    use myriam::calls::StatusReport;
+    use myriam::store::CallUpdate;
+    let stack = SupabaseStack::start();
+    let dir = tempfile::tempdir().unwrap();
+    for (n, qualifies) in [(1u32, false), (2, true)] {
+        let sid = CallSid::try_from(sid(100 + n).as_str()).unwrap();
+        let a_path = dir.path().join(format!("a{n}.db"));
+        let a = OutboxStore::new(
+            remote(&stack.url, &stack.service_key),
+            SqliteStore::open(&a_path).unwrap(),
+            OutboxConfig::default(),
+        );
+        let lead = instance(&a)
+            .start(&new_call(&sid), greeting())
+            .await
+            .unwrap();
+        drop(a);
+        // Supabase unreachable from A: the answer is queued, based on version 1.
+        let a_down = OutboxStore::new(
+            SupabaseStore::new(
+                "http://127.0.0.1:9",
+                &SecretString::from("k".to_owned()),
+                "bp",
+                Duration::from_millis(200),
+            ),
+            SqliteStore::open(&a_path).unwrap(),
+            OutboxConfig::default(),
+        );
+        instance(&a_down)
+            .change_lead(lead.clone(), |fresh| {
+                fresh
+                    .conversation
+                    .push(Turn::caller(None, "la réponse".to_owned(), true));
+                fresh
+                    .conversation
+                    .push(Turn::myriam(None, "Merci.".to_owned()));
+                fresh.status = if qualifies {
+                    LeadStatus::Qualifie
+                } else {
+                    LeadStatus::EnCours
+                };
+                Change::new(()).saved_if(true)
+            })
+            .await
+            .unwrap();
+        assert_eq!(a_down.depth().await.unwrap(), 1);
+        drop(a_down);
+        // Meanwhile Twilio's `completed` reaches B, which reaches Supabase: the lead is abandoned.
+        let b = instance(&outbox(&stack, &dir, &format!("b{n}.db")));
+        b.report_status(StatusReport {
+            update: CallUpdate::new(sid.clone()),
+            status: Some("completed".to_owned()),
+            ends_call: true,
+            from_bridged_side: false,
+            failed: false,
+            idempotency_key: None,
+        })
+        .await
+        .unwrap();
+        let id = lead.id;
+        assert_eq!(
+            stack.psql(&format!("select status from bp.leads where id = '{id}'")),
+            "abandonne"
+        );
+        // A reaches Supabase again and replays.
+        let a_up = OutboxStore::new(
+            remote(&stack.url, &stack.service_key),
+            SqliteStore::open(&a_path).unwrap(),
+            OutboxConfig::default(),
+        );
+        assert_eq!(a_up.flush(Duration::from_secs(5)).await.unwrap(), 0);
+        assert_eq!(a_up.dead_letters().await.unwrap(), Vec::new(), "not lost");
+        let stored = a_up.remote().get_lead(id).await.unwrap().unwrap();
+        assert_eq!(
+            stored.status,
+            if qualifies {
+                LeadStatus::Qualifie
+            } else {
+                LeadStatus::Abandonne
+            }
+        );
+        assert!(
+            stored.conversation.iter().any(|t| t.text == "la réponse"),
+            "the answer is kept"
+        );
+    }
 }

@@ -577,3 +577,211 @@ fn store_selection_follows_store_and_the_supabase_settings() {
         "forced"
     );
 }
+
+/// Every call status the tests move between: the known ones, `queued` and one Twilio may add.
+fn call_statuses() -> Vec<&'static str> {
+    myriam::domain::CALL_STATUS_RANKS
+        .iter()
+        .map(|(status, _)| *status)
+        .chain(["queued", "something-new"])
+        .collect()
+}
+
+/// `'a','b',…`: statuses as an SQL array's elements.
+fn quoted(all: &[&str]) -> String {
+    all.iter()
+        .map(|s| format!("'{s}'"))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// What a call's status is after `from` is reported then `to`: the Rust order
+/// (`calls::status_rank`).
+fn call_status_after<'a>(from: &'a str, to: &'a str) -> &'a str {
+    if myriam::calls::status_rank(to) >= myriam::calls::status_rank(from) {
+        to
+    } else {
+        from
+    }
+}
+
+/// SQLite's copies of the orders (migration 3's trigger and the statuses its CHECK allows, the
+/// call `CASE` built from `CALL_STATUS_RANKS`) agree with `LeadStatus::can_become` and
+/// `calls::status_rank` for every pair of statuses, tried through the real database.
+#[tokio::test]
+async fn sqlite_status_orders_match_the_rust_ones() {
+    use myriam::domain::LeadStatus;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("orders.db");
+    let store = SqliteStore::open(&path).unwrap();
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    let mut n = 0u32;
+    for from in LeadStatus::ALL {
+        for to in LeadStatus::ALL {
+            let id = LeadId::new().to_string();
+            conn.execute(
+                "INSERT INTO leads (id, status) VALUES (?1, ?2)",
+                [&id, from.as_str()],
+            )
+            .unwrap_or_else(|e| panic!("{from} is not a status SQLite accepts: {e}"));
+            let moved = conn.execute(
+                "UPDATE leads SET status = ?2 WHERE id = ?1",
+                [&id, to.as_str()],
+            );
+            assert_eq!(
+                moved.is_ok(),
+                from.can_become(to),
+                "SQLite {from} → {to}: {moved:?}"
+            );
+            n += 1;
+        }
+    }
+    assert_eq!(n, 36);
+    assert!(
+        conn.execute(
+            "INSERT INTO leads (id, status) VALUES (?1, 'perdu')",
+            [LeadId::new().to_string()],
+        )
+        .is_err(),
+        "SQLite accepts exactly LeadStatus::ALL"
+    );
+    for (i, from) in call_statuses().into_iter().enumerate() {
+        for (j, to) in call_statuses().into_iter().enumerate() {
+            let sid = sid(9000 + u32::try_from(i * 100 + j).unwrap());
+            for status in [from, to] {
+                let mut update = CallUpdate::new(sid.clone());
+                update.status = Some(status.to_owned());
+                store.upsert_call(&update).await.unwrap();
+            }
+            let stored = store.get_call(&sid).await.unwrap().unwrap().fields.status;
+            assert_eq!(
+                stored.as_deref(),
+                Some(call_status_after(from, to)),
+                "SQLite call {from} → {to}"
+            );
+        }
+    }
+}
+
+/// Supabase's copies (`bp.lead_status_rank`, `bp.leads_forward`, the status CHECK) agree with
+/// `LeadStatus::rank`/`can_become` for every status and every pair, tried in the real PostgreSQL.
+#[tokio::test]
+async fn supabase_status_orders_match_the_rust_ones() {
+    use myriam::domain::LeadStatus;
+    let stack = SupabaseStack::start();
+    for status in LeadStatus::ALL {
+        assert_eq!(
+            stack.psql(&format!("select bp.lead_status_rank('{status}')")),
+            status.rank().to_string(),
+            "bp.lead_status_rank('{status}')"
+        );
+    }
+    let leads: Vec<&str> = LeadStatus::ALL.iter().map(|s| s.as_str()).collect();
+    // Every pair in one round trip: insert at `f`, update to `t`, record whether the database
+    // let it through (`bp.leads_forward` raises 23514 otherwise).
+    let outcome = stack.psql(&format!(
+        "create temp table moved (f text, t text, ok boolean);
+         do $$
+         declare f text; t text; v uuid;
+         begin
+           foreach f in array array[{lead_list}] loop
+             foreach t in array array[{lead_list}] loop
+               begin
+                 insert into bp.leads (status) values (f) returning id into v;
+                 update bp.leads set status = t where id = v;
+                 insert into moved values (f, t, true);
+               exception when check_violation then
+                 insert into moved values (f, t, false);
+               end;
+             end loop;
+           end loop;
+         end $$;
+         select f || '>' || t || '=' || ok from moved order by f, t;",
+        lead_list = quoted(&leads)
+    ));
+    let mut expected: Vec<String> = LeadStatus::ALL
+        .iter()
+        .flat_map(|f| {
+            LeadStatus::ALL
+                .iter()
+                .map(move |t| format!("{f}>{t}={}", f.can_become(*t)))
+        })
+        .collect();
+    expected.sort();
+    // psql prints the command tags of the statements before the last one's rows.
+    let mut got: Vec<String> = outcome
+        .lines()
+        .filter(|l| l.contains('>'))
+        .map(str::to_owned)
+        .collect();
+    got.sort();
+    assert_eq!(
+        got, expected,
+        "bp.leads_forward against LeadStatus::can_become"
+    );
+    assert!(
+        stack
+            .psql(
+                "do $$ begin insert into bp.leads (status) values ('perdu');
+                 exception when check_violation then raise notice 'refused'; return; end $$;
+                 select count(*) from bp.leads where status = 'perdu'"
+            )
+            .ends_with('0'),
+        "Supabase accepts exactly LeadStatus::ALL"
+    );
+}
+
+/// `bp.call_status_rank` and `bp.calls_forward` agree with `CALL_STATUS_RANKS` for every status and
+/// every pair of statuses, tried in the real PostgreSQL.
+#[tokio::test]
+async fn supabase_call_status_order_matches_the_rust_one() {
+    use myriam::domain::CALL_STATUS_RANKS;
+    let stack = SupabaseStack::start();
+    for status in call_statuses() {
+        let rank = CALL_STATUS_RANKS
+            .iter()
+            .find(|(s, _)| *s == status)
+            .map_or(0, |(_, r)| *r);
+        assert_eq!(
+            stack.psql(&format!("select bp.call_status_rank('{status}')")),
+            rank.to_string(),
+            "bp.call_status_rank('{status}')"
+        );
+    }
+    let calls = call_statuses();
+    let outcome = stack.psql(&format!(
+        "create temp table moved (f text, t text, after text);
+         do $$
+         declare f text; t text; n integer := 0;
+         begin
+           foreach f in array array[{call_list}] loop
+             foreach t in array array[{call_list}] loop
+               n := n + 1;
+               insert into bp.calls (call_sid, status) values ('CAorder' || n, f);
+               update bp.calls set status = t where call_sid = 'CAorder' || n;
+               insert into moved
+                 select f, t, status from bp.calls where call_sid = 'CAorder' || n;
+             end loop;
+           end loop;
+         end $$;
+         select f || '>' || t || '=' || after from moved;",
+        call_list = quoted(&calls)
+    ));
+    let mut expected: Vec<String> = calls
+        .iter()
+        .flat_map(|f| {
+            calls
+                .iter()
+                .map(move |t| format!("{f}>{t}={}", call_status_after(f, t)))
+        })
+        .collect();
+    expected.sort();
+    // psql prints the command tags of the statements before the last one's rows.
+    let mut got: Vec<String> = outcome
+        .lines()
+        .filter(|l| l.contains('>'))
+        .map(str::to_owned)
+        .collect();
+    got.sort();
+    assert_eq!(got, expected, "bp.calls_forward against calls::status_rank");
+}

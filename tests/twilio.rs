@@ -599,34 +599,217 @@ async fn status_callbacks_never_go_back_and_end_incomplete_leads() {
     );
 }
 
+/// A call this instance does not know (another instance started it and Supabase is unreachable,
+/// or its start is not replayed yet): the answer is held, a pause then sent again through the
+/// load balancer with the answer carried in the URL (Twilio's `<Redirect>` posts only the call's
+/// parameters), up to `MAX_HOLDS` times; nobody knowing it by then, a fresh qualification starts
+/// rather than failing the caller.
 #[tokio::test]
-async fn an_unknown_call_at_gather_starts_a_fresh_qualification() {
+async fn an_unknown_call_at_gather_is_held_then_starts_a_fresh_qualification() {
+    use myriam::ivr::MAX_HOLDS;
     let app = spawn_app_with(production).await;
     let twilio = Twilio {
         app: &app,
         base: None,
     };
     let call = sid(14);
-    let reply = twilio
-        .post(
-            "/twilio/gather?turn=7&silence=0",
-            &[
-                ("CallSid", call.as_str()),
-                ("AccountSid", ACCOUNT),
-                ("SpeechResult", "allo?"),
-            ],
-            Sig::Good,
-        )
-        .await;
+    let sid = CallSid::try_from(call.as_str()).unwrap();
+    let mut target = "/twilio/gather?turn=7&silence=0".to_owned();
+    let mut params = vec![
+        ("CallSid", call.as_str()),
+        ("AccountSid", ACCOUNT),
+        ("SpeechResult", "allo? c'est Zoé"),
+    ];
+    for held in 1..=MAX_HOLDS {
+        let reply = twilio.post(&target, &params, Sig::Good).await;
+        assert_eq!(reply.status, 200, "{}", reply.body);
+        assert!(
+            reply.body.contains("<Pause length=\"1\"/>"),
+            "{}",
+            reply.body
+        );
+        let url = twiml::redirect_target(&reply.body).expect("held: a Redirect");
+        target = url.strip_prefix(PUBLIC).expect("absolute").to_owned();
+        assert_eq!(
+            target,
+            format!("/twilio/gather?turn=7&silence=0&held={held}&speech=allo%3F+c%27est+Zo%C3%A9"),
+            "the same turn, the answer carried"
+        );
+        // What `<Redirect>` posts: the call's parameters, no SpeechResult.
+        params = vec![("CallSid", call.as_str()), ("AccountSid", ACCOUNT)];
+        assert!(
+            app.state_store()
+                .find_lead_by_call(&sid)
+                .await
+                .unwrap()
+                .is_none(),
+            "nothing started while held"
+        );
+    }
+    let reply = twilio.post(&target, &params, Sig::Good).await;
     assert_eq!(reply.status, 200);
+    assert!(
+        twiml::redirect_target(&reply.body).is_none(),
+        "held no more"
+    );
     assert!(said(&reply.body).starts_with("Bonjour, vous parlez à Myriam, l'assistante virtuelle"));
     assert!(
         app.state_store()
-            .find_lead_by_call(&CallSid::try_from(call.as_str()).unwrap())
+            .find_lead_by_call(&sid)
             .await
             .unwrap()
             .is_some()
     );
+}
+
+/// A held answer that reaches an instance that knows the call is applied as if it had come
+/// straight there, the answer read from the URL.
+#[tokio::test]
+async fn a_held_answer_is_applied_where_the_call_is_known() {
+    let app = spawn_app_with(production).await;
+    let twilio = Twilio {
+        app: &app,
+        base: None,
+    };
+    let call = sid(15);
+    let first = twilio
+        .post("/twilio/voice", &refs(&voice_params(&call)), Sig::Good)
+        .await;
+    let gather = action(&first.body).unwrap();
+    assert_eq!(gather, "/twilio/gather?turn=1&silence=0");
+    // Ahead of what this instance knows (turn 3): held, the answer carried.
+    let ahead = twilio
+        .post(
+            "/twilio/gather?turn=3&silence=0",
+            &[
+                ("CallSid", call.as_str()),
+                ("AccountSid", ACCOUNT),
+                ("SpeechResult", "Marie"),
+            ],
+            Sig::Good,
+        )
+        .await;
+    assert!(
+        twiml::redirect_target(&ahead.body).is_some(),
+        "{}",
+        ahead.body
+    );
+    // The answer to turn 1, held once elsewhere, comes back here.
+    let reply = twilio
+        .post(
+            "/twilio/gather?turn=1&silence=0&held=1&speech=je+m%27appelle+Marie-%C3%88ve+C%C3%B4t%C3%A9",
+            &[("CallSid", call.as_str()), ("AccountSid", ACCOUNT)],
+            Sig::Good,
+        )
+        .await;
+    assert_eq!(reply.status, 200);
+    assert!(
+        said(&reply.body).starts_with("Merci, Marie-Ève."),
+        "{}",
+        reply.body
+    );
+    let lead = app
+        .state_store()
+        .find_lead_by_call(&CallSid::try_from(call.as_str()).unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(lead.nom_complet.unwrap().as_str(), "Marie-Ève Côté");
+    assert_eq!(
+        lead.conversation.len(),
+        3,
+        "the opening, the answer, the next question"
+    );
+}
+
+/// Twilio's `completed` is processed before the caller's last answer (the caller hung up right
+/// after answering; another instance or a slower request took the callback first). The answer was
+/// given during the call: it still qualifies the lead, as one instance taking it first would
+/// have. An unfinished answer after the end is kept, and the lead stays abandoned. (On 5521a52
+/// the lead stayed `abandonne` and the last answer was ignored.)
+#[tokio::test]
+async fn a_last_answer_processed_after_the_calls_end_still_qualifies_the_lead() {
+    let app = spawn_app_with(production).await;
+    let twilio = Twilio {
+        app: &app,
+        base: None,
+    };
+    let answers = [
+        "euh je m'appelle Marie-Ève Côté",
+        "oui c'est ça",
+        "4567 boulevard Saint-Laurent Montréal H2X 1Y4",
+        "de l'élagage",
+        "un gros érable penche vers la maison",
+        "non ça peut attendre",
+    ];
+    for (n, answered_before_end) in [(16u32, 5usize), (17, 2)] {
+        let call = sid(n);
+        let call_sid = CallSid::try_from(call.as_str()).unwrap();
+        let first = twilio
+            .post("/twilio/voice", &refs(&voice_params(&call)), Sig::Good)
+            .await;
+        let mut next = action(&first.body).unwrap();
+        let answer = |text: &str| {
+            vec![
+                ("CallSid", call.clone()),
+                ("AccountSid", ACCOUNT.to_owned()),
+                ("SpeechResult", text.to_owned()),
+            ]
+        };
+        for text in &answers[..answered_before_end] {
+            let reply = twilio.post(&next, &refs(&answer(text)), Sig::Good).await;
+            next = action(&reply.body).unwrap();
+        }
+        let completed = vec![
+            ("CallSid", call.clone()),
+            ("AccountSid", ACCOUNT.to_owned()),
+            ("CallStatus", "completed".to_owned()),
+            ("SequenceNumber", "4".to_owned()),
+        ];
+        let done = twilio
+            .post("/twilio/status", &refs(&completed), Sig::Good)
+            .await;
+        assert_eq!(done.status, 204);
+        let store = app.state_store();
+        let ended = store.find_lead_by_call(&call_sid).await.unwrap().unwrap();
+        assert_eq!(ended.status, LeadStatus::Abandonne, "the end came first");
+        // The answer to the question standing when the caller hung up.
+        let late = answer(answers[answered_before_end]);
+        let reply = twilio.post(&next, &refs(&late), Sig::Good).await;
+        assert_eq!(reply.status, 200, "{}", reply.body);
+        let lead = store.find_lead_by_call(&call_sid).await.unwrap().unwrap();
+        assert_eq!(
+            lead.conversation.len(),
+            ended.conversation.len() + 2,
+            "the answer and Myriam's reply are kept"
+        );
+        if answered_before_end == 5 {
+            assert_eq!(
+                lead.status,
+                LeadStatus::Qualifie,
+                "the last answer qualifies"
+            );
+            assert_eq!(lead.urgence, Some(false));
+        } else {
+            assert_eq!(
+                lead.status,
+                LeadStatus::Abandonne,
+                "unfinished: still abandoned"
+            );
+            assert_eq!(
+                lead.adresse_complete.unwrap().as_str(),
+                "4567 boulevard Saint-Laurent Montréal H2X 1Y4"
+            );
+        }
+        // Twilio's retry of the same answer changes nothing more.
+        let again = twilio.post(&next, &refs(&late), Sig::Good).await;
+        assert_eq!(again.status, 200);
+        let after = store.find_lead_by_call(&call_sid).await.unwrap().unwrap();
+        assert_eq!(after.conversation, lead.conversation);
+        assert_eq!(after.status, lead.status);
+        let record = store.get_call(&call_sid).await.unwrap().unwrap();
+        assert_eq!(record.fields.status.as_deref(), Some("completed"));
+    }
 }
 
 #[tokio::test]

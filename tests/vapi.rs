@@ -433,3 +433,95 @@ async fn status_updates_and_the_end_of_call_report_update_the_call() {
         "ended before the six answers"
     );
 }
+
+/// Vapi's end-of-call report is processed before the tool call carrying the caller's last answer
+/// (both sent as the caller hangs up): the answer, given during the call, still qualifies the
+/// lead; an answer to a lead Myriam abandoned herself is not applied. (On 5521a52 the lead stayed
+/// `abandonne` and the last answer got the callback offer.)
+#[tokio::test]
+async fn a_last_tool_call_processed_after_the_end_of_call_report_still_qualifies() {
+    use myriam::qualification::Turn;
+    let app = spawn_app_with(production).await;
+    let (lead_id, sid) = lead_with_call(&app, 5, "vapi-call-5").await;
+    let id = LeadId::try_from(lead_id.as_str()).unwrap();
+    // The opening line, as `Calls::start` writes it.
+    let mut lead = app.store.get_lead(id).await.unwrap().unwrap();
+    lead.conversation.push(Turn::myriam(
+        None,
+        "Bonjour, quel est votre nom complet?".to_owned(),
+    ));
+    assert_eq!(
+        app.store.save_lead(&lead).await.unwrap(),
+        myriam::store::Saved::Applied
+    );
+    let call = json!({"id": "vapi-call-5", "phoneCallProviderId": sid});
+    let answers = [
+        "je m'appelle Marie-Ève Côté",
+        "oui c'est ça",
+        "4567 boulevard Saint-Laurent Montréal H2X 1Y4",
+        "de l'élagage",
+        "un gros érable penche vers la maison",
+        "non ça peut attendre",
+    ];
+    let tool = |i: usize| {
+        tool_calls(
+            &call,
+            &json!([{"id": format!("tc-{i}"), "type": "function",
+                "function": {"name": "enregistrer_reponse", "arguments": {"reponse": answers[i]}}}]),
+        )
+    };
+    for i in 0..5 {
+        send(&app, &tool(i)).await;
+    }
+    send(
+        &app,
+        &json!({"message": {"type": "end-of-call-report", "endedReason": "customer-ended-call",
+            "call": call, "artifact": {"transcript": "AI: Bonjour"}, "analysis": {}}}),
+    )
+    .await;
+    let ended = app.store.get_lead(id).await.unwrap().unwrap();
+    assert_eq!(ended.status, LeadStatus::Abandonne, "the end came first");
+    let last = send(&app, &tool(5)).await;
+    assert_eq!(result_of(&last, 0)["status"], "complete");
+    let lead = app.store.get_lead(id).await.unwrap().unwrap();
+    assert_eq!(lead.status, LeadStatus::Qualifie);
+    assert_eq!(lead.conversation.len(), ended.conversation.len() + 2);
+    // Replayed: the stored result, nothing more.
+    let replay = send(&app, &tool(5)).await;
+    assert_eq!(replay["results"][0]["result"], last["results"][0]["result"]);
+    assert_eq!(
+        app.store.get_lead(id).await.unwrap().unwrap().conversation,
+        lead.conversation
+    );
+
+    // Myriam abandoned this one herself (four refused names): no more answers.
+    let (given_up_lead, given_up_call) = lead_with_call(&app, 6, "vapi-call-6").await;
+    let other = json!({"id": "vapi-call-6", "phoneCallProviderId": given_up_call});
+    for i in 0..4 {
+        send(
+            &app,
+            &tool_calls(
+                &other,
+                &json!([{"id": format!("bad-{i}"), "type": "function",
+                    "function": {"name": "enregistrer_reponse", "arguments": {"reponse": "1234"}}}]),
+            ),
+        )
+        .await;
+    }
+    let other_id = LeadId::try_from(given_up_lead.as_str()).unwrap();
+    let given_up = app.store.get_lead(other_id).await.unwrap().unwrap();
+    assert_eq!(given_up.status, LeadStatus::Abandonne);
+    let after = send(
+        &app,
+        &tool_calls(
+            &other,
+            &json!([{"id": "late", "type": "function",
+                "function": {"name": "enregistrer_reponse", "arguments": {"reponse": "Jean Tremblay"}}}]),
+        ),
+    )
+    .await;
+    assert_eq!(result_of(&after, 0)["status"], "validation_error");
+    let still = app.store.get_lead(other_id).await.unwrap().unwrap();
+    assert_eq!(still.status, LeadStatus::Abandonne);
+    assert!(still.nom_complet.is_none(), "not applied");
+}

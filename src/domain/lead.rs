@@ -119,14 +119,17 @@ impl LeadStatus {
     }
 
     /// Whether a lead at `self` may move to `next`: staying, or moving forward; between final
-    /// statuses only `transfere` → `rappel` (nobody answered the transfer: voicemail) and
+    /// statuses only `transfere` → `rappel` (nobody answered the transfer: voicemail),
     /// `abandonne` → `transfere`/`rappel` (a caller Myriam could not understand asks for a
-    /// person). A qualified lead stays qualified: its call is still put through.
+    /// person) and `abandonne` → `qualifie` (the caller's last answer, given during the call, is
+    /// processed after the call's end abandoned the lead). A qualified lead stays qualified: its
+    /// call is still put through.
     pub fn can_become(self, next: LeadStatus) -> bool {
         self == next
             || next.rank() > self.rank()
             || (self == LeadStatus::Transfere && next == LeadStatus::Rappel)
-            || (self == LeadStatus::Abandonne && next.is_handed_off())
+            || (self == LeadStatus::Abandonne
+                && (next.is_handed_off() || next == LeadStatus::Qualifie))
     }
 }
 
@@ -221,6 +224,7 @@ mod tests {
             (Transfere, Rappel),
             (Abandonne, Transfere),
             (Abandonne, Rappel),
+            (Abandonne, Qualifie),
         ];
         for from in LeadStatus::ALL {
             for to in LeadStatus::ALL {

@@ -28,6 +28,43 @@ use crate::twilio::twiml::{TwiML, Verb};
 /// Silences re-prompted before Myriam says goodbye.
 pub const MAX_SILENCES: u32 = 2;
 
+/// How many times an answer is held (`<Pause>` then `<Redirect>` back through the load balancer)
+/// while the instance it reaches is behind on the call, before that instance answers from what it
+/// knows.
+pub const MAX_HOLDS: u32 = 10;
+
+/// The pause, in seconds, before a held answer is sent again.
+pub const HOLD_PAUSE_SECS: u32 = 1;
+
+/// The answer reached an instance that is behind on the call: it does not know the call, or its
+/// copy of the lead is older than the `<Gather>` the caller answered (`turn` past its
+/// conversation). That happens while Supabase is unreachable (each instance knows only what it
+/// wrote) and until the outbox of the instance that took the previous answer has replayed. The
+/// caller is kept on the line and the same answer is sent again through the load balancer, to
+/// reach the instance that knows (or this one, once it does). `None` once held [`MAX_HOLDS`]
+/// times.
+fn hold(settings: &Settings, result: &GatherResult) -> Option<TwiML> {
+    if result.action.held >= MAX_HOLDS || result.action.turn.is_none() {
+        return None;
+    }
+    tracing::info!(
+        call_sid = %result.call_sid,
+        held = result.action.held,
+        "this instance is behind on the call; holding the caller's answer"
+    );
+    crate::metrics::ivr_answer_held();
+    let url = result.action.held_url(
+        result.speech.as_deref(),
+        result.digits.as_deref(),
+        settings.public_base_url.as_ref(),
+    );
+    Some(
+        TwiML::new()
+            .verb(Verb::Pause(HOLD_PAUSE_SECS))
+            .verb(Verb::Redirect(url)),
+    )
+}
+
 /// What an incoming call tells us (`POST /twilio/voice`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IncomingCall {
@@ -102,7 +139,11 @@ pub async fn gather(
 ) -> Result<TwiML, StoreError> {
     let _call_lock = calls.lock_call(&result.call_sid).await;
     let Some(found) = calls.store().find_lead_by_call(&result.call_sid).await? else {
-        // A call we have no record of: start a fresh qualification instead of failing the caller.
+        if let Some(held) = hold(settings, result) {
+            return Ok(held);
+        }
+        // A call nobody has a record of: start a fresh qualification instead of failing the
+        // caller.
         let new = NewCall {
             call_sid: Some(result.call_sid.clone()),
             status: Some("in-progress".to_owned()),
@@ -121,17 +162,40 @@ pub async fn gather(
 /// Applies one `<Gather>` result to the freshest lead: a retry changes nothing, a silence is
 /// re-prompted (twice, then a goodbye), an answer goes through the qualification machine.
 fn answer(lead: &mut Lead, settings: &Settings, result: &GatherResult) -> Change<TwiML> {
-    if lead.status.is_final() || result.action.turn != Some(lead.conversation.len()) {
+    let ahead = result
+        .action
+        .turn
+        .is_some_and(|turn| turn > lead.conversation.len());
+    if ahead && !lead.status.is_final() {
+        if let Some(held) = hold(settings, result) {
+            return Change::new(held);
+        }
+    }
+    let current = result.action.turn == Some(lead.conversation.len());
+    if current && calls::abandoned_by_call_end(lead) && answer_of(result).is_some() {
+        // Given during the call, processed after its end: applied as if it came first.
+        return calls::late_answer(lead, |lead| open_answer(lead, settings, result));
+    }
+    if lead.status.is_final() || !current {
         // Retried, late or forged: apply nothing, answer what stands.
         return Change::new(render_current(lead, settings));
     }
-    let answer = result
+    open_answer(lead, settings, result)
+}
+
+/// The caller's answer (speech, else keys), trimmed; `None` for a silence.
+fn answer_of(result: &GatherResult) -> Option<&str> {
+    result
         .speech
         .as_deref()
         .or(result.digits.as_deref())
         .map(str::trim)
-        .filter(|a| !a.is_empty());
-    let Some(answer) = answer else {
+        .filter(|a| !a.is_empty())
+}
+
+/// Applies a `<Gather>` result to an open lead at the turn it was asked at.
+fn open_answer(lead: &mut Lead, settings: &Settings, result: &GatherResult) -> Change<TwiML> {
+    let Some(answer) = answer_of(result) else {
         let silence = result.action.silence + 1;
         if silence > MAX_SILENCES {
             lead.status = LeadStatus::Abandonne;

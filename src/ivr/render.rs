@@ -27,6 +27,9 @@ fn callback_url(path: &str, settings: &Settings) -> String {
 pub struct GatherAction {
     pub turn: Option<usize>,
     pub silence: u32,
+    /// How many times this answer was already held: sent back through `<Redirect>` because the
+    /// instance that got it was behind on the call (see [`GatherAction::held_url`]).
+    pub held: u32,
 }
 
 impl GatherAction {
@@ -36,11 +39,38 @@ impl GatherAction {
         base.map_or_else(|| path.clone(), |b| b.join(&path))
     }
 
-    /// Reads the action back from the query's `turn` and `silence` (`query` gives a value by name).
+    /// Where a held answer goes again: the same `turn` and `silence`, `held` one more, and the
+    /// caller's answer itself (`speech`, `digits`), since Twilio's `<Redirect>` posts only the
+    /// call's parameters. The query never reaches a log line or Sentry (both keep the path only).
+    pub fn held_url(
+        &self,
+        speech: Option<&str>,
+        digits: Option<&str>,
+        base: Option<&PublicBaseUrl>,
+    ) -> String {
+        let mut query = url::form_urlencoded::Serializer::new(String::new());
+        if let Some(turn) = self.turn {
+            query.append_pair("turn", &turn.to_string());
+        }
+        query.append_pair("silence", &self.silence.to_string());
+        query.append_pair("held", &(self.held + 1).to_string());
+        if let Some(speech) = speech {
+            query.append_pair("speech", speech);
+        }
+        if let Some(digits) = digits {
+            query.append_pair("digits", digits);
+        }
+        let path = format!("/twilio/gather?{}", query.finish());
+        base.map_or_else(|| path.clone(), |b| b.join(&path))
+    }
+
+    /// Reads the action back from the query's `turn`, `silence` and `held` (`query` gives a value
+    /// by name).
     pub fn from_query<'a>(query: impl Fn(&str) -> Option<&'a str>) -> Self {
         Self {
             turn: query("turn").and_then(|t| t.parse().ok()),
             silence: query("silence").and_then(|s| s.parse().ok()).unwrap_or(0),
+            held: query("held").and_then(|s| s.parse().ok()).unwrap_or(0),
         }
     }
 }

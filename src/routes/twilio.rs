@@ -46,8 +46,15 @@ impl TryFrom<&TwilioForm> for GatherResult {
     fn try_from(form: &TwilioForm) -> Result<Self, Self::Error> {
         Ok(GatherResult {
             call_sid: call_sid(form)?,
-            speech: form.get("SpeechResult").map(str::to_owned),
-            digits: form.get("Digits").map(str::to_owned),
+            // A held answer comes back through `<Redirect>`, carried in the query.
+            speech: form
+                .get("SpeechResult")
+                .or_else(|| form.query_value("speech"))
+                .map(str::to_owned),
+            digits: form
+                .get("Digits")
+                .or_else(|| form.query_value("digits"))
+                .map(str::to_owned),
             action: GatherAction::from_query(|name| form.query_value(name)),
         })
     }

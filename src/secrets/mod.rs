@@ -191,8 +191,8 @@ pub static CATALOGUE: &[VarSpec] = &[
         required_in_production: false,
         secret: false,
         shape: Shape::NonNegativeInt,
-        default: Some("30"),
-        meaning: "seconds a shutdown waits for live calls and the outbox",
+        default: Some("930"),
+        meaning: "seconds a shutdown waits for live calls and the outbox (the longest call, 900 s, and 30 s to say goodbye)",
     },
     VarSpec {
         name: "CALL_DISCLOSURE",

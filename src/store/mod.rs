@@ -59,6 +59,10 @@ pub enum StoreError {
     Corrupt(String),
     #[error("local database: {0}")]
     Local(String),
+    /// The local database file, or its file system, refuses writes (read-only): nothing can be
+    /// made durable until an operator fixes it.
+    #[error("local database is read-only: {0}")]
+    ReadOnly(String),
     /// A queued write based on a version another writer has since replaced: never applied.
     #[error("stale: {0}")]
     Stale(String),
@@ -75,7 +79,10 @@ impl StoreError {
             StoreError::Rejected { status, .. } => {
                 *status >= 500 || matches!(status, 408 | 409 | 429)
             }
-            StoreError::Corrupt(_) | StoreError::Local(_) | StoreError::Stale(_) => false,
+            StoreError::Corrupt(_)
+            | StoreError::Local(_)
+            | StoreError::ReadOnly(_)
+            | StoreError::Stale(_) => false,
         }
     }
 
@@ -87,6 +94,7 @@ impl StoreError {
             StoreError::Rejected { .. } => "rejected",
             StoreError::Corrupt(_) => "corrupt",
             StoreError::Local(_) => "local",
+            StoreError::ReadOnly(_) => "read_only",
             StoreError::Contended(_) => "contended",
             StoreError::Stale(_) => "stale",
         }
@@ -95,7 +103,11 @@ impl StoreError {
 
 impl From<rusqlite::Error> for StoreError {
     fn from(e: rusqlite::Error) -> Self {
-        StoreError::Local(e.to_string())
+        if e.sqlite_error_code() == Some(rusqlite::ErrorCode::ReadOnly) {
+            StoreError::ReadOnly(e.to_string())
+        } else {
+            StoreError::Local(e.to_string())
+        }
     }
 }
 
@@ -388,7 +400,8 @@ pub struct StoreHealth {
     pub kind: &'static str,
     /// Writes can be made durable (SQLite, or the outbox in front of Supabase).
     pub ok: bool,
-    /// Why not, as an error kind (`unavailable`, `timeout`, `rejected` …); never caller data.
+    /// Why not, as an error kind (`unavailable`, `timeout`, `rejected`, `read_only` …); never
+    /// caller data.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<&'static str>,
     /// With Supabase: whether it answers, and how many writes wait in the outbox. An unreachable
@@ -427,6 +440,13 @@ impl StoreHealth {
 }
 
 impl AnyStore {
+    /// `abandonne` unless final, for the lead of the call `sid`, found by the store rather than
+    /// by this instance: with Supabase, the lead another instance started (queued until Supabase
+    /// knows it). For a call's end that this instance could not match to a lead.
+    pub async fn abandon_call_lead(&self, sid: &CallSid) -> Result<(), StoreError> {
+        delegate!(self, "abandon_call_lead", s => s.abandon_call_lead(sid))
+    }
+
     /// What `/readyz` reports of the store: whether writes can be made durable, and with Supabase
     /// whether it answers and how old the outbox's oldest write is (`max_outbox_age` is
     /// `READYZ_MAX_OUTBOX_AGE_SECS`: past it the instance is unready).

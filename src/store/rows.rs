@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use crate::domain::{Language, LeadId, LeadStatus, PhoneNumber};
+use crate::domain::{CallSid, Language, LeadId, LeadStatus, PhoneNumber};
 use crate::qualification::{Address, Description, Field, Lead, PersonName, ServiceType, Turn};
 
 use super::alerts::NewAlert;
@@ -140,6 +140,12 @@ pub enum WriteOp {
         lead: LeadRow,
         call: Box<CallUpdate>,
     },
+    /// `abandonne` unless final, for the lead of a call this instance could not find (the call's
+    /// end reached it while Supabase was unreachable, or before the instance that started the
+    /// call had replayed its start): replayed once the call has its lead.
+    AbandonCallLead {
+        call_sid: CallSid,
+    },
 }
 
 impl WriteOp {
@@ -152,6 +158,7 @@ impl WriteOp {
             | WriteOp::StartCall { lead: row, .. } => format!("lead:{}", row.id),
             WriteOp::AbandonLead { id } => format!("lead:{id}"),
             WriteOp::UpsertCall(update) => format!("call:{}", update.call_sid),
+            WriteOp::AbandonCallLead { call_sid } => format!("call:{call_sid}"),
             WriteOp::RecordEvent { key } => format!("event:{key}"),
         }
     }
@@ -164,6 +171,7 @@ impl WriteOp {
             WriteOp::SaveLeadWithAlerts { .. } => "save_lead_with_alerts",
             WriteOp::AbandonLead { .. } => "abandon_lead",
             WriteOp::StartCall { .. } => "start_call",
+            WriteOp::AbandonCallLead { .. } => "abandon_call_lead",
         }
     }
 }
@@ -202,6 +210,8 @@ pub(super) fn overlay(lead: Option<Lead>, op: &WriteOp) -> Result<Option<Lead>, 
             }
             lead
         }),
-        WriteOp::UpsertCall(_) | WriteOp::RecordEvent { .. } => lead,
+        WriteOp::UpsertCall(_) | WriteOp::RecordEvent { .. } | WriteOp::AbandonCallLead { .. } => {
+            lead
+        }
     })
 }

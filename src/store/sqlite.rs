@@ -242,6 +242,22 @@ const MIGRATIONS: &[&str] = &[
         detail TEXT
     );
     ",
+    // 5: the last answer may still qualify a lead the call's end abandoned (Twilio's `completed`
+    // can be processed before the caller's last answer): abandonne → qualifie.
+    r"
+    DROP TRIGGER leads_status_forward;
+    CREATE TRIGGER leads_status_forward BEFORE UPDATE OF status ON leads
+    WHEN NOT (
+        NEW.status = OLD.status
+        OR (CASE NEW.status WHEN 'nouveau' THEN 0 WHEN 'en_cours' THEN 1 ELSE 2 END)
+            > (CASE OLD.status WHEN 'nouveau' THEN 0 WHEN 'en_cours' THEN 1 ELSE 2 END)
+        OR (OLD.status = 'transfere' AND NEW.status = 'rappel')
+        OR (OLD.status = 'abandonne' AND NEW.status IN ('transfere', 'rappel', 'qualifie'))
+    )
+    BEGIN
+        SELECT RAISE(ABORT, 'lead status cannot move backwards');
+    END;
+    ",
 ];
 
 /// A handle to the SQLite thread. Cheap to clone.
@@ -332,6 +348,13 @@ impl SqliteStore {
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// `abandonne` unless final, for the lead of the call `sid`, in one statement.
+    pub async fn abandon_call_lead(&self, sid: &CallSid) -> Result<(), StoreError> {
+        let sid = sid.clone();
+        self.call(move |conn| abandon_call_lead_sql(conn, &sid))
+            .await
     }
 
     /// Runs `f` on the SQLite thread.
@@ -557,6 +580,18 @@ fn abandon_lead_sql(conn: &Connection, id: LeadId) -> Result<Option<LeadStatus>,
                 .map_err(|_| StoreError::Corrupt("leads.status".to_owned()))
         })
         .transpose()
+}
+
+/// `abandonne` unless final, for the lead of the call `sid` (none: nothing changes).
+fn abandon_call_lead_sql(conn: &Connection, sid: &CallSid) -> Result<(), StoreError> {
+    conn.execute(
+        "UPDATE leads SET status = 'abandonne', version = version + 1, \
+             updated_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now') \
+         WHERE id = (SELECT lead_id FROM calls WHERE call_sid = ?1) \
+           AND status IN ('nouveau', 'en_cours')",
+        [sid.as_str()],
+    )?;
+    Ok(())
 }
 
 /// A call's lead, insert-or-get by CallSid, in one transaction: the call row is created if

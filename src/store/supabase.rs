@@ -225,6 +225,27 @@ impl SupabaseStore {
                 self.start_call_rows(lead, call).await?;
                 return Ok((Saved::Applied, 200));
             }
+            WriteOp::AbandonCallLead { call_sid } => {
+                let lead = self
+                    .get_call(call_sid)
+                    .await?
+                    .and_then(|call| call.fields.lead_id);
+                let Some(id) = lead else {
+                    // The instance that started the call has not replayed its start yet: a
+                    // conflict, retried (and kept as a dead letter after
+                    // `outbox::MAX_CONFLICT_ATTEMPTS`).
+                    return Err(StoreError::Rejected {
+                        status: 409,
+                        code: "myriam_call_without_lead".to_owned(),
+                        message: "the call has no lead yet".to_owned(),
+                    });
+                };
+                self.client
+                    .from("leads")
+                    .eq("id", id.to_string())
+                    .in_("status", ["nouveau", "en_cours"])
+                    .update(Self::body(&serde_json::json!({ "status": "abandonne" }))?)
+            }
         };
         self.send(builder)
             .await

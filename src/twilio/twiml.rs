@@ -270,6 +270,14 @@ pub fn gather_action(xml: &str) -> Option<String> {
     Some(unescape(&gather[start..end]))
 }
 
+/// The URL of the document's `<Redirect>`, if it has one.
+pub fn redirect_target(xml: &str) -> Option<String> {
+    let redirect = &xml[xml.find("<Redirect")?..];
+    let start = redirect.find('>')? + 1;
+    let end = redirect.find("</Redirect>")?;
+    Some(unescape(&redirect[start..end]))
+}
+
 /// The text of every `<Say>`, in order.
 pub fn spoken_lines(xml: &str) -> Vec<String> {
     let mut out = Vec::new();
@@ -363,6 +371,11 @@ mod tests {
              <Parameter name=\"lead_id\" value=\"a&quot;b\"/></Stream></Connect><Pause length=\"1\"/>\
              <Record maxLength=\"60\" playBeep=\"true\"/><Redirect method=\"POST\">/twilio/voice?x=1&amp;y=2</Redirect>"
         ), "{xml}");
+        assert_eq!(
+            redirect_target(&xml).as_deref(),
+            Some("/twilio/voice?x=1&y=2")
+        );
+        assert_eq!(redirect_target("<Response><Hangup/></Response>"), None);
     }
 
     #[test]

@@ -238,7 +238,14 @@ fn apply_tool_calls(
         let options = machine::Options {
             disclosure: settings.office.disclosure,
         };
-        let outcome = machine::process_response_with(lead, answer, &[], options);
+        let outcome = if calls::abandoned_by_call_end(lead) {
+            // Given during the call, processed after its end: applied as if it came first.
+            calls::late_answer(lead, |lead| {
+                machine::process_response_with(lead, answer, &[], options)
+            })
+        } else {
+            machine::process_response_with(lead, answer, &[], options)
+        };
         tracing::info!(
             lead_id = %lead.id,
             tool_call_id = %tool_call.id,

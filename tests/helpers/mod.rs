@@ -5,6 +5,7 @@ pub mod console;
 pub mod console_suite;
 pub mod fake_twilio;
 pub mod fake_vapi;
+pub mod ivr;
 pub mod live;
 pub mod process;
 pub mod store_suite;

@@ -17,6 +17,12 @@ impl GatewayProcess {
     /// Starts `myriam serve` in `dir` (`ENVIRONMENT=test`, `BIND_ADDR` on a free port, quiet
     /// logs) with `env` on top, and waits until it answers.
     pub async fn start(dir: &Path, env: &[(&str, &str)]) -> Self {
+        Self::start_as(dir, env, None).await
+    }
+
+    /// As [`GatewayProcess::start`], run as the user and group `ids` (uid, gid) when given: the
+    /// tests run as root, whom file permissions do not stop.
+    pub async fn start_as(dir: &Path, env: &[(&str, &str)], ids: Option<(u32, u32)>) -> Self {
         let addr = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -31,6 +37,10 @@ impl GatewayProcess {
             .stderr(Stdio::null());
         for (name, value) in env {
             command.env(name, value);
+        }
+        if let Some((uid, gid)) = ids {
+            use std::os::unix::process::CommandExt as _;
+            command.uid(uid).gid(gid);
         }
         let mut child = command.spawn().expect("start the gateway");
         let client = reqwest::Client::new();

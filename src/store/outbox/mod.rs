@@ -18,6 +18,7 @@ use super::rows::{Saved, WriteOp};
 use super::sqlite::SqliteStore;
 use super::supabase::SupabaseStore;
 use super::{Store, StoreError};
+use crate::domain::CallSid;
 use crate::locks::KeyedLocks;
 use crate::qualification::Lead;
 
@@ -137,6 +138,16 @@ impl OutboxStore {
         health
     }
 
+    /// `abandonne` unless final, for the lead of the call `sid` whichever instance started it:
+    /// applied now when Supabase knows the call's lead, else queued until it does.
+    pub async fn abandon_call_lead(&self, sid: &CallSid) -> Result<(), StoreError> {
+        self.write(WriteOp::AbandonCallLead {
+            call_sid: sid.clone(),
+        })
+        .await
+        .map(drop)
+    }
+
     /// Supabase refuses this instance for good: its last write or health read got 401, 403 or
     /// 404 (a rotated key, a revoked grant, a dropped table). Writes stay queued meanwhile.
     pub fn refusing(&self) -> bool {
@@ -205,6 +216,7 @@ impl OutboxStore {
             WriteOp::UpsertCall(update) => local.upsert_call(update).await,
             WriteOp::RecordEvent { key } => local.record_event(key).await.map(drop),
             WriteOp::AbandonLead { id } => local.abandon_lead(*id).await.map(drop),
+            WriteOp::AbandonCallLead { call_sid } => local.abandon_call_lead(call_sid).await,
             WriteOp::StartCall { lead, call } => match Lead::try_from(lead.clone()) {
                 Ok(lead) => local.start_call(&lead, call).await.map(drop),
                 Err(e) => Err(e),

@@ -113,7 +113,8 @@ impl OutboxStore {
                 | WriteOp::UpsertCall(_)
                 | WriteOp::RecordEvent { .. }
                 | WriteOp::AbandonLead { .. }
-                | WriteOp::StartCall { .. } => false,
+                | WriteOp::StartCall { .. }
+                | WriteOp::AbandonCallLead { .. } => false,
             };
             let seq = letter.seq;
             let keep = !stale;

@@ -8,9 +8,12 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::{MAX_CONFLICT_ATTEMPTS, OutboxStore, Pending, backoff};
+use crate::domain::LeadStatus;
 use crate::metrics::names;
+use crate::qualification::Lead;
+use crate::store::Store as _;
 use crate::store::StoreError;
-use crate::store::rows::{Saved, WriteOp};
+use crate::store::rows::{LeadRow, Saved, WriteOp};
 
 impl OutboxStore {
     /// Starts the replay worker on `tracker`; it stops when `token` is cancelled.
@@ -98,16 +101,39 @@ impl OutboxStore {
         let (WriteOp::SaveLead(row) | WriteOp::SaveLeadWithAlerts { lead: row, .. }) = op else {
             return Ok(());
         };
-        if !remote.holds(row).await? {
+        if remote.holds(row).await? {
+            if let WriteOp::SaveLeadWithAlerts { alerts, .. } = op {
+                remote.enqueue_alerts(alerts).await?;
+            }
+            return Ok(());
+        }
+        let stored = remote.get_lead(row.id).await?;
+        let Some(rebased) = stored.as_ref().and_then(|stored| rebase(stored, row)) else {
             return Err(StoreError::Stale(format!(
                 "Supabase holds a newer version of this lead than version {} this write was based on",
                 row.version
             )));
+        };
+        let again = match op {
+            WriteOp::SaveLeadWithAlerts { alerts, .. } => WriteOp::SaveLeadWithAlerts {
+                lead: rebased,
+                alerts: alerts.clone(),
+            },
+            _ => WriteOp::SaveLead(rebased),
+        };
+        if remote.apply(&again).await? == Saved::Applied {
+            tracing::info!(
+                op = op.kind(),
+                "queued lead save re-based on a lead only its call's end changed meanwhile"
+            );
+            return Ok(());
         }
-        if let WriteOp::SaveLeadWithAlerts { alerts, .. } = op {
-            remote.enqueue_alerts(alerts).await?;
-        }
-        Ok(())
+        // Changed again in between: a conflict, replayed later.
+        Err(StoreError::Rejected {
+            status: 409,
+            code: "myriam_rebase_raced".to_owned(),
+            message: "the lead changed while a queued save was re-based".to_owned(),
+        })
     }
 
     pub(super) async fn publish_gauges(&self) {
@@ -181,5 +207,69 @@ impl OutboxStore {
         }
         self.publish_gauges().await;
         self.depth().await
+    }
+}
+
+/// A queued lead save re-based on the lead Supabase holds now, when all that changed there since
+/// the version it was based on is the call's end, processed by another instance: the lead is
+/// `abandonne` and nobody recorded a turn (Supabase's conversation is a beginning of the queued
+/// one; every answer, hand-off and Myriam's own abandonment adds turns, the call's end does not).
+/// The queued save wins but for the status, which keeps the order
+/// ([`LeadStatus::can_become`]): an answer that qualifies the lead qualifies it, an unfinished one
+/// leaves it abandoned, as one instance taking both in that order would have. `None`: a real
+/// conflict, kept as a dead letter.
+pub(crate) fn rebase(stored: &Lead, row: &LeadRow) -> Option<LeadRow> {
+    if stored.status != LeadStatus::Abandonne || !row.conversation.starts_with(&stored.conversation)
+    {
+        return None;
+    }
+    let queued = LeadStatus::try_from(row.status.as_str()).ok()?;
+    let status = if LeadStatus::Abandonne.can_become(queued) {
+        queued
+    } else {
+        LeadStatus::Abandonne
+    };
+    Some(LeadRow {
+        status: status.as_str().to_owned(),
+        version: stored.version,
+        ..row.clone()
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::LeadId;
+    use crate::qualification::Turn;
+
+    #[test]
+    fn only_a_save_stale_by_the_calls_end_is_re_based() {
+        let mut stored = Lead::new(LeadId::new());
+        stored
+            .conversation
+            .push(Turn::myriam(None, "Bonjour".to_owned()));
+        stored.status = LeadStatus::Abandonne;
+        stored.version = 3;
+        let mut queued = stored.clone();
+        queued.status = LeadStatus::Qualifie;
+        queued.version = 2;
+        queued
+            .conversation
+            .push(Turn::caller(None, "non".to_owned(), true));
+        let rebased = rebase(&stored, &LeadRow::from(&queued)).unwrap();
+        assert_eq!((rebased.status.as_str(), rebased.version), ("qualifie", 3));
+        queued.status = LeadStatus::EnCours;
+        let rebased = rebase(&stored, &LeadRow::from(&queued)).unwrap();
+        assert_eq!(rebased.status, "abandonne", "unfinished: still abandoned");
+        assert_eq!(rebased.conversation.len(), 2, "the answer kept");
+        // Someone else recorded a turn: a real conflict.
+        let mut other = stored.clone();
+        other
+            .conversation
+            .push(Turn::caller(None, "autre".to_owned(), true));
+        assert!(rebase(&other, &LeadRow::from(&queued)).is_none());
+        // Changed by something other than the call's end.
+        stored.status = LeadStatus::Qualifie;
+        assert!(rebase(&stored, &LeadRow::from(&queued)).is_none());
     }
 }
