@@ -504,3 +504,58 @@ async fn a_save_queued_before_the_calls_end_elsewhere_is_re_based_not_lost() {
         );
     }
 }
+
+/// The call's end reaches B before the instance that started the call has stored it in Supabase
+/// (its start still queued there): B cannot find the lead, so it queues the abandonment of the
+/// call's lead, which waits (409) until the call has its lead, then applies. A repeated end does
+/// the same. (On 5521a52 the end changed nothing: the lead stayed open for ever.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_calls_end_before_its_start_reaches_supabase_abandons_the_lead_once_it_does() {
+    use myriam::calls::StatusReport;
+    use myriam::store::CallUpdate;
+    let stack = SupabaseStack::start();
+    let dir = tempfile::tempdir().unwrap();
+    let b_store = outbox(&stack, &dir, "b.db");
+    let b = instance(&b_store);
+    let sid = CallSid::try_from(sid(200).as_str()).unwrap();
+    let end = |status: &str| StatusReport {
+        update: CallUpdate::new(sid.clone()),
+        status: Some(status.to_owned()),
+        ends_call: true,
+        from_bridged_side: false,
+        failed: false,
+        idempotency_key: None,
+    };
+    b.report_status(end("completed")).await.unwrap();
+    b.report_status(end("completed")).await.unwrap();
+    let pending = b_store.pending_summary().await.unwrap();
+    assert!(
+        pending
+            .iter()
+            .any(|(_, op, _, _)| *op == "abandon_call_lead"),
+        "{pending:?}"
+    );
+    assert_eq!(
+        b_store.flush(Duration::from_secs(5)).await.unwrap(),
+        pending.len()
+    );
+    // A's start reaches Supabase: the call gets its lead.
+    let a = instance(&outbox(&stack, &dir, "a.db"));
+    let lead = a.start(&new_call(&sid), greeting()).await.unwrap();
+    assert_eq!(b_store.flush(Duration::from_secs(5)).await.unwrap(), 0);
+    assert_eq!(b_store.dead_letters().await.unwrap(), Vec::new());
+    assert_eq!(
+        stack.psql(&format!(
+            "select status from bp.leads where id = '{}'",
+            lead.id
+        )),
+        "abandonne"
+    );
+    assert_eq!(
+        stack.psql(&format!(
+            "select status from bp.calls where call_sid = '{sid}'"
+        )),
+        "completed"
+    );
+    no_orphan_lead(&stack);
+}

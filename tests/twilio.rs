@@ -684,13 +684,16 @@ async fn a_held_answer_is_applied_where_the_call_is_known() {
             &[
                 ("CallSid", call.as_str()),
                 ("AccountSid", ACCOUNT),
-                ("SpeechResult", "Marie"),
+                ("Digits", "0"),
             ],
             Sig::Good,
         )
         .await;
-    assert!(
-        twiml::redirect_target(&ahead.body).is_some(),
+    assert_eq!(
+        twiml::redirect_target(&ahead.body),
+        Some(format!(
+            "{PUBLIC}/twilio/gather?turn=3&silence=0&held=1&digits=0"
+        )),
         "{}",
         ahead.body
     );
@@ -742,7 +745,7 @@ async fn a_last_answer_processed_after_the_calls_end_still_qualifies_the_lead() 
         "un gros érable penche vers la maison",
         "non ça peut attendre",
     ];
-    for (n, answered_before_end) in [(16u32, 5usize), (17, 2)] {
+    for (n, answered_before_end) in [(16u32, 5usize), (17, 2), (18, 0)] {
         let call = sid(n);
         let call_sid = CallSid::try_from(call.as_str()).unwrap();
         let first = twilio
@@ -790,7 +793,7 @@ async fn a_last_answer_processed_after_the_calls_end_still_qualifies_the_lead() 
                 "the last answer qualifies"
             );
             assert_eq!(lead.urgence, Some(false));
-        } else {
+        } else if answered_before_end == 2 {
             assert_eq!(
                 lead.status,
                 LeadStatus::Abandonne,
@@ -800,6 +803,11 @@ async fn a_last_answer_processed_after_the_calls_end_still_qualifies_the_lead() 
                 lead.adresse_complete.unwrap().as_str(),
                 "4567 boulevard Saint-Laurent Montréal H2X 1Y4"
             );
+        }
+        if answered_before_end == 0 {
+            // Hung up during the greeting, the name processed after the end.
+            assert_eq!(lead.status, LeadStatus::Abandonne);
+            assert_eq!(lead.nom_complet.unwrap().as_str(), "Marie-Ève Côté");
         }
         // Twilio's retry of the same answer changes nothing more.
         let again = twilio.post(&next, &refs(&late), Sig::Good).await;
