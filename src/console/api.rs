@@ -16,8 +16,8 @@ use utoipa::{Modify, OpenApi, ToSchema};
 use super::auth::ApiUser;
 use super::error::Problem;
 use super::{
-    ApiError, ConsoleError, ConsoleState, ListQuery, erasure_target, etag, export, lead_id,
-    parse_etag,
+    ApiError, ConsoleError, ConsoleState, ListQuery, erase_and_audit, erasure_target, etag, export,
+    lead_id, parse_etag,
 };
 use crate::operators;
 use crate::qualification::{Lead, Speaker};
@@ -400,23 +400,7 @@ pub async fn erase(
     user.require_admin()?;
     let request = body(request)?;
     let phone = erasure_target(&request.phone, &request.confirm)?;
-    let erasure = console.store.erase_caller(&phone).await?;
-    let ids: Vec<String> = erasure.lead_ids.iter().map(ToString::to_string).collect();
-    operators::audit(
-        &console.store,
-        &user.principal.actor,
-        AuditAction::Erase,
-        (!ids.is_empty()).then(|| ids.join(",")),
-        Some(format!(
-            "leads={} calls={} events={} outbox={} dead_letters={}",
-            ids.len(),
-            erasure.calls,
-            erasure.events,
-            erasure.outbox,
-            erasure.dead_letters
-        )),
-    )
-    .await;
+    let (erasure, ids) = erase_and_audit(&console, &user.principal.actor, &phone).await?;
     Ok(Json(ErasureResult {
         lead_ids: ids,
         calls: erasure.calls,

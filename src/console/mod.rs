@@ -58,6 +58,34 @@ impl FromRef<AppState> for ConsoleState {
     }
 }
 
+/// Erases every record of `phone` and writes the audit entry (the lead ids and the counts, never
+/// caller data): what the erase page and the API both do. Returns the counts and the lead ids.
+pub async fn erase_and_audit(
+    console: &ConsoleState,
+    actor: &str,
+    phone: &PhoneNumber,
+) -> Result<(crate::store::console::Erasure, Vec<String>), crate::store::StoreError> {
+    use crate::store::console::ConsoleStore as _;
+    let erasure = console.store.erase_caller(phone).await?;
+    let ids: Vec<String> = erasure.lead_ids.iter().map(ToString::to_string).collect();
+    crate::operators::audit(
+        &console.store,
+        actor,
+        crate::store::console::AuditAction::Erase,
+        (!ids.is_empty()).then(|| ids.join(",")),
+        Some(format!(
+            "leads={} calls={} events={} outbox={} dead_letters={}",
+            ids.len(),
+            erasure.calls,
+            erasure.events,
+            erasure.outbox,
+            erasure.dead_letters
+        )),
+    )
+    .await;
+    Ok((erasure, ids))
+}
+
 /// The `ETag` of a lead's follow-up version.
 pub fn etag(version: i64) -> String {
     format!("\"v{version}\"")

@@ -13,7 +13,9 @@ use serde::Deserialize;
 use super::auth::{ClientAddress, PageUser, clear_cookie, session_cookie};
 use super::export;
 use super::html::{Chrome, Esc, follow_up_label, layout, local_time, status_label};
-use super::{ConsoleError, ConsoleState, ListQuery, PageError, erasure_target, lead_id};
+use super::{
+    ConsoleError, ConsoleState, ListQuery, PageError, erase_and_audit, erasure_target, lead_id,
+};
 use crate::domain::{Language, LeadStatus};
 use crate::operators::{self, LoginError};
 use crate::qualification::Speaker;
@@ -731,23 +733,7 @@ pub async fn erase(
                 .into_response());
         }
     };
-    let erasure = console.store.erase_caller(&phone).await?;
-    let ids: Vec<String> = erasure.lead_ids.iter().map(ToString::to_string).collect();
-    operators::audit(
-        &console.store,
-        &user.principal.actor,
-        AuditAction::Erase,
-        (!ids.is_empty()).then(|| ids.join(",")),
-        Some(format!(
-            "leads={} calls={} events={} outbox={} dead_letters={}",
-            ids.len(),
-            erasure.calls,
-            erasure.events,
-            erasure.outbox,
-            erasure.dead_letters
-        )),
-    )
-    .await;
+    let (erasure, ids) = erase_and_audit(&console, &user.principal.actor, &phone).await?;
     let body = format!(
         r#"<h1>Appelant effacé</h1><p role="status">{} lead(s), {} appel(s), {} événement(s), {} écriture(s) en attente et {} lettre(s) mortes effacés.</p><p><a href="/console/leads">Retour aux leads</a></p>"#,
         ids.len(),
