@@ -189,6 +189,8 @@ struct CallResult {
     sent: u64,
     received: u64,
     latencies_us: Vec<u64>,
+    /// When each frame of `latencies_us` was sent (µs since [`epoch`]), for the timeline.
+    sent_at_us: Vec<u64>,
 }
 
 /// The instant all send times are measured from; frames carry their send time as microseconds
@@ -318,6 +320,7 @@ async fn one_call(
     let mut result = CallResult {
         sent: u64::from(frames),
         latencies_us: Vec::with_capacity(frames as usize),
+        sent_at_us: Vec::with_capacity(frames as usize),
         ..CallResult::default()
     };
     let mut seen = vec![false; frames as usize];
@@ -338,6 +341,7 @@ async fn one_call(
         result
             .latencies_us
             .push(micros_since_epoch().saturating_sub(sent));
+        result.sent_at_us.push(sent);
         if result.received == result.sent {
             break;
         }
@@ -430,18 +434,33 @@ async fn run(
     // alone (no call set-up or tear-down); memory in its middle is the footprint of `calls` live calls.
     let window = Duration::from_secs(seconds.saturating_sub(4).max(1));
     tokio::time::sleep(Duration::from_secs(1)).await;
+    let steady_from = micros_since_epoch();
     let steady_start = pid.and_then(proc_usage);
     tokio::time::sleep(window / 2).await;
     let peak = pid.and_then(proc_usage);
     tokio::time::sleep(window / 2).await;
     let steady_end = pid.and_then(proc_usage);
+    let steady_to = micros_since_epoch();
     let mut latencies = Vec::new();
+    // Round trips by the second of the run their frame was sent in, and over the steady window.
+    let mut by_second: Vec<Vec<u64>> = Vec::new();
+    let mut steady = Vec::new();
     let (mut sent, mut received, mut failed) = (0u64, 0u64, 0usize);
     for task in tasks {
         match task.await? {
             Ok(r) => {
                 sent += r.sent;
                 received += r.received;
+                for (&latency, &sent) in r.latencies_us.iter().zip(&r.sent_at_us) {
+                    let second = usize::try_from(sent / 1_000_000).unwrap_or(usize::MAX);
+                    if by_second.len() <= second {
+                        by_second.resize_with(second + 1, Vec::new);
+                    }
+                    by_second[second].push(latency);
+                    if (steady_from..steady_to).contains(&sent) {
+                        steady.push(latency);
+                    }
+                }
                 latencies.extend(r.latencies_us);
             }
             Err(error) => {
@@ -477,6 +496,23 @@ async fn run(
         percentile(&latencies, 0.99) as f64 / 1000.0,
         latencies.last().copied().unwrap_or(0) as f64 / 1000.0
     );
+    steady.sort_unstable();
+    println!(
+        "round trip, steady window only (ms): p50 {:.2}  p99 {:.2}  max {:.2}",
+        percentile(&steady, 0.50) as f64 / 1000.0,
+        percentile(&steady, 0.99) as f64 / 1000.0,
+        steady.last().copied().unwrap_or(0) as f64 / 1000.0
+    );
+    let timeline: Vec<String> = by_second
+        .iter_mut()
+        .enumerate()
+        .filter(|(_, l)| !l.is_empty())
+        .map(|(second, l)| {
+            l.sort_unstable();
+            format!("{second}s {:.1}", percentile(l, 0.99) as f64 / 1000.0)
+        })
+        .collect();
+    println!("p99 by second sent (ms): {}", timeline.join(", "));
     if let (Some(b), Some(p), Some(a)) = (before, peak, after) {
         // /proc reports clock ticks; Linux's USER_HZ is 100.
         let cpu_s = (a.ticks() - b.ticks()) as f64 / 100.0;

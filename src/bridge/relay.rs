@@ -39,6 +39,11 @@ pub const UP_QUEUE: usize = 50;
 /// chunks share the frame's bytes.
 pub const DOWN_QUEUE: usize = 50;
 
+/// Entries each queue is allocated with: a healthy call has one or two frames in flight each way,
+/// so the queues start small and grow (to the bounds above) only while a socket falls behind. Both
+/// allocated whole at their bounds cost about 5 KiB per call (docs/PERFORMANCE.md).
+pub const QUEUE_START: usize = 4;
+
 /// How long the last frames (end-call, the turn's tail and mark, closes) may take once the call ends.
 pub const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -263,9 +268,9 @@ where
             twilio,
             vapi,
             stream_sid,
-            up: VecDeque::with_capacity(UP_QUEUE),
+            up: VecDeque::with_capacity(QUEUE_START),
             up_unflushed: false,
-            down: VecDeque::with_capacity(DOWN_QUEUE),
+            down: VecDeque::with_capacity(QUEUE_START),
             down_unflushed: false,
             carry: Vec::with_capacity(CHUNK_BYTES),
             turn: 0,
