@@ -235,7 +235,7 @@ impl Alerts for SqliteStore {
         let row = LeadRow::from(lead);
         let alerts = alerts.to_vec();
         self.call(move |c| {
-            let tx = c.transaction()?;
+            let tx = c.savepoint()?;
             if super::sqlite::save_lead_sql(&tx, &row)? == Saved::Stale {
                 return Ok(Saved::Stale);
             }
@@ -254,7 +254,7 @@ impl Alerts for SqliteStore {
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         let lease = retry_delay(lease);
         self.call(move |c| {
-            let tx = c.transaction()?;
+            let tx = c.savepoint()?;
             let rows = {
                 let mut stmt = tx.prepare_cached(&format!(
                     "UPDATE alerts SET status = 'claimed', attempts = attempts + 1,

@@ -4,6 +4,13 @@
 //! The connection lives on a dedicated thread; async callers send it closures and await the answer,
 //! so no blocking call ever runs on the async runtime's worker threads. The same file holds the
 //! Supabase outbox tables.
+//!
+//! **Group commit.** Jobs that queue up while the thread is busy (an `fsync` in flight) run together
+//! in one transaction and share one commit, so a burst of calls costs one `fsync` per batch rather
+//! than one per write. Nobody is answered before the commit that holds their write: a batch whose
+//! commit fails answers every job in it with the error. A job that needs its writes to be atomic
+//! uses a savepoint (`Connection::savepoint`), which nests inside the batch; a job that fails
+//! rolls back its own savepoint and leaves the others' writes alone, as a failed statement does.
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -19,7 +26,15 @@ use super::{CallRecord, CallUpdate, MAX_PAGE, Store, StoreError};
 use crate::domain::{CallSid, ConversationMode, LeadId, LeadStatus};
 use crate::qualification::Lead;
 
-type Job = Box<dyn FnOnce(&mut Connection) + Send>;
+/// Work for the SQLite thread. It runs, and returns how to answer its caller once the outcome of
+/// the commit that holds its writes is known.
+type Job = Box<dyn FnOnce(&mut Connection) -> Reply + Send>;
+/// Answers a job's caller: with the job's result when its commit succeeded, else with the commit's
+/// error.
+type Reply = Box<dyn FnOnce(Result<(), &StoreError>) + Send>;
+
+/// Most jobs one commit holds: a bound on how long the first of them waits for its answer.
+pub const GROUP_COMMIT_MAX: usize = 64;
 
 /// Schema changes, applied in order; `schema_version` records how many ran. Never edit one that has
 /// shipped: append.
@@ -335,8 +350,16 @@ impl SqliteStore {
             .name("sqlite".to_owned())
             .spawn(move || {
                 // Ends when every handle is dropped.
+                let mut batch = Vec::with_capacity(GROUP_COMMIT_MAX);
                 while let Ok(job) = rx.recv() {
-                    job(&mut conn);
+                    batch.push(job);
+                    while batch.len() < GROUP_COMMIT_MAX {
+                        match rx.try_recv() {
+                            Ok(job) => batch.push(job),
+                            Err(_) => break,
+                        }
+                    }
+                    run_batch(&mut conn, &mut batch);
                 }
             })
             .map_err(|e| StoreError::Local(format!("cannot start the SQLite thread: {e}")))?;
@@ -366,11 +389,39 @@ impl SqliteStore {
         let (tx, rx) = oneshot::channel();
         self.jobs
             .send(Box::new(move |conn| {
-                let _ = tx.send(f(conn));
+                let result = f(conn);
+                Box::new(move |committed: Result<(), &StoreError>| {
+                    let _ = tx.send(committed.map_err(Clone::clone).and(result));
+                })
             }))
             .map_err(|_| StoreError::Local("the SQLite thread has stopped".to_owned()))?;
         rx.await
             .map_err(|_| StoreError::Local("the SQLite thread dropped a request".to_owned()))?
+    }
+}
+
+/// Runs `batch` (emptied) and answers every job once its writes are committed.
+///
+/// One job runs on its own, as it would without batching (its statements commit as they run, or
+/// with its savepoint). Several run inside one `BEGIN IMMEDIATE` … `COMMIT`; if the transaction
+/// cannot begin (another process holds the write lock past the busy timeout, a read-only file) they
+/// run one by one instead, each meeting that condition itself.
+fn run_batch(conn: &mut Connection, batch: &mut Vec<Job>) {
+    if batch.len() == 1 || conn.execute_batch("BEGIN IMMEDIATE").is_err() {
+        for job in batch.drain(..) {
+            job(conn)(Ok(()));
+        }
+        return;
+    }
+    let replies: Vec<Reply> = batch.drain(..).map(|job| job(conn)).collect();
+    let committed = conn.execute_batch("COMMIT").map_err(StoreError::from);
+    if let Err(error) = &committed {
+        tracing::error!(%error, jobs = replies.len(), "the SQLite commit of a batch failed; every write in it is refused");
+        // Whatever COMMIT left open is undone; nothing in the batch was answered as written.
+        let _ = conn.execute_batch("ROLLBACK");
+    }
+    for reply in replies {
+        reply(committed.as_ref().copied());
     }
 }
 
@@ -602,7 +653,7 @@ pub(super) fn start_call_sql(
     row: &LeadRow,
     call: &CallUpdate,
 ) -> Result<Lead, StoreError> {
-    let tx = conn.transaction()?;
+    let tx = conn.savepoint()?;
     let sid = call.call_sid.as_str().to_owned();
     let existing: Option<Option<String>> = tx
         .query_row(
@@ -878,9 +929,162 @@ impl Store for SqliteStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     #[test]
     fn the_lead_column_count_matches_the_list() {
         assert_eq!(LEAD_COLUMNS.split(',').count(), LEAD_COLUMN_COUNT);
+    }
+
+    /// A store whose thread is held busy by a first job until `release` is sent, so the jobs sent
+    /// meanwhile queue up and run as one batch.
+    async fn held_store(
+        dir: &tempfile::TempDir,
+        setup: &'static str,
+    ) -> (SqliteStore, std::sync::mpsc::Sender<()>) {
+        let store = SqliteStore::open(&dir.path().join("batch.db")).unwrap();
+        store
+            .call(move |c| Ok(c.execute_batch(setup)?))
+            .await
+            .unwrap();
+        let (release, wait) = std::sync::mpsc::channel::<()>();
+        let blocker = store.clone();
+        tokio::spawn(async move {
+            blocker
+                .call(move |_| {
+                    let _ = wait.recv();
+                    Ok(())
+                })
+                .await
+        });
+        // The blocker is on the thread once the thread stops taking jobs.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        (store, release)
+    }
+
+    fn insert(
+        store: &SqliteStore,
+        sql: &'static str,
+    ) -> tokio::task::JoinHandle<Result<bool, StoreError>> {
+        let store = store.clone();
+        tokio::spawn(async move {
+            store
+                .call(move |c| {
+                    c.execute(sql, [])?;
+                    // Inside a batch's transaction the connection is not in autocommit mode.
+                    Ok(!c.is_autocommit())
+                })
+                .await
+        })
+    }
+
+    fn count(store: &SqliteStore, table: &'static str) -> impl Future<Output = i64> {
+        let store = store.clone();
+        async move {
+            store
+                .call(move |c| {
+                    Ok(c.query_row(&format!("SELECT count(*) FROM {table}"), [], |r| r.get(0))?)
+                })
+                .await
+                .unwrap()
+        }
+    }
+
+    #[tokio::test]
+    async fn writes_queued_behind_a_busy_thread_share_one_commit_and_all_land() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, release) = held_store(&dir, "CREATE TABLE t (n INTEGER)").await;
+        let writes: Vec<_> = (0..20)
+            .map(|_| insert(&store, "INSERT INTO t VALUES (1)"))
+            .collect();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        release.send(()).unwrap();
+        for write in writes {
+            assert!(
+                write.await.unwrap().unwrap(),
+                "a queued write ran outside a batch"
+            );
+        }
+        assert_eq!(count(&store, "t").await, 20);
+        // Alone, a job runs in autocommit mode as before.
+        assert!(
+            !insert(&store, "INSERT INTO t VALUES (2)")
+                .await
+                .unwrap()
+                .unwrap()
+        );
+        // Committed for real: another connection sees every row.
+        let other = Connection::open(dir.path().join("batch.db")).unwrap();
+        let n: i64 = other
+            .query_row("SELECT count(*) FROM t", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(n, 21);
+    }
+
+    #[tokio::test]
+    async fn a_failing_job_rolls_back_only_its_own_savepoint() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, release) = held_store(&dir, "CREATE TABLE t (n INTEGER UNIQUE)").await;
+        let first = insert(&store, "INSERT INTO t VALUES (1)");
+        let failing = {
+            let store = store.clone();
+            tokio::spawn(async move {
+                store
+                    .call(|c| {
+                        let sp = c.savepoint()?;
+                        sp.execute("INSERT INTO t VALUES (2)", [])?;
+                        // A duplicate: the savepoint is dropped, undoing 2 as well.
+                        sp.execute("INSERT INTO t VALUES (1)", [])?;
+                        sp.commit()?;
+                        Ok(())
+                    })
+                    .await
+            })
+        };
+        let last = insert(&store, "INSERT INTO t VALUES (3)");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        release.send(()).unwrap();
+        assert!(first.await.unwrap().unwrap());
+        assert!(failing.await.unwrap().is_err());
+        assert!(last.await.unwrap().unwrap());
+        let rows = store
+            .call(|c| {
+                let mut stmt = c.prepare("SELECT n FROM t ORDER BY n")?;
+                let rows = stmt
+                    .query_map([], |r| r.get::<_, i64>(0))?
+                    .collect::<Result<Vec<_>, _>>()?;
+                Ok(rows)
+            })
+            .await
+            .unwrap();
+        assert_eq!(rows, vec![1, 3]);
+    }
+
+    #[tokio::test]
+    async fn a_batch_whose_commit_fails_answers_every_job_with_the_error() {
+        let dir = tempfile::tempdir().unwrap();
+        // A deferred foreign key is checked at COMMIT: the one way to make a commit itself fail.
+        let (store, release) = held_store(
+            &dir,
+            "CREATE TABLE p (id INTEGER PRIMARY KEY);
+             CREATE TABLE c (pid INTEGER REFERENCES p (id) DEFERRABLE INITIALLY DEFERRED);",
+        )
+        .await;
+        let parent = insert(&store, "INSERT INTO p VALUES (1)");
+        let orphan = insert(&store, "INSERT INTO c VALUES (99)");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        release.send(()).unwrap();
+        // The parent's own statement succeeded, but its commit did not: its caller must not hear
+        // "written".
+        assert!(parent.await.unwrap().is_err());
+        assert!(orphan.await.unwrap().is_err());
+        assert_eq!(count(&store, "p").await, 0);
+        assert_eq!(count(&store, "c").await, 0);
+        // The thread goes on.
+        insert(&store, "INSERT INTO p VALUES (2)")
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(count(&store, "p").await, 1);
     }
 }

@@ -186,7 +186,7 @@ fn search(conn: &Connection, filter: &LeadFilter) -> Result<LeadPage, StoreError
 }
 
 fn erase(conn: &mut Connection, phone: &str) -> Result<Erasure, StoreError> {
-    let tx = conn.transaction()?;
+    let tx = conn.savepoint()?;
     let lead_ids: Vec<String> = {
         let mut stmt =
             tx.prepare("SELECT id FROM leads WHERE telephone = ?1 OR offered_phone = ?1")?;

@@ -121,7 +121,7 @@ impl OutboxStore {
             self.inner
                 .local
                 .call(move |c| {
-                    let tx = c.transaction()?;
+                    let tx = c.savepoint()?;
                     if keep {
                         tx.execute(
                             "INSERT INTO outbox (entity, op, enqueued_at) \

@@ -66,7 +66,7 @@ impl OutboxStore {
                 self.inner
                     .local
                     .call(move |c| {
-                        let tx = c.transaction()?;
+                        let tx = c.savepoint()?;
                         tx.execute(
                             "INSERT INTO dead_letters (outbox_seq, entity, op, enqueued_at, attempts, error) \
                              SELECT seq, entity, op, enqueued_at, attempts + 1, ?2 FROM outbox WHERE seq = ?1",
