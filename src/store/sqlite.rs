@@ -8,7 +8,7 @@
 //! **Group commit.** Jobs that queue up while the thread is busy (an `fsync` in flight) run together
 //! in one transaction and share one commit, so a burst of calls costs one `fsync` per batch rather
 //! than one per write. Nobody is answered before the commit that holds their write: a batch whose
-//! commit fails answers every job in it with the error. A job that needs its writes to be atomic
+//! commit fails, or whose transaction SQLite rolls back on its own, answers its jobs with the error. A job that needs its writes to be atomic
 //! uses a savepoint (`Connection::savepoint`), which nests inside the batch; a job that fails
 //! rolls back its own savepoint and leaves the others' writes alone, as a failed statement does.
 
@@ -413,7 +413,25 @@ fn run_batch(conn: &mut Connection, batch: &mut Vec<Job>) {
         }
         return;
     }
-    let replies: Vec<Reply> = batch.drain(..).map(|job| job(conn)).collect();
+    let mut jobs = batch.drain(..);
+    let mut replies: Vec<Reply> = Vec::with_capacity(jobs.len());
+    for job in jobs.by_ref() {
+        replies.push(job(conn));
+        if conn.is_autocommit() {
+            // SQLite rolled the batch's transaction back itself (a full disk, an I/O error): the
+            // jobs so far are undone, and the rest run one by one rather than in autocommit
+            // mode inside what was meant to be a batch.
+            let error = StoreError::Local("the batch's transaction was rolled back".to_owned());
+            tracing::error!(%error, jobs = replies.len(), "the SQLite batch was rolled back; its writes are refused");
+            for reply in replies {
+                reply(Err(&error));
+            }
+            for job in jobs {
+                job(conn)(Ok(()));
+            }
+            return;
+        }
+    }
     let committed = conn.execute_batch("COMMIT").map_err(StoreError::from);
     if let Err(error) = &committed {
         tracing::error!(%error, jobs = replies.len(), "the SQLite commit of a batch failed; every write in it is refused");
@@ -1058,6 +1076,34 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(rows, vec![1, 3]);
+    }
+
+    #[tokio::test]
+    async fn a_batch_rolled_back_midway_refuses_its_jobs_so_far_and_runs_the_rest_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, release) = held_store(&dir, "CREATE TABLE t (n INTEGER)").await;
+        let undone = insert(&store, "INSERT INTO t VALUES (1)");
+        // What SQLite does on its own after a full disk or an I/O error inside a transaction.
+        let rollback = insert(&store, "ROLLBACK");
+        let after = insert(&store, "INSERT INTO t VALUES (3)");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        release.send(()).unwrap();
+        assert!(
+            undone.await.unwrap().is_err(),
+            "an undone write was answered as written"
+        );
+        assert!(rollback.await.unwrap().is_err());
+        // Run alone, in autocommit mode, and answered as written because it is.
+        assert!(!after.await.unwrap().unwrap());
+        let rows = store
+            .call(|c| {
+                Ok(c.query_row("SELECT group_concat(n) FROM t", [], |r| {
+                    r.get::<_, String>(0)
+                })?)
+            })
+            .await
+            .unwrap();
+        assert_eq!(rows, "3");
     }
 
     #[tokio::test]
