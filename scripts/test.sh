@@ -11,6 +11,13 @@ free_port() {
   python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
 
+# Every temporary file of the run (the SQLite file of each test gateway, the cluster, the log) goes
+# under one directory that is removed at the end, whatever happens.
+SCRATCH=$(mktemp -d "${TMPDIR:-/tmp}/myriam-test-run.XXXXXX")
+# The cluster runs as an unprivileged user (scripts/local-pg.sh), who must be able to pass through.
+chmod 711 "$SCRATCH"
+export TMPDIR="$SCRATCH"
+
 export MYRIAM_TEST_PG_DIR="${MYRIAM_TEST_PG_DIR:-$(mktemp -d "${TMPDIR:-/tmp}/myriam-test-pg.XXXXXX")}"
 export MYRIAM_TEST_PG_PORT="${MYRIAM_TEST_PG_PORT:-$(free_port)}"
 
@@ -18,7 +25,7 @@ pg() { MYRIAM_PG_DIR="$MYRIAM_TEST_PG_DIR" MYRIAM_PG_PORT="$MYRIAM_TEST_PG_PORT"
 
 cleanup() {
   pg stop >/dev/null 2>&1 || true
-  rm -rf "$MYRIAM_TEST_PG_DIR"
+  rm -rf "$MYRIAM_TEST_PG_DIR" "$SCRATCH"
 }
 trap cleanup EXIT
 
@@ -27,8 +34,7 @@ bash scripts/install-postgrest.sh >/dev/null
 # The output streams as usual and is kept, so the summary can count the live tests that were
 # skipped (tests/helpers/live.rs prints one `SKIPPED <test>: <reason>` line each). A failure still
 # fails: the exit status is cargo's.
-TEST_LOG=$(mktemp "${TMPDIR:-/tmp}/myriam-test-log.XXXXXX")
-trap 'cleanup; rm -f "$TEST_LOG"' EXIT
+TEST_LOG="$SCRATCH/test.log"
 set +e
 read -r -a runner <<<"${MYRIAM_TEST_RUNNER:-cargo test --locked}"
 "${runner[@]}" "$@" 2>&1 | tee "$TEST_LOG"
