@@ -108,6 +108,7 @@ impl Application {
             .set(1.0);
         }
         let store = AnyStore::open(&settings)?;
+        crate::domain::PhoneNumber::load_metadata();
         let lifecycle = Lifecycle::default();
         if let AnyStore::Supabase(outbox) = &store {
             outbox.spawn_worker(lifecycle.tracker(), lifecycle.shutdown_token());

@@ -15,7 +15,7 @@ use time::OffsetDateTime;
 
 use super::outbox::OutboxStore;
 use super::rows::{LeadRow, Saved, WriteOp};
-use super::sqlite::{SqliteStore, parse_time};
+use super::sqlite::{CachedStatements as _, SqliteStore, parse_time};
 use super::supabase::SupabaseStore;
 use super::{AnyStore, StoreError};
 use crate::domain::LeadId;
@@ -212,7 +212,7 @@ pub(super) fn insert_alerts_sql(
     alerts: &[NewAlert],
 ) -> Result<(), StoreError> {
     for alert in alerts {
-        conn.execute(
+        conn.execute_cached(
             "INSERT INTO alerts (id, lead_id, event, recipient) VALUES (?1, ?2, ?3, ?4)
              ON CONFLICT (lead_id, event, recipient) DO NOTHING",
             rusqlite::params![
@@ -290,21 +290,21 @@ impl Alerts for SqliteStore {
                 AlertOutcome::Sent {
                     message_sid,
                     status,
-                } => c.execute(
+                } => c.execute_cached(
                     "UPDATE alerts SET status = 'sent', message_sid = ?2,
                          delivery_status = COALESCE(delivery_status, ?3), lease_until = NULL,
                          last_error = NULL, updated_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now')
                      WHERE id = ?1 AND status = 'claimed'",
                     rusqlite::params![id, message_sid, status],
                 )?,
-                AlertOutcome::Retry { after, error } => c.execute(
+                AlertOutcome::Retry { after, error } => c.execute_cached(
                     "UPDATE alerts SET status = 'pending', lease_until = NULL, last_error = ?2,
                          next_attempt_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now', ?3),
                          updated_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now')
                      WHERE id = ?1 AND status = 'claimed'",
                     rusqlite::params![id, error, retry_delay(after)],
                 )?,
-                AlertOutcome::Dead { code, error } => c.execute(
+                AlertOutcome::Dead { code, error } => c.execute_cached(
                     "UPDATE alerts SET status = 'dead', lease_until = NULL, error_code = ?2,
                          last_error = ?3, updated_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now')
                      WHERE id = ?1 AND status = 'claimed'",
@@ -326,7 +326,7 @@ impl Alerts for SqliteStore {
         let status = status.to_owned();
         self.call(move |c| {
             let current: Option<Option<String>> = c
-                .query_row(
+                .query_row_cached(
                     "SELECT delivery_status FROM alerts WHERE message_sid = ?1",
                     [&sid],
                     |r| r.get(0),
@@ -346,7 +346,7 @@ impl Alerts for SqliteStore {
                 return Ok(false);
             }
             // Conditional on what was read: a concurrent callback that moved it wins.
-            let changed = c.execute(
+            let changed = c.execute_cached(
                 "UPDATE alerts SET delivery_status = ?2, error_code = COALESCE(?3, error_code),
                      updated_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now')
                  WHERE message_sid = ?1 AND delivery_status IS ?4",
@@ -372,7 +372,7 @@ impl Alerts for SqliteStore {
     async fn alert_backlog(&self) -> Result<(usize, Duration), StoreError> {
         let (count, oldest): (i64, Option<String>) = self
             .call(|c| {
-                Ok(c.query_row(
+                Ok(c.query_row_cached(
                     "SELECT COUNT(*), MIN(created_at) FROM alerts
                      WHERE status IN ('pending', 'claimed')",
                     [],

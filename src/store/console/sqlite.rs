@@ -13,7 +13,8 @@ use super::{
 use crate::domain::{LeadId, PhoneNumber};
 use crate::store::StoreError;
 use crate::store::sqlite::{
-    LEAD_COLUMN_COUNT, LEAD_COLUMNS, SqliteStore, collect, lead_from_row, parse_time,
+    CachedStatements as _, LEAD_COLUMN_COUNT, LEAD_COLUMNS, SqliteStore, collect, lead_from_row,
+    parse_time,
 };
 
 /// SQLite's own timestamp layout (`strftime('%Y-%m-%dT%H:%M:%fZ')`), so text comparison is time
@@ -211,19 +212,20 @@ fn erase(conn: &mut Connection, phone: &str) -> Result<Erasure, StoreError> {
     let mut entities: Vec<String> = lead_ids.iter().map(|id| format!("lead:{id}")).collect();
     entities.extend(sids.iter().map(|sid| format!("call:{sid}")));
     for sid in &sids {
-        erasure.events += tx.execute(
+        erasure.events += tx.execute_cached(
             "DELETE FROM processed_events WHERE instr(key, ?1) > 0",
             [sid],
         )?;
-        erasure.calls += tx.execute("DELETE FROM calls WHERE call_sid = ?1", [sid])?;
+        erasure.calls += tx.execute_cached("DELETE FROM calls WHERE call_sid = ?1", [sid])?;
     }
     for table in ["outbox", "dead_letters"] {
-        let mut removed = tx.execute(
+        let mut removed = tx.execute_cached(
             &format!("DELETE FROM {table} WHERE instr(op, ?1) > 0"),
             [phone],
         )?;
         for entity in &entities {
-            removed += tx.execute(&format!("DELETE FROM {table} WHERE entity = ?1"), [entity])?;
+            removed +=
+                tx.execute_cached(&format!("DELETE FROM {table} WHERE entity = ?1"), [entity])?;
         }
         if table == "outbox" {
             erasure.outbox = removed;
@@ -232,7 +234,7 @@ fn erase(conn: &mut Connection, phone: &str) -> Result<Erasure, StoreError> {
         }
     }
     for id in &lead_ids {
-        tx.execute("DELETE FROM leads WHERE id = ?1", [id])?;
+        tx.execute_cached("DELETE FROM leads WHERE id = ?1", [id])?;
         erasure.lead_ids.push(
             LeadId::try_from(id.as_str()).map_err(|_| StoreError::Corrupt("leads.id".into()))?,
         );
@@ -245,7 +247,7 @@ impl ConsoleStore for SqliteStore {
     async fn create_operator(&self, operator: &Operator) -> Result<bool, StoreError> {
         let o = operator.clone();
         self.call(move |conn| {
-            let inserted = conn.execute(
+            let inserted = conn.execute_cached(
                 "INSERT INTO operators (id, email, role, password_hash, disabled) \
                  VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (email) DO NOTHING",
                 params![
@@ -264,7 +266,7 @@ impl ConsoleStore for SqliteStore {
     async fn operator_by_email(&self, email: &Email) -> Result<Option<Operator>, StoreError> {
         let email = email.as_str().to_owned();
         self.call(move |conn| {
-            conn.query_row(
+            conn.query_row_cached(
                 &format!("SELECT {OPERATOR_COLUMNS} FROM operators WHERE email = ?1"),
                 [email],
                 operator_from_row,
@@ -277,7 +279,7 @@ impl ConsoleStore for SqliteStore {
 
     async fn operator_by_id(&self, id: Uuid) -> Result<Option<Operator>, StoreError> {
         self.call(move |conn| {
-            conn.query_row(
+            conn.query_row_cached(
                 &format!("SELECT {OPERATOR_COLUMNS} FROM operators WHERE id = ?1"),
                 [id.to_string()],
                 operator_from_row,
@@ -306,7 +308,7 @@ impl ConsoleStore for SqliteStore {
     ) -> Result<bool, StoreError> {
         let email = email.as_str().to_owned();
         self.call(move |conn| {
-            Ok(conn.execute(
+            Ok(conn.execute_cached(
                 &format!("UPDATE operators SET disabled = ?1, updated_at = {NOW} WHERE email = ?2"),
                 params![disabled, email],
             )? == 1)
@@ -317,7 +319,7 @@ impl ConsoleStore for SqliteStore {
     async fn set_operator_password(&self, email: &Email, hash: &str) -> Result<bool, StoreError> {
         let (email, hash) = (email.as_str().to_owned(), hash.to_owned());
         self.call(move |conn| {
-            Ok(conn.execute(
+            Ok(conn.execute_cached(
                 &format!(
                     "UPDATE operators SET password_hash = ?1, updated_at = {NOW} WHERE email = ?2"
                 ),
@@ -330,7 +332,7 @@ impl ConsoleStore for SqliteStore {
     async fn create_session(&self, id_hash: &str, operator_id: Uuid) -> Result<(), StoreError> {
         let id_hash = id_hash.to_owned();
         self.call(move |conn| {
-            conn.execute(
+            conn.execute_cached(
                 "INSERT INTO operator_sessions (id_hash, operator_id) VALUES (?1, ?2)",
                 params![id_hash, operator_id.to_string()],
             )?;
@@ -342,7 +344,7 @@ impl ConsoleStore for SqliteStore {
     async fn session(&self, id_hash: &str) -> Result<Option<SessionRecord>, StoreError> {
         let id_hash = id_hash.to_owned();
         self.call(move |conn| {
-            conn.query_row(
+            conn.query_row_cached(
                 "SELECT id_hash, operator_id, created_at, last_seen_at, revoked_at \
                  FROM operator_sessions WHERE id_hash = ?1",
                 [id_hash],
@@ -372,7 +374,7 @@ impl ConsoleStore for SqliteStore {
     async fn touch_session(&self, id_hash: &str) -> Result<(), StoreError> {
         let id_hash = id_hash.to_owned();
         self.call(move |conn| {
-            conn.execute(
+            conn.execute_cached(
                 &format!("UPDATE operator_sessions SET last_seen_at = {NOW} WHERE id_hash = ?1"),
                 [id_hash],
             )?;
@@ -384,7 +386,7 @@ impl ConsoleStore for SqliteStore {
     async fn revoke_session(&self, id_hash: &str) -> Result<(), StoreError> {
         let id_hash = id_hash.to_owned();
         self.call(move |conn| {
-            conn.execute(
+            conn.execute_cached(
                 &format!(
                     "UPDATE operator_sessions SET revoked_at = {NOW} \
                      WHERE id_hash = ?1 AND revoked_at IS NULL"
@@ -398,7 +400,7 @@ impl ConsoleStore for SqliteStore {
 
     async fn revoke_sessions_of(&self, operator_id: Uuid) -> Result<(), StoreError> {
         self.call(move |conn| {
-            conn.execute(
+            conn.execute_cached(
                 &format!(
                     "UPDATE operator_sessions SET revoked_at = {NOW} \
                      WHERE operator_id = ?1 AND revoked_at IS NULL"
@@ -413,7 +415,7 @@ impl ConsoleStore for SqliteStore {
     async fn create_api_token(&self, token: &ApiTokenRecord) -> Result<bool, StoreError> {
         let t = token.clone();
         self.call(move |conn| {
-            Ok(conn.execute(
+            Ok(conn.execute_cached(
                 "INSERT INTO api_tokens (id, name, role, token_hash) VALUES (?1, ?2, ?3, ?4) \
                  ON CONFLICT DO NOTHING",
                 params![t.id.to_string(), t.name, t.role.as_str(), t.token_hash],
@@ -425,7 +427,7 @@ impl ConsoleStore for SqliteStore {
     async fn api_token(&self, token_hash: &str) -> Result<Option<ApiTokenRecord>, StoreError> {
         let token_hash = token_hash.to_owned();
         self.call(move |conn| {
-            conn.query_row(
+            conn.query_row_cached(
                 "SELECT id, name, role, token_hash, created_at, revoked_at FROM api_tokens \
                  WHERE token_hash = ?1",
                 [token_hash],
@@ -457,7 +459,7 @@ impl ConsoleStore for SqliteStore {
     async fn revoke_api_token(&self, name: &str) -> Result<bool, StoreError> {
         let name = name.to_owned();
         self.call(move |conn| {
-            Ok(conn.execute(
+            Ok(conn.execute_cached(
                 &format!(
                     "UPDATE api_tokens SET revoked_at = {NOW} WHERE name = ?1 AND revoked_at IS NULL"
                 ),
@@ -470,9 +472,9 @@ impl ConsoleStore for SqliteStore {
     async fn record_login_failure(&self, key: &str) -> Result<(), StoreError> {
         let key = key.to_owned();
         self.call(move |conn| {
-            conn.execute("INSERT INTO login_failures (key) VALUES (?1)", [&key])?;
+            conn.execute_cached("INSERT INTO login_failures (key) VALUES (?1)", [&key])?;
             // Failures older than a day no longer count for anything.
-            conn.execute(
+            conn.execute_cached(
                 "DELETE FROM login_failures WHERE key = ?1 \
                  AND at < strftime('%Y-%m-%dT%H:%M:%fZ', 'now', '-1 day')",
                 [&key],
@@ -504,7 +506,7 @@ impl ConsoleStore for SqliteStore {
     async fn clear_login_failures(&self, key: &str) -> Result<(), StoreError> {
         let key = key.to_owned();
         self.call(move |conn| {
-            conn.execute("DELETE FROM login_failures WHERE key = ?1", [key])?;
+            conn.execute_cached("DELETE FROM login_failures WHERE key = ?1", [key])?;
             Ok(())
         })
         .await
@@ -513,7 +515,7 @@ impl ConsoleStore for SqliteStore {
     async fn append_audit(&self, entry: &AuditEntry) -> Result<(), StoreError> {
         let e = entry.clone();
         self.call(move |conn| {
-            conn.execute(
+            conn.execute_cached(
                 "INSERT INTO audit_log (actor, action, target, detail) VALUES (?1, ?2, ?3, ?4)",
                 params![e.actor, e.action.as_str(), e.target, e.detail],
             )?;
@@ -556,7 +558,7 @@ impl ConsoleStore for SqliteStore {
 
     async fn follow_up(&self, id: LeadId) -> Result<Option<FollowUpState>, StoreError> {
         self.call(move |conn| {
-            conn.query_row(
+            conn.query_row_cached(
                 &format!("SELECT {FOLLOW_UP_COLUMNS} FROM leads WHERE id = ?1"),
                 [id.to_string()],
                 |row| follow_up_from_row(row, 0),
@@ -578,7 +580,7 @@ impl ConsoleStore for SqliteStore {
         let note = note.map(|n| n.as_str().to_owned());
         let by = by.to_owned();
         self.call(move |conn| {
-            let changed = conn.execute(
+            let changed = conn.execute_cached(
                 &format!(
                     "UPDATE leads SET suivi = ?1, suivi_note = ?2, suivi_version = suivi_version + 1, \
                      suivi_by = ?3, suivi_updated_at = {NOW}, updated_at = {NOW} \
@@ -587,7 +589,7 @@ impl ConsoleStore for SqliteStore {
                 params![suivi.as_str(), note, by, id.to_string(), expected],
             )?;
             let current = conn
-                .query_row(
+                .query_row_cached(
                     &format!("SELECT {FOLLOW_UP_COLUMNS} FROM leads WHERE id = ?1"),
                     [id.to_string()],
                     |row| follow_up_from_row(row, 0),

@@ -9,7 +9,7 @@ use super::{DeadLetter, OutboxStore, Pending, decode};
 use crate::domain::{CallSid, LeadId};
 use crate::metrics::names;
 use crate::store::rows::WriteOp;
-use crate::store::sqlite::parse_time;
+use crate::store::sqlite::{CachedStatements as _, parse_time};
 use crate::store::{CallUpdate, Store as _, StoreError};
 
 impl OutboxStore {
@@ -18,7 +18,7 @@ impl OutboxStore {
         self.inner
             .local
             .call(|c| {
-                let n: i64 = c.query_row("SELECT COUNT(*) FROM outbox", [], |r| r.get(0))?;
+                let n: i64 = c.query_row_cached("SELECT COUNT(*) FROM outbox", [], |r| r.get(0))?;
                 Ok(usize::try_from(n).unwrap_or(0))
             })
             .await
@@ -29,7 +29,9 @@ impl OutboxStore {
         let oldest: Option<String> = self
             .inner
             .local
-            .call(|c| Ok(c.query_row("SELECT MIN(enqueued_at) FROM outbox", [], |r| r.get(0))?))
+            .call(|c| {
+                Ok(c.query_row_cached("SELECT MIN(enqueued_at) FROM outbox", [], |r| r.get(0))?)
+            })
             .await?;
         Ok(match oldest {
             None => None,
@@ -123,13 +125,13 @@ impl OutboxStore {
                 .call(move |c| {
                     let tx = c.savepoint()?;
                     if keep {
-                        tx.execute(
+                        tx.execute_cached(
                             "INSERT INTO outbox (entity, op, enqueued_at) \
                              SELECT entity, op, enqueued_at FROM dead_letters WHERE seq = ?1",
                             [seq],
                         )?;
                     }
-                    tx.execute("DELETE FROM dead_letters WHERE seq = ?1", [seq])?;
+                    tx.execute_cached("DELETE FROM dead_letters WHERE seq = ?1", [seq])?;
                     tx.commit()?;
                     Ok(())
                 })
@@ -153,7 +155,7 @@ impl OutboxStore {
         self.inner
             .local
             .call(move |c| {
-                c.execute(
+                c.execute_cached(
                     "INSERT INTO outbox (entity, op) VALUES (?1, ?2)",
                     params![entity, text],
                 )?;
@@ -176,7 +178,7 @@ impl OutboxStore {
         self.inner
             .local
             .call(move |c| {
-                c.execute(
+                c.execute_cached(
                     "INSERT INTO dead_letters (entity, op, enqueued_at, attempts, error) \
                      VALUES (?1, ?2, strftime('%Y-%m-%dT%H:%M:%fZ', 'now'), 1, ?3)",
                     params![entity, text, reason],
@@ -194,7 +196,7 @@ impl OutboxStore {
             .inner
             .local
             .call(|c| {
-                Ok(c.query_row(
+                Ok(c.query_row_cached(
                     "SELECT seq, op, attempts FROM outbox ORDER BY seq LIMIT 1",
                     [],
                     |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),

@@ -4,6 +4,8 @@
 use std::time::{Duration, Instant};
 
 use rusqlite::params;
+
+use crate::store::sqlite::CachedStatements as _;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -35,7 +37,7 @@ impl OutboxStore {
                 self.inner
                     .local
                     .call(move |c| {
-                        c.execute("DELETE FROM outbox WHERE seq = ?1", [seq])?;
+                        c.execute_cached("DELETE FROM outbox WHERE seq = ?1", [seq])?;
                         Ok(())
                     })
                     .await?;
@@ -52,7 +54,7 @@ impl OutboxStore {
                 self.inner
                     .local
                     .call(move |c| {
-                        c.execute(
+                        c.execute_cached(
                             "UPDATE outbox SET attempts = attempts + 1, last_error = ?2 WHERE seq = ?1",
                             params![seq, reason],
                         )?;
@@ -67,12 +69,12 @@ impl OutboxStore {
                     .local
                     .call(move |c| {
                         let tx = c.savepoint()?;
-                        tx.execute(
+                        tx.execute_cached(
                             "INSERT INTO dead_letters (outbox_seq, entity, op, enqueued_at, attempts, error) \
                              SELECT seq, entity, op, enqueued_at, attempts + 1, ?2 FROM outbox WHERE seq = ?1",
                             params![seq, reason],
                         )?;
-                        tx.execute("DELETE FROM outbox WHERE seq = ?1", [seq])?;
+                        tx.execute_cached("DELETE FROM outbox WHERE seq = ?1", [seq])?;
                         tx.commit()?;
                         Ok(())
                     })
