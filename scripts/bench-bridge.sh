@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # The bridge benchmark behind docs/PERFORMANCE.md. Release build; the gateway pinned to core 0, the
-# load generator and the Vapi-like echo peer on core 1; everything on loopback.
+# load generator and the Vapi-like echo peer on core 1; everything on loopback. The peer runs inside
+# each `loadgen run` (one process, one thread on core 1, and one clock for the one-way legs).
 # Usage: scripts/bench-bridge.sh [SECONDS] [CALLS...]   (defaults: 20 s; 100 250 500 calls)
 # Environment: CONTROL=0 skips the direct-echo control runs; GATEWAY_BIN=path runs another build of
-# the gateway (an A/B comparison against a saved binary).
+# the gateway (an A/B comparison against a saved binary); PEER=separate runs the peer as its own
+# process on core 1 instead (the set-up of the rounds before 2026-12-02).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 SECONDS_PER_CALL=${1:-20}
@@ -21,24 +23,29 @@ free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1
 PEER_PORT=$(free_port)
 GW_PORT=$(free_port)
 
-taskset -c 1 "$BIN/loadgen" peer --listen "127.0.0.1:$PEER_PORT" >"$WORK/peer.log" 2>&1 &
-PEER=$!
+PEER_ARGS=(--peer-listen "127.0.0.1:$PEER_PORT")
+PEER_PID=
+if [ "${PEER:-inprocess}" = separate ]; then
+  taskset -c 1 "$BIN/loadgen" peer --listen "127.0.0.1:$PEER_PORT" >"$WORK/peer.log" 2>&1 &
+  PEER_PID=$!
+  PEER_ARGS=()
+fi
 ENVIRONMENT=test CALL_MODE=bridge STORE=sqlite DATABASE_PATH="$WORK/bench.db" \
   VAPI_PRIVATE_KEY=7a9c31e2-5b4d-4f60-8e1a-c0ffee5eed42 VAPI_ASSISTANT_ID=0b5e3f8a-1c2d-4e5f-9a8b-7c6d5e4f3a2b \
   VAPI_BASE_URL="http://127.0.0.1:$PEER_PORT" PUBLIC_BASE_URL="http://127.0.0.1:$GW_PORT" \
   BIND_ADDR="127.0.0.1:$GW_PORT" MAX_CONCURRENT_CALLS=2000 RUST_LOG=warn LOG_FORMAT=json \
   taskset -c 0 "$GATEWAY_BIN" serve >"$WORK/gateway.log" 2>&1 &
 GATEWAY=$!
-cleanup() { kill "$GATEWAY" "$PEER" 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$WORK"; }
+cleanup() { kill "$GATEWAY" ${PEER_PID:+"$PEER_PID"} 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$WORK"; }
 trap cleanup EXIT
 for _ in $(seq 1 100); do curl -fs "http://127.0.0.1:$GW_PORT/healthz" >/dev/null 2>&1 && break; sleep 0.1; done
 
 for n in "${CALLS[@]}"; do
   if [ "${CONTROL:-1}" != 0 ]; then
     echo "== $n calls, control (direct echo, no gateway) =="
-    taskset -c 1 "$BIN/loadgen" run --control "ws://127.0.0.1:$PEER_PORT/echo" --calls "$n" --seconds "$SECONDS_PER_CALL"
+    taskset -c 1 "$BIN/loadgen" run --control "ws://127.0.0.1:$PEER_PORT/echo" --calls "$n" --seconds "$SECONDS_PER_CALL" "${PEER_ARGS[@]}"
   fi
   echo "== $n calls through the gateway (pid $GATEWAY, core 0) =="
-  taskset -c 1 "$BIN/loadgen" run --gateway "http://127.0.0.1:$GW_PORT" --calls "$n" --seconds "$SECONDS_PER_CALL" --gateway-pid "$GATEWAY"
+  taskset -c 1 "$BIN/loadgen" run --gateway "http://127.0.0.1:$GW_PORT" --calls "$n" --seconds "$SECONDS_PER_CALL" --gateway-pid "$GATEWAY" "${PEER_ARGS[@]}"
   echo
 done

@@ -6,7 +6,10 @@
 //! - `loadgen run --gateway http://127.0.0.1:8080 --calls 500 --seconds 20 [--gateway-pid PID]`
 //!   places N calls through `/twilio/voice`, opens their Media Streams, sends a 160-byte frame every
 //!   20 ms per call (each frame carries its number), and measures when each echoed frame comes back.
-//!   With `--control ws://127.0.0.1:7000/echo` the same clients talk to the echo directly.
+//!   With `--control ws://127.0.0.1:7000/echo` the same clients talk to the echo directly. With
+//!   `--peer-listen 127.0.0.1:7000` the run serves the peer itself, on its own thread, for its
+//!   duration: no second process on the load side's core, and the peer stamps when each frame
+//!   reached it, so the round trip splits into its two one-way legs (same clock, same process).
 //!
 //! - `loadgen webhook --gateway http://127.0.0.1:8080 --rate 500 --seconds 20 [--gateway-pid PID]`
 //!   loads the Twilio webhooks instead: fresh calls through the speech IVR (`/twilio/voice`, six
@@ -64,6 +67,9 @@ enum Command {
         /// The gateway's process id, for CPU and memory.
         #[arg(long)]
         gateway_pid: Option<u32>,
+        /// Serve the Vapi-like peer from this process, on this address, for the run.
+        #[arg(long)]
+        peer_listen: Option<SocketAddr>,
     },
     /// Open-loop webhook load: fresh calls through the speech IVR, every request signed.
     ///
@@ -144,9 +150,37 @@ fn echo(upgrade: WebSocketUpgrade, keep: fn(&AxMessage) -> bool) -> axum::respon
         })
 }
 
-/// Vapi-like: binary audio comes back as binary audio.
+/// Whether the peer shares the load generator's process (and so its [`epoch`]): only then does it
+/// stamp the frames it echoes.
+static PEER_STAMPS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Vapi-like: binary audio comes back as binary audio. A peer in the load generator's process
+/// writes when the frame reached it into bytes 12..20 of the payload (see [`media_frame`]).
 async fn vapi_socket(upgrade: WebSocketUpgrade) -> axum::response::Response {
-    echo(upgrade, |m| matches!(m, AxMessage::Binary(_)))
+    upgrade
+        .read_buffer_size(SOCKET_BUFFER)
+        .write_buffer_size(0)
+        .on_upgrade(|mut socket| async move {
+            let stamps = PEER_STAMPS.load(std::sync::atomic::Ordering::Relaxed);
+            while let Some(Ok(message)) = socket.next().await {
+                let AxMessage::Binary(audio) = message else {
+                    if matches!(message, AxMessage::Close(_)) {
+                        break;
+                    }
+                    continue;
+                };
+                let audio = if stamps && audio.len() >= 20 {
+                    let mut stamped = audio.to_vec();
+                    stamped[12..20].copy_from_slice(&micros_since_epoch().to_be_bytes());
+                    stamped.into()
+                } else {
+                    audio
+                };
+                if socket.send(AxMessage::Binary(audio)).await.is_err() {
+                    break;
+                }
+            }
+        })
 }
 
 /// Twilio-echo for the control: media frames come back unchanged (the client reads the payload of
@@ -159,11 +193,18 @@ async fn twilio_echo(upgrade: WebSocketUpgrade) -> axum::response::Response {
 }
 
 async fn peer(listen: SocketAddr) -> anyhow::Result<()> {
+    serve_peer(bind_peer(listen).await?).await
+}
+
+async fn bind_peer(listen: SocketAddr) -> anyhow::Result<tokio::net::TcpListener> {
     anyhow::ensure!(
         listen.ip().is_loopback(),
         "the peer listens on loopback only"
     );
-    let listener = tokio::net::TcpListener::bind(listen).await?;
+    Ok(tokio::net::TcpListener::bind(listen).await?)
+}
+
+async fn serve_peer(listener: tokio::net::TcpListener) -> anyhow::Result<()> {
     let addr = listener.local_addr()?;
     let app = axum::Router::new()
         .route("/call", post(create_call))
@@ -191,6 +232,9 @@ struct CallResult {
     latencies_us: Vec<u64>,
     /// When each frame of `latencies_us` was sent (µs since [`epoch`]), for the timeline.
     sent_at_us: Vec<u64>,
+    /// For each frame of `latencies_us`, how long it took to reach the peer, when the peer stamped
+    /// it (an in-process peer); the rest of the round trip is the way back.
+    up_us: Vec<Option<u64>>,
 }
 
 /// The instant all send times are measured from; frames carry their send time as microseconds
@@ -218,8 +262,16 @@ fn media_frame(i: u32, b64: &mut String) -> String {
     )
 }
 
-/// The frame number and send time carried by a `media` message, if it is one of ours.
-fn echoed_frame(text: &str, scratch: &mut [u8; 256]) -> Option<(u32, u64)> {
+/// A frame that came back: its number, when it was sent and, if the peer stamped it, when it
+/// reached the peer (µs since [`epoch`]).
+struct Echo {
+    frame: u32,
+    sent: u64,
+    at_peer: Option<u64>,
+}
+
+/// The frame number and times carried by a `media` message, if it is one of ours.
+fn echoed_frame(text: &str, scratch: &mut [u8; 256]) -> Option<Echo> {
     const KEY: &str = r#""payload":""#;
     if !text.contains(r#""event":"media""#) {
         return None;
@@ -229,12 +281,19 @@ fn echoed_frame(text: &str, scratch: &mut [u8; 256]) -> Option<(u32, u64)> {
     let n = base64::engine::general_purpose::STANDARD
         .decode_slice(b64, scratch)
         .ok()?;
-    if n < 12 {
+    if n < 20 {
         return None;
     }
-    let i = u32::from_be_bytes(scratch[..4].try_into().ok()?);
+    let frame = u32::from_be_bytes(scratch[..4].try_into().ok()?);
     let sent = u64::from_be_bytes(scratch[4..12].try_into().ok()?);
-    Some((i, sent))
+    // Unstamped, these bytes are still the payload's 0xff filler.
+    let at_peer =
+        Some(u64::from_be_bytes(scratch[12..20].try_into().ok()?)).filter(|&t| t != u64::MAX);
+    Some(Echo {
+        frame,
+        sent,
+        at_peer,
+    })
 }
 
 /// Client sockets: small read buffers, every frame written at once, no Nagle.
@@ -321,6 +380,7 @@ async fn one_call(
         sent: u64::from(frames),
         latencies_us: Vec::with_capacity(frames as usize),
         sent_at_us: Vec::with_capacity(frames as usize),
+        up_us: Vec::with_capacity(frames as usize),
         ..CallResult::default()
     };
     let mut seen = vec![false; frames as usize];
@@ -329,19 +389,22 @@ async fn one_call(
     while let Ok(Some(Ok(message))) = tokio::time::timeout_at(deadline.into(), inbound.next()).await
     {
         let Message::Text(t) = message else { continue };
-        let Some((i, sent)) = echoed_frame(&t, &mut scratch) else {
+        let Some(echo) = echoed_frame(&t, &mut scratch) else {
             continue;
         };
         // A frame counts once, and only if it is one this call sent.
-        let Some(first) = seen.get_mut(i as usize).filter(|s| !**s) else {
+        let Some(first) = seen.get_mut(echo.frame as usize).filter(|s| !**s) else {
             continue;
         };
         *first = true;
         result.received += 1;
         result
             .latencies_us
-            .push(micros_since_epoch().saturating_sub(sent));
-        result.sent_at_us.push(sent);
+            .push(micros_since_epoch().saturating_sub(echo.sent));
+        result.sent_at_us.push(echo.sent);
+        result
+            .up_us
+            .push(echo.at_peer.map(|at| at.saturating_sub(echo.sent)));
         if result.received == result.sent {
             break;
         }
@@ -390,6 +453,36 @@ fn steal_ticks() -> Option<u64> {
     stat.lines().next()?.split_whitespace().nth(8)?.parse().ok()
 }
 
+/// Steal ticks of each core (`cpu0`, `cpu1`, … lines of `/proc/stat`).
+fn steal_ticks_per_core() -> Vec<u64> {
+    let Ok(stat) = std::fs::read_to_string("/proc/stat") else {
+        return Vec::new();
+    };
+    stat.lines()
+        .filter(|l| l.starts_with("cpu") && !l.starts_with("cpu "))
+        .filter_map(|l| l.split_whitespace().nth(8)?.parse().ok())
+        .collect()
+}
+
+/// Samples each core's steal once a second, on the seconds of [`epoch`], until aborted: entry `s`
+/// holds the ticks (10 ms each) stolen from each core during second `s` of the run.
+async fn sample_steal(into: std::sync::Arc<std::sync::Mutex<Vec<Vec<u64>>>>) {
+    let mut before = steal_ticks_per_core();
+    let mut second = 1u64;
+    loop {
+        tokio::time::sleep_until((epoch() + Duration::from_secs(second)).into()).await;
+        let now = steal_ticks_per_core();
+        let stolen = now
+            .iter()
+            .zip(&before)
+            .map(|(n, b)| n.saturating_sub(*b))
+            .collect();
+        into.lock().expect("not poisoned").push(stolen);
+        before = now;
+        second += 1;
+    }
+}
+
 fn percentile(sorted: &[u64], p: f64) -> u64 {
     if sorted.is_empty() {
         return 0;
@@ -411,6 +504,7 @@ async fn run(
     calls: usize,
     seconds: u64,
     pid: Option<u32>,
+    peer_listen: Option<SocketAddr>,
 ) -> anyhow::Result<()> {
     anyhow::ensure!(
         is_loopback(&gateway),
@@ -419,10 +513,20 @@ async fn run(
     if let Some(c) = &control {
         anyhow::ensure!(is_loopback(c), "load goes to loopback addresses only");
     }
+    let peer_task = match peer_listen {
+        Some(listen) => {
+            let listener = bind_peer(listen).await?;
+            PEER_STAMPS.store(true, std::sync::atomic::Ordering::Relaxed);
+            Some(tokio::spawn(serve_peer(listener)))
+        }
+        None => None,
+    };
     let http = reqwest::Client::new();
     let before = pid.and_then(proc_usage);
     let steal_before = steal_ticks();
     let started = epoch();
+    let steal_by_second = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let steal_sampler = tokio::spawn(sample_steal(steal_by_second.clone()));
     let mut tasks = Vec::with_capacity(calls);
     for n in 0..calls {
         let (http, gateway, control) = (http.clone(), gateway.clone(), control.clone());
@@ -445,20 +549,35 @@ async fn run(
     // Round trips by the second of the run their frame was sent in, and over the steady window.
     let mut by_second: Vec<Vec<u64>> = Vec::new();
     let mut steady = Vec::new();
+    // One-way legs of the frames the peer stamped: (way there, way back), whole run and steady.
+    let (mut up, mut down, mut steady_up, mut steady_down) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     let (mut sent, mut received, mut failed) = (0u64, 0u64, 0usize);
     for task in tasks {
         match task.await? {
             Ok(r) => {
                 sent += r.sent;
                 received += r.received;
-                for (&latency, &sent) in r.latencies_us.iter().zip(&r.sent_at_us) {
+                for ((&latency, &sent), &there) in
+                    r.latencies_us.iter().zip(&r.sent_at_us).zip(&r.up_us)
+                {
                     let second = usize::try_from(sent / 1_000_000).unwrap_or(usize::MAX);
                     if by_second.len() <= second {
                         by_second.resize_with(second + 1, Vec::new);
                     }
                     by_second[second].push(latency);
-                    if (steady_from..steady_to).contains(&sent) {
+                    let in_steady = (steady_from..steady_to).contains(&sent);
+                    if in_steady {
                         steady.push(latency);
+                    }
+                    if let Some(there) = there {
+                        let back = latency.saturating_sub(there);
+                        up.push(there);
+                        down.push(back);
+                        if in_steady {
+                            steady_up.push(there);
+                            steady_down.push(back);
+                        }
                     }
                 }
                 latencies.extend(r.latencies_us);
@@ -472,6 +591,8 @@ async fn run(
     let wall = started.elapsed();
     let after = pid.and_then(proc_usage);
     let steal_after = steal_ticks();
+    steal_sampler.abort();
+    let steal_by_second = std::mem::take(&mut *steal_by_second.lock().expect("not poisoned"));
     latencies.sort_unstable();
     println!(
         "mode:            {}",
@@ -513,6 +634,64 @@ async fn run(
         })
         .collect();
     println!("p99 by second sent (ms): {}", timeline.join(", "));
+    let stolen: Vec<String> = steal_by_second
+        .iter()
+        .enumerate()
+        .map(|(second, cores)| {
+            let ms: Vec<String> = cores.iter().map(|t| (t * 10).to_string()).collect();
+            format!("{second}s {}", ms.join("/"))
+        })
+        .collect();
+    println!(
+        "steal by second (ms per core, cpu0/cpu1/…): {}",
+        stolen.join(", ")
+    );
+    // Frames sent in a second where, in it and the next, the hypervisor took no whole tick from
+    // any core: what the path itself adds, with the host's own interruptions set apart.
+    let quiet = |second: usize| {
+        (second..=second + 1).all(|s| {
+            steal_by_second
+                .get(s)
+                .is_some_and(|cores| cores.iter().all(|&t| t == 0))
+        })
+    };
+    let mut host_quiet: Vec<u64> = by_second
+        .iter()
+        .enumerate()
+        .filter(|&(second, _)| quiet(second))
+        .flat_map(|(_, l)| l.iter().copied())
+        .collect();
+    host_quiet.sort_unstable();
+    let quiet_seconds = (0..by_second.len()).filter(|&s| quiet(s)).count();
+    println!(
+        "round trip, seconds without steal ({quiet_seconds} of {}; {} frames) (ms): p50 {:.2}  p99 {:.2}  max {:.2}",
+        by_second.len(),
+        host_quiet.len(),
+        percentile(&host_quiet, 0.50) as f64 / 1000.0,
+        percentile(&host_quiet, 0.99) as f64 / 1000.0,
+        host_quiet.last().copied().unwrap_or(0) as f64 / 1000.0
+    );
+    if !up.is_empty() {
+        let legs = |label: &str, l: &mut Vec<u64>| {
+            l.sort_unstable();
+            format!(
+                "{label} p50 {:.2} p99 {:.2} max {:.2}",
+                percentile(l, 0.50) as f64 / 1000.0,
+                percentile(l, 0.99) as f64 / 1000.0,
+                l.last().copied().unwrap_or(0) as f64 / 1000.0
+            )
+        };
+        println!(
+            "one way, whole run (ms):    {};  {}",
+            legs("there (client → peer)", &mut up),
+            legs("back (peer → client)", &mut down)
+        );
+        println!(
+            "one way, steady window (ms): {};  {}",
+            legs("there", &mut steady_up),
+            legs("back", &mut steady_down)
+        );
+    }
     if let (Some(b), Some(p), Some(a)) = (before, peak, after) {
         // /proc reports clock ticks; Linux's USER_HZ is 100.
         let cpu_s = (a.ticks() - b.ticks()) as f64 / 100.0;
@@ -546,6 +725,9 @@ async fn run(
             (s1 - s0) as f64 / 100.0
         );
     }
+    if let Some(task) = peer_task {
+        task.abort();
+    }
     Ok(())
 }
 
@@ -561,7 +743,8 @@ async fn main() -> anyhow::Result<()> {
             calls,
             seconds,
             gateway_pid,
-        } => run(gateway, control, calls, seconds, gateway_pid).await,
+            peer_listen,
+        } => run(gateway, control, calls, seconds, gateway_pid, peer_listen).await,
         Command::Console {
             leads,
             queries,
