@@ -5,7 +5,7 @@
 # Usage: scripts/bench-bridge.sh [SECONDS] [CALLS...]   (defaults: 20 s; 100 250 500 calls)
 # Environment: CONTROL=0 skips the direct-echo control runs; GATEWAY_BIN=path runs another build of
 # the gateway (an A/B comparison against a saved binary); PEER=separate runs the peer as its own
-# process on core 1 instead (the set-up of the rounds before 2026-12-02).
+# process on core 1 instead (the set-up of the earlier rounds in docs/PERFORMANCE.md).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 SECONDS_PER_CALL=${1:-20}
