@@ -346,7 +346,7 @@ fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
 fn run_migrations(conn: &mut Connection) -> Result<(), StoreError> {
     let tx = conn.transaction()?;
     let current: usize = tx
-        .query_row_cached(
+        .query_row(
             "SELECT COALESCE(MAX(version), 0) FROM schema_version",
             [],
             |r| r.get::<_, i64>(0),
@@ -360,15 +360,14 @@ fn run_migrations(conn: &mut Connection) -> Result<(), StoreError> {
     }
     for (i, sql) in MIGRATIONS.iter().enumerate().skip(current) {
         tx.execute_batch(sql)?;
-        tx.execute_cached(
+        tx.execute(
             "INSERT INTO schema_version (version) VALUES (?1)",
             [i64::try_from(i + 1).unwrap_or(i64::MAX)],
         )?;
     }
-    let broken: i64 =
-        tx.query_row_cached("SELECT count(*) FROM pragma_foreign_key_check", [], |r| {
-            r.get(0)
-        })?;
+    let broken: i64 = tx.query_row("SELECT count(*) FROM pragma_foreign_key_check", [], |r| {
+        r.get(0)
+    })?;
     if broken > 0 {
         return Err(StoreError::Local(format!(
             "migration left {broken} row(s) whose foreign key points nowhere"
