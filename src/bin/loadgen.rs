@@ -553,9 +553,15 @@ async fn run(
     let (mut up, mut down, mut steady_up, mut steady_down) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     let (mut sent, mut received, mut failed) = (0u64, 0u64, 0usize);
+    // Each call sends on its own 20 ms schedule, started when its stream was set up: how many
+    // calls share each millisecond of the period says how bunched the frames reach the gateway.
+    let mut phases = [0usize; 20];
     for task in tasks {
         match task.await? {
             Ok(r) => {
+                if let Some(&first) = r.sent_at_us.iter().min() {
+                    phases[usize::try_from(first % 20_000 / 1_000).unwrap_or(0)] += 1;
+                }
                 sent += r.sent;
                 received += r.received;
                 for ((&latency, &sent), &there) in
@@ -634,6 +640,12 @@ async fn run(
         })
         .collect();
     println!("p99 by second sent (ms): {}", timeline.join(", "));
+    let slots: Vec<String> = phases.iter().map(ToString::to_string).collect();
+    println!(
+        "send phase (calls in each 1 ms of the 20 ms period): {} (max {})",
+        slots.join(" "),
+        phases.iter().max().copied().unwrap_or(0)
+    );
     let stolen: Vec<String> = steal_by_second
         .iter()
         .enumerate()
