@@ -6,6 +6,11 @@
 # Environment: CONTROL=0 skips the direct-echo control runs; GATEWAY_BIN=path runs another build of
 # the gateway (an A/B comparison against a saved binary); PEER=separate runs the peer as its own
 # process on core 1 instead (the set-up of the earlier rounds in docs/PERFORMANCE.md).
+# HALT_POLL_NS=N sets the guest's halt polling (/sys/module/haltpoll/parameters/guest_halt_poll_ns,
+# root only) for the run and restores it at the end: an idle vCPU polls for up to N ns before it
+# halts, so waking it does not wait for the hypervisor to schedule it again (docs/PERFORMANCE.md).
+# IDLE_SPIN=1 runs a SCHED_IDLE busy loop on each core for the run: the host sees both vCPUs busy
+# and does not stack them on one physical CPU, and any task of the guest preempts the loop at once.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 SECONDS_PER_CALL=${1:-20}
@@ -36,7 +41,31 @@ ENVIRONMENT=test CALL_MODE=bridge STORE=sqlite DATABASE_PATH="$WORK/bench.db" \
   BIND_ADDR="127.0.0.1:$GW_PORT" MAX_CONCURRENT_CALLS=2000 RUST_LOG=warn LOG_FORMAT=json \
   taskset -c 0 "$GATEWAY_BIN" serve >"$WORK/gateway.log" 2>&1 &
 GATEWAY=$!
-cleanup() { kill "$GATEWAY" ${PEER_PID:+"$PEER_PID"} 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$WORK"; }
+HALT_POLL=/sys/module/haltpoll/parameters/guest_halt_poll_ns
+HALT_POLL_BEFORE=
+if [ -n "${HALT_POLL_NS:-}" ]; then
+  if [ ! -w "$HALT_POLL" ]; then
+    echo "HALT_POLL_NS is set but $HALT_POLL is not writable (needs root and the haltpoll cpuidle driver)" >&2
+    exit 1
+  fi
+  HALT_POLL_BEFORE=$(cat "$HALT_POLL")
+  echo "$HALT_POLL_NS" >"$HALT_POLL"
+fi
+echo "guest halt polling: $(cat "$HALT_POLL" 2>/dev/null || echo 'not available') ns"
+SPINNERS=()
+if [ "${IDLE_SPIN:-0}" != 0 ]; then
+  for core in 0 1; do
+    taskset -c "$core" chrt -i 0 sh -c 'while :; do :; done' &
+    SPINNERS+=("$!")
+  done
+  echo "idle spinners: a SCHED_IDLE busy loop on cores 0 and 1"
+fi
+cleanup() {
+  kill "$GATEWAY" ${PEER_PID:+"$PEER_PID"} ${SPINNERS[@]+"${SPINNERS[@]}"} 2>/dev/null || true
+  wait 2>/dev/null || true
+  if [ -n "$HALT_POLL_BEFORE" ]; then echo "$HALT_POLL_BEFORE" >"$HALT_POLL"; fi
+  rm -rf "$WORK"
+}
 trap cleanup EXIT
 for _ in $(seq 1 100); do curl -fs "http://127.0.0.1:$GW_PORT/healthz" >/dev/null 2>&1 && break; sleep 0.1; done
 
