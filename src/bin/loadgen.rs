@@ -556,6 +556,7 @@ async fn run(
     // Each call sends on its own 20 ms schedule, started when its stream was set up: how many
     // calls share each millisecond of the period says how bunched the frames reach the gateway.
     let mut phases = [0usize; 20];
+    let mut burst: Vec<Vec<u64>> = vec![Vec::new(); 30];
     for task in tasks {
         match task.await? {
             Ok(r) => {
@@ -572,6 +573,13 @@ async fn run(
                         by_second.resize_with(second + 1, Vec::new);
                     }
                     by_second[second].push(latency);
+                    // The set-up burst in finer steps: the first 3 s by tenth of a second.
+                    if let Some(tenth) = usize::try_from(sent / 100_000)
+                        .ok()
+                        .and_then(|t| burst.get_mut(t))
+                    {
+                        tenth.push(latency);
+                    }
                     let in_steady = (steady_from..steady_to).contains(&sent);
                     if in_steady {
                         steady.push(latency);
@@ -640,6 +648,17 @@ async fn run(
         })
         .collect();
     println!("p99 by second sent (ms): {}", timeline.join(", "));
+    let tenths: Vec<String> = burst
+        .iter_mut()
+        .map(|l| {
+            l.sort_unstable();
+            format!("{:.1}", percentile(l, 0.99) as f64 / 1000.0)
+        })
+        .collect();
+    println!(
+        "p99 by tenth of a second, first 3 s (ms): {}",
+        tenths.join(" ")
+    );
     let slots: Vec<String> = phases.iter().map(ToString::to_string).collect();
     println!(
         "send phase (calls in each 1 ms of the 20 ms period): {} (max {})",
