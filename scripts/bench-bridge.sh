@@ -21,6 +21,12 @@ read -r -a CALLS <<<"${CALLS[*]}"
 # Each call holds four sockets across the three processes.
 ulimit -n "$(ulimit -Hn)"
 cargo build --release --locked --quiet --bin myriam --bin loadgen
+# Checked before anything starts, so a refusal leaves no process behind.
+HALT_POLL=/sys/module/haltpoll/parameters/guest_halt_poll_ns
+if [ -n "${HALT_POLL_NS:-}" ] && [ ! -w "$HALT_POLL" ]; then
+  echo "HALT_POLL_NS is set but $HALT_POLL is not writable (needs root and the haltpoll cpuidle driver)" >&2
+  exit 1
+fi
 BIN=target/release
 GATEWAY_BIN=${GATEWAY_BIN:-$BIN/myriam}
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/myriam-bench.XXXXXX")
@@ -41,13 +47,8 @@ ENVIRONMENT=test CALL_MODE=bridge STORE=sqlite DATABASE_PATH="$WORK/bench.db" \
   BIND_ADDR="127.0.0.1:$GW_PORT" MAX_CONCURRENT_CALLS=2000 RUST_LOG=warn LOG_FORMAT=json \
   taskset -c 0 "$GATEWAY_BIN" serve >"$WORK/gateway.log" 2>&1 &
 GATEWAY=$!
-HALT_POLL=/sys/module/haltpoll/parameters/guest_halt_poll_ns
 HALT_POLL_BEFORE=
 if [ -n "${HALT_POLL_NS:-}" ]; then
-  if [ ! -w "$HALT_POLL" ]; then
-    echo "HALT_POLL_NS is set but $HALT_POLL is not writable (needs root and the haltpoll cpuidle driver)" >&2
-    exit 1
-  fi
   HALT_POLL_BEFORE=$(cat "$HALT_POLL")
   echo "$HALT_POLL_NS" >"$HALT_POLL"
 fi
