@@ -12,6 +12,7 @@ use std::time::Duration;
 use secrecy::SecretString;
 use url::Url;
 
+use crate::client_addr::{ClientIpHeader, ClientIpPolicy, TrustedProxies};
 use crate::domain::{BusinessHours, HoursError, Language};
 use crate::environment::{Environment, InvalidEnvironment};
 use crate::secrets::{self, EnvFileError, EnvSource, Report, Skips, Status};
@@ -205,6 +206,8 @@ pub struct Settings {
     pub environment: Environment,
     pub bind_addr: SocketAddr,
     pub public_base_url: Option<PublicBaseUrl>,
+    /// How the client's address is read behind a proxy (`TRUSTED_PROXIES`, `CLIENT_IP_HEADER`).
+    pub client_ip: ClientIpPolicy,
     pub call_mode: CallMode,
     pub max_concurrent_calls: usize,
     pub drain_timeout: Duration,
@@ -486,6 +489,18 @@ fn office(reader: &Reader<'_>) -> Result<OfficeSettings, ConfigError> {
     })
 }
 
+/// `TRUSTED_PROXIES` and `CLIENT_IP_HEADER`: unset trusts nobody.
+fn client_ip_policy(reader: &Reader<'_>) -> Result<ClientIpPolicy, ConfigError> {
+    Ok(ClientIpPolicy {
+        trusted: reader
+            .strict_parse::<TrustedProxies>("TRUSTED_PROXIES")?
+            .unwrap_or_default(),
+        header: reader
+            .strict_parse::<ClientIpHeader>("CLIENT_IP_HEADER")?
+            .unwrap_or(ClientIpHeader::XForwardedFor),
+    })
+}
+
 fn flag(value: Option<&str>) -> bool {
     matches!(value, Some("1" | "true"))
 }
@@ -545,6 +560,7 @@ impl Settings {
                 .unwrap_or(300u64),
         );
         let office = office(&reader)?;
+        let client_ip = client_ip_policy(&reader)?;
         // Test switches: read by the test suite, validated here so a typo is caught.
         reader.strict("BP_SKIP_VAPI_TESTS")?;
         reader.strict("BP_SKIP_SUPABASE_TESTS")?;
@@ -563,6 +579,7 @@ impl Settings {
             public_base_url: reader
                 .text("PUBLIC_BASE_URL")
                 .map(|raw| PublicBaseUrl::new(&raw)),
+            client_ip,
             call_mode,
             max_concurrent_calls,
             drain_timeout,
@@ -600,6 +617,17 @@ impl Settings {
             },
             warnings,
         })
+    }
+
+    /// Whether the console is reached over https: in production (always behind a TLS proxy), or
+    /// whenever `PUBLIC_BASE_URL` is https. Cookies then get `Secure` and the `__Host-` prefix,
+    /// and answers `Strict-Transport-Security`.
+    pub fn secure_transport(&self) -> bool {
+        self.environment == Environment::Production
+            || self
+                .public_base_url
+                .as_ref()
+                .is_some_and(|u| u.as_str().starts_with("https://"))
     }
 
     /// Settings for tests: `ENVIRONMENT=test`, loopback on port 0, a fresh SQLite file in the

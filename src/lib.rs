@@ -10,6 +10,8 @@
 //!   runtime secrets guard.
 //! - [`dev_token`]: the development-only Twilio signing key that lets `make run` take a call.
 //! - [`secrets`]: the one catalogue of environment variables, read by `config` and `check_secrets`.
+//! - [`build_info`]: the version and the git revision the binary was built from.
+//! - [`client_addr`]: the client's address behind a trusted proxy (`TRUSTED_PROXIES`).
 //! - [`startup`]: [`startup::Application`]: router, listeners (port 0 in tests), shutdown and drain.
 //! - [`telemetry`]: tracing, Sentry, the Prometheus recorder.
 //! - [`domain`]: newtypes parsed at the edge (`PhoneNumber`, `LeadId`, `LeadStatus`, `Language`).
@@ -30,8 +32,10 @@
 
 pub mod alerts;
 pub mod bridge;
+pub mod build_info;
 pub mod calls;
 pub mod cli;
+pub mod client_addr;
 pub mod config;
 pub mod console;
 pub mod dev_token;

@@ -35,6 +35,7 @@ pub mod names {
     pub const HTTP_REQUESTS: &str = "myriam_http_requests_total";
     pub const HTTP_DURATION: &str = "myriam_http_request_duration_seconds";
     pub const BUILD_INFO: &str = "myriam_build_info";
+    pub const CLIENT_IP_HEADER_MALFORMED: &str = "myriam_client_ip_header_malformed_total";
     pub const TWILIO_SIGNATURE_REJECTIONS: &str = "myriam_twilio_signature_rejections_total";
     pub const VAPI_WEBHOOKS: &str = "myriam_vapi_webhooks_total";
     pub const VAPI_AUTH_REJECTIONS: &str = "myriam_vapi_auth_rejections_total";
@@ -371,8 +372,14 @@ pub const CATALOGUE: &[MetricSpec] = &[
     MetricSpec {
         name: BUILD_INFO,
         kind: Kind::Gauge,
-        help: "Always 1; labels carry version and environment",
-        labels: &[("version", &[]), ("environment", &[])],
+        help: "Always 1; labels carry the version, the git revision and the environment",
+        labels: &[("version", &[]), ("revision", &[]), ("environment", &[])],
+    },
+    MetricSpec {
+        name: CLIENT_IP_HEADER_MALFORMED,
+        kind: Kind::Counter,
+        help: "Requests from a trusted proxy whose client address header was malformed (the proxy's address was used)",
+        labels: &[("header", crate::client_addr::ClientIpHeader::NAMES)],
     },
     MetricSpec {
         name: PROCESS_CPU,

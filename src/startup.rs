@@ -6,6 +6,7 @@
 //! every tracked task (calls, flushes) for at most `DRAIN_TIMEOUT_SECS`.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::Router;
@@ -24,6 +25,7 @@ use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetReques
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
+use crate::client_addr::{ClientAddr, ClientIpPolicy, Origin};
 use crate::config::Settings;
 pub use crate::lifecycle::Lifecycle;
 
@@ -102,7 +104,8 @@ impl Application {
             drop(handle);
             metrics::gauge!(
                 names::BUILD_INFO,
-                "version" => env!("CARGO_PKG_VERSION"),
+                "version" => crate::build_info::VERSION,
+                "revision" => crate::build_info::REVISION,
                 "environment" => settings.environment.as_str()
             )
             .set(1.0);
@@ -334,11 +337,13 @@ pub fn router(state: AppState) -> Router {
         .route("/twilio/sms-status", post(twilio::sms_status))
         .route("/twilio/media", get(media::media))
         .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES));
-    let console = crate::console::router().layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES));
+    let console = crate::console::router(state.settings.secure_transport())
+        .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES));
     let large = Router::new()
         .route("/vapi/webhook", post(vapi::webhook))
         .layer(DefaultBodyLimit::max(MAX_VAPI_BODY_BYTES))
         .layer(RequestBodyLimitLayer::new(MAX_VAPI_BODY_BYTES));
+    let client_ip = Arc::new(state.settings.client_ip.clone());
     Router::new()
         .merge(small)
         .merge(large)
@@ -350,6 +355,12 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
         .layer(
             ServiceBuilder::new()
+                // The client's address, derived once (TRUSTED_PROXIES, CLIENT_IP_HEADER): the
+                // log span, the login throttle and the audit log all read it.
+                .map_request(move |mut request: Request<Body>| {
+                    derive_client_address(&client_ip, &mut request);
+                    request
+                })
                 .layer(SetRequestIdLayer::new(REQUEST_ID.clone(), MakeRequestUuid))
                 .layer(
                     TraceLayer::new_for_http().make_span_with(|request: &Request<Body>| {
@@ -358,12 +369,17 @@ pub fn router(state: AppState) -> Router {
                             .get(&REQUEST_ID)
                             .and_then(|v| v.to_str().ok())
                             .unwrap_or("-");
+                        let client = request
+                            .extensions()
+                            .get::<ClientAddr>()
+                            .map_or_else(|| "-".to_owned(), |c| c.ip.to_string());
                         // The path only: query strings may carry caller data.
                         tracing::info_span!(
                             "request",
                             method = %request.method(),
                             path = %request.uri().path(),
                             request_id = %request_id,
+                            client = %client,
                         )
                     }),
                 )
@@ -373,6 +389,31 @@ pub fn router(state: AppState) -> Router {
                     REQUEST_TIMEOUT,
                 )),
         )
+}
+
+/// Sets the request's [`ClientAddr`] from its TCP peer (`ConnectInfo`) and, when the peer is a
+/// trusted proxy, the header the policy names.
+fn derive_client_address(policy: &ClientIpPolicy, request: &mut Request<Body>) {
+    let Some(peer) = request
+        .extensions()
+        .get::<axum::extract::ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip())
+    else {
+        return;
+    };
+    let client = policy.client(peer, request.headers());
+    if client.origin == Origin::Malformed {
+        metrics::counter!(
+            names::CLIENT_IP_HEADER_MALFORMED,
+            "header" => policy.header.as_str()
+        )
+        .increment(1);
+        tracing::warn!(
+            header = policy.header.as_str(),
+            "malformed client address header from a trusted proxy; the proxy's address is used"
+        );
+    }
+    request.extensions_mut().insert(client);
 }
 
 async fn not_found(request: Request) -> Response {

@@ -8,8 +8,8 @@ use std::path::{Path, PathBuf};
 /// Lowest first. A module may use the modules of the layers below its own, never its own layer's
 /// other modules nor anything above.
 const LAYERS: &[&[&str]] = &[
-    &["text", "environment"],
-    &["domain"],
+    &["text", "environment", "build_info"],
+    &["domain", "client_addr"],
     &["secrets"],
     &["config"],
     &["redact", "locks", "lifecycle", "dev_token"],

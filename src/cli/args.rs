@@ -1,5 +1,5 @@
-//! The command line of `myriam`: `serve` (the default), `verify-signature`, `simulate` and
-//! `operator`.
+//! The command line of `myriam`: `serve` (the default), `verify-signature`, `simulate`,
+//! `operator` and `healthcheck`.
 
 use std::process::ExitCode;
 
@@ -8,7 +8,7 @@ use clap::{Parser, Subcommand};
 use super::{Script, SignedBody, Simulation};
 
 #[derive(Debug, Parser)]
-#[command(name = "myriam", version, about = "BP Émondage call-handling gateway")]
+#[command(name = "myriam", version = crate::build_info::LONG_VERSION, about = "BP Émondage call-handling gateway")]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Option<Command>,
@@ -24,6 +24,19 @@ pub enum Command {
     Simulate(SimulateArgs),
     /// Manage console operators and API tokens (in the store the gateway uses).
     Operator(OperatorArgs),
+    /// Ask a running gateway's `/readyz`; exit 0 when ready, 1 otherwise (the image's
+    /// HEALTHCHECK: no curl needed).
+    Healthcheck(HealthcheckArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct HealthcheckArgs {
+    /// The URL to ask (default: `/readyz` on loopback at the port of `BIND_ADDR` / `PORT`).
+    #[arg(long)]
+    pub url: Option<String>,
+    /// Give up after this many seconds.
+    #[arg(long, default_value_t = 3)]
+    pub timeout_secs: u64,
 }
 
 #[derive(Debug, clap::Args)]
@@ -116,6 +129,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::VerifySignature(args) => verify_signature(&args),
         Command::Simulate(args) => simulate(args),
         Command::Operator(args) => super::operator::run(args),
+        Command::Healthcheck(args) => super::health::run(&args),
     }
 }
 

@@ -2,6 +2,7 @@
 //! `verify-signature` and `simulate` (this module), parsed by [`args`].
 
 mod args;
+mod health;
 mod operator;
 mod serve;
 

@@ -13,6 +13,7 @@ use secrecy::{ExposeSecret, SecretString};
 use subtle::ConstantTimeEq;
 
 use super::{ApiError, ConsoleError, ConsoleState, PageError};
+use crate::client_addr::ClientAddr;
 use crate::operators::{self, ABSOLUTE_TIMEOUT, AuthError, Principal};
 
 /// The CSRF header of cookie-authenticated API requests.
@@ -61,8 +62,12 @@ fn session_secret(headers: &HeaderMap, production: bool) -> Option<SecretString>
         .map(|(_, v)| SecretString::from(v.to_owned()))
 }
 
-/// The client's address (the TCP peer), for login throttling.
+/// The client's address: as the router derived it ([`ClientAddr`]: the TCP peer, or what a
+/// trusted proxy says), else the TCP peer.
 pub fn client_address(parts: &Parts) -> IpAddr {
+    if let Some(client) = parts.extensions.get::<ClientAddr>() {
+        return client.ip;
+    }
     parts
         .extensions
         .get::<ConnectInfo<SocketAddr>>()

@@ -39,7 +39,8 @@ pub use error::{ApiError, ConsoleError, PageError};
 #[derive(Debug, Clone)]
 pub struct ConsoleState {
     pub store: AnyStore,
-    /// Cookies get `Secure` and the `__Host-` prefix.
+    /// Served over https (production, or an https `PUBLIC_BASE_URL`): cookies get `Secure` and
+    /// the `__Host-` prefix, answers `Strict-Transport-Security`.
     pub production: bool,
     /// Ends live-update streams when the gateway drains.
     pub shutdown: CancellationToken,
@@ -51,7 +52,7 @@ impl FromRef<AppState> for ConsoleState {
     fn from_ref(state: &AppState) -> Self {
         Self {
             store: state.store.clone(),
-            production: state.settings.environment == crate::environment::Environment::Production,
+            production: state.settings.secure_transport(),
             shutdown: state.lifecycle.shutdown_token(),
             twilio: state.twilio_rest.clone(),
         }
@@ -260,12 +261,22 @@ pub const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; 
     connect-src 'self'; media-src 'self'; form-action 'self'; frame-ancestors 'none'; \
     base-uri 'none'";
 
+/// `Strict-Transport-Security` when the console is served over https: a year, subdomains
+/// included (the gateway's host name serves nothing else).
+pub const HSTS: &str = "max-age=31536000; includeSubDomains";
+
 /// Adds the security headers; every response but the static files is `no-store` (they all carry
-/// personal data or session state).
-pub async fn security_headers(request: Request, next: Next) -> Response {
+/// personal data or session state). `https`: the console is served over TLS (HSTS).
+pub async fn security_headers(https: bool, request: Request, next: Next) -> Response {
     let is_static = request.uri().path().starts_with("/console/static/");
     let mut response = next.run(request).await;
     let headers = response.headers_mut();
+    if https {
+        headers.insert(
+            header::STRICT_TRANSPORT_SECURITY,
+            HeaderValue::from_static(HSTS),
+        );
+    }
     headers.insert(
         header::CONTENT_SECURITY_POLICY,
         HeaderValue::from_static(CSP),
@@ -290,8 +301,9 @@ pub async fn security_headers(request: Request, next: Next) -> Response {
     response
 }
 
-/// The console's and the API's routes, with their security headers.
-pub fn router() -> Router<AppState> {
+/// The console's and the API's routes, with their security headers (`https`: served over TLS,
+/// [`crate::config::Settings::secure_transport`]).
+pub fn router(https: bool) -> Router<AppState> {
     Router::new()
         .route("/console", get(pages::home))
         .route("/console/login", get(pages::login_form).post(pages::login))
@@ -313,7 +325,9 @@ pub fn router() -> Router<AppState> {
         .route("/api/v1/leads/{id}", get(api::get_lead))
         .route("/api/v1/leads/{id}/suivi", put(api::change_follow_up))
         .route("/api/v1/erasures", post(api::erase))
-        .layer(middleware::from_fn(security_headers))
+        .layer(middleware::from_fn(move |request: Request, next: Next| {
+            security_headers(https, request, next)
+        }))
 }
 
 #[cfg(test)]

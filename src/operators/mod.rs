@@ -245,8 +245,9 @@ fn email_key(email: &str) -> String {
     format!("email:{}", digest(&email.trim().to_lowercase()))
 }
 
+/// IPv6 clients are counted by their /64 ([`crate::client_addr::throttle_group`]).
 fn address_key(address: IpAddr) -> String {
-    format!("ip:{address}")
+    format!("ip:{}", crate::client_addr::throttle_group(address))
 }
 
 /// How long until the failures under `key` fall below `max`, if they are at it.

@@ -13,13 +13,16 @@ use crate::store::StoreHealth;
 pub struct Health {
     pub status: &'static str,
     pub version: &'static str,
+    /// The git revision the binary was built from.
+    pub revision: &'static str,
 }
 
 /// Liveness: cheap, touches nothing but the process.
 pub async fn healthz() -> Json<Health> {
     Json(Health {
         status: "ok",
-        version: env!("CARGO_PKG_VERSION"),
+        version: crate::build_info::VERSION,
+        revision: crate::build_info::REVISION,
     })
 }
 

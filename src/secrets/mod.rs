@@ -108,6 +108,8 @@ pub enum Shape {
     BusinessHours,
     /// An IANA time zone name, e.g. `America/Toronto`.
     TimeZone,
+    /// Comma-separated IP addresses or CIDR networks.
+    CidrList,
 }
 
 /// One catalogued environment variable.
@@ -184,6 +186,24 @@ pub static CATALOGUE: &[VarSpec] = &[
         shape: Shape::PositiveInt,
         default: Some("200"),
         meaning: "bridged calls at once; calls over the limit get the IVR",
+    },
+    VarSpec {
+        name: "TRUSTED_PROXIES",
+        group: Group::Server,
+        required_in_production: false,
+        secret: false,
+        shape: Shape::CidrList,
+        default: None,
+        meaning: "the proxies in front of the gateway (addresses or CIDR networks, comma-separated); only a request from one of them has its client address read from CLIENT_IP_HEADER. Unset: trust nobody, the TCP peer is the client",
+    },
+    VarSpec {
+        name: "CLIENT_IP_HEADER",
+        group: Group::Server,
+        required_in_production: false,
+        secret: false,
+        shape: Shape::OneOf(crate::client_addr::ClientIpHeader::NAMES),
+        default: Some("x-forwarded-for"),
+        meaning: "where a trusted proxy writes the client's address: x-forwarded-for (the rightmost address that is not a trusted proxy; nginx), x-real-ip (Railway), fly-client-ip (Fly.io), cf-connecting-ip (Cloudflare)",
     },
     VarSpec {
         name: "DRAIN_TIMEOUT_SECS",

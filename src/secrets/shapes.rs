@@ -189,6 +189,10 @@ impl Shape {
             )
             .map(drop)
             .map_err(|_| "expected an IANA time zone name, e.g. America/Toronto"),
+            Shape::CidrList => value
+                .parse::<crate::client_addr::TrustedProxies>()
+                .map(drop)
+                .map_err(|_| "expected comma-separated addresses or CIDR networks, e.g. 127.0.0.1/32,10.0.0.0/8"),
         }
     }
 
@@ -215,6 +219,7 @@ impl Shape {
             Shape::SmsSender => "E.164 number or MG… SID".to_owned(),
             Shape::BusinessHours => "days HH:MM-HH:MM; …".to_owned(),
             Shape::TimeZone => "IANA time zone".to_owned(),
+            Shape::CidrList => "addresses or CIDR networks, comma-separated".to_owned(),
         }
     }
 }
