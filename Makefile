@@ -5,7 +5,7 @@ CARGO ?= cargo
 # Extra flags for `make preflight`, e.g. ARGS="--skip-security".
 ARGS ?=
 
-.PHONY: help run simulate test preflight fmt lint check-secrets tools supabase-up supabase-down demo
+.PHONY: help run simulate test preflight fmt lint check-secrets tools supabase-up supabase-down demo image deploy-check
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  make %-14s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -16,10 +16,18 @@ run: ## Run the gateway in development mode (embedded SQLite, zero configuration
 simulate: ## Play a whole signed call against `make run` (run it from a second terminal; ARGS="--language en")
 	$(CARGO) run --quiet --bin myriam -- simulate --base-url http://127.0.0.1:8080 $(ARGS)
 
-test: tools ## Run the whole test suite against a throwaway PostgreSQL + real PostgREST, then the console in Chromium (Playwright) and schemathesis on the API
+test: tools ## Run the whole test suite against a throwaway PostgreSQL + real PostgREST, then the console in Chromium (Playwright), schemathesis on the API, the deployment files and the image
 	@bash scripts/test.sh
 	@bash scripts/e2e.sh
 	@bash scripts/schemathesis.sh
+	@bash scripts/deploy-check.sh
+	@IMAGE_BUILD=prebuilt bash scripts/image-check.sh
+
+image: tools ## Build the Dockerfile with buildah (full multi-stage release build) and prove the image: a signed call, non-root, SIGTERM drain
+	@bash scripts/image-check.sh
+
+deploy-check: tools ## The deployment files, each by its own tool: nginx in front with TLS, promtool's rule tests, systemd-analyze verify
+	@bash scripts/deploy-check.sh
 
 coverage: tools ## Line coverage of src/ (cargo-tarpaulin, LLVM engine): table, target/coverage/lcov.info and HTML
 	@bash scripts/coverage.sh $(ARGS)

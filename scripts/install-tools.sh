@@ -119,6 +119,22 @@ else
   (cd "$ROOT/e2e" && npm ci --no-audit --no-fund >/dev/null)
 fi
 
+# The deployment files and the image, each checked by its own tool (scripts/deploy-check.sh,
+# scripts/image-check.sh): nginx (the TLS proxy in front), promtool (Prometheus alert rules),
+# systemd-analyze (the unit), buildah + mmdebstrap (the image, with no Docker daemon and no
+# registry), binutils' objcopy (stripping the test binaries the quick image check packs).
+for tool in nginx:nginx-light promtool:prometheus systemd-analyze:systemd buildah:buildah \
+            mmdebstrap:mmdebstrap objcopy:binutils curl:curl; do
+  if command -v "${tool%%:*}" >/dev/null 2>&1; then
+    say "${tool%%:*} present"
+  else
+    say "installing ${tool#*:} from the distribution"
+    apt_install "${tool#*:}"
+  fi
+done
+# Debian's prometheus package starts its server (and node exporter) on install where an init
+# system runs; the checks only need promtool.
+
 # rustfmt and clippy: preflight and the hooks run them.
 if command -v rustup >/dev/null 2>&1; then
   for component in rustfmt clippy; do
