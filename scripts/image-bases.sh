@@ -79,6 +79,9 @@ else
   mkdir -p "$mnt/usr/local/rustup/toolchains/$name" "$mnt/usr/local/cargo/bin"
   # The toolchain without its documentation (rust-docs is 0.8 GB and builds need none of it).
   tar -C "$toolchain" --exclude=./share/doc -cf - . | tar -C "$mnt/usr/local/rustup/toolchains/$name" -xf -
+  # This machine's trust store (it may hold a local CA that TLS to the registries goes through):
+  # the build downloads crates from crates.io.
+  cp /etc/ssl/certs/ca-certificates.crt "$mnt/etc/ssl/certs/ca-certificates.crt"
   printf 'version = "12"\ndefault_toolchain = "%s"\nprofile = "minimal"\n' "$name" > "$mnt/usr/local/rustup/settings.toml"
   cp "$(command -v rustup)" "$mnt/usr/local/cargo/bin/rustup"
   for proxy in cargo rustc rustdoc cargo-clippy clippy-driver rustfmt cargo-fmt; do
