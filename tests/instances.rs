@@ -559,3 +559,117 @@ async fn a_calls_end_before_its_start_reaches_supabase_abandons_the_lead_once_it
     );
     no_orphan_lead(&stack);
 }
+
+/// Two instances that both know a bridged call (Twilio retried `/twilio/voice` on B), then
+/// PostgREST stops: the call's Media Stream token, presented to A and replayed to B, opens no
+/// stream while Supabase cannot confirm its single use (each refuses, the caller goes on in the
+/// IVR), so never two Vapi calls for one Twilio call. With Supabase up, the first stream wins and
+/// the replay on the other instance is refused. (Before: an instance took a use queued in its own
+/// outbox as proof of single use, so any instance that could read the call bridged it: here A did,
+/// during the outage.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_media_stream_token_opens_at_most_one_stream_whatever_is_down() {
+    use futures_util::StreamExt as _;
+    use helpers::fake_vapi::{Behaviour, FakeVapi};
+    use helpers::{open_media_stream, twiml_parameter};
+    use tokio_tungstenite::tungstenite::Message;
+
+    let mut stack = SupabaseStack::start();
+    let vapi = FakeVapi::start(Behaviour::Echo).await;
+    let bridged = |s: &mut Settings| {
+        on_supabase(&stack)(s);
+        s.call_mode = myriam::config::CallMode::Bridge;
+        // One deployment: the same auth token, so both instances accept the same tokens.
+        s.twilio.auth_token = Some(SecretString::from(
+            "0123456789abcdef0123456789abcdef".to_owned(),
+        ));
+        s.vapi.private_key = Some(SecretString::from(
+            "7a9c31e2-5b4d-4f60-8e1a-c0ffee5eed42".to_owned(),
+        ));
+        s.vapi.assistant_id = Some("0b5e3f8a-1c2d-4e5f-9a8b-7c6d5e4f3a2b".to_owned());
+        s.vapi.base_url = vapi.base.parse().unwrap();
+        s.public_base_url = Some(myriam::config::PublicBaseUrl::new("https://gw.bp.test"));
+    };
+    let a = spawn_app_with(bridged).await;
+    let b = spawn_app_with(bridged).await;
+    let client = reqwest::Client::new();
+    let voice = |app: &TestApp, sid: String| {
+        let request = client
+            .post(app.url("/twilio/voice"))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(format!(
+                "CallSid={sid}&AccountSid=AC0&From=%2B15145550199&CallStatus=ringing"
+            ));
+        async move { request.send().await.unwrap().text().await.unwrap() }
+    };
+    let start = |sid: &str, twiml: &str| {
+        Message::Text(
+            serde_json::json!({"event": "start", "streamSid": "MZ1",
+                "start": {"streamSid": "MZ1", "callSid": sid, "accountSid": "AC0",
+                    "customParameters": {"call_sid": sid, "lead_id": twiml_parameter(twiml, "lead_id"),
+                                         "token": twiml_parameter(twiml, "token")}}})
+            .to_string()
+            .into(),
+        )
+    };
+    // Whether the gateway kept the stream (a Vapi call behind it) or closed it (refused).
+    let kept = |addr: std::net::SocketAddr, start: Message| async move {
+        let mut socket = open_media_stream(addr, start).await;
+        !matches!(
+            tokio::time::timeout(Duration::from_secs(3), socket.next()).await,
+            Ok(None | Some(Ok(Message::Close(_)) | Err(_)))
+        )
+    };
+
+    // Supabase up: the first stream is kept, the replay on the other instance is refused.
+    let up = sid(61);
+    let twiml = voice(&a, up.clone()).await;
+    assert_eq!(
+        voice(&b, up.clone()).await,
+        twiml,
+        "a retried webhook gets the same answer"
+    );
+    assert!(
+        kept(a.addr, start(&up, &twiml)).await,
+        "the stream is bridged"
+    );
+    assert!(
+        !kept(b.addr, start(&up, &twiml)).await,
+        "the replay is refused"
+    );
+    assert_eq!(vapi.creates(), 1);
+
+    // Supabase down: both instances know the call, neither can confirm the token's single use.
+    let down = sid(62);
+    let twiml = voice(&a, down.clone()).await;
+    assert_eq!(voice(&b, down.clone()).await, twiml);
+    stack.stop_postgrest();
+    let on_a = kept(a.addr, start(&down, &twiml)).await;
+    let on_b = kept(b.addr, start(&down, &twiml)).await;
+    assert!(
+        u8::from(on_a) + u8::from(on_b) <= 1,
+        "one token opened {} streams",
+        u8::from(on_a) + u8::from(on_b)
+    );
+    assert_eq!(
+        vapi.creates(),
+        1,
+        "no Vapi call while Supabase cannot confirm the token's single use"
+    );
+    // The caller is still served: Twilio requests the <Connect action>, the IVR goes on.
+    let continued = client
+        .post(a.url("/twilio/stream-ended"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!("CallSid={down}&AccountSid=AC0"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        myriam::twilio::twiml::gather_action(&continued).is_some(),
+        "{continued}"
+    );
+    stack.start_postgrest();
+}

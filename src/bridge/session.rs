@@ -216,7 +216,9 @@ async fn admit(state: &Bridge, start: &StreamStart) -> Result<StreamClaim, &'sta
         return Err("not_waiting");
     }
     let key = format!("media-stream:{}", claim.call_sid);
-    match state.store.record_event(&key).await {
+    // Confirmed by the shared store, or refused: a token must not open two streams on two
+    // instances while Supabase is away (the caller then continues in the IVR).
+    match state.store.claim_once(&key).await {
         Ok(true) => Ok(claim),
         Ok(false) => Err("already_used"),
         Err(_) => Err("store_unavailable"),

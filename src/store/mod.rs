@@ -279,6 +279,14 @@ pub trait Store: Send + Sync {
 
     fn event_processed(&self, key: &str) -> impl Future<Output = Result<bool, StoreError>> + Send;
 
+    /// Records `key` only when the shared store itself confirms it is new: `Ok(true)` the first
+    /// time on any instance, `Ok(false)` once seen, an error when that cannot be known now. Unlike
+    /// [`Store::record_event`], a write queued for an unreachable Supabase proves nothing to the
+    /// other instances, so it is never taken as "new" (a Media Stream token's single use).
+    fn claim_once(&self, key: &str) -> impl Future<Output = Result<bool, StoreError>> + Send {
+        self.record_event(key)
+    }
+
     /// Newest first; `limit` is capped at [`MAX_PAGE`].
     fn list_leads(
         &self,
@@ -383,6 +391,9 @@ impl Store for AnyStore {
     }
     async fn event_processed(&self, key: &str) -> Result<bool, StoreError> {
         delegate!(self, "event_processed", s => s.event_processed(key))
+    }
+    async fn claim_once(&self, key: &str) -> Result<bool, StoreError> {
+        delegate!(self, "claim_once", s => s.claim_once(key))
     }
     async fn list_leads(&self, limit: usize, offset: usize) -> Result<Vec<Lead>, StoreError> {
         delegate!(self, "list_leads", s => s.list_leads(limit, offset))

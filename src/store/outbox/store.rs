@@ -203,6 +203,21 @@ impl Store for OutboxStore {
         )
     }
 
+    /// Supabase's answer only: a key queued here (`event_pending`) was seen; otherwise Supabase
+    /// records it or says it holds it. Unreachable: an error, nothing queued (another instance
+    /// could be queueing the same key at the same moment).
+    async fn claim_once(&self, key: &str) -> Result<bool, StoreError> {
+        if self.event_pending(key).await? {
+            return Ok(false);
+        }
+        let new = self.inner.remote.record_event(key).await?;
+        // The local mirror learns it too, so a replay here is refused while Supabase is away.
+        if let Err(error) = self.inner.local.record_event(key).await {
+            tracing::warn!(%error, "could not mirror a claimed event locally");
+        }
+        Ok(new)
+    }
+
     async fn event_processed(&self, key: &str) -> Result<bool, StoreError> {
         if self.event_pending(key).await? {
             return Ok(true);
