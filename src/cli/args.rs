@@ -5,6 +5,8 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+use super::health::HealthcheckArgs;
+use super::operator::OperatorArgs;
 use super::{Script, SignedBody, Simulation};
 
 #[derive(Debug, Parser)]
@@ -27,55 +29,6 @@ pub enum Command {
     /// Ask a running gateway's `/readyz`; exit 0 when ready, 1 otherwise (the image's
     /// HEALTHCHECK: no curl needed).
     Healthcheck(HealthcheckArgs),
-}
-
-#[derive(Debug, clap::Args)]
-pub struct HealthcheckArgs {
-    /// The URL to ask (default: `/readyz` on loopback at the port of `BIND_ADDR` / `PORT`).
-    #[arg(long)]
-    pub url: Option<String>,
-    /// Give up after this many seconds.
-    #[arg(long, default_value_t = 3)]
-    pub timeout_secs: u64,
-}
-
-#[derive(Debug, clap::Args)]
-pub struct OperatorArgs {
-    #[command(subcommand)]
-    pub command: OperatorCommand,
-}
-
-#[derive(Debug, Subcommand)]
-pub enum OperatorCommand {
-    /// Add an operator; the password is read from standard input (not echoed on a terminal).
-    Add {
-        email: String,
-        #[arg(long, value_parser = ["admin", "staff"], default_value = "staff")]
-        role: String,
-    },
-    /// List operators: e-mail, role, active or disabled.
-    List,
-    /// Disable an operator and end their sessions.
-    Disable { email: String },
-    /// Enable a disabled operator again.
-    Enable { email: String },
-    /// Set a new password (from standard input) and end the operator's sessions.
-    ResetPassword { email: String },
-    /// API tokens for `/api/v1` (`Authorization: Bearer`).
-    #[command(subcommand)]
-    Token(TokenCommand),
-}
-
-#[derive(Debug, Subcommand)]
-pub enum TokenCommand {
-    /// Create a token; it is printed once and stored only as a digest.
-    Create {
-        name: String,
-        #[arg(long, value_parser = ["admin", "staff"], default_value = "staff")]
-        role: String,
-    },
-    /// Revoke a token by name.
-    Revoke { name: String },
 }
 
 #[derive(Debug, clap::Args)]

@@ -5,8 +5,17 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::process::ExitCode;
 use std::time::Duration;
 
-use super::args::HealthcheckArgs;
 use crate::secrets::EnvSource;
+
+#[derive(Debug, clap::Args)]
+pub struct HealthcheckArgs {
+    /// The URL to ask (default: `/readyz` on loopback at the port of `BIND_ADDR` / `PORT`).
+    #[arg(long)]
+    pub url: Option<String>,
+    /// Give up after this many seconds.
+    #[arg(long, default_value_t = 3)]
+    pub timeout_secs: u64,
+}
 
 /// Where the gateway listens, seen from inside its own container or host: `BIND_ADDR` (and
 /// `PORT`) as `myriam serve` reads them, an unspecified address asked on loopback.

@@ -6,9 +6,9 @@ mod health;
 mod operator;
 mod serve;
 
-pub use args::{
-    Cli, Command, OperatorArgs, OperatorCommand, SimulateArgs, TokenCommand, VerifyArgs, run,
-};
+pub use args::{Cli, Command, SimulateArgs, VerifyArgs, run};
+pub use health::HealthcheckArgs;
+pub use operator::{OperatorArgs, OperatorCommand, TokenCommand};
 
 use std::fmt::Write as _;
 use std::path::PathBuf;

@@ -5,13 +5,52 @@
 use std::io::{BufRead, IsTerminal, Write};
 use std::process::{Command as Process, ExitCode, Stdio};
 
+use clap::Subcommand;
 use secrecy::{ExposeSecret, SecretString};
 
-use super::args::{OperatorArgs, OperatorCommand, TokenCommand};
 use crate::config::Settings;
 use crate::operators::{self, NewPassword, OperatorError};
 use crate::store::AnyStore;
 use crate::store::console::{ConsoleStore, Email, Role};
+
+#[derive(Debug, clap::Args)]
+pub struct OperatorArgs {
+    #[command(subcommand)]
+    pub command: OperatorCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum OperatorCommand {
+    /// Add an operator; the password is read from standard input (not echoed on a terminal).
+    Add {
+        email: String,
+        #[arg(long, value_parser = ["admin", "staff"], default_value = "staff")]
+        role: String,
+    },
+    /// List operators: e-mail, role, active or disabled.
+    List,
+    /// Disable an operator and end their sessions.
+    Disable { email: String },
+    /// Enable a disabled operator again.
+    Enable { email: String },
+    /// Set a new password (from standard input) and end the operator's sessions.
+    ResetPassword { email: String },
+    /// API tokens for `/api/v1` (`Authorization: Bearer`).
+    #[command(subcommand)]
+    Token(TokenCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Create a token; it is printed once and stored only as a digest.
+    Create {
+        name: String,
+        #[arg(long, value_parser = ["admin", "staff"], default_value = "staff")]
+        role: String,
+    },
+    /// Revoke a token by name.
+    Revoke { name: String },
+}
 
 /// Why an operator command failed (printed, never with a secret).
 #[derive(Debug, thiserror::Error)]

@@ -14,60 +14,12 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use super::outbox::OutboxStore;
-use super::rows::{LeadRow, Saved, WriteOp};
+use super::rows::{AlertEvent, LeadRow, NewAlert, Saved, WriteOp};
 use super::sqlite::{CachedStatements as _, SqliteStore, parse_time};
 use super::supabase::SupabaseStore;
 use super::{AnyStore, StoreError};
 use crate::domain::LeadId;
 use crate::qualification::Lead;
-
-/// What an alert is about.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum AlertEvent {
-    /// The lead became qualified (urgent, or any with `ALERT_ON=all`).
-    Qualified,
-    /// An urgent caller left a voicemail after hours.
-    Voicemail,
-}
-
-impl AlertEvent {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            AlertEvent::Qualified => "qualified",
-            AlertEvent::Voicemail => "voicemail",
-        }
-    }
-
-    fn parse(s: &str) -> Result<Self, StoreError> {
-        match s {
-            "qualified" => Ok(AlertEvent::Qualified),
-            "voicemail" => Ok(AlertEvent::Voicemail),
-            _ => Err(StoreError::Corrupt("alerts.event".to_owned())),
-        }
-    }
-}
-
-/// An alert to create with a lead write.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct NewAlert {
-    pub id: uuid::Uuid,
-    pub lead_id: LeadId,
-    pub event: AlertEvent,
-    /// E.164.
-    pub recipient: String,
-}
-
-impl NewAlert {
-    pub fn new(lead_id: LeadId, event: AlertEvent, recipient: &str) -> Self {
-        Self {
-            id: uuid::Uuid::new_v4(),
-            lead_id,
-            event,
-            recipient: recipient.to_owned(),
-        }
-    }
-}
 
 /// Where an alert stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

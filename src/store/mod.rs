@@ -38,7 +38,8 @@ use time::OffsetDateTime;
 use crate::config::{Settings, StoreKind};
 use crate::domain::{CallSid, ConversationMode, LeadId, LeadStatus};
 use crate::qualification::Lead;
-pub use alerts::{AlertEvent, AlertOutcome, AlertRecord, AlertStatus, Alerts, NewAlert};
+pub use alerts::{AlertOutcome, AlertRecord, AlertStatus, Alerts};
+pub use rows::{AlertEvent, NewAlert};
 pub use rows::{LeadRow, Saved, WriteOp};
 
 /// Why a store operation failed. Messages never carry caller data (PostgREST's `details`, which

@@ -8,7 +8,6 @@ use time::OffsetDateTime;
 use crate::domain::{CallSid, Language, LeadId, LeadStatus, PhoneNumber};
 use crate::qualification::{Address, Description, Field, Lead, PersonName, ServiceType, Turn};
 
-use super::alerts::NewAlert;
 use super::{CallUpdate, StoreError};
 
 /// A lead exactly as stored: text columns, `urgence` a boolean, JSON for attempts and conversation.
@@ -214,4 +213,52 @@ pub(super) fn overlay(lead: Option<Lead>, op: &WriteOp) -> Result<Option<Lead>, 
             lead
         }
     })
+}
+
+/// What an alert is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AlertEvent {
+    /// The lead became qualified (urgent, or any with `ALERT_ON=all`).
+    Qualified,
+    /// An urgent caller left a voicemail after hours.
+    Voicemail,
+}
+
+impl AlertEvent {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AlertEvent::Qualified => "qualified",
+            AlertEvent::Voicemail => "voicemail",
+        }
+    }
+
+    pub(super) fn parse(s: &str) -> Result<Self, StoreError> {
+        match s {
+            "qualified" => Ok(AlertEvent::Qualified),
+            "voicemail" => Ok(AlertEvent::Voicemail),
+            _ => Err(StoreError::Corrupt("alerts.event".to_owned())),
+        }
+    }
+}
+
+/// An alert to create with a lead write.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NewAlert {
+    pub id: uuid::Uuid,
+    pub lead_id: LeadId,
+    pub event: AlertEvent,
+    /// E.164.
+    pub recipient: String,
+}
+
+impl NewAlert {
+    pub fn new(lead_id: LeadId, event: AlertEvent, recipient: &str) -> Self {
+        Self {
+            id: uuid::Uuid::new_v4(),
+            lead_id,
+            event,
+            recipient: recipient.to_owned(),
+        }
+    }
 }
