@@ -913,6 +913,17 @@ pub struct Heard {
     pub residual: String,
 }
 
+impl Heard {
+    /// A value for a field other than the description and the urgency: a name, a phone number,
+    /// an address or a service named as such.
+    pub fn names_a_field(&self) -> bool {
+        self.name.is_some()
+            || self.phone.is_some()
+            || self.address.is_some()
+            || ServiceType::named(&self.residual).is_some()
+    }
+}
+
 /// Listens to the whole utterance.
 pub fn hear(input: &str) -> Heard {
     let words = split(input);
@@ -997,50 +1008,34 @@ pub fn hear(input: &str) -> Heard {
     }
 }
 
-/// True when a name said alone at the name question looks like a name: no service word, no
-/// address, no word that is never part of a name (« vous », « quelle », "what").
-pub fn plausible_name(input: &str) -> bool {
+/// Words (folded) a name never has.
+const NEVER_IN_A_NAME: &[&str] = &[
+    "vous", "etes", "quelle", "quel", "heure", "pour", "avec", "dans", "sur", "mon", "ma", "mes",
+    "j", "ai", "il", "elle", "nous", "pas", "the", "is", "are", "for", "with", "my", "what", "how",
+    "you", "can", "urgent", "urgence", "attendez", "wait", "rue", "street", "un", "une", "est",
+    "c", "qu", "que", "qui", "it", "its", "a", "an", "of", "to", "and", "et", "pis", "ou", "or",
+    "ca", "peut", "attendre", "vraiment", "presse", "correct", "rush", "merci", "oui", "non",
+];
+
+/// Words (folded) a name does not start with.
+const ARTICLES: &[&str] = &[
+    "le", "la", "les", "l", "un", "une", "des", "du", "de", "the", "a", "an", "mon", "ma", "mes",
+    "my", "son", "sa", "ses", "ce", "cet", "cette",
+];
+
+/// True when `name`, parsed from `input` said alone at the name question, looks like a name: no
+/// service word or street address in what was said, at most five words, not starting with an
+/// article, none of the words a name never has (« vous », « quelle », "what"…).
+pub fn plausible_name(name: &PersonName, input: &str) -> bool {
+    let folded = fold(name.as_str());
+    let words: Vec<&str> = folded.split(' ').filter(|w| !w.is_empty()).collect();
     !has_service_word(input)
         && !has_street_address(input)
-        && !fold(input).split([' ', '\'']).any(|w| {
-            matches!(
-                w,
-                "vous"
-                    | "etes"
-                    | "quelle"
-                    | "quel"
-                    | "heure"
-                    | "pour"
-                    | "avec"
-                    | "dans"
-                    | "sur"
-                    | "mon"
-                    | "ma"
-                    | "mes"
-                    | "j"
-                    | "ai"
-                    | "il"
-                    | "elle"
-                    | "nous"
-                    | "pas"
-                    | "the"
-                    | "is"
-                    | "are"
-                    | "for"
-                    | "with"
-                    | "my"
-                    | "what"
-                    | "how"
-                    | "you"
-                    | "can"
-                    | "urgent"
-                    | "urgence"
-                    | "attendez"
-                    | "wait"
-                    | "rue"
-                    | "street"
-            )
-        })
+        && words.len() <= 5
+        && words.first().is_some_and(|first| !ARTICLES.contains(first))
+        && !folded
+            .split([' ', '\'', '-'])
+            .any(|w| NEVER_IN_A_NAME.contains(&w))
 }
 
 #[cfg(test)]

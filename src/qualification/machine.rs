@@ -286,7 +286,14 @@ fn take_the_rest(lead: &mut Lead, heard: &listen::Heard, field: Field, announced
             lead.adresse_complete = Some(address.clone());
         }
     }
-    if let Some(service) = heard.service {
+    // A service already answered is replaced only when named (« de l'essouchement »), not when a
+    // story merely suggests one.
+    let service = if lead.has(Field::TypeService) {
+        ServiceType::named(&heard.residual)
+    } else {
+        heard.service
+    };
+    if let Some(service) = service {
         let differs = lead.type_service != Some(service);
         if put(lead, Field::TypeService, differs, &mut changes) {
             lead.type_service = Some(service);
@@ -317,6 +324,7 @@ fn current_answer(
     text: &str,
     heard: &listen::Heard,
     question: bool,
+    announced: bool,
     changes: &Changes,
 ) -> Result<Answer, Refusal> {
     let something_else = changes.any();
@@ -325,14 +333,13 @@ fn current_answer(
             if let Some(name) = &heard.name {
                 return Ok(Answer::Name(name.clone()));
             }
-            if question
-                || heard.address.is_some()
-                || heard.phone.is_some()
-                || !listen::plausible_name(text)
-            {
+            if question || heard.address.is_some() || heard.phone.is_some() {
                 return Err(Refusal::Invalid);
             }
-            parse(field, text, lead)
+            match PersonName::try_from(text) {
+                Ok(name) if listen::plausible_name(&name, text) => Ok(Answer::Name(name)),
+                _ => Err(Refusal::Invalid),
+            }
         }
         Field::Telephone => {
             if heard.address.is_none() && !question {
@@ -384,11 +391,40 @@ fn current_answer(
                 Err(Refusal::Invalid)
             }
         }
-        Field::Description | Field::Urgence if question || !changes.corrected.is_empty() => {
+        // A correction lead followed by another field's value corrects that field; it is neither
+        // the description nor a « non » to the urgency.
+        Field::Description | Field::Urgence
+            if question
+                || !changes.corrected.is_empty()
+                || (announced && heard.names_a_field()) =>
+        {
+            Err(Refusal::Invalid)
+        }
+        Field::Description if changes.any() && heard.residual.split_whitespace().count() < 4 => {
+            Err(Refusal::Invalid)
+        }
+        // « non, c'est un gros érable… » at the urgency question: the « non » opens a statement,
+        // it does not answer; « non, pas vraiment », « non merci » do.
+        Field::Urgence
+            if listen::urgency_cue(text).is_none()
+                && said_no_only(text).is_some_and(|rest| {
+                    !is_blank_after_no(rest) && Urgency::try_from(rest).is_err()
+                }) =>
+        {
             Err(Refusal::Invalid)
         }
         Field::Description | Field::Urgence => parse(field, text, lead),
     }
+}
+
+/// What follows a plain « non » / "no" opening `text`, if it opens with one.
+fn said_no_only(text: &str) -> Option<&str> {
+    let lead_in = listen::correction_lead(text);
+    if !lead_in.said_no || lead_in.correcting {
+        return None;
+    }
+    let at = text.len().saturating_sub(lead_in.rest.len());
+    text.get(at..).filter(|rest| *rest == lead_in.rest)
 }
 
 /// One utterance at the question for `field`: every field's parser runs over it; what was
@@ -410,10 +446,29 @@ fn listen_and_answer(
     } else {
         answer.to_owned()
     };
-    let heard = listen::hear(&lead_in.rest);
+    let mut heard = listen::hear(&lead_in.rest);
+    if announced && heard.name.is_none() && !heard.names_a_field() {
+        // « non, plutôt Julie Tremblay »: a full name alone after a correction lead.
+        heard.name = PersonName::try_from(lead_in.rest.as_str())
+            .ok()
+            .filter(|name| {
+                !name.is_first_name_only()
+                    && listen::plausible_name(name, &lead_in.rest)
+                    && Urgency::try_from(lead_in.rest.as_str()).is_err()
+                    && yes_no(&lead_in.rest).is_none()
+            });
+    }
     let question = listen::caller_question(answer);
     let changes = take_the_rest(lead, &heard, field, announced);
-    let mut asked = current_answer(lead, field, &text, &heard, question.is_some(), &changes);
+    let mut asked = current_answer(
+        lead,
+        field,
+        &text,
+        &heard,
+        question.is_some(),
+        announced,
+        &changes,
+    );
     let mut note = None;
     let mut first_only = None;
     if let Some(first) = &family {
@@ -609,6 +664,13 @@ fn read_back_answer(
     };
     if fixed.is_some() {
         return Some(again(lead, prompts::correction_done(language), fixed));
+    }
+    if lead_in.correcting || lead_in.said_no {
+        // « non attendez, c'est Julie Tremblay »: a correction of another field, taken as such.
+        let other = heard.name.is_some() || ServiceType::named(&heard.residual).is_some();
+        if other && lead.current_field().is_some() {
+            return None;
+        }
     }
     let folded = crate::text::fold(&lead_in.rest);
     let names = |words: &[&str]| {

@@ -93,6 +93,49 @@ impl ServiceType {
         })
     }
 
+    /// A service named by one of its own words (« de l'essouchement », "stump grinding"), not
+    /// merely suggested by the story (« une branche », « un arbre mort »): what may replace a
+    /// service already answered.
+    pub fn named(input: &str) -> Option<Self> {
+        const NAMES: &[(ServiceType, &[&str])] = &[
+            (
+                ServiceType::UrgenceTempete,
+                &["tempete*", "storm*", "urgence tempete"],
+            ),
+            (
+                ServiceType::Essouchement,
+                &["essouch*", "souche*", "stump*"],
+            ),
+            (ServiceType::Haie, &["haie*", "hedge*"]),
+            (
+                ServiceType::Abattage,
+                &["abatt*", "abat*", "tree removal", "removal", "cut down"],
+            ),
+            (
+                ServiceType::Elagage,
+                &["elag*", "emond*", "prun*", "trimming"],
+            ),
+            (ServiceType::Plantation, &["plantation*", "planting"]),
+            (
+                ServiceType::Evaluation,
+                &[
+                    "evaluation*",
+                    "estimation*",
+                    "inspection*",
+                    "assessment*",
+                    "diagnostic*",
+                ],
+            ),
+        ];
+        let ws: Vec<String> = words(input);
+        NAMES.iter().find_map(|(service, phrases)| {
+            phrases
+                .iter()
+                .any(|p| phrase_matches(&ws, p))
+                .then_some(*service)
+        })
+    }
+
     /// A service recognised inside a longer sentence: as [`ServiceType::recognise`], `autre`
     /// excepted (« une autre branche » is not a request for another service).
     pub fn mentioned(input: &str) -> Option<Self> {
