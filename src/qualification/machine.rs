@@ -96,6 +96,99 @@ pub fn process_response_with(
     outcome
 }
 
+/// Saves `value` as `field`, whatever the step (the assistant heard an address before it asked
+/// for it, or a correction of a field already saved). A person request, a closed lead or the
+/// field being asked take the ordinary path ([`process_response_with`]); otherwise the value is
+/// parsed by that field's parser alone: kept (« C'est noté » / « C'est corrigé ») and Myriam asks
+/// what is still missing, or refused with the current question again (no failure counted).
+pub fn process_field(
+    lead: &mut Lead,
+    field: Field,
+    value: &str,
+    history: &[HistoryMessage],
+    options: Options,
+) -> Outcome {
+    let open = matches!(lead.status, LeadStatus::Nouveau | LeadStatus::EnCours);
+    if !open
+        || asks_for_person(value)
+        || lead.current_field() == Some(field)
+        || lead.pending().is_some()
+    {
+        return process_response_with(lead, value, history, options);
+    }
+    let asked = lead.current_field();
+    lead.status = LeadStatus::EnCours;
+    let parsed = match field {
+        Field::Telephone => PhoneNumber::try_from(value)
+            .map(|number| Answer::Phone {
+                number,
+                raw: value.trim().to_owned(),
+            })
+            .map_err(|_| Refusal::Invalid),
+        Field::AdresseComplete => match listen::hear(value).address {
+            Some(address) => Ok(Answer::Address(address)),
+            None => parse(field, value, lead),
+        },
+        Field::TypeService => ServiceType::recognise(value)
+            .map(Answer::Service)
+            .ok_or(Refusal::Invalid),
+        _ => parse(field, value, lead),
+    };
+    let language = lead.language;
+    let (outcome, accepted, note) = if let Ok(answer) = parsed {
+        let had = lead.has(field);
+        apply(lead, answer);
+        let said = if had {
+            prompts::correction_done(language)
+        } else {
+            prompts::noted(language)
+        };
+        let (next, note) = if needs_read_back(lead) {
+            (prompts::read_back(lead), Some(Note::ReadBack(1)))
+        } else if let Some(next) = lead.current_field() {
+            (prompts::question_for(lead, next), None)
+        } else {
+            lead.status = LeadStatus::Qualifie;
+            (String::new(), None)
+        };
+        let outcome = if lead.status == LeadStatus::Qualifie {
+            let mut outcome = complete(lead);
+            outcome.field_updated = Some(field);
+            outcome
+        } else {
+            continuing(lead, Some(field), format!("{said} {next}"))
+        };
+        (outcome, true, note)
+    } else {
+        let message = format!(
+            "{} {}",
+            prompts::correction_not_understood(language),
+            pending_question(lead)
+        );
+        let outcome = Outcome {
+            success: false,
+            status: OutcomeStatus::ValidationError,
+            next_step: lead.current_field().map(Field::step),
+            field_updated: None,
+            is_complete: false,
+            message,
+            lead_data: Some(lead.data()),
+        };
+        (outcome, false, None)
+    };
+    lead.conversation
+        .push(Turn::caller(asked, value.to_owned(), accepted));
+    let mut myriam = Turn::myriam(lead.current_field(), outcome.message.clone());
+    myriam.note = note;
+    lead.conversation.push(myriam);
+    outcome
+}
+
+/// The fields still missing, in the order Myriam asks them (what the assistant is told).
+pub fn missing(lead: &Lead) -> Vec<Field> {
+    Field::ALL.into_iter().filter(|f| !lead.has(*f)).collect()
+}
+
 /// What the machine answers: the outcome, whether the answer was accepted, and what Myriam's
 /// line waits for besides the next field.
 struct Reply {
