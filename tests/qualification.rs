@@ -847,3 +847,29 @@ fn questions_get_a_short_answer_and_the_question_again() {
             .contains("pas de déneigement")
     );
 }
+
+#[test]
+fn a_name_alone_fills_nothing_else_and_a_no_at_the_read_back_asks_what_to_fix() {
+    let store = MemoryLeadStore::default();
+    let id = new_lead(&store, Some("+15145550199"));
+    // « Plante » starts like « planter »: still only a name.
+    let v = say(&store, id, "Marie Plante");
+    assert_eq!(v["lead_data"]["nom_complet"], "Marie Plante");
+    assert_eq!(v["lead_data"]["type_service"], Value::Null);
+    say(&store, id, "oui");
+    let v = say(&store, id, "H2X 1Y4");
+    assert!(v["message"].as_str().unwrap().ends_with("Est-ce exact?"));
+    let v = say(&store, id, "non, pas le bon numéro");
+    assert_eq!(v["message"], "Quel est le bon numéro?");
+    let v = say(&store, id, "514 555 0200");
+    assert_eq!(v["lead_data"]["telephone"], "+15145550200");
+    assert!(
+        v["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("C'est corrigé, merci. J'ai noté : H2X 1Y4")
+    );
+    let v = say(&store, id, "oui");
+    assert_step(&v, "continue", Some(4), None, false);
+    assert!(!store.get(id).unwrap().disputed());
+}

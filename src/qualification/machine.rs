@@ -552,7 +552,19 @@ fn listen_and_answer(
             });
     }
     let question = listen::caller_question(answer);
-    let changes = take_the_rest(lead, &heard, field, announced);
+    // A name said alone (« Marie Plante ») is only a name: its words fill nothing else.
+    let only_a_name = field == Field::NomComplet
+        && heard.name.is_none()
+        && heard.phone.is_none()
+        && heard.address.is_none()
+        && question.is_none()
+        && PersonName::try_from(text.as_str())
+            .is_ok_and(|name| listen::plausible_name(&name, &text));
+    let changes = if only_a_name {
+        Changes::default()
+    } else {
+        take_the_rest(lead, &heard, field, announced)
+    };
     let mut asked = current_answer(
         lead,
         field,
@@ -771,14 +783,44 @@ fn read_back_answer(
             .iter()
             .any(|w| crate::text::contains_phrase(&folded, w))
     };
-    match (pending, yes_no(answer)) {
+    // « non, pas le bon numéro »: the « non » decides, whatever else matches a yes.
+    let verdict = if lead_in.said_no {
+        Some(false)
+    } else {
+        yes_no(answer)
+    };
+    let about_address = names(&["adresse", "address", "rue", "street"]);
+    let about_phone = names(&[
+        "numero",
+        "telephone",
+        "number",
+        "phone",
+        "cellulaire",
+        "cell",
+    ]);
+    let fix = |lead: &Lead, field: Field| Reply {
+        outcome: continuing(
+            lead,
+            None,
+            format!("{prefix}{}", prompts::fix_question(field, language)),
+        ),
+        accepted: true,
+        note: Some(Note::Fix(field, round)),
+    };
+    match (pending, verdict) {
+        (Some(Note::ReadBack(_) | Note::WhatToFix(_)), Some(false)) if about_address => {
+            Some(fix(lead, Field::AdresseComplete))
+        }
+        (Some(Note::ReadBack(_) | Note::WhatToFix(_)), Some(false)) if about_phone => {
+            Some(fix(lead, Field::Telephone))
+        }
         (Some(Note::ReadBack(_)), Some(true)) => Some(after_read_back(
             lead,
             &format!("{prefix}{}", prompts::read_back_confirmed(language)),
             Note::Confirmed,
             None,
         )),
-        (Some(Note::ReadBack(_)), Some(false)) if is_blank_after_no(&lead_in.rest) => Some(Reply {
+        (Some(Note::ReadBack(_)), Some(false)) => Some(Reply {
             outcome: continuing(
                 lead,
                 None,
