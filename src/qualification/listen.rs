@@ -249,6 +249,25 @@ const STREET_WORDS: &[&str] = &[
     "parkway",
 ];
 
+/// Street words said before the street's name (« rue King »), never after it.
+const FRENCH_STREET_WORDS: &[&str] = &[
+    "rue",
+    "chemin",
+    "ch",
+    "rang",
+    "route",
+    "montee",
+    "cote",
+    "allee",
+    "impasse",
+    "promenade",
+    "terrasse",
+    "carre",
+    "croissant",
+    "autoroute",
+    "boul",
+];
+
 /// Words (folded) that end an address said inside a sentence.
 const ADDRESS_STOPS: &[&str] = &[
     "j'ai",
@@ -387,10 +406,20 @@ fn find_address(words: &[Word<'_>], phone: Option<(usize, usize)>) -> Option<Spa
         } else {
             continue;
         };
-        // A street word within the next four words, none of them a number.
+        // A street word right after the number (« 45 rue King »), or after the street's name
+        // ("55 Maple Street"): never after other words (« 2 arbres sur la rue »).
         let street = (after..words.len().min(after + 4))
             .take_while(|&i| !numberish(&words[i].folded) && !in_phone(i))
-            .find(|&i| STREET_WORDS.contains(&words[i].folded.as_str()));
+            .take_while(|&i| {
+                i == after
+                    || STREET_WORDS.contains(&words[i].folded.as_str())
+                    || (name_word(&words[i])
+                        && !FRENCH_STREET_WORDS.contains(&words[i].folded.as_str()))
+            })
+            .find(|&i| {
+                let word = words[i].folded.as_str();
+                STREET_WORDS.contains(&word) && (i == after || !FRENCH_STREET_WORDS.contains(&word))
+            });
         let Some(_street) = street else {
             continue;
         };
@@ -1072,6 +1101,15 @@ mod tests {
         assert_eq!(
             heard.address.unwrap().as_str(),
             "800 boulevard René-Lévesque, Québec, appartement 12"
+        );
+        assert!(hear("j'ai 2 arbres sur la rue à couper").address.is_none());
+        assert!(hear("il y a 3 branches dans la cour").address.is_none());
+        assert_eq!(
+            hear("it's at 2100 Decarie Boulevard")
+                .address
+                .unwrap()
+                .as_str(),
+            "2100 Decarie Boulevard"
         );
         let heard = hear("cinq cent vingt rue Principale, Rimouski");
         assert_eq!(
