@@ -783,8 +783,8 @@ fn the_read_back_can_be_corrected_twice_then_it_is_kept_and_marked_disputed() {
     let v = say(&store, id, "60 Pine Avenue, Montreal");
     assert_eq!(
         v["message"],
-        "Got it. I have 60 Pine Avenue, Montreal, and we'll call you back at 5 1 4, 5 5 5, 0 2 0 3. \
-         Is that right?"
+        "I have 60 Pine Avenue, Montreal, and we'll call you back at 5 1 4, 5 5 5, 0 2 0 3. Is that \
+         right?"
     );
     let v = say(&store, id, "no");
     assert_eq!(

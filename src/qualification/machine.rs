@@ -651,7 +651,9 @@ fn listen_and_answer(
         note = Some(Note::FamilyName(first.as_str().to_owned()));
     } else {
         let done = lead.current_field().is_none() && !needs_read_back(lead);
-        if filled_current && !done {
+        // « C'est noté. J'ai noté : … » says it twice: the read-back is the address's thanks.
+        let read_back_follows = needs_read_back(lead) && field == Field::AdresseComplete;
+        if filled_current && !done && !read_back_follows {
             parts.push(prompts::acknowledgement(field, lead));
         } else if !filled_current && !changes.filled.is_empty() && changes.corrected.is_empty() {
             parts.push(prompts::noted(language).to_owned());
