@@ -560,3 +560,316 @@ proptest! {
         prop_assert!(PhoneNumber::try_from(said.as_str()).is_err(), "{}", said);
     }
 }
+
+/// A value for each field, as a caller would say it after « c'est ».
+const FIELD_VALUES: &[(Field, &str)] = &[
+    (Field::NomComplet, "Julie Tremblay"),
+    (Field::NomComplet, "Jean-Guy Côté"),
+    (Field::Telephone, "514 555 0123"),
+    (
+        Field::Telephone,
+        "quatre un huit, cinq cinq cinq, zéro un quatre deux",
+    ),
+    (Field::AdresseComplete, "520 rue Principale"),
+    (Field::AdresseComplete, "12 chemin du Lac, Magog"),
+    (Field::TypeService, "de l'élagage"),
+    (Field::TypeService, "de l'essouchement"),
+    (Field::Description, "un gros érable penche vers la maison"),
+    (Field::Description, "le vieux chêne perd son écorce"),
+    (Field::Urgence, "urgent"),
+    (Field::Urgence, "pas pressé"),
+];
+
+/// Ways of announcing a correction, French and English.
+const CORRECTION_LEADS: &[&str] = &[
+    "non attendez, c'est",
+    "attendez, en fait c'est",
+    "non, plutôt",
+    "en fait c'est",
+    "non pardon, c'est",
+    "actually it's",
+    "sorry, I mean",
+    "non c'est",
+    "euh non, finalement c'est",
+];
+
+/// The lead's six fields, as compared by the property tests.
+fn fields_of(lead: &Lead) -> [Option<String>; 6] {
+    let data = lead.data();
+    [
+        data.nom_complet,
+        data.telephone,
+        data.adresse_complete,
+        data.type_service.map(str::to_owned),
+        data.description,
+        lead.urgence.map(|u| u.to_string()),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+    /// « non attendez, c'est {a value of some field} » at any step, the read-back included, changes
+    /// that field or nothing: never another one.
+    #[test]
+    fn a_correction_never_lands_in_another_field(
+        step in 0usize..6,
+        value in prop::sample::select(FIELD_VALUES),
+        lead_in in prop::sample::select(CORRECTION_LEADS),
+        offered in any::<bool>(),
+    ) {
+        let (target, value) = value;
+        let mut lead = Lead::new(LeadId::new()).with_offered_phone(
+            offered.then(|| PhoneNumber::try_from("514 555 0199").unwrap()),
+        );
+        let to_step: [&str; 5] = [
+            "Marie Tremblay",
+            if offered { "oui" } else { "450 555 0100" },
+            "123 rue Principale Laval",
+            "abattage",
+            "une épinette sèche dans la cour",
+        ];
+        for answer in &to_step[..step.min(to_step.len())] {
+            machine::process_response(&mut lead, answer, &[]);
+        }
+        let before = fields_of(&lead);
+        let said = format!("{lead_in} {value}");
+        machine::process_response(&mut lead, &said, &[]);
+        let after = fields_of(&lead);
+        for (i, field) in Field::ALL.iter().enumerate() {
+            if *field != target {
+                prop_assert_eq!(
+                    &after[i], &before[i],
+                    "{:?} changed by {:?} at step {} ({:?})", field, said, step + 1, target
+                );
+            }
+        }
+    }
+
+    /// Whatever is said at the name question (or the family-name question), what is stored as the
+    /// name never holds a street address or a service word.
+    #[test]
+    fn no_address_or_service_word_is_ever_a_name(
+        name in prop::sample::select(vec!["", "Julie", "Julie Tremblay", "c'est Marc", "Tremblay,"]),
+        thing in prop::sample::select(vec![
+            "élagage", "abattage", "essouchement", "une souche", "la haie", "un arbre tombé",
+            "arbre", "branche", "tempête", "stump", "hedge", "tree removal", "45 rue King",
+            "520 rue Principale Sherbrooke", "12 chemin du Lac", "1250 rang Saint-Joseph",
+            "55 Maple Street", "cinq cent vingt rue Principale", "émondage", "pruning",
+        ]),
+        before_name in any::<bool>(),
+        first_name_first in any::<bool>(),
+    ) {
+        let mut lead = Lead::new(LeadId::new());
+        if first_name_first {
+            machine::process_response(&mut lead, "Julie", &[]);
+        }
+        let said = if before_name { format!("{thing} {name}") } else { format!("{name} {thing}") };
+        machine::process_response(&mut lead, &said, &[]);
+        if let Some(stored) = &lead.nom_complet {
+            prop_assert!(!myriam::qualification::listen::has_service_word(stored.as_str()), "{} from {:?}", stored, said);
+            prop_assert!(!myriam::qualification::listen::has_street_address(stored.as_str()), "{} from {:?}", stored, said);
+            prop_assert!(!stored.as_str().chars().any(|c| c.is_ascii_digit()), "{} from {:?}", stored, said);
+            let folded = myriam::text::fold(stored.as_str());
+            for word in ["cinq", "cent", "vingt", "rue", "chemin", "rang", "street"] {
+                prop_assert!(!folded.split(' ').any(|w| w == word), "{} from {:?}", stored, said);
+            }
+        }
+    }
+}
+
+#[test]
+fn the_story_in_the_first_breath_is_kept_and_only_what_is_missing_is_asked() {
+    let store = MemoryLeadStore::default();
+    let id = new_lead(&store, Some("+18195550401"));
+    let v = say(
+        &store,
+        id,
+        "Bonjour c'est Julie Tremblay, j'ai un arbre tombé sur ma maison au 45 rue King Ouest à \
+         Sherbrooke",
+    );
+    assert_step(&v, "continue", Some(2), Some("nom_complet"), false);
+    assert_eq!(v["lead_data"]["nom_complet"], "Julie Tremblay");
+    assert_eq!(
+        v["lead_data"]["adresse_complete"],
+        "45 rue King Ouest à Sherbrooke"
+    );
+    assert_eq!(v["lead_data"]["type_service"], "urgence_tempete");
+    assert_eq!(
+        v["lead_data"]["description"],
+        "j'ai un arbre tombé sur ma maison"
+    );
+    assert_eq!(
+        v["message"],
+        "Merci, Julie. Est-ce qu'on peut vous rappeler au 8 1 9, 5 5 5, 0 4 0 1?"
+    );
+    let v = say(&store, id, "oui");
+    assert_step(&v, "continue", Some(6), Some("telephone"), false);
+    assert_eq!(
+        v["message"],
+        "Parfait. J'ai noté : 45 rue King Ouest à Sherbrooke, et on vous rappelle au 8 1 9, 5 5 5, \
+         0 4 0 1. Est-ce exact?"
+    );
+    let v = say(&store, id, "oui c'est ça");
+    assert_step(&v, "continue", Some(6), None, false);
+    assert_eq!(v["message"], "Parfait. Est-ce que c'est urgent?");
+    let v = say(&store, id, "oui");
+    assert_step(&v, "complete", None, Some("urgence"), true);
+}
+
+#[test]
+fn an_address_corrected_at_the_service_question_is_acknowledged_and_the_question_asked_again() {
+    let store = MemoryLeadStore::default();
+    let id = new_lead(&store, Some("+14185550503"));
+    for answer in [
+        "Paul Bergeron",
+        "oui",
+        "250 rue Principale, Saint-Raymond",
+        "oui",
+    ] {
+        say(&store, id, answer);
+    }
+    let v = say(
+        &store,
+        id,
+        "Non attendez, c'est 520 rue Principale, pas 250",
+    );
+    assert_step(&v, "continue", Some(4), Some("adresse_complete"), false);
+    assert_eq!(v["lead_data"]["adresse_complete"], "520 rue Principale");
+    assert_eq!(v["lead_data"]["type_service"], Value::Null, "not `autre`");
+    assert!(
+        v["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("C'est corrigé, merci. De quel service avez-vous besoin?")
+    );
+    // Unmatched: asked again first, not `autre`.
+    let v = say(&store, id, "ben c'est pour mon terrain");
+    assert_step(&v, "validation_error", Some(4), None, false);
+    let v = say(&store, id, "abattage");
+    assert_eq!(v["lead_data"]["type_service"], "abattage");
+}
+
+#[test]
+fn a_first_name_alone_is_completed_and_family_name_first_is_turned_around() {
+    let store = MemoryLeadStore::default();
+    let id = new_lead(&store, None);
+    let v = say(&store, id, "Martin");
+    assert_step(&v, "continue", Some(1), None, false);
+    assert_eq!(v["message"], "Merci, Martin. Et votre nom de famille?");
+    let v = say(&store, id, "Dubé");
+    assert_step(&v, "continue", Some(2), Some("nom_complet"), false);
+    assert_eq!(v["lead_data"]["nom_complet"], "Martin Dubé");
+
+    let id = new_lead(&store, None);
+    let v = say(&store, id, "Tremblay, Julie");
+    assert_eq!(v["lead_data"]["nom_complet"], "Julie Tremblay");
+    assert!(v["message"].as_str().unwrap().starts_with("Merci, Julie."));
+
+    let id = new_lead(&store, None);
+    let v = say(&store, id, "my name is John");
+    assert_eq!(v["message"], "Thank you, John. And your last name?");
+    let v = say(&store, id, "Smith");
+    assert_eq!(v["lead_data"]["nom_complet"], "John Smith");
+}
+
+#[test]
+fn the_read_back_can_be_corrected_twice_then_it_is_kept_and_marked_disputed() {
+    let store = MemoryLeadStore::default();
+    let id = new_lead(&store, None);
+    for answer in ["my name is Peter Jones", "514 555 0203"] {
+        say(&store, id, answer);
+    }
+    let v = say(&store, id, "60 Pine Avenue, Montreal");
+    assert_eq!(
+        v["message"],
+        "I have 60 Pine Avenue, Montreal, and we'll call you back at 5 1 4, 5 5 5, 0 2 0 3. Is that \
+         right?"
+    );
+    let v = say(&store, id, "no");
+    assert_eq!(
+        v["message"],
+        "All right. What should I correct: the address or the number?"
+    );
+    let v = say(&store, id, "the address");
+    assert_eq!(v["message"], "What is the right address?");
+    let v = say(&store, id, "16 Pine Avenue, Montreal");
+    assert_step(&v, "continue", Some(4), Some("adresse_complete"), false);
+    assert!(v["message"].as_str().unwrap().contains("Is that right?"));
+    let v = say(&store, id, "no, it's 61 Pine Avenue, Montreal");
+    assert_eq!(
+        v["lead_data"]["adresse_complete"],
+        "61 Pine Avenue, Montreal"
+    );
+    assert!(
+        v["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("All right, I'll note it as is; someone from the team will check it")
+    );
+    let lead = store.get(id).unwrap();
+    assert!(lead.disputed(), "staff see the dispute in the conversation");
+}
+
+#[test]
+fn questions_get_a_short_answer_and_the_question_again() {
+    let store = MemoryLeadStore::default();
+    let id = new_lead(&store, None);
+    let v = say(&store, id, "vous êtes ouverts jusqu'à quelle heure?");
+    assert_step(&v, "continue", Some(1), None, false);
+    assert_eq!(v["lead_data"]["nom_complet"], Value::Null);
+    assert!(
+        v["message"]
+            .as_str()
+            .unwrap()
+            .ends_with("quel est votre nom complet?")
+    );
+    for answer in [
+        "Roger Bédard",
+        "514 555 0801",
+        "400 rue Sherbrooke Est, Montréal",
+        "oui",
+    ] {
+        say(&store, id, answer);
+    }
+    let v = say(&store, id, "combien ça coûte pour couper un arbre?");
+    assert!(
+        v["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("Un estimateur vous donnera un prix lors d'une visite gratuite.")
+    );
+    let v = say(&store, id, "est-ce que vous faites du déneigement?");
+    assert!(
+        v["message"]
+            .as_str()
+            .unwrap()
+            .contains("pas de déneigement")
+    );
+}
+
+#[test]
+fn a_name_alone_fills_nothing_else_and_a_no_at_the_read_back_asks_what_to_fix() {
+    let store = MemoryLeadStore::default();
+    let id = new_lead(&store, Some("+15145550199"));
+    // « Plante » starts like « planter »: still only a name.
+    let v = say(&store, id, "Marie Plante");
+    assert_eq!(v["lead_data"]["nom_complet"], "Marie Plante");
+    assert_eq!(v["lead_data"]["type_service"], Value::Null);
+    say(&store, id, "oui");
+    let v = say(&store, id, "H2X 1Y4");
+    assert!(v["message"].as_str().unwrap().ends_with("Est-ce exact?"));
+    let v = say(&store, id, "non, pas le bon numéro");
+    assert_eq!(v["message"], "Quel est le bon numéro?");
+    let v = say(&store, id, "514 555 0200");
+    assert_eq!(v["lead_data"]["telephone"], "+15145550200");
+    assert!(
+        v["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("C'est corrigé, merci. J'ai noté : H2X 1Y4")
+    );
+    let v = say(&store, id, "oui");
+    assert_step(&v, "continue", Some(4), None, false);
+    assert!(!store.get(id).unwrap().disputed());
+}

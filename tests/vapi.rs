@@ -525,3 +525,89 @@ async fn a_last_tool_call_processed_after_the_end_of_call_report_still_qualifies
     assert_eq!(still.status, LeadStatus::Abandonne);
     assert!(still.nom_complet.is_none(), "not applied");
 }
+
+#[tokio::test]
+async fn the_assistant_can_save_any_field_at_any_time_and_is_told_what_is_missing() {
+    let app =
+        spawn_app_with(|s| s.vapi.server_secret = Some(SecretString::from(SECRET.to_owned())))
+            .await;
+    let (_, _) = lead_with_call(&app, 29, "vapi-call-29").await;
+    let call = json!({"id": "vapi-call-29"});
+    let save = |id: &str, args: Value| {
+        tool_calls(
+            &call,
+            &json!([{"id": id, "type": "function",
+                "function": {"name": "enregistrer_reponse", "arguments": args}}]),
+        )
+    };
+
+    // The address, before the name was even asked for.
+    let v = send(
+        &app,
+        &save(
+            "s-1",
+            json!({"reponse": "45 rue King Ouest, Sherbrooke", "champ": "adresse_complete"}),
+        ),
+    )
+    .await;
+    let outcome = result_of(&v, 0);
+    assert_eq!(outcome["status"], "continue", "{outcome}");
+    assert_eq!(outcome["field_updated"], "adresse_complete");
+    assert_eq!(outcome["next_step"], 1);
+    assert_eq!(
+        outcome["lead_data"]["adresse_complete"],
+        "45 rue King Ouest, Sherbrooke"
+    );
+    assert_eq!(
+        outcome["missing"],
+        json!([
+            "nom_complet",
+            "telephone",
+            "type_service",
+            "description",
+            "urgence"
+        ])
+    );
+    assert!(
+        v["results"][0]["result"]
+            .as_str()
+            .unwrap()
+            .starts_with(r#"{"success":"#),
+        "the documented keys first"
+    );
+
+    // A whole story in one answer, then a correction of a field already saved.
+    let v = send(
+        &app,
+        &save(
+            "s-2",
+            json!({"reponse": "c'est Julie Tremblay, j'ai un arbre tombé sur ma maison"}),
+        ),
+    )
+    .await;
+    let outcome = result_of(&v, 0);
+    assert_eq!(outcome["lead_data"]["nom_complet"], "Julie Tremblay");
+    assert_eq!(outcome["lead_data"]["type_service"], "urgence_tempete");
+    assert_eq!(outcome["missing"], json!(["telephone", "urgence"]));
+
+    let v = send(
+        &app,
+        &save(
+            "s-3",
+            json!({"reponse": "54 rue King Ouest, Sherbrooke", "champ": "adresse_complete"}),
+        ),
+    )
+    .await;
+    let outcome = result_of(&v, 0);
+    assert_eq!(
+        outcome["lead_data"]["adresse_complete"],
+        "54 rue King Ouest, Sherbrooke"
+    );
+    assert!(
+        outcome["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("C'est corrigé, merci."),
+        "{outcome}"
+    );
+}

@@ -386,6 +386,20 @@ async fn lead_page(
             lead.urgence
                 .map(|u| if u { "URGENT" } else { "non" }.to_owned()),
         ),
+        field(
+            "Relecture",
+            if lead.disputed() {
+                Some("contestée par l'appelant — adresse et numéro à vérifier".to_owned())
+            } else if lead
+                .conversation
+                .iter()
+                .any(|t| t.note == Some(crate::qualification::Note::Confirmed))
+            {
+                Some("confirmée par l'appelant".to_owned())
+            } else {
+                None
+            },
+        ),
         field("Statut", Some(status_label(lead.status).to_owned())),
         field("Langue", Some(lead.language.as_str().to_owned())),
         field("Reçu", lead.created_at.map(local_time)),
@@ -405,6 +419,8 @@ async fn lead_page(
             };
             let rejected = if t.accepted == Some(false) {
                 r#" <span class="muted">(réponse refusée)</span>"#
+            } else if t.note == Some(crate::qualification::Note::Disputed) {
+                " <strong>(relecture contestée)</strong>"
             } else {
                 ""
             };

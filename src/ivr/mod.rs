@@ -203,11 +203,11 @@ fn open_answer(lead: &mut Lead, settings: &Settings, result: &GatherResult) -> C
             myriam_says(lead, message.clone());
             return Change::new(goodbye(lead, &message, settings)).saved_if(true);
         }
-        let field = lead.current_field().unwrap_or(Field::NomComplet);
+        // What Myriam waits for: the field's question, or the family name, or the read-back.
         let message = format!(
             "{} {}",
             prompts::no_speech(lead.language),
-            prompts::question_for(lead, field)
+            machine::pending_question(lead)
         );
         return Change::new(ask(lead, &message, silence, settings));
     };

@@ -24,7 +24,7 @@ use super::parsing::{
     Address, Description, PersonName, Rejection, ServiceType, Urgency, asks_for_person,
     clearly_english, is_blank, language_request, without_language_request, yes_no,
 };
-use super::{Field, Lead, Outcome, OutcomeStatus, Turn, prompts};
+use super::{Field, Lead, Note, Outcome, OutcomeStatus, Turn, listen, prompts};
 
 /// Failures of one field before Myriam re-asks with an example.
 pub const EXAMPLE_AFTER_FAILURES: u8 = 3;
@@ -82,13 +82,143 @@ pub fn process_response_with(
     options: Options,
 ) -> Outcome {
     let field = lead.current_field();
-    let (outcome, accepted) = decide(lead, user_input, history, field, options.disclosure);
+    let Reply {
+        outcome,
+        accepted,
+        note,
+    } = decide(lead, user_input, history, field, options.disclosure);
     lead.conversation
         .push(Turn::caller(field, user_input.to_owned(), accepted));
     let next = lead.current_field();
-    lead.conversation
-        .push(Turn::myriam(next, outcome.message.clone()));
+    let mut myriam = Turn::myriam(next, outcome.message.clone());
+    myriam.note = note;
+    lead.conversation.push(myriam);
     outcome
+}
+
+/// Saves `value` as `field`, whatever the step (the assistant heard an address before it asked
+/// for it, or a correction of a field already saved). A person request, a closed lead or the
+/// field being asked take the ordinary path ([`process_response_with`]); otherwise the value is
+/// parsed by that field's parser alone: kept (« C'est noté » / « C'est corrigé ») and Myriam asks
+/// what is still missing, or refused with the current question again (no failure counted).
+pub fn process_field(
+    lead: &mut Lead,
+    field: Field,
+    value: &str,
+    history: &[HistoryMessage],
+    options: Options,
+) -> Outcome {
+    let open = matches!(lead.status, LeadStatus::Nouveau | LeadStatus::EnCours);
+    if !open
+        || asks_for_person(value)
+        || lead.current_field() == Some(field)
+        || lead.pending().is_some()
+    {
+        return process_response_with(lead, value, history, options);
+    }
+    let asked = lead.current_field();
+    lead.status = LeadStatus::EnCours;
+    let parsed = match field {
+        Field::Telephone => PhoneNumber::try_from(value)
+            .map(|number| Answer::Phone {
+                number,
+                raw: value.trim().to_owned(),
+            })
+            .map_err(|_| Refusal::Invalid),
+        Field::AdresseComplete => match listen::hear(value).address {
+            Some(address) => Ok(Answer::Address(address)),
+            None => parse(field, value, lead),
+        },
+        Field::TypeService => ServiceType::recognise(value)
+            .map(Answer::Service)
+            .ok_or(Refusal::Invalid),
+        _ => parse(field, value, lead),
+    };
+    let language = lead.language;
+    let (outcome, accepted, note) = if let Ok(answer) = parsed {
+        let had = lead.has(field);
+        apply(lead, answer);
+        let said = if had {
+            prompts::correction_done(language)
+        } else {
+            prompts::noted(language)
+        };
+        let (next, note) = if needs_read_back(lead) {
+            (prompts::read_back(lead), Some(Note::ReadBack(1)))
+        } else if let Some(next) = lead.current_field() {
+            (prompts::question_for(lead, next), None)
+        } else {
+            lead.status = LeadStatus::Qualifie;
+            (String::new(), None)
+        };
+        let outcome = if lead.status == LeadStatus::Qualifie {
+            let mut outcome = complete(lead);
+            outcome.field_updated = Some(field);
+            outcome
+        } else {
+            continuing(lead, Some(field), format!("{said} {next}"))
+        };
+        (outcome, true, note)
+    } else {
+        let message = format!(
+            "{} {}",
+            prompts::correction_not_understood(language),
+            pending_question(lead)
+        );
+        let outcome = Outcome {
+            success: false,
+            status: OutcomeStatus::ValidationError,
+            next_step: lead.current_field().map(Field::step),
+            field_updated: None,
+            is_complete: false,
+            message,
+            lead_data: Some(lead.data()),
+        };
+        (outcome, false, None)
+    };
+    lead.conversation
+        .push(Turn::caller(asked, value.to_owned(), accepted));
+    let mut myriam = Turn::myriam(lead.current_field(), outcome.message.clone());
+    myriam.note = note;
+    lead.conversation.push(myriam);
+    outcome
+}
+
+/// The fields still missing, in the order Myriam asks them (what the assistant is told).
+pub fn missing(lead: &Lead) -> Vec<Field> {
+    Field::ALL.into_iter().filter(|f| !lead.has(*f)).collect()
+}
+
+/// What the machine answers: the outcome, whether the answer was accepted, and what Myriam's
+/// line waits for besides the next field.
+struct Reply {
+    outcome: Outcome,
+    accepted: bool,
+    note: Option<Note>,
+}
+
+impl From<(Outcome, bool)> for Reply {
+    fn from((outcome, accepted): (Outcome, bool)) -> Self {
+        Self {
+            outcome,
+            accepted,
+            note: None,
+        }
+    }
+}
+
+/// What Myriam is waiting for, said again (after a language switch with nothing else).
+pub fn pending_question(lead: &Lead) -> String {
+    match lead.pending() {
+        Some(Note::FamilyName(first)) => prompts::family_name_question(first, lead.language),
+        Some(Note::ReadBack(_)) => prompts::read_back(lead),
+        Some(Note::WhatToFix(_)) => prompts::what_to_fix(lead.language).to_owned(),
+        Some(Note::Fix(field, _)) => prompts::fix_question(*field, lead.language).to_owned(),
+        _ => match lead.current_field() {
+            Some(field) => prompts::question_for(lead, field),
+            None => prompts::confirmation(lead),
+        },
+    }
 }
 
 fn decide(
@@ -97,11 +227,13 @@ fn decide(
     history: &[HistoryMessage],
     field: Option<Field>,
     disclosure: bool,
-) -> (Outcome, bool) {
+) -> Reply {
     match lead.status {
-        LeadStatus::Qualifie => return (complete(lead), false),
-        LeadStatus::Abandonne => return (abandoned(lead), false),
-        LeadStatus::Transfere | LeadStatus::Rappel => return (person_requested(lead), false),
+        LeadStatus::Qualifie => return (complete(lead), false).into(),
+        LeadStatus::Abandonne => return (abandoned(lead), false).into(),
+        LeadStatus::Transfere | LeadStatus::Rappel => {
+            return (person_requested(lead), false).into();
+        }
         LeadStatus::Nouveau | LeadStatus::EnCours => {}
     }
     if asks_for_person(user_input) {
@@ -109,13 +241,23 @@ fn decide(
         if lead.language == Language::Fr && clearly_english(user_input) {
             lead.language = Language::En;
         }
-        return (person_requested(lead), false);
+        let note = lead.pending().cloned();
+        return Reply {
+            outcome: person_requested(lead),
+            accepted: false,
+            note,
+        };
     }
-    let Some(field) = field else {
+    let pending = lead.pending().cloned();
+    let reading_back = matches!(
+        pending,
+        Some(Note::ReadBack(_) | Note::WhatToFix(_) | Note::Fix(..))
+    );
+    if field.is_none() && !reading_back {
         // All six in but not marked: finish now.
         lead.status = LeadStatus::Qualifie;
-        return (complete(lead), false);
-    };
+        return (complete(lead), false).into();
+    }
     lead.status = LeadStatus::EnCours;
 
     // Language: an explicit request switches (and may be all that was said); a clearly English
@@ -127,16 +269,20 @@ fn decide(
         lead.language = requested;
         let rest = without_language_request(user_input);
         if is_blank(&rest) {
+            let question = pending_question(lead);
             let message = if switched {
                 format!(
-                    "{} {}",
-                    prompts::language_switched(lead.language, disclosure),
-                    prompts::question_for(lead, field)
+                    "{} {question}",
+                    prompts::language_switched(lead.language, disclosure)
                 )
             } else {
-                prompts::question_for(lead, field)
+                question
             };
-            return (continuing(lead, None, message), true);
+            return Reply {
+                outcome: continuing(lead, None, message),
+                accepted: true,
+                note: pending,
+            };
         }
         answer = rest;
     } else if lead.language == Language::Fr
@@ -144,44 +290,623 @@ fn decide(
     {
         lead.language = Language::En;
     }
+    let prefix = if switched {
+        format!("{} ", prompts::language_switched(lead.language, disclosure))
+    } else {
+        String::new()
+    };
+
+    if let Some(round) = match pending {
+        Some(Note::ReadBack(round) | Note::WhatToFix(round) | Note::Fix(_, round)) => Some(round),
+        _ => None,
+    } {
+        if let Some(reply) = read_back_answer(lead, &answer, pending.as_ref(), round, &prefix) {
+            return reply;
+        }
+    }
+    let Some(field) = lead.current_field() else {
+        lead.status = LeadStatus::Qualifie;
+        return (complete(lead), false).into();
+    };
 
     if let Some(result) = correction(lead, &answer, field) {
-        return result;
+        return result.into();
     }
+    let family = match pending {
+        Some(Note::FamilyName(first)) if field == Field::NomComplet => {
+            PersonName::from_stored(&first)
+        }
+        _ => None,
+    };
+    listen_and_answer(lead, &answer, field, family, &prefix)
+}
 
-    match parse(field, &answer, lead) {
-        Ok(parsed) => {
-            apply(lead, parsed);
-            lead.attempts.remove(&field);
-            let ack = prompts::acknowledgement(field, lead);
-            match lead.current_field() {
-                None => {
-                    lead.status = LeadStatus::Qualifie;
-                    let mut outcome = complete(lead);
-                    outcome.field_updated = Some(field);
-                    (outcome, true)
-                }
-                Some(next) => {
-                    let message = format!(
-                        "{}{ack} {}",
-                        if switched {
-                            format!("{} ", prompts::language_switched(lead.language, disclosure))
-                        } else {
-                            String::new()
-                        },
-                        prompts::question_for(lead, next)
-                    );
-                    (continuing(lead, Some(field), message), true)
-                }
+/// What changed in the lead with one utterance.
+#[derive(Default)]
+struct Changes {
+    /// Fields given for the first time besides the one asked.
+    filled: Vec<Field>,
+    /// Fields already answered and replaced.
+    corrected: Vec<Field>,
+}
+
+impl Changes {
+    fn any(&self) -> bool {
+        !self.filled.is_empty() || !self.corrected.is_empty()
+    }
+}
+
+/// Applies what the caller said for the fields other than `field`: a value for a field not yet
+/// answered is kept; one for a field already answered replaces it only after a correction lead
+/// (« non », « attendez », « en fait »…).
+fn take_the_rest(lead: &mut Lead, heard: &listen::Heard, field: Field, announced: bool) -> Changes {
+    let mut changes = Changes::default();
+    let put = |lead: &Lead, target: Field, differs: bool, changes: &mut Changes| -> bool {
+        if target == field {
+            return false;
+        }
+        if !lead.has(target) {
+            changes.filled.push(target);
+            true
+        } else if announced && differs {
+            changes.corrected.push(target);
+            true
+        } else {
+            false
+        }
+    };
+    if let Some(name) = &heard.name {
+        let name = match (&lead.nom_complet, name.is_first_name_only()) {
+            (Some(old), true) => old.with_first_name(name),
+            _ => name.clone(),
+        };
+        let differs = lead.nom_complet.as_ref() != Some(&name);
+        // A name is never filled out of turn: only corrected.
+        if lead.has(Field::NomComplet) && put(lead, Field::NomComplet, differs, &mut changes) {
+            lead.nom_complet = Some(name);
+        }
+    }
+    if let Some((number, raw)) = &heard.phone {
+        let differs = lead.telephone.as_ref() != Some(number);
+        if put(lead, Field::Telephone, differs, &mut changes) {
+            lead.telephone = Some(number.clone());
+            lead.telephone_raw = Some(raw.clone());
+        }
+    }
+    if let Some(address) = &heard.address {
+        let differs = lead.adresse_complete.as_ref() != Some(address);
+        if put(lead, Field::AdresseComplete, differs, &mut changes) {
+            lead.adresse_complete = Some(address.clone());
+        }
+    }
+    // A service already answered is replaced only when named (« de l'essouchement »), not when a
+    // story merely suggests one.
+    let service = if lead.has(Field::TypeService) {
+        ServiceType::named(&heard.residual)
+    } else {
+        heard.service
+    };
+    if let Some(service) = service {
+        let differs = lead.type_service != Some(service);
+        if put(lead, Field::TypeService, differs, &mut changes) {
+            lead.type_service = Some(service);
+        }
+    }
+    if let Some(story) = &heard.story {
+        if field != Field::TypeService
+            && field != Field::Description
+            && !lead.has(Field::Description)
+        {
+            changes.filled.push(Field::Description);
+            lead.description = Some(story.clone());
+        }
+    }
+    if let Some(urgent) = heard.urgency {
+        if field != Field::Urgence && !lead.has(Field::Urgence) {
+            changes.filled.push(Field::Urgence);
+            lead.urgence = Some(urgent);
+        }
+    }
+    changes
+}
+
+/// The answer for the field asked, from the whole utterance.
+fn current_answer(
+    lead: &Lead,
+    field: Field,
+    text: &str,
+    heard: &listen::Heard,
+    question: bool,
+    announced: bool,
+    changes: &Changes,
+) -> Result<Answer, Refusal> {
+    let something_else = changes.any();
+    match field {
+        Field::NomComplet => {
+            if let Some(name) = &heard.name {
+                return Ok(Answer::Name(name.clone()));
+            }
+            if question || heard.address.is_some() || heard.phone.is_some() {
+                return Err(Refusal::Invalid);
+            }
+            match PersonName::try_from(text) {
+                Ok(name) if listen::plausible_name(&name, text) => Ok(Answer::Name(name)),
+                _ => Err(Refusal::Invalid),
             }
         }
-        Err(Refusal::OfferDeclined) => {
+        Field::Telephone => {
+            if heard.address.is_none() && !question {
+                match parse_phone(text, lead.offered_phone.as_ref()) {
+                    Err(Refusal::OfferDeclined) if something_else => {}
+                    other @ (Ok(_) | Err(Refusal::OfferDeclined)) => return other,
+                    Err(refusal) => {
+                        if heard.phone.is_none() {
+                            return Err(refusal);
+                        }
+                    }
+                }
+            }
+            match &heard.phone {
+                Some((number, raw)) => Ok(Answer::Phone {
+                    number: number.clone(),
+                    raw: raw.clone(),
+                }),
+                None => match (lead.offered_phone.as_ref(), yes_no(&heard.residual)) {
+                    (Some(number), Some(true)) if !question => Ok(Answer::Phone {
+                        number: number.clone(),
+                        raw: number.as_e164().to_owned(),
+                    }),
+                    _ => Err(Refusal::Invalid),
+                },
+            }
+        }
+        Field::AdresseComplete => match &heard.address {
+            Some(address) => Ok(Answer::Address(address.clone())),
+            None if question || heard.phone.is_some() => Err(Refusal::Invalid),
+            None => parse(field, text, lead),
+        },
+        Field::TypeService => {
+            if let Some(service) = ServiceType::recognise(&heard.residual) {
+                return Ok(Answer::Service(service));
+            }
+            // `autre` only for a service outside the list that the caller describes, once
+            // Myriam has asked again with the list.
+            let described = Description::try_from(heard.residual.as_str()).is_ok()
+                && heard.residual.split_whitespace().count() >= 3
+                && ServiceType::try_from(heard.residual.as_str()) == Ok(ServiceType::Autre);
+            if described
+                && !question
+                && !something_else
+                && lead.attempts.get(&field).copied().unwrap_or(0) >= 1
+            {
+                Ok(Answer::Service(ServiceType::Autre))
+            } else {
+                Err(Refusal::Invalid)
+            }
+        }
+        // A correction lead followed by another field's value corrects that field; it is neither
+        // the description nor a « non » to the urgency.
+        Field::Description | Field::Urgence
+            if question
+                || !changes.corrected.is_empty()
+                || (announced && heard.names_a_field()) =>
+        {
+            Err(Refusal::Invalid)
+        }
+        Field::Description if changes.any() && heard.residual.split_whitespace().count() < 4 => {
+            Err(Refusal::Invalid)
+        }
+        // « non, c'est un gros érable… » at the urgency question: the « non » opens a statement,
+        // it does not answer; « non, pas vraiment », « non merci » do.
+        Field::Urgence
+            if listen::urgency_cue(text).is_none()
+                && said_no_only(text).is_some_and(|rest| {
+                    !is_blank_after_no(rest) && Urgency::try_from(rest).is_err()
+                }) =>
+        {
+            Err(Refusal::Invalid)
+        }
+        Field::Description | Field::Urgence => parse(field, text, lead),
+    }
+}
+
+/// What follows a plain « non » / "no" opening `text`, if it opens with one.
+fn said_no_only(text: &str) -> Option<&str> {
+    let lead_in = listen::correction_lead(text);
+    if !lead_in.said_no || lead_in.correcting {
+        return None;
+    }
+    let at = text.len().saturating_sub(lead_in.rest.len());
+    text.get(at..).filter(|rest| *rest == lead_in.rest)
+}
+
+/// One utterance at the question for `field`: every field's parser runs over it; what was
+/// confidently recognised is kept, corrections are applied, questions are answered, and Myriam
+/// asks for what is still missing.
+#[allow(clippy::too_many_lines)] // one utterance, one reply: reads best as a single sequence
+fn listen_and_answer(
+    lead: &mut Lead,
+    answer: &str,
+    field: Field,
+    family: Option<PersonName>,
+    prefix: &str,
+) -> Reply {
+    let lead_in = listen::correction_lead(answer);
+    let announced = lead_in.correcting || lead_in.said_no;
+    // After « attendez », « en fait »…, the answer is what follows; a plain « non » may be it.
+    let text = if lead_in.correcting {
+        lead_in.rest.clone()
+    } else {
+        answer.to_owned()
+    };
+    let mut heard = listen::hear(&lead_in.rest);
+    if announced && heard.name.is_none() && !heard.names_a_field() {
+        // « non, plutôt Julie Tremblay »: a full name alone after a correction lead.
+        heard.name = PersonName::try_from(lead_in.rest.as_str())
+            .ok()
+            .filter(|name| {
+                !name.is_first_name_only()
+                    && listen::plausible_name(name, &lead_in.rest)
+                    && Urgency::try_from(lead_in.rest.as_str()).is_err()
+                    && yes_no(&lead_in.rest).is_none()
+            });
+    }
+    let question = listen::caller_question(answer);
+    // A name said alone (« Marie Plante ») is only a name: its words fill nothing else.
+    let only_a_name = field == Field::NomComplet
+        && heard.name.is_none()
+        && heard.phone.is_none()
+        && heard.address.is_none()
+        && question.is_none()
+        && PersonName::try_from(text.as_str())
+            .is_ok_and(|name| listen::plausible_name(&name, &text));
+    let changes = if only_a_name {
+        Changes::default()
+    } else {
+        take_the_rest(lead, &heard, field, announced)
+    };
+    let mut asked = current_answer(
+        lead,
+        field,
+        &text,
+        &heard,
+        question.is_some(),
+        announced,
+        &changes,
+    );
+    let mut note = None;
+    let mut first_only = None;
+    if let Some(first) = &family {
+        // The answer to « Et votre nom de famille? »: a family name, a full name, or nothing more.
+        asked = match asked {
+            Ok(Answer::Name(name)) if name.is_first_name_only() => {
+                Ok(Answer::Name(first.with_family_name(&name)))
+            }
+            Ok(Answer::Name(name)) => Ok(Answer::Name(name)),
+            _ if question.is_some() || changes.any() => Err(Refusal::Invalid),
+            _ => Ok(Answer::Name(first.clone())),
+        };
+    } else if let Ok(Answer::Name(name)) = &asked {
+        if name.is_first_name_only() {
+            first_only = Some(name.clone());
+        }
+    }
+    let language = lead.language;
+    let mut parts: Vec<String> = Vec::new();
+    if !prefix.is_empty() {
+        parts.push(prefix.trim_end().to_owned());
+    }
+    if let Some(question) = question {
+        parts.push(prompts::answer_to(question, language));
+    }
+    if !changes.corrected.is_empty() {
+        parts.push(prompts::correction_done(language).to_owned());
+    }
+    let updated;
+    let mut filled_current = false;
+    match asked {
+        Ok(parsed) if first_only.is_none() => {
+            apply(lead, parsed);
+            lead.attempts.remove(&field);
+            updated = Some(field);
+            filled_current = true;
+        }
+        Ok(_) => {
+            updated = changes
+                .corrected
+                .first()
+                .or(changes.filled.first())
+                .copied();
+        }
+        Err(Refusal::OfferDeclined) if !changes.any() && question.is_none() => {
             lead.offered_phone = None;
             let message = prompts::phone_offer_declined(lead.language);
-            (continuing(lead, None, message), true)
+            return (continuing(lead, None, message), true).into();
         }
-        Err(refusal) => (failed(lead, field, &refusal), false),
+        Err(refusal) => {
+            if !changes.any() && question.is_none() {
+                let mut outcome = failed(lead, field, &refusal);
+                if !prefix.is_empty() {
+                    outcome.message = format!("{prefix}{}", outcome.message);
+                }
+                let note = family.map(|f| Note::FamilyName(f.as_str().to_owned()));
+                return Reply {
+                    outcome,
+                    accepted: false,
+                    note,
+                };
+            }
+            updated = changes
+                .corrected
+                .first()
+                .or(changes.filled.first())
+                .copied();
+        }
     }
+    if let Some(first) = first_only {
+        parts.push(prompts::family_name_question(first.as_str(), language));
+        note = Some(Note::FamilyName(first.as_str().to_owned()));
+    } else if let Some(first) = family.filter(|_| !filled_current) {
+        parts.push(prompts::family_name_question(first.as_str(), language));
+        note = Some(Note::FamilyName(first.as_str().to_owned()));
+    } else {
+        let done = lead.current_field().is_none() && !needs_read_back(lead);
+        // « C'est noté. J'ai noté : … » says it twice: the read-back is the address's thanks.
+        let read_back_follows = needs_read_back(lead) && field == Field::AdresseComplete;
+        if filled_current && !done && !read_back_follows {
+            parts.push(prompts::acknowledgement(field, lead));
+        } else if !filled_current && !changes.filled.is_empty() && changes.corrected.is_empty() {
+            parts.push(prompts::noted(language).to_owned());
+        }
+        if needs_read_back(lead) {
+            parts.push(prompts::read_back(lead));
+            note = Some(Note::ReadBack(1));
+        } else if let Some(next) = lead.current_field() {
+            parts.push(prompts::question_for(lead, next));
+        } else {
+            lead.status = LeadStatus::Qualifie;
+            let mut outcome = complete(lead);
+            outcome.field_updated = updated;
+            if !parts.is_empty() {
+                outcome.message = format!("{} {}", parts.join(" "), outcome.message);
+            }
+            return (outcome, true).into();
+        }
+    }
+    Reply {
+        outcome: continuing(lead, updated, parts.join(" ")),
+        accepted: true,
+        note,
+    }
+}
+
+/// True once the address and the number are both known and were not read back yet.
+fn needs_read_back(lead: &Lead) -> bool {
+    lead.telephone.is_some() && lead.adresse_complete.is_some() && !lead.read_back_done()
+}
+
+/// After the read-back: the next question, or the recap when all six are in.
+fn after_read_back(lead: &mut Lead, lead_in: &str, note: Note, updated: Option<Field>) -> Reply {
+    let outcome = if let Some(next) = lead.current_field() {
+        let message = format!("{lead_in} {}", prompts::question_for(lead, next));
+        continuing(lead, updated, message.trim().to_owned())
+    } else {
+        lead.status = LeadStatus::Qualifie;
+        let mut outcome = complete(lead);
+        outcome.field_updated = updated;
+        let message = format!("{lead_in} {}", outcome.message);
+        message.trim().clone_into(&mut outcome.message);
+        outcome
+    };
+    Reply {
+        outcome,
+        accepted: true,
+        note: Some(note),
+    }
+}
+
+/// The caller's answer while the address and the number are read back (round 1 or 2): « oui »
+/// goes on; « non, c'est … » corrects and reads back again; a bare « non » asks what to fix; after
+/// two rounds the lead is kept as last said and marked disputed. `None` when the answer is none of
+/// these and there is a question left: it is taken as the next answer (the caller went on).
+#[allow(clippy::too_many_lines)] // one table of read-back answers, kept together
+fn read_back_answer(
+    lead: &mut Lead,
+    answer: &str,
+    pending: Option<&Note>,
+    round: u8,
+    prefix: &str,
+) -> Option<Reply> {
+    let language = lead.language;
+    let lead_in = listen::correction_lead(answer);
+    let heard = listen::hear(&lead_in.rest);
+    let mut fixed = None;
+    let fixing = match pending {
+        Some(Note::Fix(field, _)) => Some(*field),
+        _ => None,
+    };
+    let address = heard.address.clone().or_else(|| {
+        (fixing == Some(Field::AdresseComplete))
+            .then(|| Address::try_from(lead_in.rest.as_str()).ok())
+            .flatten()
+    });
+    let phone = heard.phone.clone().or_else(|| {
+        (fixing == Some(Field::Telephone))
+            .then(|| {
+                PhoneNumber::try_from(lead_in.rest.as_str())
+                    .ok()
+                    .map(|p| (p, lead_in.rest.clone()))
+            })
+            .flatten()
+    });
+    if let Some(address) = address {
+        if lead.adresse_complete.as_ref() != Some(&address) {
+            lead.adresse_complete = Some(address);
+            fixed = Some(Field::AdresseComplete);
+        }
+    }
+    if let Some((number, raw)) = phone {
+        if lead.telephone.as_ref() != Some(&number) {
+            lead.telephone = Some(number);
+            lead.telephone_raw = Some(raw);
+            fixed = fixed.or(Some(Field::Telephone));
+        }
+    }
+    let again = |lead: &mut Lead, intro: &str, updated: Option<Field>| -> Reply {
+        if round >= 2 {
+            after_read_back(
+                lead,
+                &format!("{prefix}{}", prompts::read_back_kept(language)),
+                Note::Disputed,
+                updated,
+            )
+        } else {
+            let message = format!("{prefix}{intro} {}", prompts::read_back(lead));
+            Reply {
+                outcome: continuing(lead, updated, message.trim().to_owned()),
+                accepted: true,
+                note: Some(Note::ReadBack(round + 1)),
+            }
+        }
+    };
+    if fixed.is_some() {
+        return Some(again(lead, prompts::correction_done(language), fixed));
+    }
+    if lead_in.correcting || lead_in.said_no {
+        // « non attendez, c'est Julie Tremblay »: a correction of another field, taken as such.
+        let other = heard.name.is_some() || ServiceType::named(&heard.residual).is_some();
+        if other && lead.current_field().is_some() {
+            return None;
+        }
+    }
+    let folded = crate::text::fold(&lead_in.rest);
+    let names = |words: &[&str]| {
+        words
+            .iter()
+            .any(|w| crate::text::contains_phrase(&folded, w))
+    };
+    // « non, pas le bon numéro »: the « non » decides, whatever else matches a yes.
+    let verdict = if lead_in.said_no {
+        Some(false)
+    } else {
+        yes_no(answer)
+    };
+    let about_address = names(&["adresse", "address", "rue", "street"]);
+    let about_phone = names(&[
+        "numero",
+        "telephone",
+        "number",
+        "phone",
+        "cellulaire",
+        "cell",
+    ]);
+    let fix = |lead: &Lead, field: Field| Reply {
+        outcome: continuing(
+            lead,
+            None,
+            format!("{prefix}{}", prompts::fix_question(field, language)),
+        ),
+        accepted: true,
+        note: Some(Note::Fix(field, round)),
+    };
+    match (pending, verdict) {
+        (Some(Note::ReadBack(_) | Note::WhatToFix(_)), Some(false)) if about_address => {
+            Some(fix(lead, Field::AdresseComplete))
+        }
+        (Some(Note::ReadBack(_) | Note::WhatToFix(_)), Some(false)) if about_phone => {
+            Some(fix(lead, Field::Telephone))
+        }
+        (Some(Note::ReadBack(_)), Some(true)) => Some(after_read_back(
+            lead,
+            &format!("{prefix}{}", prompts::read_back_confirmed(language)),
+            Note::Confirmed,
+            None,
+        )),
+        (Some(Note::ReadBack(_)), Some(false)) => Some(Reply {
+            outcome: continuing(
+                lead,
+                None,
+                format!("{prefix}{}", prompts::what_to_fix(language)),
+            ),
+            accepted: true,
+            note: Some(Note::WhatToFix(round)),
+        }),
+        (Some(Note::WhatToFix(_)), _) if names(&["adresse", "address", "rue", "street"]) => {
+            Some(Reply {
+                outcome: continuing(
+                    lead,
+                    None,
+                    format!(
+                        "{prefix}{}",
+                        prompts::fix_question(Field::AdresseComplete, language)
+                    ),
+                ),
+                accepted: true,
+                note: Some(Note::Fix(Field::AdresseComplete, round)),
+            })
+        }
+        (Some(Note::WhatToFix(_)), _)
+            if names(&[
+                "numero",
+                "telephone",
+                "number",
+                "phone",
+                "cellulaire",
+                "cell",
+            ]) =>
+        {
+            Some(Reply {
+                outcome: continuing(
+                    lead,
+                    None,
+                    format!(
+                        "{prefix}{}",
+                        prompts::fix_question(Field::Telephone, language)
+                    ),
+                ),
+                accepted: true,
+                note: Some(Note::Fix(Field::Telephone, round)),
+            })
+        }
+        (Some(Note::ReadBack(_)), None) if lead.current_field().is_some() => {
+            // Not about the read-back: the caller went on to the next answer.
+            None
+        }
+        (Some(Note::ReadBack(_)), _) => Some(again(lead, "", None)),
+        (_, Some(true)) => Some(after_read_back(
+            lead,
+            &format!("{prefix}{}", prompts::read_back_confirmed(language)),
+            Note::Confirmed,
+            None,
+        )),
+        _ => Some(again(lead, "", None)),
+    }
+}
+
+/// Nothing but fillers and politeness after « non »: a bare no.
+fn is_blank_after_no(rest: &str) -> bool {
+    crate::text::words(rest).iter().all(|w| {
+        FILLERS.contains(&w.as_str())
+            || matches!(
+                w.as_str(),
+                "c" | "est"
+                    | "pas"
+                    | "ca"
+                    | "exact"
+                    | "correct"
+                    | "bon"
+                    | "that"
+                    | "s"
+                    | "not"
+                    | "right"
+                    | "it"
+                    | "isn"
+                    | "t"
+                    | "is"
+                    | "merci"
+                    | "thanks"
+            )
+    })
 }
 
 /// True when the caller's recent messages in the conversation history are clearly English.

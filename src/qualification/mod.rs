@@ -7,6 +7,7 @@
 //! The current step is never stored: it is the first of the six fields the lead does not have yet
 //! ([`Lead::current_field`]).
 
+pub mod listen;
 pub mod machine;
 pub mod parsing;
 pub mod prompts;
@@ -98,6 +99,29 @@ pub struct Turn {
     /// For Myriam's reply to a tool call: the one-line JSON result returned, replayed as is.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub result: Option<String>,
+    /// For Myriam's lines: what she is waiting for besides the next field (a family name, the
+    /// read-back), or what the read-back ended with (confirmed, disputed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<Note>,
+}
+
+/// What a line of Myriam's asked or settled besides the next field; the machine's only state
+/// beyond the lead's columns, kept in the conversation (`bp.leads.conversation`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Note {
+    /// « Et votre nom de famille? » after this first name alone.
+    FamilyName(String),
+    /// The address and the number read back (« Est-ce exact? »), round 1 or 2.
+    ReadBack(u8),
+    /// « Qu'est-ce que je dois corriger? » after a bare « non » at the read-back of this round.
+    WhatToFix(u8),
+    /// « Quelle est la bonne adresse? » / the right number, at the read-back of this round.
+    Fix(Field, u8),
+    /// The caller confirmed the read-back (or went on to the next answer).
+    Confirmed,
+    /// The caller disputed the read-back twice: kept as last said, for staff to check.
+    Disputed,
 }
 
 impl Turn {
@@ -110,6 +134,7 @@ impl Turn {
             accepted: None,
             tool_call_id: None,
             result: None,
+            note: None,
         }
     }
 
@@ -122,6 +147,7 @@ impl Turn {
             accepted: Some(accepted),
             tool_call_id: None,
             result: None,
+            note: None,
         }
     }
 }
@@ -195,6 +221,32 @@ impl Lead {
             Field::Description => self.description.is_some(),
             Field::Urgence => self.urgence.is_some(),
         }
+    }
+
+    /// What Myriam's last line is waiting for besides the next field.
+    pub fn pending(&self) -> Option<&Note> {
+        self.conversation
+            .iter()
+            .rev()
+            .find(|t| t.speaker == Speaker::Myriam)
+            .and_then(|t| t.note.as_ref())
+    }
+
+    /// True once the address and the number were read back (confirmed, disputed or under way).
+    pub fn read_back_done(&self) -> bool {
+        self.conversation.iter().any(|t| {
+            matches!(
+                t.note,
+                Some(Note::ReadBack(_) | Note::Confirmed | Note::Disputed)
+            )
+        })
+    }
+
+    /// True when the caller disputed the read-back: staff should check the address and number.
+    pub fn disputed(&self) -> bool {
+        self.conversation
+            .iter()
+            .any(|t| t.note == Some(Note::Disputed))
     }
 
     /// The step the call is at: the first field not yet valid. `None` once all six are in.

@@ -474,3 +474,118 @@ pub fn no_speech(language: Language) -> &'static str {
         Language::En => "I didn't hear anything.",
     }
 }
+
+/// A first name alone: ask for the family name.
+pub fn family_name_question(first: &str, language: Language) -> String {
+    match language {
+        Language::Fr => format!("Merci, {first}. Et votre nom de famille?"),
+        Language::En => format!("Thank you, {first}. And your last name?"),
+    }
+}
+
+/// Something the caller said besides the answer asked for was noted.
+pub fn noted(language: Language) -> &'static str {
+    match language {
+        Language::Fr => "C'est noté.",
+        Language::En => "Got it.",
+    }
+}
+
+/// The address and the callback number read back before the recap.
+pub fn read_back(lead: &Lead) -> String {
+    let address = lead
+        .adresse_complete
+        .as_ref()
+        .map_or("", super::Address::as_str);
+    let phone = lead
+        .telephone
+        .as_ref()
+        .map(crate::domain::PhoneNumber::spoken)
+        .unwrap_or_default();
+    match lead.language {
+        Language::Fr => {
+            format!("J'ai noté : {address}, et on vous rappelle au {phone}. Est-ce exact?")
+        }
+        Language::En => {
+            format!("I have {address}, and we'll call you back at {phone}. Is that right?")
+        }
+    }
+}
+
+/// A bare « non » at the read-back.
+pub fn what_to_fix(language: Language) -> &'static str {
+    match language {
+        Language::Fr => "D'accord. Qu'est-ce que je dois corriger : l'adresse ou le numéro?",
+        Language::En => "All right. What should I correct: the address or the number?",
+    }
+}
+
+/// The caller named what to fix at the read-back without the right value.
+pub fn fix_question(field: Field, language: Language) -> &'static str {
+    match (language, field) {
+        (Language::Fr, Field::Telephone) => "Quel est le bon numéro?",
+        (Language::Fr, _) => "Quelle est la bonne adresse?",
+        (Language::En, Field::Telephone) => "What is the right number?",
+        (Language::En, _) => "What is the right address?",
+    }
+}
+
+/// The read-back was disputed twice: the lead is kept as last said, for staff to check.
+pub fn read_back_kept(language: Language) -> &'static str {
+    match language {
+        Language::Fr => {
+            "D'accord, je le note tel quel; un membre de l'équipe le vérifiera avec vous."
+        }
+        Language::En => {
+            "All right, I'll note it as is; someone from the team will check it with you."
+        }
+    }
+}
+
+/// The caller confirmed the read-back.
+pub fn read_back_confirmed(language: Language) -> &'static str {
+    match language {
+        Language::Fr => "Parfait.",
+        Language::En => "Perfect.",
+    }
+}
+
+/// A short, honest answer to a question the caller asked.
+pub fn answer_to(question: super::listen::Question, language: Language) -> String {
+    use super::listen::Question;
+    match (question, language) {
+        (Question::Price, Language::Fr) => {
+            "Un estimateur vous donnera un prix lors d'une visite gratuite.".to_owned()
+        }
+        (Question::Price, Language::En) => {
+            "An estimator will give you a price during a free visit.".to_owned()
+        }
+        (Question::Hours, Language::Fr) => "Je prends les demandes en tout temps, et l'équipe \
+             vous rappelle pendant les heures de bureau."
+            .to_owned(),
+        (Question::Hours, Language::En) => "I take requests at any time, and the team calls you \
+             back during office hours."
+            .to_owned(),
+        (Question::Services { snow }, language) => {
+            let labels = super::parsing::SERVICES_OFFERED
+                .iter()
+                .map(|s| s.label(language))
+                .collect::<Vec<_>>();
+            let (head, last) = labels.split_at(labels.len().saturating_sub(1));
+            let joined = match language {
+                Language::Fr => format!("{} et {}", head.join(", "), last.join("")),
+                Language::En => format!("{} and {}", head.join(", "), last.join("")),
+            };
+            match (language, snow) {
+                (Language::Fr, true) => {
+                    format!("Nous ne faisons pas de déneigement. BP Émondage fait {joined}.")
+                }
+                (Language::Fr, false) => format!("BP Émondage fait {joined}."),
+                (Language::En, true) => {
+                    format!("We don't do snow removal. BP Émondage does {joined}.")
+                }
+                (Language::En, false) => format!("BP Émondage does {joined}."),
+            }
+        }
+    }
+}

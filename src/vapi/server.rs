@@ -11,7 +11,7 @@ use crate::calls::{self, Calls, Change, HandOff, NewCall, StatusReport};
 use crate::config::Settings;
 use crate::domain::{CallSid, ConversationMode, LeadId, LeadStatus};
 use crate::metrics::Progress;
-use crate::qualification::{Lead, Speaker, Turn, machine};
+use crate::qualification::{Field, Lead, Speaker, Turn, machine};
 use crate::store::{AnyStore, CallUpdate, Store, StoreError};
 use crate::twilio::rest::TwilioRest;
 
@@ -47,6 +47,31 @@ pub async fn find_lead(store: &AnyStore, call: &CallRef) -> Result<Option<Lead>,
 }
 
 /// The answer the assistant passed to the tool (`reponse`; `response` and `answer` accepted).
+/// The field the assistant names with the answer (`champ`), when it saves one out of turn or
+/// corrects one already saved.
+fn field_of(call: &ToolCall) -> Option<Field> {
+    let name = ["champ", "field"]
+        .iter()
+        .find_map(|k| call.arguments.get(*k))
+        .and_then(Value::as_str)?;
+    Field::ALL.into_iter().find(|f| f.as_str() == name.trim())
+}
+
+/// The outcome as the tool's one-line result, with the fields still missing (`missing`) after
+/// the documented keys.
+fn tool_result(outcome: &crate::qualification::Outcome, lead: &Lead) -> Option<String> {
+    let json = serde_json::to_string(outcome).ok()?;
+    let missing = serde_json::to_string(
+        &machine::missing(lead)
+            .iter()
+            .map(|f| f.as_str())
+            .collect::<Vec<_>>(),
+    )
+    .ok()?;
+    let body = json.strip_suffix('}')?;
+    Some(format!("{body},\"missing\":{missing}}}"))
+}
+
 fn answer_of(call: &ToolCall) -> Option<&str> {
     ["reponse", "réponse", "response", "answer"]
         .iter()
@@ -238,13 +263,16 @@ fn apply_tool_calls(
         let options = machine::Options {
             disclosure: settings.office.disclosure,
         };
+        let named = field_of(tool_call);
+        let process = |lead: &mut Lead| match named {
+            Some(field) => machine::process_field(lead, field, answer, &[], options),
+            None => machine::process_response_with(lead, answer, &[], options),
+        };
         let outcome = if calls::abandoned_by_call_end(lead) {
             // Given during the call, processed after its end: applied as if it came first.
-            calls::late_answer(lead, |lead| {
-                machine::process_response_with(lead, answer, &[], options)
-            })
+            calls::late_answer(lead, process)
         } else {
-            machine::process_response_with(lead, answer, &[], options)
+            process(lead)
         };
         tracing::info!(
             lead_id = %lead.id,
@@ -256,7 +284,7 @@ fn apply_tool_calls(
         progress.push(Progress::of(asked, lead, &outcome));
         // serde_json writes no line breaks: the one-line string Vapi requires. An `Outcome` always
         // serialises; should it not, the tool call gets an error and nothing is claimed done.
-        let Ok(result) = serde_json::to_string(&outcome) else {
+        let Some(result) = tool_result(&outcome, lead) else {
             results.push(error_result(&tool_call.id, "internal error"));
             continue;
         };

@@ -3,7 +3,24 @@
 use serde::{Deserialize, Serialize};
 
 use super::name::NAME_TRAILERS;
-use super::{Rejection, dedupe_stutter, strip_affixes};
+use super::{Rejection, strip_affixes};
+use crate::text::fold;
+
+/// Drops a word repeated right after itself (ASR's stutter), unless a comma sits between them:
+/// « 345 chemin du Lac-Bouchette, Lac-Bouchette » names the street, then the town.
+fn dedupe_stutter(words: Vec<&str>) -> Vec<&str> {
+    let mut out: Vec<&str> = Vec::with_capacity(words.len());
+    for w in words {
+        if out
+            .last()
+            .is_some_and(|last| !last.ends_with(',') && fold(last) == fold(w))
+        {
+            continue;
+        }
+        out.push(w);
+    }
+    out
+}
 
 /// A Canadian postal code, `H2X 1Y4`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]

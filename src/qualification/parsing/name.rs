@@ -82,6 +82,49 @@ impl PersonName {
     pub fn first(&self) -> &str {
         self.0.split(' ').next().unwrap_or(&self.0)
     }
+
+    /// A first name alone (« Martin »): Myriam asks for the family name.
+    pub fn is_first_name_only(&self) -> bool {
+        !self.0.contains(' ')
+    }
+
+    /// This first name followed by `family` (« Martin » + « Dubé »).
+    #[must_use]
+    pub fn with_family_name(&self, family: &PersonName) -> PersonName {
+        Self(format!("{} {}", self.0, family.0))
+    }
+
+    /// This name with its first name replaced by `first` (« Julien Roy » → « Julie Roy »).
+    #[must_use]
+    pub fn with_first_name(&self, first: &PersonName) -> PersonName {
+        match self.0.split_once(' ') {
+            Some((_, family)) => Self(format!("{} {family}", first.0)),
+            None => first.clone(),
+        }
+    }
+}
+
+/// « Tremblay, Julie »: the family name first, then a comma and the first name. Returns the name
+/// turned around (« Julie Tremblay »), lead-ins kept in front.
+fn family_name_first(input: &str) -> Option<String> {
+    let (before, after) = input.split_once(',')?;
+    let after = after.trim().trim_end_matches(['.', '!']);
+    let after_words: Vec<&str> = after.split_whitespace().collect();
+    let before_words = strip_affixes(raw_words(before), NAME_LEAD_INS, NAME_TRAILERS);
+    let plain = |w: &&str| {
+        let f = fold(w);
+        w.chars()
+            .all(|c| c.is_alphabetic() || c == '-' || c == '\'' || c == '’')
+            && !NOT_NAMES.contains(&f.as_str())
+            && !NAME_TRAILERS.contains(&f.as_str())
+            && !NAME_LEAD_INS.contains(&f.as_str())
+    };
+    let turn = (1..=2).contains(&after_words.len())
+        && (1..=3).contains(&before_words.len())
+        && after_words.iter().all(plain)
+        && before_words.iter().all(plain)
+        && !after.contains(',');
+    turn.then(|| format!("{} {}", after_words.join(" "), before_words.join(" ")))
 }
 
 impl TryFrom<&str> for PersonName {
@@ -92,6 +135,8 @@ impl TryFrom<&str> for PersonName {
             // « je veux parler à quelqu'un » is a request, not a person named "Je".
             return Err(Rejection::NotAName);
         }
+        let turned = family_name_first(input);
+        let input = turned.as_deref().unwrap_or(input);
         let words = strip_affixes(raw_words(input), NAME_LEAD_INS, NAME_TRAILERS);
         let words = dedupe_stutter(words);
         if words.is_empty() {

@@ -71,7 +71,88 @@ impl ServiceType {
     pub fn from_slug(slug: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|s| s.slug() == slug)
     }
+
+    /// The service named in `input` by the rules alone: a slug, a listed service, or « autre
+    /// chose » said as such; `None` for anything unmatched (never `autre` by default).
+    pub fn recognise(input: &str) -> Option<Self> {
+        let ws: Vec<String> = words(input)
+            .into_iter()
+            .filter(|w| !FILLERS.contains(&w.as_str()))
+            .collect();
+        if let Some(slug) = ServiceType::ALL
+            .iter()
+            .find(|s| ws.len() == 1 && ws[0] == s.slug())
+        {
+            return Some(*slug);
+        }
+        SERVICE_RULES.iter().find_map(|(service, phrases)| {
+            phrases
+                .iter()
+                .any(|p| phrase_matches(&ws, p))
+                .then_some(*service)
+        })
+    }
+
+    /// A service named by one of its own words (« de l'essouchement », "stump grinding"), not
+    /// merely suggested by the story (« une branche », « un arbre mort »): what may replace a
+    /// service already answered.
+    pub fn named(input: &str) -> Option<Self> {
+        const NAMES: &[(ServiceType, &[&str])] = &[
+            (
+                ServiceType::UrgenceTempete,
+                &["tempete*", "storm*", "urgence tempete"],
+            ),
+            (
+                ServiceType::Essouchement,
+                &["essouch*", "souche*", "stump*"],
+            ),
+            (ServiceType::Haie, &["haie*", "hedge*"]),
+            (
+                ServiceType::Abattage,
+                &["abatt*", "abat*", "tree removal", "removal", "cut down"],
+            ),
+            (
+                ServiceType::Elagage,
+                &["elag*", "emond*", "prun*", "trimming"],
+            ),
+            (ServiceType::Plantation, &["plantation*", "planting"]),
+            (
+                ServiceType::Evaluation,
+                &[
+                    "evaluation*",
+                    "estimation*",
+                    "inspection*",
+                    "assessment*",
+                    "diagnostic*",
+                ],
+            ),
+        ];
+        let ws: Vec<String> = words(input);
+        NAMES.iter().find_map(|(service, phrases)| {
+            phrases
+                .iter()
+                .any(|p| phrase_matches(&ws, p))
+                .then_some(*service)
+        })
+    }
+
+    /// A service recognised inside a longer sentence: as [`ServiceType::recognise`], `autre`
+    /// excepted (« une autre branche » is not a request for another service).
+    pub fn mentioned(input: &str) -> Option<Self> {
+        Self::recognise(input).filter(|s| *s != ServiceType::Autre)
+    }
 }
+
+/// What BP Émondage does, as Myriam says it when asked.
+pub const SERVICES_OFFERED: &[ServiceType] = &[
+    ServiceType::Elagage,
+    ServiceType::Abattage,
+    ServiceType::Essouchement,
+    ServiceType::Haie,
+    ServiceType::UrgenceTempete,
+    ServiceType::Plantation,
+    ServiceType::Evaluation,
+];
 
 /// Keyword rules in priority order: the first rule with a match wins. Phrases are folded (no
 /// accents) and matched on word boundaries; a `*` suffix matches any word starting so.
@@ -150,7 +231,9 @@ const SERVICE_RULES: &[(ServiceType, &[&str])] = &[
             "cut the tree",
             "cut my tree",
             "fell a tree",
-            "mort*",
+            "mort",
+            "morte",
+            "morts",
             "dead tree*",
         ],
     ),
