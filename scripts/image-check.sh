@@ -183,6 +183,8 @@ status=$?
 set -e
 gateway_pid=""
 [ "$status" = 0 ] || { tail -20 "$work/gateway.log"; fail "exit status $status after SIGTERM"; }
-grep -qi "drain" "$work/gateway.log" || { tail -20 "$work/gateway.log"; fail "no drain in the log"; }
+# The orderly path: the signal seen, the drain run (calls, outbox), then `stopped`.
+{ grep -q '"shutdown signal received"' "$work/gateway.log" && grep -q '"stopped"' "$work/gateway.log"; } \
+  || { tail -20 "$work/gateway.log"; fail "no orderly shutdown in the log"; }
 say "SIGTERM: drained and exited 0"
 say "ok: size $size, ready in ${process_ms} ms, idle RSS ${rss_kib} KiB"
