@@ -333,9 +333,9 @@ pub async fn change_follow_up(
         .await?
     {
         FollowUpChange::Applied(state) => {
-            operators::audit(
+            operators::audit_by(
                 &console.store,
-                &user.principal.actor,
+                &user.principal,
                 AuditAction::FollowUpChanged,
                 Some(id.to_string()),
                 Some(format!(
@@ -369,9 +369,9 @@ pub async fn export(
     let query = query(raw)?;
     let filter = LeadFilter::try_from(&query)?;
     let leads = export::all_leads(&console.store, &filter).await?;
-    operators::audit(
+    operators::audit_by(
         &console.store,
-        &user.principal.actor,
+        &user.principal,
         AuditAction::Export,
         None,
         Some(format!("rows={} {}", leads.len(), query.audit_summary())),
@@ -400,7 +400,7 @@ pub async fn erase(
     user.require_admin()?;
     let request = body(request)?;
     let phone = erasure_target(&request.phone, &request.confirm)?;
-    let (erasure, ids) = erase_and_audit(&console, &user.principal.actor, &phone).await?;
+    let (erasure, ids) = erase_and_audit(&console, &user.principal, &phone).await?;
     Ok(Json(ErasureResult {
         lead_ids: ids,
         calls: erasure.calls,

@@ -62,15 +62,15 @@ impl FromRef<AppState> for ConsoleState {
 /// caller data): what the erase page and the API both do. Returns the counts and the lead ids.
 pub async fn erase_and_audit(
     console: &ConsoleState,
-    actor: &str,
+    principal: &crate::operators::Principal,
     phone: &PhoneNumber,
 ) -> Result<(crate::store::console::Erasure, Vec<String>), crate::store::StoreError> {
     use crate::store::console::ConsoleStore as _;
     let erasure = console.store.erase_caller(phone).await?;
     let ids: Vec<String> = erasure.lead_ids.iter().map(ToString::to_string).collect();
-    crate::operators::audit(
+    crate::operators::audit_by(
         &console.store,
-        actor,
+        principal,
         crate::store::console::AuditAction::Erase,
         (!ids.is_empty()).then(|| ids.join(",")),
         Some(format!(
@@ -290,6 +290,58 @@ pub async fn security_headers(request: Request, next: Next) -> Response {
     response
 }
 
+/// Whether a state-changing request comes from the console's own pages, as far as the browser
+/// says: `Sec-Fetch-Site` must be `same-origin` (or `none`, typed by the user), and `Origin`, when
+/// sent, must name the host the request was sent to. A request with neither header (a script, a
+/// very old browser) passes: API tokens and the session's CSRF token still guard it.
+pub fn same_origin(method: &axum::http::Method, headers: &axum::http::HeaderMap) -> bool {
+    use axum::http::Method;
+    if matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS) {
+        return true;
+    }
+    let text = |name: header::HeaderName| {
+        headers
+            .get(name)
+            .map(|v| v.to_str().unwrap_or("\u{0}").trim().to_ascii_lowercase())
+    };
+    if let Some(site) = text(header::HeaderName::from_static("sec-fetch-site"))
+        && site != "same-origin"
+        && site != "none"
+    {
+        return false;
+    }
+    let Some(origin) = text(header::ORIGIN) else {
+        return true;
+    };
+    let Some(host) = text(header::HOST) else {
+        return false;
+    };
+    let Ok(origin) = url::Url::parse(&origin) else {
+        return false;
+    };
+    let authority = match (origin.host_str(), origin.port()) {
+        (Some(h), Some(port)) => format!("{h}:{port}"),
+        (Some(h), None) => h.to_owned(),
+        (None, _) => return false,
+    };
+    authority == host
+}
+
+/// Refuses (403) a cross-site state-changing request to the console or the API, the login
+/// included (see [`same_origin`]).
+pub async fn refuse_cross_site(request: Request, next: Next) -> Response {
+    use axum::response::IntoResponse as _;
+    if same_origin(request.method(), request.headers()) {
+        return next.run(request).await;
+    }
+    tracing::warn!(path = %request.uri().path(), "cross-site request refused");
+    if request.uri().path().starts_with("/api/") {
+        ApiError::from(ConsoleError::Csrf).into_response()
+    } else {
+        PageError::from(ConsoleError::Csrf).into_response()
+    }
+}
+
 /// The console's and the API's routes, with their security headers.
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -313,12 +365,69 @@ pub fn router() -> Router<AppState> {
         .route("/api/v1/leads/{id}", get(api::get_lead))
         .route("/api/v1/leads/{id}/suivi", put(api::change_follow_up))
         .route("/api/v1/erasures", post(api::erase))
+        .layer(middleware::from_fn(refuse_cross_site))
         .layer(middleware::from_fn(security_headers))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cross_site_writes_are_refused() {
+        use axum::http::{HeaderMap, Method};
+        let headers = |pairs: &[(&'static str, &'static str)]| {
+            let mut h = HeaderMap::new();
+            for (k, v) in pairs {
+                h.insert(*k, HeaderValue::from_static(v));
+            }
+            h
+        };
+        let host = ("host", "gw.bp.test");
+        assert!(same_origin(&Method::POST, &headers(&[host])));
+        assert!(same_origin(
+            &Method::POST,
+            &headers(&[
+                host,
+                ("origin", "https://gw.bp.test"),
+                ("sec-fetch-site", "same-origin")
+            ])
+        ));
+        assert!(same_origin(
+            &Method::POST,
+            &headers(&[
+                ("host", "127.0.0.1:8080"),
+                ("origin", "http://127.0.0.1:8080")
+            ])
+        ));
+        assert!(!same_origin(
+            &Method::POST,
+            &headers(&[host, ("origin", "https://evil.example")])
+        ));
+        assert!(!same_origin(
+            &Method::POST,
+            &headers(&[host, ("origin", "null")])
+        ));
+        assert!(!same_origin(
+            &Method::PUT,
+            &headers(&[host, ("sec-fetch-site", "cross-site")])
+        ));
+        assert!(!same_origin(
+            &Method::POST,
+            &headers(&[host, ("sec-fetch-site", "same-site")])
+        ));
+        assert!(!same_origin(
+            &Method::POST,
+            &headers(&[
+                ("host", "127.0.0.1:8080"),
+                ("origin", "http://127.0.0.1:9090")
+            ])
+        ));
+        assert!(same_origin(
+            &Method::GET,
+            &headers(&[host, ("sec-fetch-site", "cross-site")])
+        ));
+    }
 
     #[test]
     fn etags_round_trip() {

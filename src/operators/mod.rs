@@ -29,10 +29,18 @@ pub const ABSOLUTE_TIMEOUT: Duration = Duration::from_secs(12 * 3600);
 /// `last_seen_at` is written at most this often per session.
 const TOUCH_EVERY: Duration = Duration::from_secs(60);
 
-/// Login throttling: at most this many failures per window for one e-mail …
-pub const MAX_FAILURES_PER_EMAIL: usize = 5;
-/// … and this many for one client address.
+/// Login throttling: at most this many failures per window for one e-mail from one client address
+/// (then 429 until the oldest leaves the window) …
+pub const MAX_FAILURES_PER_PAIR: usize = 5;
+/// … and this many for one client address, whatever the e-mails.
 pub const MAX_FAILURES_PER_ADDRESS: usize = 20;
+/// An e-mail alone is never locked (anyone could lock any operator out): from this many failures in
+/// the window, from any address, every attempt on it waits — [`FIRST_DELAY`], doubling with each
+/// further failure up to [`MAX_DELAY`] — and the administrators are told (audit entry
+/// `account_guessed`, metric `myriam_console_account_guessed_total`).
+pub const MAX_FAILURES_PER_EMAIL: usize = 5;
+pub const FIRST_DELAY: Duration = Duration::from_millis(250);
+pub const MAX_DELAY: Duration = Duration::from_secs(4);
 pub const THROTTLE_WINDOW: Duration = Duration::from_secs(15 * 60);
 
 /// API tokens start with this, so a leaked one is recognisable (secret scanners).
@@ -93,6 +101,8 @@ pub struct Principal {
     pub role: Role,
     /// The session's digest, when authenticated by cookie (for logout).
     pub session: Option<String>,
+    /// The address the request came from (the audit log records it).
+    pub client: Option<IpAddr>,
 }
 
 impl Principal {
@@ -110,14 +120,40 @@ pub async fn audit(
     detail: Option<String>,
 ) {
     let entry = AuditEntry {
-        at: None,
-        actor: actor.to_owned(),
-        action,
         target,
         detail,
+        ..AuditEntry::new(actor, action)
     };
-    if let Err(error) = store.append_audit(&entry).await {
-        tracing::error!(%error, action = action.as_str(), "cannot write the audit log");
+    record(store, &entry).await;
+}
+
+/// [`audit`] of what `principal` did, with the address the request came from.
+pub async fn audit_by(
+    store: &impl ConsoleStore,
+    principal: &Principal,
+    action: AuditAction,
+    target: Option<String>,
+    detail: Option<String>,
+) {
+    let entry = AuditEntry {
+        target,
+        detail,
+        client: principal.client.map(|c| c.to_string()),
+        ..AuditEntry::new(&principal.actor, action)
+    };
+    record(store, &entry).await;
+}
+
+async fn record(store: &impl ConsoleStore, entry: &AuditEntry) {
+    if let Err(error) = store.append_audit(entry).await {
+        tracing::error!(%error, action = entry.action.as_str(), "cannot write the audit log");
+    }
+}
+
+/// Adds one to the entry of this action and target of the current window (or starts one).
+async fn record_aggregated(store: &impl ConsoleStore, entry: &AuditEntry, now: OffsetDateTime) {
+    if let Err(error) = store.bump_audit(entry, now - THROTTLE_WINDOW).await {
+        tracing::error!(%error, action = entry.action.as_str(), "cannot write the audit log");
     }
 }
 
@@ -228,6 +264,9 @@ pub enum LoginError {
     Invalid,
     #[error("too many failed logins; retry in {0:?}")]
     Throttled(Duration),
+    /// Every place to check a password is taken: retry in a moment.
+    #[error("too many logins at once")]
+    Busy,
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error("cannot draw random bytes")]
@@ -241,8 +280,16 @@ pub struct NewSession {
     pub operator: Operator,
 }
 
+fn email_digest(email: &str) -> String {
+    digest(&email.trim().to_lowercase())
+}
+
 fn email_key(email: &str) -> String {
-    format!("email:{}", digest(&email.trim().to_lowercase()))
+    format!("email:{}", email_digest(email))
+}
+
+fn pair_key(email: &str, address: IpAddr) -> String {
+    format!("pair:{}:{address}", email_digest(email))
 }
 
 fn address_key(address: IpAddr) -> String {
@@ -269,20 +316,106 @@ async fn throttled(
     ))
 }
 
-/// Checks the credentials (throttled per e-mail and per client address) and opens a session.
-/// Every outcome is audited; the typed e-mail is recorded only when it is an operator's.
+/// The wait of an attempt on an e-mail that has `failures` failures in the window.
+pub fn email_delay(failures: usize) -> Duration {
+    let Some(beyond) = failures.checked_sub(MAX_FAILURES_PER_EMAIL) else {
+        return Duration::ZERO;
+    };
+    let factor = 1u32 << beyond.min(16);
+    FIRST_DELAY.saturating_mul(factor).min(MAX_DELAY)
+}
+
+/// Whether an attempt goes over a limit: before it is recorded (at the limit already), or after
+/// (`recorded`: more than the limit, a concurrent attempt took the last place). Throttled attempts
+/// are audited as one entry per key and window, with a count.
+async fn over_limits(
+    store: &impl ConsoleStore,
+    limits: &[(&String, usize)],
+    entry: &impl Fn(AuditAction, Option<String>) -> AuditEntry,
+    now: OffsetDateTime,
+    recorded: bool,
+) -> Result<(), LoginError> {
+    for &(key, max) in limits {
+        let wait = if recorded {
+            let count = store
+                .login_failures_since(key, now - THROTTLE_WINDOW)
+                .await?
+                .len();
+            if count <= max {
+                continue;
+            }
+            throttled(store, key, max, now)
+                .await?
+                .unwrap_or(Duration::from_secs(1))
+        } else {
+            match throttled(store, key, max, now).await? {
+                Some(wait) => wait,
+                None => continue,
+            }
+        };
+        record_aggregated(
+            store,
+            &entry(AuditAction::LoginThrottled, Some(key.clone())),
+            now,
+        )
+        .await;
+        crate::metrics::console_login("throttled");
+        return Err(LoginError::Throttled(wait));
+    }
+    Ok(())
+}
+
+/// An operator's e-mail has `failures` failures in the window, from any address: from
+/// [`MAX_FAILURES_PER_EMAIL`] on, the administrators are told (one audit entry per operator and
+/// window counting the failures, the metric once per window).
+async fn guessing(
+    store: &impl ConsoleStore,
+    operator: &Operator,
+    entry: impl Fn(AuditAction, Option<String>) -> AuditEntry,
+    failures: usize,
+    now: OffsetDateTime,
+) {
+    if failures < MAX_FAILURES_PER_EMAIL {
+        return;
+    }
+    let guessed = AuditEntry {
+        actor: "-".to_owned(),
+        detail: Some(format!(
+            "failures={failures} window={}min",
+            THROTTLE_WINDOW.as_secs() / 60
+        )),
+        ..entry(AuditAction::AccountGuessed, Some(operator.id.to_string()))
+    };
+    record_aggregated(store, &guessed, now).await;
+    if failures == MAX_FAILURES_PER_EMAIL {
+        crate::metrics::account_guessed();
+        tracing::warn!(operator = %operator.id, "an operator's account is being guessed at");
+    }
+}
+
+/// Checks the credentials and opens a session. Throttled per (e-mail, client address) and per
+/// client address: the attempt is recorded first and counted after, so concurrent attempts cannot
+/// all pass. An e-mail's failures from every address only slow its attempts down
+/// ([`email_delay`]). The password is checked off the async runtime ([`password::HashSlot`]).
+/// Every outcome is audited with the client's address (throttled attempts as one entry per key
+/// and window, with a count); the typed e-mail is recorded only when it is an operator's.
 pub async fn login(
     store: &impl ConsoleStore,
     email: &str,
     password: &SecretString,
     client: IpAddr,
 ) -> Result<NewSession, LoginError> {
-    let now = OffsetDateTime::now_utc();
-    let (by_email, by_address) = (email_key(email), address_key(client));
-    let wait = match throttled(store, &by_email, MAX_FAILURES_PER_EMAIL, now).await? {
-        Some(wait) => Some(wait),
-        None => throttled(store, &by_address, MAX_FAILURES_PER_ADDRESS, now).await?,
+    // No place, no work: a burst is refused before it costs the store or a core anything.
+    let Some(slot) = password::HashSlot::admit() else {
+        crate::metrics::console_login("busy");
+        return Err(LoginError::Busy);
     };
+    let now = OffsetDateTime::now_utc();
+    let (by_pair, by_address, by_email) = (
+        pair_key(email, client),
+        address_key(client),
+        email_key(email),
+    );
     let operator = match Email::try_from(email) {
         Ok(email) => store.operator_by_email(&email).await?,
         Err(_) => None,
@@ -290,33 +423,69 @@ pub async fn login(
     let actor = operator
         .as_ref()
         .map_or_else(|| "-".to_owned(), |o| o.email.to_string());
-    if let Some(wait) = wait {
-        audit(store, &actor, AuditAction::LoginThrottled, None, None).await;
-        return Err(LoginError::Throttled(wait));
-    }
-    let valid = if let Some(o) = &operator {
-        password::verify(password, &o.password_hash) && !o.disabled
+    let entry = |action: AuditAction, target: Option<String>| AuditEntry {
+        target,
+        client: Some(client.to_string()),
+        ..AuditEntry::new(&actor, action)
+    };
+    let limits = [
+        (&by_pair, MAX_FAILURES_PER_PAIR),
+        (&by_address, MAX_FAILURES_PER_ADDRESS),
+    ];
+    over_limits(store, &limits, &entry, now, false).await?;
+    let email_failures = store
+        .login_failures_since(&by_email, now - THROTTLE_WINDOW)
+        .await?
+        .len();
+    let delay = email_delay(email_failures);
+    let slot = if delay.is_zero() {
+        slot
     } else {
-        password::verify_dummy(password);
+        // Waiting attempts hold no place.
+        drop(slot);
+        tokio::time::sleep(delay).await;
+        let Some(slot) = password::HashSlot::admit() else {
+            crate::metrics::console_login("busy");
+            return Err(LoginError::Busy);
+        };
+        slot
+    };
+    // Record the attempt, then count: of concurrent attempts, only those within the limit pass.
+    for (key, _) in limits {
+        store.record_login_failure(key).await?;
+    }
+    over_limits(store, &limits, &entry, now, true).await?;
+    let valid = if let Some(o) = &operator {
+        slot.verify(password, &o.password_hash).await && !o.disabled
+    } else {
+        slot.verify_dummy(password).await;
         false
     };
-    let Some(operator) = operator.filter(|_| valid) else {
+    drop(slot);
+    if !valid {
         store.record_login_failure(&by_email).await?;
-        store.record_login_failure(&by_address).await?;
-        audit(store, &actor, AuditAction::LoginFailed, None, None).await;
+        record(store, &entry(AuditAction::LoginFailed, None)).await;
+        crate::metrics::console_login("failed");
+        if let Some(o) = &operator {
+            guessing(store, o, entry, email_failures + 1, now).await;
+        }
+        store.prune_login_failures(now - THROTTLE_WINDOW).await?;
+        return Err(LoginError::Invalid);
+    }
+    let Some(operator) = operator else {
         return Err(LoginError::Invalid);
     };
-    store.clear_login_failures(&by_email).await?;
+    // The attempt recorded in advance was no failure.
+    store.clear_login_failures(&by_pair).await?;
+    store.forget_login_failure(&by_address).await?;
     let secret = random_secret().map_err(|_| LoginError::Random)?;
     store
         .create_session(&digest(secret.expose_secret()), operator.id)
         .await?;
-    audit(
+    crate::metrics::console_login("ok");
+    record(
         store,
-        operator.email.as_str(),
-        AuditAction::Login,
-        Some(operator.id.to_string()),
-        None,
+        &entry(AuditAction::Login, Some(operator.id.to_string())),
     )
     .await;
     Ok(NewSession { secret, operator })
@@ -361,6 +530,7 @@ pub async fn session_principal(
         actor: operator.email.to_string(),
         role: operator.role,
         session: Some(id_hash),
+        client: None,
     })
 }
 
@@ -381,6 +551,7 @@ pub async fn token_principal(
         actor: format!("token:{}", record.name),
         role: record.role,
         session: None,
+        client: None,
     })
 }
 
@@ -388,7 +559,7 @@ pub async fn token_principal(
 pub async fn logout(store: &impl ConsoleStore, principal: &Principal) -> Result<(), StoreError> {
     if let Some(id_hash) = &principal.session {
         store.revoke_session(id_hash).await?;
-        audit(store, &principal.actor, AuditAction::Logout, None, None).await;
+        audit_by(store, principal, AuditAction::Logout, None, None).await;
     }
     Ok(())
 }
@@ -414,5 +585,21 @@ mod tests {
         );
         assert!(token_name_ok("ci-bot_1.0") && !token_name_ok("") && !token_name_ok("a b"));
         assert_eq!(email_key(" A@b.c"), email_key("a@b.c"));
+        let ip = IpAddr::from([10, 0, 0, 1]);
+        assert_eq!(pair_key(" A@b.c", ip), pair_key("a@b.c", ip));
+        assert_ne!(
+            pair_key("a@b.c", ip),
+            pair_key("a@b.c", IpAddr::from([10, 0, 0, 2]))
+        );
+    }
+
+    #[test]
+    fn an_emails_delay_grows_and_is_capped() {
+        assert_eq!(email_delay(0), Duration::ZERO);
+        assert_eq!(email_delay(MAX_FAILURES_PER_EMAIL - 1), Duration::ZERO);
+        assert_eq!(email_delay(MAX_FAILURES_PER_EMAIL), FIRST_DELAY);
+        assert_eq!(email_delay(MAX_FAILURES_PER_EMAIL + 1), FIRST_DELAY * 2);
+        assert_eq!(email_delay(MAX_FAILURES_PER_EMAIL + 3), FIRST_DELAY * 8);
+        assert_eq!(email_delay(10_000), MAX_DELAY);
     }
 }

@@ -273,6 +273,14 @@ const MIGRATIONS: &[&str] = &[
         SELECT RAISE(ABORT, 'lead status cannot move backwards');
     END;
     ",
+    // 6: the audit log records the client's address and aggregates repeated entries (a count);
+    // login failures are pruned by age and throttled attempts are looked up by key.
+    r"
+    ALTER TABLE audit_log ADD COLUMN client TEXT;
+    ALTER TABLE audit_log ADD COLUMN count INTEGER NOT NULL DEFAULT 1;
+    CREATE INDEX audit_log_action_target ON audit_log (action, target, seq);
+    CREATE INDEX login_failures_at ON login_failures (at);
+    ",
 ];
 
 /// A handle to the SQLite thread. Cheap to clone.

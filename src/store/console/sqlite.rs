@@ -473,12 +473,6 @@ impl ConsoleStore for SqliteStore {
         let key = key.to_owned();
         self.call(move |conn| {
             conn.execute_cached("INSERT INTO login_failures (key) VALUES (?1)", [&key])?;
-            // Failures older than a day no longer count for anything.
-            conn.execute_cached(
-                "DELETE FROM login_failures WHERE key = ?1 \
-                 AND at < strftime('%Y-%m-%dT%H:%M:%fZ', 'now', '-1 day')",
-                [&key],
-            )?;
             Ok(())
         })
         .await
@@ -512,37 +506,118 @@ impl ConsoleStore for SqliteStore {
         .await
     }
 
-    async fn append_audit(&self, entry: &AuditEntry) -> Result<(), StoreError> {
-        let e = entry.clone();
+    async fn forget_login_failure(&self, key: &str) -> Result<(), StoreError> {
+        let key = key.to_owned();
         self.call(move |conn| {
             conn.execute_cached(
-                "INSERT INTO audit_log (actor, action, target, detail) VALUES (?1, ?2, ?3, ?4)",
-                params![e.actor, e.action.as_str(), e.target, e.detail],
+                "DELETE FROM login_failures WHERE seq = \
+                 (SELECT max(seq) FROM login_failures WHERE key = ?1)",
+                [key],
             )?;
             Ok(())
         })
         .await
     }
 
-    async fn audit_log(&self, limit: usize) -> Result<Vec<AuditEntry>, StoreError> {
+    async fn prune_login_failures(&self, before: OffsetDateTime) -> Result<(), StoreError> {
+        self.call(move |conn| {
+            conn.execute_cached(
+                "DELETE FROM login_failures WHERE at < ?1",
+                [sql_time(before)],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn append_audit(&self, entry: &AuditEntry) -> Result<(), StoreError> {
+        let e = entry.clone();
+        self.call(move |conn| {
+            conn.execute_cached(
+                "INSERT INTO audit_log (actor, action, target, detail, client, count) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![
+                    e.actor,
+                    e.action.as_str(),
+                    e.target,
+                    e.detail,
+                    e.client,
+                    e.count
+                ],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn bump_audit(
+        &self,
+        entry: &AuditEntry,
+        since: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        let e = entry.clone();
+        self.call(move |conn| {
+            let bumped = conn.execute_cached(
+                "UPDATE audit_log SET count = count + ?1, detail = ?2 WHERE seq = \
+                 (SELECT max(seq) FROM audit_log WHERE action = ?3 AND target IS ?4 AND at >= ?5)",
+                params![
+                    e.count,
+                    e.detail,
+                    e.action.as_str(),
+                    e.target,
+                    sql_time(since)
+                ],
+            )?;
+            if bumped == 0 {
+                conn.execute_cached(
+                    "INSERT INTO audit_log (actor, action, target, detail, client, count) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                    params![
+                        e.actor,
+                        e.action.as_str(),
+                        e.target,
+                        e.detail,
+                        e.client,
+                        e.count
+                    ],
+                )?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn audit_page(
+        &self,
+        before: Option<i64>,
+        limit: usize,
+    ) -> Result<Vec<AuditEntry>, StoreError> {
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let before = before.unwrap_or(i64::MAX);
         self.call(move |conn| {
             let mut stmt = conn.prepare_cached(
-                "SELECT at, actor, action, target, detail FROM audit_log ORDER BY seq DESC LIMIT ?1",
+                "SELECT seq, at, actor, action, target, detail, client, count FROM audit_log \
+                 WHERE seq < ?1 ORDER BY seq DESC LIMIT ?2",
             )?;
-            let rows = stmt.query_map([limit], |row| {
-                let at: String = row.get(0)?;
-                let actor: String = row.get(1)?;
-                let action: String = row.get(2)?;
-                let target: Option<String> = row.get(3)?;
-                let detail: Option<String> = row.get(4)?;
+            let rows = stmt.query_map([before, limit], |row| {
+                let id: i64 = row.get(0)?;
+                let at: String = row.get(1)?;
+                let actor: String = row.get(2)?;
+                let action: String = row.get(3)?;
+                let target: Option<String> = row.get(4)?;
+                let detail: Option<String> = row.get(5)?;
+                let client: Option<String> = row.get(6)?;
+                let count: i64 = row.get(7)?;
                 Ok((|| {
                     Ok(AuditEntry {
+                        id: Some(id),
                         at: Some(parse_time(&at)?),
                         actor,
                         action: AuditAction::try_from(action.as_str())?,
                         target,
                         detail,
+                        client,
+                        count,
                     })
                 })())
             })?;

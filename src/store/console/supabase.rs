@@ -269,15 +269,6 @@ impl ConsoleStore for SupabaseStore {
                 .from("login_failures")
                 .insert(Self::body(&json!({ "key": key }))?),
         )
-        .await?;
-        let day_ago = OffsetDateTime::now_utc() - time::Duration::days(1);
-        self.send(
-            self.client
-                .from("login_failures")
-                .eq("key", key)
-                .lt("at", ts(day_ago))
-                .delete(),
-        )
         .await
         .map(drop)
     }
@@ -312,27 +303,106 @@ impl ConsoleStore for SupabaseStore {
             .map(drop)
     }
 
+    async fn forget_login_failure(&self, key: &str) -> Result<(), StoreError> {
+        #[derive(Deserialize)]
+        struct Id {
+            id: i64,
+        }
+        let newest: Vec<Id> = self
+            .rows(
+                self.client
+                    .from("login_failures")
+                    .select("id")
+                    .eq("key", key)
+                    .order("id.desc")
+                    .limit(1),
+            )
+            .await?;
+        if let Some(row) = newest.first() {
+            self.send(
+                self.client
+                    .from("login_failures")
+                    .eq("id", row.id.to_string())
+                    .delete(),
+            )
+            .await?;
+        }
+        Ok(())
+    }
+
+    async fn prune_login_failures(&self, before: OffsetDateTime) -> Result<(), StoreError> {
+        self.send(
+            self.client
+                .from("login_failures")
+                .lt("at", ts(before))
+                .delete(),
+        )
+        .await
+        .map(drop)
+    }
+
     async fn append_audit(&self, e: &AuditEntry) -> Result<(), StoreError> {
         let body = json!({
             "actor": e.actor, "action": e.action.as_str(), "target": e.target, "detail": e.detail,
+            "client": e.client, "count": e.count,
         });
         self.send(self.client.from("audit_log").insert(Self::body(&body)?))
             .await
             .map(drop)
     }
 
-    async fn audit_log(&self, limit: usize) -> Result<Vec<AuditEntry>, StoreError> {
+    async fn bump_audit(&self, e: &AuditEntry, since: OffsetDateTime) -> Result<(), StoreError> {
+        #[derive(Deserialize)]
+        struct Counted {
+            id: i64,
+            count: i64,
+        }
+        let mut q = self
+            .client
+            .from("audit_log")
+            .select("id,count")
+            .eq("action", e.action.as_str())
+            .gte("at", ts(since))
+            .order("id.desc")
+            .limit(1);
+        q = match &e.target {
+            Some(target) => q.eq("target", target),
+            None => q.is("target", "null"),
+        };
+        let found: Vec<Counted> = self.rows(q).await?;
+        let Some(row) = found.first() else {
+            return self.append_audit(e).await;
+        };
+        // Read then write: two instances bumping at once may lose one count, never an entry.
+        let body = json!({ "count": row.count + e.count, "detail": e.detail });
+        self.send(
+            self.client
+                .from("audit_log")
+                .eq("id", row.id.to_string())
+                .update(Self::body(&body)?),
+        )
+        .await
+        .map(drop)
+    }
+
+    async fn audit_page(
+        &self,
+        before: Option<i64>,
+        limit: usize,
+    ) -> Result<Vec<AuditEntry>, StoreError> {
         if limit == 0 {
             return Ok(Vec::new());
         }
-        self.rows(
-            self.client
-                .from("audit_log")
-                .select("at,actor,action,target,detail")
-                .order("at.desc,id.desc")
-                .limit(limit),
-        )
-        .await
+        let mut q = self
+            .client
+            .from("audit_log")
+            .select("id,at,actor,action,target,detail,client,count")
+            .order("id.desc")
+            .limit(limit);
+        if let Some(before) = before {
+            q = q.lt("id", before.to_string());
+        }
+        self.rows(q).await
     }
 
     async fn search_leads(&self, filter: &LeadFilter) -> Result<LeadPage, StoreError> {

@@ -1,0 +1,16 @@
+-- Rollback of supabase/migrations/20261207000000_hardening.sql
+--
+-- Drops the audit log's client address and count (aggregated entries become single ones) and the
+-- new indexes; `account_guessed` entries are deleted so the old action check holds again.
+--
+-- Apply in one transaction: psql -1 -v ON_ERROR_STOP=1 -f <this file>
+
+drop index if exists bp.login_failures_at_idx;
+drop index if exists bp.audit_log_action_target_idx;
+delete from bp.audit_log where action = 'account_guessed';
+alter table bp.audit_log drop constraint audit_log_action_check;
+alter table bp.audit_log add constraint audit_log_action_check
+  check (action in ('login', 'login_failed', 'login_throttled', 'logout', 'follow_up_changed',
+                    'export', 'erase'));
+alter table bp.audit_log drop column count;
+alter table bp.audit_log drop column client;
