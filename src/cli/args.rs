@@ -60,7 +60,16 @@ pub enum TokenCommand {
         name: String,
         #[arg(long, value_parser = ["admin", "staff"], default_value = "staff")]
         role: String,
+        /// The operator the token belongs to: disabling them disables it; an admin token needs
+        /// an admin.
+        #[arg(long)]
+        operator: String,
+        /// Days until the token expires (none: until revoked).
+        #[arg(long, value_parser = clap::value_parser!(u16).range(1..=3650))]
+        expires_days: Option<u16>,
     },
+    /// List tokens: name, role, operator, created, expires, last used, state.
+    List,
     /// Revoke a token by name.
     Revoke { name: String },
 }

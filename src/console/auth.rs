@@ -88,6 +88,7 @@ fn same(a: &str, b: &str) -> bool {
 fn auth_error(e: AuthError) -> ConsoleError {
     match e {
         AuthError::Missing | AuthError::Expired => ConsoleError::Unauthenticated,
+        AuthError::RateLimited(wait) => ConsoleError::RateLimited(wait),
         AuthError::Store(e) => ConsoleError::Store(e),
     }
 }

@@ -64,6 +64,12 @@ pub enum OperatorError {
     TokenName,
     #[error("cannot draw random bytes")]
     Random,
+    #[error("the token's operator is disabled")]
+    OwnerDisabled,
+    #[error("a staff operator cannot own an admin token")]
+    RoleAboveOwner,
+    #[error("the token's lifetime is too long")]
+    Lifetime,
 }
 
 /// SHA-256, hex: how session secrets and API tokens are keyed in the store.
@@ -220,26 +226,55 @@ fn token_name_ok(name: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
 }
 
+/// A new API token: its name and role, the operator it belongs to (whose role it cannot exceed),
+/// and how long it lives (`None`: until revoked).
+#[derive(Debug, Clone)]
+pub struct TokenSpec<'a> {
+    pub name: &'a str,
+    pub role: Role,
+    pub owner: &'a Email,
+    pub lifetime: Option<Duration>,
+}
+
 /// Creates an API token; the returned secret is shown once and never stored.
 pub async fn create_token(
     store: &impl ConsoleStore,
-    name: &str,
-    role: Role,
+    spec: &TokenSpec<'_>,
 ) -> Result<SecretString, OperatorError> {
-    if !token_name_ok(name) {
+    if !token_name_ok(spec.name) {
         return Err(OperatorError::TokenName);
     }
+    let owner = store
+        .operator_by_email(spec.owner)
+        .await?
+        .ok_or(OperatorError::Unknown)?;
+    if owner.disabled {
+        return Err(OperatorError::OwnerDisabled);
+    }
+    if spec.role == Role::Admin && owner.role != Role::Admin {
+        return Err(OperatorError::RoleAboveOwner);
+    }
+    let expires_at = match spec.lifetime {
+        Some(lifetime) => Some(
+            OffsetDateTime::now_utc()
+                + time::Duration::try_from(lifetime).map_err(|_| OperatorError::Lifetime)?,
+        ),
+        None => None,
+    };
     let token = SecretString::from(format!(
         "{TOKEN_PREFIX}{}",
         random_secret()?.expose_secret()
     ));
     let record = ApiTokenRecord {
         id: Uuid::new_v4(),
-        name: name.to_owned(),
-        role,
+        name: spec.name.to_owned(),
+        role: spec.role,
         token_hash: digest(token.expose_secret()),
         created_at: None,
         revoked_at: None,
+        operator_id: Some(owner.id),
+        expires_at,
+        last_used_at: None,
     };
     if store.create_api_token(&record).await? {
         Ok(token)
@@ -498,6 +533,8 @@ pub enum AuthError {
     Missing,
     #[error("the session has expired")]
     Expired,
+    #[error("too many requests with this token; retry in {0:?}")]
+    RateLimited(Duration),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -534,7 +571,37 @@ pub async fn session_principal(
     })
 }
 
-/// The principal of an `Authorization: Bearer` API token.
+/// API requests one token may make in a burst …
+pub const API_BURST: u32 = 600;
+/// … and per second after it (per instance).
+pub const API_PER_SECOND: u32 = 10;
+
+/// Takes one request from the token's bucket; how long until one is free when it is empty.
+fn take_api_request(token: Uuid) -> Result<(), Duration> {
+    use std::collections::HashMap;
+    use std::sync::{Mutex, OnceLock};
+    use std::time::Instant;
+    static BUCKETS: OnceLock<Mutex<HashMap<Uuid, (f64, Instant)>>> = OnceLock::new();
+    let mut buckets = BUCKETS
+        .get_or_init(Mutex::default)
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let now = Instant::now();
+    let rate = f64::from(API_PER_SECOND);
+    let (left, at) = buckets.entry(token).or_insert((f64::from(API_BURST), now));
+    *left = (*left + now.duration_since(*at).as_secs_f64() * rate).min(f64::from(API_BURST));
+    *at = now;
+    if *left >= 1.0 {
+        *left -= 1.0;
+        Ok(())
+    } else {
+        Err(Duration::from_secs_f64((1.0 - *left) / rate).max(Duration::from_secs(1)))
+    }
+}
+
+/// The principal of an `Authorization: Bearer` API token: not revoked, not expired, its operator
+/// enabled, within its rate ([`API_BURST`], then [`API_PER_SECOND`]). Its last use is recorded
+/// (at most once a minute).
 pub async fn token_principal(
     store: &impl ConsoleStore,
     token: &SecretString,
@@ -542,11 +609,24 @@ pub async fn token_principal(
     if !token.expose_secret().starts_with(TOKEN_PREFIX) {
         return Err(AuthError::Missing);
     }
+    let now = OffsetDateTime::now_utc();
     let record = store
         .api_token(&digest(token.expose_secret()))
         .await?
         .filter(|t| t.revoked_at.is_none())
+        .filter(|t| t.expires_at.is_none_or(|e| e > now))
         .ok_or(AuthError::Missing)?;
+    if let Some(owner) = record.operator_id {
+        store
+            .operator_by_id(owner)
+            .await?
+            .filter(|o| !o.disabled)
+            .ok_or(AuthError::Missing)?;
+    }
+    take_api_request(record.id).map_err(AuthError::RateLimited)?;
+    if record.last_used_at.is_none_or(|at| now - at > TOUCH_EVERY) {
+        store.touch_api_token(record.id).await?;
+    }
     Ok(Principal {
         actor: format!("token:{}", record.name),
         role: record.role,

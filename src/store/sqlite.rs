@@ -274,12 +274,16 @@ const MIGRATIONS: &[&str] = &[
     END;
     ",
     // 6: the audit log records the client's address and aggregates repeated entries (a count);
-    // login failures are pruned by age and throttled attempts are looked up by key.
+    // login failures are pruned by age and throttled attempts are looked up by key; API tokens
+    // belong to an operator, may expire and record their last use.
     r"
     ALTER TABLE audit_log ADD COLUMN client TEXT;
     ALTER TABLE audit_log ADD COLUMN count INTEGER NOT NULL DEFAULT 1;
     CREATE INDEX audit_log_action_target ON audit_log (action, target, seq);
     CREATE INDEX login_failures_at ON login_failures (at);
+    ALTER TABLE api_tokens ADD COLUMN operator_id TEXT REFERENCES operators (id) ON DELETE CASCADE;
+    ALTER TABLE api_tokens ADD COLUMN expires_at TEXT;
+    ALTER TABLE api_tokens ADD COLUMN last_used_at TEXT;
     ",
 ];
 

@@ -1,6 +1,7 @@
 -- Hardening of the console (issue 26): the audit log records the client's address and aggregates
 -- repeated entries (throttled logins, an account being guessed at) into one row with a count;
--- login failures are pruned by age.
+-- login failures are pruned by age; API tokens belong to the operator who created them (disabling
+-- the operator disables them), may expire, and record their last use.
 
 alter table bp.audit_log add column client text;
 alter table bp.audit_log add column count integer not null default 1
@@ -15,3 +16,10 @@ alter table bp.audit_log add constraint audit_log_action_check
 
 create index audit_log_action_target_idx on bp.audit_log (action, target, id desc);
 create index login_failures_at_idx on bp.login_failures (at);
+
+alter table bp.api_tokens add column operator_id uuid references bp.operators (id) on delete cascade;
+alter table bp.api_tokens add column expires_at timestamptz;
+alter table bp.api_tokens add column last_used_at timestamptz;
+comment on column bp.api_tokens.operator_id is 'The operator who created the token: a disabled operator''s tokens do not authenticate.';
+comment on column bp.api_tokens.expires_at is 'After this the token does not authenticate (null: no expiry).';
+comment on column bp.api_tokens.last_used_at is 'Last authenticated use, written at most once a minute.';

@@ -1,10 +1,13 @@
 -- Rollback of supabase/migrations/20261207000000_hardening.sql
 --
--- Drops the audit log's client address and count (aggregated entries become single ones) and the
--- new indexes; `account_guessed` entries are deleted so the old action check holds again.
+-- Drops the API tokens' operator, expiry and last use, the audit log's client address and count
+-- (aggregated entries become single ones) and the new indexes; `account_guessed` entries are deleted so the old action check holds again.
 --
 -- Apply in one transaction: psql -1 -v ON_ERROR_STOP=1 -f <this file>
 
+alter table bp.api_tokens drop column last_used_at;
+alter table bp.api_tokens drop column expires_at;
+alter table bp.api_tokens drop column operator_id;
 drop index if exists bp.login_failures_at_idx;
 drop index if exists bp.audit_log_action_target_idx;
 delete from bp.audit_log where action = 'account_guessed';

@@ -146,6 +146,9 @@ async fn operators_sessions_tokens<S: ConsoleStore>(store: &S) {
         token_hash: "h1".to_owned(),
         created_at: None,
         revoked_at: None,
+        operator_id: Some(admin.id),
+        expires_at: Some(OffsetDateTime::now_utc() + time::Duration::days(30)),
+        last_used_at: None,
     };
     assert!(store.create_api_token(&token).await.unwrap());
     assert!(
@@ -155,6 +158,16 @@ async fn operators_sessions_tokens<S: ConsoleStore>(store: &S) {
     let back = store.api_token("h1").await.unwrap().unwrap();
     assert_eq!((back.name.as_str(), back.role), ("ci", Role::Staff));
     assert!(back.revoked_at.is_none());
+    assert_eq!(back.operator_id, Some(admin.id));
+    assert!(
+        back.expires_at
+            .is_some_and(|e| e > OffsetDateTime::now_utc())
+    );
+    assert!(back.last_used_at.is_none());
+    store.touch_api_token(back.id).await.unwrap();
+    let listed = store.api_tokens().await.unwrap();
+    assert_eq!(listed.len(), 1);
+    assert!(listed[0].last_used_at.is_some(), "the use is recorded");
     assert!(store.revoke_api_token("ci").await.unwrap());
     assert!(
         !store.revoke_api_token("ci").await.unwrap(),

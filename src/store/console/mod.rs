@@ -156,6 +156,14 @@ pub struct ApiTokenRecord {
     pub created_at: Option<OffsetDateTime>,
     #[serde(default, with = "time::serde::rfc3339::option")]
     pub revoked_at: Option<OffsetDateTime>,
+    /// The operator who created it (tokens of a disabled operator do not authenticate); `None`
+    /// for tokens created before tokens had owners.
+    #[serde(default)]
+    pub operator_id: Option<Uuid>,
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub expires_at: Option<OffsetDateTime>,
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub last_used_at: Option<OffsetDateTime>,
 }
 
 /// What the audit log records. Never caller data: ids, counts, operator e-mails and the client's
@@ -580,6 +588,10 @@ pub trait ConsoleStore: Send + Sync {
     /// `false` when no live token has this name.
     fn revoke_api_token(&self, name: &str)
     -> impl Future<Output = Result<bool, StoreError>> + Send;
+    /// Every token, revoked ones included, by name.
+    fn api_tokens(&self) -> impl Future<Output = Result<Vec<ApiTokenRecord>, StoreError>> + Send;
+    /// Records a use of the token now.
+    fn touch_api_token(&self, id: Uuid) -> impl Future<Output = Result<(), StoreError>> + Send;
 
     fn record_login_failure(
         &self,
@@ -703,6 +715,12 @@ impl ConsoleStore for AnyStore {
     }
     async fn revoke_api_token(&self, name: &str) -> Result<bool, StoreError> {
         delegate!(self, "revoke_api_token", s => s.revoke_api_token(name))
+    }
+    async fn api_tokens(&self) -> Result<Vec<ApiTokenRecord>, StoreError> {
+        delegate!(self, "api_tokens", s => s.api_tokens())
+    }
+    async fn touch_api_token(&self, id: Uuid) -> Result<(), StoreError> {
+        delegate!(self, "touch_api_token", s => s.touch_api_token(id))
     }
     async fn record_login_failure(&self, key: &str) -> Result<(), StoreError> {
         delegate!(self, "record_login_failure", s => s.record_login_failure(key))

@@ -61,6 +61,12 @@ impl ConsoleStore for OutboxStore {
     async fn revoke_api_token(&self, name: &str) -> Result<bool, StoreError> {
         self.remote().revoke_api_token(name).await
     }
+    async fn api_tokens(&self) -> Result<Vec<ApiTokenRecord>, StoreError> {
+        self.remote().api_tokens().await
+    }
+    async fn touch_api_token(&self, id: Uuid) -> Result<(), StoreError> {
+        self.remote().touch_api_token(id).await
+    }
     async fn record_login_failure(&self, key: &str) -> Result<(), StoreError> {
         self.remote().record_login_failure(key).await
     }

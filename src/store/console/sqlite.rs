@@ -59,6 +59,37 @@ fn operator_from_row(row: &Row<'_>) -> rusqlite::Result<Result<Operator, StoreEr
     })())
 }
 
+const TOKEN_COLUMNS: &str =
+    "id, name, role, token_hash, created_at, revoked_at, operator_id, expires_at, last_used_at";
+
+fn token_from_row(row: &Row<'_>) -> rusqlite::Result<Result<ApiTokenRecord, StoreError>> {
+    let id: String = row.get(0)?;
+    let name: String = row.get(1)?;
+    let r: String = row.get(2)?;
+    let hash: String = row.get(3)?;
+    let created: String = row.get(4)?;
+    let revoked: Option<String> = row.get(5)?;
+    let operator: Option<String> = row.get(6)?;
+    let expires: Option<String> = row.get(7)?;
+    let used: Option<String> = row.get(8)?;
+    Ok((|| {
+        Ok(ApiTokenRecord {
+            id: uuid(&id, "api_tokens.id")?,
+            name,
+            role: role(&r)?,
+            token_hash: hash,
+            created_at: Some(parse_time(&created)?),
+            revoked_at: revoked.as_deref().map(parse_time).transpose()?,
+            operator_id: operator
+                .as_deref()
+                .map(|o| uuid(o, "api_tokens.operator_id"))
+                .transpose()?,
+            expires_at: expires.as_deref().map(parse_time).transpose()?,
+            last_used_at: used.as_deref().map(parse_time).transpose()?,
+        })
+    })())
+}
+
 fn follow_up_from_row(
     row: &Row<'_>,
     at: usize,
@@ -416,9 +447,16 @@ impl ConsoleStore for SqliteStore {
         let t = token.clone();
         self.call(move |conn| {
             Ok(conn.execute_cached(
-                "INSERT INTO api_tokens (id, name, role, token_hash) VALUES (?1, ?2, ?3, ?4) \
-                 ON CONFLICT DO NOTHING",
-                params![t.id.to_string(), t.name, t.role.as_str(), t.token_hash],
+                "INSERT INTO api_tokens (id, name, role, token_hash, operator_id, expires_at) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT DO NOTHING",
+                params![
+                    t.id.to_string(),
+                    t.name,
+                    t.role.as_str(),
+                    t.token_hash,
+                    t.operator_id.map(|id| id.to_string()),
+                    t.expires_at.map(sql_time)
+                ],
             )? == 1)
         })
         .await
@@ -428,30 +466,34 @@ impl ConsoleStore for SqliteStore {
         let token_hash = token_hash.to_owned();
         self.call(move |conn| {
             conn.query_row_cached(
-                "SELECT id, name, role, token_hash, created_at, revoked_at FROM api_tokens \
-                 WHERE token_hash = ?1",
+                &format!("SELECT {TOKEN_COLUMNS} FROM api_tokens WHERE token_hash = ?1"),
                 [token_hash],
-                |row| {
-                    let id: String = row.get(0)?;
-                    let name: String = row.get(1)?;
-                    let r: String = row.get(2)?;
-                    let hash: String = row.get(3)?;
-                    let created: String = row.get(4)?;
-                    let revoked: Option<String> = row.get(5)?;
-                    Ok((|| {
-                        Ok(ApiTokenRecord {
-                            id: uuid(&id, "api_tokens.id")?,
-                            name,
-                            role: role(&r)?,
-                            token_hash: hash,
-                            created_at: Some(parse_time(&created)?),
-                            revoked_at: revoked.as_deref().map(parse_time).transpose()?,
-                        })
-                    })())
-                },
+                token_from_row,
             )
             .optional()?
             .transpose()
+        })
+        .await
+    }
+
+    async fn api_tokens(&self) -> Result<Vec<ApiTokenRecord>, StoreError> {
+        self.call(|conn| {
+            let mut stmt = conn.prepare_cached(&format!(
+                "SELECT {TOKEN_COLUMNS} FROM api_tokens ORDER BY name"
+            ))?;
+            let rows = stmt.query_map([], token_from_row)?;
+            collect(rows)
+        })
+        .await
+    }
+
+    async fn touch_api_token(&self, id: Uuid) -> Result<(), StoreError> {
+        self.call(move |conn| {
+            conn.execute_cached(
+                &format!("UPDATE api_tokens SET last_used_at = {NOW} WHERE id = ?1"),
+                [id.to_string()],
+            )?;
+            Ok(())
         })
         .await
     }

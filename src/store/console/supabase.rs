@@ -230,6 +230,7 @@ impl ConsoleStore for SupabaseStore {
     async fn create_api_token(&self, t: &ApiTokenRecord) -> Result<bool, StoreError> {
         let body = json!({
             "id": t.id, "name": t.name, "role": t.role.as_str(), "token_hash": t.token_hash,
+            "operator_id": t.operator_id, "expires_at": t.expires_at.map(ts),
         });
         inserted(
             self.send(self.client.from("api_tokens").insert(Self::body(&body)?))
@@ -247,6 +248,23 @@ impl ConsoleStore for SupabaseStore {
             )
             .await?;
         Ok(rows.pop())
+    }
+
+    async fn api_tokens(&self) -> Result<Vec<ApiTokenRecord>, StoreError> {
+        self.rows(self.client.from("api_tokens").select("*").order("name.asc"))
+            .await
+    }
+
+    async fn touch_api_token(&self, id: Uuid) -> Result<(), StoreError> {
+        let body = json!({ "last_used_at": now() });
+        self.send(
+            self.client
+                .from("api_tokens")
+                .eq("id", id.to_string())
+                .update(Self::body(&body)?),
+        )
+        .await
+        .map(drop)
     }
 
     async fn revoke_api_token(&self, name: &str) -> Result<bool, StoreError> {
