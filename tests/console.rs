@@ -1018,3 +1018,75 @@ async fn an_admin_erases_a_caller_after_typed_confirmation_and_nothing_is_left()
     }
     assert!(audit.contains("login") && audit.contains("admin@bp.example"));
 }
+
+/// Whether `needle` occurs in the raw bytes of the database or its WAL.
+fn in_raw_files(db: &std::path::Path, needle: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    for suffix in ["", "-wal"] {
+        let path = format!("{}{suffix}", db.display());
+        let bytes = std::fs::read(&path).unwrap_or_default();
+        if bytes.windows(needle.len()).any(|w| w == needle.as_bytes()) {
+            found.push(path);
+        }
+    }
+    found
+}
+
+#[tokio::test]
+async fn an_erased_callers_bytes_are_gone_from_the_database_file_and_its_wal() {
+    let (app, db, _dir) = app().await;
+    let name = "Gédéon Xyzzy-Ouimet";
+    let address = "42 rue des Quenouilles, Rimouski";
+    let gone = plant_lead(&app.store, name, "418 555 0177", address, true).await;
+    plant_lead(
+        &app.store,
+        "Anne Roy",
+        "438 555 0102",
+        "7 chemin des Érables, Québec",
+        false,
+    )
+    .await;
+    let mut call = CallUpdate::new("CA0123456789abcdef0123456789abcd77".try_into().unwrap());
+    call.lead_id = Some(gone.id);
+    call.from_number = Some("+14185550177".to_owned());
+    app.store.upsert_call(&call).await.unwrap();
+    sql(&db, "PRAGMA wal_checkpoint(TRUNCATE)");
+    for needle in [name, address, "+14185550177"] {
+        assert!(
+            !in_raw_files(&db, needle).is_empty(),
+            "{needle} is in the file before the erasure (the grep works)"
+        );
+    }
+
+    let admin = login(&app, "admin@bp.example").await;
+    let done = post_form(
+        &app,
+        "/console/erase",
+        &admin.cookie,
+        &[
+            ("csrf", &admin.csrf),
+            ("phone", "418 555 0177"),
+            ("confirm", "EFFACER"),
+        ],
+    )
+    .await;
+    assert_eq!(done.status(), 200);
+    assert!(app.store.get_lead(gone.id).await.unwrap().is_none());
+    // Whatever the gateway left in the WAL, after a checkpoint the bytes are in neither file.
+    sql(&db, "PRAGMA wal_checkpoint(TRUNCATE)");
+    for needle in [name, address, "+14185550177", "4185550177"] {
+        assert_eq!(
+            in_raw_files(&db, needle),
+            Vec::<String>::new(),
+            "{needle} is still in the raw files"
+        );
+    }
+    assert_eq!(
+        count(
+            &db,
+            "SELECT count(*) FROM leads WHERE nom_complet = 'Anne Roy'"
+        ),
+        1,
+        "the other caller is kept"
+    );
+}

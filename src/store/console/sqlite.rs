@@ -270,8 +270,32 @@ fn erase(conn: &mut Connection, phone: &str) -> Result<Erasure, StoreError> {
             LeadId::try_from(id.as_str()).map_err(|_| StoreError::Corrupt("leads.id".into()))?,
         );
     }
+    if !lead_ids.is_empty() {
+        // The search index keeps deleted entries until its segments merge: merge them now.
+        tx.execute_cached(
+            "INSERT INTO leads_text (leads_text) VALUES ('optimize')",
+            [],
+        )?;
+    }
     tx.commit()?;
     Ok(erasure)
+}
+
+/// Copies the WAL into the database and empties it (`wal_checkpoint(TRUNCATE)`), from a
+/// connection of its own (the store's may be inside a batch's transaction): the pages that held an
+/// erased caller, zeroed by `secure_delete`, replace the old ones and the WAL's copies are gone.
+fn checkpoint(path: &std::path::Path) -> Result<(), StoreError> {
+    let conn = Connection::open(path)?;
+    conn.busy_timeout(std::time::Duration::from_secs(5))?;
+    conn.pragma_update(None, "secure_delete", "ON")?;
+    let busy: i64 = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| r.get(0))?;
+    if busy == 0 {
+        Ok(())
+    } else {
+        Err(StoreError::Local(
+            "the WAL checkpoint after an erasure was blocked by a reader".to_owned(),
+        ))
+    }
 }
 
 impl ConsoleStore for SqliteStore {
@@ -724,7 +748,16 @@ impl ConsoleStore for SqliteStore {
 
     async fn erase_caller(&self, phone: &PhoneNumber) -> Result<Erasure, StoreError> {
         let phone = phone.as_e164().to_owned();
-        self.call(move |conn| erase(conn, &phone)).await
+        let erasure = self.call(move |conn| erase(conn, &phone)).await?;
+        let path = self.path().to_owned();
+        match tokio::task::spawn_blocking(move || checkpoint(&path)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => {
+                tracing::warn!(%error, "the erased data may stay in the WAL until the next checkpoint");
+            }
+            Err(error) => tracing::warn!(%error, "the checkpoint after an erasure did not run"),
+        }
+        Ok(erasure)
     }
 }
 
