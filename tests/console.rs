@@ -1090,3 +1090,79 @@ async fn an_erased_callers_bytes_are_gone_from_the_database_file_and_its_wal() {
         "the other caller is kept"
     );
 }
+
+#[tokio::test]
+async fn sixty_changes_between_two_polls_all_reach_an_open_stream_and_streams_are_capped() {
+    let (app, _, _dir) = app().await;
+    let session = login(&app, "staff@bp.example").await;
+    let mut response = get(&app, "/console/events", Some(&session.cookie)).await;
+    assert_eq!(response.status(), 200);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let mut ids = Vec::new();
+    for i in 0..60 {
+        let lead = plant_lead(
+            &app.store,
+            &format!(
+                "Client {}{}",
+                char::from(b'A' + u8::try_from(i / 26).unwrap()),
+                char::from(b'a' + u8::try_from(i % 26).unwrap())
+            ),
+            &format!("514 555 {:04}", 1000 + i),
+            "45 avenue du Parc, Laval",
+            false,
+        )
+        .await;
+        ids.push(lead.id.to_string());
+    }
+    let mut seen = String::new();
+    let all = tokio::time::timeout(Duration::from_secs(15), async {
+        while let Some(chunk) = response.chunk().await.unwrap() {
+            seen.push_str(&String::from_utf8_lossy(&chunk));
+            if ids.iter().all(|id| seen.contains(id.as_str())) {
+                return true;
+            }
+        }
+        false
+    })
+    .await;
+    let missing = ids.iter().filter(|id| !seen.contains(id.as_str())).count();
+    assert_eq!(all, Ok(true), "{missing} of 60 changes never arrived");
+
+    // Three more streams for this session are fine, a fifth is refused; another session is not.
+    let mut open = vec![response];
+    for _ in 1..myriam::console::live::MAX_PER_SESSION {
+        let r = get(&app, "/console/events", Some(&session.cookie)).await;
+        assert_eq!(r.status(), 200);
+        open.push(r);
+    }
+    let refused = get(&app, "/console/events", Some(&session.cookie)).await;
+    assert_eq!(refused.status(), 503);
+    assert!(refused.headers().contains_key("retry-after"));
+    assert!(
+        refused
+            .text()
+            .await
+            .unwrap()
+            .contains("Trop de listes ouvertes")
+    );
+    let other = login(&app, "admin@bp.example").await;
+    assert_eq!(
+        get(&app, "/console/events", Some(&other.cookie))
+            .await
+            .status(),
+        200
+    );
+    // A closed stream gives its place back.
+    drop(open.pop());
+    let again = tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            let r = get(&app, "/console/events", Some(&session.cookie)).await;
+            if r.status() == 200 {
+                return r;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+    .await;
+    assert!(again.is_ok(), "the place came back");
+}

@@ -34,6 +34,8 @@ pub enum ConsoleError {
     Throttled(Duration),
     #[error("too many requests with this API token")]
     RateLimited(Duration),
+    #[error("too many live-update streams open; retry later")]
+    Busy(Duration),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -52,6 +54,7 @@ impl ConsoleError {
             ConsoleError::Throttled(_) | ConsoleError::RateLimited(_) => {
                 StatusCode::TOO_MANY_REQUESTS
             }
+            ConsoleError::Busy(_) => StatusCode::SERVICE_UNAVAILABLE,
             ConsoleError::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -80,12 +83,19 @@ impl ConsoleError {
                 "Trop de requêtes. Réessayez dans {} seconde(s).",
                 wait.as_secs().max(1)
             ),
+            ConsoleError::Busy(_) => {
+                "Trop de listes ouvertes en direct. Fermez un onglet ou réessayez plus tard."
+                    .to_owned()
+            }
             ConsoleError::Store(_) => "Erreur interne. Réessayez dans un instant.".to_owned(),
         }
     }
 
     fn retry_after(&self, response: &mut Response) {
-        if let ConsoleError::Throttled(wait) | ConsoleError::RateLimited(wait) = self {
+        if let ConsoleError::Throttled(wait)
+        | ConsoleError::RateLimited(wait)
+        | ConsoleError::Busy(wait) = self
+        {
             let secs = wait.as_secs().max(1).to_string();
             if let Ok(value) = HeaderValue::from_str(&secs) {
                 response.headers_mut().insert(header::RETRY_AFTER, value);

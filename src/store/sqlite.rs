@@ -275,7 +275,8 @@ const MIGRATIONS: &[&str] = &[
     ",
     // 6: the audit log records the client's address and aggregates repeated entries (a count);
     // login failures are pruned by age and throttled attempts are looked up by key; API tokens
-    // belong to an operator, may expire and record their last use.
+    // belong to an operator, may expire and record their last use; live updates find changed
+    // leads by `updated_at`.
     r"
     ALTER TABLE audit_log ADD COLUMN client TEXT;
     ALTER TABLE audit_log ADD COLUMN count INTEGER NOT NULL DEFAULT 1;
@@ -284,6 +285,7 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE api_tokens ADD COLUMN operator_id TEXT REFERENCES operators (id) ON DELETE CASCADE;
     ALTER TABLE api_tokens ADD COLUMN expires_at TEXT;
     ALTER TABLE api_tokens ADD COLUMN last_used_at TEXT;
+    CREATE INDEX leads_updated_at ON leads (updated_at);
     ",
 ];
 

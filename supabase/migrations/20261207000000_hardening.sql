@@ -23,3 +23,6 @@ alter table bp.api_tokens add column last_used_at timestamptz;
 comment on column bp.api_tokens.operator_id is 'The operator who created the token: a disabled operator''s tokens do not authenticate.';
 comment on column bp.api_tokens.expires_at is 'After this the token does not authenticate (null: no expiry).';
 comment on column bp.api_tokens.last_used_at is 'Last authenticated use, written at most once a minute.';
+
+-- Live updates of the console ask for the leads changed since their last poll.
+create index leads_updated_at_idx on bp.leads (updated_at);

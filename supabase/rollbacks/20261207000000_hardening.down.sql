@@ -5,6 +5,7 @@
 --
 -- Apply in one transaction: psql -1 -v ON_ERROR_STOP=1 -f <this file>
 
+drop index if exists bp.leads_updated_at_idx;
 alter table bp.api_tokens drop column last_used_at;
 alter table bp.api_tokens drop column expires_at;
 alter table bp.api_tokens drop column operator_id;
