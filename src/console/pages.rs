@@ -562,10 +562,10 @@ fn alerts_table(alerts: &[crate::store::AlertRecord]) -> String {
 const MAX_RECORDING_BYTES: usize = 8 * 1024 * 1024;
 
 /// `GET /console/calls/{sid}/recording`: the call's voicemail as MP3, fetched from Twilio with
-/// the account's credentials, which never reach the browser.
+/// the account's credentials, which never reach the browser. Audited (`recording_played`).
 pub async fn recording(
     State(console): State<ConsoleState>,
-    _user: PageUser,
+    user: PageUser,
     Path(raw_sid): Path<String>,
 ) -> Result<Response, PageError> {
     let sid =
@@ -583,17 +583,27 @@ pub async fn recording(
         .into());
     };
     match twilio.fetch_recording(&url, MAX_RECORDING_BYTES).await {
-        Ok(bytes) => Ok((
-            [
-                (header::CONTENT_TYPE, HeaderValue::from_static("audio/mpeg")),
-                (
-                    header::CONTENT_DISPOSITION,
-                    HeaderValue::from_static("inline; filename=\"message-vocal.mp3\""),
-                ),
-            ],
-            bytes,
-        )
-            .into_response()),
+        Ok(bytes) => {
+            // Listening is audited: one entry per call, operator and window, with a count.
+            operators::audit_aggregated(
+                &console.store,
+                &user.principal,
+                AuditAction::RecordingPlayed,
+                format!("call:{sid} by:{}", user.principal.actor),
+            )
+            .await;
+            Ok((
+                [
+                    (header::CONTENT_TYPE, HeaderValue::from_static("audio/mpeg")),
+                    (
+                        header::CONTENT_DISPOSITION,
+                        HeaderValue::from_static("inline; filename=\"message-vocal.mp3\""),
+                    ),
+                ],
+                bytes,
+            )
+                .into_response())
+        }
         Err(error) => {
             tracing::warn!(call_sid = %sid, %error, "voicemail recording not fetched");
             Ok((

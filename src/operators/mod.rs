@@ -156,6 +156,22 @@ async fn record(store: &impl ConsoleStore, entry: &AuditEntry) {
     }
 }
 
+/// [`audit_by`], as one entry per target and window (15 min) with a count: for what repeats, like
+/// the range requests of one listening.
+pub async fn audit_aggregated(
+    store: &impl ConsoleStore,
+    principal: &Principal,
+    action: AuditAction,
+    target: String,
+) {
+    let entry = AuditEntry {
+        target: Some(target),
+        client: principal.client.map(|c| c.to_string()),
+        ..AuditEntry::new(&principal.actor, action)
+    };
+    record_aggregated(store, &entry, OffsetDateTime::now_utc()).await;
+}
+
 /// Adds one to the entry of this action and target of the current window (or starts one).
 async fn record_aggregated(store: &impl ConsoleStore, entry: &AuditEntry, now: OffsetDateTime) {
     if let Err(error) = store.bump_audit(entry, now - THROTTLE_WINDOW).await {

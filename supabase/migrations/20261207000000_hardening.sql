@@ -12,7 +12,7 @@ comment on column bp.audit_log.count is 'How many times this happened in the ent
 alter table bp.audit_log drop constraint audit_log_action_check;
 alter table bp.audit_log add constraint audit_log_action_check
   check (action in ('login', 'login_failed', 'login_throttled', 'account_guessed', 'logout',
-                    'follow_up_changed', 'export', 'erase'));
+                    'follow_up_changed', 'export', 'erase', 'recording_played'));
 
 create index audit_log_action_target_idx on bp.audit_log (action, target, id desc);
 create index login_failures_at_idx on bp.login_failures (at);

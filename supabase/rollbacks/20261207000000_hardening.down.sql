@@ -11,7 +11,7 @@ alter table bp.api_tokens drop column expires_at;
 alter table bp.api_tokens drop column operator_id;
 drop index if exists bp.login_failures_at_idx;
 drop index if exists bp.audit_log_action_target_idx;
-delete from bp.audit_log where action = 'account_guessed';
+delete from bp.audit_log where action in ('account_guessed', 'recording_played');
 alter table bp.audit_log drop constraint audit_log_action_check;
 alter table bp.audit_log add constraint audit_log_action_check
   check (action in ('login', 'login_failed', 'login_throttled', 'logout', 'follow_up_changed',

@@ -226,6 +226,8 @@ pub enum AuditAction {
     FollowUpChanged,
     Export,
     Erase,
+    /// A voicemail was listened to through the console (one entry per call, operator and window).
+    RecordingPlayed,
 }
 
 impl AuditAction {
@@ -239,6 +241,7 @@ impl AuditAction {
             AuditAction::FollowUpChanged => "follow_up_changed",
             AuditAction::Export => "export",
             AuditAction::Erase => "erase",
+            AuditAction::RecordingPlayed => "recording_played",
         }
     }
 }
@@ -255,6 +258,7 @@ impl TryFrom<&str> for AuditAction {
             AuditAction::FollowUpChanged,
             AuditAction::Export,
             AuditAction::Erase,
+            AuditAction::RecordingPlayed,
         ]
         .into_iter()
         .find(|a| a.as_str() == s)
