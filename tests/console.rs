@@ -442,7 +442,10 @@ async fn cross_site_posts_are_refused_the_login_included() {
     };
     for headers in [
         vec![("origin", "https://evil.example".to_owned())],
-        vec![("origin", "null".to_owned())],
+        vec![
+            ("origin", "null".to_owned()),
+            ("sec-fetch-site", "cross-site".to_owned()),
+        ],
         vec![("sec-fetch-site", "cross-site".to_owned())],
         vec![
             ("origin", format!("http://{host}")),
@@ -461,6 +464,18 @@ async fn cross_site_posts_are_refused_the_login_included() {
     .await
     .unwrap();
     assert_eq!(same.status(), 303, "the console's own form");
+    // What Chromium sends for the console's form (its pages are `Referrer-Policy: no-referrer`).
+    let chromium = login_with(vec![
+        ("origin", "null".to_owned()),
+        ("sec-fetch-site", "same-origin".to_owned()),
+    ])
+    .await
+    .unwrap();
+    assert_eq!(
+        chromium.status(),
+        303,
+        "Origin: null from the console's own page"
+    );
 
     // Every other POST too, even with the session's CSRF token.
     let session = login(&app, "admin@bp.example").await;

@@ -291,9 +291,11 @@ pub async fn security_headers(request: Request, next: Next) -> Response {
 }
 
 /// Whether a state-changing request comes from the console's own pages, as far as the browser
-/// says: `Sec-Fetch-Site` must be `same-origin` (or `none`, typed by the user), and `Origin`, when
-/// sent, must name the host the request was sent to. A request with neither header (a script, a
-/// very old browser) passes: API tokens and the session's CSRF token still guard it.
+/// says. `Sec-Fetch-Site`, when sent (every current browser), decides: `same-origin`, or `none`
+/// (typed by the user). Without it, `Origin`, when sent, must name the host the request was sent
+/// to — except `null`, which browsers send for a form posted from a `Referrer-Policy: no-referrer`
+/// page (the console's): such an old browser still passes. A request with neither header (a
+/// script) passes: API tokens and the session's CSRF token still guard it.
 pub fn same_origin(method: &axum::http::Method, headers: &axum::http::HeaderMap) -> bool {
     use axum::http::Method;
     if matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS) {
@@ -304,15 +306,15 @@ pub fn same_origin(method: &axum::http::Method, headers: &axum::http::HeaderMap)
             .get(name)
             .map(|v| v.to_str().unwrap_or("\u{0}").trim().to_ascii_lowercase())
     };
-    if let Some(site) = text(header::HeaderName::from_static("sec-fetch-site"))
-        && site != "same-origin"
-        && site != "none"
-    {
-        return false;
+    if let Some(site) = text(header::HeaderName::from_static("sec-fetch-site")) {
+        return site == "same-origin" || site == "none";
     }
     let Some(origin) = text(header::ORIGIN) else {
         return true;
     };
+    if origin == "null" {
+        return true;
+    }
     let Some(host) = text(header::HOST) else {
         return false;
     };
@@ -404,9 +406,22 @@ mod tests {
             &Method::POST,
             &headers(&[host, ("origin", "https://evil.example")])
         ));
+        // A form posted from a no-referrer page: `Origin: null`, and Sec-Fetch-Site decides.
+        assert!(same_origin(
+            &Method::POST,
+            &headers(&[host, ("origin", "null"), ("sec-fetch-site", "same-origin")])
+        ));
         assert!(!same_origin(
             &Method::POST,
-            &headers(&[host, ("origin", "null")])
+            &headers(&[host, ("origin", "null"), ("sec-fetch-site", "cross-site")])
+        ));
+        assert!(!same_origin(
+            &Method::POST,
+            &headers(&[
+                host,
+                ("origin", "https://gw.bp.test"),
+                ("sec-fetch-site", "cross-site")
+            ])
         ));
         assert!(!same_origin(
             &Method::PUT,
