@@ -35,7 +35,8 @@ curl -fs "http://127.0.0.1:$PORT/healthz" >/dev/null || { cat "$RUN_DIR/gateway.
 
 "$BIN" simulate --base-url "http://127.0.0.1:$PORT" --language fr >/dev/null
 "$BIN" simulate --base-url "http://127.0.0.1:$PORT" --language en >/dev/null
-TOKEN=$(cd "$RUN_DIR" && "$BIN" operator token create schemathesis --role admin 2>/dev/null)
+(cd "$RUN_DIR" && printf 'schemathesis-password-%s\n' "$PORT" | "$BIN" operator add schemathesis@bp.example --role admin >/dev/null)
+TOKEN=$(cd "$RUN_DIR" && "$BIN" operator token create schemathesis --role admin --operator schemathesis@bp.example 2>/dev/null)
 
 status=0
 (cd "$RUN_DIR" && "$ST" --config-file "$ROOT/scripts/schemathesis.toml" run "http://127.0.0.1:$PORT/api/openapi.json" \

@@ -185,6 +185,8 @@ pub struct StoreSettings {
 pub struct TelemetrySettings {
     pub sentry_dsn: Option<SecretString>,
     pub prometheus_port: Option<u16>,
+    /// `/metrics` on `BIND_ADDR`'s IP behind this bearer token; without it, on loopback only.
+    pub metrics_token: Option<SecretString>,
     pub log_format: LogFormat,
     pub rust_log: Option<String>,
     /// `LOG_PII=1`: personal data unmasked in logs (never in production; Sentry always scrubs).
@@ -610,6 +612,7 @@ impl Settings {
             telemetry: TelemetrySettings {
                 sentry_dsn: reader.secret("SENTRY_DSN"),
                 prometheus_port,
+                metrics_token: reader.secret("METRICS_TOKEN"),
                 log_format,
                 rust_log: reader.text("RUST_LOG"),
                 log_pii,

@@ -67,6 +67,8 @@ pub mod names {
     pub const TRANSFERS: &str = "myriam_transfers_total";
     pub const VOICEMAILS: &str = "myriam_voicemails_total";
     pub const HAND_OFFS: &str = "myriam_hand_offs_total";
+    pub const CONSOLE_LOGINS: &str = "myriam_console_logins_total";
+    pub const ACCOUNT_GUESSED: &str = "myriam_console_account_guessed_total";
     pub const PROCESS_CPU: &str = "process_cpu_seconds_total";
     pub const PROCESS_RSS: &str = "process_resident_memory_bytes";
     pub const PROCESS_FDS: &str = "process_open_fds";
@@ -400,6 +402,18 @@ pub const CATALOGUE: &[MetricSpec] = &[
         labels: &[],
     },
     MetricSpec {
+        name: CONSOLE_LOGINS,
+        kind: Kind::Counter,
+        help: "Console logins, by outcome (ok, failed, throttled: too many failures of this address or this e-mail from it, busy: every place to check a password taken)",
+        labels: &[("outcome", &["ok", "failed", "throttled", "busy"])],
+    },
+    MetricSpec {
+        name: ACCOUNT_GUESSED,
+        kind: Kind::Counter,
+        help: "Times an operator's e-mail reached the failed-login count of a guessing attack (from any address, within the throttling window)",
+        labels: &[],
+    },
+    MetricSpec {
         name: PROCESS_START,
         kind: Kind::Gauge,
         help: "Start time of the process, seconds since the Unix epoch",
@@ -508,6 +522,16 @@ pub fn voicemail_recorded(status: &str) {
         _ => "unknown",
     };
     metrics::counter!(VOICEMAILS, "status" => status).increment(1);
+}
+
+/// A console login ended with `outcome` (`ok`, `failed`, `throttled`, `busy`).
+pub fn console_login(outcome: &'static str) {
+    metrics::counter!(CONSOLE_LOGINS, "outcome" => outcome).increment(1);
+}
+
+/// An operator's account is being guessed at (the audit log has the entry).
+pub fn account_guessed() {
+    metrics::counter!(ACCOUNT_GUESSED).increment(1);
 }
 
 /// One SMS alert's send ended with `result` (`sent`, `found`, `retried`, `dead`).

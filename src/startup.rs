@@ -96,7 +96,7 @@ impl Application {
     pub async fn build(settings: Settings) -> Result<Self, StartupError> {
         let (listener, local_addr) = bind(settings.bind_addr).await?;
         let metrics_listener = match settings.telemetry.prometheus_port {
-            Some(port) => Some(bind(SocketAddr::new(settings.bind_addr.ip(), port)).await?),
+            Some(port) => Some(bind(SocketAddr::new(metrics_ip(&settings), port)).await?),
             None => None,
         };
         if metrics_listener.is_some() {
@@ -183,8 +183,9 @@ impl Application {
 
         if let Some((listener, _)) = self.metrics_listener {
             let metrics_token = token.clone();
+            let bearer = self.state.settings.telemetry.metrics_token.clone();
             lifecycle.tracker().spawn(async move {
-                if let Err(error) = serve_metrics(listener, metrics_token).await {
+                if let Err(error) = serve_metrics(listener, bearer, metrics_token).await {
                     tracing::error!(%error, "metrics listener failed");
                 }
             });
@@ -458,7 +459,40 @@ async fn record_metrics(request: Request, next: Next) -> Response {
     response
 }
 
-async fn serve_metrics(listener: TcpListener, token: CancellationToken) -> std::io::Result<()> {
+/// Where `/metrics` listens: `BIND_ADDR`'s IP when a bearer token guards it, else loopback only.
+fn metrics_ip(settings: &Settings) -> std::net::IpAddr {
+    if settings.telemetry.metrics_token.is_some() {
+        settings.bind_addr.ip()
+    } else if settings.bind_addr.is_ipv6() {
+        std::net::IpAddr::V6(std::net::Ipv6Addr::LOCALHOST)
+    } else {
+        std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST)
+    }
+}
+
+/// Whether a scrape carries the metrics token (constant-time comparison); always when none is set.
+fn metrics_authorized(
+    expected: Option<&secrecy::SecretString>,
+    headers: &axum::http::HeaderMap,
+) -> bool {
+    use secrecy::ExposeSecret as _;
+    use subtle::ConstantTimeEq as _;
+    let Some(expected) = expected else {
+        return true;
+    };
+    let sent = headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or_default();
+    bool::from(sent.as_bytes().ct_eq(expected.expose_secret().as_bytes()))
+}
+
+async fn serve_metrics(
+    listener: TcpListener,
+    bearer: Option<secrecy::SecretString>,
+    token: CancellationToken,
+) -> std::io::Result<()> {
     let handle = telemetry::prometheus();
     let upkeep_handle = handle.clone();
     let upkeep_token = token.clone();
@@ -473,9 +507,18 @@ async fn serve_metrics(listener: TcpListener, token: CancellationToken) -> std::
     });
     let app = Router::new().route(
         "/metrics",
-        get(move || {
+        get(move |headers: axum::http::HeaderMap| {
             let handle = handle.clone();
+            let authorized = metrics_authorized(bearer.as_ref(), &headers);
             async move {
+                if !authorized {
+                    return (
+                        StatusCode::UNAUTHORIZED,
+                        [(axum::http::header::WWW_AUTHENTICATE, "Bearer")],
+                        String::new(),
+                    )
+                        .into_response();
+                }
                 crate::metrics::update_process_metrics();
                 (
                     [(
@@ -484,6 +527,7 @@ async fn serve_metrics(listener: TcpListener, token: CancellationToken) -> std::
                     )],
                     handle.render(),
                 )
+                    .into_response()
             }
         }),
     );

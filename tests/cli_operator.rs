@@ -138,10 +138,33 @@ fn operators_are_added_listed_disabled_and_reset_from_the_command_line() {
 }
 
 #[test]
-fn api_tokens_are_shown_once_and_stored_as_digests() {
+#[allow(clippy::too_many_lines)] // a token's life from the command line, read top to bottom
+fn api_tokens_are_shown_once_stored_as_digests_owned_and_listed_with_their_last_use() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let created = operator(d, &["token", "create", "crm", "--role", "admin"], None);
+    for (email, role) in [("admin@bp.example", "admin"), ("staff@bp.example", "staff")] {
+        let added = operator(
+            d,
+            &["add", email, "--role", role],
+            Some(&format!("{PASSWORD}\n")),
+        );
+        assert_eq!(added.code, Some(0), "{}", added.all());
+    }
+    let created = operator(
+        d,
+        &[
+            "token",
+            "create",
+            "crm",
+            "--role",
+            "admin",
+            "--operator",
+            "admin@bp.example",
+            "--expires-days",
+            "30",
+        ],
+        None,
+    );
     assert_eq!(created.code, Some(0), "{}", created.all());
     let token = created.stdout.trim();
     assert!(token.starts_with("myr_") && token.len() == 47, "{token}");
@@ -153,14 +176,88 @@ fn api_tokens_are_shown_once_and_stored_as_digests() {
         "admin"
     );
     assert_eq!(
-        operator(d, &["token", "create", "crm"], None).code,
+        query(
+            d,
+            "SELECT o.email FROM api_tokens t JOIN operators o ON o.id = t.operator_id \
+             WHERE t.name = 'crm'"
+        ),
+        "admin@bp.example"
+    );
+    assert_eq!(
+        query(
+            d,
+            "SELECT CAST(CAST(round(julianday(expires_at) - julianday(created_at)) AS INTEGER) \
+             AS TEXT) FROM api_tokens WHERE name = 'crm'"
+        ),
+        "30"
+    );
+    let create = |name: &str, extra: &[&str]| {
+        let mut args = vec!["token", "create", name];
+        args.extend_from_slice(extra);
+        operator(d, &args, None).code
+    };
+    assert_eq!(
+        create("crm", &["--operator", "admin@bp.example"]),
         Some(1),
         "names are unique"
     );
     assert_eq!(
-        operator(d, &["token", "create", "bad name"], None).code,
+        create("bad name", &["--operator", "admin@bp.example"]),
         Some(1)
     );
+    assert_ne!(create("owner-less", &[]), Some(0), "a token has an owner");
+    assert_eq!(
+        create("up", &["--role", "admin", "--operator", "staff@bp.example"]),
+        Some(1),
+        "a staff operator cannot own an admin token"
+    );
+    assert_eq!(
+        create("ghost", &["--operator", "nobody@bp.example"]),
+        Some(1)
+    );
+    assert_eq!(create("ci", &["--operator", "staff@bp.example"]), Some(0));
+
+    // The list shows owner, expiry and last use (never the token).
+    rusqlite::Connection::open(d.join("myriam.db"))
+        .unwrap()
+        .execute(
+            "UPDATE api_tokens SET last_used_at = '2026-12-06T10:15:00.000Z' WHERE name = 'ci'",
+            [],
+        )
+        .unwrap();
+    let listed = operator(d, &["token", "list"], None);
+    assert_eq!(listed.code, Some(0), "{}", listed.all());
+    assert!(!listed.stdout.contains(token));
+    let lines: Vec<&str> = listed.stdout.lines().collect();
+    assert_eq!(
+        lines[0],
+        "name\trole\toperator\tcreated\texpires\tlast_used\tstate"
+    );
+    let ci: Vec<&str> = lines[1].split('\t').collect();
+    assert_eq!(ci[0], "ci");
+    assert_eq!(ci[2], "staff@bp.example");
+    assert_eq!(ci[4], "-");
+    assert_eq!(ci[5], "2026-12-06T10:15Z");
+    assert_eq!(ci[6], "active");
+    let crm: Vec<&str> = lines[2].split('\t').collect();
+    assert_eq!((crm[0], crm[5], crm[6]), ("crm", "-", "active"));
+    assert_ne!(crm[4], "-");
+
+    // Disabling the operator disables their tokens.
+    assert_eq!(
+        operator(d, &["disable", "staff@bp.example"], None).code,
+        Some(0)
+    );
+    let listed = operator(d, &["token", "list"], None);
+    assert!(
+        listed
+            .stdout
+            .lines()
+            .nth(1)
+            .unwrap()
+            .ends_with("\toperator-disabled")
+    );
+
     let revoked = operator(d, &["token", "revoke", "crm"], None);
     assert_eq!(revoked.code, Some(0), "{}", revoked.all());
     assert_eq!(
@@ -168,4 +265,6 @@ fn api_tokens_are_shown_once_and_stored_as_digests() {
         Some(1),
         "already revoked"
     );
+    let listed = operator(d, &["token", "list"], None);
+    assert!(listed.stdout.lines().nth(2).unwrap().ends_with("\trevoked"));
 }

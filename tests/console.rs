@@ -4,11 +4,12 @@
 
 mod helpers;
 
+use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use helpers::console::{
-    PASSWORD, add_operator, csrf_of, get, login, plant_lead, post_form, post_login,
+    PASSWORD, add_operator, csrf_of, get, login, plant_lead, post_form, post_login, post_login_from,
 };
 use helpers::{TestApp, spawn_app_with};
 use myriam::store::console::{AuditAction, ConsoleStore, FollowUp, Role};
@@ -19,7 +20,11 @@ async fn app() -> (TestApp, PathBuf, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("console.db");
     let path = db.clone();
-    let app = spawn_app_with(move |s| s.store.database_path = path).await;
+    let app = spawn_app_with(move |s| {
+        s.store.database_path = path;
+        s.telemetry.prometheus_port = Some(0);
+    })
+    .await;
     add_operator(&app, "admin@bp.example", Role::Admin).await;
     add_operator(&app, "staff@bp.example", Role::Staff).await;
     (app, db, dir)
@@ -158,13 +163,13 @@ async fn unknown_email_and_wrong_password_get_the_same_answer() {
 }
 
 #[tokio::test]
-async fn repeated_failures_are_throttled_per_email_and_per_address() {
+async fn repeated_failures_are_throttled_per_email_and_address_and_per_address() {
     let (app, db, _dir) = app().await;
     for _ in 0..5 {
         let r = post_login(&app, "staff@bp.example", "wrong-password-123").await;
         assert_eq!(r.status(), 401);
     }
-    // Even the right password waits now.
+    // Even the right password waits now, from this address.
     let throttled = post_login(&app, "staff@bp.example", PASSWORD).await;
     assert_eq!(throttled.status(), 429);
     let retry: u64 = throttled.headers()["retry-after"]
@@ -181,6 +186,13 @@ async fn repeated_failures_are_throttled_per_email_and_per_address() {
             .contains("Trop de tentatives")
     );
     // Persisted in the store, so every instance sees it.
+    assert_eq!(
+        count(
+            &db,
+            "SELECT count(*) FROM login_failures WHERE key LIKE 'pair:%:127.0.0.1'"
+        ),
+        5
+    );
     assert_eq!(
         count(
             &db,
@@ -207,6 +219,291 @@ async fn repeated_failures_are_throttled_per_email_and_per_address() {
             .await
             .status(),
         303
+    );
+}
+
+#[tokio::test]
+async fn someone_elses_failures_never_lock_an_operator_out_and_the_admin_is_told() {
+    let (app, db, _dir) = app().await;
+    let attacker = IpAddr::from([127, 0, 0, 66]);
+    let office = IpAddr::from([127, 0, 0, 7]);
+    // Someone guesses at the admin's password from an address of theirs until it is locked …
+    for _ in 0..5 {
+        let r = post_login_from(&app, attacker, "admin@bp.example", "wrong-password-123").await;
+        assert_eq!(r.status(), 401);
+    }
+    let locked = post_login_from(&app, attacker, "admin@bp.example", PASSWORD).await;
+    assert_eq!(locked.status(), 429, "the guesser's own address is locked");
+    // … and from a few more addresses, each below its own limits.
+    for k in 0..4u8 {
+        let r = post_login_from(
+            &app,
+            IpAddr::from([127, 0, 1, k]),
+            "admin@bp.example",
+            "wrong-password-123",
+        )
+        .await;
+        assert_eq!(r.status(), 401);
+    }
+    // The admin, from the office: slowed down, never locked out.
+    let started = std::time::Instant::now();
+    let r = post_login_from(&app, office, "admin@bp.example", PASSWORD).await;
+    assert_eq!(r.status(), 303, "the admin gets in from a new address");
+    let waited = started.elapsed();
+    assert!(
+        waited >= myriam::operators::email_delay(9),
+        "an e-mail under attack is slowed down: {waited:?}"
+    );
+    assert!(waited < Duration::from_secs(9), "{waited:?}");
+
+    // The admin is told: one audit entry for the operator and the window, counting the failures,
+    // and a metric.
+    let admin_id: String = {
+        let conn = rusqlite::Connection::open(&db).unwrap();
+        conn.query_row(
+            "SELECT id FROM operators WHERE email = 'admin@bp.example'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap()
+    };
+    let audit = app.store.audit_log(50).await.unwrap();
+    let guessed: Vec<_> = audit
+        .iter()
+        .filter(|e| e.action == AuditAction::AccountGuessed)
+        .collect();
+    assert_eq!(guessed.len(), 1, "{audit:?}");
+    assert_eq!(guessed[0].target.as_deref(), Some(admin_id.as_str()));
+    assert_eq!(guessed[0].count, 5, "failures 5 to 9 of the window");
+    assert_eq!(
+        guessed[0].detail.as_deref(),
+        Some("failures=9 window=15min")
+    );
+    let metrics = app.scrape_metrics().await;
+    let line = metrics
+        .lines()
+        .find(|l| l.starts_with("myriam_console_account_guessed_total"))
+        .unwrap_or_else(|| panic!("no guessing metric:\n{metrics}"));
+    let value: f64 = line.rsplit(' ').next().unwrap().parse().unwrap();
+    assert!(value >= 1.0, "{line}");
+    // Every entry of a login names the address it came from.
+    let login = audit
+        .iter()
+        .find(|e| e.action == AuditAction::Login)
+        .unwrap();
+    assert_eq!(login.client.as_deref(), Some("127.0.0.7"));
+    assert!(
+        audit
+            .iter()
+            .filter(|e| e.action == AuditAction::LoginFailed)
+            .all(|e| e.client.as_deref().is_some_and(|c| c.starts_with("127.0."))),
+        "{audit:?}"
+    );
+}
+
+#[tokio::test]
+async fn concurrent_attempts_cannot_all_pass_the_throttle() {
+    let (app, db, _dir) = app().await;
+    let from = IpAddr::from([127, 0, 0, 9]);
+    let attempts =
+        (0..12).map(|_| post_login_from(&app, from, "staff@bp.example", "wrong-password-123"));
+    let statuses: Vec<u16> = futures_util::future::join_all(attempts)
+        .await
+        .into_iter()
+        .map(|r| r.status().as_u16())
+        .collect();
+    let checked = statuses.iter().filter(|s| **s == 401).count();
+    assert!(
+        statuses.iter().all(|s| *s == 401 || *s == 429),
+        "{statuses:?}"
+    );
+    assert!(
+        checked <= myriam::operators::MAX_FAILURES_PER_PAIR,
+        "at most five passwords checked for one e-mail from one address: {statuses:?}"
+    );
+    assert!(
+        count(
+            &db,
+            "SELECT count(*) FROM login_failures WHERE key LIKE 'pair:%'"
+        ) <= 12
+    );
+}
+
+#[tokio::test]
+async fn throttled_attempts_are_one_audit_entry_the_log_pages_and_old_failures_go() {
+    let (app, db, _dir) = app().await;
+    let from = IpAddr::from([127, 0, 0, 11]);
+    for _ in 0..5 {
+        post_login_from(&app, from, "staff@bp.example", "wrong-password-123").await;
+    }
+    for _ in 0..40 {
+        let r = post_login_from(&app, from, "staff@bp.example", "wrong-password-123").await;
+        assert_eq!(r.status(), 429);
+    }
+    let audit = app.store.audit_log(500).await.unwrap();
+    let throttled: Vec<_> = audit
+        .iter()
+        .filter(|e| e.action == AuditAction::LoginThrottled)
+        .collect();
+    assert_eq!(
+        throttled.len(),
+        1,
+        "one entry per key and window: {audit:?}"
+    );
+    assert_eq!(throttled[0].count, 40);
+    assert_eq!(throttled[0].client.as_deref(), Some("127.0.0.11"));
+    assert!(
+        throttled[0]
+            .target
+            .as_deref()
+            .is_some_and(|t| t.starts_with("pair:") && t.ends_with(":127.0.0.11")),
+        "{throttled:?}"
+    );
+
+    // Failures that can no longer count are pruned on the next failure.
+    sql(
+        &db,
+        "INSERT INTO login_failures (key, at) VALUES ('ip:192.0.2.1', \
+         strftime('%Y-%m-%dT%H:%M:%fZ', 'now', '-20 minutes'))",
+    );
+    post_login(&app, "staff@bp.example", "wrong-password-123").await;
+    assert_eq!(
+        count(
+            &db,
+            "SELECT count(*) FROM login_failures WHERE key = 'ip:192.0.2.1'"
+        ),
+        0
+    );
+
+    // The log pages: 250 more entries, every one reachable from the first page by "older".
+    for i in 0..250 {
+        sql(
+            &db,
+            &format!(
+                "INSERT INTO audit_log (actor, action, target) VALUES ('admin@bp.example', 'export', 'n{i}')"
+            ),
+        );
+    }
+    let session = login(&app, "admin@bp.example").await;
+    let mut path = "/console/audit".to_owned();
+    let mut seen = Vec::new();
+    for _ in 0..10 {
+        let page = get(&app, &path, Some(&session.cookie)).await;
+        assert_eq!(page.status(), 200);
+        let html = page.text().await.unwrap();
+        seen.extend(
+            (0..250)
+                .filter(|i| html.contains(&format!("<td>n{i}</td>")))
+                .map(|i| i.to_string()),
+        );
+        let Some(at) = html.find("/console/audit?before=") else {
+            assert!(
+                html.contains("login_throttled"),
+                "the oldest page ends the log"
+            );
+            break;
+        };
+        let rest = &html[at..];
+        path = rest[..rest.find('"').unwrap()].to_owned();
+    }
+    seen.sort();
+    seen.dedup();
+    assert_eq!(seen.len(), 250, "every entry is on a page");
+    let first = get(&app, "/console/audit", Some(&session.cookie))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(first.contains("<td>127.0.0.1</td>"), "the address column");
+    assert_eq!(
+        get(&app, "/console/audit?before=x", Some(&session.cookie))
+            .await
+            .status(),
+        400
+    );
+}
+
+#[tokio::test]
+async fn cross_site_posts_are_refused_the_login_included() {
+    let (app, _, _dir) = app().await;
+    let host = app.addr.to_string();
+    let login_with = |headers: Vec<(&'static str, String)>| {
+        let mut request = helpers::console::client()
+            .post(app.url("/console/login"))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(helpers::console::form(&[
+                ("email", "admin@bp.example"),
+                ("password", PASSWORD),
+            ]));
+        for (name, value) in headers {
+            request = request.header(name, value);
+        }
+        request.send()
+    };
+    for headers in [
+        vec![("origin", "https://evil.example".to_owned())],
+        vec![
+            ("origin", "null".to_owned()),
+            ("sec-fetch-site", "cross-site".to_owned()),
+        ],
+        vec![("sec-fetch-site", "cross-site".to_owned())],
+        vec![
+            ("origin", format!("http://{host}")),
+            ("sec-fetch-site", "same-site".to_owned()),
+        ],
+    ] {
+        let r = login_with(headers.clone()).await.unwrap();
+        assert_eq!(r.status(), 403, "{headers:?}");
+        assert!(r.headers().get("set-cookie").is_none());
+        assert!(r.text().await.unwrap().contains("Le formulaire a expiré"));
+    }
+    let same = login_with(vec![
+        ("origin", format!("http://{host}")),
+        ("sec-fetch-site", "same-origin".to_owned()),
+    ])
+    .await
+    .unwrap();
+    assert_eq!(same.status(), 303, "the console's own form");
+    // What Chromium sends for the console's form (its pages are `Referrer-Policy: no-referrer`).
+    let chromium = login_with(vec![
+        ("origin", "null".to_owned()),
+        ("sec-fetch-site", "same-origin".to_owned()),
+    ])
+    .await
+    .unwrap();
+    assert_eq!(
+        chromium.status(),
+        303,
+        "Origin: null from the console's own page"
+    );
+
+    // Every other POST too, even with the session's CSRF token.
+    let session = login(&app, "admin@bp.example").await;
+    let lead = plant_lead(
+        &app.store,
+        "Luc Ouellet",
+        "438 555 0102",
+        "45 avenue du Parc, Laval",
+        false,
+    )
+    .await;
+    let r = helpers::console::client()
+        .post(app.url(&format!("/console/leads/{}/suivi", lead.id)))
+        .header("cookie", &session.cookie)
+        .header("origin", "https://evil.example")
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(helpers::console::form(&[
+            ("csrf", session.csrf.as_str()),
+            ("version", "0"),
+            ("suivi", "contacte"),
+        ]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    assert_eq!(
+        app.store.follow_up(lead.id).await.unwrap().unwrap().version,
+        0
     );
 }
 
@@ -735,4 +1032,152 @@ async fn an_admin_erases_a_caller_after_typed_confirmation_and_nothing_is_left()
         assert!(!audit.contains(personal), "{personal} in the audit page");
     }
     assert!(audit.contains("login") && audit.contains("admin@bp.example"));
+}
+
+/// Whether `needle` occurs in the raw bytes of the database or its WAL.
+fn in_raw_files(db: &std::path::Path, needle: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    for suffix in ["", "-wal"] {
+        let path = format!("{}{suffix}", db.display());
+        let bytes = std::fs::read(&path).unwrap_or_default();
+        if bytes.windows(needle.len()).any(|w| w == needle.as_bytes()) {
+            found.push(path);
+        }
+    }
+    found
+}
+
+#[tokio::test]
+async fn an_erased_callers_bytes_are_gone_from_the_database_file_and_its_wal() {
+    let (app, db, _dir) = app().await;
+    let name = "Gédéon Xyzzy-Ouimet";
+    let address = "42 rue des Quenouilles, Rimouski";
+    let gone = plant_lead(&app.store, name, "418 555 0177", address, true).await;
+    plant_lead(
+        &app.store,
+        "Anne Roy",
+        "438 555 0102",
+        "7 chemin des Érables, Québec",
+        false,
+    )
+    .await;
+    let mut call = CallUpdate::new("CA0123456789abcdef0123456789abcd77".try_into().unwrap());
+    call.lead_id = Some(gone.id);
+    call.from_number = Some("+14185550177".to_owned());
+    app.store.upsert_call(&call).await.unwrap();
+    sql(&db, "PRAGMA wal_checkpoint(TRUNCATE)");
+    for needle in [name, address, "+14185550177"] {
+        assert!(
+            !in_raw_files(&db, needle).is_empty(),
+            "{needle} is in the file before the erasure (the grep works)"
+        );
+    }
+
+    let admin = login(&app, "admin@bp.example").await;
+    let done = post_form(
+        &app,
+        "/console/erase",
+        &admin.cookie,
+        &[
+            ("csrf", &admin.csrf),
+            ("phone", "418 555 0177"),
+            ("confirm", "EFFACER"),
+        ],
+    )
+    .await;
+    assert_eq!(done.status(), 200);
+    assert!(app.store.get_lead(gone.id).await.unwrap().is_none());
+    // Whatever the gateway left in the WAL, after a checkpoint the bytes are in neither file.
+    sql(&db, "PRAGMA wal_checkpoint(TRUNCATE)");
+    for needle in [name, address, "+14185550177", "4185550177"] {
+        assert_eq!(
+            in_raw_files(&db, needle),
+            Vec::<String>::new(),
+            "{needle} is still in the raw files"
+        );
+    }
+    assert_eq!(
+        count(
+            &db,
+            "SELECT count(*) FROM leads WHERE nom_complet = 'Anne Roy'"
+        ),
+        1,
+        "the other caller is kept"
+    );
+}
+
+#[tokio::test]
+async fn sixty_changes_between_two_polls_all_reach_an_open_stream_and_streams_are_capped() {
+    let (app, _, _dir) = app().await;
+    let session = login(&app, "staff@bp.example").await;
+    let mut response = get(&app, "/console/events", Some(&session.cookie)).await;
+    assert_eq!(response.status(), 200);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let mut ids = Vec::new();
+    for i in 0..60 {
+        let lead = plant_lead(
+            &app.store,
+            &format!(
+                "Client {}{}",
+                char::from(b'A' + u8::try_from(i / 26).unwrap()),
+                char::from(b'a' + u8::try_from(i % 26).unwrap())
+            ),
+            &format!("514 555 {:04}", 1000 + i),
+            "45 avenue du Parc, Laval",
+            false,
+        )
+        .await;
+        ids.push(lead.id.to_string());
+    }
+    let mut seen = String::new();
+    let all = tokio::time::timeout(Duration::from_secs(15), async {
+        while let Some(chunk) = response.chunk().await.unwrap() {
+            seen.push_str(&String::from_utf8_lossy(&chunk));
+            if ids.iter().all(|id| seen.contains(id.as_str())) {
+                return true;
+            }
+        }
+        false
+    })
+    .await;
+    let missing = ids.iter().filter(|id| !seen.contains(id.as_str())).count();
+    assert_eq!(all, Ok(true), "{missing} of 60 changes never arrived");
+
+    // Three more streams for this session are fine, a fifth is refused; another session is not.
+    let mut open = vec![response];
+    for _ in 1..myriam::console::live::MAX_PER_SESSION {
+        let r = get(&app, "/console/events", Some(&session.cookie)).await;
+        assert_eq!(r.status(), 200);
+        open.push(r);
+    }
+    let refused = get(&app, "/console/events", Some(&session.cookie)).await;
+    assert_eq!(refused.status(), 503);
+    assert!(refused.headers().contains_key("retry-after"));
+    assert!(
+        refused
+            .text()
+            .await
+            .unwrap()
+            .contains("Trop de listes ouvertes")
+    );
+    let other = login(&app, "admin@bp.example").await;
+    assert_eq!(
+        get(&app, "/console/events", Some(&other.cookie))
+            .await
+            .status(),
+        200
+    );
+    // A closed stream gives its place back.
+    drop(open.pop());
+    let again = tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            let r = get(&app, "/console/events", Some(&session.cookie)).await;
+            if r.status() == 200 {
+                return r;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+    .await;
+    assert!(again.is_ok(), "the place came back");
 }

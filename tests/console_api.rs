@@ -5,6 +5,7 @@
 
 mod helpers;
 
+use futures_util::StreamExt as _;
 use helpers::console::{add_operator, client, login, plant_lead};
 use helpers::supabase::SupabaseStack;
 use helpers::{TestApp, spawn_app, spawn_app_with};
@@ -14,8 +15,22 @@ use myriam::store::console::{ConsoleStore, Role};
 use myriam::store::{CallUpdate, Store};
 use secrecy::{ExposeSecret, SecretString};
 
+/// A token owned by `owner@bp.example`, an operator of the token's role (added if need be).
 async fn token(app: &TestApp, name: &str, role: Role) -> String {
-    operators::create_token(&app.store, name, role)
+    let owner = myriam::store::console::Email::try_from(
+        format!("owner-{}@bp.example", role.as_str()).as_str(),
+    )
+    .unwrap();
+    if app.store.operator_by_email(&owner).await.unwrap().is_none() {
+        add_operator(app, owner.as_str(), role).await;
+    }
+    let spec = operators::TokenSpec {
+        name,
+        role,
+        owner: &owner,
+        lifetime: None,
+    };
+    operators::create_token(&app.store, &spec)
         .await
         .unwrap()
         .expose_secret()
@@ -473,4 +488,96 @@ async fn the_openapi_document_matches_the_routes_served() {
         .await
         .unwrap();
     assert_eq!(delete.status(), 405);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tokens_expire_die_with_their_operator_are_rate_limited_and_record_their_last_use() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("api.db");
+    let path = db.clone();
+    let app = spawn_app_with(move |s| s.store.database_path = path).await;
+    let sql = |statement: &str| {
+        rusqlite::Connection::open(&db)
+            .unwrap()
+            .execute(statement, [])
+            .unwrap();
+    };
+    let used = |name: &str| -> Option<String> {
+        rusqlite::Connection::open(&db)
+            .unwrap()
+            .query_row(
+                "SELECT last_used_at FROM api_tokens WHERE name = ?1",
+                [name],
+                |r| r.get(0),
+            )
+            .unwrap()
+    };
+    let staff = token(&app, "staff-bot", Role::Staff).await;
+    assert_eq!(used("staff-bot"), None);
+    let ok = bearer(&app, reqwest::Method::GET, "/api/v1/leads", &staff)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ok.status(), 200);
+    assert!(used("staff-bot").is_some(), "the use is recorded");
+
+    // Expired: refused like an unknown token.
+    sql("UPDATE api_tokens SET expires_at = '2026-01-01T00:00:00.000Z' WHERE name = 'staff-bot'");
+    let expired = bearer(&app, reqwest::Method::GET, "/api/v1/leads", &staff)
+        .send()
+        .await
+        .unwrap();
+    problem(expired, 401).await;
+    sql("UPDATE api_tokens SET expires_at = NULL WHERE name = 'staff-bot'");
+
+    // Disabling the operator disables the token; enabling them brings it back.
+    let owner = myriam::store::console::Email::try_from("owner-staff@bp.example").unwrap();
+    operators::set_disabled(&app.store, &owner, true)
+        .await
+        .unwrap();
+    let disabled = bearer(&app, reqwest::Method::GET, "/api/v1/leads", &staff)
+        .send()
+        .await
+        .unwrap();
+    problem(disabled, 401).await;
+    operators::set_disabled(&app.store, &owner, false)
+        .await
+        .unwrap();
+
+    // A burst beyond the token's budget gets 429 with Retry-After; another token is not affected.
+    // An invalid filter: refused (400) after authentication, without a query.
+    let attempts = (0..operators::API_BURST * 2)
+        .map(|_| bearer(&app, reqwest::Method::GET, "/api/v1/leads?status=x", &staff).send());
+    let answers: Vec<reqwest::Response> = futures_util::stream::iter(attempts)
+        .buffer_unordered(64)
+        .map(Result::unwrap)
+        .collect()
+        .await;
+    assert!(
+        answers
+            .iter()
+            .all(|r| r.status() == 400 || r.status() == 429),
+        "only answers or refusals"
+    );
+    let served = answers.iter().filter(|r| r.status() == 400).count();
+    assert!(
+        served >= usize::try_from(operators::API_BURST).unwrap() - 10,
+        "the burst allowance is served: {served}"
+    );
+    let limited = answers.into_iter().find(|r| r.status() == 429);
+    let limited = limited.expect("the burst was limited");
+    let retry: u64 = limited.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=60).contains(&retry), "{retry}");
+    let body = problem(limited, 429).await;
+    assert!(body.to_string().contains("too many requests"), "{body}");
+    let other = token(&app, "other-bot", Role::Staff).await;
+    let fine = bearer(&app, reqwest::Method::GET, "/api/v1/leads", &other)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(fine.status(), 200);
 }

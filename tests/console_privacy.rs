@@ -63,7 +63,14 @@ async fn no_caller_data_or_secret_reaches_the_logs_or_the_audit_log() {
     let app = spawn_app_with(configure).await;
     add_operator(&app, "admin@bp.example", Role::Admin).await;
     let lead = plant_lead(&app.store, NAME, PHONE, ADDRESS, true).await;
-    let token = myriam::operators::create_token(&app.store, "crm", Role::Admin)
+    let owner = myriam::store::console::Email::try_from("admin@bp.example").unwrap();
+    let spec = myriam::operators::TokenSpec {
+        name: "crm",
+        role: Role::Admin,
+        owner: &owner,
+        lifetime: None,
+    };
+    let token = myriam::operators::create_token(&app.store, &spec)
         .await
         .unwrap();
 

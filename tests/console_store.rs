@@ -41,7 +41,19 @@ async fn supabase_passes_the_console_suite_on_real_postgrest() {
         stack.psql("select count(*) from bp.calls where from_number = '+15145550101'"),
         "0"
     );
-    assert_eq!(stack.psql("select count(*) from bp.audit_log"), "2");
+    // Two entries, then three throttled attempts in one entry and one of a later window.
+    assert_eq!(stack.psql("select count(*) from bp.audit_log"), "4");
+    assert_eq!(
+        stack.psql(
+            "select string_agg(count::text, ',' order by id) from bp.audit_log \
+             where action = 'login_throttled'"
+        ),
+        "3,1"
+    );
+    assert_eq!(
+        stack.psql("select count(*) from bp.audit_log where client = '192.0.2.7'"),
+        "2"
+    );
 }
 
 #[tokio::test]

@@ -598,6 +598,7 @@ async fn a_qualified_caller_who_then_asks_for_a_person_is_put_through_and_stays_
 }
 
 #[tokio::test]
+#[allow(clippy::too_many_lines)] // the lead page, then playing its voicemail, read top to bottom
 async fn staff_see_the_transfer_the_voicemail_and_the_alerts_and_play_the_recording() {
     use helpers::console::{add_operator, get, login};
     let twilio = FakeTwilio::start().await;
@@ -684,6 +685,28 @@ async fn staff_see_the_transfer_the_voicemail_and_the_alerts_and_play_the_record
         helpers::fake_twilio::RECORDING_MP3
     );
     assert_eq!(twilio.unauthorized(), 0);
+    // Listening is audited: one entry for the call and the operator, counting the plays.
+    let again = get(
+        &app,
+        &format!("/console/calls/{call}/recording"),
+        Some(&session.cookie),
+    )
+    .await;
+    assert_eq!(again.status(), 200);
+    let audit = myriam::store::console::ConsoleStore::audit_log(&app.store, 20)
+        .await
+        .unwrap();
+    let played: Vec<_> = audit
+        .iter()
+        .filter(|e| e.action == myriam::store::console::AuditAction::RecordingPlayed)
+        .collect();
+    assert_eq!(played.len(), 1, "{audit:?}");
+    assert_eq!(played[0].count, 2);
+    assert_eq!(
+        played[0].target.as_deref(),
+        Some(format!("call:{call} by:{}", played[0].actor).as_str())
+    );
+    assert!(played[0].client.is_some());
     // Without a session: the login page, and nothing fetched.
     let fetched = twilio.recording_fetches();
     let anonymous = get(&app, &format!("/console/calls/{call}/recording"), None).await;

@@ -161,3 +161,44 @@ async fn after_a_call_every_documented_metric_is_exported_with_bounded_labels() 
         }
     }
 }
+
+#[tokio::test]
+async fn metrics_are_on_loopback_unless_a_token_guards_them() {
+    // Without METRICS_TOKEN: loopback only, even when the gateway listens on every address.
+    let open = spawn_app_with(|s| {
+        s.bind_addr = "0.0.0.0:0".parse().unwrap();
+        s.telemetry.prometheus_port = Some(0);
+    })
+    .await;
+    let addr = open.metrics_addr.unwrap();
+    assert!(addr.ip().is_loopback(), "{addr}");
+    assert!(open.scrape_metrics().await.contains("myriam_build_info"));
+
+    // With it: BIND_ADDR's IP, and only the bearer token gets the metrics.
+    let guarded = spawn_app_with(|s| {
+        s.bind_addr = "127.0.0.1:0".parse().unwrap();
+        s.telemetry.prometheus_port = Some(0);
+        s.telemetry.metrics_token = Some("s3cret-metrics-token".to_owned().into());
+    })
+    .await;
+    let url = format!("http://{}/metrics", guarded.metrics_addr.unwrap());
+    let client = reqwest::Client::new();
+    for auth in [None, Some("Bearer wrong"), Some("s3cret-metrics-token")] {
+        let mut request = client.get(&url);
+        if let Some(auth) = auth {
+            request = request.header("authorization", auth);
+        }
+        let response = request.send().await.unwrap();
+        assert_eq!(response.status(), 401, "{auth:?}");
+        assert_eq!(response.headers()["www-authenticate"], "Bearer");
+        assert!(!response.text().await.unwrap().contains("myriam_"));
+    }
+    let scraped = client
+        .get(&url)
+        .header("authorization", "Bearer s3cret-metrics-token")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(scraped.status(), 200);
+    assert!(scraped.text().await.unwrap().contains("myriam_build_info"));
+}

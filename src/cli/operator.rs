@@ -47,7 +47,16 @@ pub enum TokenCommand {
         name: String,
         #[arg(long, value_parser = ["admin", "staff"], default_value = "staff")]
         role: String,
+        /// The operator the token belongs to: disabling them disables it; an admin token needs
+        /// an admin.
+        #[arg(long)]
+        operator: String,
+        /// Days until the token expires (none: until revoked).
+        #[arg(long, value_parser = clap::value_parser!(u16).range(1..=3650))]
+        expires_days: Option<u16>,
     },
+    /// List tokens: name, role, operator, created, expires, last used, state.
+    List,
     /// Revoke a token by name.
     Revoke { name: String },
 }
@@ -150,16 +159,74 @@ async fn execute(store: &AnyStore, command: OperatorCommand) -> Result<String, C
             operators::reset_password(store, &email, &password).await?;
             format!("password of {email} changed; their sessions are ended\n")
         }
-        OperatorCommand::Token(TokenCommand::Create { name, role: r }) => {
-            let token = operators::create_token(store, &name, role(&r)?).await?;
+        OperatorCommand::Token(TokenCommand::Create {
+            name,
+            role: r,
+            operator,
+            expires_days,
+        }) => {
+            let owner = email(&operator)?;
+            let spec = operators::TokenSpec {
+                name: &name,
+                role: role(&r)?,
+                owner: &owner,
+                lifetime: expires_days
+                    .map(|d| std::time::Duration::from_secs(u64::from(d) * 86_400)),
+            };
+            let token = operators::create_token(store, &spec).await?;
             eprintln!("API token {name:?} created; it is shown once, keep it now:");
             format!("{}\n", token.expose_secret())
         }
+        OperatorCommand::Token(TokenCommand::List) => token_list(store).await?,
         OperatorCommand::Token(TokenCommand::Revoke { name }) => {
             operators::revoke_token(store, &name).await?;
             format!("API token {name:?} revoked\n")
         }
     })
+}
+
+/// `token list`: one line a token (tab-separated), times in UTC, `-` for none.
+async fn token_list(store: &AnyStore) -> Result<String, CommandError> {
+    let day = |t: Option<time::OffsetDateTime>| {
+        t.and_then(|t| {
+            t.to_offset(time::UtcOffset::UTC)
+                .format(time::macros::format_description!(
+                    "[year]-[month]-[day]T[hour]:[minute]Z"
+                ))
+                .ok()
+        })
+        .unwrap_or_else(|| "-".to_owned())
+    };
+    let operators = store.operators().await.map_err(OperatorError::from)?;
+    let now = time::OffsetDateTime::now_utc();
+    let mut out = String::from("name\trole\toperator\tcreated\texpires\tlast_used\tstate\n");
+    for t in store.api_tokens().await.map_err(OperatorError::from)? {
+        let owner = t
+            .operator_id
+            .and_then(|id| operators.iter().find(|o| o.id == id));
+        let state = if t.revoked_at.is_some() {
+            "revoked"
+        } else if t.expires_at.is_some_and(|e| e <= now) {
+            "expired"
+        } else if owner.is_some_and(|o| o.disabled) {
+            "operator-disabled"
+        } else {
+            "active"
+        };
+        let line = [
+            t.name.as_str(),
+            t.role.as_str(),
+            owner.map_or("-", |o| o.email.as_str()),
+            &day(t.created_at),
+            &day(t.expires_at),
+            &day(t.last_used_at),
+            state,
+        ]
+        .join("\t");
+        out.push_str(&line);
+        out.push('\n');
+    }
+    Ok(out)
 }
 
 /// Runs one `myriam operator …` command.

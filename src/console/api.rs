@@ -209,6 +209,7 @@ pub struct ErasureResult {
         (status = 200, description = "A page of leads", body = LeadList),
         (status = 400, description = "Invalid filter", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "No valid token or session", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Too many requests with this token (see Retry-After)", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = []), ("cookie" = [])))]
 pub async fn list_leads(
@@ -242,6 +243,7 @@ fn with_etag(mut response: Response, version: i64) -> Response {
         (status = 200, description = "The lead", body = LeadDetail,
             headers(("ETag" = String, description = "The follow-up version, for If-Match"))),
         (status = 401, description = "No valid token or session", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Too many requests with this token (see Retry-After)", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such lead", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = []), ("cookie" = [])))]
@@ -293,6 +295,7 @@ pub async fn get_lead(
             headers(("ETag" = String, description = "The new version"))),
         (status = 400, description = "Invalid follow-up or note", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "No valid token or session", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Too many requests with this token (see Retry-After)", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "CSRF token missing with the cookie", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such lead", body = Problem, content_type = "application/problem+json"),
         (status = 412, description = "Changed by someone else since", body = Problem, content_type = "application/problem+json"),
@@ -333,9 +336,9 @@ pub async fn change_follow_up(
         .await?
     {
         FollowUpChange::Applied(state) => {
-            operators::audit(
+            operators::audit_by(
                 &console.store,
-                &user.principal.actor,
+                &user.principal,
                 AuditAction::FollowUpChanged,
                 Some(id.to_string()),
                 Some(format!(
@@ -359,6 +362,7 @@ pub async fn change_follow_up(
         (status = 200, description = "CSV", body = String, content_type = "text/csv"),
         (status = 400, description = "Invalid filter", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "No valid token or session", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Too many requests with this token (see Retry-After)", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = []), ("cookie" = [])))]
 pub async fn export(
@@ -369,9 +373,9 @@ pub async fn export(
     let query = query(raw)?;
     let filter = LeadFilter::try_from(&query)?;
     let leads = export::all_leads(&console.store, &filter).await?;
-    operators::audit(
+    operators::audit_by(
         &console.store,
-        &user.principal.actor,
+        &user.principal,
         AuditAction::Export,
         None,
         Some(format!("rows={} {}", leads.len(), query.audit_summary())),
@@ -389,6 +393,7 @@ pub async fn export(
         (status = 200, description = "Erased", body = ErasureResult),
         (status = 400, description = "Invalid number or confirmation", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "No valid token or session", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Too many requests with this token (see Retry-After)", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "Not an administrator, or CSRF token missing", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = []), ("cookie" = [])))]
@@ -400,7 +405,7 @@ pub async fn erase(
     user.require_admin()?;
     let request = body(request)?;
     let phone = erasure_target(&request.phone, &request.confirm)?;
-    let (erasure, ids) = erase_and_audit(&console, &user.principal.actor, &phone).await?;
+    let (erasure, ids) = erase_and_audit(&console, &user.principal, &phone).await?;
     Ok(Json(ErasureResult {
         lead_ids: ids,
         calls: erasure.calls,

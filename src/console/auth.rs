@@ -93,6 +93,7 @@ fn same(a: &str, b: &str) -> bool {
 fn auth_error(e: AuthError) -> ConsoleError {
     match e {
         AuthError::Missing | AuthError::Expired => ConsoleError::Unauthenticated,
+        AuthError::RateLimited(wait) => ConsoleError::RateLimited(wait),
         AuthError::Store(e) => ConsoleError::Store(e),
     }
 }
@@ -135,9 +136,10 @@ where
         let console = ConsoleState::from_ref(state);
         let secret = session_secret(&parts.headers, console.production)
             .ok_or(ConsoleError::Unauthenticated)?;
-        let principal = operators::session_principal(&console.store, &secret)
+        let mut principal = operators::session_principal(&console.store, &secret)
             .await
             .map_err(auth_error)?;
+        principal.client = Some(client_address(parts));
         Ok(Self {
             principal,
             csrf: operators::csrf_token(&secret),
@@ -177,16 +179,18 @@ where
             .and_then(|v| v.strip_prefix("Bearer "))
             .map(|t| SecretString::from(t.trim().to_owned()));
         if let Some(token) = bearer {
-            let principal = operators::token_principal(&console.store, &token)
+            let mut principal = operators::token_principal(&console.store, &token)
                 .await
                 .map_err(auth_error)?;
+            principal.client = Some(client_address(parts));
             return Ok(Self { principal });
         }
         let secret = session_secret(&parts.headers, console.production)
             .ok_or(ConsoleError::Unauthenticated)?;
-        let principal = operators::session_principal(&console.store, &secret)
+        let mut principal = operators::session_principal(&console.store, &secret)
             .await
             .map_err(auth_error)?;
+        principal.client = Some(client_address(parts));
         let safe = matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS);
         if !safe {
             let sent = parts

@@ -32,6 +32,10 @@ pub enum ConsoleError {
     InvalidCredentials,
     #[error("too many failed logins")]
     Throttled(Duration),
+    #[error("too many requests with this API token")]
+    RateLimited(Duration),
+    #[error("too many live-update streams open; retry later")]
+    Busy(Duration),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -47,7 +51,10 @@ impl ConsoleError {
             ConsoleError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ConsoleError::Stale(_) => StatusCode::PRECONDITION_FAILED,
             ConsoleError::PreconditionRequired => StatusCode::PRECONDITION_REQUIRED,
-            ConsoleError::Throttled(_) => StatusCode::TOO_MANY_REQUESTS,
+            ConsoleError::Throttled(_) | ConsoleError::RateLimited(_) => {
+                StatusCode::TOO_MANY_REQUESTS
+            }
+            ConsoleError::Busy(_) => StatusCode::SERVICE_UNAVAILABLE,
             ConsoleError::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -72,12 +79,23 @@ impl ConsoleError {
                 "Trop de tentatives. Réessayez dans {} minute(s).",
                 wait.as_secs().div_ceil(60)
             ),
+            ConsoleError::RateLimited(wait) => format!(
+                "Trop de requêtes. Réessayez dans {} seconde(s).",
+                wait.as_secs().max(1)
+            ),
+            ConsoleError::Busy(_) => {
+                "Trop de listes ouvertes en direct. Fermez un onglet ou réessayez plus tard."
+                    .to_owned()
+            }
             ConsoleError::Store(_) => "Erreur interne. Réessayez dans un instant.".to_owned(),
         }
     }
 
     fn retry_after(&self, response: &mut Response) {
-        if let ConsoleError::Throttled(wait) = self {
+        if let ConsoleError::Throttled(wait)
+        | ConsoleError::RateLimited(wait)
+        | ConsoleError::Busy(wait) = self
+        {
             let secs = wait.as_secs().max(1).to_string();
             if let Ok(value) = HeaderValue::from_str(&secs) {
                 response.headers_mut().insert(header::RETRY_AFTER, value);

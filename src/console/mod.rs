@@ -63,15 +63,15 @@ impl FromRef<AppState> for ConsoleState {
 /// caller data): what the erase page and the API both do. Returns the counts and the lead ids.
 pub async fn erase_and_audit(
     console: &ConsoleState,
-    actor: &str,
+    principal: &crate::operators::Principal,
     phone: &PhoneNumber,
 ) -> Result<(crate::store::console::Erasure, Vec<String>), crate::store::StoreError> {
     use crate::store::console::ConsoleStore as _;
     let erasure = console.store.erase_caller(phone).await?;
     let ids: Vec<String> = erasure.lead_ids.iter().map(ToString::to_string).collect();
-    crate::operators::audit(
+    crate::operators::audit_by(
         &console.store,
-        actor,
+        principal,
         crate::store::console::AuditAction::Erase,
         (!ids.is_empty()).then(|| ids.join(",")),
         Some(format!(
@@ -301,6 +301,60 @@ pub async fn security_headers(https: bool, request: Request, next: Next) -> Resp
     response
 }
 
+/// Whether a state-changing request comes from the console's own pages, as far as the browser
+/// says. `Sec-Fetch-Site`, when sent (every current browser), decides: `same-origin`, or `none`
+/// (typed by the user). Without it, `Origin`, when sent, must name the host the request was sent
+/// to — except `null`, which browsers send for a form posted from a `Referrer-Policy: no-referrer`
+/// page (the console's): such an old browser still passes. A request with neither header (a
+/// script) passes: API tokens and the session's CSRF token still guard it.
+pub fn same_origin(method: &axum::http::Method, headers: &axum::http::HeaderMap) -> bool {
+    use axum::http::Method;
+    if matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS) {
+        return true;
+    }
+    let text = |name: header::HeaderName| {
+        headers
+            .get(name)
+            .map(|v| v.to_str().unwrap_or("\u{0}").trim().to_ascii_lowercase())
+    };
+    if let Some(site) = text(header::HeaderName::from_static("sec-fetch-site")) {
+        return site == "same-origin" || site == "none";
+    }
+    let Some(origin) = text(header::ORIGIN) else {
+        return true;
+    };
+    if origin == "null" {
+        return true;
+    }
+    let Some(host) = text(header::HOST) else {
+        return false;
+    };
+    let Ok(origin) = url::Url::parse(&origin) else {
+        return false;
+    };
+    let authority = match (origin.host_str(), origin.port()) {
+        (Some(h), Some(port)) => format!("{h}:{port}"),
+        (Some(h), None) => h.to_owned(),
+        (None, _) => return false,
+    };
+    authority == host
+}
+
+/// Refuses (403) a cross-site state-changing request to the console or the API, the login
+/// included (see [`same_origin`]).
+pub async fn refuse_cross_site(request: Request, next: Next) -> Response {
+    use axum::response::IntoResponse as _;
+    if same_origin(request.method(), request.headers()) {
+        return next.run(request).await;
+    }
+    tracing::warn!(path = %request.uri().path(), "cross-site request refused");
+    if request.uri().path().starts_with("/api/") {
+        ApiError::from(ConsoleError::Csrf).into_response()
+    } else {
+        PageError::from(ConsoleError::Csrf).into_response()
+    }
+}
+
 /// The console's and the API's routes, with their security headers (`https`: served over TLS,
 /// [`crate::config::Settings::secure_transport`]).
 pub fn router(https: bool) -> Router<AppState> {
@@ -325,6 +379,7 @@ pub fn router(https: bool) -> Router<AppState> {
         .route("/api/v1/leads/{id}", get(api::get_lead))
         .route("/api/v1/leads/{id}/suivi", put(api::change_follow_up))
         .route("/api/v1/erasures", post(api::erase))
+        .layer(middleware::from_fn(refuse_cross_site))
         .layer(middleware::from_fn(move |request: Request, next: Next| {
             security_headers(https, request, next)
         }))
@@ -333,6 +388,75 @@ pub fn router(https: bool) -> Router<AppState> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cross_site_writes_are_refused() {
+        use axum::http::{HeaderMap, Method};
+        let headers = |pairs: &[(&'static str, &'static str)]| {
+            let mut h = HeaderMap::new();
+            for (k, v) in pairs {
+                h.insert(*k, HeaderValue::from_static(v));
+            }
+            h
+        };
+        let host = ("host", "gw.bp.test");
+        assert!(same_origin(&Method::POST, &headers(&[host])));
+        assert!(same_origin(
+            &Method::POST,
+            &headers(&[
+                host,
+                ("origin", "https://gw.bp.test"),
+                ("sec-fetch-site", "same-origin")
+            ])
+        ));
+        assert!(same_origin(
+            &Method::POST,
+            &headers(&[
+                ("host", "127.0.0.1:8080"),
+                ("origin", "http://127.0.0.1:8080")
+            ])
+        ));
+        assert!(!same_origin(
+            &Method::POST,
+            &headers(&[host, ("origin", "https://evil.example")])
+        ));
+        // A form posted from a no-referrer page: `Origin: null`, and Sec-Fetch-Site decides.
+        assert!(same_origin(
+            &Method::POST,
+            &headers(&[host, ("origin", "null"), ("sec-fetch-site", "same-origin")])
+        ));
+        assert!(!same_origin(
+            &Method::POST,
+            &headers(&[host, ("origin", "null"), ("sec-fetch-site", "cross-site")])
+        ));
+        assert!(!same_origin(
+            &Method::POST,
+            &headers(&[
+                host,
+                ("origin", "https://gw.bp.test"),
+                ("sec-fetch-site", "cross-site")
+            ])
+        ));
+        assert!(!same_origin(
+            &Method::PUT,
+            &headers(&[host, ("sec-fetch-site", "cross-site")])
+        ));
+        assert!(!same_origin(
+            &Method::POST,
+            &headers(&[host, ("sec-fetch-site", "same-site")])
+        ));
+        assert!(!same_origin(
+            &Method::POST,
+            &headers(&[
+                ("host", "127.0.0.1:8080"),
+                ("origin", "http://127.0.0.1:9090")
+            ])
+        ));
+        assert!(same_origin(
+            &Method::GET,
+            &headers(&[host, ("sec-fetch-site", "cross-site")])
+        ));
+    }
 
     #[test]
     fn etags_round_trip() {

@@ -20,8 +20,8 @@ use crate::domain::{Language, LeadStatus};
 use crate::operators::{self, LoginError};
 use crate::qualification::Speaker;
 use crate::store::console::{
-    AuditAction, ConsoleStore, FollowUp, FollowUpChange, FollowUpState, LeadFilter, ListedLead,
-    Note,
+    AUDIT_PAGE, AuditAction, ConsoleStore, FollowUp, FollowUpChange, FollowUpState, LeadFilter,
+    ListedLead, Note,
 };
 use crate::store::{Alerts as _, Store};
 
@@ -133,6 +133,19 @@ pub async fn login(
             if let Ok(v) = HeaderValue::from_str(&wait.as_secs().max(1).to_string()) {
                 response.headers_mut().insert(header::RETRY_AFTER, v);
             }
+            Ok(response)
+        }
+        Err(LoginError::Busy) => {
+            let mut response = (
+                StatusCode::TOO_MANY_REQUESTS,
+                Html(login_page(Some(
+                    "Trop de connexions en même temps. Réessayez dans un instant.",
+                ))),
+            )
+                .into_response();
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
             Ok(response)
         }
         Err(LoginError::Store(e)) => Err(e.into()),
@@ -299,9 +312,9 @@ pub async fn export(
 ) -> Result<Response, PageError> {
     let filter = LeadFilter::try_from(&query)?;
     let leads = export::all_leads(&console.store, &filter).await?;
-    operators::audit(
+    operators::audit_by(
         &console.store,
-        &user.principal.actor,
+        &user.principal,
         AuditAction::Export,
         None,
         Some(format!("rows={} {}", leads.len(), query.audit_summary())),
@@ -565,10 +578,10 @@ fn alerts_table(alerts: &[crate::store::AlertRecord]) -> String {
 const MAX_RECORDING_BYTES: usize = 8 * 1024 * 1024;
 
 /// `GET /console/calls/{sid}/recording`: the call's voicemail as MP3, fetched from Twilio with
-/// the account's credentials, which never reach the browser.
+/// the account's credentials, which never reach the browser. Audited (`recording_played`).
 pub async fn recording(
     State(console): State<ConsoleState>,
-    _user: PageUser,
+    user: PageUser,
     Path(raw_sid): Path<String>,
 ) -> Result<Response, PageError> {
     let sid =
@@ -586,17 +599,27 @@ pub async fn recording(
         .into());
     };
     match twilio.fetch_recording(&url, MAX_RECORDING_BYTES).await {
-        Ok(bytes) => Ok((
-            [
-                (header::CONTENT_TYPE, HeaderValue::from_static("audio/mpeg")),
-                (
-                    header::CONTENT_DISPOSITION,
-                    HeaderValue::from_static("inline; filename=\"message-vocal.mp3\""),
-                ),
-            ],
-            bytes,
-        )
-            .into_response()),
+        Ok(bytes) => {
+            // Listening is audited: one entry per call, operator and window, with a count.
+            operators::audit_aggregated(
+                &console.store,
+                &user.principal,
+                AuditAction::RecordingPlayed,
+                format!("call:{sid} by:{}", user.principal.actor),
+            )
+            .await;
+            Ok((
+                [
+                    (header::CONTENT_TYPE, HeaderValue::from_static("audio/mpeg")),
+                    (
+                        header::CONTENT_DISPOSITION,
+                        HeaderValue::from_static("inline; filename=\"message-vocal.mp3\""),
+                    ),
+                ],
+                bytes,
+            )
+                .into_response())
+        }
         Err(error) => {
             tracing::warn!(call_sid = %sid, %error, "voicemail recording not fetched");
             Ok((
@@ -657,9 +680,9 @@ pub async fn change_follow_up(
         .await?
     {
         FollowUpChange::Applied(state) => {
-            operators::audit(
+            operators::audit_by(
                 &console.store,
-                &user.principal.actor,
+                &user.principal,
                 AuditAction::FollowUpChanged,
                 Some(id.to_string()),
                 Some(format!(
@@ -749,7 +772,7 @@ pub async fn erase(
                 .into_response());
         }
     };
-    let (erasure, ids) = erase_and_audit(&console, &user.principal.actor, &phone).await?;
+    let (erasure, ids) = erase_and_audit(&console, &user.principal, &phone).await?;
     let body = format!(
         r#"<h1>Appelant effacé</h1><p role="status">{} lead(s), {} appel(s), {} événement(s), {} écriture(s) en attente et {} lettre(s) mortes effacés.</p><p><a href="/console/leads">Retour aux leads</a></p>"#,
         ids.len(),
@@ -761,30 +784,60 @@ pub async fn erase(
     Ok(Html(layout(&chrome("Appelant effacé", &user), &body)).into_response())
 }
 
-/// `GET /console/audit` (administrators): the newest 500 entries.
+#[derive(Debug, Default, Deserialize)]
+pub struct AuditQuery {
+    /// Entries older than this one (the previous page's last).
+    before: Option<String>,
+}
+
+/// `GET /console/audit` (administrators): the log, newest first, [`AUDIT_PAGE`] entries a page;
+/// "Plus anciennes" pages on (`?before=ID`), so no entry is ever out of reach.
 pub async fn audit(
     State(console): State<ConsoleState>,
     user: PageUser,
+    Query(query): Query<AuditQuery>,
 ) -> Result<Html<String>, PageError> {
     user.require_admin()?;
-    let entries = console.store.audit_log(500).await?;
+    let before = match query.before.as_deref().map(str::trim) {
+        None | Some("") => None,
+        Some(raw) => Some(
+            raw.parse::<i64>()
+                .map_err(|_| ConsoleError::BadRequest("before is an entry number".to_owned()))?,
+        ),
+    };
+    let entries = console.store.audit_page(before, AUDIT_PAGE + 1).await?;
+    let more = entries.len() > AUDIT_PAGE;
+    let entries = &entries[..entries.len().min(AUDIT_PAGE)];
     let rows: String = entries
         .iter()
         .map(|e| {
             format!(
-                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
                 e.at.map(local_time).unwrap_or_default(),
                 Esc(&e.actor),
                 e.action.as_str(),
+                e.count,
+                or_dash(e.client.as_deref()),
                 or_dash(e.target.as_deref()),
                 or_dash(e.detail.as_deref()),
             )
         })
         .collect::<Vec<String>>()
         .concat();
+    let next = match entries.last().and_then(|e| e.id) {
+        Some(last) if more => format!(
+            r#"<p><a rel="next" href="/console/audit?before={last}">Plus anciennes</a></p>"#
+        ),
+        _ => String::new(),
+    };
+    let first = if before.is_some() {
+        r#"<p><a href="/console/audit">Les plus récentes</a></p>"#
+    } else {
+        ""
+    };
     let body = format!(
-        r#"<h1>Journal d'audit</h1>
-<div class="table"><table><caption>Les 500 dernières actions</caption><thead><tr><th scope="col">Quand</th><th scope="col">Qui</th><th scope="col">Action</th><th scope="col">Identifiants</th><th scope="col">Détail</th></tr></thead><tbody>{rows}</tbody></table></div>"#
+        r#"<h1>Journal d'audit</h1>{first}
+<div class="table"><table><caption>Actions, les plus récentes d'abord ({AUDIT_PAGE} par page)</caption><thead><tr><th scope="col">Quand</th><th scope="col">Qui</th><th scope="col">Action</th><th scope="col">Fois</th><th scope="col">Adresse</th><th scope="col">Identifiants</th><th scope="col">Détail</th></tr></thead><tbody>{rows}</tbody></table></div>{next}"#
     );
     Ok(Html(layout(&chrome("Journal d'audit", &user), &body)))
 }

@@ -29,10 +29,18 @@ pub const ABSOLUTE_TIMEOUT: Duration = Duration::from_secs(12 * 3600);
 /// `last_seen_at` is written at most this often per session.
 const TOUCH_EVERY: Duration = Duration::from_secs(60);
 
-/// Login throttling: at most this many failures per window for one e-mail …
-pub const MAX_FAILURES_PER_EMAIL: usize = 5;
-/// … and this many for one client address.
+/// Login throttling: at most this many failures per window for one e-mail from one client address
+/// (then 429 until the oldest leaves the window) …
+pub const MAX_FAILURES_PER_PAIR: usize = 5;
+/// … and this many for one client address, whatever the e-mails.
 pub const MAX_FAILURES_PER_ADDRESS: usize = 20;
+/// An e-mail alone is never locked (anyone could lock any operator out): from this many failures in
+/// the window, from any address, every attempt on it waits — [`FIRST_DELAY`], doubling with each
+/// further failure up to [`MAX_DELAY`] — and the administrators are told (audit entry
+/// `account_guessed`, metric `myriam_console_account_guessed_total`).
+pub const MAX_FAILURES_PER_EMAIL: usize = 5;
+pub const FIRST_DELAY: Duration = Duration::from_millis(250);
+pub const MAX_DELAY: Duration = Duration::from_secs(4);
 pub const THROTTLE_WINDOW: Duration = Duration::from_secs(15 * 60);
 
 /// API tokens start with this, so a leaked one is recognisable (secret scanners).
@@ -56,6 +64,12 @@ pub enum OperatorError {
     TokenName,
     #[error("cannot draw random bytes")]
     Random,
+    #[error("the token's operator is disabled")]
+    OwnerDisabled,
+    #[error("a staff operator cannot own an admin token")]
+    RoleAboveOwner,
+    #[error("the token's lifetime is too long")]
+    Lifetime,
 }
 
 /// SHA-256, hex: how session secrets and API tokens are keyed in the store.
@@ -93,6 +107,8 @@ pub struct Principal {
     pub role: Role,
     /// The session's digest, when authenticated by cookie (for logout).
     pub session: Option<String>,
+    /// The address the request came from (the audit log records it).
+    pub client: Option<IpAddr>,
 }
 
 impl Principal {
@@ -110,14 +126,56 @@ pub async fn audit(
     detail: Option<String>,
 ) {
     let entry = AuditEntry {
-        at: None,
-        actor: actor.to_owned(),
-        action,
         target,
         detail,
+        ..AuditEntry::new(actor, action)
     };
-    if let Err(error) = store.append_audit(&entry).await {
-        tracing::error!(%error, action = action.as_str(), "cannot write the audit log");
+    record(store, &entry).await;
+}
+
+/// [`audit`] of what `principal` did, with the address the request came from.
+pub async fn audit_by(
+    store: &impl ConsoleStore,
+    principal: &Principal,
+    action: AuditAction,
+    target: Option<String>,
+    detail: Option<String>,
+) {
+    let entry = AuditEntry {
+        target,
+        detail,
+        client: principal.client.map(|c| c.to_string()),
+        ..AuditEntry::new(&principal.actor, action)
+    };
+    record(store, &entry).await;
+}
+
+async fn record(store: &impl ConsoleStore, entry: &AuditEntry) {
+    if let Err(error) = store.append_audit(entry).await {
+        tracing::error!(%error, action = entry.action.as_str(), "cannot write the audit log");
+    }
+}
+
+/// [`audit_by`], as one entry per target and window (15 min) with a count: for what repeats, like
+/// the range requests of one listening.
+pub async fn audit_aggregated(
+    store: &impl ConsoleStore,
+    principal: &Principal,
+    action: AuditAction,
+    target: String,
+) {
+    let entry = AuditEntry {
+        target: Some(target),
+        client: principal.client.map(|c| c.to_string()),
+        ..AuditEntry::new(&principal.actor, action)
+    };
+    record_aggregated(store, &entry, OffsetDateTime::now_utc()).await;
+}
+
+/// Adds one to the entry of this action and target of the current window (or starts one).
+async fn record_aggregated(store: &impl ConsoleStore, entry: &AuditEntry, now: OffsetDateTime) {
+    if let Err(error) = store.bump_audit(entry, now - THROTTLE_WINDOW).await {
+        tracing::error!(%error, action = entry.action.as_str(), "cannot write the audit log");
     }
 }
 
@@ -184,26 +242,55 @@ fn token_name_ok(name: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
 }
 
+/// A new API token: its name and role, the operator it belongs to (whose role it cannot exceed),
+/// and how long it lives (`None`: until revoked).
+#[derive(Debug, Clone)]
+pub struct TokenSpec<'a> {
+    pub name: &'a str,
+    pub role: Role,
+    pub owner: &'a Email,
+    pub lifetime: Option<Duration>,
+}
+
 /// Creates an API token; the returned secret is shown once and never stored.
 pub async fn create_token(
     store: &impl ConsoleStore,
-    name: &str,
-    role: Role,
+    spec: &TokenSpec<'_>,
 ) -> Result<SecretString, OperatorError> {
-    if !token_name_ok(name) {
+    if !token_name_ok(spec.name) {
         return Err(OperatorError::TokenName);
     }
+    let owner = store
+        .operator_by_email(spec.owner)
+        .await?
+        .ok_or(OperatorError::Unknown)?;
+    if owner.disabled {
+        return Err(OperatorError::OwnerDisabled);
+    }
+    if spec.role == Role::Admin && owner.role != Role::Admin {
+        return Err(OperatorError::RoleAboveOwner);
+    }
+    let expires_at = match spec.lifetime {
+        Some(lifetime) => Some(
+            OffsetDateTime::now_utc()
+                + time::Duration::try_from(lifetime).map_err(|_| OperatorError::Lifetime)?,
+        ),
+        None => None,
+    };
     let token = SecretString::from(format!(
         "{TOKEN_PREFIX}{}",
         random_secret()?.expose_secret()
     ));
     let record = ApiTokenRecord {
         id: Uuid::new_v4(),
-        name: name.to_owned(),
-        role,
+        name: spec.name.to_owned(),
+        role: spec.role,
         token_hash: digest(token.expose_secret()),
         created_at: None,
         revoked_at: None,
+        operator_id: Some(owner.id),
+        expires_at,
+        last_used_at: None,
     };
     if store.create_api_token(&record).await? {
         Ok(token)
@@ -228,6 +315,9 @@ pub enum LoginError {
     Invalid,
     #[error("too many failed logins; retry in {0:?}")]
     Throttled(Duration),
+    /// Every place to check a password is taken: retry in a moment.
+    #[error("too many logins at once")]
+    Busy,
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error("cannot draw random bytes")]
@@ -241,8 +331,16 @@ pub struct NewSession {
     pub operator: Operator,
 }
 
+fn email_digest(email: &str) -> String {
+    digest(&email.trim().to_lowercase())
+}
+
 fn email_key(email: &str) -> String {
-    format!("email:{}", digest(&email.trim().to_lowercase()))
+    format!("email:{}", email_digest(email))
+}
+
+fn pair_key(email: &str, address: IpAddr) -> String {
+    format!("pair:{}:{address}", email_digest(email))
 }
 
 /// IPv6 clients are counted by their /64 ([`crate::client_addr::throttle_group`]).
@@ -270,20 +368,106 @@ async fn throttled(
     ))
 }
 
-/// Checks the credentials (throttled per e-mail and per client address) and opens a session.
-/// Every outcome is audited; the typed e-mail is recorded only when it is an operator's.
+/// The wait of an attempt on an e-mail that has `failures` failures in the window.
+pub fn email_delay(failures: usize) -> Duration {
+    let Some(beyond) = failures.checked_sub(MAX_FAILURES_PER_EMAIL) else {
+        return Duration::ZERO;
+    };
+    let factor = 1u32 << beyond.min(16);
+    FIRST_DELAY.saturating_mul(factor).min(MAX_DELAY)
+}
+
+/// Whether an attempt goes over a limit: before it is recorded (at the limit already), or after
+/// (`recorded`: more than the limit, a concurrent attempt took the last place). Throttled attempts
+/// are audited as one entry per key and window, with a count.
+async fn over_limits(
+    store: &impl ConsoleStore,
+    limits: &[(&String, usize)],
+    entry: &impl Fn(AuditAction, Option<String>) -> AuditEntry,
+    now: OffsetDateTime,
+    recorded: bool,
+) -> Result<(), LoginError> {
+    for &(key, max) in limits {
+        let wait = if recorded {
+            let count = store
+                .login_failures_since(key, now - THROTTLE_WINDOW)
+                .await?
+                .len();
+            if count <= max {
+                continue;
+            }
+            throttled(store, key, max, now)
+                .await?
+                .unwrap_or(Duration::from_secs(1))
+        } else {
+            match throttled(store, key, max, now).await? {
+                Some(wait) => wait,
+                None => continue,
+            }
+        };
+        record_aggregated(
+            store,
+            &entry(AuditAction::LoginThrottled, Some(key.clone())),
+            now,
+        )
+        .await;
+        crate::metrics::console_login("throttled");
+        return Err(LoginError::Throttled(wait));
+    }
+    Ok(())
+}
+
+/// An operator's e-mail has `failures` failures in the window, from any address: from
+/// [`MAX_FAILURES_PER_EMAIL`] on, the administrators are told (one audit entry per operator and
+/// window counting the failures, the metric once per window).
+async fn guessing(
+    store: &impl ConsoleStore,
+    operator: &Operator,
+    entry: impl Fn(AuditAction, Option<String>) -> AuditEntry,
+    failures: usize,
+    now: OffsetDateTime,
+) {
+    if failures < MAX_FAILURES_PER_EMAIL {
+        return;
+    }
+    let guessed = AuditEntry {
+        actor: "-".to_owned(),
+        detail: Some(format!(
+            "failures={failures} window={}min",
+            THROTTLE_WINDOW.as_secs() / 60
+        )),
+        ..entry(AuditAction::AccountGuessed, Some(operator.id.to_string()))
+    };
+    record_aggregated(store, &guessed, now).await;
+    if failures == MAX_FAILURES_PER_EMAIL {
+        crate::metrics::account_guessed();
+        tracing::warn!(operator = %operator.id, "an operator's account is being guessed at");
+    }
+}
+
+/// Checks the credentials and opens a session. Throttled per (e-mail, client address) and per
+/// client address: the attempt is recorded first and counted after, so concurrent attempts cannot
+/// all pass. An e-mail's failures from every address only slow its attempts down
+/// ([`email_delay`]). The password is checked off the async runtime ([`password::HashSlot`]).
+/// Every outcome is audited with the client's address (throttled attempts as one entry per key
+/// and window, with a count); the typed e-mail is recorded only when it is an operator's.
 pub async fn login(
     store: &impl ConsoleStore,
     email: &str,
     password: &SecretString,
     client: IpAddr,
 ) -> Result<NewSession, LoginError> {
-    let now = OffsetDateTime::now_utc();
-    let (by_email, by_address) = (email_key(email), address_key(client));
-    let wait = match throttled(store, &by_email, MAX_FAILURES_PER_EMAIL, now).await? {
-        Some(wait) => Some(wait),
-        None => throttled(store, &by_address, MAX_FAILURES_PER_ADDRESS, now).await?,
+    // No place, no work: a burst is refused before it costs the store or a core anything.
+    let Some(slot) = password::HashSlot::admit() else {
+        crate::metrics::console_login("busy");
+        return Err(LoginError::Busy);
     };
+    let now = OffsetDateTime::now_utc();
+    let (by_pair, by_address, by_email) = (
+        pair_key(email, client),
+        address_key(client),
+        email_key(email),
+    );
     let operator = match Email::try_from(email) {
         Ok(email) => store.operator_by_email(&email).await?,
         Err(_) => None,
@@ -291,33 +475,69 @@ pub async fn login(
     let actor = operator
         .as_ref()
         .map_or_else(|| "-".to_owned(), |o| o.email.to_string());
-    if let Some(wait) = wait {
-        audit(store, &actor, AuditAction::LoginThrottled, None, None).await;
-        return Err(LoginError::Throttled(wait));
-    }
-    let valid = if let Some(o) = &operator {
-        password::verify(password, &o.password_hash) && !o.disabled
+    let entry = |action: AuditAction, target: Option<String>| AuditEntry {
+        target,
+        client: Some(client.to_string()),
+        ..AuditEntry::new(&actor, action)
+    };
+    let limits = [
+        (&by_pair, MAX_FAILURES_PER_PAIR),
+        (&by_address, MAX_FAILURES_PER_ADDRESS),
+    ];
+    over_limits(store, &limits, &entry, now, false).await?;
+    let email_failures = store
+        .login_failures_since(&by_email, now - THROTTLE_WINDOW)
+        .await?
+        .len();
+    let delay = email_delay(email_failures);
+    let slot = if delay.is_zero() {
+        slot
     } else {
-        password::verify_dummy(password);
+        // Waiting attempts hold no place.
+        drop(slot);
+        tokio::time::sleep(delay).await;
+        let Some(slot) = password::HashSlot::admit() else {
+            crate::metrics::console_login("busy");
+            return Err(LoginError::Busy);
+        };
+        slot
+    };
+    // Record the attempt, then count: of concurrent attempts, only those within the limit pass.
+    for (key, _) in limits {
+        store.record_login_failure(key).await?;
+    }
+    over_limits(store, &limits, &entry, now, true).await?;
+    let valid = if let Some(o) = &operator {
+        slot.verify(password, &o.password_hash).await && !o.disabled
+    } else {
+        slot.verify_dummy(password).await;
         false
     };
-    let Some(operator) = operator.filter(|_| valid) else {
+    drop(slot);
+    if !valid {
         store.record_login_failure(&by_email).await?;
-        store.record_login_failure(&by_address).await?;
-        audit(store, &actor, AuditAction::LoginFailed, None, None).await;
+        record(store, &entry(AuditAction::LoginFailed, None)).await;
+        crate::metrics::console_login("failed");
+        if let Some(o) = &operator {
+            guessing(store, o, entry, email_failures + 1, now).await;
+        }
+        store.prune_login_failures(now - THROTTLE_WINDOW).await?;
+        return Err(LoginError::Invalid);
+    }
+    let Some(operator) = operator else {
         return Err(LoginError::Invalid);
     };
-    store.clear_login_failures(&by_email).await?;
+    // The attempt recorded in advance was no failure.
+    store.clear_login_failures(&by_pair).await?;
+    store.forget_login_failure(&by_address).await?;
     let secret = random_secret().map_err(|_| LoginError::Random)?;
     store
         .create_session(&digest(secret.expose_secret()), operator.id)
         .await?;
-    audit(
+    crate::metrics::console_login("ok");
+    record(
         store,
-        operator.email.as_str(),
-        AuditAction::Login,
-        Some(operator.id.to_string()),
-        None,
+        &entry(AuditAction::Login, Some(operator.id.to_string())),
     )
     .await;
     Ok(NewSession { secret, operator })
@@ -330,6 +550,8 @@ pub enum AuthError {
     Missing,
     #[error("the session has expired")]
     Expired,
+    #[error("too many requests with this token; retry in {0:?}")]
+    RateLimited(Duration),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -362,10 +584,41 @@ pub async fn session_principal(
         actor: operator.email.to_string(),
         role: operator.role,
         session: Some(id_hash),
+        client: None,
     })
 }
 
-/// The principal of an `Authorization: Bearer` API token.
+/// API requests one token may make in a burst …
+pub const API_BURST: u32 = 600;
+/// … and per second after it (per instance).
+pub const API_PER_SECOND: u32 = 10;
+
+/// Takes one request from the token's bucket; how long until one is free when it is empty.
+fn take_api_request(token: Uuid) -> Result<(), Duration> {
+    use std::collections::HashMap;
+    use std::sync::{Mutex, OnceLock};
+    use std::time::Instant;
+    static BUCKETS: OnceLock<Mutex<HashMap<Uuid, (f64, Instant)>>> = OnceLock::new();
+    let mut buckets = BUCKETS
+        .get_or_init(Mutex::default)
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let now = Instant::now();
+    let rate = f64::from(API_PER_SECOND);
+    let (left, at) = buckets.entry(token).or_insert((f64::from(API_BURST), now));
+    *left = (*left + now.duration_since(*at).as_secs_f64() * rate).min(f64::from(API_BURST));
+    *at = now;
+    if *left >= 1.0 {
+        *left -= 1.0;
+        Ok(())
+    } else {
+        Err(Duration::from_secs_f64((1.0 - *left) / rate).max(Duration::from_secs(1)))
+    }
+}
+
+/// The principal of an `Authorization: Bearer` API token: not revoked, not expired, its operator
+/// enabled, within its rate ([`API_BURST`], then [`API_PER_SECOND`]). Its last use is recorded
+/// (at most once a minute).
 pub async fn token_principal(
     store: &impl ConsoleStore,
     token: &SecretString,
@@ -373,15 +626,29 @@ pub async fn token_principal(
     if !token.expose_secret().starts_with(TOKEN_PREFIX) {
         return Err(AuthError::Missing);
     }
+    let now = OffsetDateTime::now_utc();
     let record = store
         .api_token(&digest(token.expose_secret()))
         .await?
         .filter(|t| t.revoked_at.is_none())
+        .filter(|t| t.expires_at.is_none_or(|e| e > now))
         .ok_or(AuthError::Missing)?;
+    if let Some(owner) = record.operator_id {
+        store
+            .operator_by_id(owner)
+            .await?
+            .filter(|o| !o.disabled)
+            .ok_or(AuthError::Missing)?;
+    }
+    take_api_request(record.id).map_err(AuthError::RateLimited)?;
+    if record.last_used_at.is_none_or(|at| now - at > TOUCH_EVERY) {
+        store.touch_api_token(record.id).await?;
+    }
     Ok(Principal {
         actor: format!("token:{}", record.name),
         role: record.role,
         session: None,
+        client: None,
     })
 }
 
@@ -389,7 +656,7 @@ pub async fn token_principal(
 pub async fn logout(store: &impl ConsoleStore, principal: &Principal) -> Result<(), StoreError> {
     if let Some(id_hash) = &principal.session {
         store.revoke_session(id_hash).await?;
-        audit(store, &principal.actor, AuditAction::Logout, None, None).await;
+        audit_by(store, principal, AuditAction::Logout, None, None).await;
     }
     Ok(())
 }
@@ -415,5 +682,21 @@ mod tests {
         );
         assert!(token_name_ok("ci-bot_1.0") && !token_name_ok("") && !token_name_ok("a b"));
         assert_eq!(email_key(" A@b.c"), email_key("a@b.c"));
+        let ip = IpAddr::from([10, 0, 0, 1]);
+        assert_eq!(pair_key(" A@b.c", ip), pair_key("a@b.c", ip));
+        assert_ne!(
+            pair_key("a@b.c", ip),
+            pair_key("a@b.c", IpAddr::from([10, 0, 0, 2]))
+        );
+    }
+
+    #[test]
+    fn an_emails_delay_grows_and_is_capped() {
+        assert_eq!(email_delay(0), Duration::ZERO);
+        assert_eq!(email_delay(MAX_FAILURES_PER_EMAIL - 1), Duration::ZERO);
+        assert_eq!(email_delay(MAX_FAILURES_PER_EMAIL), FIRST_DELAY);
+        assert_eq!(email_delay(MAX_FAILURES_PER_EMAIL + 1), FIRST_DELAY * 2);
+        assert_eq!(email_delay(MAX_FAILURES_PER_EMAIL + 3), FIRST_DELAY * 8);
+        assert_eq!(email_delay(10_000), MAX_DELAY);
     }
 }

@@ -273,6 +273,20 @@ const MIGRATIONS: &[&str] = &[
         SELECT RAISE(ABORT, 'lead status cannot move backwards');
     END;
     ",
+    // 6: the audit log records the client's address and aggregates repeated entries (a count);
+    // login failures are pruned by age and throttled attempts are looked up by key; API tokens
+    // belong to an operator, may expire and record their last use; live updates find changed
+    // leads by `updated_at`.
+    r"
+    ALTER TABLE audit_log ADD COLUMN client TEXT;
+    ALTER TABLE audit_log ADD COLUMN count INTEGER NOT NULL DEFAULT 1;
+    CREATE INDEX audit_log_action_target ON audit_log (action, target, seq);
+    CREATE INDEX login_failures_at ON login_failures (at);
+    ALTER TABLE api_tokens ADD COLUMN operator_id TEXT REFERENCES operators (id) ON DELETE CASCADE;
+    ALTER TABLE api_tokens ADD COLUMN expires_at TEXT;
+    ALTER TABLE api_tokens ADD COLUMN last_used_at TEXT;
+    CREATE INDEX leads_updated_at ON leads (updated_at);
+    ",
 ];
 
 /// A handle to the SQLite thread. Cheap to clone.
@@ -326,6 +340,9 @@ fn open_connection(path: &Path) -> Result<Connection, StoreError> {
     conn.pragma_update(None, "journal_mode", "WAL")?;
     conn.pragma_update(None, "synchronous", "FULL")?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
+    // Deleted content is overwritten with zeros, in the file and in the WAL's new pages: an
+    // erased caller's data does not linger in free pages (Law 25 erasure).
+    conn.pragma_update(None, "secure_delete", "ON")?;
     conn.busy_timeout(std::time::Duration::from_secs(5))?;
     conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
     migrate(&mut conn)?;

@@ -45,7 +45,21 @@ pub fn form<K: AsRef<str>, V: AsRef<str>>(pairs: &[(K, V)]) -> String {
 }
 
 pub async fn post_login(app: &TestApp, email: &str, password: &str) -> reqwest::Response {
-    client()
+    post_login_from(app, std::net::IpAddr::from([127, 0, 0, 1]), email, password).await
+}
+
+/// A login posted from `from`, a loopback address (`127.x.y.z`): another client address.
+pub async fn post_login_from(
+    app: &TestApp,
+    from: std::net::IpAddr,
+    email: &str,
+    password: &str,
+) -> reqwest::Response {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .local_address(from)
+        .build()
+        .unwrap()
         .post(app.url("/console/login"))
         .header("content-type", "application/x-www-form-urlencoded")
         .body(form(&[("email", email), ("password", password)]))

@@ -146,6 +146,9 @@ async fn operators_sessions_tokens<S: ConsoleStore>(store: &S) {
         token_hash: "h1".to_owned(),
         created_at: None,
         revoked_at: None,
+        operator_id: Some(admin.id),
+        expires_at: Some(OffsetDateTime::now_utc() + time::Duration::days(30)),
+        last_used_at: None,
     };
     assert!(store.create_api_token(&token).await.unwrap());
     assert!(
@@ -155,6 +158,16 @@ async fn operators_sessions_tokens<S: ConsoleStore>(store: &S) {
     let back = store.api_token("h1").await.unwrap().unwrap();
     assert_eq!((back.name.as_str(), back.role), ("ci", Role::Staff));
     assert!(back.revoked_at.is_none());
+    assert_eq!(back.operator_id, Some(admin.id));
+    assert!(
+        back.expires_at
+            .is_some_and(|e| e > OffsetDateTime::now_utc())
+    );
+    assert!(back.last_used_at.is_none());
+    store.touch_api_token(back.id).await.unwrap();
+    let listed = store.api_tokens().await.unwrap();
+    assert_eq!(listed.len(), 1);
+    assert!(listed[0].last_used_at.is_some(), "the use is recorded");
     assert!(store.revoke_api_token("ci").await.unwrap());
     assert!(
         !store.revoke_api_token("ci").await.unwrap(),
@@ -214,11 +227,9 @@ async fn throttling_and_audit<S: ConsoleStore>(store: &S) {
     for (action, target) in [(AuditAction::Login, "op-1"), (AuditAction::Erase, "lead-1")] {
         store
             .append_audit(&AuditEntry {
-                at: None,
-                actor: "admin@bp.example".to_owned(),
-                action,
                 target: Some(target.to_owned()),
-                detail: None,
+                client: Some("192.0.2.7".to_owned()),
+                ..AuditEntry::new("admin@bp.example", action)
             })
             .await
             .unwrap();
@@ -229,6 +240,74 @@ async fn throttling_and_audit<S: ConsoleStore>(store: &S) {
     assert_eq!(log[1].target.as_deref(), Some("op-1"));
     assert!(log[0].at.is_some());
     assert_eq!(store.audit_log(1).await.unwrap().len(), 1);
+    assert_eq!(log[0].client.as_deref(), Some("192.0.2.7"));
+    assert_eq!(log[0].count, 1);
+
+    // Pages go by the entry's place: the page after the newest holds the older one.
+    let newest = log[0].id.expect("the store numbers entries");
+    let older = store.audit_page(Some(newest), 10).await.unwrap();
+    assert_eq!(older.len(), 1);
+    assert_eq!(older[0].target.as_deref(), Some("op-1"));
+    assert!(store.audit_page(older[0].id, 10).await.unwrap().is_empty());
+
+    // Repeated entries of one key and window are one entry with a count.
+    let window = time::OffsetDateTime::now_utc() - time::Duration::minutes(15);
+    for _ in 0..3 {
+        store
+            .bump_audit(
+                &AuditEntry {
+                    target: Some("ip:192.0.2.9".to_owned()),
+                    ..AuditEntry::new("-", AuditAction::LoginThrottled)
+                },
+                window,
+            )
+            .await
+            .unwrap();
+    }
+    let log = store.audit_log(10).await.unwrap();
+    assert_eq!(log.len(), 3, "{log:?}");
+    assert_eq!(log[0].action, AuditAction::LoginThrottled);
+    assert_eq!(log[0].count, 3);
+    // A new window starts a new entry.
+    store
+        .bump_audit(
+            &AuditEntry {
+                target: Some("ip:192.0.2.9".to_owned()),
+                ..AuditEntry::new("-", AuditAction::LoginThrottled)
+            },
+            time::OffsetDateTime::now_utc() + time::Duration::minutes(1),
+        )
+        .await
+        .unwrap();
+    assert_eq!(store.audit_log(10).await.unwrap().len(), 4);
+
+    // Failures that can no longer count are pruned, whatever their key.
+    store.record_login_failure("ip:10.9.9.9").await.unwrap();
+    store.record_login_failure("ip:10.9.9.9").await.unwrap();
+    store.forget_login_failure("ip:10.9.9.9").await.unwrap();
+    assert_eq!(
+        store
+            .login_failures_since("ip:10.9.9.9", before)
+            .await
+            .unwrap()
+            .len(),
+        1,
+        "forget removes one"
+    );
+    store
+        .prune_login_failures(time::OffsetDateTime::now_utc() + time::Duration::seconds(5))
+        .await
+        .unwrap();
+    for key in ["ip:10.9.9.9", "ip:10.0.0.1"] {
+        assert!(
+            store
+                .login_failures_since(key, before)
+                .await
+                .unwrap()
+                .is_empty(),
+            "{key}"
+        );
+    }
 }
 
 fn named(name: &str, phone: &str, address: &str) -> Lead {

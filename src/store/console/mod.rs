@@ -156,11 +156,23 @@ pub struct ApiTokenRecord {
     pub created_at: Option<OffsetDateTime>,
     #[serde(default, with = "time::serde::rfc3339::option")]
     pub revoked_at: Option<OffsetDateTime>,
+    /// The operator who created it (tokens of a disabled operator do not authenticate); `None`
+    /// for tokens created before tokens had owners.
+    #[serde(default)]
+    pub operator_id: Option<Uuid>,
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub expires_at: Option<OffsetDateTime>,
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub last_used_at: Option<OffsetDateTime>,
 }
 
-/// What the audit log records. Never caller data: ids, counts and operator e-mails only.
+/// What the audit log records. Never caller data: ids, counts, operator e-mails and the client's
+/// address only.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AuditEntry {
+    /// The entry's place in the log (newest is highest), set by the store: what pages go by.
+    #[serde(default)]
+    pub id: Option<i64>,
     #[serde(default, with = "time::serde::rfc3339::option")]
     pub at: Option<OffsetDateTime>,
     /// The operator's e-mail, or `token:NAME`, or `-` for an unknown login.
@@ -170,7 +182,37 @@ pub struct AuditEntry {
     pub target: Option<String>,
     /// A fixed-vocabulary detail (new follow-up value, counts).
     pub detail: Option<String>,
+    /// The address the request came from, when there was a request.
+    #[serde(default)]
+    pub client: Option<String>,
+    /// How many times this happened: repeated entries of one key and window are one entry
+    /// ([`ConsoleStore::bump_audit`]).
+    #[serde(default = "one")]
+    pub count: i64,
 }
+
+fn one() -> i64 {
+    1
+}
+
+impl AuditEntry {
+    /// An entry of `actor` doing `action`, once, now.
+    pub fn new(actor: &str, action: AuditAction) -> Self {
+        Self {
+            id: None,
+            at: None,
+            actor: actor.to_owned(),
+            action,
+            target: None,
+            detail: None,
+            client: None,
+            count: 1,
+        }
+    }
+}
+
+/// Most audit entries one page of the log shows.
+pub const AUDIT_PAGE: usize = 100;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -178,10 +220,14 @@ pub enum AuditAction {
     Login,
     LoginFailed,
     LoginThrottled,
+    /// An operator's e-mail has collected many failed logins, from any address.
+    AccountGuessed,
     Logout,
     FollowUpChanged,
     Export,
     Erase,
+    /// A voicemail was listened to through the console (one entry per call, operator and window).
+    RecordingPlayed,
 }
 
 impl AuditAction {
@@ -190,10 +236,12 @@ impl AuditAction {
             AuditAction::Login => "login",
             AuditAction::LoginFailed => "login_failed",
             AuditAction::LoginThrottled => "login_throttled",
+            AuditAction::AccountGuessed => "account_guessed",
             AuditAction::Logout => "logout",
             AuditAction::FollowUpChanged => "follow_up_changed",
             AuditAction::Export => "export",
             AuditAction::Erase => "erase",
+            AuditAction::RecordingPlayed => "recording_played",
         }
     }
 }
@@ -205,10 +253,12 @@ impl TryFrom<&str> for AuditAction {
             AuditAction::Login,
             AuditAction::LoginFailed,
             AuditAction::LoginThrottled,
+            AuditAction::AccountGuessed,
             AuditAction::Logout,
             AuditAction::FollowUpChanged,
             AuditAction::Export,
             AuditAction::Erase,
+            AuditAction::RecordingPlayed,
         ]
         .into_iter()
         .find(|a| a.as_str() == s)
@@ -542,6 +592,10 @@ pub trait ConsoleStore: Send + Sync {
     /// `false` when no live token has this name.
     fn revoke_api_token(&self, name: &str)
     -> impl Future<Output = Result<bool, StoreError>> + Send;
+    /// Every token, revoked ones included, by name.
+    fn api_tokens(&self) -> impl Future<Output = Result<Vec<ApiTokenRecord>, StoreError>> + Send;
+    /// Records a use of the token now.
+    fn touch_api_token(&self, id: Uuid) -> impl Future<Output = Result<(), StoreError>> + Send;
 
     fn record_login_failure(
         &self,
@@ -557,16 +611,42 @@ pub trait ConsoleStore: Send + Sync {
         &self,
         key: &str,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// Removes the newest failure of `key` (an attempt recorded before it was checked, that
+    /// succeeded).
+    fn forget_login_failure(
+        &self,
+        key: &str,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// Removes every failure, of any key, recorded before `before`: they can no longer count.
+    fn prune_login_failures(
+        &self,
+        before: OffsetDateTime,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
     fn append_audit(
         &self,
         entry: &AuditEntry,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
-    /// Newest first.
+    /// Adds `entry.count` to the entry of the same action and target written since `since`, or
+    /// appends `entry` when there is none: one entry per key and window, with a count.
+    fn bump_audit(
+        &self,
+        entry: &AuditEntry,
+        since: OffsetDateTime,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// Newest first, at most `limit`, only entries older than the entry `before` when given.
+    fn audit_page(
+        &self,
+        before: Option<i64>,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<AuditEntry>, StoreError>> + Send;
+    /// The newest `limit` entries, newest first.
     fn audit_log(
         &self,
         limit: usize,
-    ) -> impl Future<Output = Result<Vec<AuditEntry>, StoreError>> + Send;
+    ) -> impl Future<Output = Result<Vec<AuditEntry>, StoreError>> + Send {
+        self.audit_page(None, limit)
+    }
 
     fn search_leads(
         &self,
@@ -640,6 +720,12 @@ impl ConsoleStore for AnyStore {
     async fn revoke_api_token(&self, name: &str) -> Result<bool, StoreError> {
         delegate!(self, "revoke_api_token", s => s.revoke_api_token(name))
     }
+    async fn api_tokens(&self) -> Result<Vec<ApiTokenRecord>, StoreError> {
+        delegate!(self, "api_tokens", s => s.api_tokens())
+    }
+    async fn touch_api_token(&self, id: Uuid) -> Result<(), StoreError> {
+        delegate!(self, "touch_api_token", s => s.touch_api_token(id))
+    }
     async fn record_login_failure(&self, key: &str) -> Result<(), StoreError> {
         delegate!(self, "record_login_failure", s => s.record_login_failure(key))
     }
@@ -653,11 +739,28 @@ impl ConsoleStore for AnyStore {
     async fn clear_login_failures(&self, key: &str) -> Result<(), StoreError> {
         delegate!(self, "clear_login_failures", s => s.clear_login_failures(key))
     }
+    async fn forget_login_failure(&self, key: &str) -> Result<(), StoreError> {
+        delegate!(self, "forget_login_failure", s => s.forget_login_failure(key))
+    }
+    async fn prune_login_failures(&self, before: OffsetDateTime) -> Result<(), StoreError> {
+        delegate!(self, "prune_login_failures", s => s.prune_login_failures(before))
+    }
     async fn append_audit(&self, entry: &AuditEntry) -> Result<(), StoreError> {
         delegate!(self, "append_audit", s => s.append_audit(entry))
     }
-    async fn audit_log(&self, limit: usize) -> Result<Vec<AuditEntry>, StoreError> {
-        delegate!(self, "audit_log", s => s.audit_log(limit))
+    async fn bump_audit(
+        &self,
+        entry: &AuditEntry,
+        since: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        delegate!(self, "bump_audit", s => s.bump_audit(entry, since))
+    }
+    async fn audit_page(
+        &self,
+        before: Option<i64>,
+        limit: usize,
+    ) -> Result<Vec<AuditEntry>, StoreError> {
+        delegate!(self, "audit_page", s => s.audit_page(before, limit))
     }
     async fn search_leads(&self, filter: &LeadFilter) -> Result<LeadPage, StoreError> {
         delegate!(self, "search_leads", s => s.search_leads(filter))

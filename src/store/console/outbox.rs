@@ -61,6 +61,12 @@ impl ConsoleStore for OutboxStore {
     async fn revoke_api_token(&self, name: &str) -> Result<bool, StoreError> {
         self.remote().revoke_api_token(name).await
     }
+    async fn api_tokens(&self) -> Result<Vec<ApiTokenRecord>, StoreError> {
+        self.remote().api_tokens().await
+    }
+    async fn touch_api_token(&self, id: Uuid) -> Result<(), StoreError> {
+        self.remote().touch_api_token(id).await
+    }
     async fn record_login_failure(&self, key: &str) -> Result<(), StoreError> {
         self.remote().record_login_failure(key).await
     }
@@ -77,8 +83,25 @@ impl ConsoleStore for OutboxStore {
     async fn append_audit(&self, entry: &AuditEntry) -> Result<(), StoreError> {
         self.remote().append_audit(entry).await
     }
-    async fn audit_log(&self, limit: usize) -> Result<Vec<AuditEntry>, StoreError> {
-        self.remote().audit_log(limit).await
+    async fn forget_login_failure(&self, key: &str) -> Result<(), StoreError> {
+        self.remote().forget_login_failure(key).await
+    }
+    async fn prune_login_failures(&self, before: OffsetDateTime) -> Result<(), StoreError> {
+        self.remote().prune_login_failures(before).await
+    }
+    async fn bump_audit(
+        &self,
+        entry: &AuditEntry,
+        since: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        self.remote().bump_audit(entry, since).await
+    }
+    async fn audit_page(
+        &self,
+        before: Option<i64>,
+        limit: usize,
+    ) -> Result<Vec<AuditEntry>, StoreError> {
+        self.remote().audit_page(before, limit).await
     }
     async fn search_leads(&self, filter: &LeadFilter) -> Result<LeadPage, StoreError> {
         self.remote().search_leads(filter).await

@@ -59,6 +59,37 @@ fn operator_from_row(row: &Row<'_>) -> rusqlite::Result<Result<Operator, StoreEr
     })())
 }
 
+const TOKEN_COLUMNS: &str =
+    "id, name, role, token_hash, created_at, revoked_at, operator_id, expires_at, last_used_at";
+
+fn token_from_row(row: &Row<'_>) -> rusqlite::Result<Result<ApiTokenRecord, StoreError>> {
+    let id: String = row.get(0)?;
+    let name: String = row.get(1)?;
+    let r: String = row.get(2)?;
+    let hash: String = row.get(3)?;
+    let created: String = row.get(4)?;
+    let revoked: Option<String> = row.get(5)?;
+    let operator: Option<String> = row.get(6)?;
+    let expires: Option<String> = row.get(7)?;
+    let used: Option<String> = row.get(8)?;
+    Ok((|| {
+        Ok(ApiTokenRecord {
+            id: uuid(&id, "api_tokens.id")?,
+            name,
+            role: role(&r)?,
+            token_hash: hash,
+            created_at: Some(parse_time(&created)?),
+            revoked_at: revoked.as_deref().map(parse_time).transpose()?,
+            operator_id: operator
+                .as_deref()
+                .map(|o| uuid(o, "api_tokens.operator_id"))
+                .transpose()?,
+            expires_at: expires.as_deref().map(parse_time).transpose()?,
+            last_used_at: used.as_deref().map(parse_time).transpose()?,
+        })
+    })())
+}
+
 fn follow_up_from_row(
     row: &Row<'_>,
     at: usize,
@@ -239,8 +270,32 @@ fn erase(conn: &mut Connection, phone: &str) -> Result<Erasure, StoreError> {
             LeadId::try_from(id.as_str()).map_err(|_| StoreError::Corrupt("leads.id".into()))?,
         );
     }
+    if !lead_ids.is_empty() {
+        // The search index keeps deleted entries until its segments merge: merge them now.
+        tx.execute_cached(
+            "INSERT INTO leads_text (leads_text) VALUES ('optimize')",
+            [],
+        )?;
+    }
     tx.commit()?;
     Ok(erasure)
+}
+
+/// Copies the WAL into the database and empties it (`wal_checkpoint(TRUNCATE)`), from a
+/// connection of its own (the store's may be inside a batch's transaction): the pages that held an
+/// erased caller, zeroed by `secure_delete`, replace the old ones and the WAL's copies are gone.
+fn checkpoint(path: &std::path::Path) -> Result<(), StoreError> {
+    let conn = Connection::open(path)?;
+    conn.busy_timeout(std::time::Duration::from_secs(5))?;
+    conn.pragma_update(None, "secure_delete", "ON")?;
+    let busy: i64 = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| r.get(0))?;
+    if busy == 0 {
+        Ok(())
+    } else {
+        Err(StoreError::Local(
+            "the WAL checkpoint after an erasure was blocked by a reader".to_owned(),
+        ))
+    }
 }
 
 impl ConsoleStore for SqliteStore {
@@ -416,9 +471,16 @@ impl ConsoleStore for SqliteStore {
         let t = token.clone();
         self.call(move |conn| {
             Ok(conn.execute_cached(
-                "INSERT INTO api_tokens (id, name, role, token_hash) VALUES (?1, ?2, ?3, ?4) \
-                 ON CONFLICT DO NOTHING",
-                params![t.id.to_string(), t.name, t.role.as_str(), t.token_hash],
+                "INSERT INTO api_tokens (id, name, role, token_hash, operator_id, expires_at) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT DO NOTHING",
+                params![
+                    t.id.to_string(),
+                    t.name,
+                    t.role.as_str(),
+                    t.token_hash,
+                    t.operator_id.map(|id| id.to_string()),
+                    t.expires_at.map(sql_time)
+                ],
             )? == 1)
         })
         .await
@@ -428,30 +490,34 @@ impl ConsoleStore for SqliteStore {
         let token_hash = token_hash.to_owned();
         self.call(move |conn| {
             conn.query_row_cached(
-                "SELECT id, name, role, token_hash, created_at, revoked_at FROM api_tokens \
-                 WHERE token_hash = ?1",
+                &format!("SELECT {TOKEN_COLUMNS} FROM api_tokens WHERE token_hash = ?1"),
                 [token_hash],
-                |row| {
-                    let id: String = row.get(0)?;
-                    let name: String = row.get(1)?;
-                    let r: String = row.get(2)?;
-                    let hash: String = row.get(3)?;
-                    let created: String = row.get(4)?;
-                    let revoked: Option<String> = row.get(5)?;
-                    Ok((|| {
-                        Ok(ApiTokenRecord {
-                            id: uuid(&id, "api_tokens.id")?,
-                            name,
-                            role: role(&r)?,
-                            token_hash: hash,
-                            created_at: Some(parse_time(&created)?),
-                            revoked_at: revoked.as_deref().map(parse_time).transpose()?,
-                        })
-                    })())
-                },
+                token_from_row,
             )
             .optional()?
             .transpose()
+        })
+        .await
+    }
+
+    async fn api_tokens(&self) -> Result<Vec<ApiTokenRecord>, StoreError> {
+        self.call(|conn| {
+            let mut stmt = conn.prepare_cached(&format!(
+                "SELECT {TOKEN_COLUMNS} FROM api_tokens ORDER BY name"
+            ))?;
+            let rows = stmt.query_map([], token_from_row)?;
+            collect(rows)
+        })
+        .await
+    }
+
+    async fn touch_api_token(&self, id: Uuid) -> Result<(), StoreError> {
+        self.call(move |conn| {
+            conn.execute_cached(
+                &format!("UPDATE api_tokens SET last_used_at = {NOW} WHERE id = ?1"),
+                [id.to_string()],
+            )?;
+            Ok(())
         })
         .await
     }
@@ -473,12 +539,6 @@ impl ConsoleStore for SqliteStore {
         let key = key.to_owned();
         self.call(move |conn| {
             conn.execute_cached("INSERT INTO login_failures (key) VALUES (?1)", [&key])?;
-            // Failures older than a day no longer count for anything.
-            conn.execute_cached(
-                "DELETE FROM login_failures WHERE key = ?1 \
-                 AND at < strftime('%Y-%m-%dT%H:%M:%fZ', 'now', '-1 day')",
-                [&key],
-            )?;
             Ok(())
         })
         .await
@@ -512,37 +572,118 @@ impl ConsoleStore for SqliteStore {
         .await
     }
 
-    async fn append_audit(&self, entry: &AuditEntry) -> Result<(), StoreError> {
-        let e = entry.clone();
+    async fn forget_login_failure(&self, key: &str) -> Result<(), StoreError> {
+        let key = key.to_owned();
         self.call(move |conn| {
             conn.execute_cached(
-                "INSERT INTO audit_log (actor, action, target, detail) VALUES (?1, ?2, ?3, ?4)",
-                params![e.actor, e.action.as_str(), e.target, e.detail],
+                "DELETE FROM login_failures WHERE seq = \
+                 (SELECT max(seq) FROM login_failures WHERE key = ?1)",
+                [key],
             )?;
             Ok(())
         })
         .await
     }
 
-    async fn audit_log(&self, limit: usize) -> Result<Vec<AuditEntry>, StoreError> {
+    async fn prune_login_failures(&self, before: OffsetDateTime) -> Result<(), StoreError> {
+        self.call(move |conn| {
+            conn.execute_cached(
+                "DELETE FROM login_failures WHERE at < ?1",
+                [sql_time(before)],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn append_audit(&self, entry: &AuditEntry) -> Result<(), StoreError> {
+        let e = entry.clone();
+        self.call(move |conn| {
+            conn.execute_cached(
+                "INSERT INTO audit_log (actor, action, target, detail, client, count) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![
+                    e.actor,
+                    e.action.as_str(),
+                    e.target,
+                    e.detail,
+                    e.client,
+                    e.count
+                ],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn bump_audit(
+        &self,
+        entry: &AuditEntry,
+        since: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        let e = entry.clone();
+        self.call(move |conn| {
+            let bumped = conn.execute_cached(
+                "UPDATE audit_log SET count = count + ?1, detail = ?2 WHERE seq = \
+                 (SELECT max(seq) FROM audit_log WHERE action = ?3 AND target IS ?4 AND at >= ?5)",
+                params![
+                    e.count,
+                    e.detail,
+                    e.action.as_str(),
+                    e.target,
+                    sql_time(since)
+                ],
+            )?;
+            if bumped == 0 {
+                conn.execute_cached(
+                    "INSERT INTO audit_log (actor, action, target, detail, client, count) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                    params![
+                        e.actor,
+                        e.action.as_str(),
+                        e.target,
+                        e.detail,
+                        e.client,
+                        e.count
+                    ],
+                )?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn audit_page(
+        &self,
+        before: Option<i64>,
+        limit: usize,
+    ) -> Result<Vec<AuditEntry>, StoreError> {
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let before = before.unwrap_or(i64::MAX);
         self.call(move |conn| {
             let mut stmt = conn.prepare_cached(
-                "SELECT at, actor, action, target, detail FROM audit_log ORDER BY seq DESC LIMIT ?1",
+                "SELECT seq, at, actor, action, target, detail, client, count FROM audit_log \
+                 WHERE seq < ?1 ORDER BY seq DESC LIMIT ?2",
             )?;
-            let rows = stmt.query_map([limit], |row| {
-                let at: String = row.get(0)?;
-                let actor: String = row.get(1)?;
-                let action: String = row.get(2)?;
-                let target: Option<String> = row.get(3)?;
-                let detail: Option<String> = row.get(4)?;
+            let rows = stmt.query_map([before, limit], |row| {
+                let id: i64 = row.get(0)?;
+                let at: String = row.get(1)?;
+                let actor: String = row.get(2)?;
+                let action: String = row.get(3)?;
+                let target: Option<String> = row.get(4)?;
+                let detail: Option<String> = row.get(5)?;
+                let client: Option<String> = row.get(6)?;
+                let count: i64 = row.get(7)?;
                 Ok((|| {
                     Ok(AuditEntry {
+                        id: Some(id),
                         at: Some(parse_time(&at)?),
                         actor,
                         action: AuditAction::try_from(action.as_str())?,
                         target,
                         detail,
+                        client,
+                        count,
                     })
                 })())
             })?;
@@ -607,7 +748,16 @@ impl ConsoleStore for SqliteStore {
 
     async fn erase_caller(&self, phone: &PhoneNumber) -> Result<Erasure, StoreError> {
         let phone = phone.as_e164().to_owned();
-        self.call(move |conn| erase(conn, &phone)).await
+        let erasure = self.call(move |conn| erase(conn, &phone)).await?;
+        let path = self.path().to_owned();
+        match tokio::task::spawn_blocking(move || checkpoint(&path)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => {
+                tracing::warn!(%error, "the erased data may stay in the WAL until the next checkpoint");
+            }
+            Err(error) => tracing::warn!(%error, "the checkpoint after an erasure did not run"),
+        }
+        Ok(erasure)
     }
 }
 

@@ -230,6 +230,7 @@ impl ConsoleStore for SupabaseStore {
     async fn create_api_token(&self, t: &ApiTokenRecord) -> Result<bool, StoreError> {
         let body = json!({
             "id": t.id, "name": t.name, "role": t.role.as_str(), "token_hash": t.token_hash,
+            "operator_id": t.operator_id, "expires_at": t.expires_at.map(ts),
         });
         inserted(
             self.send(self.client.from("api_tokens").insert(Self::body(&body)?))
@@ -247,6 +248,23 @@ impl ConsoleStore for SupabaseStore {
             )
             .await?;
         Ok(rows.pop())
+    }
+
+    async fn api_tokens(&self) -> Result<Vec<ApiTokenRecord>, StoreError> {
+        self.rows(self.client.from("api_tokens").select("*").order("name.asc"))
+            .await
+    }
+
+    async fn touch_api_token(&self, id: Uuid) -> Result<(), StoreError> {
+        let body = json!({ "last_used_at": now() });
+        self.send(
+            self.client
+                .from("api_tokens")
+                .eq("id", id.to_string())
+                .update(Self::body(&body)?),
+        )
+        .await
+        .map(drop)
     }
 
     async fn revoke_api_token(&self, name: &str) -> Result<bool, StoreError> {
@@ -268,15 +286,6 @@ impl ConsoleStore for SupabaseStore {
             self.client
                 .from("login_failures")
                 .insert(Self::body(&json!({ "key": key }))?),
-        )
-        .await?;
-        let day_ago = OffsetDateTime::now_utc() - time::Duration::days(1);
-        self.send(
-            self.client
-                .from("login_failures")
-                .eq("key", key)
-                .lt("at", ts(day_ago))
-                .delete(),
         )
         .await
         .map(drop)
@@ -312,27 +321,106 @@ impl ConsoleStore for SupabaseStore {
             .map(drop)
     }
 
+    async fn forget_login_failure(&self, key: &str) -> Result<(), StoreError> {
+        #[derive(Deserialize)]
+        struct Id {
+            id: i64,
+        }
+        let newest: Vec<Id> = self
+            .rows(
+                self.client
+                    .from("login_failures")
+                    .select("id")
+                    .eq("key", key)
+                    .order("id.desc")
+                    .limit(1),
+            )
+            .await?;
+        if let Some(row) = newest.first() {
+            self.send(
+                self.client
+                    .from("login_failures")
+                    .eq("id", row.id.to_string())
+                    .delete(),
+            )
+            .await?;
+        }
+        Ok(())
+    }
+
+    async fn prune_login_failures(&self, before: OffsetDateTime) -> Result<(), StoreError> {
+        self.send(
+            self.client
+                .from("login_failures")
+                .lt("at", ts(before))
+                .delete(),
+        )
+        .await
+        .map(drop)
+    }
+
     async fn append_audit(&self, e: &AuditEntry) -> Result<(), StoreError> {
         let body = json!({
             "actor": e.actor, "action": e.action.as_str(), "target": e.target, "detail": e.detail,
+            "client": e.client, "count": e.count,
         });
         self.send(self.client.from("audit_log").insert(Self::body(&body)?))
             .await
             .map(drop)
     }
 
-    async fn audit_log(&self, limit: usize) -> Result<Vec<AuditEntry>, StoreError> {
+    async fn bump_audit(&self, e: &AuditEntry, since: OffsetDateTime) -> Result<(), StoreError> {
+        #[derive(Deserialize)]
+        struct Counted {
+            id: i64,
+            count: i64,
+        }
+        let mut q = self
+            .client
+            .from("audit_log")
+            .select("id,count")
+            .eq("action", e.action.as_str())
+            .gte("at", ts(since))
+            .order("id.desc")
+            .limit(1);
+        q = match &e.target {
+            Some(target) => q.eq("target", target),
+            None => q.is("target", "null"),
+        };
+        let found: Vec<Counted> = self.rows(q).await?;
+        let Some(row) = found.first() else {
+            return self.append_audit(e).await;
+        };
+        // Read then write: two instances bumping at once may lose one count, never an entry.
+        let body = json!({ "count": row.count + e.count, "detail": e.detail });
+        self.send(
+            self.client
+                .from("audit_log")
+                .eq("id", row.id.to_string())
+                .update(Self::body(&body)?),
+        )
+        .await
+        .map(drop)
+    }
+
+    async fn audit_page(
+        &self,
+        before: Option<i64>,
+        limit: usize,
+    ) -> Result<Vec<AuditEntry>, StoreError> {
         if limit == 0 {
             return Ok(Vec::new());
         }
-        self.rows(
-            self.client
-                .from("audit_log")
-                .select("at,actor,action,target,detail")
-                .order("at.desc,id.desc")
-                .limit(limit),
-        )
-        .await
+        let mut q = self
+            .client
+            .from("audit_log")
+            .select("id,at,actor,action,target,detail,client,count")
+            .order("id.desc")
+            .limit(limit);
+        if let Some(before) = before {
+            q = q.lt("id", before.to_string());
+        }
+        self.rows(q).await
     }
 
     async fn search_leads(&self, filter: &LeadFilter) -> Result<LeadPage, StoreError> {
