@@ -32,8 +32,10 @@ old_sha=$(git rev-parse --short=12 "$OLD_REV^{commit}")
 new_sha=$(git rev-parse --short=12 HEAD)
 say "OLD $old_sha, HEAD $new_sha$( [ -z "$(git status --porcelain -- src Cargo.toml Cargo.lock)" ] || echo ' (with uncommitted changes)')"
 git worktree add --detach "$work/old" "$old_sha" >/dev/null 2>&1
-(cd "$work/old" && CARGO_TARGET_DIR="$ROOT/target/rollback-drill" cargo build --locked --quiet --bin myriam)
-cp "$ROOT/target/rollback-drill/debug/myriam" "$work/myriam-old"
+# One target directory for both: the dependencies are built once (each checkout's own crate has
+# its own artifacts); each binary is copied out right after its build.
+(cd "$work/old" && CARGO_TARGET_DIR="$ROOT/target" cargo build --locked --quiet --bin myriam)
+cp "$ROOT/target/debug/myriam" "$work/myriam-old"
 cargo build --locked --quiet --bin myriam
 cp target/debug/myriam "$work/myriam-new"
 "$work/myriam-new" --version | grep -q "(rev $new_sha)" || fail "the HEAD binary does not name revision $new_sha"
