@@ -273,6 +273,20 @@ const MIGRATIONS: &[&str] = &[
         SELECT RAISE(ABORT, 'lead status cannot move backwards');
     END;
     ",
+    // 6: the dashboard: when staff first followed a lead up (set once, by a trigger, whoever
+    // writes `suivi`), and calls by time.
+    r"
+    ALTER TABLE leads ADD COLUMN suivi_first_at TEXT;
+    UPDATE leads SET suivi_first_at = suivi_updated_at WHERE suivi <> 'nouveau';
+    CREATE TRIGGER leads_suivi_first AFTER UPDATE OF suivi ON leads
+    WHEN OLD.suivi_first_at IS NULL AND NEW.suivi <> 'nouveau'
+    BEGIN
+        UPDATE leads SET suivi_first_at = coalesce(NEW.suivi_updated_at,
+            strftime('%Y-%m-%dT%H:%M:%fZ', 'now')) WHERE seq = NEW.seq;
+    END;
+    CREATE INDEX calls_created ON calls (created_at);
+    CREATE INDEX alerts_created ON alerts (created_at);
+    ",
 ];
 
 /// A handle to the SQLite thread. Cheap to clone.
