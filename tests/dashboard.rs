@@ -248,3 +248,53 @@ async fn the_page_shows_the_numbers_charts_and_csv() {
     .await;
     assert_eq!(response.status(), 200);
 }
+
+#[tokio::test]
+async fn phone_numbers_read_as_people_say_them_and_call_on_a_tap() {
+    let app = spawn_app_with(|_| {}).await;
+    let montreal = plant_lead(
+        &app.store,
+        "Anne Roy",
+        "514 555 0199",
+        "7 chemin des Érables, Québec",
+        false,
+    )
+    .await;
+    plant_lead(
+        &app.store,
+        "Jim Beam",
+        "+1 876 555 0142",
+        "1 King Street, Kingston",
+        false,
+    )
+    .await;
+    add_operator(&app, "staff@bp.example", Role::Staff).await;
+    let session = login(&app, "staff@bp.example").await;
+    let list = get(&app, "/console/leads", Some(&session.cookie))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        list.contains(r#"<a href="tel:+15145550199">514 555-0199</a>"#),
+        "{list}"
+    );
+    // Jamaica shares the country code: shown with it, as dialled from here.
+    assert!(
+        list.contains(r#"<a href="tel:+18765550142">+1 876-555-0142</a>"#),
+        "{list}"
+    );
+    let page = get(
+        &app,
+        &format!("/console/leads/{}", montreal.id),
+        Some(&session.cookie),
+    )
+    .await
+    .text()
+    .await
+    .unwrap();
+    assert!(
+        page.contains(r#"<a href="tel:+15145550199">514 555-0199</a>"#),
+        "{page}"
+    );
+}

@@ -18,6 +18,7 @@ pub mod export;
 pub mod html;
 pub mod live;
 pub mod pages;
+pub mod tel;
 
 use axum::Router;
 use axum::extract::{FromRef, Request};
