@@ -130,6 +130,8 @@ async fn the_api_answers_the_days_numbers() {
         "?from=2026-12-05&to=2026-12-01",
         "?from=2026-01-01&to=2026-12-31",
         "?period=day&date=1066-10-14",
+        "?to=",
+        "?period=",
     ] {
         let response = api(&app, bad).await;
         assert_eq!(response.status(), 400, "{bad}");
@@ -295,6 +297,60 @@ async fn phone_numbers_read_as_people_say_them_and_call_on_a_tap() {
     .unwrap();
     assert!(
         page.contains(r#"<a href="tel:+15145550199">514 555-0199</a>"#),
+        "{page}"
+    );
+}
+
+#[tokio::test]
+async fn conversation_turns_carry_their_time_and_old_turns_still_read() {
+    use myriam::qualification::{Field, Turn};
+
+    // A turn stored before timestamps: no `at`, still read.
+    let old: Turn = serde_json::from_str(
+        r#"{"speaker":"caller","field":"nom_complet","text":"Luc","accepted":true}"#,
+    )
+    .unwrap();
+    assert_eq!(old.at, None);
+    let before = time::OffsetDateTime::now_utc();
+    let said = Turn::caller(Some(Field::Telephone), "514 555 0199".to_owned(), true);
+    let after = time::OffsetDateTime::now_utc();
+    let at = said.at.expect("a new turn is stamped");
+    assert!(before <= at && at <= after);
+    assert!(serde_json::to_string(&said).unwrap().contains("\"at\":\""));
+
+    let app = spawn_app_with(|_| {}).await;
+    let mut lead = Lead::new(LeadId::new());
+    lead.conversation = vec![old, said];
+    app.store.save_lead(&lead).await.unwrap();
+    let stored = app.store.get_lead(lead.id).await.unwrap().unwrap();
+    assert_eq!(
+        stored.conversation, lead.conversation,
+        "the time survives the store"
+    );
+
+    add_operator(&app, "staff@bp.example", Role::Staff).await;
+    let session = login(&app, "staff@bp.example").await;
+    let page = get(
+        &app,
+        &format!("/console/leads/{}", lead.id),
+        Some(&session.cookie),
+    )
+    .await
+    .text()
+    .await
+    .unwrap();
+    let local = at.to_offset(myriam::console::html::montreal_offset(at));
+    let shown = format!(
+        r#"<time datetime="{}">{:02}:{:02}:{:02}</time>"#,
+        at.format(&time::format_description::well_known::Rfc3339)
+            .unwrap(),
+        local.hour(),
+        local.minute(),
+        local.second()
+    );
+    assert!(page.contains(&shown), "{shown} in {page}");
+    assert!(
+        page.contains("<li><strong>Appelant</strong> : Luc</li>"),
         "{page}"
     );
 }

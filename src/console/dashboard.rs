@@ -38,10 +38,13 @@ pub struct PeriodQuery {
     #[param(pattern = "^(day|week|month|custom)?$")]
     pub period: Option<String>,
     /// A day inside the period (`YYYY-MM-DD`, local); today by default.
+    #[param(format = Date)]
     pub date: Option<String>,
     /// First day of a custom period (`YYYY-MM-DD`).
+    #[param(format = Date)]
     pub from: Option<String>,
     /// Last day of a custom period, included (`YYYY-MM-DD`), at most 93 days after `from`.
+    #[param(format = Date)]
     pub to: Option<String>,
     /// For `/console/tableau.csv`: `calls`, `leads`, `funnel`, `transfers`, `follow_up`,
     /// `alerts`.
@@ -369,6 +372,16 @@ pub async fn stats_api(
     raw: Result<Query<PeriodQuery>, QueryRejection>,
 ) -> Result<Json<StatsView>, ApiError> {
     let q = read_query(raw)?;
+    // The API is strict where the page's form is lenient: an empty parameter is refused.
+    if [&q.period, &q.date, &q.from, &q.to]
+        .iter()
+        .any(|v| v.as_deref().is_some_and(|v| v.trim().is_empty()))
+    {
+        return Err(ConsoleError::BadRequest(
+            "a parameter is empty: leave it out instead".to_owned(),
+        )
+        .into());
+    }
     let (_, view) = compute(&app, &q).await?;
     Ok(Json(view))
 }
@@ -1005,6 +1018,25 @@ fn render(period: &Period, v: &StatsView) -> String {
         &query,
     ));
     body
+}
+
+/// A conversation turn's time on the lead page: `<time datetime="…Z">09:03:05</time> `, local;
+/// nothing for turns stored before turns had times.
+pub fn turn_time(at: Option<OffsetDateTime>) -> String {
+    let Some(at) = at else {
+        return String::new();
+    };
+    let utc = at.to_offset(time::UtcOffset::UTC);
+    let Ok(stamp) = utc.format(&time::format_description::well_known::Rfc3339) else {
+        return String::new();
+    };
+    let local = at.to_offset(super::html::montreal_offset(at));
+    format!(
+        r#"<time datetime="{stamp}">{:02}:{:02}:{:02}</time> "#,
+        local.hour(),
+        local.minute(),
+        local.second()
+    )
 }
 
 #[cfg(test)]

@@ -405,7 +405,8 @@ async fn lead_page(
                 ""
             };
             format!(
-                "<li><strong>{who}</strong> : {}{rejected}</li>",
+                "<li>{}<strong>{who}</strong> : {}{rejected}</li>",
+                super::dashboard::turn_time(t.at),
                 Esc(&t.text)
             )
         })

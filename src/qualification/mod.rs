@@ -98,10 +98,17 @@ pub struct Turn {
     /// For Myriam's reply to a tool call: the one-line JSON result returned, replayed as is.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub result: Option<String>,
+    /// When it was said (set by the constructors); `None` on turns stored before turns had times.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "time::serde::rfc3339::option"
+    )]
+    pub at: Option<time::OffsetDateTime>,
 }
 
 impl Turn {
-    /// A line of Myriam's.
+    /// A line of Myriam's, said now.
     pub fn myriam(field: Option<Field>, text: String) -> Self {
         Self {
             speaker: Speaker::Myriam,
@@ -110,10 +117,11 @@ impl Turn {
             accepted: None,
             tool_call_id: None,
             result: None,
+            at: Some(time::OffsetDateTime::now_utc()),
         }
     }
 
-    /// A caller answer and whether it was accepted.
+    /// A caller answer and whether it was accepted, said now.
     pub fn caller(field: Option<Field>, text: String, accepted: bool) -> Self {
         Self {
             speaker: Speaker::Caller,
@@ -122,6 +130,7 @@ impl Turn {
             accepted: Some(accepted),
             tool_call_id: None,
             result: None,
+            at: Some(time::OffsetDateTime::now_utc()),
         }
     }
 }
