@@ -178,7 +178,7 @@ impl Period {
 
     /// The instants the store compares: local days, weeks (Monday first, cut to the period) and
     /// opening ranges.
-    fn query(
+    pub fn query(
         &self,
         hours: &BusinessHours,
         now: OffsetDateTime,
