@@ -51,7 +51,18 @@ impl StatsQuery {
         let (from, to) = self
             .period()
             .ok_or_else(|| StoreError::Corrupt("stats: an empty period".to_owned()))?;
+        // Each opening range with the index of the local day it starts in (SQLite counts the
+        // calls inside them per day with one index search per range).
+        let open_by_day = self
+            .open
+            .iter()
+            .filter_map(|(s, e)| {
+                let i = self.days.iter().position(|(ds, de)| ds <= s && s < de)?;
+                Some(Ok(serde_json::json!([i, stamp(*s).ok()?, stamp(*e).ok()?])))
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
         Ok(serde_json::json!({
+            "open_by_day": open_by_day,
             "days": spans(&self.days)?,
             "weeks": spans(&self.weeks)?,
             "open": spans(&self.open)?,
@@ -225,7 +236,7 @@ fn count(n: i64) -> u64 {
 fn sqlite_stats(conn: &Connection, p: &serde_json::Value) -> Result<Stats, StoreError> {
     let days = p["days"].to_string();
     let weeks = p["weeks"].to_string();
-    let open = p["open"].to_string();
+    let open = p["open_by_day"].to_string();
     let from = p["from"].as_str().unwrap_or_default();
     let to = p["to"].as_str().unwrap_or_default();
     let n_days = p["days"].as_array().map_or(0, Vec::len);
@@ -236,23 +247,20 @@ fn sqlite_stats(conn: &Connection, p: &serde_json::Value) -> Result<Stats, Store
         ..Stats::default()
     };
 
+    // The spans are materialised once (else SQLite re-reads the JSON for every row).
     let mut calls = conn.prepare_cached(&format!(
-        "WITH d AS ({SPANS}), \
-              o AS (SELECT json_extract(value, '$[0]') AS s, json_extract(value, '$[1]') AS e \
-                    FROM json_each(?2)) \
+        "WITH d AS MATERIALIZED ({SPANS}) \
          SELECT d.i, count(*), count(CASE WHEN c.mode = 'bridge' THEN 1 END), \
                 count(CASE WHEN c.mode = 'ivr' THEN 1 END), \
                 count(c.dial_status), count(c.recording_sid), \
                 count(CASE WHEN l.language = 'fr' THEN 1 END), \
-                count(CASE WHEN l.language = 'en' THEN 1 END), \
-                count(CASE WHEN NOT EXISTS (SELECT 1 FROM o WHERE c.created_at >= o.s \
-                                            AND c.created_at < o.e) THEN 1 END) \
+                count(CASE WHEN l.language = 'en' THEN 1 END) \
          FROM calls c JOIN d ON c.created_at >= d.s AND c.created_at < d.e \
          LEFT JOIN leads l ON l.id = c.lead_id \
-         WHERE c.created_at >= ?3 AND c.created_at < ?4 AND {INBOUND} \
+         WHERE c.created_at >= ?2 AND c.created_at < ?3 AND {INBOUND} \
          GROUP BY d.i"
     ))?;
-    let mut rows = calls.query(params![days, open, from, to])?;
+    let mut rows = calls.query(params![days, from, to])?;
     while let Some(r) = rows.next()? {
         let i: i64 = r.get(0)?;
         if let Some(day) = usize::try_from(i).ok().and_then(|i| stats.days.get_mut(i)) {
@@ -263,12 +271,27 @@ fn sqlite_stats(conn: &Connection, p: &serde_json::Value) -> Result<Stats, Store
             day.voicemail = count(r.get(5)?);
             day.french = count(r.get(6)?);
             day.english = count(r.get(7)?);
-            day.after_hours = count(r.get(8)?);
+            day.after_hours = day.calls;
+        }
+    }
+    // After hours: the day's calls less those inside an opening range.
+    let mut inside = conn.prepare_cached(&format!(
+        "WITH o AS MATERIALIZED (SELECT json_extract(value, '$[0]') AS i, \
+                                        json_extract(value, '$[1]') AS s, \
+                                        json_extract(value, '$[2]') AS e FROM json_each(?1)) \
+         SELECT o.i, count(*) FROM o JOIN calls c ON c.created_at >= o.s AND c.created_at < o.e \
+         WHERE {INBOUND} GROUP BY o.i"
+    ))?;
+    let mut rows = inside.query(params![open])?;
+    while let Some(r) = rows.next()? {
+        let i: i64 = r.get(0)?;
+        if let Some(day) = usize::try_from(i).ok().and_then(|i| stats.days.get_mut(i)) {
+            day.after_hours = day.after_hours.saturating_sub(count(r.get(1)?));
         }
     }
 
     let mut leads = conn.prepare_cached(&format!(
-        "WITH d AS ({SPANS}) \
+        "WITH d AS MATERIALIZED ({SPANS}) \
          SELECT d.i, count(*), count(CASE WHEN l.status = 'nouveau' THEN 1 END), \
                 count(CASE WHEN l.status = 'en_cours' THEN 1 END), \
                 count(CASE WHEN l.status = 'qualifie' THEN 1 END), \
@@ -320,7 +343,7 @@ fn sqlite_stats(conn: &Connection, p: &serde_json::Value) -> Result<Stats, Store
     stats.transfers = transfers(&rows);
 
     let mut follow = conn.prepare_cached(&format!(
-        "WITH w AS ({SPANS}), \
+        "WITH w AS MATERIALIZED ({SPANS}), \
          t AS (SELECT w.i, (julianday(l.suivi_first_at) - julianday(l.created_at)) * 86400.0 AS secs \
                FROM leads l JOIN w ON l.created_at >= w.s AND l.created_at < w.e \
                WHERE l.suivi_first_at IS NOT NULL AND l.created_at >= ?2 AND l.created_at < ?3), \
