@@ -286,6 +286,9 @@ const MIGRATIONS: &[&str] = &[
     END;
     CREATE INDEX calls_created ON calls (created_at);
     CREATE INDEX alerts_created ON alerts (created_at);
+    -- Covers the dashboard's per-day statuses and the leads waiting for a follow-up: the rows
+    -- (wide, the conversation is inline) are not read.
+    CREATE INDEX leads_created_stats ON leads (created_at, status, urgence, suivi);
     ",
 ];
 
