@@ -479,6 +479,7 @@ async fn the_openapi_document_matches_the_routes_served() {
         "GET /api/v1/leads/{id}",
         "PUT /api/v1/leads/{id}/suivi",
         "POST /api/v1/erasures",
+        "GET /api/v1/stats",
     ];
     served.sort_unstable();
     assert_eq!(documented, served);

@@ -304,13 +304,16 @@ async fn replayed(apps: &[&TestApp]) {
 }
 
 /// What a call left in Supabase that one instance must leave the same: the lead's status,
-/// fields and conversation, the call's status.
+/// fields and conversation (every turn, in order, without the time it was said: two runs say it
+/// at different times), the call's status.
 fn outcome(stack: &SupabaseStack, sid: &str) -> String {
     stack.psql(&format!(
         "select l.status || '|' || coalesce(l.nom_complet, '') || '|' || coalesce(l.telephone, '')
                 || '|' || coalesce(l.adresse_complete, '') || '|' || coalesce(l.type_service, '')
                 || '|' || coalesce(l.description, '') || '|' || l.urgence
-                || '|' || l.conversation::text || '|' || c.status
+                || '|' || (select coalesce(jsonb_agg(t - 'at' order by n), '[]'::jsonb)
+                             from jsonb_array_elements(l.conversation) with ordinality as x(t, n))::text
+                || '|' || c.status
            from bp.calls c join bp.leads l on l.id = c.lead_id where c.call_sid = '{sid}'"
     ))
 }

@@ -17,7 +17,7 @@
 //!   an open-loop schedule; latency is measured from each request's scheduled time.
 //!
 //! - `loadgen console --leads 100000 --queries 300` fills a fresh SQLite store with that many leads
-//!   (realistic columns and conversations, created over two years) and times the console's list
+//!   (realistic columns and conversations, created over two years, a call each) and times the console's list
 //!   and search queries (`ConsoleStore::search_leads`) end to end through the store's thread.
 //!
 //! Reports round-trip latency percentiles, frames lost, and (with `--gateway-pid`) the gateway's
@@ -1141,9 +1141,11 @@ mod console {
     use std::path::PathBuf;
     use std::time::Instant;
 
-    use myriam::domain::{LeadId, LeadStatus};
+    use myriam::console::dashboard::{Period, PeriodQuery};
+    use myriam::domain::{BusinessHours, DEFAULT_HOURS, DEFAULT_TIMEZONE, LeadId, LeadStatus};
     use myriam::store::console::{ConsoleStore, FollowUp, LeadFilter, SearchTerm};
     use myriam::store::sqlite::SqliteStore;
+    use myriam::store::stats::StatsStore;
     use time::OffsetDateTime;
 
     use super::percentile;
@@ -1211,6 +1213,7 @@ mod console {
         }
     }
 
+    #[allow(clippy::too_many_lines)] // one row of each table per lead, read top to bottom
     async fn fill(store: &SqliteStore, leads: usize) -> anyhow::Result<()> {
         store
             .call(move |conn| {
@@ -1219,10 +1222,29 @@ mod console {
                     let mut insert = tx.prepare(
                         "INSERT INTO leads (id, nom_complet, telephone, telephone_raw, \
                          adresse_complete, type_service, description, urgence, status, language, \
-                         offered_phone, attempts, conversation, created_at, updated_at, suivi) \
+                         offered_phone, attempts, conversation, created_at, updated_at, suivi, \
+                         suivi_first_at) \
                          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 'fr', ?3, '{}', ?10, \
                          strftime('%Y-%m-%dT%H:%M:%fZ', 'now', ?11), \
-                         strftime('%Y-%m-%dT%H:%M:%fZ', 'now', ?11), ?12)",
+                         strftime('%Y-%m-%dT%H:%M:%fZ', 'now', ?11), ?12, \
+                         CASE WHEN ?12 = 'nouveau' THEN NULL \
+                              ELSE strftime('%Y-%m-%dT%H:%M:%fZ', 'now', ?11, ?13) END)",
+                    )?;
+                    // One inbound call per lead (the dashboard's calls), a transfer one in eight,
+                    // a voicemail one in sixteen; an SMS alert per urgent lead.
+                    let mut call = tx.prepare(
+                        "INSERT INTO calls (id, lead_id, call_sid, direction, mode, status, \
+                         dial_status, recording_sid, created_at, updated_at) \
+                         VALUES (?1, ?2, ?3, 'inbound', ?4, 'completed', ?5, ?6, \
+                         strftime('%Y-%m-%dT%H:%M:%fZ', 'now', ?7), \
+                         strftime('%Y-%m-%dT%H:%M:%fZ', 'now', ?7))",
+                    )?;
+                    let mut alert = tx.prepare(
+                        "INSERT INTO alerts (id, lead_id, event, recipient, status, \
+                         delivery_status, created_at, updated_at) \
+                         VALUES (?1, ?2, 'qualified', '+15145550100', 'sent', 'delivered', \
+                         strftime('%Y-%m-%dT%H:%M:%fZ', 'now', ?3), \
+                         strftime('%Y-%m-%dT%H:%M:%fZ', 'now', ?3))",
                     )?;
                     let mut rng = Rng(0x5eed_1234_abcd_ef01);
                     for i in 0..leads {
@@ -1250,8 +1272,10 @@ mod console {
                         let minutes_ago = (leads - i) * (2 * 365 * 24 * 60) / leads.max(1);
                         let urgent = rng.next() % 10 == 0;
                         let suivi = if rng.next() % 3 == 0 { "contacte" } else { "nouveau" };
+                        let id = LeadId::new().to_string();
+                        let ago = format!("-{minutes_ago} minutes");
                         insert.execute(rusqlite::params![
-                            LeadId::new().to_string(),
+                            id,
                             name,
                             phone,
                             phone,
@@ -1261,9 +1285,31 @@ mod console {
                             urgent,
                             rng.pick(&STATUSES),
                             conversation,
-                            format!("-{minutes_ago} minutes"),
+                            ago,
                             suivi,
+                            format!("+{} minutes", 5 + rng.next() % 2000),
                         ])?;
+                        let r = rng.next();
+                        call.execute(rusqlite::params![
+                            uuid::Uuid::new_v4().to_string(),
+                            id,
+                            format!("CA{i:032x}"),
+                            if r % 2 == 0 { "bridge" } else { "ivr" },
+                            match r % 16 {
+                                0 => Some("no-answer"),
+                                1 => Some("answered"),
+                                _ => None,
+                            },
+                            (r % 16 == 0).then(|| format!("RE{i:032x}")),
+                            ago,
+                        ])?;
+                        if urgent {
+                            alert.execute(rusqlite::params![
+                                uuid::Uuid::new_v4().to_string(),
+                                id,
+                                ago
+                            ])?;
+                        }
                     }
                 }
                 tx.commit()?;
@@ -1278,6 +1324,7 @@ mod console {
         SearchTerm::try_from(term).ok()
     }
 
+    #[allow(clippy::too_many_lines)] // the list of timed queries
     pub async fn run(
         leads: usize,
         queries: usize,
@@ -1379,8 +1426,57 @@ mod console {
                 ms(*micros.last().unwrap_or(&0))
             );
         }
+        dashboard(&store, queries).await?;
         drop(store);
         let _ = std::fs::remove_dir_all(&dir);
+        Ok(())
+    }
+
+    /// The dashboard's sums (`StatsStore::stats`) for the last 30 local days, as
+    /// `/console/tableau?from=…&to=…` asks them: calls, leads, funnel, transfers, follow-up, alerts.
+    async fn dashboard(store: &SqliteStore, queries: usize) -> anyhow::Result<()> {
+        let hours = BusinessHours::parse(DEFAULT_HOURS, DEFAULT_TIMEZONE)?;
+        let now = OffsetDateTime::now_utc();
+        let today = hours
+            .local_date(now)
+            .ok_or_else(|| anyhow::anyhow!("today is out of range"))?;
+        let iso =
+            |d: time::Date| format!("{:04}-{:02}-{:02}", d.year(), u8::from(d.month()), d.day());
+        let period = Period::resolve(
+            &PeriodQuery {
+                from: Some(iso(today - time::Duration::days(29))),
+                to: Some(iso(today)),
+                ..PeriodQuery::default()
+            },
+            today,
+        )?;
+        let query = period.query(&hours, now)?;
+        let mut calls = 0;
+        for _ in 0..10 {
+            calls = store
+                .stats(&query)
+                .await?
+                .days
+                .iter()
+                .map(|d| d.calls)
+                .sum::<u64>();
+        }
+        let mut micros = Vec::with_capacity(queries);
+        for _ in 0..queries {
+            let t = Instant::now();
+            store.stats(&query).await?;
+            micros.push(u64::try_from(t.elapsed().as_micros()).unwrap_or(u64::MAX));
+        }
+        micros.sort_unstable();
+        #[allow(clippy::cast_precision_loss)]
+        let ms = |us: u64| us as f64 / 1000.0;
+        println!(
+            "{:<36} {calls:>6} {:>9.2} {:>9.2} {:>9.2}",
+            "dashboard, last 30 days (calls)",
+            ms(percentile(&micros, 0.5)),
+            ms(percentile(&micros, 0.99)),
+            ms(*micros.last().unwrap_or(&0))
+        );
         Ok(())
     }
 

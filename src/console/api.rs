@@ -445,7 +445,7 @@ impl Modify for Security {
 #[openapi(
     info(title = "Myriam console API", version = "1",
         description = "Leads of BP Émondage's call gateway: list, detail, follow-up, export, erasure."),
-    paths(list_leads, get_lead, change_follow_up, export, erase),
+    paths(list_leads, get_lead, change_follow_up, export, erase, super::dashboard::stats_api),
     components(schemas(LeadSummary, LeadList, LeadDetail, TurnView, CallView, FollowUpRequest,
         ErasureRequest, ErasureResult, Problem)),
     modifiers(&Security),
@@ -476,6 +476,7 @@ mod tests {
             "/api/v1/leads/{id}/suivi",
             "/api/v1/leads/export.csv",
             "/api/v1/erasures",
+            "/api/v1/stats",
         ] {
             assert!(paths.contains_key(path), "{path}");
         }

@@ -12,11 +12,13 @@
 
 pub mod api;
 pub mod auth;
+pub mod dashboard;
 pub mod error;
 pub mod export;
 pub mod html;
 pub mod live;
 pub mod pages;
+pub mod tel;
 
 use axum::Router;
 use axum::extract::{FromRef, Request};
@@ -362,6 +364,8 @@ pub fn router(https: bool) -> Router<AppState> {
         .route("/console", get(pages::home))
         .route("/console/login", get(pages::login_form).post(pages::login))
         .route("/console/logout", post(pages::logout))
+        .route("/console/tableau", get(dashboard::page))
+        .route("/console/tableau.csv", get(dashboard::csv))
         .route("/console/leads", get(pages::leads))
         .route("/console/leads/export.csv", get(pages::export))
         .route("/console/leads/{id}", get(pages::lead))
@@ -379,6 +383,7 @@ pub fn router(https: bool) -> Router<AppState> {
         .route("/api/v1/leads/{id}", get(api::get_lead))
         .route("/api/v1/leads/{id}/suivi", put(api::change_follow_up))
         .route("/api/v1/erasures", post(api::erase))
+        .route("/api/v1/stats", get(dashboard::stats_api))
         .layer(middleware::from_fn(refuse_cross_site))
         .layer(middleware::from_fn(move |request: Request, next: Next| {
             security_headers(https, request, next)

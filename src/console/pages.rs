@@ -194,11 +194,7 @@ pub fn lead_row(listed: &ListedLead) -> String {
             .nom_complet
             .as_ref()
             .map_or_else(|| "(sans nom)".to_owned(), |n| Esc(n.as_str()).to_string()),
-        phone = or_dash(
-            lead.telephone
-                .as_ref()
-                .map(crate::domain::PhoneNumber::as_e164)
-        ),
+        phone = super::tel::link_or_dash(lead.telephone.as_ref()),
         address = or_dash(
             lead.adresse_complete
                 .as_ref()
@@ -376,9 +372,9 @@ async fn lead_page(
             "Nom complet",
             lead.nom_complet.as_ref().map(|v| v.as_str().to_owned()),
         ),
-        field(
-            "Téléphone",
-            lead.telephone.as_ref().map(|p| p.as_e164().to_owned()),
+        format!(
+            "<dt>Téléphone</dt><dd>{}</dd>",
+            super::tel::link_or_dash(lead.telephone.as_ref())
         ),
         field(
             "Adresse",
@@ -416,9 +412,9 @@ async fn lead_page(
         field("Statut", Some(status_label(lead.status).to_owned())),
         field("Langue", Some(lead.language.as_str().to_owned())),
         field("Reçu", lead.created_at.map(local_time)),
-        field(
-            "Numéro de l'afficheur",
-            lead.offered_phone.as_ref().map(|p| p.as_e164().to_owned()),
+        format!(
+            "<dt>Numéro de l'afficheur</dt><dd>{}</dd>",
+            super::tel::link_or_dash(lead.offered_phone.as_ref())
         ),
     ]
     .concat();
@@ -438,7 +434,8 @@ async fn lead_page(
                 ""
             };
             format!(
-                "<li><strong>{who}</strong> : {}{rejected}</li>",
+                "<li>{}<strong>{who}</strong> : {}{rejected}</li>",
+                super::dashboard::turn_time(t.at),
                 Esc(&t.text)
             )
         })

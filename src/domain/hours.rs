@@ -147,6 +147,59 @@ impl BusinessHours {
         self.is_open_at(time::OffsetDateTime::now_utc())
     }
 
+    /// The local calendar date at the instant `at`.
+    pub fn local_date(&self, at: time::OffsetDateTime) -> Option<time::Date> {
+        let timestamp = Timestamp::from_nanosecond(at.unix_timestamp_nanos()).ok()?;
+        let local = timestamp.to_zoned(self.timezone.clone()).date();
+        let month = time::Month::try_from(u8::try_from(local.month()).ok()?).ok()?;
+        time::Date::from_calendar_date(
+            i32::from(local.year()),
+            month,
+            u8::try_from(local.day()).ok()?,
+        )
+        .ok()
+    }
+
+    /// The first instant of the local calendar day `date` (midnight, or the first instant after a
+    /// gap), `None` outside the supported range.
+    pub fn day_start(&self, date: time::Date) -> Option<time::OffsetDateTime> {
+        let zoned = civil(date)?.to_zoned(self.timezone.clone()).ok()?;
+        instant(zoned.timestamp())
+    }
+
+    /// The opening ranges of the local day `date`, as instants (start inclusive, end exclusive).
+    pub fn open_ranges(
+        &self,
+        date: time::Date,
+    ) -> Vec<(time::OffsetDateTime, time::OffsetDateTime)> {
+        let Some(day) = civil(date) else {
+            return Vec::new();
+        };
+        let at = |minutes: u16| -> Option<time::OffsetDateTime> {
+            let (day, minutes) = if minutes >= MINUTES_PER_DAY {
+                (day.tomorrow().ok()?, minutes - MINUTES_PER_DAY)
+            } else {
+                (day, minutes)
+            };
+            let hour = i8::try_from(minutes / 60).ok()?;
+            let minute = i8::try_from(minutes % 60).ok()?;
+            let zoned = day
+                .at(hour, minute, 0, 0)
+                .to_zoned(self.timezone.clone())
+                .ok()?;
+            instant(zoned.timestamp())
+        };
+        self.days
+            .get(usize::from(date.weekday().number_days_from_monday()))
+            .map(|ranges| {
+                ranges
+                    .iter()
+                    .filter_map(|&(start, end)| Some((at(start)?, at(end)?)))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
     /// The IANA name of the time zone (canonical case, e.g. `America/Toronto`).
     pub fn timezone_name(&self) -> &str {
         &self.timezone_name
@@ -199,6 +252,19 @@ impl Default for BusinessHours {
 }
 
 /// Parses the whole `BUSINESS_HOURS` value into per-day normalised ranges.
+fn civil(date: time::Date) -> Option<jiff::civil::Date> {
+    jiff::civil::Date::new(
+        i16::try_from(date.year()).ok()?,
+        i8::try_from(u8::from(date.month())).ok()?,
+        i8::try_from(date.day()).ok()?,
+    )
+    .ok()
+}
+
+fn instant(t: Timestamp) -> Option<time::OffsetDateTime> {
+    time::OffsetDateTime::from_unix_timestamp_nanos(t.as_nanosecond()).ok()
+}
+
 fn parse_schedule(hours: &str) -> Result<[Vec<Range>; 7], HoursError> {
     let mut days: [Vec<Range>; 7] = std::array::from_fn(|_| Vec::new());
     let trimmed = hours.trim();
@@ -373,6 +439,45 @@ mod tests {
     use super::*;
     use time::OffsetDateTime;
     use time::macros::datetime;
+
+    #[test]
+    fn local_days_and_opening_ranges_as_instants() {
+        let hours = BusinessHours::parse("mon-fri 07:00-17:00; sat 08:00-24:00", "America/Toronto")
+            .unwrap();
+        let monday = time::macros::date!(2026 - 12 - 07);
+        assert_eq!(
+            hours.day_start(monday),
+            Some(datetime!(2026-12-07 05:00 UTC))
+        );
+        // Summer time: -4.
+        assert_eq!(
+            hours.day_start(time::macros::date!(2026 - 07 - 06)),
+            Some(datetime!(2026-07-06 04:00 UTC))
+        );
+        assert_eq!(
+            hours.open_ranges(monday),
+            vec![(
+                datetime!(2026-12-07 12:00 UTC),
+                datetime!(2026-12-07 22:00 UTC)
+            )]
+        );
+        assert_eq!(
+            hours.open_ranges(time::macros::date!(2026 - 12 - 12)),
+            vec![(
+                datetime!(2026-12-12 13:00 UTC),
+                datetime!(2026-12-13 05:00 UTC)
+            )]
+        );
+        assert!(
+            hours
+                .open_ranges(time::macros::date!(2026 - 12 - 13))
+                .is_empty()
+        );
+        assert_eq!(
+            hours.local_date(datetime!(2026-12-07 04:59 UTC)),
+            Some(time::macros::date!(2026 - 12 - 06))
+        );
+    }
 
     const TORONTO: &str = "America/Toronto";
     const VANCOUVER: &str = "America/Vancouver";

@@ -50,6 +50,24 @@ impl PhoneNumber {
         &self.0[2..]
     }
 
+    /// As people read it: `514 555-0199` for a Canadian or US number, otherwise (the Caribbean
+    /// countries sharing the code 1) `phonenumber`'s international format, `+1 876-555-0142`.
+    pub fn readable(&self) -> String {
+        let d = self.national_digits();
+        let international = phonenumber::parse(None, &self.0)
+            .ok()
+            .and_then(|parsed| match parsed.country().id() {
+                Some(phonenumber::country::Id::CA | phonenumber::country::Id::US) => None,
+                _ => Some(
+                    parsed
+                        .format()
+                        .mode(phonenumber::Mode::International)
+                        .to_string(),
+                ),
+            });
+        international.unwrap_or_else(|| format!("{} {}-{}", &d[..3], &d[3..6], &d[6..]))
+    }
+
     /// For text-to-speech, digit by digit in three groups: `5 1 4, 5 5 5, 1 2 3 4`.
     pub fn spoken(&self) -> String {
         spoken_digits(self.national_digits())
@@ -509,6 +527,14 @@ fn walk(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn numbers_read_as_people_say_them() {
+        let read = |s: &str| PhoneNumber::try_from(s).unwrap().readable();
+        assert_eq!(read("+15145550199"), "514 555-0199");
+        assert_eq!(read("(212) 555-0142"), "212 555-0142");
+        assert_eq!(read("+1 876 555 0142"), "+1 876-555-0142");
+    }
 
     fn e164(input: &str) -> Result<String, InvalidPhoneNumber> {
         PhoneNumber::try_from(input).map(|p| p.as_e164().to_owned())

@@ -103,6 +103,13 @@ pub struct Turn {
     /// read-back), or what the read-back ended with (confirmed, disputed).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub note: Option<Note>,
+    /// When it was said (set by the constructors); `None` on turns stored before turns had times.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "time::serde::rfc3339::option"
+    )]
+    pub at: Option<time::OffsetDateTime>,
 }
 
 /// What a line of Myriam's asked or settled besides the next field; the machine's only state
@@ -125,7 +132,7 @@ pub enum Note {
 }
 
 impl Turn {
-    /// A line of Myriam's.
+    /// A line of Myriam's, said now.
     pub fn myriam(field: Option<Field>, text: String) -> Self {
         Self {
             speaker: Speaker::Myriam,
@@ -135,10 +142,11 @@ impl Turn {
             tool_call_id: None,
             result: None,
             note: None,
+            at: Some(time::OffsetDateTime::now_utc()),
         }
     }
 
-    /// A caller answer and whether it was accepted.
+    /// A caller answer and whether it was accepted, said now.
     pub fn caller(field: Option<Field>, text: String, accepted: bool) -> Self {
         Self {
             speaker: Speaker::Caller,
@@ -148,6 +156,7 @@ impl Turn {
             tool_call_id: None,
             result: None,
             note: None,
+            at: Some(time::OffsetDateTime::now_utc()),
         }
     }
 }

@@ -28,6 +28,7 @@ pub mod console;
 pub mod outbox;
 mod rows;
 pub mod sqlite;
+pub mod stats;
 pub mod supabase;
 
 use std::time::Duration;

@@ -287,6 +287,23 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE api_tokens ADD COLUMN last_used_at TEXT;
     CREATE INDEX leads_updated_at ON leads (updated_at);
     ",
+    // 7: the dashboard: when staff first followed a lead up (set once, by a trigger, whoever
+    // writes `suivi`), and calls by time.
+    r"
+    ALTER TABLE leads ADD COLUMN suivi_first_at TEXT;
+    UPDATE leads SET suivi_first_at = suivi_updated_at WHERE suivi <> 'nouveau';
+    CREATE TRIGGER leads_suivi_first AFTER UPDATE OF suivi ON leads
+    WHEN OLD.suivi_first_at IS NULL AND NEW.suivi <> 'nouveau'
+    BEGIN
+        UPDATE leads SET suivi_first_at = coalesce(NEW.suivi_updated_at,
+            strftime('%Y-%m-%dT%H:%M:%fZ', 'now')) WHERE seq = NEW.seq;
+    END;
+    CREATE INDEX calls_created ON calls (created_at);
+    CREATE INDEX alerts_created ON alerts (created_at);
+    -- Covers the dashboard's per-day statuses and the leads waiting for a follow-up: the rows
+    -- (wide, the conversation is inline) are not read.
+    CREATE INDEX leads_created_stats ON leads (created_at, status, urgence, suivi);
+    ",
 ];
 
 /// A handle to the SQLite thread. Cheap to clone.
