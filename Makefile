@@ -5,7 +5,7 @@ CARGO ?= cargo
 # Extra flags for `make preflight`, e.g. ARGS="--skip-security".
 ARGS ?=
 
-.PHONY: help run simulate test preflight fmt lint check-secrets tools supabase-up supabase-down demo image deploy-check
+.PHONY: help run simulate test preflight fmt lint check-secrets tools supabase-up supabase-down demo image deploy-check load-test
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  make %-14s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -25,6 +25,9 @@ test: tools ## Run the whole test suite against a throwaway PostgreSQL + real Po
 
 image: tools ## Build the Dockerfile with buildah (full multi-stage release build) and prove the image: a signed call, non-root, SIGTERM drain
 	@bash scripts/image-check.sh
+
+load-test: ## 200 concurrent logins during a bridged call, on a release build (the relay and a webhook keep their pace)
+	$(CARGO) test --release --locked --test console_load -- --ignored
 
 deploy-check: tools ## The deployment files, each by its own tool: nginx in front with TLS, promtool's rule tests, systemd-analyze verify
 	@bash scripts/deploy-check.sh
