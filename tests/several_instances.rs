@@ -357,14 +357,19 @@ async fn play(
 }
 
 /// Everything one call left, as text to compare: the lead (its id replaced, since tool results
-/// quote it) and the call row.
+/// quote it; each turn without the time it was said, which differs between two runs by nature)
+/// and the call row.
 fn outcome(stack: &SupabaseStack, call_sid: &str) -> String {
     stack.psql(&format!(
         "select l.status || '|' || coalesce(l.nom_complet, '') || '|' || coalesce(l.telephone, '')
                 || '|' || coalesce(l.telephone_raw, '') || '|' || coalesce(l.adresse_complete, '')
                 || '|' || coalesce(l.type_service, '') || '|' || coalesce(l.description, '')
                 || '|' || l.urgence || '|' || l.language || '|' || l.attempts::text
-                || '|' || replace(l.conversation::text, l.id::text, 'LEAD')
+                || '|' || replace(
+                    coalesce((select jsonb_agg(t - 'at' order by n)
+                              from jsonb_array_elements(l.conversation) with ordinality as x(t, n)),
+                             '[]'::jsonb)::text,
+                    l.id::text, 'LEAD')
                 || '|' || coalesce(c.status, '') || '|' || coalesce(c.mode, '')
                 || '|' || coalesce(c.from_number, '') || '|' || coalesce(c.duration::text, '')
            from bp.calls c join bp.leads l on l.id = c.lead_id where c.call_sid = '{call_sid}'"
