@@ -101,7 +101,9 @@ try {
   await shot(page, "live-lead");
 
   // 4. Open it.
-  await row.getByRole("link").click();
+  check((await row.locator('a[href^="tel:+1"]').count()) === 1, "the caller's number is a tel: link");
+  // The lead's own link (the row also has the caller's number as a tel: link).
+  await row.locator('a[href^="/console/leads/"]').click();
   await page.waitForURL(/\/console\/leads\/[0-9a-f-]{36}$/);
   check((await page.locator("h1").textContent()).includes("Marie-Ève"), "the lead's page shows its name");
   check(await page.getByText("Conversation").isVisible(), "the conversation is shown");
