@@ -290,6 +290,55 @@ fn simulate_plays_a_caller_handed_to_people() {
     );
 }
 
+#[test]
+fn simulate_plays_a_transfer_someone_answers() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("sim.db");
+    let (mut server, base) = dev_gateway(
+        dir.path(),
+        &db,
+        &[
+            ("TRANSFER_NUMBER", "+14505550100"),
+            ("BUSINESS_HOURS", "mon-sun 00:00-24:00"),
+        ],
+    );
+    let answers = dir.path().join("answers.txt");
+    std::fs::write(&answers, "Gaétan Lévesque\nje veux parler à quelqu'un\n").unwrap();
+    let out = run(Command::new(BIN)
+        .current_dir(dir.path())
+        .args([
+            "simulate",
+            "--base-url",
+            &base,
+            "--dial-status",
+            "completed",
+            "--answers",
+        ])
+        .arg(&answers)
+        .args(["--database"])
+        .arg(&db)
+        .env("TWILIO_AUTH_TOKEN", TOKEN));
+    let _ = server.kill();
+    let _ = server.wait();
+    assert_eq!(out.code, Some(0), "{}", out.all());
+    assert!(
+        out.stdout.contains(
+            "(Twilio rings the office line; someone answers and talks with the caller for a minute)"
+        ),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        !out.stdout.contains("(beep:"),
+        "no voicemail: {}",
+        out.stdout
+    );
+    let json = &out.stdout[out.stdout.find("{\n").unwrap()..];
+    let lead: serde_json::Value = serde_json::from_str(json).unwrap();
+    assert_eq!(lead["status"], "transfere");
+    assert_eq!(lead["nom_complet"], "Gaétan Lévesque");
+}
+
 /// Starts the gateway the way `make run` does (`ENVIRONMENT=development myriam serve`, nothing else
 /// configured, run from `dir`), on a free port; returns the process and its address.
 fn make_run_gateway(dir: &std::path::Path) -> (std::process::Child, String) {
