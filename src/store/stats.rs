@@ -222,7 +222,8 @@ const SPANS: &str = "SELECT CAST(key AS INTEGER) AS i, json_extract(value, '$[0]
 const INBOUND: &str = "coalesce(c.direction, 'inbound') NOT LIKE 'outbound%'";
 
 /// The stop step and how, per lead: SQL shared by both stores' reading of a lead's columns.
-const STOP_STEP: &str = "CASE WHEN nom_complet IS NULL THEN 0 WHEN telephone IS NULL THEN 1 \
+const STOP_STEP: &str = "CASE WHEN nom_complet IS NULL THEN 0 \
+     WHEN telephone IS NULL OR telephone_raw IS NULL THEN 1 \
      WHEN adresse_complete IS NULL THEN 2 WHEN type_service IS NULL THEN 3 \
      WHEN description IS NULL THEN 4 WHEN status <> 'qualifie' THEN 5 ELSE 6 END";
 const STOP_HOW: &str = "CASE status WHEN 'abandonne' THEN 'hung_up' \
