@@ -5,42 +5,25 @@
 // different questions, three asking for a person: the office answers, is busy, does not answer),
 // follows one lead up in the console, then opens the dashboard for a custom period and checks every
 // figure in its tables against what was played; its CSV; axe-core's audit; the width of a phone.
-import { spawn } from "node:child_process";
-import { mkdtempSync, mkdirSync, readFileSync, copyFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, copyFileSync, rmSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { chromium } from "playwright-core";
+import { env, launch, recorder, runToEnd } from "./common.mjs";
 
-const env = (name, fallback) => {
-  const value = process.env[name] ?? fallback;
-  if (value === undefined) throw new Error(`${name} is not set`);
-  return value;
-};
 const BASE = env("BASE_URL");
 const EMAIL = env("EMAIL");
 const PASSWORD = env("PASSWORD");
 const BIN = env("MYRIAM_BIN");
 const OUT = env("OUT_DIR");
-const CHROMIUM = env("CHROMIUM", "/usr/bin/chromium");
 // Bridged calls already in the file (scripts/e2e.sh).
 const BRIDGED = Number(env("BRIDGED_CALLS"));
 const AXE = createRequire(import.meta.url).resolve("axe-core/axe.min.js");
 
-mkdirSync(OUT, { recursive: true });
 const scratch = mkdtempSync(join(tmpdir(), "myriam-e2e-dashboard-"));
-let step = 0;
-const passed = [];
-function check(condition, what) {
-  if (!condition) throw new Error(`check failed: ${what}`);
-  passed.push(what);
-}
+const { passed, check, shot, report } = recorder(OUT, "dashboard-");
 function same(actual, expected, what) {
   check(JSON.stringify(actual) === JSON.stringify(expected), `${what}: ${JSON.stringify(actual)} (expected ${JSON.stringify(expected)})`);
-}
-async function shot(page, name) {
-  step += 1;
-  await page.screenshot({ path: join(OUT, `dashboard-${String(step).padStart(2, "0")}-${name}.png`), fullPage: true });
 }
 
 // One call through the IVR: `answers` one per line (the call ends when they run out).
@@ -51,13 +34,7 @@ function simulate(name, from, answers, extra = []) {
     writeFileSync(file, `${answers.join("\n")}\n`);
     args.push("--answers", file);
   }
-  return new Promise((resolve, reject) => {
-    const child = spawn(BIN, args, { stdio: ["ignore", "pipe", "pipe"] });
-    let output = "";
-    child.stdout.on("data", (d) => (output += d));
-    child.stderr.on("data", (d) => (output += d));
-    child.on("exit", (code) => (code === 0 ? resolve(output) : reject(new Error(`simulate ${name} exited ${code}:\n${output}`))));
-  });
+  return runToEnd(BIN, args);
 }
 
 const PERSON = ["Gaétan Lévesque", "je veux parler à quelqu'un"];
@@ -96,29 +73,11 @@ const sum = (rows, column) => rows.reduce((n, r) => n + Number(r[column]), 0);
 
 for (const [name, from, answers, extra] of calls) await simulate(name, from, answers, extra);
 
-const profile = mkdtempSync(join(tmpdir(), "myriam-e2e-profile-"));
-const context = await chromium.launchPersistentContext(profile, {
-  executablePath: CHROMIUM,
-  headless: true,
-  acceptDownloads: true,
+const { page, consoleErrors, close } = await launch({
+  viewport: { width: 1280, height: 900 },
   // Only so axe-core's script can be injected: the console's own pages never need it.
   bypassCSP: true,
-  viewport: { width: 1280, height: 900 },
-  locale: "fr-CA",
-  args: [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-component-update",
-    "--disable-sync",
-  ],
 });
-const page = context.pages()[0] ?? (await context.newPage());
-const consoleErrors = [];
-page.on("console", (m) => m.type() === "error" && consoleErrors.push(m.text()));
 
 try {
   await page.goto(`${BASE}/console/login`);
@@ -224,15 +183,14 @@ try {
   await shot(page, "phone");
 
   check(consoleErrors.length === 0, `no browser console errors (${consoleErrors.join("; ")})`);
-  for (const p of passed) console.log(`ok  ${p}`);
+  report();
   console.log(`e2e dashboard: ${passed.length} checks passed; screenshots in ${OUT}`);
 } catch (error) {
-  for (const p of passed) console.log(`ok  ${p}`);
+  report();
   await shot(page, "failure").catch(() => {});
   console.error(`e2e dashboard: FAILED: ${error.message}`);
   process.exitCode = 1;
 } finally {
-  await context.close();
-  rmSync(profile, { recursive: true, force: true });
+  await close();
   rmSync(scratch, { recursive: true, force: true });
 }
