@@ -370,10 +370,9 @@ pub fn router(state: AppState) -> Router {
                             .get(&REQUEST_ID)
                             .and_then(|v| v.to_str().ok())
                             .unwrap_or("-");
-                        let client = request
-                            .extensions()
-                            .get::<ClientAddr>()
-                            .map_or_else(|| "-".to_owned(), |c| c.ip.to_string());
+                        // Formatted only if the span is recorded, without an allocation.
+                        let client =
+                            SpanClient(request.extensions().get::<ClientAddr>().map(|c| c.ip));
                         // The path only: query strings may carry caller data.
                         tracing::info_span!(
                             "request",
@@ -390,6 +389,18 @@ pub fn router(state: AppState) -> Router {
                     REQUEST_TIMEOUT,
                 )),
         )
+}
+
+/// The request span's `client` field: the client's address, or `-` when none was set.
+struct SpanClient(Option<std::net::IpAddr>);
+
+impl std::fmt::Display for SpanClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            Some(ip) => ip.fmt(f),
+            None => f.write_str("-"),
+        }
+    }
 }
 
 /// Sets the request's [`ClientAddr`] from its TCP peer (`ConnectInfo`) and, when the peer is a
