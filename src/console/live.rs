@@ -426,3 +426,66 @@ pub async fn events(
     };
     Ok(Sse::new(stream::unfold(watch, Watch::next)).keep_alive(KeepAlive::default()))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::LeadId;
+    use crate::qualification::Lead;
+    use crate::store::Store as _;
+    use crate::store::sqlite::SqliteStore;
+
+    /// A stream that missed more batches than the broadcast keeps re-reads every change of its
+    /// filter from its own cursor: none is lost.
+    #[tokio::test]
+    async fn a_stream_that_fell_behind_rereads_from_its_cursor() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = AnyStore::Sqlite(SqliteStore::open(&dir.path().join("live.db")).unwrap());
+        let hub = LiveHub::new(
+            store.clone(),
+            LiveSettings::default(),
+            TaskTracker::new(),
+            CancellationToken::new(),
+        );
+        let cursor = OffsetDateTime::now_utc() - time::Duration::seconds(1);
+        let mut watch = Watch {
+            rx: hub.tx.subscribe(),
+            place: StreamPlace::take(&hub, "session").unwrap(),
+            filter: LeadFilter::default(),
+            cursor,
+            behind: false,
+            queued: Vec::new(),
+        };
+        for _ in 0..40 {
+            store.save_lead(&Lead::new(LeadId::new())).await.unwrap();
+        }
+        // The batches that carried them are gone (the stream did not read); later ones are empty.
+        for _ in 0..BACKLOG + 4 {
+            let empty = Batch {
+                since: cursor,
+                next: cursor,
+                changes: Vec::new(),
+                ended: HashSet::new(),
+                failed: false,
+            };
+            hub.tx.send(Arc::new(empty)).unwrap();
+        }
+        let before = hub.store_queries();
+        let mut events = 0;
+        while events < 40 {
+            let next = tokio::time::timeout(Duration::from_secs(5), watch.next())
+                .await
+                .unwrap_or_else(|_| panic!("{events} of 40 changes arrived"));
+            let (event, rest) = next.expect("the stream goes on");
+            assert!(event.is_ok());
+            watch = rest;
+            events += 1;
+        }
+        assert_eq!(
+            hub.store_queries() - before,
+            1,
+            "one re-read, this stream's"
+        );
+        assert!(watch.queued.is_empty());
+    }
+}
