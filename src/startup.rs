@@ -338,7 +338,15 @@ pub fn router(state: AppState) -> Router {
         .route("/twilio/sms-status", post(twilio::sms_status))
         .route("/twilio/media", get(media::media))
         .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES));
+    // One live-updates poller for the instance, whatever the number of open lists.
+    let live = crate::console::live::LiveHub::new(
+        state.store.clone(),
+        state.settings.live.clone(),
+        state.lifecycle.tracker().clone(),
+        state.lifecycle.shutdown_token(),
+    );
     let console = crate::console::router(state.settings.secure_transport())
+        .layer(axum::Extension(live))
         .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES));
     let large = Router::new()
         .route("/vapi/webhook", post(vapi::webhook))
