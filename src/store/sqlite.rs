@@ -304,10 +304,9 @@ const MIGRATIONS: &[&str] = &[
     -- (wide, the conversation is inline) are not read.
     CREATE INDEX leads_created_stats ON leads (created_at, status, urgence, suivi);
     ",
-    // 9 (8 until the erasure branch's migration is merged before it): a bridged call's Vapi
-    // recording, summary, structured data and transcript turns, apart from the voicemail. A URL
-    // that is not a Twilio recording (`…/Recordings/RE…`) in the voicemail column was Vapi's: it
-    // moves to its own column.
+    // 8: a bridged call's Vapi recording, summary, structured data and transcript turns, apart
+    // from the voicemail. A URL that is not a Twilio recording (`…/Recordings/RE…`) in the
+    // voicemail column was Vapi's: it moves to its own column.
     r"
     ALTER TABLE calls ADD COLUMN vapi_recording_url TEXT;
     ALTER TABLE calls ADD COLUMN vapi_summary TEXT;
