@@ -195,6 +195,23 @@ pub struct TelemetrySettings {
     pub readyz_max_outbox_age: Duration,
 }
 
+/// What one API token may ask (per instance): a burst of `burst` requests, then `per_second`.
+/// Fixed in production (the defaults); tests change them.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ApiRate {
+    pub burst: u32,
+    pub per_second: f64,
+}
+
+impl Default for ApiRate {
+    fn default() -> Self {
+        Self {
+            burst: 600,
+            per_second: 10.0,
+        }
+    }
+}
+
 /// The console's live updates (`/console/events`): one poller per instance every `poll`, feeding
 /// at most `max_streams` open streams, `max_per_session` per session. Fixed in production (the
 /// defaults); tests change them.
@@ -239,6 +256,7 @@ pub struct Settings {
     pub store: StoreSettings,
     pub telemetry: TelemetrySettings,
     pub live: LiveSettings,
+    pub api_rate: ApiRate,
     /// Problems the development guard found, logged once telemetry is up. Names only.
     pub warnings: Vec<String>,
 }
@@ -640,6 +658,7 @@ impl Settings {
                 readyz_max_outbox_age,
             },
             live: LiveSettings::default(),
+            api_rate: ApiRate::default(),
             warnings,
         })
     }

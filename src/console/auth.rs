@@ -179,9 +179,10 @@ where
             .and_then(|v| v.strip_prefix("Bearer "))
             .map(|t| SecretString::from(t.trim().to_owned()));
         if let Some(token) = bearer {
-            let mut principal = operators::token_principal(&console.store, &token)
-                .await
-                .map_err(auth_error)?;
+            let mut principal =
+                operators::token_principal(&console.store, &token, console.api_rate)
+                    .await
+                    .map_err(auth_error)?;
             principal.client = Some(client_address(parts));
             return Ok(Self { principal });
         }

@@ -49,6 +49,8 @@ pub struct ConsoleState {
     pub shutdown: CancellationToken,
     /// Twilio's REST API, to play voicemails (the media needs the account's credentials).
     pub twilio: Option<std::sync::Arc<crate::twilio::rest::TwilioRest>>,
+    /// What one API token may ask.
+    pub api_rate: crate::config::ApiRate,
 }
 
 impl FromRef<AppState> for ConsoleState {
@@ -58,6 +60,7 @@ impl FromRef<AppState> for ConsoleState {
             production: state.settings.secure_transport(),
             shutdown: state.lifecycle.shutdown_token(),
             twilio: state.twilio_rest.clone(),
+            api_rate: state.settings.api_rate,
         }
     }
 }

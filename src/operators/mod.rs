@@ -16,6 +16,7 @@ use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+use crate::config::ApiRate;
 use crate::store::StoreError;
 use crate::store::console::{
     ApiTokenRecord, AuditAction, AuditEntry, ConsoleStore, Email, Operator, Role,
@@ -588,13 +589,8 @@ pub async fn session_principal(
     })
 }
 
-/// API requests one token may make in a burst …
-pub const API_BURST: u32 = 600;
-/// … and per second after it (per instance).
-pub const API_PER_SECOND: u32 = 10;
-
 /// Takes one request from the token's bucket; how long until one is free when it is empty.
-fn take_api_request(token: Uuid) -> Result<(), Duration> {
+fn take_api_request(token: Uuid, limit: ApiRate) -> Result<(), Duration> {
     use std::collections::HashMap;
     use std::sync::{Mutex, OnceLock};
     use std::time::Instant;
@@ -604,9 +600,10 @@ fn take_api_request(token: Uuid) -> Result<(), Duration> {
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
     let now = Instant::now();
-    let rate = f64::from(API_PER_SECOND);
-    let (left, at) = buckets.entry(token).or_insert((f64::from(API_BURST), now));
-    *left = (*left + now.duration_since(*at).as_secs_f64() * rate).min(f64::from(API_BURST));
+    let rate = limit.per_second;
+    let burst = f64::from(limit.burst);
+    let (left, at) = buckets.entry(token).or_insert((burst, now));
+    *left = (*left + now.duration_since(*at).as_secs_f64() * rate).min(burst);
     *at = now;
     if *left >= 1.0 {
         *left -= 1.0;
@@ -617,11 +614,11 @@ fn take_api_request(token: Uuid) -> Result<(), Duration> {
 }
 
 /// The principal of an `Authorization: Bearer` API token: not revoked, not expired, its operator
-/// enabled, within its rate ([`API_BURST`], then [`API_PER_SECOND`]). Its last use is recorded
-/// (at most once a minute).
+/// enabled, within its rate (`limit`). Its last use is recorded (at most once a minute).
 pub async fn token_principal(
     store: &impl ConsoleStore,
     token: &SecretString,
+    limit: ApiRate,
 ) -> Result<Principal, AuthError> {
     if !token.expose_secret().starts_with(TOKEN_PREFIX) {
         return Err(AuthError::Missing);
@@ -640,7 +637,7 @@ pub async fn token_principal(
             .filter(|o| !o.disabled)
             .ok_or(AuthError::Missing)?;
     }
-    take_api_request(record.id).map_err(AuthError::RateLimited)?;
+    take_api_request(record.id, limit).map_err(AuthError::RateLimited)?;
     if record.last_used_at.is_none_or(|at| now - at > TOUCH_EVERY) {
         store.touch_api_token(record.id).await?;
     }
