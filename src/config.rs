@@ -113,6 +113,9 @@ pub struct AlertSettings {
 pub struct OfficeSettings {
     /// `TRANSFER_NUMBER` (E.164); `None`: voicemail only.
     pub transfer_number: Option<String>,
+    /// `BUSINESS_NUMBER` (E.164): the Twilio number callers dial, the caller ID a console
+    /// callback shows the lead; `None`: no callbacks.
+    pub business_number: Option<String>,
     /// `BUSINESS_HOURS` in `BUSINESS_TIMEZONE`.
     pub hours: BusinessHours,
     /// `CALL_DISCLOSURE` (on by default).
@@ -124,6 +127,7 @@ impl Default for OfficeSettings {
     fn default() -> Self {
         Self {
             transfer_number: None,
+            business_number: None,
             hours: BusinessHours::default(),
             disclosure: true,
             alerts: None,
@@ -439,6 +443,7 @@ fn office(reader: &Reader<'_>) -> Result<OfficeSettings, ConfigError> {
             .unwrap_or(crate::domain::DEFAULT_TIMEZONE),
     )?;
     let transfer_number = reader.strict("TRANSFER_NUMBER")?.map(str::to_owned);
+    let business_number = reader.strict("BUSINESS_NUMBER")?.map(str::to_owned);
     let disclosure = reader
         .strict("CALL_DISCLOSURE")?
         .is_none_or(|v| flag(Some(v)));
@@ -485,6 +490,7 @@ fn office(reader: &Reader<'_>) -> Result<OfficeSettings, ConfigError> {
     };
     Ok(OfficeSettings {
         transfer_number,
+        business_number,
         hours,
         disclosure,
         alerts,

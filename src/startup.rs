@@ -335,6 +335,10 @@ pub fn router(state: AppState) -> Router {
         .route("/twilio/voicemail", post(twilio::voicemail))
         .route("/twilio/recording-status", post(twilio::recording_status))
         .route("/twilio/handoff", post(twilio::handoff))
+        .route("/twilio/callback/answer", post(twilio::callback_answer))
+        .route("/twilio/callback/press", post(twilio::callback_press))
+        .route("/twilio/callback/dial", post(twilio::callback_dial))
+        .route("/twilio/callback/status", post(twilio::callback_status))
         .route("/twilio/sms-status", post(twilio::sms_status))
         .route("/twilio/media", get(media::media))
         .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES));

@@ -233,6 +233,15 @@ pub static CATALOGUE: &[VarSpec] = &[
         meaning: "office line (E.164) a caller who asks for a person is handed to in business hours; unset: voicemail only",
     },
     VarSpec {
+        name: "BUSINESS_NUMBER",
+        group: Group::Office,
+        required_in_production: false,
+        secret: false,
+        shape: Shape::E164,
+        default: None,
+        meaning: "the Twilio number callers dial (E.164): the caller ID of a callback (Rappeler); unset: no callbacks from the console",
+    },
+    VarSpec {
         name: "BUSINESS_HOURS",
         group: Group::Office,
         required_in_production: false,
@@ -577,6 +586,7 @@ mod tests {
             "BP_SKIP_VAPI_TESTS",
             "BP_SKIP_SUPABASE_TESTS",
             "TRANSFER_NUMBER",
+            "BUSINESS_NUMBER",
             "BUSINESS_HOURS",
             "BUSINESS_TIMEZONE",
             "ALERT_SMS_TO",

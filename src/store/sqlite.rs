@@ -304,6 +304,15 @@ const MIGRATIONS: &[&str] = &[
     -- (wide, the conversation is inline) are not read.
     CREATE INDEX leads_created_stats ON leads (created_at, status, urgence, suivi);
     ",
+    // 8 (planned as 10 at merge, after the other branches' 8 and 9): callbacks from the console
+    // (issue 27 §2) — an operator's own phone, where a callback rings first; a call's operator
+    // (the callback rows are `direction = 'outbound-callback'`), and an index for the
+    // per-operator rate limit.
+    r"
+    ALTER TABLE operators ADD COLUMN phone TEXT CHECK (phone IS NULL OR phone GLOB '+1[2-9][0-9][0-9][2-9][0-9][0-9][0-9][0-9][0-9][0-9]');
+    ALTER TABLE calls ADD COLUMN operator TEXT;
+    CREATE INDEX calls_operator ON calls (operator, created_at) WHERE operator IS NOT NULL;
+    ",
 ];
 
 /// A handle to the SQLite thread. Cheap to clone.
@@ -571,7 +580,7 @@ pub(super) fn lead_from_row(row: &Row<'_>) -> rusqlite::Result<Result<Lead, Stor
 pub(super) const CALL_COLUMNS: &str = "id, call_sid, lead_id, vapi_call_id, from_number, to_number, \
     direction, mode, mode_reason, status, duration, recording_url, transcript, ended_reason, \
     created_at, updated_at, dial_status, dial_duration, recording_sid, recording_duration, \
-    recording_status";
+    recording_status, operator";
 
 pub(super) fn call_from_row(row: &Row<'_>) -> rusqlite::Result<Result<CallRecord, StoreError>> {
     let id: String = row.get(0)?;
@@ -612,6 +621,7 @@ pub(super) fn call_from_row(row: &Row<'_>) -> rusqlite::Result<Result<CallRecord
         fields.recording_sid = row.get(18)?;
         fields.recording_duration = seconds(row.get(19)?, "recording_duration")?;
         fields.recording_status = row.get(20)?;
+        fields.operator = row.get(21)?;
         Ok(CallRecord {
             id: Some(uuid::Uuid::parse_str(&id).map_err(|_| corrupt("id"))?),
             fields,
@@ -823,6 +833,7 @@ fn upsert_call_sql(conn: &Connection, u: &CallUpdate) -> Result<(), StoreError> 
     col!("recording_sid", u.recording_sid.clone());
     col!("recording_duration", u.recording_duration);
     col!("recording_status", u.recording_status.clone());
+    col!("operator", u.operator.clone());
     let placeholders: Vec<String> = (1..=columns.len()).map(|i| format!("?{i}")).collect();
     // A status never moves backwards and a call's lead, once set, is never re-pointed: both
     // decided here, in the statement, whoever writes.

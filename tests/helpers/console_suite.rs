@@ -23,6 +23,7 @@ pub fn operator(email: &str, role: Role) -> Operator {
         role,
         password_hash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaGhhc2g".to_owned(),
         disabled: false,
+        phone: None,
         created_at: None,
     }
 }
