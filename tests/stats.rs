@@ -113,7 +113,7 @@ async fn suite<S: Store + ConsoleStore + Alerts + StatsStore>(store: &S) {
     // G, H: callbacks from the console on A's lead (issue 27 §2): counted as callbacks, neither
     // as calls received nor as transfers. G reached the lead; in H the operator pressed nothing.
     for (n, dial, ended) in [
-        (7, Some("completed"), None),
+        (7, Some("answered"), None),
         (8, None, Some("operator-timeout")),
     ] {
         let mut u = CallUpdate::new(sid(n));
