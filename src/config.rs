@@ -121,6 +121,15 @@ pub struct OfficeSettings {
     /// `CALL_DISCLOSURE` (on by default).
     pub disclosure: bool,
     pub alerts: Option<AlertSettings>,
+    /// `CALLER_SMS=1`: the caller's confirmation SMS, sent by the same sender as the alerts.
+    pub caller_sms: Option<CallerSmsSettings>,
+}
+
+/// The caller's confirmation SMS (`CALLER_SMS=1`): who sends it and the claim's lease.
+#[derive(Debug, Clone)]
+pub struct CallerSmsSettings {
+    pub sender: SmsSender,
+    pub lease: Duration,
 }
 
 impl Default for OfficeSettings {
@@ -131,6 +140,7 @@ impl Default for OfficeSettings {
             hours: BusinessHours::default(),
             disclosure: true,
             alerts: None,
+            caller_sms: None,
         }
     }
 }
@@ -458,6 +468,26 @@ fn office(reader: &Reader<'_>) -> Result<OfficeSettings, ConfigError> {
             SmsSender::Number(v.to_owned())
         }
     });
+    let lease = Duration::from_secs(reader.strict_parse("ALERT_LEASE_SECS")?.unwrap_or(60u64));
+    let caller_sms = if flag(reader.strict("CALLER_SMS")?) {
+        let Some(sender) = sender.clone() else {
+            return Err(ConfigError::Incomplete {
+                name: "CALLER_SMS",
+                needs: "TWILIO_SMS_FROM (the number or Messaging Service that sends the SMS) is not",
+            });
+        };
+        if reader.usable("TWILIO_ACCOUNT_SID").is_none()
+            || reader.usable("TWILIO_AUTH_TOKEN").is_none()
+        {
+            return Err(ConfigError::Incomplete {
+                name: "CALLER_SMS",
+                needs: "TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN (the Messages API credentials) are not both usable",
+            });
+        }
+        Some(CallerSmsSettings { sender, lease })
+    } else {
+        None
+    };
     let alerts = match reader.strict("ALERT_SMS_TO")? {
         None => None,
         Some(list) => {
@@ -482,9 +512,7 @@ fn office(reader: &Reader<'_>) -> Result<OfficeSettings, ConfigError> {
                 recipients,
                 sender,
                 on,
-                lease: Duration::from_secs(
-                    reader.strict_parse("ALERT_LEASE_SECS")?.unwrap_or(60u64),
-                ),
+                lease,
             })
         }
     };
@@ -494,6 +522,7 @@ fn office(reader: &Reader<'_>) -> Result<OfficeSettings, ConfigError> {
         hours,
         disclosure,
         alerts,
+        caller_sms,
     })
 }
 

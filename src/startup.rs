@@ -127,9 +127,13 @@ impl Application {
             state.calls.alert_policy().wake.clone(),
         ) {
             sender.spawn(state.lifecycle.tracker(), state.lifecycle.shutdown_token());
-            tracing::info!("SMS alerts to staff are on");
+            tracing::info!(
+                staff = state.settings.office.alerts.is_some(),
+                caller = state.settings.office.caller_sms.is_some(),
+                "SMS sender is on"
+            );
         } else {
-            tracing::info!("SMS alerts to staff are off (ALERT_SMS_TO unset)");
+            tracing::info!("SMS alerts are off (ALERT_SMS_TO unset, CALLER_SMS off)");
         }
         Ok(Self {
             listener,

@@ -56,7 +56,8 @@ impl AppState {
                 AlertPolicy::new(
                     settings.office.alerts.clone(),
                     settings.office.hours.clone(),
-                ),
+                )
+                .with_caller_sms(settings.office.caller_sms.is_some()),
             ),
             settings: Arc::new(settings),
             lifecycle,

@@ -575,6 +575,7 @@ fn alerts_table(alerts: &[crate::store::AlertRecord]) -> String {
         let event = match a.event {
             crate::store::AlertEvent::Qualified => "demande qualifiée",
             crate::store::AlertEvent::Voicemail => "message vocal hors heures",
+            crate::store::AlertEvent::Confirmation => "confirmation à l'appelant",
         };
         let status = match a.status {
             crate::store::AlertStatus::Pending => "en attente",

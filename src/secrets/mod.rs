@@ -278,6 +278,15 @@ pub static CATALOGUE: &[VarSpec] = &[
         meaning: "seconds an instance holds an SMS alert it is sending; after a crash another instance takes it then",
     },
     VarSpec {
+        name: "CALLER_SMS",
+        group: Group::Office,
+        required_in_production: false,
+        secret: false,
+        shape: Shape::Flag,
+        default: Some("0"),
+        meaning: "1: a caller whose lead is qualified gets one confirmation SMS on the number they confirmed (needs TWILIO_SMS_FROM)",
+    },
+    VarSpec {
         name: "ALERT_ON",
         group: Group::Office,
         required_in_production: false,
@@ -595,6 +604,7 @@ mod tests {
             "TWILIO_API_BASE_URL",
             "CALL_DISCLOSURE",
             "ALERT_LEASE_SECS",
+            "CALLER_SMS",
         ] {
             assert!(names.contains(name), "{name} missing from catalogue");
         }

@@ -313,6 +313,36 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE calls ADD COLUMN operator TEXT;
     CREATE INDEX calls_operator ON calls (operator, created_at) WHERE operator IS NOT NULL;
     ",
+    // 9 (planned as 11 at merge): the caller's confirmation SMS (issue 27 §3) — alerts of event
+    // `confirmation`, to the caller's own number (a CHECK cannot be altered in SQLite: the table
+    // is rebuilt, foreign keys off, see `migrate`).
+    r"
+    CREATE TABLE alerts_new (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        id TEXT NOT NULL UNIQUE,
+        lead_id TEXT NOT NULL REFERENCES leads (id) ON DELETE CASCADE,
+        event TEXT NOT NULL CHECK (event IN ('qualified', 'voicemail', 'confirmation')),
+        channel TEXT NOT NULL DEFAULT 'sms' CHECK (channel IN ('sms')),
+        recipient TEXT NOT NULL,
+        status TEXT NOT NULL DEFAULT 'pending'
+            CHECK (status IN ('pending', 'claimed', 'sent', 'dead')),
+        message_sid TEXT UNIQUE,
+        delivery_status TEXT,
+        attempts INTEGER NOT NULL DEFAULT 0 CHECK (attempts >= 0),
+        next_attempt_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),
+        lease_until TEXT,
+        error_code INTEGER,
+        last_error TEXT,
+        created_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),
+        updated_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),
+        UNIQUE (lead_id, event, recipient)
+    );
+    INSERT INTO alerts_new SELECT * FROM alerts;
+    DROP TABLE alerts;
+    ALTER TABLE alerts_new RENAME TO alerts;
+    CREATE INDEX alerts_due ON alerts (next_attempt_at) WHERE status IN ('pending', 'claimed');
+    CREATE INDEX alerts_created ON alerts (created_at);
+    ",
 ];
 
 /// A handle to the SQLite thread. Cheap to clone.

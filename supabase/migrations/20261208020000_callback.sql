@@ -49,3 +49,10 @@ comment on function bp.console_callbacks(jsonb) is 'The dashboard''s callbacks o
 
 revoke all on function bp.console_callbacks(jsonb) from public;
 grant execute on function bp.console_callbacks(jsonb) to service_role;
+
+-- The caller's confirmation SMS (issue 27 §3, CALLER_SMS=1): alerts of event `confirmation`, sent
+-- to the caller's own number by the same durable, exactly-once machinery as the staff alerts.
+alter table bp.alerts drop constraint alerts_event_check;
+alter table bp.alerts add constraint alerts_event_check
+  check (event in ('qualified', 'voicemail', 'confirmation'));
+comment on column bp.alerts.event is 'What the alert is about: qualified (urgent or ALERT_ON=all), voicemail (urgent caller after hours), or confirmation (the caller''s own SMS, CALLER_SMS=1).';

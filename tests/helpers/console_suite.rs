@@ -74,16 +74,31 @@ async fn operators_sessions_tokens<S: ConsoleStore>(store: &S) {
     // An operator's own phone (callbacks): set, read back, cleared; no such operator: false.
     assert_eq!(back.phone, None);
     let phone = myriam::domain::PhoneNumber::try_from("514 555 0142").unwrap();
-    assert!(store.set_operator_phone(&staff, Some(&phone)).await.unwrap());
+    assert!(
+        store
+            .set_operator_phone(&staff, Some(&phone))
+            .await
+            .unwrap()
+    );
     let with_phone = store.operator_by_email(&staff).await.unwrap().unwrap();
     assert_eq!(with_phone.phone.as_deref(), Some("+15145550142"));
     assert!(store.set_operator_phone(&staff, None).await.unwrap());
     assert_eq!(
-        store.operator_by_email(&staff).await.unwrap().unwrap().phone,
+        store
+            .operator_by_email(&staff)
+            .await
+            .unwrap()
+            .unwrap()
+            .phone,
         None
     );
     let nobody = Email::try_from("nobody@bp.example").unwrap();
-    assert!(!store.set_operator_phone(&nobody, Some(&phone)).await.unwrap());
+    assert!(
+        !store
+            .set_operator_phone(&nobody, Some(&phone))
+            .await
+            .unwrap()
+    );
     assert!(store.set_operator_disabled(&staff, true).await.unwrap());
     assert!(
         store
