@@ -277,12 +277,12 @@ impl AlertPolicy {
     /// - qualified now (not before), urgent or `ALERT_ON=all`: one per recipient;
     /// - voicemail now (not before), outside business hours, and the caller sounds urgent: one
     ///   per recipient;
-    /// - with `CALLER_SMS=1`, qualified now (not before): one to the caller, on the number they
-    ///   confirmed during the call (never the caller ID they did not confirm).
+    /// - with `CALLER_SMS=1`, a qualified lead whose caller said yes to the text question: one to
+    ///   the caller, on the number they confirmed during the call (never the caller ID they did
+    ///   not confirm). Raised again by later saves: the store keeps one per lead and number.
     pub fn alerts_for(&self, before: LeadStatus, lead: &Lead) -> Vec<NewAlert> {
         let mut alerts = self.staff_alerts(before, lead);
-        if self.caller_sms && before != LeadStatus::Qualifie && lead.status == LeadStatus::Qualifie
-        {
+        if self.caller_sms && lead.status == LeadStatus::Qualifie && lead.wants_text() {
             if let Some(phone) = &lead.telephone {
                 alerts.push(NewAlert::new(
                     lead.id,

@@ -1,9 +1,11 @@
 //! The caller's confirmation SMS (`CALLER_SMS=1`, issue 27 §3), against the fake Twilio REST
-//! server, through the staff alerts' durable machinery: one SMS to the number the caller
-//! confirmed, in their words (service, address, urgency, when to expect the call back, the
+//! server, through the staff alerts' durable machinery: after the qualification Myriam asks
+//! « Voulez-vous recevoir un texto de confirmation? »; only a yes gets one SMS, to the number the
+//! caller confirmed, in their words (service, address, urgency, when to expect the call back, the
 //! reference, how to correct it), exactly once through replays, 429/500, a timeout looked up
-//! before a resend and a SIGKILL mid-send; an opted-out caller (Twilio 21610, `STOP`) recorded and
-//! never retried; nothing at all when `CALLER_SMS` is off.
+//! before a resend and a SIGKILL mid-send; a no or a silence gets none; an opted-out caller
+//! (Twilio 21610, `STOP`) is recorded and never retried; nothing at all (and no question) when
+//! `CALLER_SMS` is off.
 
 mod helpers;
 
@@ -57,13 +59,19 @@ trait AsyncPost {
     async fn post(&self, path: &str, fields: &[(&str, &str)]) -> (u16, String);
 }
 
-impl AsyncPost for &TestApp {
+impl<T: AsyncPost> AsyncPost for &T {
+    async fn post(&self, path: &str, fields: &[(&str, &str)]) -> (u16, String) {
+        (**self).post(path, fields).await
+    }
+}
+
+impl AsyncPost for TestApp {
     async fn post(&self, path: &str, fields: &[(&str, &str)]) -> (u16, String) {
         self.post_form(path, fields).await
     }
 }
 
-impl AsyncPost for &GatewayProcess {
+impl AsyncPost for GatewayProcess {
     async fn post(&self, path: &str, fields: &[(&str, &str)]) -> (u16, String) {
         self.post_form(path, fields).await
     }
@@ -80,7 +88,7 @@ async fn gather(post: &impl AsyncPost, doc: &str, call: &str, said: &str) -> Str
 }
 
 /// Plays a call up to (not including) the last answer; returns the TwiML that asks it.
-async fn play_until_last(post: impl AsyncPost, call: &str) -> String {
+async fn play_until_last(post: &impl AsyncPost, call: &str) -> String {
     let (_, mut doc) = post
         .post(
             "/twilio/voice",
@@ -93,9 +101,28 @@ async fn play_until_last(post: impl AsyncPost, call: &str) -> String {
         )
         .await;
     for said in &ANSWERS[..5] {
-        doc = gather(&post, &doc, call, said).await;
+        doc = gather(post, &doc, call, said).await;
     }
     doc
+}
+
+/// The qualifying answer (which asks the text question), then `consent` (`None`: a silence).
+async fn qualify(post: impl AsyncPost, call: &str, consent: Option<&str>) -> String {
+    let doc = play_until_last(&post, call).await;
+    let asked = gather(&post, &doc, call, ANSWERS[5]).await;
+    assert!(
+        twiml::spoken_lines(&asked)
+            .join(" ")
+            .ends_with("Voulez-vous recevoir un texto de confirmation?"),
+        "{asked}"
+    );
+    if let Some(said) = consent {
+        gather(&post, &asked, call, said).await
+    } else {
+        let action = twiml::gather_action(&asked).unwrap();
+        let path = action.strip_prefix(PUBLIC).unwrap_or(&action).to_owned();
+        post.post(&path, &[("CallSid", call)]).await.1
+    }
 }
 
 async fn alerts_of_call(app: &TestApp, call: &str) -> Vec<AlertRecord> {
@@ -134,11 +161,31 @@ async fn a_qualified_caller_gets_one_confirmation_even_when_replayed() {
     let app = spawn_app_with(with_caller_sms(&twilio, true, "mon-sun 00:00-24:00")).await;
     let call = sid(1);
     let doc = play_until_last(&app, &call).await;
-    let first = gather(&&app, &doc, &call, ANSWERS[5]).await;
-    let handle = &app;
+    let asked = gather(&app, &doc, &call, ANSWERS[5]).await;
+    let said = twiml::spoken_lines(&asked).join(" ");
+    let confirmation = said
+        .strip_suffix(" Voulez-vous recevoir un texto de confirmation?")
+        .unwrap_or_else(|| panic!("the text question last: {said}"));
+    assert!(!confirmation.is_empty(), "after the confirmation: {said}");
+    // Replays of the qualifying answer ask the same question again; nothing is sent before yes.
     let replays =
-        futures_util::future::join_all((0..3).map(|_| gather(&handle, &doc, &call, ANSWERS[5])))
-            .await;
+        futures_util::future::join_all((0..3).map(|_| gather(&app, &doc, &call, ANSWERS[5]))).await;
+    for replay in replays {
+        assert_eq!(replay, asked);
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        twilio.messages().is_empty(),
+        "nothing before the caller's yes"
+    );
+    let first = gather(&app, &asked, &call, "oui s'il vous plaît").await;
+    assert_eq!(
+        twiml::spoken_lines(&first),
+        ["Parfait, vous recevrez un texto de confirmation. Merci et bonne journée!"]
+    );
+    assert!(first.contains("<Hangup/>"), "{first}");
+    let replays =
+        futures_util::future::join_all((0..3).map(|_| gather(&app, &asked, &call, "oui"))).await;
     for replay in replays {
         assert_eq!(replay, first);
     }
@@ -181,8 +228,7 @@ async fn outside_business_hours_the_caller_is_told_the_call_back_comes_at_openin
     let twilio = FakeTwilio::start().await;
     let app = spawn_app_with(with_caller_sms(&twilio, true, "closed")).await;
     let call = sid(2);
-    let doc = play_until_last(&app, &call).await;
-    gather(&&app, &doc, &call, ANSWERS[5]).await;
+    qualify(&app, &call, Some("oui")).await;
     let messages = twilio.wait_for_messages(1, Duration::from_secs(10)).await;
     assert!(
         messages[0]
@@ -194,12 +240,43 @@ async fn outside_business_hours_the_caller_is_told_the_call_back_comes_at_openin
 }
 
 #[tokio::test]
+async fn a_caller_who_says_no_or_nothing_gets_no_text() {
+    let twilio = FakeTwilio::start().await;
+    let app = spawn_app_with(with_caller_sms(&twilio, true, "mon-sun 00:00-24:00")).await;
+    let no = qualify(&app, &sid(7), Some("non merci")).await;
+    assert_eq!(
+        twiml::spoken_lines(&no),
+        ["D'accord, pas de texto. Merci et bonne journée!"]
+    );
+    let silence = qualify(&app, &sid(8), None).await;
+    assert_eq!(twiml::spoken_lines(&silence), twiml::spoken_lines(&no));
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert!(twilio.messages().is_empty(), "{:?}", twilio.messages());
+    assert!(alerts_of_call(&app, &sid(7)).await.is_empty());
+    assert!(alerts_of_call(&app, &sid(8)).await.is_empty());
+    // The lead stays qualified and the caller's answer is on it.
+    let lead = app
+        .store
+        .find_lead_by_call(&CallSid::try_from(sid(7).as_str()).unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(lead.status, myriam::domain::LeadStatus::Qualifie);
+    assert!(lead.conversation.iter().any(|t| t.text == "non merci"));
+}
+
+#[tokio::test]
 async fn caller_sms_off_sends_nothing() {
     let twilio = FakeTwilio::start().await;
     let app = spawn_app_with(with_caller_sms(&twilio, false, "mon-sun 00:00-24:00")).await;
     let call = sid(3);
     let doc = play_until_last(&app, &call).await;
-    gather(&&app, &doc, &call, ANSWERS[5]).await;
+    let last = gather(&app, &doc, &call, ANSWERS[5]).await;
+    assert!(
+        !last.contains("texto"),
+        "no question when CALLER_SMS is off: {last}"
+    );
+    assert!(last.contains("<Hangup/>"), "{last}");
     tokio::time::sleep(Duration::from_millis(800)).await;
     assert!(twilio.messages().is_empty(), "{:?}", twilio.messages());
     assert_eq!(twilio.attempts(), 0);
@@ -218,8 +295,7 @@ async fn rate_limits_and_server_errors_are_retried_and_the_sms_goes_out_once() {
     ]);
     let app = spawn_app_with(with_caller_sms(&twilio, true, "mon-sun 00:00-24:00")).await;
     let call = sid(4);
-    let doc = play_until_last(&app, &call).await;
-    gather(&&app, &doc, &call, ANSWERS[5]).await;
+    qualify(&app, &call, Some("oui")).await;
     let alerts = settled(&app, &call, Duration::from_secs(30)).await;
     assert_eq!(alerts[0].status, AlertStatus::Sent, "{alerts:?}");
     assert_eq!(alerts[0].attempts, 3, "{alerts:?}");
@@ -235,8 +311,7 @@ async fn a_send_that_times_out_is_looked_up_not_sent_again() {
     }]);
     let app = spawn_app_with(with_caller_sms(&twilio, true, "mon-sun 00:00-24:00")).await;
     let call = sid(5);
-    let doc = play_until_last(&app, &call).await;
-    gather(&&app, &doc, &call, ANSWERS[5]).await;
+    qualify(&app, &call, Some("oui")).await;
     let alerts = settled(&app, &call, Duration::from_secs(40)).await;
     assert_eq!(alerts[0].status, AlertStatus::Sent, "{alerts:?}");
     assert_eq!(alerts[0].attempts, 2, "{alerts:?}");
@@ -254,8 +329,7 @@ async fn an_opted_out_caller_is_recorded_and_never_retried() {
     twilio.script([Reply::Refused { code: 21610 }]);
     let app = spawn_app_with(with_caller_sms(&twilio, true, "mon-sun 00:00-24:00")).await;
     let call = sid(6);
-    let doc = play_until_last(&app, &call).await;
-    gather(&&app, &doc, &call, ANSWERS[5]).await;
+    qualify(&app, &call, Some("oui")).await;
     let alerts = settled(&app, &call, Duration::from_secs(10)).await;
     assert_eq!(alerts[0].status, AlertStatus::Dead);
     assert_eq!(alerts[0].error_code, Some(21610));
@@ -297,8 +371,7 @@ async fn a_gateway_killed_mid_send_does_not_text_the_caller_twice() {
     let dir = tempfile::tempdir().unwrap();
     let call = sid(9);
     let mut gateway = start_gateway(dir.path(), &twilio).await;
-    let doc = play_until_last(&gateway, &call).await;
-    gather(&&gateway, &doc, &call, ANSWERS[5]).await;
+    qualify(&gateway, &call, Some("oui")).await;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     while twilio.attempts() == 0 {
         assert!(tokio::time::Instant::now() < deadline, "no send attempted");
