@@ -797,3 +797,68 @@ async fn callback_routes_need_twilios_signature() {
         "a lead erased since the click: nobody is dialled"
     );
 }
+
+#[tokio::test]
+async fn thirty_callbacks_an_hour_per_operator_then_429() {
+    let fake = FakeTwilio::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("callbacks.db");
+    let configure = configure(&fake, true);
+    let path = db.clone();
+    let app = spawn_app_with(move |s| {
+        configure(s);
+        s.store.database_path = path;
+    })
+    .await;
+    add_operator(&app, STAFF, Role::Staff).await;
+    set_phone(&app, STAFF, STAFF_PHONE).await;
+    let lead = plant_lead(
+        &app.store,
+        "Jean Tremblay",
+        LEAD_PHONE,
+        "12 rue Principale, Laval H7N 1A1",
+        false,
+    )
+    .await;
+    // Thirty callbacks by this operator in the last hour (twenty minutes ago), one by another.
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    conn.busy_timeout(Duration::from_secs(5)).unwrap();
+    for n in 0..31 {
+        let operator = if n == 30 { "autre@bp.example" } else { STAFF };
+        conn.execute(
+            "INSERT INTO calls (id, call_sid, lead_id, direction, operator, status, created_at) \
+             VALUES (?1, ?2, ?3, 'outbound-callback', ?4, 'completed', \
+                     strftime('%Y-%m-%dT%H:%M:%fZ', 'now', '-20 minutes'))",
+            rusqlite::params![
+                uuid::Uuid::new_v4().to_string(),
+                sid(500 + n),
+                lead.id.to_string(),
+                operator
+            ],
+        )
+        .unwrap();
+    }
+    drop(conn);
+    let session = login(&app, STAFF).await;
+    let refused = click(&app, &session.cookie, &session.csrf, lead.id).await;
+    assert_eq!(refused.status(), 429);
+    assert_eq!(refused.headers()["retry-after"], "3600");
+    assert!(
+        refused
+            .text()
+            .await
+            .unwrap()
+            .contains("30 rappels dans la dernière heure")
+    );
+    assert_eq!(fake.call_attempts(), 0);
+    // Another operator's callbacks do not count against them.
+    add_operator(&app, "autre@bp.example", Role::Staff).await;
+    set_phone(&app, "autre@bp.example", "+15145550143").await;
+    let other = login(&app, "autre@bp.example").await;
+    assert_eq!(
+        click(&app, &other.cookie, &other.csrf, lead.id)
+            .await
+            .status(),
+        303
+    );
+}
