@@ -896,6 +896,48 @@ mod tests {
     }
 
     #[test]
+    fn caller_sms_and_business_number_are_checked_by_name() {
+        let base = [("ENVIRONMENT", "test"), ("CALLER_SMS", "1")];
+        let err = Settings::from_source(&source(&base))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("CALLER_SMS is set but TWILIO_SMS_FROM"),
+            "{err}"
+        );
+        let mut pairs = base.to_vec();
+        pairs.push(("TWILIO_SMS_FROM", "+14505550000"));
+        pairs.push(("TWILIO_ACCOUNT_SID", "AC0123456789abcdef0123456789abcdef"));
+        pairs.push(("TWILIO_AUTH_TOKEN", TOKEN));
+        let settings = Settings::from_source(&source(&pairs)).unwrap();
+        let caller = settings.office.caller_sms.unwrap();
+        assert_eq!(caller.sender, SmsSender::Number("+14505550000".to_owned()));
+        assert!(
+            settings.office.alerts.is_none(),
+            "no staff alerts without ALERT_SMS_TO"
+        );
+        assert!(
+            Settings::from_source(&source(&[("ENVIRONMENT", "test")]))
+                .unwrap()
+                .office
+                .caller_sms
+                .is_none(),
+            "off by default"
+        );
+        let err = Settings::from_source(&source(&[
+            ("ENVIRONMENT", "test"),
+            ("BUSINESS_NUMBER", "450-555-0199"),
+        ]))
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.starts_with("BUSINESS_NUMBER is malformed: expected an E.164 number"),
+            "{err}"
+        );
+        assert!(!err.contains("450-555-0199"), "never the value: {err}");
+    }
+
+    #[test]
     fn alerts_need_a_sender_and_the_account() {
         let base = [
             ("ENVIRONMENT", "test"),
