@@ -253,6 +253,8 @@ pub struct StatusReport {
 pub struct AlertPolicy {
     pub settings: Option<AlertSettings>,
     pub hours: BusinessHours,
+    /// `CALLER_SMS=1`: a qualified lead also sends the caller their confirmation.
+    pub caller_sms: bool,
     /// Notified after a write that created alerts (the sender also polls).
     pub wake: Arc<Notify>,
 }
@@ -262,15 +264,40 @@ impl AlertPolicy {
         Self {
             settings,
             hours,
+            caller_sms: false,
             wake: Arc::new(Notify::new()),
         }
+    }
+
+    /// With the caller's confirmation SMS (`CALLER_SMS=1`).
+    #[must_use]
+    pub fn with_caller_sms(mut self, enabled: bool) -> Self {
+        self.caller_sms = enabled;
+        self
     }
 
     /// The alerts a change of a lead from `before` to `lead` raises:
     /// - qualified now (not before), urgent or `ALERT_ON=all`: one per recipient;
     /// - voicemail now (not before), outside business hours, and the caller sounds urgent: one
-    ///   per recipient.
+    ///   per recipient;
+    /// - with `CALLER_SMS=1`, a qualified lead whose caller said yes to the text question: one to
+    ///   the caller, on the number they confirmed during the call (never the caller ID they did
+    ///   not confirm). Raised again by later saves: the store keeps one per lead and number.
     pub fn alerts_for(&self, before: LeadStatus, lead: &Lead) -> Vec<NewAlert> {
+        let mut alerts = self.staff_alerts(before, lead);
+        if self.caller_sms && lead.status == LeadStatus::Qualifie && lead.wants_text() {
+            if let Some(phone) = &lead.telephone {
+                alerts.push(NewAlert::new(
+                    lead.id,
+                    AlertEvent::Confirmation,
+                    phone.as_e164(),
+                ));
+            }
+        }
+        alerts
+    }
+
+    fn staff_alerts(&self, before: LeadStatus, lead: &Lead) -> Vec<NewAlert> {
         let Some(settings) = &self.settings else {
             return Vec::new();
         };

@@ -113,20 +113,34 @@ pub struct AlertSettings {
 pub struct OfficeSettings {
     /// `TRANSFER_NUMBER` (E.164); `None`: voicemail only.
     pub transfer_number: Option<String>,
+    /// `BUSINESS_NUMBER` (E.164): the Twilio number callers dial, the caller ID a console
+    /// callback shows the lead; `None`: no callbacks.
+    pub business_number: Option<String>,
     /// `BUSINESS_HOURS` in `BUSINESS_TIMEZONE`.
     pub hours: BusinessHours,
     /// `CALL_DISCLOSURE` (on by default).
     pub disclosure: bool,
     pub alerts: Option<AlertSettings>,
+    /// `CALLER_SMS=1`: the caller's confirmation SMS, sent by the same sender as the alerts.
+    pub caller_sms: Option<CallerSmsSettings>,
+}
+
+/// The caller's confirmation SMS (`CALLER_SMS=1`): who sends it and the claim's lease.
+#[derive(Debug, Clone)]
+pub struct CallerSmsSettings {
+    pub sender: SmsSender,
+    pub lease: Duration,
 }
 
 impl Default for OfficeSettings {
     fn default() -> Self {
         Self {
             transfer_number: None,
+            business_number: None,
             hours: BusinessHours::default(),
             disclosure: true,
             alerts: None,
+            caller_sms: None,
         }
     }
 }
@@ -478,6 +492,7 @@ fn office(reader: &Reader<'_>) -> Result<OfficeSettings, ConfigError> {
             .unwrap_or(crate::domain::DEFAULT_TIMEZONE),
     )?;
     let transfer_number = reader.strict("TRANSFER_NUMBER")?.map(str::to_owned);
+    let business_number = reader.strict("BUSINESS_NUMBER")?.map(str::to_owned);
     let disclosure = reader
         .strict("CALL_DISCLOSURE")?
         .is_none_or(|v| flag(Some(v)));
@@ -492,6 +507,26 @@ fn office(reader: &Reader<'_>) -> Result<OfficeSettings, ConfigError> {
             SmsSender::Number(v.to_owned())
         }
     });
+    let lease = Duration::from_secs(reader.strict_parse("ALERT_LEASE_SECS")?.unwrap_or(60u64));
+    let caller_sms = if flag(reader.strict("CALLER_SMS")?) {
+        let Some(sender) = sender.clone() else {
+            return Err(ConfigError::Incomplete {
+                name: "CALLER_SMS",
+                needs: "TWILIO_SMS_FROM (the number or Messaging Service that sends the SMS) is not",
+            });
+        };
+        if reader.usable("TWILIO_ACCOUNT_SID").is_none()
+            || reader.usable("TWILIO_AUTH_TOKEN").is_none()
+        {
+            return Err(ConfigError::Incomplete {
+                name: "CALLER_SMS",
+                needs: "TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN (the Messages API credentials) are not both usable",
+            });
+        }
+        Some(CallerSmsSettings { sender, lease })
+    } else {
+        None
+    };
     let alerts = match reader.strict("ALERT_SMS_TO")? {
         None => None,
         Some(list) => {
@@ -516,17 +551,17 @@ fn office(reader: &Reader<'_>) -> Result<OfficeSettings, ConfigError> {
                 recipients,
                 sender,
                 on,
-                lease: Duration::from_secs(
-                    reader.strict_parse("ALERT_LEASE_SECS")?.unwrap_or(60u64),
-                ),
+                lease,
             })
         }
     };
     Ok(OfficeSettings {
         transfer_number,
+        business_number,
         hours,
         disclosure,
         alerts,
+        caller_sms,
     })
 }
 
@@ -899,6 +934,48 @@ mod tests {
             err.starts_with("TRANSFER_NUMBER is malformed: expected an E.164 number"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn caller_sms_and_business_number_are_checked_by_name() {
+        let base = [("ENVIRONMENT", "test"), ("CALLER_SMS", "1")];
+        let err = Settings::from_source(&source(&base))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("CALLER_SMS is set but TWILIO_SMS_FROM"),
+            "{err}"
+        );
+        let mut pairs = base.to_vec();
+        pairs.push(("TWILIO_SMS_FROM", "+14505550000"));
+        pairs.push(("TWILIO_ACCOUNT_SID", "AC0123456789abcdef0123456789abcdef"));
+        pairs.push(("TWILIO_AUTH_TOKEN", TOKEN));
+        let settings = Settings::from_source(&source(&pairs)).unwrap();
+        let caller = settings.office.caller_sms.unwrap();
+        assert_eq!(caller.sender, SmsSender::Number("+14505550000".to_owned()));
+        assert!(
+            settings.office.alerts.is_none(),
+            "no staff alerts without ALERT_SMS_TO"
+        );
+        assert!(
+            Settings::from_source(&source(&[("ENVIRONMENT", "test")]))
+                .unwrap()
+                .office
+                .caller_sms
+                .is_none(),
+            "off by default"
+        );
+        let err = Settings::from_source(&source(&[
+            ("ENVIRONMENT", "test"),
+            ("BUSINESS_NUMBER", "450-555-0199"),
+        ]))
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.starts_with("BUSINESS_NUMBER is malformed: expected an E.164 number"),
+            "{err}"
+        );
+        assert!(!err.contains("450-555-0199"), "never the value: {err}");
     }
 
     #[test]

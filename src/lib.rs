@@ -23,6 +23,7 @@
 //! - [`store`]: SQLite, Supabase and the durable outbox; [`store::console`] what the console stores.
 //! - [`operators`]: console operators, Argon2id passwords, sessions, API tokens, login throttling.
 //! - [`console`]: the operators' console (HTML pages) and the JSON API `/api/v1`.
+//! - [`callback`]: a lead called back from the console through Twilio (operator first, press 1).
 //! - [`routes`]: thin HTTP handlers.
 //! - [`cli`]: the `verify-signature` and `simulate` developer subcommands.
 //! - [`bridge`]: the Twilio ⇄ Vapi audio relay.
@@ -33,6 +34,7 @@
 pub mod alerts;
 pub mod bridge;
 pub mod build_info;
+pub mod callback;
 pub mod calls;
 pub mod cli;
 pub mod client_addr;

@@ -127,9 +127,13 @@ impl Application {
             state.calls.alert_policy().wake.clone(),
         ) {
             sender.spawn(state.lifecycle.tracker(), state.lifecycle.shutdown_token());
-            tracing::info!("SMS alerts to staff are on");
+            tracing::info!(
+                staff = state.settings.office.alerts.is_some(),
+                caller = state.settings.office.caller_sms.is_some(),
+                "SMS sender is on"
+            );
         } else {
-            tracing::info!("SMS alerts to staff are off (ALERT_SMS_TO unset)");
+            tracing::info!("SMS alerts are off (ALERT_SMS_TO unset, CALLER_SMS off)");
         }
         Ok(Self {
             listener,
@@ -335,6 +339,10 @@ pub fn router(state: AppState) -> Router {
         .route("/twilio/voicemail", post(twilio::voicemail))
         .route("/twilio/recording-status", post(twilio::recording_status))
         .route("/twilio/handoff", post(twilio::handoff))
+        .route("/twilio/callback/answer", post(twilio::callback_answer))
+        .route("/twilio/callback/press", post(twilio::callback_press))
+        .route("/twilio/callback/dial", post(twilio::callback_dial))
+        .route("/twilio/callback/status", post(twilio::callback_status))
         .route("/twilio/sms-status", post(twilio::sms_status))
         .route("/twilio/media", get(media::media))
         .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES));

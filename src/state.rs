@@ -29,6 +29,8 @@ pub struct AppState {
     /// Twilio's REST API (redirecting a call the assistant hands to people), when the account's
     /// credentials are set.
     pub twilio_rest: Option<Arc<TwilioRest>>,
+    /// Console callbacks: this instance's pacer of created calls and per-operator locks.
+    pub callbacks: Arc<crate::callback::Callbacks>,
 }
 
 impl AppState {
@@ -47,13 +49,15 @@ impl AppState {
                 ))),
                 _ => None,
             },
+            callbacks: Arc::new(crate::callback::Callbacks::default()),
             calls: Calls::with_alerts(
                 store.clone(),
                 locks,
                 AlertPolicy::new(
                     settings.office.alerts.clone(),
                     settings.office.hours.clone(),
-                ),
+                )
+                .with_caller_sms(settings.office.caller_sms.is_some()),
             ),
             settings: Arc::new(settings),
             lifecycle,

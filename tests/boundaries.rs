@@ -19,7 +19,7 @@ const LAYERS: &[&[&str]] = &[
     &["store"],
     &["twilio", "operators"],
     &["calls"],
-    &["ivr", "vapi", "alerts"],
+    &["ivr", "vapi", "alerts", "callback"],
     &["bridge"],
     &["state"],
     &["routes"],

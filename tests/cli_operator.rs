@@ -97,7 +97,7 @@ fn operators_are_added_listed_disabled_and_reset_from_the_command_line() {
     let list = operator(d, &["list"], None);
     assert_eq!(
         list.stdout,
-        "admin@bp.example\tadmin\tactive\nstaff@bp.example\tstaff\tactive\n"
+        "admin@bp.example\tadmin\tactive\t-\nstaff@bp.example\tstaff\tactive\t-\n"
     );
     assert_eq!(
         operator(d, &["disable", "staff@bp.example"], None).code,
@@ -267,4 +267,56 @@ fn api_tokens_are_shown_once_stored_as_digests_owned_and_listed_with_their_last_
     );
     let listed = operator(d, &["token", "list"], None);
     assert!(listed.stdout.lines().nth(2).unwrap().ends_with("\trevoked"));
+}
+
+#[test]
+fn an_operators_own_phone_is_set_from_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let add = operator(
+        d,
+        &["add", "staff@bp.example"],
+        Some(&format!("{PASSWORD}\n")),
+    );
+    assert_eq!(add.code, Some(0), "{}", add.all());
+    // The operator's own phone, where a callback rings first: validated, shown as people read it.
+    let set = operator(
+        d,
+        &["set-phone", "staff@bp.example", "(514) 555-0142"],
+        None,
+    );
+    assert_eq!(set.code, Some(0), "{}", set.all());
+    assert_eq!(
+        set.stdout,
+        "phone of staff@bp.example set to 514 555-0142\n"
+    );
+    let bad_phone = operator(d, &["set-phone", "staff@bp.example", "555-01"], None);
+    assert_eq!(bad_phone.code, Some(1), "{}", bad_phone.all());
+    assert!(
+        bad_phone
+            .stderr
+            .contains("not a valid North American phone number")
+    );
+    assert_eq!(
+        operator(d, &["set-phone", "nobody@bp.example", "5145550142"], None).code,
+        Some(1)
+    );
+    assert_eq!(
+        operator(d, &["set-phone", "staff@bp.example"], None).code,
+        Some(2)
+    );
+    assert!(
+        operator(d, &["list"], None)
+            .stdout
+            .contains("staff@bp.example\tstaff\tactive\t514 555-0142\n")
+    );
+    assert_eq!(
+        operator(d, &["set-phone", "staff@bp.example", "--clear"], None).code,
+        Some(0)
+    );
+    assert!(
+        operator(d, &["list"], None)
+            .stdout
+            .contains("staff@bp.example\tstaff\tactive\t-\n")
+    );
 }

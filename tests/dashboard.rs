@@ -203,7 +203,7 @@ async fn the_page_shows_the_numbers_charts_and_csv() {
             r#"<tr><th scope="row">Nom</th><td>2</td><td>1</td><td>0</td><td>0</td></tr>"#
         )
     );
-    assert_eq!(html.matches("<svg class=\"chart\"").count(), 6);
+    assert_eq!(html.matches("<svg class=\"chart\"").count(), 7);
     assert!(!html.contains("<script>") && !html.contains("style="));
     assert!(html.contains(r#"<form method="get" action="/console/tableau""#));
     assert!(html.contains(r#"<option value="day" selected>"#));

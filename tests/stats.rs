@@ -13,7 +13,7 @@ use myriam::qualification::{Address, Lead, PersonName};
 use myriam::store::console::{ConsoleStore, FollowUp, FollowUpChange};
 use myriam::store::outbox::{OutboxConfig, OutboxStore};
 use myriam::store::sqlite::SqliteStore;
-use myriam::store::stats::{AlertCount, DayCounts, StatsQuery, StatsStore, Transfers};
+use myriam::store::stats::{AlertCount, Callbacks, DayCounts, StatsQuery, StatsStore, Transfers};
 use myriam::store::supabase::SupabaseStore;
 use myriam::store::{AlertEvent, Alerts, CallUpdate, NewAlert, Store};
 use secrecy::SecretString;
@@ -121,6 +121,38 @@ async fn suite<S: Store + ConsoleStore + Alerts + StatsStore>(store: &S) {
     })
     .await;
 
+    // G, H: callbacks from the console on A's lead (issue 27 §2): counted as callbacks, neither
+    // as calls received nor as transfers. G reached the lead; in H the operator pressed nothing.
+    for (n, dial, ended) in [
+        (7, Some("answered"), None),
+        (8, None, Some("operator-timeout")),
+    ] {
+        let mut u = CallUpdate::new(sid(n));
+        u.lead_id = Some(a.id);
+        u.direction = Some("outbound-callback".to_owned());
+        u.operator = Some("staff@bp.example".to_owned());
+        u.status = Some("completed".to_owned());
+        u.dial_status = dial.map(str::to_owned);
+        u.ended_reason = ended.map(str::to_owned);
+        store.upsert_call(&u).await.unwrap();
+    }
+    let minute_ago = OffsetDateTime::now_utc() - Duration::from_secs(60);
+    assert_eq!(
+        store
+            .callbacks_since("staff@bp.example", minute_ago)
+            .await
+            .unwrap(),
+        2,
+        "the per-operator limit counts in the store"
+    );
+    assert_eq!(
+        store
+            .callbacks_since("other@bp.example", minute_ago)
+            .await
+            .unwrap(),
+        0
+    );
+
     let now = OffsetDateTime::now_utc();
     let hour = (
         now - Duration::from_secs(1800),
@@ -187,6 +219,15 @@ async fn suite<S: Store + ConsoleStore + Alerts + StatsStore>(store: &S) {
     );
     assert_eq!(stats.overdue, 0, "nobody waited 24 hours yet");
     assert_eq!(
+        stats.callbacks,
+        Callbacks {
+            placed: 2,
+            connected: 1,
+            not_confirmed: 1,
+            ..Callbacks::default()
+        }
+    );
+    assert_eq!(
         stats.alerts,
         vec![AlertCount {
             status: "pending".to_owned(),
@@ -221,6 +262,7 @@ async fn suite<S: Store + ConsoleStore + Alerts + StatsStore>(store: &S) {
     assert!(stats.funnel.iter().all(|s| s.answered == 0));
     assert_eq!(stats.follow_up[0].median_seconds, None);
     assert!(stats.alerts.is_empty());
+    assert_eq!(stats.callbacks, Callbacks::default());
 }
 
 #[tokio::test]

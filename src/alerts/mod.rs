@@ -52,13 +52,20 @@ pub struct AlertSender {
     wake: Arc<Notify>,
     /// How long a claim holds an alert before another instance may take it (`ALERT_LEASE_SECS`).
     lease: Duration,
+    /// `BUSINESS_HOURS`: the caller's confirmation says when to expect the call back.
+    hours: crate::domain::BusinessHours,
 }
 
 impl AlertSender {
-    /// `None` unless alerts are configured (`ALERT_SMS_TO`, which needs `TWILIO_SMS_FROM` and the
-    /// account's credentials).
+    /// `None` unless alerts to staff (`ALERT_SMS_TO`) or the caller's confirmation
+    /// (`CALLER_SMS=1`) are configured (each needs `TWILIO_SMS_FROM` and the account's
+    /// credentials).
     pub fn from_settings(settings: &Settings, store: AnyStore, wake: Arc<Notify>) -> Option<Self> {
-        let alerts = settings.office.alerts.as_ref()?;
+        let (sender, lease) = match (&settings.office.alerts, &settings.office.caller_sms) {
+            (Some(alerts), _) => (alerts.sender.clone(), alerts.lease),
+            (None, Some(caller)) => (caller.sender.clone(), caller.lease),
+            (None, None) => return None,
+        };
         let account = settings.twilio.account_sid.clone()?;
         let token = settings.twilio.auth_token.clone()?;
         Some(Self {
@@ -69,10 +76,11 @@ impl AlertSender {
                 token,
                 crate::twilio::rest::DEFAULT_TIMEOUT,
             ),
-            sender: alerts.sender.clone(),
+            sender,
             base: settings.public_base_url.clone(),
             wake,
-            lease: alerts.lease,
+            lease,
+            hours: settings.office.hours.clone(),
         })
     }
 
@@ -165,11 +173,15 @@ impl AlertSender {
                 };
             }
         };
-        let link = self
-            .base
-            .as_ref()
-            .map(|b| b.join(&format!("/console/leads/{}", lead.id)));
-        let body = sms::render(&lead, alert.event, link.as_deref(), &reference);
+        let body = if alert.event == crate::store::AlertEvent::Confirmation {
+            sms::render_confirmation(&lead, self.hours.is_open_now(), &reference)
+        } else {
+            let link = self
+                .base
+                .as_ref()
+                .map(|b| b.join(&format!("/console/leads/{}", lead.id)));
+            sms::render(&lead, alert.event, link.as_deref(), &reference)
+        };
         let callback = self.base.as_ref().map(|b| b.join("/twilio/sms-status"));
         match self
             .rest

@@ -1,4 +1,5 @@
-//! The SMS body staff receive: French, at most three SMS segments.
+//! The SMS bodies: the one staff receive (French), and the caller's own confirmation
+//! (`CALLER_SMS=1`, in the caller's language); at most three SMS segments.
 //!
 //! The text is made GSM-7 (accents outside the GSM alphabet lose them, typographic quotes become
 //! plain ones), because a single character outside it would switch the whole message to UCS-2
@@ -108,6 +109,8 @@ fn compose(event: AlertEvent, f: &Fields, link: Option<&str>, reference: &str) -
         (AlertEvent::Qualified, true) => "URGENT - BP Emondage: nouvelle demande",
         (AlertEvent::Qualified, false) => "BP Emondage: nouvelle demande",
         (AlertEvent::Voicemail, _) => "URGENT - BP Emondage: message vocal hors heures",
+        // The caller's own confirmation has its body ([`render_confirmation`]).
+        (AlertEvent::Confirmation, _) => "BP Emondage: demande confirmee",
     };
     let mut lines = vec![
         head.to_owned(),
@@ -193,6 +196,77 @@ pub fn render(lead: &Lead, event: AlertEvent, link: Option<&str>, reference: &st
     text
 }
 
+/// The caller's confirmation (`CALLER_SMS=1`), in their language: what was understood (service,
+/// address, urgency), when to expect the call back (`open_now`: inside `BUSINESS_HOURS`), how to
+/// correct it (call back and give the reference), and `reference`. GSM-7, at most
+/// [`MAX_SEGMENTS`] segments (a long address is shortened). No link, no staff data.
+pub fn render_confirmation(lead: &Lead, open_now: bool, reference: &str) -> String {
+    use crate::domain::Language;
+    let language = lead.language;
+    let dash = || "-".to_owned();
+    let service = lead
+        .type_service
+        .map_or_else(dash, |s| s.label(language).to_owned());
+    let mut address = lead
+        .adresse_complete
+        .as_ref()
+        .map_or_else(dash, |a| a.as_str().to_owned());
+    let compose = |address: &str| {
+        let lines = match language {
+            Language::Fr => [
+                "BP Emondage: nous avons bien recu votre demande.".to_owned(),
+                format!("Service: {service}"),
+                format!("Adresse: {address}"),
+                format!(
+                    "Urgent: {}",
+                    if lead.urgence == Some(true) {
+                        "oui"
+                    } else {
+                        "non"
+                    }
+                ),
+                if open_now {
+                    "Nous vous rappelons aujourd'hui, pendant nos heures d'ouverture.".to_owned()
+                } else {
+                    "Nos bureaux sont fermes: nous vous rappelons des leur ouverture.".to_owned()
+                },
+                "Une erreur? Rappelez-nous et donnez cette reference.".to_owned(),
+                format!("Ref. {reference}"),
+            ],
+            Language::En => [
+                "BP Emondage: we received your request.".to_owned(),
+                format!("Service: {service}"),
+                format!("Address: {address}"),
+                format!(
+                    "Urgent: {}",
+                    if lead.urgence == Some(true) {
+                        "yes"
+                    } else {
+                        "no"
+                    }
+                ),
+                if open_now {
+                    "We will call you back today, during business hours.".to_owned()
+                } else {
+                    "Our office is closed: we will call you back when it opens.".to_owned()
+                },
+                "Anything wrong? Call us back and give this reference.".to_owned(),
+                format!("Ref. {reference}"),
+            ],
+        };
+        to_gsm7(&lines.join("\n"))
+    };
+    let mut text = compose(&address);
+    for max in [80, 50, 30] {
+        if segments(&text).count <= MAX_SEGMENTS {
+            break;
+        }
+        address = shorten(&address, max);
+        text = compose(&address);
+    }
+    text
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -208,6 +282,43 @@ mod tests {
         lead.description = Description::try_from(description).ok();
         lead.urgence = Some(true);
         lead
+    }
+
+    #[test]
+    fn the_callers_confirmation_is_in_their_language_gsm7_and_short() {
+        let mut fr = lead("Marie Tremblay", "123 rue Principale, Laval", "Un érable");
+        let text = render_confirmation(&fr, true, "1f3a9c0d22be");
+        assert_eq!(
+            text,
+            "BP Emondage: nous avons bien recu votre demande.\n\
+             Service: l'abattage d'un arbre\n\
+             Adresse: 123 rue Principale, Laval\n\
+             Urgent: oui\n\
+             Nous vous rappelons aujourd'hui, pendant nos heures d'ouverture.\n\
+             Une erreur? Rappelez-nous et donnez cette reference.\n\
+             Ref. 1f3a9c0d22be"
+        );
+        assert!(segments(&text).gsm7);
+        assert!(
+            !text.contains("Marie") && !text.contains("5550123"),
+            "no name, no number"
+        );
+        fr.language = crate::domain::Language::En;
+        fr.urgence = Some(false);
+        let en = render_confirmation(&fr, false, "1f3a9c0d22be");
+        assert!(en.starts_with("BP Emondage: we received your request.\nService: tree removal\n"));
+        assert!(
+            en.contains("Urgent: no\nOur office is closed: we will call you back when it opens.")
+        );
+        assert!(en.ends_with("Ref. 1f3a9c0d22be"));
+        let long = lead(
+            "Marie Tremblay",
+            &"999 boulevard des Érables-Argentés ".repeat(12),
+            "x",
+        );
+        let text = render_confirmation(&long, true, "1f3a9c0d22be");
+        assert!(segments(&text).count <= MAX_SEGMENTS, "{text}");
+        assert!(text.ends_with("Ref. 1f3a9c0d22be"));
     }
 
     #[test]

@@ -35,6 +35,15 @@ pub enum OperatorCommand {
     Enable { email: String },
     /// Set a new password (from standard input) and end the operator's sessions.
     ResetPassword { email: String },
+    /// Set the operator's own phone (a North American number), where a callback (Rappeler)
+    /// rings first; `--clear` removes it.
+    SetPhone {
+        email: String,
+        #[arg(required_unless_present = "clear")]
+        number: Option<String>,
+        #[arg(long, conflicts_with = "number")]
+        clear: bool,
+    },
     /// API tokens for `/api/v1` (`Authorization: Bearer`).
     #[command(subcommand)]
     Token(TokenCommand),
@@ -140,7 +149,12 @@ async fn execute(store: &AnyStore, command: OperatorCommand) -> Result<String, C
             let mut out = String::new();
             for o in store.operators().await.map_err(OperatorError::from)? {
                 let state = if o.disabled { "disabled" } else { "active" };
-                out.push_str(&[o.email.as_str(), o.role.as_str(), state].join("\t"));
+                let phone = o
+                    .phone
+                    .as_deref()
+                    .and_then(|p| crate::domain::PhoneNumber::try_from(p).ok())
+                    .map_or_else(|| "-".to_owned(), |p| p.readable());
+                out.push_str(&[o.email.as_str(), o.role.as_str(), state, &phone].join("\t"));
                 out.push('\n');
             }
             out
@@ -158,6 +172,33 @@ async fn execute(store: &AnyStore, command: OperatorCommand) -> Result<String, C
             let password = read_password()?;
             operators::reset_password(store, &email, &password).await?;
             format!("password of {email} changed; their sessions are ended\n")
+        }
+        OperatorCommand::SetPhone {
+            email: raw,
+            number,
+            clear: _,
+        } => {
+            let email = email(&raw)?;
+            let phone = number
+                .map(|n| {
+                    crate::domain::PhoneNumber::try_from(n.as_str()).map_err(|_| {
+                        CommandError::Usage(format!(
+                            "{n:?} is not a valid North American phone number"
+                        ))
+                    })
+                })
+                .transpose()?;
+            let cli = operators::Principal {
+                actor: "cli".to_owned(),
+                role: Role::Admin,
+                session: None,
+                client: None,
+            };
+            operators::set_phone(store, &cli, &email, phone.as_ref()).await?;
+            match phone {
+                Some(p) => format!("phone of {email} set to {}\n", p.readable()),
+                None => format!("phone of {email} cleared\n"),
+            }
         }
         OperatorCommand::Token(TokenCommand::Create {
             name,

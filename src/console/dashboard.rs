@@ -23,7 +23,7 @@ use super::html::{Chrome, Esc, layout};
 use crate::domain::BusinessHours;
 use crate::state::AppState;
 use crate::store::stats::{
-    AlertCount, DayCounts, FunnelStep, Stats, StatsQuery, StatsStore, Transfers,
+    AlertCount, Callbacks, DayCounts, FunnelStep, Stats, StatsQuery, StatsStore, Transfers,
 };
 
 /// The longest custom period, in days.
@@ -272,6 +272,8 @@ pub struct StatsView {
     pub transfers: Transfers,
     pub follow_up: Vec<WeekView>,
     pub alerts: Vec<AlertCount>,
+    /// Callbacks placed from the console (Rappeler), by outcome; not counted in `calls`.
+    pub callbacks: Callbacks,
 }
 
 fn iso(d: Date) -> String {
@@ -336,6 +338,7 @@ impl StatsView {
                 })
                 .collect(),
             alerts: stats.alerts,
+            callbacks: stats.callbacks,
         }
     }
 }
@@ -461,7 +464,7 @@ fn strings<const N: usize>(cells: [&str; N]) -> Vec<String> {
     cells.iter().map(|s| (*s).to_owned()).collect()
 }
 
-const TABLES: [Table; 6] = [
+const TABLES: [Table; 7] = [
     Table {
         name: "calls",
         rows: calls_rows,
@@ -485,6 +488,10 @@ const TABLES: [Table; 6] = [
     Table {
         name: "alerts",
         rows: alert_rows,
+    },
+    Table {
+        name: "callbacks",
+        rows: callback_rows,
     },
 ];
 
@@ -602,6 +609,24 @@ fn transfer_rows(v: &StatsView) -> Rows {
         ("Sans réponse", t.no_answer),
         ("Autres (échec, annulé)", t.other),
         ("Messages vocaux laissés", v.totals.voicemails),
+    ]
+    .iter()
+    .map(|(label, n)| vec![(*label).to_owned(), n.to_string()])
+    .collect();
+    (strings(["Issue", "Nombre"]), rows)
+}
+
+fn callback_rows(v: &StatsView) -> Rows {
+    let c = &v.callbacks;
+    let rows = [
+        ("Rappels lancés", c.placed),
+        ("Client joint", c.connected),
+        ("Client occupé", c.busy),
+        ("Client sans réponse", c.no_answer),
+        ("Échec ou annulé", c.failed),
+        ("Non confirmé (pas de 1)", c.not_confirmed),
+        ("Opérateur non joint", c.operator_unreached),
+        ("En cours", c.open),
     ]
     .iter()
     .map(|(label, n)| vec![(*label).to_owned(), n.to_string()])
@@ -968,6 +993,42 @@ fn render(period: &Period, v: &StatsView) -> String {
             grouped: false,
         },
         &transfer_rows(v),
+        &query,
+    ));
+    let cb = &v.callbacks;
+    body.push_str(&section(
+        "rappels",
+        "Rappels depuis la console",
+        &Chart {
+            id: "callbacks",
+            title: "Rappels par issue",
+            labels: [
+                "Joints",
+                "Occupé",
+                "Sans réponse",
+                "Échec",
+                "Pas de 1",
+                "Opérateur",
+                "En cours",
+            ]
+            .map(str::to_owned)
+            .to_vec(),
+            series: vec![(
+                "Nombre",
+                PALETTE[1],
+                vec![
+                    cb.connected,
+                    cb.busy,
+                    cb.no_answer,
+                    cb.failed,
+                    cb.not_confirmed,
+                    cb.operator_unreached,
+                    cb.open,
+                ],
+            )],
+            grouped: false,
+        },
+        &callback_rows(v),
         &query,
     ));
     body.push_str(&section(

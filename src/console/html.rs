@@ -111,7 +111,7 @@ pub fn layout(chrome: &Chrome<'_>, body: &str) -> String {
             };
             format!(
                 r#"<nav aria-label="Navigation principale"><ul><li><a href="/console/leads">Leads</a></li><li><a href="/console/tableau">Tableau de bord</a></li>{admin}</ul>
-<form method="post" action="/console/logout" class="logout"><input type="hidden" name="csrf" value="{}"><span class="who">{}</span> <button type="submit">Se déconnecter</button></form></nav>"#,
+<form method="post" action="/console/logout" class="logout"><input type="hidden" name="csrf" value="{}"><a class="who" href="/console/profil" title="Mon profil">{}</a> <button type="submit">Se déconnecter</button></form></nav>"#,
                 Esc(csrf),
                 Esc(email)
             )

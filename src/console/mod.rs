@@ -13,12 +13,14 @@
 pub mod api;
 pub mod auth;
 pub mod bridged;
+pub mod callback;
 pub mod dashboard;
 pub mod error;
 pub mod export;
 pub mod html;
 pub mod live;
 pub mod pages;
+pub mod profile;
 pub mod tel;
 
 use axum::Router;
@@ -51,6 +53,10 @@ pub struct ConsoleState {
     pub twilio: Option<std::sync::Arc<crate::twilio::rest::TwilioRest>>,
     /// What one API token may ask.
     pub api_rate: crate::config::ApiRate,
+    /// The setting console callbacks lack on this instance (`None`: they can be placed).
+    pub callback_unavailable: Option<&'static str>,
+    /// `BUSINESS_NUMBER`: the caller ID a callback shows the lead.
+    pub business_number: Option<PhoneNumber>,
 }
 
 impl FromRef<AppState> for ConsoleState {
@@ -61,6 +67,16 @@ impl FromRef<AppState> for ConsoleState {
             shutdown: state.lifecycle.shutdown_token(),
             twilio: state.twilio_rest.clone(),
             api_rate: state.settings.api_rate,
+            callback_unavailable: crate::callback::unavailable(
+                &state.settings,
+                state.twilio_rest.is_some(),
+            ),
+            business_number: state
+                .settings
+                .office
+                .business_number
+                .as_deref()
+                .and_then(|n| PhoneNumber::try_from(n).ok()),
         }
     }
 }
@@ -374,6 +390,8 @@ pub fn router(https: bool) -> Router<AppState> {
         .route("/console/leads/export.csv", get(pages::export))
         .route("/console/leads/{id}", get(pages::lead))
         .route("/console/leads/{id}/suivi", post(pages::change_follow_up))
+        .route("/console/leads/{id}/rappeler", post(callback::place))
+        .route("/console/profil", get(profile::show).post(profile::save))
         .route("/console/calls/{sid}/recording", get(pages::recording))
         .route("/console/erase", get(pages::erase_form).post(pages::erase))
         .route("/console/audit", get(pages::audit))

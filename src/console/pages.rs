@@ -351,6 +351,7 @@ async fn lead_page(
     user: &PageUser,
     raw_id: &str,
     alert: Option<&str>,
+    callback_placed: bool,
 ) -> Result<String, PageError> {
     let id = lead_id(raw_id)?;
     let lead = console
@@ -359,6 +360,24 @@ async fn lead_page(
         .await?
         .ok_or(ConsoleError::NotFound)?;
     let follow_up = console.store.follow_up(id).await?.unwrap_or_default();
+    let operator_phone = match crate::store::console::Email::try_from(user.principal.actor.as_str())
+    {
+        Ok(email) => console
+            .store
+            .operator_by_email(&email)
+            .await?
+            .and_then(|o| o.phone)
+            .and_then(|p| crate::domain::PhoneNumber::try_from(p.as_str()).ok()),
+        Err(_) => None,
+    };
+    let rappel = super::callback::section(
+        &lead,
+        &user.csrf,
+        console.callback_unavailable,
+        operator_phone.as_ref(),
+        console.business_number.as_ref(),
+        callback_placed,
+    );
     let calls = console.store.calls_of_lead(id).await?;
     let alerts = alerts_table(&console.store.alerts_of_lead(id).await?);
     let field = |label: &str, value: Option<String>| {
@@ -445,7 +464,15 @@ async fn lead_page(
         .iter()
         .map(|c| {
             let f = &c.fields;
-            let mode = f.mode.map_or("—", |m| m.as_str());
+            let mode = if f.direction.as_deref() == Some(crate::callback::DIRECTION) {
+                format!(
+                    "rappel par {}",
+                    f.operator.as_deref().unwrap_or("un opérateur")
+                )
+            } else {
+                f.mode.map_or("—", |m| m.as_str()).to_owned()
+            };
+            let mode = mode.as_str();
             let transfer = f.dial_status.as_deref().map_or_else(
                 || "—".to_owned(),
                 |d| {
@@ -494,6 +521,7 @@ async fn lead_page(
         r#"<p><a href="/console/leads">← Leads</a></p>
 <h1>{title}</h1>{alert}
 <section aria-labelledby="h-fields"><h2 id="h-fields">Demande</h2><dl class="fields">{fields}</dl></section>
+{rappel}
 <section aria-labelledby="h-suivi"><h2 id="h-suivi">Suivi ({suivi})</h2>{by}{form}</section>
 <section aria-labelledby="h-conv"><h2 id="h-conv">Conversation</h2><ol class="conversation">{turns}</ol></section>
 <section aria-labelledby="h-calls"><h2 id="h-calls">Appels</h2>
@@ -513,7 +541,7 @@ async fn lead_page(
 /// How a transfer to the office line ended, in French.
 fn dial_label(status: &str) -> &str {
     match status {
-        "answered" => "répondu",
+        "answered" | "completed" => "répondu",
         "busy" => "occupé",
         "no-answer" => "sans réponse",
         "failed" => "échec",
@@ -549,6 +577,7 @@ fn alerts_table(alerts: &[crate::store::AlertRecord]) -> String {
         let event = match a.event {
             crate::store::AlertEvent::Qualified => "demande qualifiée",
             crate::store::AlertEvent::Voicemail => "message vocal hors heures",
+            crate::store::AlertEvent::Confirmation => "confirmation à l'appelant",
         };
         let status = match a.status {
             crate::store::AlertStatus::Pending => "en attente",
@@ -677,13 +706,23 @@ pub async fn recording(
     }
 }
 
+#[derive(Debug, Default, Deserialize)]
+pub struct LeadQuery {
+    /// Set after a callback was placed: the page says the operator's phone will ring.
+    #[serde(default)]
+    rappel: Option<String>,
+}
+
 /// `GET /console/leads/{id}`.
 pub async fn lead(
     State(console): State<ConsoleState>,
     user: PageUser,
     Path(id): Path<String>,
+    Query(query): Query<LeadQuery>,
 ) -> Result<Html<String>, PageError> {
-    Ok(Html(lead_page(&console, &user, &id, None).await?))
+    Ok(Html(
+        lead_page(&console, &user, &id, None, query.rappel.is_some()).await?,
+    ))
 }
 
 #[derive(Debug, Deserialize)]
@@ -741,7 +780,7 @@ pub async fn change_follow_up(
             let message = "Quelqu'un d'autre a modifié ce lead pendant que vous l'éditiez. \
                            Votre modification n'a pas été enregistrée : voici l'état actuel, \
                            recommencez si elle est toujours utile.";
-            let page = lead_page(&console, &user, &raw_id, Some(message)).await?;
+            let page = lead_page(&console, &user, &raw_id, Some(message), false).await?;
             Ok((StatusCode::PRECONDITION_FAILED, Html(page)).into_response())
         }
         FollowUpChange::NotFound => Err(ConsoleError::NotFound.into()),

@@ -176,11 +176,33 @@ fn answer(lead: &mut Lead, settings: &Settings, result: &GatherResult) -> Change
         // Given during the call, processed after its end: applied as if it came first.
         return calls::late_answer(lead, |lead| open_answer(lead, settings, result));
     }
+    if current && lead.status == LeadStatus::Qualifie && lead.awaiting_text_consent() {
+        return text_consent(lead, settings, result);
+    }
     if lead.status.is_final() || !current {
         // Retried, late or forged: apply nothing, answer what stands.
         return Change::new(render_current(lead, settings));
     }
     open_answer(lead, settings, result)
+}
+
+/// The answer to « Voulez-vous recevoir un texto de confirmation? »: only a clear yes (or the
+/// key one) gets the SMS; a no, an unclear answer or a silence gets none. Recorded on the lead
+/// (the caller's consent), then goodbye; the save raises the confirmation alert
+/// ([`calls::AlertPolicy::alerts_for`]).
+fn text_consent(lead: &mut Lead, settings: &Settings, result: &GatherResult) -> Change<TwiML> {
+    let answer = answer_of(result);
+    let yes =
+        answer.is_some_and(|a| a == "1" || crate::qualification::parsing::yes_no(a) == Some(true));
+    if let Some(answer) = answer {
+        let mut turn = Turn::caller(None, answer.to_owned(), true);
+        turn.note = Some(crate::qualification::Note::TextConsent(yes));
+        lead.conversation.push(turn);
+    }
+    let message = prompts::text_goodbye(lead.language, yes).to_owned();
+    myriam_says(lead, message.clone());
+    tracing::info!(lead_id = %lead.id, consent = yes, "text confirmation answered");
+    Change::new(goodbye(lead, &message, settings)).saved_if(true)
 }
 
 /// The caller's answer (speech, else keys), trimmed; `None` for a silence.
@@ -241,7 +263,23 @@ fn open_answer(lead: &mut Lead, settings: &Settings, result: &GatherResult) -> C
         crate::metrics::hand_off("speech", target.label());
         return Change::new(render_current(lead, settings)).saved_if(true);
     }
-    let twiml = if outcome.ends_call() {
+    let ask_text = outcome.status == OutcomeStatus::Complete
+        && lead.status == LeadStatus::Qualifie
+        && settings.office.caller_sms.is_some()
+        && lead.telephone.is_some();
+    let twiml = if ask_text {
+        // `CALLER_SMS=1`: one last question, whose answer decides the caller's SMS.
+        let question = prompts::text_question(lead.language);
+        let mut turn = Turn::myriam(None, question.to_owned());
+        turn.note = Some(crate::qualification::Note::TextAsked);
+        lead.conversation.push(turn);
+        ask(
+            lead,
+            &format!("{} {question}", outcome.message),
+            0,
+            settings,
+        )
+    } else if outcome.ends_call() {
         goodbye(lead, &outcome.message, settings)
     } else {
         ask(lead, &outcome.message, 0, settings)

@@ -153,6 +153,21 @@ fn last_myriam_line(lead: &Lead) -> Option<&str> {
 /// What the call looks like now: the last thing Myriam said, asked again or with a goodbye; for a
 /// lead handed to people, the transfer or the voicemail again.
 pub fn render_current(lead: &Lead, settings: &Settings) -> TwiML {
+    if lead.status == LeadStatus::Qualifie && lead.awaiting_text_consent() {
+        // The text question (`CALLER_SMS=1`), asked again as first said: the confirmation, then
+        // the question.
+        let mut lines = lead
+            .conversation
+            .iter()
+            .rev()
+            .filter(|t| t.speaker == Speaker::Myriam)
+            .map(|t| t.text.as_str());
+        let question = lines.next().unwrap_or_default();
+        let message = lines
+            .next()
+            .map_or_else(|| question.to_owned(), |c| format!("{c} {question}"));
+        return ask(lead, &message, 0, settings);
+    }
     let message = last_myriam_line(lead).map_or_else(
         || match lead.current_field() {
             Some(Field::NomComplet) | None => {

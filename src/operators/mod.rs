@@ -193,6 +193,7 @@ pub async fn add(
         role,
         password_hash: password.hash()?,
         disabled: false,
+        phone: None,
         created_at: None,
     };
     if store.create_operator(&operator).await? {
@@ -216,6 +217,28 @@ pub async fn set_disabled(
     if disabled {
         store.revoke_sessions_of(operator.id).await?;
     }
+    Ok(())
+}
+
+/// Sets (or clears, `None`) the operator's own phone, where a callback rings first. Audited as
+/// `phone_changed` by `actor` (never the number).
+pub async fn set_phone(
+    store: &impl ConsoleStore,
+    actor: &Principal,
+    email: &Email,
+    phone: Option<&crate::domain::PhoneNumber>,
+) -> Result<(), OperatorError> {
+    if !store.set_operator_phone(email, phone).await? {
+        return Err(OperatorError::Unknown);
+    }
+    audit_by(
+        store,
+        actor,
+        AuditAction::PhoneChanged,
+        Some(email.as_str().to_owned()),
+        Some(if phone.is_some() { "set" } else { "cleared" }.to_owned()),
+    )
+    .await;
     Ok(())
 }
 

@@ -129,6 +129,11 @@ pub enum Note {
     Confirmed,
     /// The caller disputed the read-back twice: kept as last said, for staff to check.
     Disputed,
+    /// « Voulez-vous recevoir un texto de confirmation? » (`CALLER_SMS=1`), after the
+    /// qualification.
+    TextAsked,
+    /// The caller's answer to it: a confirmation SMS only on `true`.
+    TextConsent(bool),
 }
 
 impl Turn {
@@ -158,6 +163,22 @@ impl Turn {
             note: None,
             at: Some(time::OffsetDateTime::now_utc()),
         }
+    }
+}
+
+impl Lead {
+    /// Myriam asked for the caller's consent to a confirmation SMS and they have not answered.
+    pub fn awaiting_text_consent(&self) -> bool {
+        self.conversation
+            .last()
+            .is_some_and(|t| t.speaker == Speaker::Myriam && t.note == Some(Note::TextAsked))
+    }
+
+    /// The caller said yes to a confirmation SMS.
+    pub fn wants_text(&self) -> bool {
+        self.conversation
+            .iter()
+            .any(|t| t.note == Some(Note::TextConsent(true)))
     }
 }
 

@@ -460,6 +460,26 @@ pub fn voicemail(lead: &Lead, reason: VoicemailReason) -> String {
 }
 
 /// After the recording (or when nothing was recorded).
+/// The last question when `CALLER_SMS=1`: may Myriam text a confirmation?
+pub fn text_question(language: Language) -> &'static str {
+    match language {
+        Language::Fr => "Voulez-vous recevoir un texto de confirmation?",
+        Language::En => "Would you like a confirmation by text message?",
+    }
+}
+
+/// The goodbye after the text question: `yes` (a text is coming) or not.
+pub fn text_goodbye(language: Language, yes: bool) -> &'static str {
+    match (language, yes) {
+        (Language::Fr, true) => {
+            "Parfait, vous recevrez un texto de confirmation. Merci et bonne journée!"
+        }
+        (Language::Fr, false) => "D'accord, pas de texto. Merci et bonne journée!",
+        (Language::En, true) => "Great, you will get a confirmation by text. Thank you, goodbye!",
+        (Language::En, false) => "All right, no text message. Thank you, goodbye!",
+    }
+}
+
 pub fn voicemail_goodbye(language: Language) -> &'static str {
     match language {
         Language::Fr => "Merci, votre demande est notée. Bonne journée!",

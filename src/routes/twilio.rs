@@ -5,8 +5,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 
 use super::error::TwilioError;
-use crate::calls;
-use crate::domain::CallSid;
+use crate::domain::{CallSid, LeadId};
 use crate::ivr::{
     self, DialResult, GatherAction, GatherResult, IncomingCall, RecordingResult, StatusCallback,
 };
@@ -14,6 +13,7 @@ use crate::state::AppState;
 use crate::store::Alerts as _;
 use crate::twilio::twiml::TwiML;
 use crate::twilio::{TwilioForm, TwilioRejection};
+use crate::{callback, calls};
 use crate::{redact, telemetry};
 
 fn call_sid(form: &TwilioForm) -> Result<CallSid, TwilioRejection> {
@@ -254,5 +254,90 @@ pub async fn sms_status(
         recorded,
         "SMS alert status"
     );
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// A console callback's step: the call and the lead its signed URL names (`?lead=`).
+fn callback_step(form: &TwilioForm) -> Result<(CallSid, LeadId), TwilioRejection> {
+    let sid = call_sid(form)?;
+    let lead = form
+        .query_value("lead")
+        .and_then(|l| LeadId::try_from(l).ok())
+        .ok_or(TwilioRejection::BadRequest("missing or malformed lead"))?;
+    Ok((sid, lead))
+}
+
+fn our_account(state: &AppState, form: &TwilioForm) -> Result<(), TwilioRejection> {
+    match (&state.settings.twilio.account_sid, form.get("AccountSid")) {
+        (Some(ours), Some(theirs)) if ours != theirs => Err(TwilioRejection::WrongAccount),
+        _ => Ok(()),
+    }
+}
+
+/// `POST /twilio/callback/answer?lead=…`: the operator answered a console callback.
+pub async fn callback_answer(
+    State(state): State<AppState>,
+    form: TwilioForm,
+) -> Result<TwiML, TwilioError> {
+    our_account(&state, &form)?;
+    let (sid, lead) = callback_step(&form)?;
+    telemetry::set_call_context(Some(sid.as_str()), Some(lead));
+    Ok(callback::answer(&state.store, &state.settings, &sid, lead).await?)
+}
+
+/// `POST /twilio/callback/press?lead=…`: the operator's key (or none: the timeout).
+pub async fn callback_press(
+    State(state): State<AppState>,
+    form: TwilioForm,
+) -> Result<TwiML, TwilioError> {
+    our_account(&state, &form)?;
+    let (sid, lead) = callback_step(&form)?;
+    telemetry::set_call_context(Some(sid.as_str()), Some(lead));
+    Ok(callback::press(
+        &state.store,
+        &state.settings,
+        &sid,
+        lead,
+        form.get("Digits"),
+    )
+    .await?)
+}
+
+/// `POST /twilio/callback/dial?lead=…`: the `<Dial action>` of a callback (`DialCallStatus`).
+pub async fn callback_dial(
+    State(state): State<AppState>,
+    form: TwilioForm,
+) -> Result<TwiML, TwilioError> {
+    our_account(&state, &form)?;
+    let (sid, lead) = callback_step(&form)?;
+    let result = DialResult::try_from(&form)?;
+    Ok(callback::dial_done(
+        &state.store,
+        &state.settings,
+        &sid,
+        lead,
+        result.outcome(),
+        result.duration,
+    )
+    .await?)
+}
+
+/// `POST /twilio/callback/status?lead=…`: the callback's status callbacks. Answers 204.
+pub async fn callback_status(
+    State(state): State<AppState>,
+    form: TwilioForm,
+) -> Result<StatusCode, TwilioError> {
+    our_account(&state, &form)?;
+    let (sid, lead) = callback_step(&form)?;
+    let status = StatusCallback::try_from(&form)?;
+    tracing::info!(call_sid = %sid, status = %status.call_status, "callback status");
+    callback::status(
+        &state.store,
+        &sid,
+        lead,
+        &status.call_status,
+        status.duration,
+    )
+    .await?;
     Ok(StatusCode::NO_CONTENT)
 }

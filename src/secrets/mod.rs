@@ -233,6 +233,15 @@ pub static CATALOGUE: &[VarSpec] = &[
         meaning: "office line (E.164) a caller who asks for a person is handed to in business hours; unset: voicemail only",
     },
     VarSpec {
+        name: "BUSINESS_NUMBER",
+        group: Group::Office,
+        required_in_production: false,
+        secret: false,
+        shape: Shape::E164,
+        default: None,
+        meaning: "the Twilio number callers dial (E.164): the caller ID of a callback (Rappeler); unset: no callbacks from the console",
+    },
+    VarSpec {
         name: "BUSINESS_HOURS",
         group: Group::Office,
         required_in_production: false,
@@ -267,6 +276,15 @@ pub static CATALOGUE: &[VarSpec] = &[
         shape: Shape::PositiveInt,
         default: Some("60"),
         meaning: "seconds an instance holds an SMS alert it is sending; after a crash another instance takes it then",
+    },
+    VarSpec {
+        name: "CALLER_SMS",
+        group: Group::Office,
+        required_in_production: false,
+        secret: false,
+        shape: Shape::Flag,
+        default: Some("0"),
+        meaning: "1: a caller whose lead is qualified gets one confirmation SMS on the number they confirmed (needs TWILIO_SMS_FROM)",
     },
     VarSpec {
         name: "ALERT_ON",
@@ -577,6 +595,7 @@ mod tests {
             "BP_SKIP_VAPI_TESTS",
             "BP_SKIP_SUPABASE_TESTS",
             "TRANSFER_NUMBER",
+            "BUSINESS_NUMBER",
             "BUSINESS_HOURS",
             "BUSINESS_TIMEZONE",
             "ALERT_SMS_TO",
@@ -585,6 +604,7 @@ mod tests {
             "TWILIO_API_BASE_URL",
             "CALL_DISCLOSURE",
             "ALERT_LEASE_SECS",
+            "CALLER_SMS",
         ] {
             assert!(names.contains(name), "{name} missing from catalogue");
         }

@@ -180,6 +180,10 @@ pub struct CallUpdate {
     /// The voicemail recording's status: `in-progress`, `completed`, `absent` (empty).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub recording_status: Option<String>,
+    /// A callback's operator (their e-mail): who asked Twilio to call them and the lead
+    /// (`direction = outbound-callback`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub operator: Option<String>,
 }
 
 impl CallUpdate {
@@ -208,6 +212,7 @@ impl CallUpdate {
             recording_sid: None,
             recording_duration: None,
             recording_status: None,
+            operator: None,
         }
     }
 
@@ -237,7 +242,8 @@ impl CallUpdate {
             dial_duration,
             recording_sid,
             recording_duration,
-            recording_status
+            recording_status,
+            operator
         );
     }
 }

@@ -223,6 +223,9 @@ pub enum AlertEvent {
     Qualified,
     /// An urgent caller left a voicemail after hours.
     Voicemail,
+    /// The caller's own confirmation of their qualified request (`CALLER_SMS=1`), to the number
+    /// they confirmed on the call.
+    Confirmation,
 }
 
 impl AlertEvent {
@@ -230,6 +233,7 @@ impl AlertEvent {
         match self {
             AlertEvent::Qualified => "qualified",
             AlertEvent::Voicemail => "voicemail",
+            AlertEvent::Confirmation => "confirmation",
         }
     }
 
@@ -237,6 +241,7 @@ impl AlertEvent {
         match s {
             "qualified" => Ok(AlertEvent::Qualified),
             "voicemail" => Ok(AlertEvent::Voicemail),
+            "confirmation" => Ok(AlertEvent::Confirmation),
             _ => Err(StoreError::Corrupt("alerts.event".to_owned())),
         }
     }

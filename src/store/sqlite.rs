@@ -315,6 +315,45 @@ const MIGRATIONS: &[&str] = &[
     UPDATE calls SET vapi_recording_url = recording_url, recording_url = NULL
     WHERE recording_url IS NOT NULL AND recording_url NOT LIKE '%/Recordings/RE%';
     ",
+    // 9: callbacks from the console
+    // (issue 27 §2) — an operator's own phone, where a callback rings first; a call's operator
+    // (the callback rows are `direction = 'outbound-callback'`), and an index for the
+    // per-operator rate limit.
+    r"
+    ALTER TABLE operators ADD COLUMN phone TEXT CHECK (phone IS NULL OR phone GLOB '+1[2-9][0-9][0-9][2-9][0-9][0-9][0-9][0-9][0-9][0-9]');
+    ALTER TABLE calls ADD COLUMN operator TEXT;
+    CREATE INDEX calls_operator ON calls (operator, created_at) WHERE operator IS NOT NULL;
+    ",
+    // 10: the caller's confirmation SMS (issue 27 §3) — alerts of event
+    // `confirmation`, to the caller's own number (a CHECK cannot be altered in SQLite: the table
+    // is rebuilt, foreign keys off, see `migrate`).
+    r"
+    CREATE TABLE alerts_new (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        id TEXT NOT NULL UNIQUE,
+        lead_id TEXT NOT NULL REFERENCES leads (id) ON DELETE CASCADE,
+        event TEXT NOT NULL CHECK (event IN ('qualified', 'voicemail', 'confirmation')),
+        channel TEXT NOT NULL DEFAULT 'sms' CHECK (channel IN ('sms')),
+        recipient TEXT NOT NULL,
+        status TEXT NOT NULL DEFAULT 'pending'
+            CHECK (status IN ('pending', 'claimed', 'sent', 'dead')),
+        message_sid TEXT UNIQUE,
+        delivery_status TEXT,
+        attempts INTEGER NOT NULL DEFAULT 0 CHECK (attempts >= 0),
+        next_attempt_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),
+        lease_until TEXT,
+        error_code INTEGER,
+        last_error TEXT,
+        created_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),
+        updated_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),
+        UNIQUE (lead_id, event, recipient)
+    );
+    INSERT INTO alerts_new SELECT * FROM alerts;
+    DROP TABLE alerts;
+    ALTER TABLE alerts_new RENAME TO alerts;
+    CREATE INDEX alerts_due ON alerts (next_attempt_at) WHERE status IN ('pending', 'claimed');
+    CREATE INDEX alerts_created ON alerts (created_at);
+    ",
 ];
 
 /// A handle to the SQLite thread. Cheap to clone.
@@ -602,7 +641,7 @@ fn from_json_column<T: serde::de::DeserializeOwned>(
 pub(super) const CALL_COLUMNS: &str = "id, call_sid, lead_id, vapi_call_id, from_number, to_number, \
     direction, mode, mode_reason, status, duration, recording_url, transcript, ended_reason, \
     created_at, updated_at, dial_status, dial_duration, recording_sid, recording_duration, \
-    recording_status, vapi_recording_url, vapi_summary, vapi_structured_data, vapi_turns";
+    recording_status, vapi_recording_url, vapi_summary, vapi_structured_data, vapi_turns, operator";
 
 pub(super) fn call_from_row(row: &Row<'_>) -> rusqlite::Result<Result<CallRecord, StoreError>> {
     let id: String = row.get(0)?;
@@ -647,6 +686,7 @@ pub(super) fn call_from_row(row: &Row<'_>) -> rusqlite::Result<Result<CallRecord
         fields.vapi_summary = row.get(22)?;
         fields.vapi_structured_data = from_json_column(row.get(23)?, "calls.vapi_structured_data")?;
         fields.vapi_turns = from_json_column(row.get(24)?, "calls.vapi_turns")?;
+        fields.operator = row.get(25)?;
         Ok(CallRecord {
             id: Some(uuid::Uuid::parse_str(&id).map_err(|_| corrupt("id"))?),
             fields,
@@ -870,6 +910,7 @@ fn upsert_call_sql(conn: &Connection, u: &CallUpdate) -> Result<(), StoreError> 
             .as_ref()
             .map(|t| serde_json::to_string(t).unwrap_or_else(|_| "[]".to_owned()))
     );
+    col!("operator", u.operator.clone());
     let placeholders: Vec<String> = (1..=columns.len()).map(|i| format!("?{i}")).collect();
     // A status never moves backwards and a call's lead, once set, is never re-pointed: both
     // decided here, in the statement, whoever writes.

@@ -149,6 +149,48 @@ pub struct AlertCount {
     pub count: u64,
 }
 
+/// Callbacks placed from the console (Rappeler) by outcome: not inbound calls, counted apart.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Callbacks {
+    pub placed: u64,
+    /// The operator pressed 1 and the lead answered (`DialCallStatus` `completed`).
+    pub connected: u64,
+    /// The lead's line was busy.
+    pub busy: u64,
+    /// The lead did not answer.
+    pub no_answer: u64,
+    /// The lead's leg failed or was canceled.
+    pub failed: u64,
+    /// The operator answered but did not press 1 (another key, nothing before the timeout, or
+    /// hung up during the announcement).
+    pub not_confirmed: u64,
+    /// The operator's own phone did not answer, was busy, or the call failed.
+    pub operator_unreached: u64,
+    /// Not finished yet (ringing, or in progress).
+    pub open: u64,
+}
+
+/// Classifies `(dial_status, ended_reason, status, count)` rows (empty text for none).
+fn callbacks(rows: &[(String, String, String, u64)]) -> Callbacks {
+    let mut c = Callbacks::default();
+    for (dial, ended, status, n) in rows {
+        c.placed += n;
+        let bucket = match (dial.as_str(), ended.as_str(), status.as_str()) {
+            ("completed" | "answered", _, _) => &mut c.connected,
+            ("busy", _, _) => &mut c.busy,
+            ("no-answer", _, _) => &mut c.no_answer,
+            (d, _, _) if !d.is_empty() => &mut c.failed,
+            // Answered, then no 1 (or hung up during the announcement).
+            (_, e, _) if e.starts_with("operator-") => &mut c.not_confirmed,
+            (_, _, "completed") => &mut c.not_confirmed,
+            (_, _, "busy" | "no-answer" | "failed" | "canceled") => &mut c.operator_unreached,
+            _ => &mut c.open,
+        };
+        *bucket += n;
+    }
+    c
+}
+
 /// The numbers of a period, days and weeks in the order of the query's.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Stats {
@@ -159,6 +201,9 @@ pub struct Stats {
     /// Leads of the period still `nouveau` (to be handled) 24 hours after they arrived.
     pub overdue: u64,
     pub alerts: Vec<AlertCount>,
+    /// Callbacks placed from the console in the period.
+    #[serde(default)]
+    pub callbacks: Callbacks,
 }
 
 const FIELDS: [&str; 6] = [
@@ -398,6 +443,19 @@ fn sqlite_stats(conn: &Connection, p: &serde_json::Value) -> Result<Stats, Store
             })
         })?
         .collect::<Result<Vec<_>, _>>()?;
+
+    let mut placed = conn.prepare_cached(
+        "SELECT coalesce(dial_status, ''), coalesce(ended_reason, ''), coalesce(status, ''), \
+                count(*) FROM calls \
+         WHERE created_at >= ?1 AND created_at < ?2 AND direction = 'outbound-callback' \
+         GROUP BY 1, 2, 3",
+    )?;
+    let rows = placed
+        .query_map(params![from, to], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, count(r.get(3)?)))
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    stats.callbacks = callbacks(&rows);
     Ok(stats)
 }
 
@@ -416,7 +474,19 @@ impl StatsStore for SupabaseStore {
         // The answer holds counts only, no caller data: serde's message may be logged.
         let raw: RawStats = serde_json::from_value(value)
             .map_err(|e| StoreError::Corrupt(format!("rpc/console_stats answered: {e}")))?;
-        Ok(raw.into_stats(query.days.len(), query.weeks.len()))
+        let mut stats = raw.into_stats(query.days.len(), query.weeks.len());
+        // Callbacks (migration `20261208020000_callback.sql`): their own function, so the
+        // dashboard's main one stays as merged.
+        let value = self
+            .rpc_value(
+                "console_callbacks",
+                &serde_json::json!({ "p": query.json()? }),
+            )
+            .await?;
+        let rows: Vec<(String, String, String, u64)> = serde_json::from_value(value)
+            .map_err(|e| StoreError::Corrupt(format!("rpc/console_callbacks answered: {e}")))?;
+        stats.callbacks = callbacks(&rows);
+        Ok(stats)
     }
 }
 
@@ -498,6 +568,7 @@ impl RawStats {
             follow_up,
             overdue: self.overdue,
             alerts: self.alerts,
+            callbacks: Callbacks::default(),
         }
     }
 }
@@ -532,6 +603,36 @@ mod tests {
         assert_eq!(answered, [9, 9, 4, 4, 4, 3]);
         assert_eq!((f[0].hung_up, f[2].hung_up, f[2].asked_person), (2, 4, 1));
         assert_eq!(f[5].open, 1);
+    }
+
+    #[test]
+    fn callbacks_are_counted_by_outcome() {
+        let row = |d: &str, e: &str, s: &str, n| (d.to_owned(), e.to_owned(), s.to_owned(), n);
+        let c = callbacks(&[
+            row("completed", "", "completed", 3),
+            row("busy", "", "completed", 1),
+            row("no-answer", "", "completed", 2),
+            row("canceled", "", "completed", 1),
+            row("failed", "", "completed", 1),
+            row("", "operator-timeout", "completed", 1),
+            row("", "operator-declined", "completed", 1),
+            row("", "", "completed", 1),
+            row("", "", "no-answer", 2),
+            row("", "", "ringing", 1),
+        ]);
+        assert_eq!(
+            c,
+            Callbacks {
+                placed: 14,
+                connected: 3,
+                busy: 1,
+                no_answer: 2,
+                failed: 2,
+                not_confirmed: 3,
+                operator_unreached: 2,
+                open: 1,
+            }
+        );
     }
 
     #[test]

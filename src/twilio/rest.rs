@@ -1,5 +1,6 @@
 //! Twilio's REST API (`TWILIO_API_BASE_URL`, API version 2010-04-01): sending an SMS, finding a
-//! message already sent, and redirecting a live call to new TwiML.
+//! message already sent, creating a call (a console callback), and redirecting a live call to new
+//! TwiML.
 //!
 //! Authentication is HTTP Basic `AccountSid:AuthToken`; bodies are form-encoded. Twilio's Messages
 //! API has no idempotency key, so failures are told apart by what they mean for a resend:
@@ -39,6 +40,25 @@ pub enum RestError {
         code: Option<i64>,
         message: String,
     },
+}
+
+/// A call Twilio created (`POST Calls.json`): its SID and first status (`queued`).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct CreatedCall {
+    pub sid: String,
+    pub status: String,
+}
+
+/// What `POST Calls.json` creates: a call from `from` (a number of the account) to `to`; when
+/// answered, Twilio fetches the TwiML at `url`; `status_callback` gets every progress event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewCall<'a> {
+    pub to: &'a str,
+    pub from: &'a str,
+    pub url: &'a str,
+    pub status_callback: &'a str,
+    /// Seconds `to` rings before `no-answer`.
+    pub timeout_secs: u32,
 }
 
 /// A message Twilio accepted (or found).
@@ -408,6 +428,40 @@ impl TwilioRest {
             chunk_timeout: self.timeout,
             max_bytes,
             response,
+        })
+    }
+
+    /// `POST Calls.json`: Twilio places a call. Calls created this way are paced by Twilio
+    /// (1 a second by default, extra ones queued); a 429 is Twilio refusing the request
+    /// (`Retryable`), a 5xx or a timeout may have created the call (`Unknown`).
+    pub async fn create_call(&self, call: &NewCall<'_>) -> Result<CreatedCall, RestError> {
+        let timeout = call.timeout_secs.to_string();
+        let pairs = [
+            ("To", call.to),
+            ("From", call.from),
+            ("Url", call.url),
+            ("Method", "POST"),
+            ("StatusCallback", call.status_callback),
+            ("StatusCallbackMethod", "POST"),
+            ("StatusCallbackEvent", "initiated"),
+            ("StatusCallbackEvent", "ringing"),
+            ("StatusCallbackEvent", "answered"),
+            ("StatusCallbackEvent", "completed"),
+            ("Timeout", timeout.as_str()),
+        ];
+        let text = self
+            .send(
+                self.http
+                    .post(self.url("Calls.json"))
+                    .header(
+                        reqwest::header::CONTENT_TYPE,
+                        "application/x-www-form-urlencoded",
+                    )
+                    .body(form(&pairs)),
+            )
+            .await?;
+        serde_json::from_str(&text).map_err(|_| RestError::Unknown {
+            reason: "unexpected answer to Calls.json".to_owned(),
         })
     }
 

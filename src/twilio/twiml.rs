@@ -64,6 +64,17 @@ pub struct Dial {
     pub number: String,
 }
 
+/// `<Gather input="dtmf" numDigits=…>`: keys only (a callback's "press 1"). Without a key before
+/// `timeout`, Twilio runs the next verb.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Keypad {
+    pub action: String,
+    pub num_digits: u32,
+    /// Seconds to wait for the first key.
+    pub timeout: u32,
+    pub say: Vec<Say>,
+}
+
 /// One TwiML verb.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Verb {
@@ -78,6 +89,7 @@ pub enum Verb {
     Pause(u32),
     Record(Record),
     Dial(Dial),
+    Keypad(Keypad),
     Hangup,
 }
 
@@ -205,6 +217,21 @@ fn write_verb<W: std::io::Write>(w: &mut Writer<W>, verb: &Verb) -> std::io::Res
         }
         Verb::Record(r) => write_record(w, r)?,
         Verb::Dial(d) => write_dial(w, d)?,
+        Verb::Keypad(k) => {
+            let (digits, timeout) = (k.num_digits.to_string(), k.timeout.to_string());
+            w.create_element("Gather")
+                .with_attribute(("input", "dtmf"))
+                .with_attribute(("numDigits", digits.as_str()))
+                .with_attribute(("action", k.action.as_str()))
+                .with_attribute(("method", "POST"))
+                .with_attribute(("timeout", timeout.as_str()))
+                .write_inner_content(|w| {
+                    for say in &k.say {
+                        write_say(w, say)?;
+                    }
+                    Ok(())
+                })?;
+        }
         Verb::Hangup => {
             w.create_element("Hangup").write_empty()?;
         }

@@ -23,6 +23,7 @@ pub fn operator(email: &str, role: Role) -> Operator {
         role,
         password_hash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaGhhc2g".to_owned(),
         disabled: false,
+        phone: None,
         created_at: None,
     }
 }
@@ -70,6 +71,34 @@ async fn operators_sessions_tokens<S: ConsoleStore>(store: &S) {
         .collect();
     assert_eq!(emails, ["admin@bp.example", "staff@bp.example"]);
     let staff = Email::try_from("staff@bp.example").unwrap();
+    // An operator's own phone (callbacks): set, read back, cleared; no such operator: false.
+    assert_eq!(back.phone, None);
+    let phone = myriam::domain::PhoneNumber::try_from("514 555 0142").unwrap();
+    assert!(
+        store
+            .set_operator_phone(&staff, Some(&phone))
+            .await
+            .unwrap()
+    );
+    let with_phone = store.operator_by_email(&staff).await.unwrap().unwrap();
+    assert_eq!(with_phone.phone.as_deref(), Some("+15145550142"));
+    assert!(store.set_operator_phone(&staff, None).await.unwrap());
+    assert_eq!(
+        store
+            .operator_by_email(&staff)
+            .await
+            .unwrap()
+            .unwrap()
+            .phone,
+        None
+    );
+    let nobody = Email::try_from("nobody@bp.example").unwrap();
+    assert!(
+        !store
+            .set_operator_phone(&nobody, Some(&phone))
+            .await
+            .unwrap()
+    );
     assert!(store.set_operator_disabled(&staff, true).await.unwrap());
     assert!(
         store

@@ -10,6 +10,11 @@
 //!   `Accept-Ranges: bytes`; one `Range: bytes=…` gives 206 and `Content-Range`, a range outside
 //!   it 416 with `Content-Range: bytes */len`. The body can be set, and held after its first
 //!   chunk until the test releases it (a slow upstream).
+//! - `POST …/Calls.json`: a created call (`To`, `From`, `Url` or `Twiml` required; 400, code
+//!   21205/21201/21213), then the next scripted answer of its own script: 201 with the Call JSON
+//!   (`sid` `CA…`, `status` `queued`), 429 (code 20429), 500, a 400 with a Twilio error code, or
+//!   created but answered late. Every created call is kept with all its form fields (repeated
+//!   ones too) and the instant it arrived.
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -60,9 +65,36 @@ pub struct Redirect {
     pub method: Option<String>,
 }
 
+/// A call created through `POST Calls.json`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CreatedCall {
+    pub sid: String,
+    /// Every form field, in the order sent (`StatusCallbackEvent` repeats).
+    pub fields: Vec<(String, String)>,
+    pub at: std::time::Instant,
+}
+
+impl CreatedCall {
+    pub fn field(&self, name: &str) -> Option<&str> {
+        field(&self.fields, name)
+    }
+
+    pub fn all(&self, name: &str) -> Vec<&str> {
+        self.fields
+            .iter()
+            .filter(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+            .collect()
+    }
+}
+
 #[derive(Default)]
 struct Inner {
     script: VecDeque<Reply>,
+    call_script: VecDeque<Reply>,
+    created_calls: Vec<CreatedCall>,
+    /// Every Calls.json POST, answered or not.
+    call_attempts: usize,
     messages: Vec<Message>,
     redirects: Vec<Redirect>,
     /// Every Messages.json POST, answered or not.
@@ -288,6 +320,86 @@ async fn call_update(
         .into_response()
 }
 
+async fn calls_create(
+    State(fake): State<FakeTwilio>,
+    Path(account): Path<String>,
+    headers: HeaderMap,
+    body: String,
+) -> Response {
+    let reply = {
+        let mut inner = fake.inner.lock().unwrap();
+        inner.call_attempts += 1;
+        if account != ACCOUNT || !authorized(&headers) {
+            inner.unauthorized += 1;
+            return error(StatusCode::UNAUTHORIZED, 20003, "Authenticate");
+        }
+        inner.call_script.pop_front().unwrap_or(Reply::Created)
+    };
+    if headers.get("content-type").and_then(|v| v.to_str().ok())
+        != Some("application/x-www-form-urlencoded")
+    {
+        return error(StatusCode::BAD_REQUEST, 20001, "form body expected");
+    }
+    let fields = form(&body);
+    if field(&fields, "To").is_none() {
+        return error(
+            StatusCode::BAD_REQUEST,
+            21201,
+            "No 'To' number is specified",
+        );
+    }
+    if field(&fields, "From").is_none() {
+        return error(
+            StatusCode::BAD_REQUEST,
+            21213,
+            "No 'From' number is specified",
+        );
+    }
+    if field(&fields, "Url").is_none() && field(&fields, "Twiml").is_none() {
+        return error(StatusCode::BAD_REQUEST, 21205, "Url or Twiml is required");
+    }
+    let create = |fake: &FakeTwilio| {
+        let mut inner = fake.inner.lock().unwrap();
+        let call = CreatedCall {
+            sid: format!("CA{:032x}", 0xca11_0000 + inner.created_calls.len() + 1),
+            fields: fields.clone(),
+            at: std::time::Instant::now(),
+        };
+        inner.created_calls.push(call.clone());
+        json!({
+            "sid": call.sid, "status": "queued", "direction": "outbound-api",
+            "to": field(&fields, "To"), "from": field(&fields, "From"),
+        })
+        .to_string()
+    };
+    match reply {
+        Reply::Created => (
+            StatusCode::CREATED,
+            [("content-type", "application/json")],
+            create(&fake),
+        )
+            .into_response(),
+        Reply::CreatedLate { delay } => {
+            let body = create(&fake);
+            tokio::time::sleep(delay).await;
+            (StatusCode::CREATED, body).into_response()
+        }
+        Reply::TooMany { retry_after_secs } => {
+            let mut response = error(StatusCode::TOO_MANY_REQUESTS, 20429, "Too Many Requests");
+            response
+                .headers_mut()
+                .insert("retry-after", retry_after_secs.to_string().parse().unwrap());
+            response
+        }
+        Reply::ServerError => error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            20500,
+            "Internal Server Error",
+        ),
+        Reply::Refused { code } => error(StatusCode::BAD_REQUEST, code, "Refused"),
+    }
+}
+
 /// The MP3 every recording of the fake is.
 pub const RECORDING_MP3: &[u8] = b"ID3\x04\x00fake-mp3-voicemail";
 
@@ -404,6 +516,10 @@ impl FakeTwilio {
                 post(messages_create).get(messages_list),
             )
             .route(
+                "/2010-04-01/Accounts/{account}/Calls.json",
+                post(calls_create),
+            )
+            .route(
                 "/2010-04-01/Accounts/{account}/Calls/{call}",
                 post(call_update),
             )
@@ -423,6 +539,19 @@ impl FakeTwilio {
     /// The next answers to `POST Messages.json`, in order (then `Created`).
     pub fn script(&self, replies: impl IntoIterator<Item = Reply>) {
         self.inner.lock().unwrap().script.extend(replies);
+    }
+
+    /// The next answers to `POST Calls.json`, in order (then `Created`).
+    pub fn script_calls(&self, replies: impl IntoIterator<Item = Reply>) {
+        self.inner.lock().unwrap().call_script.extend(replies);
+    }
+
+    pub fn created_calls(&self) -> Vec<CreatedCall> {
+        self.inner.lock().unwrap().created_calls.clone()
+    }
+
+    pub fn call_attempts(&self) -> usize {
+        self.inner.lock().unwrap().call_attempts
     }
 
     pub fn messages(&self) -> Vec<Message> {

@@ -497,14 +497,15 @@ async fn save_again_with_alerts(
     lead
 }
 
-/// A claim whose instance died: the lease runs out and the alert is claimed again.
+/// A claim whose instance died: the lease runs out and the alert is claimed again. (A caller's
+/// confirmation, `CALLER_SMS=1`: the event round-trips through every store.)
 async fn claims_expire(store: &(impl Store + Alerts)) {
     let other = full_lead();
     let to = "+15145550101";
     store
         .save_lead_with_alerts(
             &other,
-            &[NewAlert::new(other.id, AlertEvent::Voicemail, to)],
+            &[NewAlert::new(other.id, AlertEvent::Confirmation, to)],
         )
         .await
         .unwrap();
@@ -521,6 +522,6 @@ async fn claims_expire(store: &(impl Store + Alerts)) {
     assert_eq!(taken.len(), 1);
     assert_eq!(
         (taken[0].id, taken[0].attempts, taken[0].event),
-        (held[0].id, 2, AlertEvent::Voicemail)
+        (held[0].id, 2, AlertEvent::Confirmation)
     );
 }

@@ -116,6 +116,10 @@ pub struct Operator {
     pub role: Role,
     pub password_hash: String,
     pub disabled: bool,
+    /// The operator's own phone (E.164, validated as a [`PhoneNumber`]): where a callback rings
+    /// first (`myriam operator set-phone`, the profile page).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phone: Option<String>,
     #[serde(default, with = "time::serde::rfc3339::option")]
     pub created_at: Option<OffsetDateTime>,
 }
@@ -228,6 +232,10 @@ pub enum AuditAction {
     Erase,
     /// A voicemail was listened to through the console (one entry per call, operator and window).
     RecordingPlayed,
+    /// An operator asked Twilio to call them and connect them to a lead (Rappeler).
+    Callback,
+    /// An operator's own phone was set or cleared (profile page or `myriam operator set-phone`).
+    PhoneChanged,
 }
 
 impl AuditAction {
@@ -242,6 +250,8 @@ impl AuditAction {
             AuditAction::Export => "export",
             AuditAction::Erase => "erase",
             AuditAction::RecordingPlayed => "recording_played",
+            AuditAction::Callback => "callback",
+            AuditAction::PhoneChanged => "phone_changed",
         }
     }
 }
@@ -259,6 +269,8 @@ impl TryFrom<&str> for AuditAction {
             AuditAction::Export,
             AuditAction::Erase,
             AuditAction::RecordingPlayed,
+            AuditAction::Callback,
+            AuditAction::PhoneChanged,
         ]
         .into_iter()
         .find(|a| a.as_str() == s)
@@ -558,6 +570,21 @@ pub trait ConsoleStore: Send + Sync {
         email: &Email,
         disabled: bool,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+    /// Sets (or clears, `None`) the operator's own phone; `false` when no such operator.
+    fn set_operator_phone(
+        &self,
+        email: &Email,
+        phone: Option<&PhoneNumber>,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// How many callbacks `actor` placed since `since` (call rows `outbound-callback` by them):
+    /// the per-operator rate limit, shared by every instance.
+    fn callbacks_since(
+        &self,
+        actor: &str,
+        since: OffsetDateTime,
+    ) -> impl Future<Output = Result<u64, StoreError>> + Send;
+
     fn set_operator_password(
         &self,
         email: &Email,
@@ -698,6 +725,16 @@ impl ConsoleStore for AnyStore {
         disabled: bool,
     ) -> Result<bool, StoreError> {
         delegate!(self, "set_operator_disabled", s => s.set_operator_disabled(email, disabled))
+    }
+    async fn set_operator_phone(
+        &self,
+        email: &Email,
+        phone: Option<&PhoneNumber>,
+    ) -> Result<bool, StoreError> {
+        delegate!(self, "set_operator_phone", s => s.set_operator_phone(email, phone))
+    }
+    async fn callbacks_since(&self, actor: &str, since: OffsetDateTime) -> Result<u64, StoreError> {
+        delegate!(self, "callbacks_since", s => s.callbacks_since(actor, since))
     }
     async fn set_operator_password(&self, email: &Email, hash: &str) -> Result<bool, StoreError> {
         delegate!(self, "set_operator_password", s => s.set_operator_password(email, hash))

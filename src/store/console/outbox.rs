@@ -34,6 +34,16 @@ impl ConsoleStore for OutboxStore {
     ) -> Result<bool, StoreError> {
         self.remote().set_operator_disabled(email, disabled).await
     }
+    async fn set_operator_phone(
+        &self,
+        email: &Email,
+        phone: Option<&PhoneNumber>,
+    ) -> Result<bool, StoreError> {
+        self.remote().set_operator_phone(email, phone).await
+    }
+    async fn callbacks_since(&self, actor: &str, since: OffsetDateTime) -> Result<u64, StoreError> {
+        self.remote().callbacks_since(actor, since).await
+    }
     async fn set_operator_password(&self, email: &Email, hash: &str) -> Result<bool, StoreError> {
         self.remote().set_operator_password(email, hash).await
     }

@@ -54,7 +54,7 @@ fn uuid(s: &str, column: &str) -> Result<Uuid, StoreError> {
     Uuid::parse_str(s).map_err(|_| StoreError::Corrupt(column.to_owned()))
 }
 
-const OPERATOR_COLUMNS: &str = "id, email, role, password_hash, disabled, created_at";
+const OPERATOR_COLUMNS: &str = "id, email, role, password_hash, disabled, created_at, phone";
 
 fn operator_from_row(row: &Row<'_>) -> rusqlite::Result<Result<Operator, StoreError>> {
     let id: String = row.get(0)?;
@@ -63,6 +63,7 @@ fn operator_from_row(row: &Row<'_>) -> rusqlite::Result<Result<Operator, StoreEr
     let created: String = row.get(5)?;
     let hash: String = row.get(3)?;
     let disabled: bool = row.get(4)?;
+    let phone: Option<String> = row.get(6)?;
     Ok((|| {
         Ok(Operator {
             id: uuid(&id, "operators.id")?,
@@ -71,6 +72,7 @@ fn operator_from_row(row: &Row<'_>) -> rusqlite::Result<Result<Operator, StoreEr
             role: role(&r)?,
             password_hash: hash,
             disabled,
+            phone,
             created_at: Some(parse_time(&created)?),
         })
     })())
@@ -320,14 +322,15 @@ impl ConsoleStore for SqliteStore {
         let o = operator.clone();
         self.call(move |conn| {
             let inserted = conn.execute_cached(
-                "INSERT INTO operators (id, email, role, password_hash, disabled) \
-                 VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (email) DO NOTHING",
+                "INSERT INTO operators (id, email, role, password_hash, disabled, phone) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (email) DO NOTHING",
                 params![
                     o.id.to_string(),
                     o.email.as_str(),
                     o.role.as_str(),
                     o.password_hash,
-                    o.disabled
+                    o.disabled,
+                    o.phone
                 ],
             )?;
             Ok(inserted == 1)
@@ -384,6 +387,38 @@ impl ConsoleStore for SqliteStore {
                 &format!("UPDATE operators SET disabled = ?1, updated_at = {NOW} WHERE email = ?2"),
                 params![disabled, email],
             )? == 1)
+        })
+        .await
+    }
+
+    async fn set_operator_phone(
+        &self,
+        email: &Email,
+        phone: Option<&PhoneNumber>,
+    ) -> Result<bool, StoreError> {
+        let (email, phone) = (
+            email.as_str().to_owned(),
+            phone.map(|p| p.as_e164().to_owned()),
+        );
+        self.call(move |conn| {
+            Ok(conn.execute_cached(
+                &format!("UPDATE operators SET phone = ?1, updated_at = {NOW} WHERE email = ?2"),
+                params![phone, email],
+            )? == 1)
+        })
+        .await
+    }
+
+    async fn callbacks_since(&self, actor: &str, since: OffsetDateTime) -> Result<u64, StoreError> {
+        let (actor, since) = (actor.to_owned(), sql_time(since));
+        self.call(move |conn| {
+            let n: i64 = conn
+                .prepare_cached(
+                    "SELECT count(*) FROM calls WHERE operator = ?1 \
+                     AND direction = 'outbound-callback' AND created_at >= ?2",
+                )?
+                .query_row(params![actor, since], |r| r.get(0))?;
+            Ok(u64::try_from(n).unwrap_or(0))
         })
         .await
     }

@@ -99,7 +99,7 @@ impl ConsoleStore for SupabaseStore {
     async fn create_operator(&self, o: &Operator) -> Result<bool, StoreError> {
         let body = json!({
             "id": o.id, "email": o.email.as_str(), "role": o.role.as_str(),
-            "password_hash": o.password_hash, "disabled": o.disabled,
+            "password_hash": o.password_hash, "disabled": o.disabled, "phone": o.phone,
         });
         inserted(
             self.send(self.client.from("operators").insert(Self::body(&body)?))
@@ -151,6 +151,39 @@ impl ConsoleStore for SupabaseStore {
             )
             .await?
             == 1)
+    }
+
+    async fn set_operator_phone(
+        &self,
+        email: &Email,
+        phone: Option<&PhoneNumber>,
+    ) -> Result<bool, StoreError> {
+        let body = json!({ "phone": phone.map(PhoneNumber::as_e164), "updated_at": now() });
+        Ok(self
+            .patch_count(
+                self.client
+                    .from("operators")
+                    .eq("email", email.as_str())
+                    .update(Self::body(&body)?),
+            )
+            .await?
+            == 1)
+    }
+
+    async fn callbacks_since(&self, actor: &str, since: OffsetDateTime) -> Result<u64, StoreError> {
+        // A few dozen rows at most (the limit is 30 an hour): counted here.
+        let rows: Vec<serde_json::Value> = self
+            .rows(
+                self.client
+                    .from("calls")
+                    .select("call_sid")
+                    .eq("operator", actor)
+                    .eq("direction", "outbound-callback")
+                    .gte("created_at", ts(since))
+                    .limit(1000),
+            )
+            .await?;
+        Ok(rows.len() as u64)
     }
 
     async fn set_operator_password(&self, email: &Email, hash: &str) -> Result<bool, StoreError> {

@@ -1,0 +1,411 @@
+//! The caller's confirmation SMS (`CALLER_SMS=1`, issue 27 §3), against the fake Twilio REST
+//! server, through the staff alerts' durable machinery: after the qualification Myriam asks
+//! « Voulez-vous recevoir un texto de confirmation? »; only a yes gets one SMS, to the number the
+//! caller confirmed, in their words (service, address, urgency, when to expect the call back, the
+//! reference, how to correct it), exactly once through replays, 429/500, a timeout looked up
+//! before a resend and a SIGKILL mid-send; a no or a silence gets none; an opted-out caller
+//! (Twilio 21610, `STOP`) is recorded and never retried; nothing at all (and no question) when
+//! `CALLER_SMS` is off.
+
+mod helpers;
+
+use std::time::Duration;
+
+use helpers::fake_twilio::{ACCOUNT, FakeTwilio, Reply, TOKEN};
+use helpers::process::GatewayProcess;
+use helpers::{TestApp, spawn_app_with};
+use myriam::config::{CallerSmsSettings, PublicBaseUrl, Settings, SmsSender};
+use myriam::domain::{BusinessHours, CallSid};
+use myriam::store::{AlertEvent, AlertRecord, AlertStatus, Alerts as _, Store as _};
+use myriam::twilio::twiml;
+use secrecy::SecretString;
+
+const PUBLIC: &str = "https://gw.bp-emondage.test";
+const CALLER: &str = "+15145550123";
+const SENDER: &str = "+14505550000";
+
+fn sid(n: u32) -> String {
+    format!("CA{n:032x}")
+}
+
+fn with_caller_sms(twilio: &FakeTwilio, enabled: bool, hours: &str) -> impl FnOnce(&mut Settings) {
+    let base = twilio.base_url();
+    let hours = hours.to_owned();
+    move |s: &mut Settings| {
+        s.public_base_url = Some(PublicBaseUrl::new(PUBLIC));
+        s.twilio.account_sid = Some(ACCOUNT.to_owned());
+        s.twilio.auth_token = Some(SecretString::from(TOKEN.to_owned()));
+        s.twilio.api_base_url = url::Url::parse(&base).unwrap();
+        s.office.hours = BusinessHours::parse(&hours, "America/Toronto").unwrap();
+        s.office.caller_sms = enabled.then(|| CallerSmsSettings {
+            sender: SmsSender::Number(SENDER.to_owned()),
+            lease: Duration::from_secs(2),
+        });
+    }
+}
+
+/// The answers of a whole call; the last one (urgency) qualifies the lead.
+const ANSWERS: [&str; 6] = [
+    "Marie Tremblay",
+    "oui",
+    "123 rue Principale Laval",
+    "abattage",
+    "un gros érable penche vers la maison",
+    "oui c'est urgent",
+];
+
+/// Posts a form to a gateway (in-process or its own process).
+trait AsyncPost {
+    async fn post(&self, path: &str, fields: &[(&str, &str)]) -> (u16, String);
+}
+
+impl<T: AsyncPost> AsyncPost for &T {
+    async fn post(&self, path: &str, fields: &[(&str, &str)]) -> (u16, String) {
+        (**self).post(path, fields).await
+    }
+}
+
+impl AsyncPost for TestApp {
+    async fn post(&self, path: &str, fields: &[(&str, &str)]) -> (u16, String) {
+        self.post_form(path, fields).await
+    }
+}
+
+impl AsyncPost for GatewayProcess {
+    async fn post(&self, path: &str, fields: &[(&str, &str)]) -> (u16, String) {
+        self.post_form(path, fields).await
+    }
+}
+
+async fn gather(post: &impl AsyncPost, doc: &str, call: &str, said: &str) -> String {
+    let action = twiml::gather_action(doc).unwrap_or_else(|| panic!("no gather: {doc}"));
+    let path = action.strip_prefix(PUBLIC).unwrap_or(&action).to_owned();
+    let (status, body) = post
+        .post(&path, &[("CallSid", call), ("SpeechResult", said)])
+        .await;
+    assert_eq!(status, 200, "{body}");
+    body
+}
+
+/// Plays a call up to (not including) the last answer; returns the TwiML that asks it.
+async fn play_until_last(post: &impl AsyncPost, call: &str) -> String {
+    let (_, mut doc) = post
+        .post(
+            "/twilio/voice",
+            &[
+                ("CallSid", call),
+                ("AccountSid", ACCOUNT),
+                ("From", CALLER),
+                ("CallStatus", "ringing"),
+            ],
+        )
+        .await;
+    for said in &ANSWERS[..5] {
+        doc = gather(post, &doc, call, said).await;
+    }
+    doc
+}
+
+/// The qualifying answer (which asks the text question), then `consent` (`None`: a silence).
+async fn qualify(post: impl AsyncPost, call: &str, consent: Option<&str>) -> String {
+    let doc = play_until_last(&post, call).await;
+    let asked = gather(&post, &doc, call, ANSWERS[5]).await;
+    assert!(
+        twiml::spoken_lines(&asked)
+            .join(" ")
+            .ends_with("Voulez-vous recevoir un texto de confirmation?"),
+        "{asked}"
+    );
+    if let Some(said) = consent {
+        gather(&post, &asked, call, said).await
+    } else {
+        let action = twiml::gather_action(&asked).unwrap();
+        let path = action.strip_prefix(PUBLIC).unwrap_or(&action).to_owned();
+        post.post(&path, &[("CallSid", call)]).await.1
+    }
+}
+
+async fn alerts_of_call(app: &TestApp, call: &str) -> Vec<AlertRecord> {
+    let lead = app
+        .store
+        .find_lead_by_call(&CallSid::try_from(call).unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    app.store.alerts_of_lead(lead.id).await.unwrap()
+}
+
+/// Waits until the call's alerts are settled (sent or dead).
+async fn settled(app: &TestApp, call: &str, within: Duration) -> Vec<AlertRecord> {
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        let alerts = alerts_of_call(app, call).await;
+        if !alerts.is_empty()
+            && alerts
+                .iter()
+                .all(|a| matches!(a.status, AlertStatus::Sent | AlertStatus::Dead))
+        {
+            return alerts;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "not settled: {alerts:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_qualified_caller_gets_one_confirmation_even_when_replayed() {
+    let twilio = FakeTwilio::start().await;
+    let app = spawn_app_with(with_caller_sms(&twilio, true, "mon-sun 00:00-24:00")).await;
+    let call = sid(1);
+    let doc = play_until_last(&app, &call).await;
+    let asked = gather(&app, &doc, &call, ANSWERS[5]).await;
+    let said = twiml::spoken_lines(&asked).join(" ");
+    let confirmation = said
+        .strip_suffix(" Voulez-vous recevoir un texto de confirmation?")
+        .unwrap_or_else(|| panic!("the text question last: {said}"));
+    assert!(!confirmation.is_empty(), "after the confirmation: {said}");
+    // Replays of the qualifying answer ask the same question again; nothing is sent before yes.
+    let replays =
+        futures_util::future::join_all((0..3).map(|_| gather(&app, &doc, &call, ANSWERS[5]))).await;
+    for replay in replays {
+        assert_eq!(replay, asked);
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        twilio.messages().is_empty(),
+        "nothing before the caller's yes"
+    );
+    let first = gather(&app, &asked, &call, "oui s'il vous plaît").await;
+    assert_eq!(
+        twiml::spoken_lines(&first),
+        ["Parfait, vous recevrez un texto de confirmation. Merci et bonne journée!"]
+    );
+    assert!(first.contains("<Hangup/>"), "{first}");
+    let replays =
+        futures_util::future::join_all((0..3).map(|_| gather(&app, &asked, &call, "oui"))).await;
+    for replay in replays {
+        assert_eq!(replay, first);
+    }
+    let messages = twilio.wait_for_messages(1, Duration::from_secs(10)).await;
+    let alerts = settled(&app, &call, Duration::from_secs(10)).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(twilio.messages().len(), 1, "{:?}", twilio.messages());
+
+    let m = &messages[0];
+    assert_eq!(m.to, CALLER, "the number the caller confirmed");
+    assert_eq!(m.from.as_deref(), Some(SENDER));
+    assert_eq!(
+        m.status_callback.as_deref(),
+        Some(&*format!("{PUBLIC}/twilio/sms-status"))
+    );
+    assert_eq!(alerts.len(), 1, "no staff alert: ALERT_SMS_TO is unset");
+    let alert = &alerts[0];
+    assert_eq!(alert.event, AlertEvent::Confirmation);
+    assert_eq!(alert.recipient, CALLER);
+    assert_eq!((alert.status, alert.attempts), (AlertStatus::Sent, 1));
+    assert_eq!(alert.message_sid.as_deref(), Some(m.sid.as_str()));
+    let reference = &alert.id.simple().to_string()[..12];
+    assert_eq!(
+        m.body,
+        format!(
+            "BP Emondage: nous avons bien recu votre demande.\n\
+             Service: l'abattage d'un arbre\n\
+             Adresse: 123 rue Principale Laval\n\
+             Urgent: oui\n\
+             Nous vous rappelons aujourd'hui, pendant nos heures d'ouverture.\n\
+             Une erreur? Rappelez-nous et donnez cette reference.\n\
+             Ref. {reference}"
+        )
+    );
+    assert!(!m.body.contains("/console/"), "no staff link to the caller");
+}
+
+#[tokio::test]
+async fn outside_business_hours_the_caller_is_told_the_call_back_comes_at_opening() {
+    let twilio = FakeTwilio::start().await;
+    let app = spawn_app_with(with_caller_sms(&twilio, true, "closed")).await;
+    let call = sid(2);
+    qualify(&app, &call, Some("oui")).await;
+    let messages = twilio.wait_for_messages(1, Duration::from_secs(10)).await;
+    assert!(
+        messages[0]
+            .body
+            .contains("Nos bureaux sont fermes: nous vous rappelons des leur ouverture."),
+        "{}",
+        messages[0].body
+    );
+}
+
+#[tokio::test]
+async fn a_caller_who_says_no_or_nothing_gets_no_text() {
+    let twilio = FakeTwilio::start().await;
+    let app = spawn_app_with(with_caller_sms(&twilio, true, "mon-sun 00:00-24:00")).await;
+    let no = qualify(&app, &sid(7), Some("non merci")).await;
+    assert_eq!(
+        twiml::spoken_lines(&no),
+        ["D'accord, pas de texto. Merci et bonne journée!"]
+    );
+    let silence = qualify(&app, &sid(8), None).await;
+    assert_eq!(twiml::spoken_lines(&silence), twiml::spoken_lines(&no));
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert!(twilio.messages().is_empty(), "{:?}", twilio.messages());
+    assert!(alerts_of_call(&app, &sid(7)).await.is_empty());
+    assert!(alerts_of_call(&app, &sid(8)).await.is_empty());
+    // The lead stays qualified and the caller's answer is on it.
+    let lead = app
+        .store
+        .find_lead_by_call(&CallSid::try_from(sid(7).as_str()).unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(lead.status, myriam::domain::LeadStatus::Qualifie);
+    assert!(lead.conversation.iter().any(|t| t.text == "non merci"));
+}
+
+#[tokio::test]
+async fn caller_sms_off_sends_nothing() {
+    let twilio = FakeTwilio::start().await;
+    let app = spawn_app_with(with_caller_sms(&twilio, false, "mon-sun 00:00-24:00")).await;
+    let call = sid(3);
+    let doc = play_until_last(&app, &call).await;
+    let last = gather(&app, &doc, &call, ANSWERS[5]).await;
+    assert!(
+        !last.contains("texto"),
+        "no question when CALLER_SMS is off: {last}"
+    );
+    assert!(last.contains("<Hangup/>"), "{last}");
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert!(twilio.messages().is_empty(), "{:?}", twilio.messages());
+    assert_eq!(twilio.attempts(), 0);
+    assert!(alerts_of_call(&app, &call).await.is_empty());
+}
+
+#[tokio::test]
+async fn rate_limits_and_server_errors_are_retried_and_the_sms_goes_out_once() {
+    let twilio = FakeTwilio::start().await;
+    twilio.script([
+        Reply::ServerError,
+        Reply::TooMany {
+            retry_after_secs: 1,
+        },
+        Reply::Created,
+    ]);
+    let app = spawn_app_with(with_caller_sms(&twilio, true, "mon-sun 00:00-24:00")).await;
+    let call = sid(4);
+    qualify(&app, &call, Some("oui")).await;
+    let alerts = settled(&app, &call, Duration::from_secs(30)).await;
+    assert_eq!(alerts[0].status, AlertStatus::Sent, "{alerts:?}");
+    assert_eq!(alerts[0].attempts, 3, "{alerts:?}");
+    assert_eq!(twilio.attempts(), 3);
+    assert_eq!(twilio.messages().len(), 1);
+}
+
+#[tokio::test]
+async fn a_send_that_times_out_is_looked_up_not_sent_again() {
+    let twilio = FakeTwilio::start().await;
+    twilio.script([Reply::CreatedLate {
+        delay: Duration::from_secs(12),
+    }]);
+    let app = spawn_app_with(with_caller_sms(&twilio, true, "mon-sun 00:00-24:00")).await;
+    let call = sid(5);
+    qualify(&app, &call, Some("oui")).await;
+    let alerts = settled(&app, &call, Duration::from_secs(40)).await;
+    assert_eq!(alerts[0].status, AlertStatus::Sent, "{alerts:?}");
+    assert_eq!(alerts[0].attempts, 2, "{alerts:?}");
+    assert_eq!(
+        alerts[0].message_sid.as_deref(),
+        Some(twilio.messages()[0].sid.as_str())
+    );
+    assert_eq!(twilio.attempts(), 1, "sent again after the timeout");
+}
+
+#[tokio::test]
+async fn an_opted_out_caller_is_recorded_and_never_retried() {
+    let twilio = FakeTwilio::start().await;
+    // The caller once replied STOP to this sender: Twilio refuses with 21610.
+    twilio.script([Reply::Refused { code: 21610 }]);
+    let app = spawn_app_with(with_caller_sms(&twilio, true, "mon-sun 00:00-24:00")).await;
+    let call = sid(6);
+    qualify(&app, &call, Some("oui")).await;
+    let alerts = settled(&app, &call, Duration::from_secs(10)).await;
+    assert_eq!(alerts[0].status, AlertStatus::Dead);
+    assert_eq!(alerts[0].error_code, Some(21610));
+    assert_eq!(alerts[0].message_sid, None);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(twilio.attempts(), 1, "never retried");
+    assert!(twilio.messages().is_empty());
+}
+
+/// The gateway as its own process (so it can be killed with SIGKILL), on the SQLite file in `dir`.
+async fn start_gateway(dir: &std::path::Path, twilio: &FakeTwilio) -> GatewayProcess {
+    let db = dir.join("myriam.db");
+    let api = twilio.base_url();
+    GatewayProcess::start(
+        dir,
+        &[
+            ("STORE", "sqlite"),
+            ("DATABASE_PATH", db.to_str().unwrap()),
+            ("CALL_MODE", "ivr"),
+            ("PUBLIC_BASE_URL", PUBLIC),
+            ("TWILIO_ACCOUNT_SID", ACCOUNT),
+            ("TWILIO_AUTH_TOKEN", TOKEN),
+            ("TWILIO_API_BASE_URL", &api),
+            ("TWILIO_SMS_FROM", SENDER),
+            ("CALLER_SMS", "1"),
+            ("ALERT_LEASE_SECS", "2"),
+            ("BUSINESS_HOURS", "mon-sun 00:00-24:00"),
+        ],
+    )
+    .await
+}
+
+#[tokio::test]
+async fn a_gateway_killed_mid_send_does_not_text_the_caller_twice() {
+    let twilio = FakeTwilio::start().await;
+    twilio.script([Reply::CreatedLate {
+        delay: Duration::from_secs(30),
+    }]);
+    let dir = tempfile::tempdir().unwrap();
+    let call = sid(9);
+    let mut gateway = start_gateway(dir.path(), &twilio).await;
+    qualify(&gateway, &call, Some("oui")).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while twilio.attempts() == 0 {
+        assert!(tokio::time::Instant::now() < deadline, "no send attempted");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    gateway.child.kill().unwrap();
+    gateway.child.wait().unwrap();
+    drop(gateway);
+    assert_eq!(twilio.messages().len(), 1);
+
+    let gateway = start_gateway(dir.path(), &twilio).await;
+    let store = myriam::store::sqlite::SqliteStore::open(&dir.path().join("myriam.db")).unwrap();
+    let lead = store
+        .find_lead_by_call(&CallSid::try_from(call.as_str()).unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    let alert = loop {
+        let alerts = store.alerts_of_lead(lead.id).await.unwrap();
+        if alerts[0].status == AlertStatus::Sent {
+            break alerts[0].clone();
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{alerts:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(alert.event, AlertEvent::Confirmation);
+    assert_eq!(alert.attempts, 2);
+    assert_eq!(
+        alert.message_sid.as_deref(),
+        Some(twilio.messages()[0].sid.as_str())
+    );
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(twilio.attempts(), 1, "sent again");
+    assert_eq!(twilio.messages().len(), 1);
+    drop(gateway);
+}
