@@ -131,6 +131,10 @@ impl Application {
         } else {
             tracing::info!("SMS alerts to staff are off (ALERT_SMS_TO unset)");
         }
+        state
+            .eraser
+            .clone()
+            .spawn(state.lifecycle.tracker(), state.lifecycle.shutdown_token());
         Ok(Self {
             listener,
             local_addr,

@@ -8,6 +8,7 @@ use axum::extract::FromRef;
 use crate::bridge::session::Bridge;
 use crate::calls::{AlertPolicy, Calls};
 use crate::config::Settings;
+use crate::erasure::RemoteEraser;
 use crate::lifecycle::Lifecycle;
 use crate::locks::KeyedLocks;
 use crate::store::AnyStore;
@@ -29,6 +30,8 @@ pub struct AppState {
     /// Twilio's REST API (redirecting a call the assistant hands to people), when the account's
     /// credentials are set.
     pub twilio_rest: Option<Arc<TwilioRest>>,
+    /// The deletions a Law 25 erasure owes at Twilio and Vapi.
+    pub eraser: RemoteEraser,
 }
 
 impl AppState {
@@ -55,6 +58,7 @@ impl AppState {
                     settings.office.hours.clone(),
                 ),
             ),
+            eraser: RemoteEraser::from_settings(&settings, store.clone()),
             settings: Arc::new(settings),
             lifecycle,
             store,

@@ -351,6 +351,34 @@ impl SupabaseStore {
     }
 }
 
+impl SupabaseStore {
+    /// Whether one of `keys` (tombstones, [`super::rows::erased_keys`]) was erased at or after
+    /// `since` (`bp.erased`).
+    pub async fn erased_since(
+        &self,
+        keys: &[String],
+        since: time::OffsetDateTime,
+    ) -> Result<bool, StoreError> {
+        if keys.is_empty() {
+            return Ok(false);
+        }
+        let since = since
+            .format(&time::format_description::well_known::Rfc3339)
+            .map_err(|e| StoreError::Local(e.to_string()))?;
+        let rows: Vec<serde_json::Value> = self
+            .rows(
+                self.client
+                    .from("erased")
+                    .select("key")
+                    .in_("key", keys)
+                    .gte("erased_at", since)
+                    .limit(1),
+            )
+            .await?;
+        Ok(!rows.is_empty())
+    }
+}
+
 fn leads(rows: Vec<LeadRow>) -> Result<Vec<Lead>, StoreError> {
     rows.into_iter().map(Lead::try_from).collect()
 }

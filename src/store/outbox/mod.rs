@@ -86,6 +86,8 @@ struct Pending {
     seq: i64,
     op: WriteOp,
     attempts: u32,
+    /// When it was queued: an erasure after that drops it.
+    enqueued_at: time::OffsetDateTime,
 }
 
 fn decode(op: &str) -> Result<WriteOp, StoreError> {
@@ -179,6 +181,13 @@ impl OutboxStore {
                     // refused. Keep them queued (the instance reports unready) rather than
                     // dead-lettering each one.
                     tracing::error!(op = op.kind(), %error, "Supabase refuses this instance; write queued");
+                }
+                Ok(Err(error)) if error.is_erased() => {
+                    // A late write about a caller an erasure removed (a call in progress from a
+                    // lead read before the erasure): dropped, counted, never queued.
+                    crate::metrics::erased_write_dropped();
+                    tracing::info!(op = op.kind(), "a write about an erased caller was dropped");
+                    return Err(StoreError::Erased(error.to_string()));
                 }
                 Ok(Err(error)) if !error.is_transient() => {
                     self.dead_letter_direct(&op, &error).await?;

@@ -15,7 +15,7 @@ use crate::metrics::names;
 use crate::qualification::Lead;
 use crate::store::Store as _;
 use crate::store::StoreError;
-use crate::store::rows::{LeadRow, Saved, WriteOp};
+use crate::store::rows::{LeadRow, Saved, WriteOp, erased_keys};
 
 impl OutboxStore {
     /// Starts the replay worker on `tracker`; it stops when `token` is cancelled.
@@ -26,12 +26,47 @@ impl OutboxStore {
 
     /// Replays one entry. Returns whether the queue moved.
     pub(super) async fn replay_one(&self, entry: &Pending) -> Result<(), StoreError> {
-        let result =
-            tokio::time::timeout(self.inner.config.write_deadline, self.replay_op(&entry.op))
-                .await
-                .unwrap_or(Err(StoreError::Timeout(self.inner.config.write_deadline)));
+        let result = tokio::time::timeout(self.inner.config.write_deadline, async {
+            // Queued before an erasure of what it writes: dropped, whatever Supabase would say
+            // (a lead Supabase never saw is not refused by its triggers).
+            // A lead id is never reused: erased is erased, whenever the write was queued. A number
+            // or a call may come back as a new caller after the erasure: only writes queued before
+            // it are dropped.
+            let (leads, others): (Vec<String>, Vec<String>) = erased_keys(&entry.op)
+                .into_iter()
+                .partition(|k| k.starts_with("lead:"));
+            let remote = &self.inner.remote;
+            if remote
+                .erased_since(&leads, time::OffsetDateTime::UNIX_EPOCH)
+                .await?
+                || remote.erased_since(&others, entry.enqueued_at).await?
+            {
+                return Err(StoreError::Erased(
+                    "queued before an erasure of what it writes".to_owned(),
+                ));
+            }
+            self.replay_op(&entry.op).await
+        })
+        .await
+        .unwrap_or(Err(StoreError::Timeout(self.inner.config.write_deadline)));
         let seq = entry.seq;
         match result {
+            Err(error) if error.is_erased() => {
+                self.inner
+                    .local
+                    .call(move |c| {
+                        c.execute_cached("DELETE FROM outbox WHERE seq = ?1", [seq])?;
+                        Ok(())
+                    })
+                    .await?;
+                crate::metrics::erased_write_dropped();
+                tracing::info!(
+                    op = entry.op.kind(),
+                    seq,
+                    "a queued write about an erased caller was dropped"
+                );
+                Ok(())
+            }
             Ok(()) => {
                 self.inner.refusals.clear();
                 self.inner
