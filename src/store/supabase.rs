@@ -352,6 +352,24 @@ impl SupabaseStore {
 }
 
 impl SupabaseStore {
+    /// Adds tombstones (`bp.erased`): the lead and call of a queued write dropped as the erased
+    /// caller's, which Supabase never knew, so that the writes queued after it about them go too.
+    pub async fn record_erased(&self, keys: &[String]) -> Result<(), StoreError> {
+        if keys.is_empty() {
+            return Ok(());
+        }
+        let rows: Vec<serde_json::Value> =
+            keys.iter().map(|k| serde_json::json!({ "key": k })).collect();
+        self.send(
+            self.client
+                .from("erased")
+                .upsert(Self::body(&rows)?)
+                .on_conflict("key"),
+        )
+        .await
+        .map(drop)
+    }
+
     /// Whether one of `keys` (tombstones, [`super::rows::erased_keys`]) was erased at or after
     /// `since` (`bp.erased`).
     pub async fn erased_since(

@@ -41,6 +41,13 @@ impl OutboxStore {
                 .await?
                 || remote.erased_since(&others, entry.enqueued_at).await?
             {
+                // What it names is the erased caller's too: the writes queued after it about
+                // that lead or call (its end, its status) are dropped with it.
+                let named: Vec<String> = erased_keys(&entry.op)
+                    .into_iter()
+                    .filter(|k| k.starts_with("lead:") || k.starts_with("call:"))
+                    .collect();
+                remote.record_erased(&named).await?;
                 return Err(StoreError::Erased(
                     "queued before an erasure of what it writes".to_owned(),
                 ));
