@@ -177,7 +177,8 @@ impl RemoteEraser {
         let Some(twilio) = &self.twilio else {
             return RemoteOutcome::Retry {
                 after: UNCONFIGURED,
-                error: "Twilio is not configured (TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN)".to_owned(),
+                error: "Twilio is not configured (TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN)"
+                    .to_owned(),
             };
         };
         twilio_outcome(row, twilio.delete(resource, &row.remote_id).await)
@@ -198,7 +199,11 @@ fn twilio_outcome(row: &RemoteErasure, result: Result<(), RestError>) -> RemoteO
         },
         // The call or message is not finished yet (20009), or the credentials were refused (a
         // rotated auth token): later.
-        Err(error @ RestError::Refused { code: Some(20009), .. })
+        Err(
+            error @ RestError::Refused {
+                code: Some(20009), ..
+            },
+        )
         | Err(error @ RestError::Refused { status: 401, .. }) => RemoteOutcome::Retry {
             after: backoff(row.attempts.max(4)),
             error: error.to_string(),

@@ -317,7 +317,15 @@ pub const CATALOGUE: &[MetricSpec] = &[
         kind: Kind::Counter,
         help: "Deletions at Twilio and Vapi after an erasure, by service and result: done (deleted, or 404: already gone), retried (5xx, 429, timeout, call in progress), dead (refused for good)",
         labels: &[
-            ("service", &["twilio_recording", "twilio_call", "twilio_message", "vapi_call"]),
+            (
+                "service",
+                &[
+                    "twilio_recording",
+                    "twilio_call",
+                    "twilio_message",
+                    "vapi_call",
+                ],
+            ),
             ("result", &["done", "retried", "dead"]),
         ],
     },

@@ -33,7 +33,11 @@ fn sid(n: u32) -> String {
     format!("CA{n:032x}")
 }
 
-fn with_fakes(twilio: &FakeTwilio, vapi: &FakeVapi, db: &std::path::Path) -> impl FnOnce(&mut Settings) {
+fn with_fakes(
+    twilio: &FakeTwilio,
+    vapi: &FakeVapi,
+    db: &std::path::Path,
+) -> impl FnOnce(&mut Settings) {
     let twilio_base = twilio.base_url();
     let vapi_base = vapi.base.clone();
     let db = db.to_owned();
@@ -74,7 +78,11 @@ async fn caller_with_everything(app: &TestApp) -> (Lead, String) {
         app.store
             .save_lead_with_alerts(
                 &saved,
-                &[NewAlert::new(lead.id, AlertEvent::Qualified, "+14385550102")]
+                &[NewAlert::new(
+                    lead.id,
+                    AlertEvent::Qualified,
+                    "+14385550102"
+                )]
             )
             .await
             .unwrap(),
@@ -102,7 +110,9 @@ async fn caller_with_everything(app: &TestApp) -> (Lead, String) {
 
 /// The table row of `html` holding `needle`.
 fn row_of<'a>(html: &'a str, needle: &str) -> &'a str {
-    let at = html.find(needle).unwrap_or_else(|| panic!("{needle} in {html}"));
+    let at = html
+        .find(needle)
+        .unwrap_or_else(|| panic!("{needle} in {html}"));
     let start = html[..at].rfind("<tr>").unwrap_or(0);
     let end = html[at..].find("</tr>").map_or(html.len(), |e| at + e);
     &html[start..end]
@@ -144,13 +154,21 @@ async fn an_erasure_deletes_at_twilio_and_vapi_once_each_retrying_failures() {
     );
     assert!(row_of(&html, RECORDING).contains("En attente"), "{html}");
     assert!(row_of(&html, RECORDING).contains("Message vocal"));
-    assert!(row_of(&html, &sid(1)).contains("Supprimé"), "404: already gone");
+    assert!(
+        row_of(&html, &sid(1)).contains("Supprimé"),
+        "404: already gone"
+    );
     assert!(row_of(&html, VAPI_CALL).contains("Supprimé"));
     assert!(row_of(&html, &message).contains("Supprimé"));
     // What cannot be erased from here, and how to purge Twilio's logs by hand.
-    assert!(html.contains("<strong>1 SMS d'alerte</strong> ont été remis aux téléphones du personnel"), "{html}");
+    assert!(
+        html.contains("<strong>1 SMS d'alerte</strong> ont été remis aux téléphones du personnel"),
+        "{html}"
+    );
     assert!(html.contains("DELETE /2010-04-01/Accounts/{AccountSid}/Messages/{Sid}.json"));
-    assert!(html.contains("https://www.twilio.com/docs/messaging/api/message-resource#delete-a-message-resource"));
+    assert!(html.contains(
+        "https://www.twilio.com/docs/messaging/api/message-resource#delete-a-message-resource"
+    ));
 
     let recorded = |resource: &str, sid: &str| -> Vec<u16> {
         twilio
@@ -186,7 +204,13 @@ async fn an_erasure_deletes_at_twilio_and_vapi_once_each_retrying_failures() {
         "{detail}"
     );
     assert_eq!(entry.target.as_deref(), Some(lead.id.to_string().as_str()));
-    for secret in ["5145550101", "555-0101", RECORDING, VAPI_CALL, message.as_str()] {
+    for secret in [
+        "5145550101",
+        "555-0101",
+        RECORDING,
+        VAPI_CALL,
+        message.as_str(),
+    ] {
         assert!(!detail.contains(secret), "{secret} in {detail}");
     }
 
@@ -221,7 +245,10 @@ async fn an_erasure_deletes_at_twilio_and_vapi_once_each_retrying_failures() {
     eraser.round(None).await.unwrap();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     while recorded("Recordings", RECORDING).len() < 2 {
-        assert!(tokio::time::Instant::now() < deadline, "the retry never came");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the retry never came"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     // Nothing left: more rounds send nothing more.
@@ -232,10 +259,18 @@ async fn an_erasure_deletes_at_twilio_and_vapi_once_each_retrying_failures() {
     assert_eq!(vapi.deletions().len(), 1);
     assert_eq!(restarted.remote_erasure_backlog().await.unwrap(), (0, 0));
 
-    let status = get(&app, &format!("/console/erasures/{erasure_id}"), Some(&session.cookie)).await;
+    let status = get(
+        &app,
+        &format!("/console/erasures/{erasure_id}"),
+        Some(&session.cookie),
+    )
+    .await;
     assert_eq!(status.status(), 200);
     let status = status.text().await.unwrap();
-    assert!(status.contains("Tout est supprimé chez Twilio et Vapi."), "{status}");
+    assert!(
+        status.contains("Tout est supprimé chez Twilio et Vapi."),
+        "{status}"
+    );
     assert!(row_of(&status, RECORDING).contains("Supprimé"));
 }
 
@@ -275,7 +310,14 @@ async fn a_refusal_for_good_is_shown_as_to_do_by_hand() {
 async fn a_late_write_does_not_bring_an_erased_lead_back() {
     let dir = tempfile::tempdir().unwrap();
     let store = SqliteStore::open(&dir.path().join("late.db")).unwrap();
-    let lead = plant_lead(&store, "Gédéon Papineau", PHONE, "2761 rue des Érables", false).await;
+    let lead = plant_lead(
+        &store,
+        "Gédéon Papineau",
+        PHONE,
+        "2761 rue des Érables",
+        false,
+    )
+    .await;
     store
         .erase_caller(&PhoneNumber::try_from(PHONE).unwrap())
         .await
@@ -288,7 +330,14 @@ async fn a_late_write_does_not_bring_an_erased_lead_back() {
     );
     assert!(store.get_lead(lead.id).await.unwrap().is_none());
     // A new call from the same number is a new caller.
-    let again = plant_lead(&store, "Gédéon Papineau", PHONE, "2761 rue des Érables", false).await;
+    let again = plant_lead(
+        &store,
+        "Gédéon Papineau",
+        PHONE,
+        "2761 rue des Érables",
+        false,
+    )
+    .await;
     assert_ne!(again.id, lead.id);
     assert!(store.get_lead(again.id).await.unwrap().is_some());
 }
@@ -362,11 +411,10 @@ async fn a_call_going_on_after_the_erasure_becomes_a_new_callers() {
         .unwrap()
         .expect("a new lead for the call");
     assert_ne!(fresh.id, old.id);
-    let said: Vec<&str> = fresh
-        .conversation
-        .iter()
-        .map(|t| t.text.as_str())
-        .collect();
-    assert!(said.iter().any(|t| t.contains("Marie Tremblay")), "{said:?}");
+    let said: Vec<&str> = fresh.conversation.iter().map(|t| t.text.as_str()).collect();
+    assert!(
+        said.iter().any(|t| t.contains("Marie Tremblay")),
+        "{said:?}"
+    );
     assert!(!said.iter().any(|t| t.contains("Gédéon")), "{said:?}");
 }

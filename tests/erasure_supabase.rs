@@ -19,8 +19,7 @@ use myriam::store::outbox::{OutboxConfig, OutboxStore};
 use myriam::store::sqlite::SqliteStore;
 use myriam::store::supabase::SupabaseStore;
 use myriam::store::{
-    AlertEvent, AlertOutcome, Alerts, CallUpdate, LeadRow, NewAlert, RemoteService, Store,
-    WriteOp,
+    AlertEvent, AlertOutcome, Alerts, CallUpdate, LeadRow, NewAlert, RemoteService, Store, WriteOp,
 };
 use secrecy::SecretString;
 
@@ -43,7 +42,14 @@ fn sid(n: u32) -> CallSid {
 
 /// A lead of `PHONE` with a call (recording, Vapi id), a processed event and a sent alert.
 async fn plant_caller(store: &SupabaseStore) -> Lead {
-    let lead = plant_lead(store, "Gédéon Papineau", PHONE, "2761 rue des Érables", true).await;
+    let lead = plant_lead(
+        store,
+        "Gédéon Papineau",
+        PHONE,
+        "2761 rue des Érables",
+        true,
+    )
+    .await;
     let mut call = CallUpdate::new(sid(1));
     call.lead_id = Some(lead.id);
     call.from_number = Some(PHONE.to_owned());
@@ -60,7 +66,11 @@ async fn plant_caller(store: &SupabaseStore) -> Lead {
     store
         .save_lead_with_alerts(
             &saved,
-            &[NewAlert::new(lead.id, AlertEvent::Qualified, "+14385550102")],
+            &[NewAlert::new(
+                lead.id,
+                AlertEvent::Qualified,
+                "+14385550102",
+            )],
         )
         .await
         .unwrap();
@@ -183,13 +193,20 @@ async fn a_replayed_outbox_write_does_not_bring_the_caller_back() {
         SqliteStore::open(&file).unwrap(),
         OutboxConfig::default(),
     );
-    let lead = plant_lead(&direct, "Gédéon Papineau", PHONE, "2761 rue des Érables", true).await;
+    let lead = plant_lead(
+        &direct,
+        "Gédéon Papineau",
+        PHONE,
+        "2761 rue des Érables",
+        true,
+    )
+    .await;
     let minute = Duration::from_secs(60);
     // The lead's creation, queued by B too (its first answer lost), and a call B started whose
     // lead Supabase never saw.
     queue(&file, &WriteOp::SaveLead(LeadRow::from(&lead)), minute);
-    let unseen = Lead::new(LeadId::new())
-        .with_offered_phone(Some(PhoneNumber::try_from(PHONE).unwrap()));
+    let unseen =
+        Lead::new(LeadId::new()).with_offered_phone(Some(PhoneNumber::try_from(PHONE).unwrap()));
     let mut call = CallUpdate::new(sid(2));
     call.from_number = Some(PHONE.to_owned());
     call.lead_id = Some(unseen.id);
@@ -201,7 +218,11 @@ async fn a_replayed_outbox_write_does_not_bring_the_caller_back() {
         },
         minute,
     );
-    queue(&file, &WriteOp::AbandonCallLead { call_sid: sid(2) }, minute);
+    queue(
+        &file,
+        &WriteOp::AbandonCallLead { call_sid: sid(2) },
+        minute,
+    );
 
     // Instance A erases the caller.
     direct
@@ -209,8 +230,8 @@ async fn a_replayed_outbox_write_does_not_bring_the_caller_back() {
         .await
         .unwrap();
     // After the erasure, the same number calls again: a new caller.
-    let again = Lead::new(LeadId::new())
-        .with_offered_phone(Some(PhoneNumber::try_from(PHONE).unwrap()));
+    let again =
+        Lead::new(LeadId::new()).with_offered_phone(Some(PhoneNumber::try_from(PHONE).unwrap()));
     let mut new_call = CallUpdate::new(sid(3));
     new_call.from_number = Some(PHONE.to_owned());
     queue(

@@ -81,9 +81,8 @@ impl ErasureReport {
     /// `(done, waiting, failed for good)` among the remote deletions.
     pub fn remote_counts(&self) -> (usize, usize, usize) {
         use crate::store::RemoteStatus;
-        let count = |f: &dyn Fn(RemoteStatus) -> bool| {
-            self.remote.iter().filter(|r| f(r.status)).count()
-        };
+        let count =
+            |f: &dyn Fn(RemoteStatus) -> bool| self.remote.iter().filter(|r| f(r.status)).count();
         (
             count(&|s| s == RemoteStatus::Done),
             count(&|s| matches!(s, RemoteStatus::Pending | RemoteStatus::Claimed)),

@@ -240,8 +240,7 @@ impl RemoteErasures for SqliteStore {
                          ORDER BY next_attempt_at, seq LIMIT ?2)
                      RETURNING {COLUMNS}"
                 ))?;
-                let rows =
-                    stmt.query_map(rusqlite::params![lease, limit, erasure], from_row)?;
+                let rows = stmt.query_map(rusqlite::params![lease, limit, erasure], from_row)?;
                 super::sqlite::collect(rows)?
             };
             tx.commit()?;

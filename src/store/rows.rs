@@ -336,7 +336,6 @@ pub fn erased_keys(op: &WriteOp) -> Vec<String> {
     keys
 }
 
-
 #[cfg(test)]
 mod erased_tests {
     use super::*;
@@ -359,5 +358,4 @@ mod erased_tests {
         };
         assert_eq!(erased_keys(&op), vec![call_key(sid)]);
     }
-
 }

@@ -358,8 +358,10 @@ impl SupabaseStore {
         if keys.is_empty() {
             return Ok(());
         }
-        let rows: Vec<serde_json::Value> =
-            keys.iter().map(|k| serde_json::json!({ "key": k })).collect();
+        let rows: Vec<serde_json::Value> = keys
+            .iter()
+            .map(|k| serde_json::json!({ "key": k }))
+            .collect();
         self.send(
             self.client
                 .from("erased")

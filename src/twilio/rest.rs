@@ -333,9 +333,12 @@ impl TwilioRest {
                 message: "not a SID".to_owned(),
             });
         }
-        self.send(self.http.delete(self.url(&format!("{resource}/{sid}.json"))))
-            .await
-            .map(drop)
+        self.send(
+            self.http
+                .delete(self.url(&format!("{resource}/{sid}.json"))),
+        )
+        .await
+        .map(drop)
     }
 
     /// `POST Calls/{CallSid}.json` with `Url`: the live call leaves its current TwiML (a Media

@@ -305,7 +305,9 @@ impl VapiRest {
     pub async fn delete_call(&self, id: &str) -> Result<(), DeleteCallError> {
         if id.is_empty()
             || id.len() > 100
-            || !id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+            || !id
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
         {
             return Err(DeleteCallError::Refused {
                 status: 400,

@@ -559,8 +559,9 @@ impl Erasure {
 /// A Twilio Recording SID (`RE` and 32 hex digits) in a stored recording column or URL
 /// (`…/Recordings/RE….mp3`); Vapi's recording URLs are not Twilio's and give none.
 pub fn recording_sid(value: &str) -> Option<String> {
-    let well_formed =
-        |s: &str| s.len() == 34 && s.starts_with("RE") && s[2..].bytes().all(|b| b.is_ascii_hexdigit());
+    let well_formed = |s: &str| {
+        s.len() == 34 && s.starts_with("RE") && s[2..].bytes().all(|b| b.is_ascii_hexdigit())
+    };
     if well_formed(value) {
         return Some(value.to_owned());
     }
