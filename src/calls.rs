@@ -394,7 +394,9 @@ impl Calls {
         for _ in 0..MAX_CHANGE_ATTEMPTS {
             let mut lead = match self.store.get_lead(found.id).await? {
                 Some(lead) => lead,
-                None if self.is_erased(found.id).await? => {
+                // Unknown when the store cannot tell (Supabase unreachable): as before, the
+                // copy in hand.
+                None if self.is_erased(found.id).await.unwrap_or(false) => {
                     // Erased while its call went on: the call goes on as a new caller's
                     // (the callers start a new lead), the erased one never comes back.
                     return Err(StoreError::Erased(

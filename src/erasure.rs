@@ -200,11 +200,11 @@ fn twilio_outcome(row: &RemoteErasure, result: Result<(), RestError>) -> RemoteO
         // The call or message is not finished yet (20009), or the credentials were refused (a
         // rotated auth token): later.
         Err(
-            error @ RestError::Refused {
+            error @ (RestError::Refused {
                 code: Some(20009), ..
-            },
-        )
-        | Err(error @ RestError::Refused { status: 401, .. }) => RemoteOutcome::Retry {
+            }
+            | RestError::Refused { status: 401, .. }),
+        ) => RemoteOutcome::Retry {
             after: backoff(row.attempts.max(4)),
             error: error.to_string(),
         },

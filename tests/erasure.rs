@@ -119,6 +119,7 @@ fn row_of<'a>(html: &'a str, needle: &str) -> &'a str {
 }
 
 #[tokio::test]
+#[allow(clippy::too_many_lines)] // one erasure read top to bottom: page, audit, restart, retry
 async fn an_erasure_deletes_at_twilio_and_vapi_once_each_retrying_failures() {
     let twilio = FakeTwilio::start().await;
     let vapi = FakeVapi::start(Behaviour::Echo).await;

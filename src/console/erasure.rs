@@ -3,6 +3,8 @@
 //! phones) with how to finish by hand. Server-rendered; reloading the status page is how an
 //! operator follows the deletions being retried.
 
+use std::fmt::Write as _;
+
 use axum::extract::{Path, State};
 use axum::response::Html;
 use uuid::Uuid;
@@ -50,17 +52,16 @@ fn remote_table(rows: &[RemoteErasure]) -> String {
                 d'alerte n'était associé à ce numéro.</p>"
             .to_owned();
     }
-    let body: String = rows
-        .iter()
-        .map(|r| {
-            format!(
-                "<tr><td>{}</td><td><code>{}</code></td><td>{}</td></tr>",
-                what(r.service),
-                Esc(&r.remote_id),
-                state(r)
-            )
-        })
-        .collect();
+    let body = rows.iter().fold(String::new(), |mut out, r| {
+        let _ = write!(
+            out,
+            "<tr><td>{}</td><td><code>{}</code></td><td>{}</td></tr>",
+            what(r.service),
+            Esc(&r.remote_id),
+            state(r)
+        );
+        out
+    });
     format!(
         "<table><caption>Suppressions chez Twilio et Vapi</caption>\
          <thead><tr><th scope=\"col\">Donnée</th><th scope=\"col\">Identifiant</th>\

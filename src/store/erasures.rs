@@ -12,7 +12,7 @@
 //! doing one twice (a lease that ran out mid-request) answers 404 the second time, counted as done.
 //!
 //! **Tombstones.** `erased` holds `lead:<uuid>` for each erased lead id (not personal data: random
-//! ids) and `number:<sha256>` / `call:<sha256>` for the number and the CallSids, SHA-256 hex of the
+//! ids) and `number:<sha256>` / `call:<sha256>` for the number and the `CallSid`s, SHA-256 hex of the
 //! E.164 number or the SID, never the value itself, with when they were erased. A lead whose id was
 //! erased is never inserted again (a trigger in both stores). A queued write (the outbox of any
 //! instance) is dropped when it names something erased after it was queued ([`erased_keys`]).
@@ -492,7 +492,15 @@ impl RemoteErasures for OutboxStore {
         keys: &[String],
         since: OffsetDateTime,
     ) -> Result<bool, StoreError> {
-        SupabaseStore::erased_since(self.remote(), keys, since).await
+        // Supabase is the truth; while it cannot answer, this instance's file knows what was
+        // erased through it.
+        match SupabaseStore::erased_since(self.remote(), keys, since).await {
+            Err(error) if error.is_transient() => {
+                tracing::debug!(%error, "tombstones read from the local file");
+                self.local().erased_since(keys, since).await
+            }
+            other => other,
+        }
     }
 }
 

@@ -125,7 +125,10 @@ async fn delete_call(
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with("Bearer ") && v.len() > "Bearer ".len());
     let mut deletes = shared.deletes.lock().unwrap();
-    let scripted = deletes.script.get_mut(&id).and_then(|q| q.pop_front());
+    let scripted = deletes
+        .script
+        .get_mut(&id)
+        .and_then(std::collections::VecDeque::pop_front);
     let status = match scripted {
         Some(status) => status,
         None if !bearer => 401,

@@ -220,10 +220,64 @@ fn search(conn: &Connection, filter: &LeadFilter) -> Result<LeadPage, StoreError
     Ok(LeadPage::from_rows(collect(rows)?, size))
 }
 
+/// What lives at Twilio and Vapi, read before the rows go: each call's SID, Vapi call id and
+/// voicemail recording, and the Message SIDs of the alerts sent about the leads.
+fn remote_targets(
+    tx: &Connection,
+    sids: &[String],
+    lead_ids: &[String],
+    erasure: &mut Erasure,
+) -> Result<(), StoreError> {
+    for sid in sids {
+        erasure.remote.push(RemoteTarget {
+            service: RemoteService::TwilioCall,
+            remote_id: sid.clone(),
+        });
+        let (vapi, recording_sid, recording_url): (Option<String>, Option<String>, Option<String>) =
+            tx.query_row_cached(
+                "SELECT vapi_call_id, recording_sid, recording_url FROM calls WHERE call_sid = ?1",
+                [sid],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )?;
+        if let Some(vapi) = vapi.filter(|v| !v.trim().is_empty()) {
+            erasure.remote.push(RemoteTarget {
+                service: RemoteService::VapiCall,
+                remote_id: vapi,
+            });
+        }
+        for recording in [recording_sid, recording_url]
+            .iter()
+            .flatten()
+            .filter_map(|v| super::recording_sid(v))
+        {
+            erasure.remote.push(RemoteTarget {
+                service: RemoteService::TwilioRecording,
+                remote_id: recording,
+            });
+        }
+    }
+    for id in lead_ids {
+        let mut stmt = tx.prepare_cached("SELECT message_sid FROM alerts WHERE lead_id = ?1")?;
+        for message in stmt.query_map([id], |r| r.get::<_, Option<String>>(0))? {
+            erasure.alerts += 1;
+            if let Some(sid) = message? {
+                erasure.sms_sent += 1;
+                erasure.remote.push(RemoteTarget {
+                    service: RemoteService::TwilioMessage,
+                    remote_id: sid,
+                });
+            }
+        }
+    }
+    erasure.remote.sort();
+    erasure.remote.dedup();
+    Ok(())
+}
+
 /// Erases every record of `phone` in one transaction: the leads, their calls, processed events,
 /// queued writes, dead letters and alerts go; the tombstones stay (`erased`); with
 /// `record_remote`, the remote objects found in the rows become `remote_erasures` rows (the outbox
-/// passes them to Supabase instead). `extra` remote targets found elsewhere are recorded with them.
+/// passes them to Supabase instead).
 pub(in crate::store) fn erase(
     conn: &mut Connection,
     phone: &str,
@@ -254,50 +308,7 @@ pub(in crate::store) fn erase(
         id: Uuid::new_v4(),
         ..Erasure::default()
     };
-    // What lives at Twilio and Vapi, read before the rows go.
-    for sid in &sids {
-        erasure.remote.push(RemoteTarget {
-            service: RemoteService::TwilioCall,
-            remote_id: sid.clone(),
-        });
-        let (vapi, recording_sid, recording_url): (Option<String>, Option<String>, Option<String>) =
-            tx.query_row_cached(
-                "SELECT vapi_call_id, recording_sid, recording_url FROM calls WHERE call_sid = ?1",
-                [sid],
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-            )?;
-        if let Some(vapi) = vapi.filter(|v| !v.trim().is_empty()) {
-            erasure.remote.push(RemoteTarget {
-                service: RemoteService::VapiCall,
-                remote_id: vapi,
-            });
-        }
-        for recording in [recording_sid, recording_url]
-            .iter()
-            .flatten()
-            .filter_map(|v| super::recording_sid(v))
-        {
-            erasure.remote.push(RemoteTarget {
-                service: RemoteService::TwilioRecording,
-                remote_id: recording,
-            });
-        }
-    }
-    for id in &lead_ids {
-        let mut stmt = tx.prepare_cached("SELECT message_sid FROM alerts WHERE lead_id = ?1")?;
-        for message in stmt.query_map([id], |r| r.get::<_, Option<String>>(0))? {
-            erasure.alerts += 1;
-            if let Some(sid) = message? {
-                erasure.sms_sent += 1;
-                erasure.remote.push(RemoteTarget {
-                    service: RemoteService::TwilioMessage,
-                    remote_id: sid,
-                });
-            }
-        }
-    }
-    erasure.remote.sort();
-    erasure.remote.dedup();
+    remote_targets(&tx, &sids, &lead_ids, &mut erasure)?;
     let mut entities: Vec<String> = lead_ids.iter().map(|id| format!("lead:{id}")).collect();
     entities.extend(sids.iter().map(|sid| format!("call:{sid}")));
     for sid in &sids {
