@@ -10,8 +10,11 @@ mod helpers;
 use std::time::Duration;
 
 use helpers::console::plant_lead;
+use helpers::fake_twilio::{ACCOUNT, FakeTwilio, TOKEN};
+use helpers::fake_vapi::{Behaviour, FakeVapi};
 use helpers::supabase::SupabaseStack;
 use myriam::domain::{CallSid, LeadId, PhoneNumber};
+use myriam::erasure::RemoteEraser;
 use myriam::qualification::Lead;
 use myriam::store::console::ConsoleStore;
 use myriam::store::erasures::number_key;
@@ -19,8 +22,11 @@ use myriam::store::outbox::{OutboxConfig, OutboxStore};
 use myriam::store::sqlite::SqliteStore;
 use myriam::store::supabase::SupabaseStore;
 use myriam::store::{
-    AlertEvent, AlertOutcome, Alerts, CallUpdate, LeadRow, NewAlert, RemoteService, Store, WriteOp,
+    AlertEvent, AlertOutcome, Alerts, AnyStore, CallUpdate, LeadRow, NewAlert, RemoteService,
+    Store, WriteOp,
 };
+use myriam::twilio::rest::TwilioRest;
+use myriam::vapi::client::VapiRest;
 use secrecy::SecretString;
 
 const PHONE: &str = "+15145550101";
@@ -164,6 +170,52 @@ async fn supabase_erases_a_caller_in_one_transaction() {
     let late = store.save_lead(&lead).await;
     assert!(matches!(late, Err(ref e) if e.is_erased()), "{late:?}");
     assert_eq!(stack.psql("select count(*) from bp.leads"), "0");
+
+    // Two instances carry the deletions out at once: each DELETE is sent once.
+    let twilio = FakeTwilio::start().await;
+    let vapi = FakeVapi::start(Behaviour::Echo).await;
+    let dir = tempfile::tempdir().unwrap();
+    let eraser = |n: u32| {
+        RemoteEraser::new(
+            AnyStore::Supabase(OutboxStore::new(
+                supabase(&stack),
+                SqliteStore::open(&dir.path().join(format!("i{n}.db"))).unwrap(),
+                OutboxConfig::default(),
+            )),
+            Some(TwilioRest::new(
+                url::Url::parse(&twilio.base_url()).unwrap(),
+                ACCOUNT.to_owned(),
+                SecretString::from(TOKEN.to_owned()),
+                Duration::from_secs(5),
+            )),
+            Some(VapiRest::new(
+                &vapi.base,
+                SecretString::from("vapi-key".to_owned()),
+                Duration::from_secs(5),
+            )),
+        )
+    };
+    let (one, two) = (eraser(1), eraser(2));
+    let (a, b) = tokio::join!(one.round(None), two.round(None));
+    assert_eq!(a.unwrap() + b.unwrap(), 4, "every row claimed once");
+    let mut twilio_sids: Vec<(String, u16)> = twilio
+        .deletions()
+        .into_iter()
+        .map(|d| (d.sid, d.status))
+        .collect();
+    twilio_sids.sort();
+    let mut expected = vec![
+        (call_sid.clone(), 204),
+        (MESSAGE.to_owned(), 204),
+        (RECORDING.to_owned(), 204),
+    ];
+    expected.sort();
+    assert_eq!(twilio_sids, expected);
+    assert_eq!(vapi.deletions().len(), 1);
+    assert_eq!(
+        stack.psql("select string_agg(distinct status, ',') from bp.remote_erasures"),
+        "done"
+    );
 }
 
 /// Queues `op` in the outbox file at `path` as if it had been queued `age` ago.

@@ -111,10 +111,10 @@ pub fn result_page(chrome: &Chrome<'_>, report: &ErasureReport) -> String {
     };
     let body = format!(
         "<h1>Appelant effacé</h1>\
-         <p role=\"status\">Dans la base de Myriam : {} lead(s), {} appel(s), {} événement(s), \
-         {} écriture(s) en attente, {} lettre(s) mortes et {} alerte(s) SMS effacés \
-         définitivement. Chez Twilio et Vapi : {done} supprimé(s), {waiting} en attente, \
-         {failed} en échec.</p>\
+         <p role=\"status\">{} lead(s), {} appel(s), {} événement(s), {} écriture(s) en \
+         attente, {} lettre(s) mortes et {} alerte(s) SMS effacés définitivement de la base de \
+         Myriam. Chez Twilio et Vapi : {done} supprimé(s), {waiting} en attente, {failed} en \
+         échec.</p>\
          <p>Le numéro est retenu sous forme de condensé (SHA-256) : une écriture retardée ou \
          rejouée ne peut pas faire revenir l'appelant. S'il rappelle, c'est un nouveau lead.</p>\
          {}{follow}{}<p>Numéro de la demande : <code>{}</code> (dans le \

@@ -372,6 +372,31 @@ impl SupabaseStore {
         .map(drop)
     }
 
+    /// The tombstones written at or after `since`, with when (`bp.erased`).
+    pub async fn erased_after(
+        &self,
+        since: time::OffsetDateTime,
+    ) -> Result<Vec<(String, time::OffsetDateTime)>, StoreError> {
+        #[derive(serde::Deserialize)]
+        struct Tombstone {
+            key: String,
+            #[serde(with = "time::serde::rfc3339")]
+            erased_at: time::OffsetDateTime,
+        }
+        let since = since
+            .format(&time::format_description::well_known::Rfc3339)
+            .map_err(|e| StoreError::Local(e.to_string()))?;
+        let rows: Vec<Tombstone> = self
+            .rows(
+                self.client
+                    .from("erased")
+                    .select("key,erased_at")
+                    .gte("erased_at", since),
+            )
+            .await?;
+        Ok(rows.into_iter().map(|t| (t.key, t.erased_at)).collect())
+    }
+
     /// Whether one of `keys` (tombstones, [`super::rows::erased_keys`]) was erased at or after
     /// `since` (`bp.erased`).
     pub async fn erased_since(

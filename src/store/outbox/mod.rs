@@ -74,6 +74,20 @@ struct Inner {
     replay: Mutex<()>,
     /// Whether Supabase refuses this instance for good (401, 403, 404).
     refusals: Refusals,
+    /// The tombstones written since the oldest write replayed lately, read once for a burst of
+    /// replays ([`TOMBSTONES_TTL`]) instead of once per write.
+    tombstones: std::sync::Mutex<Option<Tombstones>>,
+}
+
+/// How long the worker reuses what it read of `bp.erased`: an erasure younger than this may be
+/// seen one replay late (a lead Supabase knows is still refused by its trigger).
+pub const TOMBSTONES_TTL: Duration = Duration::from_secs(1);
+
+#[derive(Debug, Clone)]
+struct Tombstones {
+    since: time::OffsetDateTime,
+    read_at: std::time::Instant,
+    keys: std::collections::HashMap<String, time::OffsetDateTime>,
 }
 
 /// Supabase with a durable outbox in front. Cheap to clone.
@@ -120,6 +134,7 @@ impl OutboxStore {
                 entity_locks: KeyedLocks::default(),
                 replay: Mutex::new(()),
                 refusals: Refusals::default(),
+                tombstones: std::sync::Mutex::new(None),
             }),
         }
     }

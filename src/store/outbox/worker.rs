@@ -29,25 +29,19 @@ impl OutboxStore {
         let result = tokio::time::timeout(self.inner.config.write_deadline, async {
             // Queued before an erasure of what it writes: dropped, whatever Supabase would say
             // (a lead Supabase never saw is not refused by its triggers).
-            // A lead id is never reused: erased is erased, whenever the write was queued. A number
-            // or a call may come back as a new caller after the erasure: only writes queued before
-            // it are dropped.
-            let (leads, others): (Vec<String>, Vec<String>) = erased_keys(&entry.op)
-                .into_iter()
-                .partition(|k| k.starts_with("lead:"));
-            let remote = &self.inner.remote;
-            if remote
-                .erased_since(&leads, time::OffsetDateTime::UNIX_EPOCH)
-                .await?
-                || remote.erased_since(&others, entry.enqueued_at).await?
-            {
+            if self.erased_after_queued(entry).await? {
                 // What it names is the erased caller's too: the writes queued after it about
                 // that lead or call (its end, its status) are dropped with it.
                 let named: Vec<String> = erased_keys(&entry.op)
                     .into_iter()
                     .filter(|k| k.starts_with("lead:") || k.starts_with("call:"))
                     .collect();
-                remote.record_erased(&named).await?;
+                self.inner.remote.record_erased(&named).await?;
+                *self
+                    .inner
+                    .tombstones
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner) = None;
                 return Err(StoreError::Erased(
                     "queued before an erasure of what it writes".to_owned(),
                 ));
@@ -105,6 +99,20 @@ impl OutboxStore {
                     .await?;
                 Err(error)
             }
+            Err(error) if self.names_an_erased_lead(&entry.op).await => {
+                // Refused for good because its lead was erased (a call's write queued after the
+                // erasure of its lead): nothing for staff to handle.
+                self.inner
+                    .local
+                    .call(move |c| {
+                        c.execute_cached("DELETE FROM outbox WHERE seq = ?1", [seq])?;
+                        Ok(())
+                    })
+                    .await?;
+                crate::metrics::erased_write_dropped();
+                tracing::info!(op = entry.op.kind(), seq, %error, "a queued write about an erased lead was dropped");
+                Ok(())
+            }
             Err(error) => {
                 let reason = error.to_string();
                 self.inner
@@ -131,6 +139,64 @@ impl OutboxStore {
                 Ok(())
             }
         }
+    }
+
+    /// Whether a key of the queued write was erased after it was queued, from the tombstones read
+    /// for the last [`super::TOMBSTONES_TTL`] (writes replay oldest first, so one read serves a
+    /// burst).
+    async fn erased_after_queued(&self, entry: &Pending) -> Result<bool, StoreError> {
+        let keys = erased_keys(&entry.op);
+        if keys.is_empty() {
+            return Ok(false);
+        }
+        let cached = self
+            .inner
+            .tombstones
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+            .filter(|t| {
+                t.since <= entry.enqueued_at && t.read_at.elapsed() < super::TOMBSTONES_TTL
+            });
+        let tombstones = match cached {
+            Some(t) => t.keys,
+            None => {
+                let keys: std::collections::HashMap<_, _> = self
+                    .inner
+                    .remote
+                    .erased_after(entry.enqueued_at)
+                    .await?
+                    .into_iter()
+                    .collect();
+                *self
+                    .inner
+                    .tombstones
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(super::Tombstones {
+                    since: entry.enqueued_at,
+                    read_at: std::time::Instant::now(),
+                    keys: keys.clone(),
+                });
+                keys
+            }
+        };
+        Ok(keys
+            .iter()
+            .any(|k| tombstones.get(k).is_some_and(|at| *at >= entry.enqueued_at)))
+    }
+
+    /// Whether the write's lead was erased, whenever (a lead id is never reused). Unknown (an
+    /// error) counts as no.
+    async fn names_an_erased_lead(&self, op: &WriteOp) -> bool {
+        let leads: Vec<String> = erased_keys(op)
+            .into_iter()
+            .filter(|k| k.starts_with("lead:"))
+            .collect();
+        self.inner
+            .remote
+            .erased_since(&leads, time::OffsetDateTime::UNIX_EPOCH)
+            .await
+            .unwrap_or(false)
     }
 
     /// Applies a queued write as the operation it is: a lead save only over the version it was
