@@ -98,6 +98,7 @@ async fn plant_caller(store: &SupabaseStore) -> Lead {
 }
 
 #[tokio::test]
+#[allow(clippy::too_many_lines)] // one erasure read top to bottom: refused, done, carried out
 async fn supabase_erases_a_caller_in_one_transaction() {
     let stack = SupabaseStack::start();
     let store = supabase(&stack);
