@@ -5,72 +5,23 @@
 //   CHROMIUM (default /usr/bin/chromium).
 // It logs in, watches a lead from a simulated call appear live, opens it, changes its follow-up,
 // exports CSV and checks the file, erases the caller, and logs out; a screenshot at each step.
-import { spawn } from "node:child_process";
-import { mkdtempSync, mkdirSync, readFileSync, copyFileSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { readFileSync, copyFileSync } from "node:fs";
 import { join } from "node:path";
-import { chromium } from "playwright-core";
+import { env, launch, recorder, runToEnd } from "./common.mjs";
 
-const env = (name, fallback) => {
-  const value = process.env[name] ?? fallback;
-  if (value === undefined) throw new Error(`${name} is not set`);
-  return value;
-};
 const BASE = env("BASE_URL");
 const EMAIL = env("EMAIL");
 const PASSWORD = env("PASSWORD");
 const BIN = env("MYRIAM_BIN");
 const OUT = env("OUT_DIR");
-const CHROMIUM = env("CHROMIUM", "/usr/bin/chromium");
-// The built-in French script calls from this number and confirms it as the callback number.
+// The built-in French caller calls from this number and confirms it as the callback number.
 const CALLER = "+15145550199";
 
-mkdirSync(OUT, { recursive: true });
-let step = 0;
-const passed = [];
-function check(condition, what) {
-  if (!condition) throw new Error(`check failed: ${what}`);
-  passed.push(what);
-}
+const { passed, check, shot, report } = recorder(OUT);
 
-async function shot(page, name) {
-  step += 1;
-  await page.screenshot({ path: join(OUT, `${String(step).padStart(2, "0")}-${name}.png`), fullPage: true });
-}
+const simulateCall = () => runToEnd(BIN, ["simulate", "--base-url", BASE, "--language", "fr"]);
 
-function simulateCall() {
-  return new Promise((resolve, reject) => {
-    const child = spawn(BIN, ["simulate", "--base-url", BASE, "--language", "fr"], {
-      stdio: ["ignore", "pipe", "pipe"],
-    });
-    let output = "";
-    child.stdout.on("data", (d) => (output += d));
-    child.stderr.on("data", (d) => (output += d));
-    child.on("exit", (code) => (code === 0 ? resolve(output) : reject(new Error(`simulate exited ${code}:\n${output}`))));
-  });
-}
-
-const profile = mkdtempSync(join(tmpdir(), "myriam-e2e-profile-"));
-const context = await chromium.launchPersistentContext(profile, {
-  executablePath: CHROMIUM,
-  headless: true,
-  acceptDownloads: true,
-  viewport: { width: 1200, height: 900 },
-  locale: "fr-CA",
-  args: [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-component-update",
-    "--disable-sync",
-  ],
-});
-const page = context.pages()[0] ?? (await context.newPage());
-const consoleErrors = [];
-page.on("console", (m) => m.type() === "error" && consoleErrors.push(m.text()));
+const { context, page, consoleErrors, close } = await launch({ viewport: { width: 1200, height: 900 } });
 
 try {
   // 1. Not signed in: the console sends the browser to the login page.
@@ -169,14 +120,13 @@ try {
   await shot(page, "login-phone");
 
   check(consoleErrors.length === 0, `no browser console errors (${consoleErrors.join("; ")})`);
-  for (const p of passed) console.log(`ok  ${p}`);
+  report();
   console.log(`e2e: ${passed.length} checks passed; screenshots in ${OUT}`);
 } catch (error) {
-  for (const p of passed) console.log(`ok  ${p}`);
+  report();
   await shot(page, "failure").catch(() => {});
   console.error(`e2e: FAILED: ${error.message}`);
   process.exitCode = 1;
 } finally {
-  await context.close();
-  rmSync(profile, { recursive: true, force: true });
+  await close();
 }

@@ -102,20 +102,23 @@ else
   "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check "schemathesis==$SCHEMATHESIS_VERSION"
 fi
 
-# Debian's Chromium and playwright-core (npm, pinned by e2e/package-lock.json): the console's
-# end-to-end test (scripts/e2e.sh). Playwright's own browser download is never used.
+# Debian's Chromium, playwright-core and axe-core (npm, pinned by e2e/package-lock.json): the
+# console's end-to-end tests (scripts/e2e.sh). Playwright's own browser download is never used.
 if [ -x /usr/bin/chromium ]; then
   say "chromium present"
 else
   say "installing chromium from Debian"
   apt_install chromium
 fi
-if [ -f "$ROOT/e2e/node_modules/playwright-core/package.json" ] \
-  && [ "$(node -p "require('$ROOT/e2e/node_modules/playwright-core/package.json').version")" = \
-       "$(node -p "require('$ROOT/e2e/package-lock.json').packages['node_modules/playwright-core'].version")" ]; then
-  say "playwright-core present in e2e/node_modules"
+e2e_pinned() { # true when e2e/node_modules holds the lockfile's version of package $1
+  [ -f "$ROOT/e2e/node_modules/$1/package.json" ] \
+    && [ "$(node -p "require('$ROOT/e2e/node_modules/$1/package.json').version")" = \
+         "$(node -p "require('$ROOT/e2e/package-lock.json').packages['node_modules/$1'].version")" ]
+}
+if e2e_pinned playwright-core && e2e_pinned axe-core; then
+  say "playwright-core and axe-core present in e2e/node_modules"
 else
-  say "installing playwright-core from the npm registry (npm ci in e2e/)"
+  say "installing playwright-core and axe-core from the npm registry (npm ci in e2e/)"
   (cd "$ROOT/e2e" && npm ci --no-audit --no-fund >/dev/null)
 fi
 

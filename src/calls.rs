@@ -145,8 +145,9 @@ pub fn hand_off_target(settings: &Settings) -> HandOff {
 }
 
 /// Hands the lead to people: `transfere` with the hand-off sentence, or `rappel` with the
-/// voicemail message, when the lead's status may move there ([`LeadStatus::can_become`]). A voicemail lead keeps the caller's number (the caller ID) as the number to
-/// call back when none was confirmed. What was collected stays. Returns whether it changed.
+/// voicemail message, when the lead's status may move there ([`LeadStatus::can_become`]). A
+/// voicemail lead keeps the caller's number (the caller ID) as the number to call back when none
+/// was confirmed (`telephone`, with no `telephone_raw`: the caller did not say it). What was collected stays. Returns whether it changed.
 pub fn hand_off(lead: &mut Lead, target: HandOff) -> bool {
     let status = match target {
         HandOff::Transfer => LeadStatus::Transfere,
@@ -158,14 +159,16 @@ pub fn hand_off(lead: &mut Lead, target: HandOff) -> bool {
         return false;
     }
     lead.status = status;
+    // The question the caller was at when they asked for a person (before the number is filled).
+    let field = lead.current_field();
     if matches!(target, HandOff::Voicemail(_)) && lead.telephone.is_none() {
         if let Some(caller) = lead.offered_phone.clone() {
-            lead.telephone_raw = Some(caller.as_e164().to_owned());
+            // The number to call back, not an answer: nothing was heard (`telephone_raw` stays
+            // empty), so the dashboard's funnel still counts the caller as stopped at the number.
             lead.telephone = Some(caller);
         }
     }
     let line = hand_off_line(lead, target);
-    let field = lead.current_field();
     lead.conversation.push(Turn::myriam(field, line));
     true
 }

@@ -195,6 +195,26 @@ pub struct TelemetrySettings {
     pub readyz_max_outbox_age: Duration,
 }
 
+/// The console's live updates (`/console/events`): one poller per instance every `poll`, feeding
+/// at most `max_streams` open streams, `max_per_session` per session. Fixed in production (the
+/// defaults); tests change them.
+#[derive(Debug, Clone)]
+pub struct LiveSettings {
+    pub poll: Duration,
+    pub max_streams: usize,
+    pub max_per_session: usize,
+}
+
+impl Default for LiveSettings {
+    fn default() -> Self {
+        Self {
+            poll: Duration::from_secs(2),
+            max_streams: 200,
+            max_per_session: 4,
+        }
+    }
+}
+
 /// The longest call the assistant allows (`maxDurationSeconds` in `docs/vapi-assistant.json`).
 pub const MAX_CALL_SECS: u64 = 900;
 
@@ -218,6 +238,7 @@ pub struct Settings {
     pub vapi: VapiSettings,
     pub store: StoreSettings,
     pub telemetry: TelemetrySettings,
+    pub live: LiveSettings,
     /// Problems the development guard found, logged once telemetry is up. Names only.
     pub warnings: Vec<String>,
 }
@@ -618,6 +639,7 @@ impl Settings {
                 log_pii,
                 readyz_max_outbox_age,
             },
+            live: LiveSettings::default(),
             warnings,
         })
     }

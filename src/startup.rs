@@ -342,7 +342,15 @@ pub fn router(state: AppState) -> Router {
         .route("/twilio/sms-status", post(twilio::sms_status))
         .route("/twilio/media", get(media::media))
         .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES));
+    // One live-updates poller for the instance, whatever the number of open lists.
+    let live = crate::console::live::LiveHub::new(
+        state.store.clone(),
+        state.settings.live.clone(),
+        state.lifecycle.tracker().clone(),
+        state.lifecycle.shutdown_token(),
+    );
     let console = crate::console::router(state.settings.secure_transport())
+        .layer(axum::Extension(live))
         .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES));
     let large = Router::new()
         .route("/vapi/webhook", post(vapi::webhook))
@@ -374,10 +382,9 @@ pub fn router(state: AppState) -> Router {
                             .get(&REQUEST_ID)
                             .and_then(|v| v.to_str().ok())
                             .unwrap_or("-");
-                        let client = request
-                            .extensions()
-                            .get::<ClientAddr>()
-                            .map_or_else(|| "-".to_owned(), |c| c.ip.to_string());
+                        // Formatted only if the span is recorded, without an allocation.
+                        let client =
+                            SpanClient(request.extensions().get::<ClientAddr>().map(|c| c.ip));
                         // The path only: query strings may carry caller data.
                         tracing::info_span!(
                             "request",
@@ -394,6 +401,18 @@ pub fn router(state: AppState) -> Router {
                     REQUEST_TIMEOUT,
                 )),
         )
+}
+
+/// The request span's `client` field: the client's address, or `-` when none was set.
+struct SpanClient(Option<std::net::IpAddr>);
+
+impl std::fmt::Display for SpanClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            Some(ip) => ip.fmt(f),
+            None => f.write_str("-"),
+        }
+    }
 }
 
 /// Sets the request's [`ClientAddr`] from its TCP peer (`ConnectInfo`) and, when the peer is a

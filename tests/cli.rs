@@ -243,8 +243,9 @@ fn simulate_plays_a_whole_call_against_a_running_gateway() {
     assert_no_part_of(TOKEN, &out.all(), "simulate output");
 }
 
-#[test]
-fn simulate_plays_a_caller_handed_to_people() {
+/// A caller who gives a name and asks for a person, played by `simulate` with `extra` arguments
+/// against a development gateway with a transfer line, open all week: its output and stored lead.
+fn handed_to_people(extra: &[&str]) -> (helpers::Run, serde_json::Value) {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("sim.db");
     let (mut server, base) = dev_gateway(
@@ -259,7 +260,9 @@ fn simulate_plays_a_caller_handed_to_people() {
     std::fs::write(&answers, "Gaétan Lévesque\nje veux parler à quelqu'un\n").unwrap();
     let out = run(Command::new(BIN)
         .current_dir(dir.path())
-        .args(["simulate", "--base-url", &base, "--answers"])
+        .args(["simulate", "--base-url", &base])
+        .args(extra)
+        .arg("--answers")
         .arg(&answers)
         .args(["--database"])
         .arg(&db)
@@ -267,6 +270,14 @@ fn simulate_plays_a_caller_handed_to_people() {
     let _ = server.kill();
     let _ = server.wait();
     assert_eq!(out.code, Some(0), "{}", out.all());
+    let json = &out.stdout[out.stdout.find("{\n").unwrap()..];
+    let lead = serde_json::from_str(json).unwrap();
+    (out, lead)
+}
+
+#[test]
+fn simulate_plays_a_caller_handed_to_people() {
+    let (out, lead) = handed_to_people(&[]);
     let expected = "Caller: je veux parler à quelqu'un\n\
          Myriam: Un instant, je vous transfère à un membre de l'équipe.\n\
          (Twilio rings the office line; nobody answers within the ring time)\n\
@@ -280,14 +291,31 @@ fn simulate_plays_a_caller_handed_to_people() {
         "{}",
         out.stdout
     );
-    let json = &out.stdout[out.stdout.find("{\n").unwrap()..];
-    let lead: serde_json::Value = serde_json::from_str(json).unwrap();
     assert_eq!(lead["status"], "rappel");
     assert_eq!(lead["nom_complet"], "Gaétan Lévesque");
     assert_eq!(
         lead["telephone"], "+15145550199",
         "the caller ID to call back"
     );
+}
+
+#[test]
+fn simulate_plays_a_transfer_someone_answers() {
+    let (out, lead) = handed_to_people(&["--dial-status", "completed"]);
+    assert!(
+        out.stdout.contains(
+            "(Twilio rings the office line; someone answers and talks with the caller for a minute)"
+        ),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        !out.stdout.contains("(beep:"),
+        "no voicemail: {}",
+        out.stdout
+    );
+    assert_eq!(lead["status"], "transfere");
+    assert_eq!(lead["nom_complet"], "Gaétan Lévesque");
 }
 
 /// Starts the gateway the way `make run` does (`ENVIRONMENT=development myriam serve`, nothing else

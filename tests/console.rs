@@ -1185,3 +1185,129 @@ async fn sixty_changes_between_two_polls_all_reach_an_open_stream_and_streams_ar
     .await;
     assert!(again.is_ok(), "the place came back");
 }
+
+/// What `response` sent until `needle` showed up (`None`: not within `within`).
+async fn stream_until(
+    response: &mut reqwest::Response,
+    needle: &str,
+    within: Duration,
+) -> Option<String> {
+    let mut seen = String::new();
+    tokio::time::timeout(within, async {
+        while let Ok(Some(chunk)) = response.chunk().await {
+            seen.push_str(&String::from_utf8_lossy(&chunk));
+            if seen.contains(needle) {
+                return Some(seen);
+            }
+        }
+        None
+    })
+    .await
+    .ok()
+    .flatten()
+}
+
+/// One poller per instance: 1 000 open streams (the caps raised through the settings) cost one
+/// look at the store per interval — one query for the changes and one for every stream's
+/// session — counted on the store itself, and every stream gets the change; a stream with a
+/// filter gets only its leads, a search its matches. (With a poll per stream, as before, the
+/// same interval cost two queries per stream: 2 000.)
+#[tokio::test]
+async fn a_thousand_open_streams_cost_one_store_poll_per_interval() {
+    const STREAMS: usize = 1_000;
+    let poll = Duration::from_millis(500);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("live.db");
+    let app = spawn_app_with(move |s| {
+        s.store.database_path = path;
+        s.live.poll = poll;
+        s.live.max_streams = STREAMS + 2;
+        s.live.max_per_session = STREAMS + 2;
+    })
+    .await;
+    add_operator(&app, "staff@bp.example", Role::Staff).await;
+    let session = login(&app, "staff@bp.example").await;
+    let myriam::store::AnyStore::Sqlite(store) = &app.store else {
+        panic!("a SQLite store")
+    };
+    // One client, its connections opened 50 at a time (a burst of 1 000 SYNs overflows the
+    // loopback's queue and they wait for a retransmit).
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let open = |path: &'static str| {
+        let request = client
+            .get(app.url(path))
+            .header("cookie", session.cookie.clone());
+        async move { request.send().await.unwrap() }
+    };
+    let mut streams: Vec<reqwest::Response> =
+        futures_util::StreamExt::collect(futures_util::StreamExt::buffer_unordered(
+            futures_util::stream::iter((0..STREAMS).map(|_| open("/console/events"))),
+            50,
+        ))
+        .await;
+    assert!(streams.iter().all(|r| r.status() == 200));
+    let mut urgent = open("/console/events?urgent=true").await;
+    let mut searched = open("/console/events?q=Tremblay").await;
+    assert_eq!(urgent.status(), 200);
+    assert_eq!(searched.status(), 200);
+    // The cap holds.
+    assert_eq!(open("/console/events").await.status(), 503);
+
+    // Quiet: only the poller asks the store.
+    tokio::time::sleep(poll * 2).await;
+    let (ops, started) = (store.operations(), std::time::Instant::now());
+    tokio::time::sleep(poll * 10).await;
+    let used = store.operations() - ops;
+    let intervals = u64::try_from(started.elapsed().as_millis() / poll.as_millis()).unwrap() + 1;
+    eprintln!(
+        "{} streams: {used} store operations in {intervals} intervals of {poll:?}",
+        STREAMS + 2
+    );
+    assert!(
+        used <= 2 * intervals,
+        "{used} store operations in {intervals} intervals with {} streams open",
+        STREAMS + 2
+    );
+    assert!(used >= 2 * (intervals - 2), "the poller polls: {used}");
+
+    // A change reaches every stream; the filtered ones get theirs only.
+    let other_lead = plant_lead(
+        &app.store,
+        "Anne Roy",
+        "438 555 0102",
+        "7 chemin des Érables, Québec",
+        false,
+    )
+    .await;
+    let urgent_lead = plant_lead(
+        &app.store,
+        "Julie Tremblay",
+        "514 555 0103",
+        "45 avenue du Parc, Laval",
+        true,
+    )
+    .await;
+    let (other_lead, urgent_lead) = (other_lead.id.to_string(), urgent_lead.id.to_string());
+    let reached = futures_util::future::join_all(
+        streams
+            .iter_mut()
+            .map(|r| stream_until(r, &urgent_lead, Duration::from_secs(20))),
+    )
+    .await;
+    let everything = reached
+        .iter()
+        .flatten()
+        .filter(|s| s.contains(&other_lead))
+        .count();
+    assert_eq!(everything, STREAMS, "both changes reached every stream");
+    // The other_lead lead was written first: had the filtered streams sent it, it came before.
+    for response in [&mut urgent, &mut searched] {
+        let seen = stream_until(response, &urgent_lead, Duration::from_secs(10))
+            .await
+            .expect("the urgent Tremblay lead");
+        assert!(!seen.contains(&other_lead), "{seen}");
+    }
+}

@@ -96,6 +96,63 @@ fn the_vapi_assistant_uses_the_tool_and_messages_the_gateway_handles() {
     assert!(read("README.md").contains("docs/vapi-assistant.json"));
 }
 
+/// `analysisPlan` (Vapi's `AnalysisPlan`: `summaryPlan` and `structuredDataPlan`, each with
+/// `enabled` and `messages` of `{role, content}`; the latter with a JSON Schema `schema`) asks for
+/// the summary and the structured data in French, from the transcript; the structured data's
+/// service names are the gateway's own.
+#[test]
+fn the_vapi_assistant_asks_for_a_french_summary_and_structured_data() {
+    let assistant: serde_json::Value =
+        serde_json::from_str(&read("docs/vapi-assistant.json")).expect("valid JSON");
+    let plan = &assistant["analysisPlan"];
+    for key in ["summaryPlan", "structuredDataPlan"] {
+        let part = &plan[key];
+        assert_eq!(part["enabled"], true, "{key}");
+        let messages = part["messages"].as_array().expect("messages");
+        assert_eq!(messages.len(), 2, "{key}");
+        assert_eq!(messages[0]["role"], "system");
+        assert_eq!(messages[1]["role"], "user");
+        let system = messages[0]["content"].as_str().unwrap();
+        assert!(system.contains("en français"), "{key}: {system}");
+        assert!(
+            messages[1]["content"]
+                .as_str()
+                .unwrap()
+                .contains("{{transcript}}"),
+            "{key}"
+        );
+        let known: std::collections::BTreeSet<&str> =
+            ["messages", "enabled", "schema", "timeoutSeconds"].into();
+        for field in part.as_object().unwrap().keys() {
+            assert!(
+                known.contains(field.as_str()),
+                "{key}.{field} is not Vapi's"
+            );
+        }
+    }
+    let structured = &plan["structuredDataPlan"];
+    assert!(
+        structured["messages"][0]["content"]
+            .as_str()
+            .unwrap()
+            .contains("{{schema}}")
+    );
+    let schema = &structured["schema"];
+    assert_eq!(schema["type"], "object");
+    let services: Vec<&str> = schema["properties"]["type_service"]["enum"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    let ours: Vec<&str> = myriam::qualification::ServiceType::ALL
+        .iter()
+        .map(|s| s.slug())
+        .collect();
+    assert_eq!(services, ours);
+    assert_eq!(schema["properties"]["urgence"]["type"], "boolean");
+}
+
 fn files_under(dir: &std::path::Path, out: &mut Vec<String>) {
     for entry in std::fs::read_dir(dir).unwrap() {
         let path = entry.unwrap().path();

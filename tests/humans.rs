@@ -724,3 +724,261 @@ async fn staff_see_the_transfer_the_voicemail_and_the_alerts_and_play_the_record
     assert_eq!(refused.status(), 502);
     assert_eq!(twilio.recording_fetches(), fetched);
 }
+
+/// An app with Twilio's credentials pointing at `twilio`, a call `call` whose voicemail is stored
+/// (Twilio's recording status callback), and a staff session.
+async fn app_with_voicemail(twilio: &FakeTwilio, call: &str) -> (TestApp, String, String) {
+    use helpers::console::{add_operator, login};
+    let base = twilio.base_url();
+    let app = spawn_app_with(move |s: &mut Settings| {
+        office(false, false)(s);
+        s.twilio.account_sid = Some(ACCOUNT.to_owned());
+        s.twilio.auth_token = Some(SecretString::from(TOKEN.to_owned()));
+        s.twilio.api_base_url = url::Url::parse(&base).unwrap();
+    })
+    .await;
+    incoming(&app, call).await;
+    let recording_url = format!(
+        "{}/2010-04-01/Accounts/{ACCOUNT}/Recordings/RE0123456789abcdef0123456789abcdef",
+        twilio.base_url()
+    );
+    let (code, _) = app
+        .post_form(
+            "/twilio/recording-status",
+            &[
+                ("CallSid", call),
+                ("RecordingUrl", recording_url.as_str()),
+                ("RecordingSid", "RE0123456789abcdef0123456789abcdef"),
+                ("RecordingDuration", "17"),
+                ("RecordingStatus", "completed"),
+            ],
+        )
+        .await;
+    assert_eq!(code, 204);
+    add_operator(
+        &app,
+        "staff@bp-emondage.test",
+        myriam::store::console::Role::Staff,
+    )
+    .await;
+    let cookie = login(&app, "staff@bp-emondage.test").await.cookie;
+    (app, cookie, recording_url)
+}
+
+async fn get_recording(
+    app: &TestApp,
+    cookie: &str,
+    call: &str,
+    range: Option<&str>,
+) -> reqwest::Response {
+    let mut request = app
+        .client
+        .get(app.url(&format!("/console/calls/{call}/recording")))
+        .header("cookie", cookie);
+    if let Some(range) = range {
+        request = request.header("range", range);
+    }
+    request.send().await.unwrap()
+}
+
+fn plays(app_audit: &[myriam::store::console::AuditEntry]) -> i64 {
+    app_audit
+        .iter()
+        .filter(|e| e.action == myriam::store::console::AuditAction::RecordingPlayed)
+        .map(|e| e.count)
+        .sum()
+}
+
+/// iOS Safari's `<audio>` asks for ranges: the proxy forwards `Range` to Twilio and relays its
+/// 206 with `Content-Range` and `Accept-Ranges` (and its 416); listening is audited once, not per
+/// range. (On the previous code: 200 and the whole file, no `Accept-Ranges`.)
+#[tokio::test]
+async fn the_recording_proxy_relays_ranges() {
+    let twilio = FakeTwilio::start().await;
+    let call = sid(960);
+    let (app, cookie, _) = app_with_voicemail(&twilio, &call).await;
+    let audio: Vec<u8> = (0..200_000_u32).map(|i| (i % 251) as u8).collect();
+    twilio.set_recording(audio.clone());
+
+    // The player's probe, then a range in the middle.
+    let probe = get_recording(&app, &cookie, &call, Some("bytes=0-1")).await;
+    assert_eq!(probe.status(), 206);
+    assert_eq!(probe.headers()["content-range"], "bytes 0-1/200000");
+    assert_eq!(probe.bytes().await.unwrap().as_ref(), &audio[..2]);
+    let part = get_recording(&app, &cookie, &call, Some("bytes=100000-100999")).await;
+    assert_eq!(part.status(), 206);
+    assert_eq!(part.headers()["content-type"], "audio/mpeg");
+    assert_eq!(part.headers()["accept-ranges"], "bytes");
+    assert_eq!(
+        part.headers()["content-range"],
+        "bytes 100000-100999/200000"
+    );
+    assert_eq!(part.headers()["content-length"], "1000");
+    assert_eq!(part.headers()["cache-control"], "no-store");
+    assert_eq!(
+        part.bytes().await.unwrap().as_ref(),
+        &audio[100_000..101_000]
+    );
+    // The end of the file (`bytes=-n`), and a range outside it.
+    let tail = get_recording(&app, &cookie, &call, Some("bytes=-10")).await;
+    assert_eq!(tail.status(), 206);
+    assert_eq!(
+        tail.headers()["content-range"],
+        "bytes 199990-199999/200000"
+    );
+    assert_eq!(tail.bytes().await.unwrap().as_ref(), &audio[199_990..]);
+    let outside = get_recording(&app, &cookie, &call, Some("bytes=300000-")).await;
+    assert_eq!(outside.status(), 416);
+    assert_eq!(outside.headers()["content-range"], "bytes */200000");
+    // Without a range: the whole recording, and ranges are announced.
+    let whole = get_recording(&app, &cookie, &call, None).await;
+    assert_eq!(whole.status(), 200);
+    assert_eq!(whole.headers()["accept-ranges"], "bytes");
+    assert_eq!(whole.headers()["content-length"], "200000");
+    assert_eq!(whole.bytes().await.unwrap().as_ref(), &audio[..]);
+    // A range the proxy does not understand is not forwarded: the whole recording.
+    let several = get_recording(&app, &cookie, &call, Some("bytes=0-1,5-9")).await;
+    assert_eq!(several.status(), 200);
+    assert_eq!(several.bytes().await.unwrap().len(), audio.len());
+    assert_eq!(
+        twilio.recording_ranges(),
+        vec![
+            Some("bytes=0-1".to_owned()),
+            Some("bytes=100000-100999".to_owned()),
+            Some("bytes=-10".to_owned()),
+            Some("bytes=300000-".to_owned()),
+            None,
+            None,
+        ]
+    );
+    assert_eq!(twilio.unauthorized(), 0);
+    // Audited: the probe and the two whole plays start listening; the seeks do not.
+    let log = myriam::store::console::ConsoleStore::audit_log(&app.store, 20)
+        .await
+        .unwrap();
+    assert_eq!(plays(&log), 3, "{log:?}");
+}
+
+/// A large recording streams through: the listener gets its first bytes while Twilio is still
+/// sending (the fake holds the rest until then), and all of it, byte for byte. One announced
+/// past the cap is refused before a byte is relayed. (On the previous code the proxy read the
+/// whole body first: the first bytes never came while Twilio held the rest.)
+#[tokio::test]
+async fn the_recording_proxy_streams_a_large_recording() {
+    let twilio = FakeTwilio::start().await;
+    let call = sid(961);
+    let (app, cookie, _) = app_with_voicemail(&twilio, &call).await;
+    let audio: Vec<u8> = (0..3_000_000_u32).map(|i| (i % 253) as u8).collect();
+    twilio.set_recording(audio.clone());
+    let hold = twilio.hold_recordings();
+
+    let mut response = tokio::time::timeout(
+        Duration::from_secs(5),
+        get_recording(&app, &cookie, &call, None),
+    )
+    .await
+    .expect("the proxy answers before Twilio finished sending");
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["content-length"], "3000000");
+    let mut received = Vec::new();
+    while received.len() < helpers::fake_twilio::FIRST_CHUNK {
+        let chunk = tokio::time::timeout(Duration::from_secs(5), response.chunk())
+            .await
+            .expect("the first bytes arrive while Twilio still holds the rest")
+            .unwrap()
+            .expect("more bytes");
+        received.extend_from_slice(&chunk);
+    }
+    assert_eq!(received.len(), helpers::fake_twilio::FIRST_CHUNK);
+    assert_eq!(twilio.recordings_finished(), 0, "Twilio is still sending");
+    hold.add_permits(1);
+    while let Some(chunk) = tokio::time::timeout(Duration::from_secs(10), response.chunk())
+        .await
+        .unwrap()
+        .unwrap()
+    {
+        received.extend_from_slice(&chunk);
+    }
+    assert_eq!(received.len(), audio.len());
+    assert!(received == audio, "the bytes relayed are Twilio's");
+    assert_eq!(twilio.recordings_finished(), 1);
+
+    // Past the cap (8 MiB): refused, nothing relayed.
+    twilio.set_recording(vec![0; 9 * 1024 * 1024]);
+    let refused = get_recording(&app, &cookie, &call, None).await;
+    assert_eq!(refused.status(), 502);
+    assert!(refused.text().await.unwrap().contains("n'a pas pu"));
+}
+
+/// A bridged call with both: Vapi's recording (end-of-call report) and a voicemail (Twilio's
+/// recording callback, after the hand-off), in either order and replayed: each keeps its column.
+/// The lead page plays the voicemail through the proxy and links Vapi's recording. (On the
+/// previous code the last one written replaced the other, and Vapi's URL was offered as a
+/// voicemail the proxy refused with 502.)
+#[tokio::test]
+async fn a_bridged_call_keeps_its_voicemail_and_its_vapi_recording() {
+    let twilio = FakeTwilio::start().await;
+    let call = sid(962);
+    let (app, cookie, voicemail_url) = app_with_voicemail(&twilio, &call).await;
+    let vapi_url = "https://storage.vapi.ai/0199-call-962-mono.wav";
+    let report = serde_json::json!({"message": {
+        "type": "end-of-call-report", "endedReason": "assistant-forwarded-call",
+        "call": {"id": "vapi-call-962", "phoneCallProviderId": call},
+        "artifact": {"recording": {"mono": {"combinedUrl": vapi_url}}},
+        "analysis": {}
+    }});
+    for _ in 0..2 {
+        let code = app
+            .client
+            .post(app.url("/vapi/webhook"))
+            .json(&report)
+            .send()
+            .await
+            .unwrap()
+            .status();
+        assert_eq!(code, 200);
+        // Twilio's callback again after Vapi's report.
+        app.post_form(
+            "/twilio/recording-status",
+            &[
+                ("CallSid", call.as_str()),
+                ("RecordingUrl", voicemail_url.as_str()),
+                ("RecordingSid", "RE0123456789abcdef0123456789abcdef"),
+                ("RecordingDuration", "17"),
+                ("RecordingStatus", "completed"),
+            ],
+        )
+        .await;
+    }
+    let row = call_row(&app, &call).await;
+    assert_eq!(
+        row.fields.recording_url.as_deref(),
+        Some(voicemail_url.as_str())
+    );
+    assert_eq!(row.fields.vapi_recording_url.as_deref(), Some(vapi_url));
+
+    let lead = lead_of(&app, &call).await;
+    let page = helpers::console::get(&app, &format!("/console/leads/{}", lead.id), Some(&cookie))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        page.contains(&format!(
+            r#"<audio controls preload="none" src="/console/calls/{call}/recording""#
+        )),
+        "{page}"
+    );
+    assert!(page.contains(&format!(r#"<a href="{vapi_url}""#)), "{page}");
+    assert_eq!(
+        page.matches("<audio").count(),
+        1,
+        "Vapi's recording is not a player"
+    );
+    let played = get_recording(&app, &cookie, &call, None).await;
+    assert_eq!(played.status(), 200);
+    assert_eq!(
+        played.bytes().await.unwrap().as_ref(),
+        helpers::fake_twilio::RECORDING_MP3
+    );
+}

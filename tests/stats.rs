@@ -36,6 +36,7 @@ fn partial(status: LeadStatus, answered: usize, language: Language) -> Lead {
     }
     if answered > 1 {
         lead.telephone = Some(PhoneNumber::try_from("514 555 0177").unwrap());
+        lead.telephone_raw = Some("514 555 0177".to_owned());
     }
     if answered > 2 {
         lead.adresse_complete =
@@ -96,6 +97,16 @@ async fn suite<S: Store + ConsoleStore + Alerts + StatsStore>(store: &S) {
         u.recording_sid = Some(format!("RE{:032x}", 4));
     })
     .await;
+    // G: IVR, French, gave a name, then asked for a person at the number: no answer, voicemail.
+    // The caller ID is kept as the number to call back, but it was not an answer.
+    let mut g = partial(LeadStatus::Rappel, 1, Language::Fr);
+    g.telephone = Some(PhoneNumber::try_from("514 555 0188").unwrap());
+    call(store, 7, &g, |u| {
+        u.mode = Some(ConversationMode::Ivr);
+        u.dial_status = Some("no-answer".to_owned());
+        u.recording_sid = Some(format!("RE{:032x}", 7));
+    })
+    .await;
     // E: a callback made by staff: not a call received.
     let e = partial(LeadStatus::Nouveau, 0, Language::Fr);
     call(store, 5, &e, |u| {
@@ -131,10 +142,10 @@ async fn suite<S: Store + ConsoleStore + Alerts + StatsStore>(store: &S) {
     let day = &stats.days[1];
     assert_eq!(
         (day.calls, day.bridge, day.ivr, day.transfer, day.voicemail),
-        (5, 1, 4, 3, 1),
+        (6, 1, 5, 4, 2),
         "{day:?}"
     );
-    assert_eq!((day.french, day.english, day.after_hours), (3, 2, 5));
+    assert_eq!((day.french, day.english, day.after_hours), (4, 2, 6));
     assert_eq!(
         (
             day.leads,
@@ -145,13 +156,17 @@ async fn suite<S: Store + ConsoleStore + Alerts + StatsStore>(store: &S) {
             day.nouveau,
             day.urgent
         ),
-        (6, 1, 1, 2, 1, 1, 1),
+        (7, 1, 1, 2, 2, 1, 1),
         "{day:?}"
     );
     let answered: Vec<u64> = stats.funnel.iter().map(|s| s.answered).collect();
-    assert_eq!(answered, [3, 3, 2, 1, 1, 1], "{:?}", stats.funnel);
+    assert_eq!(answered, [4, 3, 2, 1, 1, 1], "{:?}", stats.funnel);
     let name = &stats.funnel[0];
     assert_eq!((name.hung_up, name.asked_person, name.open), (0, 2, 1));
+    assert_eq!(
+        stats.funnel[1].asked_person, 1,
+        "G asked at the number (the caller ID kept to call back is not an answer)"
+    );
     assert_eq!(stats.funnel[2].hung_up, 1, "B hung up at the address");
     assert_eq!(stats.funnel[3].asked_person, 1, "C asked at the service");
     assert_eq!(
@@ -159,7 +174,7 @@ async fn suite<S: Store + ConsoleStore + Alerts + StatsStore>(store: &S) {
         Transfers {
             answered: 1,
             busy: 1,
-            no_answer: 1,
+            no_answer: 2,
             other: 0
         }
     );
@@ -179,7 +194,7 @@ async fn suite<S: Store + ConsoleStore + Alerts + StatsStore>(store: &S) {
         }]
     );
 
-    // Open all hour: no call after hours. A day later: five leads still waiting (A was handled).
+    // Open all hour: no call after hours. A day later: six leads still waiting (A was handled).
     let later = StatsQuery {
         open: vec![hour],
         now: now + Duration::from_secs(25 * 3600),
@@ -187,7 +202,7 @@ async fn suite<S: Store + ConsoleStore + Alerts + StatsStore>(store: &S) {
     };
     let stats = store.stats(&later).await.unwrap();
     assert_eq!(stats.days[1].after_hours, 0);
-    assert_eq!(stats.overdue, 5);
+    assert_eq!(stats.overdue, 6);
 
     // A period with nothing: zeros, not errors.
     let empty = StatsQuery {

@@ -785,3 +785,58 @@ async fn supabase_call_status_order_matches_the_rust_one() {
     got.sort();
     assert_eq!(got, expected, "bp.calls_forward against calls::status_rank");
 }
+
+/// The recordings migration (SQLite): a database from before it keeps its Twilio voicemails in
+/// `recording_url`, and a Vapi recording stored there by the previous code moves to
+/// `vapi_recording_url`.
+#[tokio::test]
+async fn the_recordings_migration_moves_vapi_urls_out_of_the_voicemail_column() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("before-recordings.db");
+    drop(SqliteStore::open(&path).unwrap());
+    // Back to the schema before the migration, with rows the previous code wrote.
+    let twilio = "https://api.twilio.com/2010-04-01/Accounts/AC0123/Recordings/RE0123456789abcdef0123456789abcdef";
+    let vapi = "https://storage.vapi.ai/0199-call-mono.wav";
+    {
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.execute_batch(
+            "ALTER TABLE calls DROP COLUMN vapi_recording_url;
+             ALTER TABLE calls DROP COLUMN vapi_summary;
+             ALTER TABLE calls DROP COLUMN vapi_structured_data;
+             ALTER TABLE calls DROP COLUMN vapi_turns;
+             DELETE FROM schema_version WHERE version = (SELECT MAX(version) FROM schema_version);",
+        )
+        .unwrap();
+        for (n, url) in [(1, Some(twilio)), (2, Some(vapi)), (3, None)] {
+            conn.execute(
+                "INSERT INTO calls (id, call_sid, recording_url) VALUES (?1, ?2, ?3)",
+                rusqlite::params![
+                    uuid::Uuid::new_v4().to_string(),
+                    sid(7700 + n).as_str(),
+                    url
+                ],
+            )
+            .unwrap();
+        }
+    }
+    let store = SqliteStore::open(&path).unwrap();
+    let call = |n: u32| {
+        let store = store.clone();
+        async move {
+            store
+                .get_call(&sid(7700 + n))
+                .await
+                .unwrap()
+                .unwrap()
+                .fields
+        }
+    };
+    let kept = call(1).await;
+    assert_eq!(kept.recording_url.as_deref(), Some(twilio));
+    assert_eq!(kept.vapi_recording_url, None);
+    let moved = call(2).await;
+    assert_eq!(moved.recording_url, None);
+    assert_eq!(moved.vapi_recording_url.as_deref(), Some(vapi));
+    let none = call(3).await;
+    assert_eq!((none.recording_url, none.vapi_recording_url), (None, None));
+}

@@ -422,9 +422,10 @@ async fn status_updates_and_the_end_of_call_report_update_the_call() {
         Some("AI: Bonjour\nUser: Allo")
     );
     assert_eq!(
-        record.fields.recording_url.as_deref(),
+        record.fields.vapi_recording_url.as_deref(),
         Some("https://rec/4.wav")
     );
+    assert_eq!(record.fields.recording_url, None, "not a voicemail");
     assert_eq!(record.fields.vapi_call_id.as_deref(), Some("vapi-call-4"));
     let lead = app.store.find_lead_by_call(&sid).await.unwrap().unwrap();
     assert_eq!(
@@ -610,4 +611,164 @@ async fn the_assistant_can_save_any_field_at_any_time_and_is_told_what_is_missin
             .starts_with("C'est corrigé, merci."),
         "{outcome}"
     );
+}
+
+/// Issue 27 §4: a signed end-of-call report (HMAC) through the real webhook stores what Vapi sent
+/// — transcript as turns, summary, structured data, ended reason, recording — and the lead page
+/// and the API's lead show it (the recording as a link, not as a voicemail). Later partial or
+/// malformed reports are accepted (200) and lose nothing. (On the previous code the summary,
+/// structured data and turns were dropped and the recording became a voicemail player.)
+#[tokio::test]
+#[allow(clippy::too_many_lines)] // the report, the page, the API, then the bad reports
+async fn the_end_of_call_report_is_shown_on_the_lead_page_and_in_the_api() {
+    use helpers::console::{add_operator, get, login};
+    let app =
+        spawn_app_with(|s| s.vapi.server_secret = Some(SecretString::from(SECRET.to_owned())))
+            .await;
+    let (lead_id, sid) = lead_with_call(&app, 70, "vapi-call-70").await;
+    let recording = "https://storage.vapi.ai/0199a-call-70-mono.wav";
+    let report = json!({"message": {
+        "type": "end-of-call-report", "endedReason": "silence-timed-out",
+        "call": {"id": "vapi-call-70"},
+        "startedAt": "2026-11-22T10:00:00Z", "endedAt": "2026-11-22T10:01:05Z",
+        "artifact": {
+            "transcript": "AI: Bonjour, vous parlez à Myriam.\nUser: Allo, c'est Julie Tremblay.",
+            "messages": [
+                {"role": "system", "message": "Tu es Myriam", "time": 1, "secondsFromStart": 0},
+                {"role": "bot", "message": "Bonjour, vous parlez à Myriam.", "secondsFromStart": 0.4},
+                {"role": "user", "message": "Allo, c'est Julie Tremblay.", "secondsFromStart": 3.2},
+                {"role": "tool_calls", "toolCalls": [{"id": "tc-1"}], "secondsFromStart": 4},
+                {"role": "tool_call_result", "result": "{}", "secondsFromStart": 4.5},
+                {"role": "bot", "message": "Merci <Julie>, à quelle adresse?", "secondsFromStart": 65.9}
+            ],
+            "recording": {"mono": {"combinedUrl": recording}}
+        },
+        "analysis": {
+            "summary": "Julie Tremblay veut faire abattre un érable; l'adresse manque.",
+            "structuredData": {"nom_complet": "Julie Tremblay", "type_service": "abattage",
+                               "urgence": true, "adresse_complete": null},
+            "successEvaluation": "false"
+        }
+    }})
+    .to_string();
+    let (status, body) = post(
+        &app,
+        &report,
+        Auth::Hmac {
+            secret: SECRET,
+            timestamp: now(),
+        },
+    )
+    .await;
+    assert_eq!((status, body.as_str()), (200, "{}"));
+
+    // Later reports, partial or malformed: accepted, and what was stored stays.
+    for bad in [
+        json!({"message": {"type": "end-of-call-report", "call": {"id": "vapi-call-70"}}}),
+        json!({"message": {"type": "end-of-call-report", "call": {"id": "vapi-call-70"},
+            "analysis": null, "artifact": {"messages": "nope", "recording": 3}}}),
+        json!({"message": {"type": "end-of-call-report", "call": {"id": "vapi-call-70"},
+            "analysis": {"summary": 42, "structuredData": ["a"]},
+            "artifact": {"messages": [{"role": "bot"}, {"message": "x"}, 7]}}}),
+    ] {
+        let (status, body) = post(
+            &app,
+            &bad.to_string(),
+            Auth::Hmac {
+                secret: SECRET,
+                timestamp: now(),
+            },
+        )
+        .await;
+        assert_eq!(status, 200, "{bad}: {body}");
+    }
+    let record = app
+        .store
+        .get_call(&CallSid::try_from(sid.as_str()).unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    let f = &record.fields;
+    assert_eq!(f.ended_reason.as_deref(), Some("silence-timed-out"));
+    assert_eq!(f.vapi_recording_url.as_deref(), Some(recording));
+    assert_eq!(f.recording_url, None);
+    assert_eq!(
+        f.vapi_summary.as_deref(),
+        Some("Julie Tremblay veut faire abattre un érable; l'adresse manque.")
+    );
+    assert_eq!(
+        f.vapi_structured_data.as_ref().unwrap()["type_service"],
+        "abattage"
+    );
+    let turns = f.vapi_turns.as_ref().expect("turns");
+    assert_eq!(turns.len(), 3, "{turns:?}");
+    assert_eq!(
+        (turns[1].speaker.as_str(), turns[1].at_ms),
+        ("caller", Some(3200))
+    );
+
+    // The lead page.
+    add_operator(
+        &app,
+        "staff@bp-emondage.test",
+        myriam::store::console::Role::Staff,
+    )
+    .await;
+    let session = login(&app, "staff@bp-emondage.test").await;
+    let page = get(
+        &app,
+        &format!("/console/leads/{lead_id}"),
+        Some(&session.cookie),
+    )
+    .await
+    .text()
+    .await
+    .unwrap();
+    for part in [
+        "Appel avec Myriam (Vapi)",
+        "silence trop long",
+        "<h4>Résumé</h4><p>Julie Tremblay veut faire abattre un érable; l&#39;adresse manque.</p>",
+        "<h4>Données structurées</h4>",
+        "<dt>nom complet</dt><dd>Julie Tremblay</dd>",
+        "<dt>type service</dt><dd>abattage</dd>",
+        "<dt>urgence</dt><dd>oui</dd>",
+        "<dt>adresse complete</dt><dd>—</dd>",
+        r#"<span class="muted">0:00</span> <strong>Myriam</strong> : Bonjour, vous parlez à Myriam.</li>"#,
+        r#"<span class="muted">0:03</span> <strong>Appelant</strong> : Allo, c&#39;est Julie Tremblay.</li>"#,
+        r#"<span class="muted">1:05</span> <strong>Myriam</strong> : Merci &lt;Julie&gt;, à quelle adresse?</li>"#,
+        &format!(r#"<a href="{recording}" rel="noreferrer noopener">enregistrement chez Vapi</a>"#),
+    ] {
+        assert!(page.contains(part), "{part:?} missing from the lead page");
+    }
+    assert!(
+        !page.contains("<audio"),
+        "Vapi's recording is not a voicemail"
+    );
+    assert!(
+        !page.contains("Tu es Myriam"),
+        "system prompts are not turns"
+    );
+
+    // The API's lead.
+    let detail: Value = get(
+        &app,
+        &format!("/api/v1/leads/{lead_id}"),
+        Some(&session.cookie),
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    let call = &detail["calls"][0];
+    assert_eq!(call["ended_reason"], "silence-timed-out");
+    assert_eq!(call["has_recording"], false, "no voicemail");
+    assert_eq!(call["vapi_recording_url"], recording);
+    assert_eq!(
+        call["vapi_summary"],
+        "Julie Tremblay veut faire abattre un érable; l'adresse manque."
+    );
+    assert_eq!(call["vapi_structured_data"]["urgence"], true);
+    assert_eq!(call["vapi_turns"].as_array().unwrap().len(), 3);
+    assert_eq!(call["vapi_turns"][0]["speaker"], "assistant");
+    assert_eq!(call["vapi_turns"][1]["text"], "Allo, c'est Julie Tremblay.");
 }

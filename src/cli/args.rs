@@ -71,6 +71,9 @@ pub struct SimulateArgs {
     /// The gateway's SQLite file, to print the stored lead (default: `DATABASE_PATH`).
     #[arg(long, value_name = "PATH")]
     pub database: Option<std::path::PathBuf>,
+    /// How a transfer to the office line ends (Twilio's `DialCallStatus`).
+    #[arg(long, value_parser = ["no-answer", "busy", "failed", "completed"], default_value = "no-answer")]
+    pub dial_status: String,
 }
 
 const USAGE: u8 = 2;
@@ -148,6 +151,7 @@ fn simulate(args: SimulateArgs) -> ExitCode {
         public_url: args.public_url,
         script,
         database: args.database,
+        dial_status: args.dial_status,
     };
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()

@@ -170,6 +170,8 @@ pub struct Simulation {
     pub script: Script,
     /// The database to read the stored lead from (the gateway's `DATABASE_PATH`).
     pub database: Option<PathBuf>,
+    /// How a transfer ends: Twilio's `DialCallStatus` (`no-answer`, `busy`, `failed`, `completed`).
+    pub dial_status: String,
 }
 
 /// Twilio as the gateway sees it: signed form posts.
@@ -313,24 +315,34 @@ struct HandOffPlayed {
     recorded: bool,
 }
 
-/// Twilio's side of a transfer (`<Dial>`: nobody answers) or a voicemail (`<Record>`: a message
-/// is left): the next TwiML, or `None` when the call is over.
+/// Twilio's side of a transfer (`<Dial>`: it ends as `dial_status` says) or a voicemail
+/// (`<Record>`: a message is left): the next TwiML, or `None` when the call is over.
 async fn hand_off_step(
     twilio: &FakeTwilio,
     twiml: &str,
+    dial_status: &str,
     played: &mut HandOffPlayed,
     out: &mut String,
 ) -> anyhow::Result<Option<String>> {
     if twiml.contains("<Dial") && !played.dialled {
         played.dialled = true;
-        let _ = writeln!(
-            out,
-            "(Twilio rings the office line; nobody answers within the ring time)"
-        );
+        let (what, duration) = match dial_status {
+            "completed" => (
+                "someone answers and talks with the caller for a minute",
+                "60",
+            ),
+            "busy" => ("the line is busy", "0"),
+            "failed" => ("the call cannot go through", "0"),
+            _ => ("nobody answers within the ring time", "0"),
+        };
+        let _ = writeln!(out, "(Twilio rings the office line; {what})");
         let next = twilio
             .post(
                 "/twilio/dial-done",
-                &[("DialCallStatus", "no-answer"), ("DialCallDuration", "0")],
+                &[
+                    ("DialCallStatus", dial_status),
+                    ("DialCallDuration", duration),
+                ],
             )
             .await?;
         return Ok(Some(next));
@@ -409,7 +421,7 @@ pub async fn simulate(sim: &Simulation) -> anyhow::Result<String> {
         }
         let Some(action) = twiml::gather_action(&twiml) else {
             // A caller handed to people: play Twilio's side of the transfer and the voicemail.
-            match hand_off_step(&twilio, &twiml, &mut handed, &mut out).await? {
+            match hand_off_step(&twilio, &twiml, &sim.dial_status, &mut handed, &mut out).await? {
                 Some(next) => {
                     twiml = next;
                     continue;

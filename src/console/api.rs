@@ -138,9 +138,28 @@ pub struct CallView {
     pub status: Option<String>,
     pub duration: Option<u32>,
     pub ended_reason: Option<String>,
-    /// A recording exists (its Twilio URL needs the account's credentials: never exposed).
+    /// A voicemail exists (its Twilio URL needs the account's credentials: never exposed; the
+    /// console plays it through `/console/calls/{call_sid}/recording`).
     pub has_recording: bool,
+    /// Vapi's recording of a bridged call (a URL at Vapi), not a voicemail.
+    pub vapi_recording_url: Option<String>,
     pub transcript: Option<String>,
+    /// Vapi's summary of a bridged call (end-of-call report).
+    pub vapi_summary: Option<String>,
+    /// Vapi's structured data of a bridged call, as Vapi sent it (a JSON object).
+    #[schema(value_type = Option<Object>)]
+    pub vapi_structured_data: Option<serde_json::Value>,
+    /// Vapi's transcript of a bridged call as turns (empty when Vapi sent none).
+    pub vapi_turns: Vec<VapiTurnView>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct VapiTurnView {
+    /// `assistant` or `caller`.
+    pub speaker: String,
+    pub text: String,
+    /// Milliseconds from the start of the call.
+    pub at_ms: Option<u64>,
 }
 
 impl From<&CallRecord> for CallView {
@@ -155,7 +174,20 @@ impl From<&CallRecord> for CallView {
             duration: f.duration,
             ended_reason: f.ended_reason.clone(),
             has_recording: f.recording_url.is_some(),
+            vapi_recording_url: f.vapi_recording_url.clone(),
             transcript: f.transcript.clone(),
+            vapi_summary: f.vapi_summary.clone(),
+            vapi_structured_data: f.vapi_structured_data.clone(),
+            vapi_turns: f
+                .vapi_turns
+                .iter()
+                .flatten()
+                .map(|t| VapiTurnView {
+                    speaker: t.speaker.clone(),
+                    text: t.text.clone(),
+                    at_ms: t.at_ms,
+                })
+                .collect(),
         }
     }
 }
@@ -488,7 +520,7 @@ impl Modify for Security {
     info(title = "Myriam console API", version = "1",
         description = "Leads of BP Émondage's call gateway: list, detail, follow-up, export, erasure."),
     paths(list_leads, get_lead, change_follow_up, export, erase, super::dashboard::stats_api),
-    components(schemas(LeadSummary, LeadList, LeadDetail, TurnView, CallView, FollowUpRequest,
+    components(schemas(LeadSummary, LeadList, LeadDetail, TurnView, CallView, VapiTurnView, FollowUpRequest,
         ErasureRequest, ErasureResult, RemoteDeletion, Problem)),
     modifiers(&Security),
 )]

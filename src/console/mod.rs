@@ -12,6 +12,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod bridged;
 pub mod dashboard;
 pub mod erasure;
 pub mod error;

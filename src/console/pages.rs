@@ -458,24 +458,26 @@ async fn lead_page(
                 },
             );
             let voicemail = voicemail_cell(c);
+            let vapi_recording = super::bridged::recording_link(f.vapi_recording_url.as_deref());
             format!(
-                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
                 c.created_at.map(local_time).unwrap_or_default(),
                 Esc(mode),
                 or_dash(f.mode_reason.as_deref()),
                 or_dash(f.status.as_deref()),
                 f.duration.map_or_else(|| "—".to_owned(), |d| format!("{d} s")),
-                or_dash(f.ended_reason.as_deref()),
+                super::bridged::ended_reason_html(f.ended_reason.as_deref()),
                 transfer,
                 voicemail,
+                vapi_recording,
             )
         })
         .collect::<Vec<String>>()
         .concat();
     let transcripts: String = calls
         .iter()
-        .filter_map(|c| c.fields.transcript.as_deref())
-        .map(|t| format!("<pre class=\"transcript\">{}</pre>", Esc(t)))
+        .enumerate()
+        .map(|(n, c)| super::bridged::call_section(c, n))
         .collect::<Vec<String>>()
         .concat();
     let alert = alert.map_or_else(String::new, |m| {
@@ -495,7 +497,7 @@ async fn lead_page(
 <section aria-labelledby="h-suivi"><h2 id="h-suivi">Suivi ({suivi})</h2>{by}{form}</section>
 <section aria-labelledby="h-conv"><h2 id="h-conv">Conversation</h2><ol class="conversation">{turns}</ol></section>
 <section aria-labelledby="h-calls"><h2 id="h-calls">Appels</h2>
-<div class="table"><table><thead><tr><th scope="col">Début</th><th scope="col">Mode</th><th scope="col">Pourquoi</th><th scope="col">État</th><th scope="col">Durée</th><th scope="col">Fin</th><th scope="col">Transfert</th><th scope="col">Message vocal</th></tr></thead>
+<div class="table"><table><thead><tr><th scope="col">Début</th><th scope="col">Mode</th><th scope="col">Pourquoi</th><th scope="col">État</th><th scope="col">Durée</th><th scope="col">Fin</th><th scope="col">Transfert</th><th scope="col">Message vocal</th><th scope="col">Enregistrement de l'appel</th></tr></thead>
 <tbody>{call_rows}</tbody></table></div>{transcripts}</section>
 <section aria-labelledby="h-alerts"><h2 id="h-alerts">Alertes SMS</h2>{alerts}</section>"#,
         title = lead.nom_complet.as_ref().map_or_else(
@@ -571,15 +573,30 @@ fn alerts_table(alerts: &[crate::store::AlertRecord]) -> String {
     )
 }
 
-/// Longest voicemail the console plays (Twilio's MP3 of the 120 s maximum is about 1 MB).
-const MAX_RECORDING_BYTES: usize = 8 * 1024 * 1024;
+/// Longest voicemail the console relays (Twilio's MP3 of the 120 s maximum is about 1 MB): a
+/// body announced larger is refused, one that streams past it is cut.
+const MAX_RECORDING_BYTES: u64 = 8 * 1024 * 1024;
+
+/// A request that starts listening (no range, or one from the first byte), rather than a
+/// player's seek or its next piece: what the audit counts.
+fn starts_listening(range: Option<&str>) -> bool {
+    range.is_none_or(|r| {
+        r.trim()
+            .strip_prefix("bytes=")
+            .is_none_or(|spec| spec.starts_with("0-") || !spec.contains('-'))
+    })
+}
 
 /// `GET /console/calls/{sid}/recording`: the call's voicemail as MP3, fetched from Twilio with
-/// the account's credentials, which never reach the browser. Audited (`recording_played`).
+/// the account's credentials, which never reach the browser. `Range` is forwarded to Twilio and
+/// its 206 (`Content-Range`, `Accept-Ranges`) relayed, as iOS Safari's `<audio>` requires; the
+/// body streams through, never held whole. Audited (`recording_played`) once per listening, not
+/// per range.
 pub async fn recording(
     State(console): State<ConsoleState>,
     user: PageUser,
     Path(raw_sid): Path<String>,
+    headers: axum::http::HeaderMap,
 ) -> Result<Response, PageError> {
     let sid =
         crate::domain::CallSid::try_from(raw_sid.as_str()).map_err(|_| ConsoleError::NotFound)?;
@@ -595,27 +612,56 @@ pub async fn recording(
         )
         .into());
     };
-    match twilio.fetch_recording(&url, MAX_RECORDING_BYTES).await {
-        Ok(bytes) => {
-            // Listening is audited: one entry per call, operator and window, with a count.
-            operators::audit_aggregated(
-                &console.store,
-                &user.principal,
-                AuditAction::RecordingPlayed,
-                format!("call:{sid} by:{}", user.principal.actor),
-            )
-            .await;
-            Ok((
-                [
-                    (header::CONTENT_TYPE, HeaderValue::from_static("audio/mpeg")),
-                    (
-                        header::CONTENT_DISPOSITION,
-                        HeaderValue::from_static("inline; filename=\"message-vocal.mp3\""),
-                    ),
-                ],
-                bytes,
-            )
-                .into_response())
+    let range = headers
+        .get(header::RANGE)
+        .and_then(|v| v.to_str().ok())
+        .filter(|r| r.len() <= 64);
+    match twilio
+        .fetch_recording(&url, range, MAX_RECORDING_BYTES)
+        .await
+    {
+        Ok(recording) => {
+            if recording.status != 416 && starts_listening(range) {
+                // Listening is audited: one entry per call, operator and window, with a count.
+                operators::audit_aggregated(
+                    &console.store,
+                    &user.principal,
+                    AuditAction::RecordingPlayed,
+                    format!("call:{sid} by:{}", user.principal.actor),
+                )
+                .await;
+            }
+            let status = StatusCode::from_u16(recording.status).unwrap_or(StatusCode::BAD_GATEWAY);
+            let mut response = Response::builder()
+                .status(status)
+                .header(header::CONTENT_TYPE, "audio/mpeg")
+                .header(
+                    header::CONTENT_DISPOSITION,
+                    "inline; filename=\"message-vocal.mp3\"",
+                )
+                .header(
+                    header::ACCEPT_RANGES,
+                    if recording.accept_ranges.as_deref() == Some("none") {
+                        "none"
+                    } else {
+                        "bytes"
+                    },
+                );
+            if let Some(range) = recording
+                .content_range
+                .as_deref()
+                .and_then(|r| HeaderValue::from_str(r).ok())
+            {
+                response = response.header(header::CONTENT_RANGE, range);
+            }
+            if let Some(length) = recording.content_length {
+                response = response.header(header::CONTENT_LENGTH, length);
+            }
+            let body = axum::body::Body::from_stream(recording.into_stream());
+            // Every header above is valid (the relayed `Content-Range` was checked).
+            Ok(response
+                .body(body)
+                .unwrap_or_else(|_| StatusCode::BAD_GATEWAY.into_response()))
         }
         Err(error) => {
             tracing::warn!(call_sid = %sid, %error, "voicemail recording not fetched");

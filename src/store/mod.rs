@@ -138,6 +138,17 @@ impl From<rusqlite::Error> for StoreError {
     }
 }
 
+/// One turn of Vapi's transcript of a bridged call.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VapiTurn {
+    /// `assistant` (Vapi's `bot`) or `caller` (Vapi's `user`).
+    pub speaker: String,
+    pub text: String,
+    /// Milliseconds from the start of the call (`secondsFromStart`), when Vapi gave it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub at_ms: Option<u64>,
+}
+
 /// A partial update of a call, keyed by `call_sid`: `None` leaves a column as it is.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CallUpdate {
@@ -160,8 +171,21 @@ pub struct CallUpdate {
     pub status: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub duration: Option<u32>,
+    /// The voicemail's recording (Twilio media URL; needs the account's credentials to fetch).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub recording_url: Option<String>,
+    /// Vapi's recording of a bridged call (`artifact.recording`): a URL at Vapi, never a voicemail.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vapi_recording_url: Option<String>,
+    /// Vapi's summary of the call (`analysis.summary`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vapi_summary: Option<String>,
+    /// Vapi's structured data of the call (`analysis.structuredData`), as Vapi sent it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vapi_structured_data: Option<serde_json::Value>,
+    /// The call's transcript as turns (`artifact.messages`, bot and user only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vapi_turns: Option<Vec<VapiTurn>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub transcript: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -198,6 +222,10 @@ impl CallUpdate {
             status: None,
             duration: None,
             recording_url: None,
+            vapi_recording_url: None,
+            vapi_summary: None,
+            vapi_structured_data: None,
+            vapi_turns: None,
             transcript: None,
             ended_reason: None,
             dial_status: None,
@@ -224,6 +252,10 @@ impl CallUpdate {
             status,
             duration,
             recording_url,
+            vapi_recording_url,
+            vapi_summary,
+            vapi_structured_data,
+            vapi_turns,
             transcript,
             ended_reason,
             dial_status,

@@ -304,7 +304,18 @@ const MIGRATIONS: &[&str] = &[
     -- (wide, the conversation is inline) are not read.
     CREATE INDEX leads_created_stats ON leads (created_at, status, urgence, suivi);
     ",
-    // 8: erasure that erases (issue 26). `erased`: what an erasure removed, so that no late or
+    // 8: a bridged call's Vapi recording, summary, structured data and transcript turns, apart
+    // from the voicemail. A URL that is not a Twilio recording (`…/Recordings/RE…`) in the
+    // voicemail column was Vapi's: it moves to its own column.
+    r"
+    ALTER TABLE calls ADD COLUMN vapi_recording_url TEXT;
+    ALTER TABLE calls ADD COLUMN vapi_summary TEXT;
+    ALTER TABLE calls ADD COLUMN vapi_structured_data TEXT;
+    ALTER TABLE calls ADD COLUMN vapi_turns TEXT;
+    UPDATE calls SET vapi_recording_url = recording_url, recording_url = NULL
+    WHERE recording_url IS NOT NULL AND recording_url NOT LIKE '%/Recordings/RE%';
+    ",
+    // 9: erasure that erases (issue 26). `erased`: what an erasure removed, so that no late or
     // replayed write brings it back — `lead:<uuid>` (a lead id, not personal data), and
     // `number:<sha256>` / `call:<sha256>` (SHA-256 of the E.164 number or the CallSid, hex). A lead
     // whose id was erased is never inserted again. `remote_erasures`: the deletions owed at Twilio
@@ -347,6 +358,8 @@ const MIGRATIONS: &[&str] = &[
 pub struct SqliteStore {
     jobs: mpsc::Sender<Job>,
     path: Arc<PathBuf>,
+    /// Operations run so far on this database (every handle's): what a test counts.
+    operations: Arc<std::sync::atomic::AtomicU64>,
 }
 
 /// How many prepared statements the store's connection keeps: every statement of the store's
@@ -472,11 +485,17 @@ impl SqliteStore {
         Ok(Self {
             jobs: tx,
             path: Arc::new(path.to_owned()),
+            operations: Arc::default(),
         })
     }
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Operations (one query or one transaction each) this store has run since it was opened.
+    pub fn operations(&self) -> u64 {
+        self.operations.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// `abandonne` unless final, for the lead of the call `sid`, in one statement.
@@ -493,6 +512,8 @@ impl SqliteStore {
         F: FnOnce(&mut Connection) -> Result<R, StoreError> + Send + 'static,
     {
         let (tx, rx) = oneshot::channel();
+        self.operations
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         self.jobs
             .send(Box::new(move |conn| {
                 let result = f(conn);
@@ -604,10 +625,20 @@ pub(super) fn lead_from_row(row: &Row<'_>) -> rusqlite::Result<Result<Lead, Stor
     Ok(build())
 }
 
+/// A nullable JSON column.
+fn from_json_column<T: serde::de::DeserializeOwned>(
+    value: Option<String>,
+    column: &str,
+) -> Result<Option<T>, StoreError> {
+    value
+        .map(|j| serde_json::from_str(&j).map_err(|_| StoreError::Corrupt(column.to_owned())))
+        .transpose()
+}
+
 pub(super) const CALL_COLUMNS: &str = "id, call_sid, lead_id, vapi_call_id, from_number, to_number, \
     direction, mode, mode_reason, status, duration, recording_url, transcript, ended_reason, \
     created_at, updated_at, dial_status, dial_duration, recording_sid, recording_duration, \
-    recording_status";
+    recording_status, vapi_recording_url, vapi_summary, vapi_structured_data, vapi_turns";
 
 pub(super) fn call_from_row(row: &Row<'_>) -> rusqlite::Result<Result<CallRecord, StoreError>> {
     let id: String = row.get(0)?;
@@ -648,6 +679,10 @@ pub(super) fn call_from_row(row: &Row<'_>) -> rusqlite::Result<Result<CallRecord
         fields.recording_sid = row.get(18)?;
         fields.recording_duration = seconds(row.get(19)?, "recording_duration")?;
         fields.recording_status = row.get(20)?;
+        fields.vapi_recording_url = row.get(21)?;
+        fields.vapi_summary = row.get(22)?;
+        fields.vapi_structured_data = from_json_column(row.get(23)?, "calls.vapi_structured_data")?;
+        fields.vapi_turns = from_json_column(row.get(24)?, "calls.vapi_turns")?;
         Ok(CallRecord {
             id: Some(uuid::Uuid::parse_str(&id).map_err(|_| corrupt("id"))?),
             fields,
@@ -859,6 +894,18 @@ fn upsert_call_sql(conn: &Connection, u: &CallUpdate) -> Result<(), StoreError> 
     col!("recording_sid", u.recording_sid.clone());
     col!("recording_duration", u.recording_duration);
     col!("recording_status", u.recording_status.clone());
+    col!("vapi_recording_url", u.vapi_recording_url.clone());
+    col!("vapi_summary", u.vapi_summary.clone());
+    col!(
+        "vapi_structured_data",
+        u.vapi_structured_data.as_ref().map(ToString::to_string)
+    );
+    col!(
+        "vapi_turns",
+        u.vapi_turns
+            .as_ref()
+            .map(|t| serde_json::to_string(t).unwrap_or_else(|_| "[]".to_owned()))
+    );
     let placeholders: Vec<String> = (1..=columns.len()).map(|i| format!("?{i}")).collect();
     // A status never moves backwards and a call's lead, once set, is never re-pointed: both
     // decided here, in the statement, whoever writes.

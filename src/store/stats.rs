@@ -222,7 +222,8 @@ const SPANS: &str = "SELECT CAST(key AS INTEGER) AS i, json_extract(value, '$[0]
 const INBOUND: &str = "coalesce(c.direction, 'inbound') NOT LIKE 'outbound%'";
 
 /// The stop step and how, per lead: SQL shared by both stores' reading of a lead's columns.
-const STOP_STEP: &str = "CASE WHEN nom_complet IS NULL THEN 0 WHEN telephone IS NULL THEN 1 \
+const STOP_STEP: &str = "CASE WHEN nom_complet IS NULL THEN 0 \
+     WHEN telephone IS NULL OR telephone_raw IS NULL THEN 1 \
      WHEN adresse_complete IS NULL THEN 2 WHEN type_service IS NULL THEN 3 \
      WHEN description IS NULL THEN 4 WHEN status <> 'qualifie' THEN 5 ELSE 6 END";
 const STOP_HOW: &str = "CASE status WHEN 'abandonne' THEN 'hung_up' \
@@ -247,7 +248,10 @@ fn sqlite_stats(conn: &Connection, p: &serde_json::Value) -> Result<Stats, Store
         ..Stats::default()
     };
 
-    // The spans are materialised once (else SQLite re-reads the JSON for every row).
+    // The spans are materialised once (else SQLite re-reads the JSON for every row), and the days
+    // (weeks) alone bound the scans: they cover the period, and a bound on the period as well made
+    // SQLite search the whole period's index range once per day (3 to 4 times the work for a
+    // month; docs/PERFORMANCE.md).
     let mut calls = conn.prepare_cached(&format!(
         "WITH d AS MATERIALIZED ({SPANS}) \
          SELECT d.i, count(*), count(CASE WHEN c.mode = 'bridge' THEN 1 END), \
@@ -257,10 +261,10 @@ fn sqlite_stats(conn: &Connection, p: &serde_json::Value) -> Result<Stats, Store
                 count(CASE WHEN l.language = 'en' THEN 1 END) \
          FROM calls c JOIN d ON c.created_at >= d.s AND c.created_at < d.e \
          LEFT JOIN leads l ON l.id = c.lead_id \
-         WHERE c.created_at >= ?2 AND c.created_at < ?3 AND {INBOUND} \
+         WHERE {INBOUND} \
          GROUP BY d.i"
     ))?;
-    let mut rows = calls.query(params![days, from, to])?;
+    let mut rows = calls.query(params![days])?;
     while let Some(r) = rows.next()? {
         let i: i64 = r.get(0)?;
         if let Some(day) = usize::try_from(i).ok().and_then(|i| stats.days.get_mut(i)) {
@@ -300,9 +304,9 @@ fn sqlite_stats(conn: &Connection, p: &serde_json::Value) -> Result<Stats, Store
                 count(CASE WHEN l.status = 'rappel' THEN 1 END), \
                 count(CASE WHEN l.urgence = 1 THEN 1 END) \
          FROM leads l JOIN d ON l.created_at >= d.s AND l.created_at < d.e \
-         WHERE l.created_at >= ?2 AND l.created_at < ?3 GROUP BY d.i"
+         GROUP BY d.i"
     ))?;
-    let mut rows = leads.query(params![days, from, to])?;
+    let mut rows = leads.query(params![days])?;
     while let Some(r) = rows.next()? {
         let i: i64 = r.get(0)?;
         if let Some(day) = usize::try_from(i).ok().and_then(|i| stats.days.get_mut(i)) {
@@ -346,7 +350,7 @@ fn sqlite_stats(conn: &Connection, p: &serde_json::Value) -> Result<Stats, Store
         "WITH w AS MATERIALIZED ({SPANS}), \
          t AS (SELECT w.i, (julianday(l.suivi_first_at) - julianday(l.created_at)) * 86400.0 AS secs \
                FROM leads l JOIN w ON l.created_at >= w.s AND l.created_at < w.e \
-               WHERE l.suivi_first_at IS NOT NULL AND l.created_at >= ?2 AND l.created_at < ?3), \
+               WHERE l.suivi_first_at IS NOT NULL), \
          r AS (SELECT i, secs, row_number() OVER (PARTITION BY i ORDER BY secs) AS n, \
                       count(*) OVER (PARTITION BY i) AS total FROM t) \
          SELECT i, max(total), \
@@ -354,7 +358,7 @@ fn sqlite_stats(conn: &Connection, p: &serde_json::Value) -> Result<Stats, Store
                 max(CASE WHEN n = (9 * total + 9) / 10 THEN secs END) \
          FROM r GROUP BY i"
     ))?;
-    let mut rows = follow.query(params![weeks, from, to])?;
+    let mut rows = follow.query(params![weeks])?;
     while let Some(r) = rows.next()? {
         let i: i64 = r.get(0)?;
         if let Some(week) = usize::try_from(i)

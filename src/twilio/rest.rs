@@ -76,6 +76,79 @@ pub struct TwilioRest {
     base: Url,
     account_sid: String,
     auth_token: SecretString,
+    timeout: Duration,
+}
+
+/// Longest a recording's body may stream (a listener pausing the player holds it open).
+const RECORDING_STREAM_TIMEOUT: Duration = Duration::from_secs(600);
+
+/// `bytes=a-b`, `bytes=a-` or `bytes=-n`: the one range a player asks for. Anything else (several
+/// ranges, other units, junk) is not forwarded, and the whole recording comes back.
+fn single_byte_range(value: &str) -> bool {
+    let Some(spec) = value.trim().strip_prefix("bytes=") else {
+        return false;
+    };
+    let Some((first, last)) = spec.split_once('-') else {
+        return false;
+    };
+    let digits = |s: &str| s.len() <= 19 && s.bytes().all(|b| b.is_ascii_digit());
+    digits(first) && digits(last) && !(first.is_empty() && last.is_empty())
+}
+
+/// A recording Twilio answered with: 200 (whole), 206 (the range asked) or 416 (the range is
+/// outside it), its headers, and the body still to read.
+#[derive(Debug)]
+pub struct Recording {
+    pub status: u16,
+    pub content_length: Option<u64>,
+    pub content_range: Option<String>,
+    pub accept_ranges: Option<String>,
+    chunk_timeout: Duration,
+    max_bytes: u64,
+    response: reqwest::Response,
+}
+
+impl Recording {
+    /// The body as it arrives, never held whole: it ends with an error when a chunk takes longer
+    /// than the client's timeout, when the connection fails, or past `max_bytes`.
+    pub fn into_stream(
+        self,
+    ) -> impl futures_util::Stream<Item = Result<bytes::Bytes, RestError>> + Send + 'static {
+        let state = (
+            self.response,
+            0_u64,
+            self.max_bytes,
+            self.chunk_timeout,
+            false,
+        );
+        futures_util::stream::unfold(state, |(mut response, sent, max, wait, done)| async move {
+            if done {
+                return None;
+            }
+            let next = match tokio::time::timeout(wait, response.chunk()).await {
+                Err(_) => Err(RestError::Unknown {
+                    reason: "the recording stalled".to_owned(),
+                }),
+                Ok(Err(e)) => Err(RestError::Unknown {
+                    reason: e.without_url().to_string(),
+                }),
+                Ok(Ok(None)) => return None,
+                Ok(Ok(Some(chunk))) => {
+                    let sent = sent + chunk.len() as u64;
+                    if sent > max {
+                        Err(RestError::Refused {
+                            status: 400,
+                            code: None,
+                            message: "the recording is too large".to_owned(),
+                        })
+                    } else {
+                        return Some((Ok(chunk), (response, sent, max, wait, false)));
+                    }
+                }
+            };
+            Some((next, (response, sent, max, wait, true)))
+        })
+    }
 }
 
 impl std::fmt::Debug for TwilioRest {
@@ -122,6 +195,7 @@ impl TwilioRest {
             base,
             account_sid,
             auth_token,
+            timeout,
         }
     }
 
@@ -258,12 +332,15 @@ impl TwilioRest {
     /// A recording of this account as MP3 (`RecordingUrl` + `.mp3`), fetched with the account's
     /// credentials (Twilio's media URLs may require them; the browser never gets them). Only URLs
     /// of this account's `Recordings` under the API's own host are fetched: a stored URL pointing
-    /// elsewhere is refused, never requested. At most `max_bytes`.
+    /// elsewhere is refused, never requested. `range` (a browser's `Range: bytes=…`, one range) is
+    /// forwarded; Twilio's 206 or 416 comes back as it is. The body is not read here: it streams
+    /// through [`Recording::into_stream`], which stops after `max_bytes`.
     pub async fn fetch_recording(
         &self,
         recording_url: &str,
-        max_bytes: usize,
-    ) -> Result<Vec<u8>, RestError> {
+        range: Option<&str>,
+        max_bytes: u64,
+    ) -> Result<Recording, RestError> {
         let refused = |why: &str| RestError::Refused {
             status: 400,
             code: None,
@@ -288,36 +365,51 @@ impl TwilioRest {
         }
         url.set_path(&format!("{prefix}{sid}.mp3"));
         url.set_query(None);
-        let response = self
+        let mut request = self
             .http
             .get(url)
             .basic_auth(&self.account_sid, Some(self.auth_token.expose_secret()))
-            .send()
+            // The body streams for as long as the listener reads it; `into_stream` bounds the
+            // wait for each chunk instead.
+            .timeout(RECORDING_STREAM_TIMEOUT);
+        if let Some(range) = range.filter(|r| single_byte_range(r)) {
+            request = request.header(reqwest::header::RANGE, range);
+        }
+        let response = tokio::time::timeout(self.timeout, request.send())
             .await
+            .map_err(|_| RestError::Unknown {
+                reason: "the recording did not answer in time".to_owned(),
+            })?
             .map_err(|e| RestError::Unknown {
                 reason: e.without_url().to_string(),
             })?;
         let status = response.status().as_u16();
-        if !(200..300).contains(&status) {
+        if !matches!(status, 200 | 206 | 416) {
             return Err(RestError::Refused {
                 status,
                 code: None,
                 message: "the recording could not be fetched".to_owned(),
             });
         }
-        if response
-            .content_length()
-            .is_some_and(|n| n > max_bytes as u64)
-        {
+        if response.content_length().is_some_and(|n| n > max_bytes) {
             return Err(refused("the recording is too large"));
         }
-        let bytes = response.bytes().await.map_err(|e| RestError::Unknown {
-            reason: e.without_url().to_string(),
-        })?;
-        if bytes.len() > max_bytes {
-            return Err(refused("the recording is too large"));
-        }
-        Ok(bytes.to_vec())
+        let header = |name: reqwest::header::HeaderName| {
+            response
+                .headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned)
+        };
+        Ok(Recording {
+            status,
+            content_length: response.content_length(),
+            content_range: header(reqwest::header::CONTENT_RANGE),
+            accept_ranges: header(reqwest::header::ACCEPT_RANGES),
+            chunk_timeout: self.timeout,
+            max_bytes,
+            response,
+        })
     }
 
     /// `DELETE {resource}/{sid}.json` (`Recordings`, `Calls`, `Messages`): the record is gone

@@ -34,13 +34,36 @@ pub struct CallRef {
     pub customer_number: Option<String>,
 }
 
-/// End-of-call facts worth storing.
+/// One turn of the call's transcript (`artifact.messages[]` of role `bot` or `user`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Turn {
+    /// The caller said it (`user`); otherwise the assistant (`bot`, `assistant`).
+    pub caller: bool,
+    pub text: String,
+    /// `secondsFromStart` in milliseconds.
+    pub at_ms: Option<u64>,
+}
+
+/// Most turns kept from one report, and the longest text kept of one turn (characters).
+pub const MAX_TURNS: usize = 500;
+pub const MAX_TURN_CHARS: usize = 4_000;
+/// Longest summary kept (characters); the structured data is kept up to this many bytes of JSON.
+pub const MAX_SUMMARY_CHARS: usize = 8_000;
+pub const MAX_STRUCTURED_BYTES: usize = 32 * 1024;
+
+/// End-of-call facts worth storing. Every part is optional: a partial report keeps what it has.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct CallEnd {
     pub ended_reason: Option<String>,
     pub duration_seconds: Option<u32>,
     pub transcript: Option<String>,
     pub recording_url: Option<String>,
+    /// `analysis.summary` (or the legacy top-level `summary`).
+    pub summary: Option<String>,
+    /// `analysis.structuredData` when it is a JSON object (or the legacy top-level one).
+    pub structured_data: Option<Value>,
+    /// `artifact.messages` (or the legacy top-level `messages`), bot and user turns only.
+    pub turns: Vec<Turn>,
 }
 
 /// A Vapi Server-URL message.
@@ -187,6 +210,60 @@ fn tool_calls(message: &Value) -> Vec<ToolCall> {
     out
 }
 
+fn truncated(text: &str, max: usize) -> String {
+    text.chars().take(max).collect()
+}
+
+/// Bot and user turns of a message list, in order; system prompts and tool calls are left out.
+fn turns(message: &Value) -> Vec<Turn> {
+    let list = message
+        .get("artifact")
+        .and_then(|a| a.get("messages"))
+        .and_then(Value::as_array)
+        .or_else(|| message.get("messages").and_then(Value::as_array));
+    list.into_iter()
+        .flatten()
+        .filter_map(|m| {
+            let caller = match str_at(m, &["role"])? {
+                "user" => true,
+                "bot" | "assistant" => false,
+                _ => return None,
+            };
+            let text = str_at(m, &["message"]).or_else(|| str_at(m, &["content"]))?;
+            let at_ms = m
+                .get("secondsFromStart")
+                .and_then(Value::as_f64)
+                .filter(|s| s.is_finite() && *s >= 0.0)
+                .map(|s| {
+                    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+                    let ms = (s * 1000.0).round().min(1e15) as u64;
+                    ms
+                });
+            Some(Turn {
+                caller,
+                text: truncated(text, MAX_TURN_CHARS),
+                at_ms,
+            })
+        })
+        .take(MAX_TURNS)
+        .collect()
+}
+
+fn structured_data(message: &Value) -> Option<Value> {
+    let data = message
+        .get("analysis")
+        .and_then(|a| a.get("structuredData"))
+        .or_else(|| message.get("structuredData"))?;
+    // An object with something in it, not too large to show; a string holding JSON is read too.
+    let data = match data {
+        Value::String(s) => serde_json::from_str::<Value>(s).ok()?,
+        other => other.clone(),
+    };
+    (data.as_object().is_some_and(|o| !o.is_empty())
+        && data.to_string().len() <= MAX_STRUCTURED_BYTES)
+        .then_some(data)
+}
+
 fn call_end(message: &Value) -> CallEnd {
     let duration = message
         .get("durationSeconds")
@@ -219,6 +296,11 @@ fn call_end(message: &Value) -> CallEnd {
         recording_url: owned(message, &["artifact", "recording", "mono", "combinedUrl"])
             .or_else(|| owned(message, &["artifact", "recordingUrl"]))
             .or_else(|| owned(message, &["recordingUrl"])),
+        summary: str_at(message, &["analysis", "summary"])
+            .or_else(|| str_at(message, &["summary"]))
+            .map(|s| truncated(s, MAX_SUMMARY_CHARS)),
+        structured_data: structured_data(message),
+        turns: turns(message),
     }
 }
 
@@ -329,8 +411,70 @@ mod tests {
                 duration_seconds: Some(125),
                 transcript: Some("AI: Bonjour\nUser: Allo".into()),
                 recording_url: Some("https://rec/1.wav".into()),
+                ..CallEnd::default()
             }
         );
+    }
+
+    #[test]
+    fn end_of_call_report_keeps_the_summary_the_structured_data_and_the_turns() {
+        let ServerMessage::EndOfCallReport { end, .. } = parse(&json!({"message": {
+            "type": "end-of-call-report", "endedReason": "assistant-ended-call",
+            "artifact": {"messages": [
+                {"role": "system", "message": "Tu es Myriam", "secondsFromStart": 0},
+                {"role": "bot", "message": "Bonjour!", "secondsFromStart": 0.52},
+                {"role": "user", "message": " Allo ", "secondsFromStart": 3.1},
+                {"role": "tool_calls", "toolCalls": []},
+                {"role": "user", "message": ""},
+                {"role": "user", "message": "oui", "secondsFromStart": "x"}
+            ]},
+            "analysis": {"summary": "Demande d'abattage.", "structuredData": {"urgent": true}}
+        }})) else {
+            panic!("eocr");
+        };
+        assert_eq!(end.summary.as_deref(), Some("Demande d'abattage."));
+        assert_eq!(end.structured_data, Some(json!({"urgent": true})));
+        assert_eq!(
+            end.turns,
+            vec![
+                Turn {
+                    caller: false,
+                    text: "Bonjour!".into(),
+                    at_ms: Some(520)
+                },
+                Turn {
+                    caller: true,
+                    text: "Allo".into(),
+                    at_ms: Some(3100)
+                },
+                Turn {
+                    caller: true,
+                    text: "oui".into(),
+                    at_ms: None
+                },
+            ]
+        );
+        // Partial or odd analyses: what is usable is kept, the rest left out.
+        for (analysis, summary, data) in [
+            (json!({}), None, None),
+            (json!(null), None, None),
+            (json!({"summary": 3, "structuredData": []}), None, None),
+            (
+                json!({"structuredData": "{\"a\": 1}"}),
+                None,
+                Some(json!({"a": 1})),
+            ),
+            (json!({"structuredData": {}}), None, None),
+            (json!({"summary": "  "}), None, None),
+        ] {
+            let ServerMessage::EndOfCallReport { end, .. } = parse(&json!({"message": {
+                "type": "end-of-call-report", "analysis": analysis
+            }})) else {
+                panic!("eocr");
+            };
+            assert_eq!((end.summary, end.structured_data), (summary, data));
+            assert!(end.turns.is_empty());
+        }
     }
 
     #[test]

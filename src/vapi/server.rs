@@ -436,7 +436,21 @@ pub async fn call_update(
     update.ended_reason.clone_from(&end.ended_reason);
     update.duration = end.duration_seconds;
     update.transcript.clone_from(&end.transcript);
-    update.recording_url.clone_from(&end.recording_url);
+    update.vapi_recording_url.clone_from(&end.recording_url);
+    update.vapi_summary.clone_from(&end.summary);
+    update.vapi_structured_data.clone_from(&end.structured_data);
+    if !end.turns.is_empty() {
+        update.vapi_turns = Some(
+            end.turns
+                .iter()
+                .map(|t| crate::store::VapiTurn {
+                    speaker: if t.caller { "caller" } else { "assistant" }.to_owned(),
+                    text: t.text.clone(),
+                    at_ms: t.at_ms,
+                })
+                .collect(),
+        );
+    }
     calls
         .report_status(StatusReport {
             update,

@@ -128,6 +128,8 @@ pub async fn plant_lead(
     let mut lead = Lead::new(LeadId::new());
     lead.nom_complet = Some(PersonName::try_from(name).unwrap());
     lead.telephone = Some(PhoneNumber::try_from(phone).unwrap());
+    // As heard: a qualified lead's number was answered.
+    lead.telephone_raw = Some(phone.to_owned());
     lead.adresse_complete = Some(Address::try_from(address).unwrap());
     lead.type_service = Some(ServiceType::Abattage);
     lead.description =

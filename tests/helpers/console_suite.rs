@@ -137,6 +137,22 @@ async fn operators_sessions_tokens<S: ConsoleStore>(store: &S) {
             .is_some()
     );
     assert!(store.session("nope").await.unwrap().is_none());
+    // Several at once (the live updates' poller): the ones that exist, revoked ones included.
+    let mut many: Vec<String> = (0..120).map(|i| format!("absent-{i}")).collect();
+    many.extend(["s1".to_owned(), "s2".to_owned()]);
+    let mut found: Vec<String> = store
+        .sessions(&many)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|s| {
+            assert!(s.revoked_at.is_some());
+            s.id_hash
+        })
+        .collect();
+    found.sort();
+    assert_eq!(found, ["s1", "s2"]);
+    assert!(store.sessions(&[]).await.unwrap().is_empty());
 
     // API tokens.
     let token = ApiTokenRecord {

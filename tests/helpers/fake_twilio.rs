@@ -6,6 +6,10 @@
 //!   a 400 with a Twilio error code (21211, 21610 …), or a message created but answered late;
 //! - `GET …/Messages.json?To=&From=`: the messages sent, newest first;
 //! - `POST …/Calls/{CallSid}.json` with `Url`: a live-call redirect, recorded;
+//! - `GET …/Recordings/{RE}.mp3`: the recording (HTTP Basic required, 401 code 20003), with
+//!   `Accept-Ranges: bytes`; one `Range: bytes=…` gives 206 and `Content-Range`, a range outside
+//!   it 416 with `Content-Range: bytes */len`. The body can be set, and held after its first
+//!   chunk until the test releases it (a slow upstream).
 //! - `DELETE …/Recordings/{RE}.json`, `…/Calls/{CA}.json`, `…/Messages/{SM}.json`: 204 the first
 //!   time, 404 (code 20404) once deleted, or the statuses scripted for that SID first
 //!   ([`FakeTwilio::fail_deletes`]: 500, 429 with `Retry-After`, 400 with code 20009 …); every
@@ -82,6 +86,14 @@ struct Inner {
     attempts: usize,
     /// Recording fetches (`GET …/Recordings/{RE}.mp3`), authorized or not.
     recording_fetches: usize,
+    /// The `Range` header of each recording fetch.
+    recording_ranges: Vec<Option<String>>,
+    /// The recording's bytes (`RECORDING_MP3` when unset).
+    recording: Option<Arc<Vec<u8>>>,
+    /// When set, a recording's body stops after its first chunk until this is released.
+    hold: Option<Arc<tokio::sync::Semaphore>>,
+    /// Recording bodies sent to their end.
+    recordings_finished: usize,
     unauthorized: usize,
 }
 
@@ -296,21 +308,104 @@ async fn call_update(
 /// The MP3 every recording of the fake is.
 pub const RECORDING_MP3: &[u8] = b"ID3\x04\x00fake-mp3-voicemail";
 
-#[allow(clippy::unused_async)] // an axum handler
+/// The first chunk of a held recording.
+pub const FIRST_CHUNK: usize = 64 * 1024;
+
+/// `bytes=a-b`, `bytes=a-`, `bytes=-n` against `len`: the inclusive range, `Err` if unsatisfiable.
+fn byte_range(value: &str, len: usize) -> Option<Result<(usize, usize), ()>> {
+    let (first, last) = value.trim().strip_prefix("bytes=")?.split_once('-')?;
+    let parse = |s: &str| s.parse::<usize>().ok();
+    let range = match (first.is_empty(), last.is_empty()) {
+        (false, false) => (parse(first)?, parse(last)?.min(len.saturating_sub(1))),
+        (false, true) => (parse(first)?, len.saturating_sub(1)),
+        (true, false) => (len.saturating_sub(parse(last)?), len.saturating_sub(1)),
+        (true, true) => return None,
+    };
+    Some(if len == 0 || range.0 > range.1 || range.0 >= len {
+        Err(())
+    } else {
+        Ok(range)
+    })
+}
+
 async fn recording(
     State(fake): State<FakeTwilio>,
     Path((account, file)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> Response {
-    fake.inner.lock().unwrap().recording_fetches += 1;
+    let range_header = headers
+        .get("range")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let (bytes, hold) = {
+        let mut inner = fake.inner.lock().unwrap();
+        inner.recording_fetches += 1;
+        inner.recording_ranges.push(range_header.clone());
+        (
+            inner
+                .recording
+                .clone()
+                .unwrap_or_else(|| Arc::new(RECORDING_MP3.to_vec())),
+            inner.hold.clone(),
+        )
+    };
     // "Enforce HTTP Auth on Media URLs": the account's credentials are required.
     if account != ACCOUNT || !authorized(&headers) {
+        fake.inner.lock().unwrap().unauthorized += 1;
         return error(StatusCode::UNAUTHORIZED, 20003, "Authenticate");
     }
     if !(file.starts_with("RE") && file.strip_suffix(".mp3").is_some()) {
         return error(StatusCode::NOT_FOUND, 20404, "not found");
     }
-    ([("content-type", "audio/mpeg")], RECORDING_MP3).into_response()
+    let len = bytes.len();
+    let (status, start, end) = match range_header.as_deref().and_then(|r| byte_range(r, len)) {
+        None => (StatusCode::OK, 0, len),
+        Some(Ok((a, b))) => (StatusCode::PARTIAL_CONTENT, a, b + 1),
+        Some(Err(())) => {
+            return (
+                StatusCode::RANGE_NOT_SATISFIABLE,
+                [
+                    ("content-range", format!("bytes */{len}")),
+                    ("accept-ranges", "bytes".to_owned()),
+                ],
+            )
+                .into_response();
+        }
+    };
+    let mut response = Response::builder()
+        .status(status)
+        .header("content-type", "audio/mpeg")
+        .header("accept-ranges", "bytes")
+        .header("content-length", end - start);
+    if status == StatusCode::PARTIAL_CONTENT {
+        response = response.header("content-range", format!("bytes {start}-{}/{len}", end - 1));
+    }
+    // The body in chunks; a held one stops after the first until the test releases it.
+    let chunks: Vec<bytes::Bytes> = bytes[start..end]
+        .chunks(FIRST_CHUNK)
+        .map(bytes::Bytes::copy_from_slice)
+        .collect();
+    let finished = fake.clone();
+    let body = futures_util::stream::unfold(
+        (chunks.into_iter(), 0_usize, hold, finished),
+        |(mut chunks, n, hold, fake)| async move {
+            if n == 1 {
+                if let Some(hold) = &hold {
+                    drop(hold.acquire().await);
+                }
+            }
+            let chunk = chunks.next()?;
+            if chunks.len() == 0 {
+                // The last chunk is handed over (the server may not poll past the length).
+                fake.inner.lock().unwrap().recordings_finished += 1;
+            }
+            Some((
+                Ok::<_, std::convert::Infallible>(chunk),
+                (chunks, n + 1, hold, fake),
+            ))
+        },
+    );
+    response.body(axum::body::Body::from_stream(body)).unwrap()
 }
 
 fn delete_resource(
@@ -467,6 +562,28 @@ impl FakeTwilio {
 
     pub fn recording_fetches(&self) -> usize {
         self.inner.lock().unwrap().recording_fetches
+    }
+
+    /// The `Range` header of each recording fetch, in order.
+    pub fn recording_ranges(&self) -> Vec<Option<String>> {
+        self.inner.lock().unwrap().recording_ranges.clone()
+    }
+
+    /// Every recording's bytes from now on.
+    pub fn set_recording(&self, bytes: Vec<u8>) {
+        self.inner.lock().unwrap().recording = Some(Arc::new(bytes));
+    }
+
+    /// Recording bodies stop after their first chunk until the returned semaphore gets a permit.
+    pub fn hold_recordings(&self) -> Arc<tokio::sync::Semaphore> {
+        let gate = Arc::new(tokio::sync::Semaphore::new(0));
+        self.inner.lock().unwrap().hold = Some(gate.clone());
+        gate
+    }
+
+    /// Recording bodies the fake sent to their end.
+    pub fn recordings_finished(&self) -> usize {
+        self.inner.lock().unwrap().recordings_finished
     }
 
     pub fn unauthorized(&self) -> usize {

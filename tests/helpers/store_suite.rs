@@ -244,8 +244,36 @@ async fn calls(store: &impl Store, lead_id: LeadId) {
     partial.transcript = Some("Myriam: Bonjour… 🌲".to_owned());
     partial.ended_reason = Some("customer-ended-call".to_owned());
     partial.vapi_call_id = Some("vapi-call-1".to_owned());
+    partial.vapi_recording_url = Some("https://storage.vapi.ai/call-1.wav".to_owned());
+    partial.vapi_summary = Some("L'appelante veut faire abattre un érable.".to_owned());
+    partial.vapi_structured_data = Some(serde_json::json!({
+        "service": "abattage", "urgent": true, "arbres": 2, "détails": {"accès": null}
+    }));
+    partial.vapi_turns = Some(vec![
+        myriam::store::VapiTurn {
+            speaker: "assistant".to_owned(),
+            text: "Bonjour, vous parlez à Myriam.".to_owned(),
+            at_ms: Some(0),
+        },
+        myriam::store::VapiTurn {
+            speaker: "caller".to_owned(),
+            text: "Allo, c'est Julie 🌲".to_owned(),
+            at_ms: None,
+        },
+    ]);
     store.upsert_call(&partial).await.unwrap();
     let record = store.get_call(&call).await.unwrap().expect("call stored");
+    assert_eq!(
+        record.fields.recording_url.as_deref(),
+        Some("https://api.twilio.com/rec/RE1")
+    );
+    assert_eq!(record.fields.vapi_recording_url, partial.vapi_recording_url);
+    assert_eq!(record.fields.vapi_summary, partial.vapi_summary);
+    assert_eq!(
+        record.fields.vapi_structured_data,
+        partial.vapi_structured_data
+    );
+    assert_eq!(record.fields.vapi_turns, partial.vapi_turns);
     assert_eq!(record.fields.status.as_deref(), Some("completed"));
     assert_eq!(record.fields.duration, Some(42));
     assert_eq!(

@@ -608,6 +608,12 @@ pub trait ConsoleStore: Send + Sync {
         &self,
         id_hash: &str,
     ) -> impl Future<Output = Result<Option<SessionRecord>, StoreError>> + Send;
+    /// The sessions of these id hashes that exist (one query: the live updates' poller checks
+    /// every open stream's session at once).
+    fn sessions(
+        &self,
+        id_hashes: &[String],
+    ) -> impl Future<Output = Result<Vec<SessionRecord>, StoreError>> + Send;
     fn touch_session(&self, id_hash: &str) -> impl Future<Output = Result<(), StoreError>> + Send;
     fn revoke_session(&self, id_hash: &str) -> impl Future<Output = Result<(), StoreError>> + Send;
     fn revoke_sessions_of(
@@ -736,6 +742,9 @@ impl ConsoleStore for AnyStore {
     }
     async fn session(&self, id_hash: &str) -> Result<Option<SessionRecord>, StoreError> {
         delegate!(self, "session", s => s.session(id_hash))
+    }
+    async fn sessions(&self, id_hashes: &[String]) -> Result<Vec<SessionRecord>, StoreError> {
+        delegate!(self, "sessions", s => s.sessions(id_hashes))
     }
     async fn touch_session(&self, id_hash: &str) -> Result<(), StoreError> {
         delegate!(self, "touch_session", s => s.touch_session(id_hash))

@@ -44,6 +44,9 @@ impl ConsoleStore for OutboxStore {
     async fn session(&self, id_hash: &str) -> Result<Option<SessionRecord>, StoreError> {
         self.remote().session(id_hash).await
     }
+    async fn sessions(&self, id_hashes: &[String]) -> Result<Vec<SessionRecord>, StoreError> {
+        self.remote().sessions(id_hashes).await
+    }
     async fn touch_session(&self, id_hash: &str) -> Result<(), StoreError> {
         self.remote().touch_session(id_hash).await
     }

@@ -36,6 +36,23 @@ fn role(s: &str) -> Result<Role, StoreError> {
     Role::try_from(s).map_err(|_| StoreError::Corrupt("role".to_owned()))
 }
 
+fn session_from_row(row: &Row<'_>) -> rusqlite::Result<Result<SessionRecord, StoreError>> {
+    let id_hash: String = row.get(0)?;
+    let operator: String = row.get(1)?;
+    let created: String = row.get(2)?;
+    let seen: String = row.get(3)?;
+    let revoked: Option<String> = row.get(4)?;
+    Ok((|| {
+        Ok(SessionRecord {
+            id_hash,
+            operator_id: uuid(&operator, "operator_sessions.operator_id")?,
+            created_at: parse_time(&created)?,
+            last_seen_at: parse_time(&seen)?,
+            revoked_at: revoked.as_deref().map(parse_time).transpose()?,
+        })
+    })())
+}
+
 fn uuid(s: &str, column: &str) -> Result<Uuid, StoreError> {
     Uuid::parse_str(s).map_err(|_| StoreError::Corrupt(column.to_owned()))
 }
@@ -507,25 +524,23 @@ impl ConsoleStore for SqliteStore {
                 "SELECT id_hash, operator_id, created_at, last_seen_at, revoked_at \
                  FROM operator_sessions WHERE id_hash = ?1",
                 [id_hash],
-                |row| {
-                    let id_hash: String = row.get(0)?;
-                    let operator: String = row.get(1)?;
-                    let created: String = row.get(2)?;
-                    let seen: String = row.get(3)?;
-                    let revoked: Option<String> = row.get(4)?;
-                    Ok((|| {
-                        Ok(SessionRecord {
-                            id_hash,
-                            operator_id: uuid(&operator, "operator_sessions.operator_id")?,
-                            created_at: parse_time(&created)?,
-                            last_seen_at: parse_time(&seen)?,
-                            revoked_at: revoked.as_deref().map(parse_time).transpose()?,
-                        })
-                    })())
-                },
+                session_from_row,
             )
             .optional()?
             .transpose()
+        })
+        .await
+    }
+
+    async fn sessions(&self, id_hashes: &[String]) -> Result<Vec<SessionRecord>, StoreError> {
+        let list = serde_json::to_string(id_hashes).unwrap_or_else(|_| "[]".to_owned());
+        self.call(move |conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT id_hash, operator_id, created_at, last_seen_at, revoked_at \
+                 FROM operator_sessions WHERE id_hash IN (SELECT value FROM json_each(?1))",
+            )?;
+            let rows = stmt.query_map([list], session_from_row)?;
+            collect(rows)
         })
         .await
     }

@@ -190,6 +190,23 @@ impl ConsoleStore for SupabaseStore {
         Ok(rows.pop())
     }
 
+    async fn sessions(&self, id_hashes: &[String]) -> Result<Vec<SessionRecord>, StoreError> {
+        // In slices, so that no request line grows past what proxies accept.
+        let mut out = Vec::new();
+        for slice in id_hashes.chunks(50) {
+            let rows: Vec<SessionRecord> = self
+                .rows(
+                    self.client
+                        .from("operator_sessions")
+                        .select("*")
+                        .in_("id_hash", slice),
+                )
+                .await?;
+            out.extend(rows);
+        }
+        Ok(out)
+    }
+
     async fn touch_session(&self, id_hash: &str) -> Result<(), StoreError> {
         let body = json!({ "last_seen_at": now() });
         self.patch_count(
