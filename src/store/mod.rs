@@ -130,7 +130,9 @@ impl From<rusqlite::Error> for StoreError {
     fn from(e: rusqlite::Error) -> Self {
         if e.sqlite_error_code() == Some(rusqlite::ErrorCode::ReadOnly) {
             StoreError::ReadOnly(e.to_string())
-        } else if e.to_string().contains("myriam_erased") {
+        } else if matches!(&e, rusqlite::Error::SqliteFailure(_, Some(message))
+            if message.starts_with("myriam_erased:"))
+        {
             StoreError::Erased("this lead was erased".to_owned())
         } else {
             StoreError::Local(e.to_string())
