@@ -13,7 +13,7 @@ LOCAL_PG="$SCRIPT_DIR/local-pg.sh"
 MIGRATIONS_DIR="$ROOT/supabase/migrations"
 ROLLBACKS_DIR="$ROOT/supabase/rollbacks"
 DB=check_migrations
-TABLES="leads calls processed_events alerts operators operator_sessions api_tokens login_failures audit_log"
+TABLES="leads calls processed_events alerts operators operator_sessions api_tokens login_failures audit_log erased remote_erasures"
 # The same list for SQL arrays.
 TABLES_SQL="'$(echo "$TABLES" | sed "s/ /', '/g")'"
 

@@ -17,7 +17,8 @@ use crate::locks::KeyedLocks;
 use crate::metrics::{CallOutcome, Progress};
 use crate::qualification::{Lead, ServiceType, Speaker, Turn, prompts};
 use crate::store::{
-    AlertEvent, Alerts as _, AnyStore, CallUpdate, NewAlert, Saved, Store as _, StoreError,
+    AlertEvent, Alerts as _, AnyStore, CallUpdate, NewAlert, RemoteErasures as _, Saved,
+    Store as _, StoreError,
 };
 use crate::twilio::stream_token::StreamTokens;
 
@@ -423,6 +424,15 @@ impl Calls {
         for _ in 0..MAX_CHANGE_ATTEMPTS {
             let mut lead = match self.store.get_lead(found.id).await? {
                 Some(lead) => lead,
+                // Unknown when the store cannot tell (Supabase unreachable): as before, the
+                // copy in hand.
+                None if self.is_erased(found.id).await.unwrap_or(false) => {
+                    // Erased while its call went on: the call goes on as a new caller's
+                    // (the callers start a new lead), the erased one never comes back.
+                    return Err(StoreError::Erased(
+                        "the lead was erased while its call went on".to_owned(),
+                    ));
+                }
                 None => found.clone(),
             };
             let before = lead.status;
@@ -459,6 +469,16 @@ impl Calls {
         Err(StoreError::Contended(format!(
             "lead changed by others {MAX_CHANGE_ATTEMPTS} times in a row"
         )))
+    }
+
+    /// Whether `id` is a lead a Law 25 erasure removed (its tombstone, on every instance).
+    pub async fn is_erased(&self, id: LeadId) -> Result<bool, StoreError> {
+        self.store
+            .erased_since(
+                &[crate::store::erasures::lead_key(id)],
+                time::OffsetDateTime::UNIX_EPOCH,
+            )
+            .await
     }
 
     /// Marks the lead `abandonne` unless it is already final, in one conditional statement at

@@ -43,6 +43,7 @@ pub mod console;
 pub mod dev_token;
 pub mod domain;
 pub mod environment;
+pub mod erasure;
 pub mod ivr;
 pub mod lifecycle;
 pub mod locks;

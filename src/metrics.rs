@@ -57,6 +57,10 @@ pub mod names {
     pub const OUTBOX_ENQUEUED: &str = "myriam_outbox_enqueued_total";
     pub const OUTBOX_REPLAYS: &str = "myriam_outbox_replays_total";
     pub const OUTBOX_DEAD_LETTERS: &str = "myriam_outbox_dead_letters_total";
+    pub const ERASED_WRITES_DROPPED: &str = "myriam_erased_writes_dropped_total";
+    pub const REMOTE_ERASURES: &str = "myriam_remote_erasures_total";
+    pub const REMOTE_ERASURES_PENDING: &str = "myriam_remote_erasures_pending";
+    pub const REMOTE_ERASURES_DEAD: &str = "myriam_remote_erasures_dead";
     pub const LEAD_WRITE_CONFLICTS: &str = "myriam_lead_write_conflicts_total";
     pub const IVR_HOLDS: &str = "myriam_ivr_answers_held_total";
     pub const SUPABASE_REFUSING: &str = "myriam_supabase_refusing";
@@ -303,6 +307,41 @@ pub const CATALOGUE: &[MetricSpec] = &[
         labels: &[],
     },
     MetricSpec {
+        name: ERASED_WRITES_DROPPED,
+        kind: Kind::Counter,
+        help: "Late or replayed writes about a caller a Law 25 erasure removed, dropped instead of bringing the caller back",
+        labels: &[],
+    },
+    MetricSpec {
+        name: REMOTE_ERASURES,
+        kind: Kind::Counter,
+        help: "Deletions at Twilio and Vapi after an erasure, by service and result: done (deleted, or 404: already gone), retried (5xx, 429, timeout, call in progress), dead (refused for good)",
+        labels: &[
+            (
+                "service",
+                &[
+                    "twilio_recording",
+                    "twilio_call",
+                    "twilio_message",
+                    "vapi_call",
+                ],
+            ),
+            ("result", &["done", "retried", "dead"]),
+        ],
+    },
+    MetricSpec {
+        name: REMOTE_ERASURES_PENDING,
+        kind: Kind::Gauge,
+        help: "Deletions at Twilio and Vapi still owed (waiting or being retried)",
+        labels: &[],
+    },
+    MetricSpec {
+        name: REMOTE_ERASURES_DEAD,
+        kind: Kind::Gauge,
+        help: "Deletions at Twilio and Vapi refused for good: to be done by hand (see the erasure's page)",
+        labels: &[],
+    },
+    MetricSpec {
         name: ALERTS,
         kind: Kind::Counter,
         help: "SMS alerts to staff, by channel and result: sent (Twilio accepted it), found (an earlier send that had timed out had gone through), retried (429, 5xx, timeout), dead (refused for good)",
@@ -535,6 +574,23 @@ pub fn account_guessed() {
 }
 
 /// One SMS alert's send ended with `result` (`sent`, `found`, `retried`, `dead`).
+/// A write about an erased caller was dropped.
+pub fn erased_write_dropped() {
+    metrics::counter!(ERASED_WRITES_DROPPED).increment(1);
+}
+
+/// One remote deletion's outcome.
+pub fn remote_erasure(service: &'static str, result: &'static str) {
+    metrics::counter!(REMOTE_ERASURES, "service" => service, "result" => result).increment(1);
+}
+
+/// Remote deletions still owed, and refused for good.
+#[allow(clippy::cast_precision_loss)]
+pub fn remote_erasure_backlog(pending: usize, dead: usize) {
+    metrics::gauge!(REMOTE_ERASURES_PENDING).set(pending as f64);
+    metrics::gauge!(REMOTE_ERASURES_DEAD).set(dead as f64);
+}
+
 pub fn alert(result: &'static str) {
     metrics::counter!(ALERTS, "channel" => "sms", "result" => result).increment(1);
 }

@@ -135,6 +135,10 @@ impl Application {
         } else {
             tracing::info!("SMS alerts are off (ALERT_SMS_TO unset, CALLER_SMS off)");
         }
+        state
+            .eraser
+            .clone()
+            .spawn(state.lifecycle.tracker(), state.lifecycle.shutdown_token());
         Ok(Self {
             listener,
             local_addr,

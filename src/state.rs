@@ -8,6 +8,7 @@ use axum::extract::FromRef;
 use crate::bridge::session::Bridge;
 use crate::calls::{AlertPolicy, Calls};
 use crate::config::Settings;
+use crate::erasure::RemoteEraser;
 use crate::lifecycle::Lifecycle;
 use crate::locks::KeyedLocks;
 use crate::store::AnyStore;
@@ -31,6 +32,8 @@ pub struct AppState {
     pub twilio_rest: Option<Arc<TwilioRest>>,
     /// Console callbacks: this instance's pacer of created calls and per-operator locks.
     pub callbacks: Arc<crate::callback::Callbacks>,
+    /// The deletions a Law 25 erasure owes at Twilio and Vapi.
+    pub eraser: RemoteEraser,
 }
 
 impl AppState {
@@ -59,6 +62,7 @@ impl AppState {
                 )
                 .with_caller_sms(settings.office.caller_sms.is_some()),
             ),
+            eraser: RemoteEraser::from_settings(&settings, store.clone()),
             settings: Arc::new(settings),
             lifecycle,
             store,

@@ -20,7 +20,7 @@ const LAYERS: &[&[&str]] = &[
     &["twilio", "operators"],
     &["calls"],
     &["ivr", "vapi", "alerts", "callback"],
-    &["bridge"],
+    &["bridge", "erasure"],
     &["state"],
     &["routes"],
     &["console"],

@@ -1008,9 +1008,13 @@ async fn an_admin_erases_a_caller_after_typed_confirmation_and_nothing_is_left()
     )
     .await;
     assert_eq!(done.status(), 200);
-    assert!(done.text().await.unwrap().contains(
-        "1 lead(s), 1 appel(s), 1 événement(s), 1 écriture(s) en attente et 1 lettre(s) mortes"
-    ));
+    let page = done.text().await.unwrap();
+    assert!(
+        page.contains(
+            "1 lead(s), 1 appel(s), 1 événement(s), 1 écriture(s) en attente, 1 lettre(s) mortes et 0 alerte(s) SMS effacés"
+        ),
+        "{page}"
+    );
     for query in [
         "SELECT count(*) FROM leads WHERE telephone = '+15145550101'",
         "SELECT count(*) FROM calls WHERE from_number = '+15145550101'",

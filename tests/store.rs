@@ -804,7 +804,13 @@ async fn the_recordings_migration_moves_vapi_urls_out_of_the_voicemail_column() 
              ALTER TABLE calls DROP COLUMN vapi_summary;
              ALTER TABLE calls DROP COLUMN vapi_structured_data;
              ALTER TABLE calls DROP COLUMN vapi_turns;
-             DELETE FROM schema_version WHERE version = (SELECT MAX(version) FROM schema_version);",
+             DROP INDEX calls_operator;
+             ALTER TABLE calls DROP COLUMN operator;
+             ALTER TABLE operators DROP COLUMN phone;
+             DROP TRIGGER leads_not_erased;
+             DROP TABLE erased;
+             DROP TABLE remote_erasures;
+             DELETE FROM schema_version WHERE version >= 8;",
         )
         .unwrap();
         for (n, url) in [(1, Some(twilio)), (2, Some(vapi)), (3, None)] {

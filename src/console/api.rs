@@ -228,11 +228,32 @@ impl std::fmt::Debug for ErasureRequest {
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ErasureResult {
+    /// The erasure's id: `GET /console/erasures/{id}` shows its remote deletions.
+    pub erasure_id: String,
     pub lead_ids: Vec<String>,
     pub calls: usize,
     pub events: usize,
     pub outbox: usize,
     pub dead_letters: usize,
+    /// SMS alerts about the caller whose rows were deleted.
+    pub alerts: usize,
+    /// SMS alerts delivered to staff phones: their text stays there (not erasable by the gateway).
+    pub sms_on_staff_phones: usize,
+    /// The deletions at Twilio and Vapi and where each stands.
+    pub remote: Vec<RemoteDeletion>,
+}
+
+/// One deletion at Twilio or Vapi.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RemoteDeletion {
+    /// `twilio_recording`, `twilio_call`, `twilio_message` or `vapi_call`.
+    pub service: String,
+    /// The SID or Vapi call id.
+    pub remote_id: String,
+    /// `done` (deleted or already gone), `pending` (retried automatically), `dead` (refused for
+    /// good: to delete by hand).
+    pub status: String,
+    pub error: Option<String>,
 }
 
 /// List leads, newest first, with filters and a cursor.
@@ -437,13 +458,34 @@ pub async fn erase(
     user.require_admin()?;
     let request = body(request)?;
     let phone = erasure_target(&request.phone, &request.confirm)?;
-    let (erasure, ids) = erase_and_audit(&console, &user.principal, &phone).await?;
+    let report = erase_and_audit(&console, &user.principal, &phone).await?;
+    let e = &report.erasure;
     Ok(Json(ErasureResult {
-        lead_ids: ids,
-        calls: erasure.calls,
-        events: erasure.events,
-        outbox: erasure.outbox,
-        dead_letters: erasure.dead_letters,
+        erasure_id: e.id.to_string(),
+        calls: e.calls,
+        events: e.events,
+        outbox: e.outbox,
+        dead_letters: e.dead_letters,
+        alerts: e.alerts,
+        sms_on_staff_phones: e.sms_sent,
+        remote: report
+            .remote
+            .iter()
+            .map(|r| RemoteDeletion {
+                service: r.service.as_str().to_owned(),
+                remote_id: r.remote_id.clone(),
+                status: match r.status {
+                    crate::store::RemoteStatus::Done => "done",
+                    crate::store::RemoteStatus::Pending | crate::store::RemoteStatus::Claimed => {
+                        "pending"
+                    }
+                    crate::store::RemoteStatus::Dead => "dead",
+                }
+                .to_owned(),
+                error: r.last_error.clone(),
+            })
+            .collect(),
+        lead_ids: report.lead_ids,
     }))
 }
 
@@ -479,7 +521,7 @@ impl Modify for Security {
         description = "Leads of BP Émondage's call gateway: list, detail, follow-up, export, erasure."),
     paths(list_leads, get_lead, change_follow_up, export, erase, super::dashboard::stats_api),
     components(schemas(LeadSummary, LeadList, LeadDetail, TurnView, CallView, VapiTurnView, FollowUpRequest,
-        ErasureRequest, ErasureResult, Problem)),
+        ErasureRequest, ErasureResult, RemoteDeletion, Problem)),
     modifiers(&Security),
 )]
 pub struct ApiDoc;

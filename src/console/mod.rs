@@ -15,6 +15,7 @@ pub mod auth;
 pub mod bridged;
 pub mod callback;
 pub mod dashboard;
+pub mod erasure;
 pub mod error;
 pub mod export;
 pub mod html;
@@ -57,6 +58,8 @@ pub struct ConsoleState {
     pub callback_unavailable: Option<&'static str>,
     /// `BUSINESS_NUMBER`: the caller ID a callback shows the lead.
     pub business_number: Option<PhoneNumber>,
+    /// Carries out an erasure's deletions at Twilio and Vapi.
+    pub eraser: crate::erasure::RemoteEraser,
 }
 
 impl FromRef<AppState> for ConsoleState {
@@ -77,36 +80,98 @@ impl FromRef<AppState> for ConsoleState {
                 .business_number
                 .as_deref()
                 .and_then(|n| PhoneNumber::try_from(n).ok()),
+            eraser: state.eraser.clone(),
         }
     }
 }
 
-/// Erases every record of `phone` and writes the audit entry (the lead ids and the counts, never
-/// caller data): what the erase page and the API both do. Returns the counts and the lead ids.
+/// How long an erasure request waits for its remote deletions before it answers; what is not
+/// done by then is retried in the background and shown as pending.
+pub const REMOTE_ERASURE_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// What an erasure did: the rows removed, and where each remote deletion stands.
+#[derive(Debug, Clone)]
+pub struct ErasureReport {
+    pub erasure: crate::store::console::Erasure,
+    pub lead_ids: Vec<String>,
+    pub remote: Vec<crate::store::RemoteErasure>,
+}
+
+impl ErasureReport {
+    /// `(done, waiting, failed for good)` among the remote deletions.
+    pub fn remote_counts(&self) -> (usize, usize, usize) {
+        use crate::store::RemoteStatus;
+        let count =
+            |f: &dyn Fn(RemoteStatus) -> bool| self.remote.iter().filter(|r| f(r.status)).count();
+        (
+            count(&|s| s == RemoteStatus::Done),
+            count(&|s| matches!(s, RemoteStatus::Pending | RemoteStatus::Claimed)),
+            count(&|s| s == RemoteStatus::Dead),
+        )
+    }
+}
+
+/// Erases every record of `phone`, tries the deletions it owes at Twilio and Vapi for up to
+/// [`REMOTE_ERASURE_WAIT`] (the rest is retried by the background eraser), and writes the audit
+/// entry (the lead ids, the erasure's id and the counts, never caller data or remote ids): what
+/// the erase page and the API both do.
 pub async fn erase_and_audit(
     console: &ConsoleState,
     principal: &crate::operators::Principal,
     phone: &PhoneNumber,
-) -> Result<(crate::store::console::Erasure, Vec<String>), crate::store::StoreError> {
+) -> Result<ErasureReport, crate::store::StoreError> {
+    use crate::store::RemoteErasures as _;
     use crate::store::console::ConsoleStore as _;
     let erasure = console.store.erase_caller(phone).await?;
     let ids: Vec<String> = erasure.lead_ids.iter().map(ToString::to_string).collect();
+    let mut remote = Vec::new();
+    if !erasure.remote.is_empty() {
+        match tokio::time::timeout(REMOTE_ERASURE_WAIT, console.eraser.round(Some(erasure.id)))
+            .await
+        {
+            Ok(Ok(_)) => {}
+            Ok(Err(error)) => {
+                tracing::warn!(%error, erasure_id = %erasure.id, "remote deletions left to the background eraser");
+            }
+            Err(_) => {
+                tracing::warn!(erasure_id = %erasure.id, "remote deletions still running; left to the background eraser");
+            }
+        }
+        console.eraser.wake();
+        remote = console
+            .store
+            .remote_erasures_of(erasure.id)
+            .await
+            .unwrap_or_default();
+    }
+    let report = ErasureReport {
+        erasure,
+        lead_ids: ids,
+        remote,
+    };
+    let (done, waiting, failed) = report.remote_counts();
+    let e = &report.erasure;
     crate::operators::audit_by(
         &console.store,
         principal,
         crate::store::console::AuditAction::Erase,
-        (!ids.is_empty()).then(|| ids.join(",")),
+        (!report.lead_ids.is_empty()).then(|| report.lead_ids.join(",")),
         Some(format!(
-            "leads={} calls={} events={} outbox={} dead_letters={}",
-            ids.len(),
-            erasure.calls,
-            erasure.events,
-            erasure.outbox,
-            erasure.dead_letters
+            "erasure={} leads={} calls={} events={} outbox={} dead_letters={} alerts={} \
+             remote_deleted={done} remote_pending={waiting} remote_failed={failed} \
+             sms_on_staff_phones={} (not erasable from here)",
+            e.id,
+            report.lead_ids.len(),
+            e.calls,
+            e.events,
+            e.outbox,
+            e.dead_letters,
+            e.alerts,
+            e.sms_sent,
         )),
     )
     .await;
-    Ok((erasure, ids))
+    Ok(report)
 }
 
 /// The `ETag` of a lead's follow-up version.
@@ -394,6 +459,7 @@ pub fn router(https: bool) -> Router<AppState> {
         .route("/console/profil", get(profile::show).post(profile::save))
         .route("/console/calls/{sid}/recording", get(pages::recording))
         .route("/console/erase", get(pages::erase_form).post(pages::erase))
+        .route("/console/erasures/{id}", get(erasure::status))
         .route("/console/audit", get(pages::audit))
         .route("/console/events", get(live::events))
         .route("/console/static/console.js", get(pages::script))

@@ -795,7 +795,7 @@ fn erase_page(user: &PageUser, alert: Option<&str>) -> String {
         &chrome("Effacer un appelant", user),
         &format!(
             r#"<h1>Effacer un appelant (Loi 25)</h1>{alert}
-<p>Efface définitivement, dans la base de données, tous les leads, appels, événements traités et écritures en attente de ce numéro. Irréversible.</p>
+<p>Efface définitivement, dans la base de données, tous les leads, appels, événements traités, alertes et écritures en attente de ce numéro, puis supprime chez Twilio ses messages vocaux, ses journaux d'appels et les SMS d'alerte envoyés à son sujet, et chez Vapi ses appels (enregistrement, transcription). Irréversible.</p>
 <form method="post" action="/console/erase" class="card">
 <input type="hidden" name="csrf" value="{}">
 <label for="phone">Numéro de téléphone de l'appelant</label>
@@ -854,16 +854,12 @@ pub async fn erase(
                 .into_response());
         }
     };
-    let (erasure, ids) = erase_and_audit(&console, &user.principal, &phone).await?;
-    let body = format!(
-        r#"<h1>Appelant effacé</h1><p role="status">{} lead(s), {} appel(s), {} événement(s), {} écriture(s) en attente et {} lettre(s) mortes effacés.</p><p><a href="/console/leads">Retour aux leads</a></p>"#,
-        ids.len(),
-        erasure.calls,
-        erasure.events,
-        erasure.outbox,
-        erasure.dead_letters
-    );
-    Ok(Html(layout(&chrome("Appelant effacé", &user), &body)).into_response())
+    let report = erase_and_audit(&console, &user.principal, &phone).await?;
+    Ok(Html(super::erasure::result_page(
+        &chrome("Appelant effacé", &user),
+        &report,
+    ))
+    .into_response())
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -154,9 +154,24 @@ pub async fn gather(
         return Ok(render_current(&lead, settings));
     };
     crate::telemetry::set_call_context(Some(result.call_sid.as_str()), Some(found.id));
-    calls
+    match calls
         .change_lead(found, |lead| answer(lead, settings, result))
         .await
+    {
+        Err(StoreError::Erased(_)) => {
+            // The caller was erased while the call went on: from here it is a new caller's
+            // call, with a lead of its own.
+            let new = NewCall {
+                call_sid: Some(result.call_sid.clone()),
+                status: Some("in-progress".to_owned()),
+                mode: Some(ConversationMode::Ivr),
+                ..NewCall::default()
+            };
+            let lead = calls.start(&new, calls::greeting(settings)).await?;
+            Ok(render_current(&lead, settings))
+        }
+        other => other,
+    }
 }
 
 /// Applies one `<Gather>` result to the freshest lead: a retry changes nothing, a silence is

@@ -25,6 +25,7 @@ macro_rules! delegate {
 
 pub mod alerts;
 pub mod console;
+pub mod erasures;
 pub mod outbox;
 mod rows;
 pub mod sqlite;
@@ -40,6 +41,9 @@ use crate::config::{Settings, StoreKind};
 use crate::domain::{CallSid, ConversationMode, LeadId, LeadStatus};
 use crate::qualification::Lead;
 pub use alerts::{AlertOutcome, AlertRecord, AlertStatus, Alerts};
+pub use erasures::{
+    RemoteErasure, RemoteErasures, RemoteOutcome, RemoteService, RemoteStatus, RemoteTarget,
+};
 pub use rows::{AlertEvent, NewAlert};
 pub use rows::{LeadRow, Saved, WriteOp};
 
@@ -71,6 +75,10 @@ pub enum StoreError {
     /// A change lost the race to other writers too many times in a row.
     #[error("contended: {0}")]
     Contended(String),
+    /// A write about a lead, call or number a Law 25 erasure removed, made before the erasure
+    /// (a late or replayed write): refused, never applied, never retried.
+    #[error("erased: {0}")]
+    Erased(String),
 }
 
 impl StoreError {
@@ -84,7 +92,18 @@ impl StoreError {
             StoreError::Corrupt(_)
             | StoreError::Local(_)
             | StoreError::ReadOnly(_)
-            | StoreError::Stale(_) => false,
+            | StoreError::Stale(_)
+            | StoreError::Erased(_) => false,
+        }
+    }
+
+    /// The write was refused because what it writes was erased (SQLite's `leads_not_erased`
+    /// trigger, PostgreSQL's SQLSTATE `MYR01`).
+    pub fn is_erased(&self) -> bool {
+        match self {
+            StoreError::Erased(_) => true,
+            StoreError::Rejected { code, .. } => code == ERASED_SQLSTATE,
+            _ => false,
         }
     }
 
@@ -99,14 +118,22 @@ impl StoreError {
             StoreError::ReadOnly(_) => "read_only",
             StoreError::Contended(_) => "contended",
             StoreError::Stale(_) => "stale",
+            StoreError::Erased(_) => "erased",
         }
     }
 }
+
+/// The SQLSTATE PostgreSQL raises for a write about something erased (`bp.refuse_erased`).
+pub const ERASED_SQLSTATE: &str = "MYR01";
 
 impl From<rusqlite::Error> for StoreError {
     fn from(e: rusqlite::Error) -> Self {
         if e.sqlite_error_code() == Some(rusqlite::ErrorCode::ReadOnly) {
             StoreError::ReadOnly(e.to_string())
+        } else if matches!(&e, rusqlite::Error::SqliteFailure(_, Some(message))
+            if message.starts_with("myriam_erased:"))
+        {
+            StoreError::Erased("this lead was erased".to_owned())
         } else {
             StoreError::Local(e.to_string())
         }

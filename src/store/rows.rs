@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 
 use crate::domain::{CallSid, Language, LeadId, LeadStatus, PhoneNumber};
@@ -265,5 +266,101 @@ impl NewAlert {
             event,
             recipient: recipient.to_owned(),
         }
+    }
+}
+
+/// SHA-256 of `value`, hex.
+fn sha256_hex(value: &str) -> String {
+    Sha256::digest(value.as_bytes())
+        .iter()
+        .fold(String::with_capacity(64), |mut s, b| {
+            use std::fmt::Write as _;
+            let _ = write!(s, "{b:02x}");
+            s
+        })
+}
+
+/// The tombstone of an erased number: `number:` and the SHA-256 of its E.164 form.
+pub fn number_key(e164: &str) -> String {
+    format!("number:{}", sha256_hex(e164))
+}
+
+/// The tombstone of an erased call: `call:` and the SHA-256 of its CallSid.
+pub fn call_key(sid: &str) -> String {
+    format!("call:{}", sha256_hex(sid))
+}
+
+/// The tombstone of an erased lead: its id (random, not personal data).
+pub fn lead_key(id: LeadId) -> String {
+    format!("lead:{id}")
+}
+
+/// A CallSid inside an event key (`twilio:CA…:status:completed`, `call-ended:CA…`).
+fn sids_in(text: &str) -> Vec<String> {
+    text.split(|c: char| !c.is_ascii_alphanumeric())
+        .filter(|part| CallSid::try_from(*part).is_ok())
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Every tombstone a queued write would bring back: the lead it writes, the numbers it carries,
+/// the calls it names.
+pub fn erased_keys(op: &WriteOp) -> Vec<String> {
+    let mut keys = Vec::new();
+    let number = |value: Option<&String>, keys: &mut Vec<String>| {
+        if let Some(phone) = value.and_then(|v| PhoneNumber::try_from(v.as_str()).ok()) {
+            keys.push(number_key(phone.as_e164()));
+        }
+    };
+    match op {
+        WriteOp::SaveLead(row) | WriteOp::SaveLeadWithAlerts { lead: row, .. } => {
+            keys.push(lead_key(row.id));
+            number(row.telephone.as_ref(), &mut keys);
+            number(row.offered_phone.as_ref(), &mut keys);
+        }
+        WriteOp::StartCall { lead, call } => {
+            keys.push(lead_key(lead.id));
+            number(lead.telephone.as_ref(), &mut keys);
+            number(lead.offered_phone.as_ref(), &mut keys);
+            number(call.from_number.as_ref(), &mut keys);
+            keys.push(call_key(call.call_sid.as_str()));
+        }
+        WriteOp::UpsertCall(call) => {
+            keys.push(call_key(call.call_sid.as_str()));
+            number(call.from_number.as_ref(), &mut keys);
+            if let Some(id) = call.lead_id {
+                keys.push(lead_key(id));
+            }
+        }
+        WriteOp::AbandonLead { id } => keys.push(lead_key(*id)),
+        WriteOp::AbandonCallLead { call_sid } => keys.push(call_key(call_sid.as_str())),
+        WriteOp::RecordEvent { key } => keys.extend(sids_in(key).iter().map(|s| call_key(s))),
+    }
+    keys.sort();
+    keys.dedup();
+    keys
+}
+
+#[cfg(test)]
+mod erased_tests {
+    use super::*;
+
+    #[test]
+    fn keys_are_hashed_and_stable() {
+        let key = number_key("+15145550101");
+        assert!(key.starts_with("number:"));
+        assert_eq!(key.len(), "number:".len() + 64);
+        assert!(!key.contains("5145550101"));
+        assert_eq!(key, number_key("+15145550101"));
+        assert_ne!(key, number_key("+15145550102"));
+    }
+
+    #[test]
+    fn event_keys_name_their_call() {
+        let sid = "CA0123456789abcdef0123456789abcdef";
+        let op = WriteOp::RecordEvent {
+            key: format!("twilio:{sid}:status:completed"),
+        };
+        assert_eq!(erased_keys(&op), vec![call_key(sid)]);
     }
 }

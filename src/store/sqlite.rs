@@ -354,6 +354,42 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX alerts_due ON alerts (next_attempt_at) WHERE status IN ('pending', 'claimed');
     CREATE INDEX alerts_created ON alerts (created_at);
     ",
+    // 11: erasure that erases (issue 26). `erased`: what an erasure removed, so that no late or
+    // replayed write brings it back — `lead:<uuid>` (a lead id, not personal data), and
+    // `number:<sha256>` / `call:<sha256>` (SHA-256 of the E.164 number or the CallSid, hex). A lead
+    // whose id was erased is never inserted again. `remote_erasures`: the deletions owed at Twilio
+    // and Vapi, created in the erasure's transaction and claimed with a lease like the alerts.
+    r"
+    CREATE TABLE erased (
+        key TEXT PRIMARY KEY,
+        erased_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))
+    );
+    CREATE TRIGGER leads_not_erased BEFORE INSERT ON leads
+    WHEN EXISTS (SELECT 1 FROM erased WHERE key = 'lead:' || NEW.id)
+    BEGIN
+        SELECT RAISE(ABORT, 'myriam_erased: this lead was erased');
+    END;
+    CREATE TABLE remote_erasures (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        id TEXT NOT NULL UNIQUE,
+        erasure_id TEXT NOT NULL,
+        service TEXT NOT NULL
+            CHECK (service IN ('twilio_recording', 'twilio_call', 'twilio_message', 'vapi_call')),
+        remote_id TEXT NOT NULL,
+        status TEXT NOT NULL DEFAULT 'pending'
+            CHECK (status IN ('pending', 'claimed', 'done', 'dead')),
+        attempts INTEGER NOT NULL DEFAULT 0 CHECK (attempts >= 0),
+        next_attempt_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),
+        lease_until TEXT,
+        last_error TEXT,
+        created_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),
+        updated_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),
+        UNIQUE (erasure_id, service, remote_id)
+    );
+    CREATE INDEX remote_erasures_due ON remote_erasures (next_attempt_at)
+        WHERE status IN ('pending', 'claimed');
+    CREATE INDEX remote_erasures_erasure ON remote_erasures (erasure_id);
+    ",
 ];
 
 /// A handle to the SQLite thread. Cheap to clone.

@@ -351,6 +351,79 @@ impl SupabaseStore {
     }
 }
 
+impl SupabaseStore {
+    /// Adds tombstones (`bp.erased`): the lead and call of a queued write dropped as the erased
+    /// caller's, which Supabase never knew, so that the writes queued after it about them go too.
+    pub async fn record_erased(&self, keys: &[String]) -> Result<(), StoreError> {
+        if keys.is_empty() {
+            return Ok(());
+        }
+        let rows: Vec<serde_json::Value> = keys
+            .iter()
+            .map(|k| serde_json::json!({ "key": k }))
+            .collect();
+        self.send(
+            self.client
+                .from("erased")
+                .upsert(Self::body(&rows)?)
+                .on_conflict("key"),
+        )
+        .await
+        .map(drop)
+    }
+
+    /// The tombstones written at or after `since`, with when (`bp.erased`).
+    pub async fn erased_after(
+        &self,
+        since: time::OffsetDateTime,
+    ) -> Result<Vec<(String, time::OffsetDateTime)>, StoreError> {
+        #[derive(serde::Deserialize)]
+        struct Tombstone {
+            key: String,
+            #[serde(with = "time::serde::rfc3339")]
+            erased_at: time::OffsetDateTime,
+        }
+        let since = since
+            .format(&time::format_description::well_known::Rfc3339)
+            .map_err(|e| StoreError::Local(e.to_string()))?;
+        let rows: Vec<Tombstone> = self
+            .rows(
+                self.client
+                    .from("erased")
+                    .select("key,erased_at")
+                    .gte("erased_at", since),
+            )
+            .await?;
+        Ok(rows.into_iter().map(|t| (t.key, t.erased_at)).collect())
+    }
+
+    /// Whether one of `keys` (tombstones, [`super::rows::erased_keys`]) was erased at or after
+    /// `since` (`bp.erased`).
+    pub async fn erased_since(
+        &self,
+        keys: &[String],
+        since: time::OffsetDateTime,
+    ) -> Result<bool, StoreError> {
+        if keys.is_empty() {
+            return Ok(false);
+        }
+        let since = since
+            .format(&time::format_description::well_known::Rfc3339)
+            .map_err(|e| StoreError::Local(e.to_string()))?;
+        let rows: Vec<serde_json::Value> = self
+            .rows(
+                self.client
+                    .from("erased")
+                    .select("key")
+                    .in_("key", keys)
+                    .gte("erased_at", since)
+                    .limit(1),
+            )
+            .await?;
+        Ok(!rows.is_empty())
+    }
+}
+
 fn leads(rows: Vec<LeadRow>) -> Result<Vec<Lead>, StoreError> {
     rows.into_iter().map(Lead::try_from).collect()
 }

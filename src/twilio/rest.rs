@@ -1,6 +1,6 @@
 //! Twilio's REST API (`TWILIO_API_BASE_URL`, API version 2010-04-01): sending an SMS, finding a
-//! message already sent, creating a call (a console callback), and redirecting a live call to new
-//! TwiML.
+//! message already sent, creating a call (a console callback), redirecting a live call to new
+//! TwiML, and deleting recordings, call logs and messages (a Law 25 erasure).
 //!
 //! Authentication is HTTP Basic `AccountSid:AuthToken`; bodies are form-encoded. Twilio's Messages
 //! API has no idempotency key, so failures are told apart by what they mean for a resend:
@@ -463,6 +463,27 @@ impl TwilioRest {
         serde_json::from_str(&text).map_err(|_| RestError::Unknown {
             reason: "unexpected answer to Calls.json".to_owned(),
         })
+    }
+
+    /// `DELETE {resource}/{sid}.json` (`Recordings`, `Calls`, `Messages`): the record is gone
+    /// from the API and the Console's logs (a recording's media too). `Ok` on 2xx (204); a 404 is
+    /// [`RestError::Refused`] with status 404 (already deleted). A call or message not finished
+    /// yet is refused with code 20009 ("Cannot delete this resource before it is complete"):
+    /// try again later. `sid` must be a SID (letters and digits), never a path.
+    pub async fn delete(&self, resource: &str, sid: &str) -> Result<(), RestError> {
+        if sid.is_empty() || sid.len() > 64 || !sid.bytes().all(|b| b.is_ascii_alphanumeric()) {
+            return Err(RestError::Refused {
+                status: 400,
+                code: None,
+                message: "not a SID".to_owned(),
+            });
+        }
+        self.send(
+            self.http
+                .delete(self.url(&format!("{resource}/{sid}.json"))),
+        )
+        .await
+        .map(drop)
     }
 
     /// `POST Calls/{CallSid}.json` with `Url`: the live call leaves its current TwiML (a Media

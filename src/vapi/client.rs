@@ -254,6 +254,99 @@ impl VapiClient {
     }
 }
 
+/// Why `DELETE /call/{id}` did not delete. Never quotes the key.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DeleteCallError {
+    /// 404: no such call (already deleted).
+    #[error("Vapi has no such call")]
+    NotFound,
+    /// 429, 5xx, a timeout or a connection failure: try again later.
+    #[error("Vapi did not delete the call ({reason}); retry")]
+    Retryable {
+        reason: String,
+        retry_after: Option<Duration>,
+    },
+    /// Any other 4xx (a refused key, a malformed id): the same request would fail again.
+    #[error("Vapi refused to delete the call: HTTP {status}: {message}")]
+    Refused { status: u16, message: String },
+}
+
+/// Vapi's REST API for what an erasure needs: `DELETE {VAPI_BASE_URL}/call/{id}` (the call, its
+/// recording and transcript), `Authorization: Bearer VAPI_PRIVATE_KEY`.
+#[derive(Clone)]
+pub struct VapiRest {
+    http: reqwest::Client,
+    base: String,
+    key: SecretString,
+}
+
+impl std::fmt::Debug for VapiRest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VapiRest")
+            .field("base", &self.base)
+            .finish_non_exhaustive()
+    }
+}
+
+impl VapiRest {
+    pub fn new(base: &str, key: SecretString, timeout: Duration) -> Self {
+        Self {
+            http: reqwest::Client::builder()
+                .timeout(timeout)
+                .pool_max_idle_per_host(2)
+                .build()
+                .unwrap_or_default(),
+            base: base.trim_end_matches('/').to_owned(),
+            key,
+        }
+    }
+
+    /// `DELETE /call/{id}`. `id` must be an id (letters, digits, `-`, `_`), never a path.
+    pub async fn delete_call(&self, id: &str) -> Result<(), DeleteCallError> {
+        if id.is_empty()
+            || id.len() > 100
+            || !id
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        {
+            return Err(DeleteCallError::Refused {
+                status: 400,
+                message: "not a call id".to_owned(),
+            });
+        }
+        let response = self
+            .http
+            .delete(format!("{}/call/{id}", self.base))
+            .bearer_auth(self.key.expose_secret())
+            .send()
+            .await
+            .map_err(|e| DeleteCallError::Retryable {
+                reason: e.without_url().to_string(),
+                retry_after: None,
+            })?;
+        let status = response.status().as_u16();
+        let retry_after = response
+            .headers()
+            .get(reqwest::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .map(|s| Duration::from_secs(s.min(3600)));
+        let body = response.text().await.unwrap_or_default();
+        match status {
+            200..=299 => Ok(()),
+            404 => Err(DeleteCallError::NotFound),
+            408 | 429 | 500..=599 => Err(DeleteCallError::Retryable {
+                reason: format!("HTTP {status}: {}", error_message(&body)),
+                retry_after,
+            }),
+            _ => Err(DeleteCallError::Refused {
+                status,
+                message: error_message(&body),
+            }),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -108,13 +108,28 @@ pub async fn tool_calls(
     call: &CallRef,
     tool_calls: &[ToolCall],
 ) -> Result<Value, StoreError> {
-    let (results, hand_off) = match find_lead(calls.store(), call).await? {
+    let found = match find_lead(calls.store(), call).await? {
+        Some(found) => Some(found),
+        None => restart_erased(calls, context.settings, call).await?,
+    };
+    let (results, hand_off) = match found {
         Some(found) => {
-            calls
+            match calls
                 .change_lead(found, |lead| {
                     apply_tool_calls(lead, context.settings, tool_calls)
                 })
-                .await?
+                .await
+            {
+                Err(StoreError::Erased(_)) => {
+                    let fresh = new_caller(calls, context.settings, call).await?;
+                    calls
+                        .change_lead(fresh, |lead| {
+                            apply_tool_calls(lead, context.settings, tool_calls)
+                        })
+                        .await?
+                }
+                other => other?,
+            }
         }
         None => (
             tool_calls
@@ -299,6 +314,46 @@ fn apply_tool_calls(
     Change::new((results, handed))
         .saved_if(changed)
         .counting(progress)
+}
+
+/// A new lead for a call whose caller was erased while it went on: the call goes on as a new
+/// caller's (the call row is created again, pointing at the new lead).
+async fn new_caller(
+    calls: &Calls,
+    settings: &Settings,
+    call: &CallRef,
+) -> Result<Lead, StoreError> {
+    let new = NewCall {
+        call_sid: call
+            .twilio_call_sid
+            .as_deref()
+            .and_then(|s| CallSid::try_from(s).ok()),
+        from: call.customer_number.clone(),
+        direction: Some("inbound".to_owned()),
+        mode: Some(ConversationMode::Bridge),
+        vapi_call_id: call.vapi_call_id.clone(),
+        ..NewCall::default()
+    };
+    calls.start(&new, calls::greeting(settings)).await
+}
+
+/// The call names a lead (`variableValues.lead_id`) an erasure removed: a new lead for the call.
+async fn restart_erased(
+    calls: &Calls,
+    settings: &Settings,
+    call: &CallRef,
+) -> Result<Option<Lead>, StoreError> {
+    let Some(id) = call
+        .lead_id
+        .as_deref()
+        .and_then(|l| LeadId::try_from(l).ok())
+    else {
+        return Ok(None);
+    };
+    if !calls.is_erased(id).await? {
+        return Ok(None);
+    }
+    new_caller(calls, settings, call).await.map(Some)
 }
 
 /// `assistant-request` (numbers owned by Vapi): a lead (and a call when the CallSid is known), then

@@ -15,6 +15,10 @@
 //!   (`sid` `CA…`, `status` `queued`), 429 (code 20429), 500, a 400 with a Twilio error code, or
 //!   created but answered late. Every created call is kept with all its form fields (repeated
 //!   ones too) and the instant it arrived.
+//! - `DELETE …/Recordings/{RE}.json`, `…/Calls/{CA}.json`, `…/Messages/{SM}.json`: 204 the first
+//!   time, 404 (code 20404) once deleted, or the statuses scripted for that SID first
+//!   ([`FakeTwilio::fail_deletes`]: 500, 429 with `Retry-After`, 400 with code 20009 …); every
+//!   DELETE is recorded with its answer.
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -88,8 +92,21 @@ impl CreatedCall {
     }
 }
 
+/// One DELETE the fake received.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Deletion {
+    /// `Recordings`, `Calls` or `Messages`.
+    pub resource: String,
+    pub sid: String,
+    /// What the fake answered.
+    pub status: u16,
+}
+
 #[derive(Default)]
 struct Inner {
+    deletions: Vec<Deletion>,
+    deleted: std::collections::HashSet<String>,
+    delete_script: std::collections::HashMap<String, VecDeque<u16>>,
     script: VecDeque<Reply>,
     call_script: VecDeque<Reply>,
     created_calls: Vec<CreatedCall>,
@@ -503,7 +520,109 @@ async fn recording(
     response.body(axum::body::Body::from_stream(body)).unwrap()
 }
 
+fn delete_resource(
+    fake: &FakeTwilio,
+    resource: &str,
+    account: &str,
+    file: &str,
+    headers: &HeaderMap,
+) -> Response {
+    if account != ACCOUNT || !authorized(headers) {
+        return error(StatusCode::UNAUTHORIZED, 20003, "Authenticate");
+    }
+    let Some(sid) = file.strip_suffix(".json") else {
+        return error(StatusCode::NOT_FOUND, 20404, "not found");
+    };
+    let mut inner = fake.inner.lock().unwrap();
+    let scripted = inner
+        .delete_script
+        .get_mut(sid)
+        .and_then(VecDeque::pop_front);
+    let status = match scripted {
+        Some(status) => status,
+        None if inner.deleted.contains(sid) => 404,
+        None => {
+            inner.deleted.insert(sid.to_owned());
+            204
+        }
+    };
+    inner.deletions.push(Deletion {
+        resource: resource.to_owned(),
+        sid: sid.to_owned(),
+        status,
+    });
+    drop(inner);
+    match status {
+        204 => StatusCode::NO_CONTENT.into_response(),
+        404 => error(
+            StatusCode::NOT_FOUND,
+            20404,
+            "The requested resource was not found",
+        ),
+        429 => {
+            let mut response = error(StatusCode::TOO_MANY_REQUESTS, 20429, "Too Many Requests");
+            response
+                .headers_mut()
+                .insert("retry-after", "1".parse().unwrap());
+            response
+        }
+        400 => error(
+            StatusCode::BAD_REQUEST,
+            20009,
+            "Cannot delete this resource before it is complete",
+        ),
+        other => error(
+            StatusCode::from_u16(other).unwrap(),
+            20500,
+            "Internal Server Error",
+        ),
+    }
+}
+
+#[allow(clippy::unused_async)] // an axum handler
+async fn recording_delete(
+    State(fake): State<FakeTwilio>,
+    Path((account, file)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Response {
+    delete_resource(&fake, "Recordings", &account, &file, &headers)
+}
+
+#[allow(clippy::unused_async)] // an axum handler
+async fn call_delete(
+    State(fake): State<FakeTwilio>,
+    Path((account, file)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Response {
+    delete_resource(&fake, "Calls", &account, &file, &headers)
+}
+
+#[allow(clippy::unused_async)] // an axum handler
+async fn message_delete(
+    State(fake): State<FakeTwilio>,
+    Path((account, file)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Response {
+    delete_resource(&fake, "Messages", &account, &file, &headers)
+}
+
 impl FakeTwilio {
+    /// Every DELETE received, in order.
+    pub fn deletions(&self) -> Vec<Deletion> {
+        self.inner.lock().unwrap().deletions.clone()
+    }
+
+    /// The next DELETEs of `sid` answer these statuses, in order (then 204, then 404).
+    pub fn fail_deletes(&self, sid: &str, statuses: impl IntoIterator<Item = u16>) {
+        self.inner
+            .lock()
+            .unwrap()
+            .delete_script
+            .entry(sid.to_owned())
+            .or_default()
+            .extend(statuses);
+    }
+
     pub async fn start() -> Self {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let fake = FakeTwilio {
@@ -521,11 +640,15 @@ impl FakeTwilio {
             )
             .route(
                 "/2010-04-01/Accounts/{account}/Calls/{call}",
-                post(call_update),
+                post(call_update).delete(call_delete),
             )
             .route(
                 "/2010-04-01/Accounts/{account}/Recordings/{file}",
-                axum::routing::get(recording),
+                axum::routing::get(recording).delete(recording_delete),
+            )
+            .route(
+                "/2010-04-01/Accounts/{account}/Messages/{file}",
+                axum::routing::delete(message_delete),
             )
             .with_state(fake.clone());
         tokio::spawn(async move { axum::serve(listener, app).await });

@@ -25,8 +25,26 @@ pub enum Behaviour {
     PingFlood,
 }
 
+/// One `DELETE /call/{id}` the fake received.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VapiDeletion {
+    pub id: String,
+    /// What the fake answered.
+    pub status: u16,
+    /// The request carried `Authorization: Bearer …`.
+    pub bearer: bool,
+}
+
+#[derive(Default)]
+struct Deletes {
+    received: Vec<VapiDeletion>,
+    deleted: std::collections::HashSet<String>,
+    script: std::collections::HashMap<String, std::collections::VecDeque<u16>>,
+}
+
 #[derive(Clone)]
 struct Shared {
+    deletes: Arc<Mutex<Deletes>>,
     behaviour: Behaviour,
     ws_base: Arc<Mutex<String>>,
     creates: Arc<AtomicUsize>,
@@ -36,6 +54,7 @@ struct Shared {
 /// A running fake Vapi.
 pub struct FakeVapi {
     pub base: String,
+    deletes: Arc<Mutex<Deletes>>,
     creates: Arc<AtomicUsize>,
     closes: Arc<Mutex<Vec<Option<u16>>>>,
 }
@@ -43,6 +62,7 @@ pub struct FakeVapi {
 impl FakeVapi {
     pub async fn start(behaviour: Behaviour) -> Self {
         let shared = Shared {
+            deletes: Arc::default(),
             behaviour,
             ws_base: Arc::default(),
             creates: Arc::default(),
@@ -52,16 +72,34 @@ impl FakeVapi {
         let addr = listener.local_addr().unwrap();
         *shared.ws_base.lock().unwrap() = format!("ws://{addr}");
         let fake = Self {
+            deletes: shared.deletes.clone(),
             base: format!("http://{addr}"),
             creates: shared.creates.clone(),
             closes: shared.closes.clone(),
         };
         let app = axum::Router::new()
             .route("/call", post(create_call))
+            .route("/call/{id}", axum::routing::delete(delete_call))
             .route("/ws/{id}", get(socket))
             .with_state(shared);
         tokio::spawn(async move { axum::serve(listener, app).await });
         fake
+    }
+
+    /// Every `DELETE /call/{id}` received, in order.
+    pub fn deletions(&self) -> Vec<VapiDeletion> {
+        self.deletes.lock().unwrap().received.clone()
+    }
+
+    /// The next DELETEs of `id` answer these statuses, in order (then 200, then 404).
+    pub fn fail_deletes(&self, id: &str, statuses: impl IntoIterator<Item = u16>) {
+        self.deletes
+            .lock()
+            .unwrap()
+            .script
+            .entry(id.to_owned())
+            .or_default()
+            .extend(statuses);
     }
 
     /// Calls created through `POST /call`.
@@ -73,6 +111,44 @@ impl FakeVapi {
     pub fn closes(&self) -> Vec<Option<u16>> {
         self.closes.lock().unwrap().clone()
     }
+}
+
+/// `DELETE /call/{id}`: 200 with the call the first time (Vapi answers the deleted call), 404
+/// once deleted, or the scripted statuses first; 401 without a bearer key.
+async fn delete_call(
+    State(shared): State<Shared>,
+    axum::extract::Path(id): axum::extract::Path<String>,
+    headers: axum::http::HeaderMap,
+) -> (StatusCode, axum::Json<Value>) {
+    let bearer = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("Bearer ") && v.len() > "Bearer ".len());
+    let mut deletes = shared.deletes.lock().unwrap();
+    let scripted = deletes
+        .script
+        .get_mut(&id)
+        .and_then(std::collections::VecDeque::pop_front);
+    let status = match scripted {
+        Some(status) => status,
+        None if !bearer => 401,
+        None if deletes.deleted.contains(&id) => 404,
+        None => {
+            deletes.deleted.insert(id.clone());
+            200
+        }
+    };
+    deletes.received.push(VapiDeletion {
+        id: id.clone(),
+        status,
+        bearer,
+    });
+    let body = match status {
+        200 => json!({"id": id, "status": "ended"}),
+        404 => json!({"message": "Couldn't Find Call", "error": "Not Found", "statusCode": 404}),
+        s => json!({"message": "failure", "statusCode": s}),
+    };
+    (StatusCode::from_u16(status).unwrap(), axum::Json(body))
 }
 
 async fn create_call(State(shared): State<Shared>) -> (StatusCode, axum::Json<Value>) {

@@ -18,7 +18,7 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 use uuid::Uuid;
 
-use super::{AnyStore, StoreError};
+use super::{AnyStore, RemoteTarget, StoreError};
 use crate::domain::{LeadId, LeadStatus, PhoneNumber};
 use crate::qualification::Lead;
 
@@ -523,18 +523,31 @@ impl LeadPage {
     }
 }
 
-/// What erasing a caller removed.
+/// What erasing a caller removed, and what it left to delete at Twilio and Vapi.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct Erasure {
+    /// The erasure's id: its remote deletions (`remote_erasures`) carry it.
+    pub id: Uuid,
     pub lead_ids: Vec<LeadId>,
     pub calls: usize,
     pub events: usize,
     pub outbox: usize,
     pub dead_letters: usize,
+    /// SMS alerts to staff about the caller whose rows were deleted.
+    pub alerts: usize,
+    /// Of those, the ones Twilio accepted: their bodies reached staff phones, where nothing the
+    /// gateway does can erase them.
+    pub sms_sent: usize,
+    /// The remote objects to delete (recordings, call logs and messages at Twilio, calls at
+    /// Vapi), collected before the rows went; one `remote_erasures` row each.
+    pub remote: Vec<RemoteTarget>,
 }
 
 impl Erasure {
     fn add(&mut self, other: Erasure) {
+        if self.id.is_nil() {
+            self.id = other.id;
+        }
         for id in other.lead_ids {
             if !self.lead_ids.contains(&id) {
                 self.lead_ids.push(id);
@@ -544,7 +557,29 @@ impl Erasure {
         self.events = self.events.max(other.events);
         self.outbox += other.outbox;
         self.dead_letters += other.dead_letters;
+        self.alerts = self.alerts.max(other.alerts);
+        self.sms_sent = self.sms_sent.max(other.sms_sent);
+        for target in other.remote {
+            if !self.remote.contains(&target) {
+                self.remote.push(target);
+            }
+        }
+        self.remote.sort();
     }
+}
+
+/// A Twilio Recording SID (`RE` and 32 hex digits) in a stored recording column or URL
+/// (`…/Recordings/RE….mp3`); Vapi's recording URLs are not Twilio's and give none.
+pub fn recording_sid(value: &str) -> Option<String> {
+    let well_formed = |s: &str| {
+        s.len() == 34 && s.starts_with("RE") && s[2..].bytes().all(|b| b.is_ascii_hexdigit())
+    };
+    if well_formed(value) {
+        return Some(value.to_owned());
+    }
+    let (_, rest) = value.split_once("/Recordings/")?;
+    let sid = rest.split(['.', '/', '?']).next()?;
+    well_formed(sid).then(|| sid.to_owned())
 }
 
 /// What the console needs from storage.

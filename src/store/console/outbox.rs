@@ -12,6 +12,7 @@ use super::{
 };
 use crate::domain::{LeadId, PhoneNumber};
 use crate::store::StoreError;
+use crate::store::erasures::{RemoteService, call_key, lead_key};
 use crate::store::outbox::OutboxStore;
 
 impl ConsoleStore for OutboxStore {
@@ -135,8 +136,27 @@ impl ConsoleStore for OutboxStore {
             .await
     }
     async fn erase_caller(&self, phone: &PhoneNumber) -> Result<Erasure, StoreError> {
-        let mut erasure = self.local().erase_caller(phone).await?;
-        erasure.add(self.remote().erase_caller(phone).await?);
+        // This file first (its queued writes must not replay the caller back), without remote
+        // deletions of its own: what its mirror knew goes to Supabase with the erasure, so one
+        // table, shared by every instance, holds what is owed at Twilio and Vapi.
+        let local = self.local().erase_number(phone, false).await?;
+        let mut keys: Vec<String> = local.lead_ids.iter().map(|id| lead_key(*id)).collect();
+        keys.extend(
+            local
+                .remote
+                .iter()
+                .filter(|t| t.service == RemoteService::TwilioCall)
+                .map(|t| call_key(&t.remote_id)),
+        );
+        let mut erasure = self
+            .remote()
+            .erase_with(phone, &keys, &local.remote)
+            .await?;
+        let local = Erasure {
+            id: erasure.id,
+            ..local
+        };
+        erasure.add(local);
         Ok(erasure)
     }
 }

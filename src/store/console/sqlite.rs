@@ -12,6 +12,9 @@ use super::{
 };
 use crate::domain::{LeadId, PhoneNumber};
 use crate::store::StoreError;
+use crate::store::erasures::{
+    RemoteService, RemoteTarget, call_key, lead_key, number_key, record_erasure_sql,
+};
 use crate::store::sqlite::{
     CachedStatements as _, LEAD_COLUMN_COUNT, LEAD_COLUMNS, SqliteStore, collect, lead_from_row,
     parse_time,
@@ -236,7 +239,69 @@ fn search(conn: &Connection, filter: &LeadFilter) -> Result<LeadPage, StoreError
     Ok(LeadPage::from_rows(collect(rows)?, size))
 }
 
-fn erase(conn: &mut Connection, phone: &str) -> Result<Erasure, StoreError> {
+/// What lives at Twilio and Vapi, read before the rows go: each call's SID, Vapi call id and
+/// voicemail recording, and the Message SIDs of the alerts sent about the leads.
+fn remote_targets(
+    tx: &Connection,
+    sids: &[String],
+    lead_ids: &[String],
+    erasure: &mut Erasure,
+) -> Result<(), StoreError> {
+    for sid in sids {
+        erasure.remote.push(RemoteTarget {
+            service: RemoteService::TwilioCall,
+            remote_id: sid.clone(),
+        });
+        let (vapi, recording_sid, recording_url): (Option<String>, Option<String>, Option<String>) =
+            tx.query_row_cached(
+                "SELECT vapi_call_id, recording_sid, recording_url FROM calls WHERE call_sid = ?1",
+                [sid],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )?;
+        if let Some(vapi) = vapi.filter(|v| !v.trim().is_empty()) {
+            erasure.remote.push(RemoteTarget {
+                service: RemoteService::VapiCall,
+                remote_id: vapi,
+            });
+        }
+        for recording in [recording_sid, recording_url]
+            .iter()
+            .flatten()
+            .filter_map(|v| super::recording_sid(v))
+        {
+            erasure.remote.push(RemoteTarget {
+                service: RemoteService::TwilioRecording,
+                remote_id: recording,
+            });
+        }
+    }
+    for id in lead_ids {
+        let mut stmt = tx.prepare_cached("SELECT message_sid FROM alerts WHERE lead_id = ?1")?;
+        for message in stmt.query_map([id], |r| r.get::<_, Option<String>>(0))? {
+            erasure.alerts += 1;
+            if let Some(sid) = message? {
+                erasure.sms_sent += 1;
+                erasure.remote.push(RemoteTarget {
+                    service: RemoteService::TwilioMessage,
+                    remote_id: sid,
+                });
+            }
+        }
+    }
+    erasure.remote.sort();
+    erasure.remote.dedup();
+    Ok(())
+}
+
+/// Erases every record of `phone` in one transaction: the leads, their calls, processed events,
+/// queued writes, dead letters and alerts go; the tombstones stay (`erased`); with
+/// `record_remote`, the remote objects found in the rows become `remote_erasures` rows (the outbox
+/// passes them to Supabase instead).
+pub(in crate::store) fn erase(
+    conn: &mut Connection,
+    phone: &str,
+    record_remote: bool,
+) -> Result<Erasure, StoreError> {
     let tx = conn.savepoint()?;
     let lead_ids: Vec<String> = {
         let mut stmt =
@@ -258,7 +323,11 @@ fn erase(conn: &mut Connection, phone: &str) -> Result<Erasure, StoreError> {
             }
         }
     }
-    let mut erasure = Erasure::default();
+    let mut erasure = Erasure {
+        id: Uuid::new_v4(),
+        ..Erasure::default()
+    };
+    remote_targets(&tx, &sids, &lead_ids, &mut erasure)?;
     let mut entities: Vec<String> = lead_ids.iter().map(|id| format!("lead:{id}")).collect();
     entities.extend(sids.iter().map(|sid| format!("call:{sid}")));
     for sid in &sids {
@@ -296,8 +365,43 @@ fn erase(conn: &mut Connection, phone: &str) -> Result<Erasure, StoreError> {
             [],
         )?;
     }
+    // The tombstones: no late or replayed write brings any of it back.
+    let mut keys = vec![number_key(phone)];
+    keys.extend(erasure.lead_ids.iter().map(|id| lead_key(*id)));
+    keys.extend(sids.iter().map(|sid| call_key(sid)));
+    let targets = if record_remote {
+        erasure.remote.clone()
+    } else {
+        Vec::new()
+    };
+    record_erasure_sql(&tx, erasure.id, &keys, &targets)?;
     tx.commit()?;
     Ok(erasure)
+}
+
+impl SqliteStore {
+    /// [`erase`] on the store's thread, then the WAL checkpointed so the erased bytes leave it.
+    /// `record_remote`: the remote deletions are this file's to do (`STORE=sqlite`); the outbox
+    /// passes `false` and hands them to Supabase.
+    pub(in crate::store) async fn erase_number(
+        &self,
+        phone: &PhoneNumber,
+        record_remote: bool,
+    ) -> Result<Erasure, StoreError> {
+        let phone = phone.as_e164().to_owned();
+        let erasure = self
+            .call(move |conn| erase(conn, &phone, record_remote))
+            .await?;
+        let path = self.path().to_owned();
+        match tokio::task::spawn_blocking(move || checkpoint(&path)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => {
+                tracing::warn!(%error, "the erased data may stay in the WAL until the next checkpoint");
+            }
+            Err(error) => tracing::warn!(%error, "the checkpoint after an erasure did not run"),
+        }
+        Ok(erasure)
+    }
 }
 
 /// Copies the WAL into the database and empties it (`wal_checkpoint(TRUNCATE)`), from a
@@ -797,17 +901,7 @@ impl ConsoleStore for SqliteStore {
     }
 
     async fn erase_caller(&self, phone: &PhoneNumber) -> Result<Erasure, StoreError> {
-        let phone = phone.as_e164().to_owned();
-        let erasure = self.call(move |conn| erase(conn, &phone)).await?;
-        let path = self.path().to_owned();
-        match tokio::task::spawn_blocking(move || checkpoint(&path)).await {
-            Ok(Ok(())) => {}
-            Ok(Err(error)) => {
-                tracing::warn!(%error, "the erased data may stay in the WAL until the next checkpoint");
-            }
-            Err(error) => tracing::warn!(%error, "the checkpoint after an erasure did not run"),
-        }
-        Ok(erasure)
+        self.erase_number(phone, true).await
     }
 }
 

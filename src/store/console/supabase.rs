@@ -16,6 +16,7 @@ use super::{
 };
 use crate::domain::{LeadId, PhoneNumber};
 use crate::qualification::Lead;
+use crate::store::erasures::{RemoteTarget, number_key};
 use crate::store::supabase::SupabaseStore;
 use crate::store::{LeadRow, StoreError};
 
@@ -571,63 +572,58 @@ impl ConsoleStore for SupabaseStore {
     }
 
     async fn erase_caller(&self, phone: &PhoneNumber) -> Result<Erasure, StoreError> {
-        #[derive(Deserialize)]
-        struct Id {
-            id: LeadId,
-        }
-        #[derive(Deserialize)]
-        struct Sid {
-            call_sid: String,
-        }
-        let number = quoted(phone.as_e164());
-        let ids: Vec<Id> = self
-            .rows(
-                self.client
-                    .from("leads")
-                    .select("id")
-                    .or(format!("telephone.eq.{number},offered_phone.eq.{number}")),
+        self.erase_with(phone, &[], &[]).await
+    }
+}
+
+/// What `bp.erase_caller` answers.
+#[derive(Deserialize)]
+struct ErasedRows {
+    erasure_id: Uuid,
+    #[serde(default)]
+    lead_ids: Vec<LeadId>,
+    calls: usize,
+    events: usize,
+    alerts: usize,
+    sms_sent: usize,
+    #[serde(default)]
+    remote: Vec<RemoteTarget>,
+}
+
+impl SupabaseStore {
+    /// `bp.erase_caller`: the caller's rows, their tombstones and the remote deletions owed, in
+    /// one transaction. `keys` and `remote` are tombstones and remote objects found elsewhere
+    /// (this instance's outbox mirror) to record with them.
+    pub(in crate::store) async fn erase_with(
+        &self,
+        phone: &PhoneNumber,
+        keys: &[String],
+        remote: &[RemoteTarget],
+    ) -> Result<Erasure, StoreError> {
+        let answer: serde_json::Value = self
+            .rpc_value(
+                "erase_caller",
+                &serde_json::json!({
+                    "p_phone": phone.as_e164(),
+                    "p_number_key": number_key(phone.as_e164()),
+                    "p_extra": { "keys": keys, "remote": remote },
+                }),
             )
             .await?;
-        let ids: Vec<String> = ids.iter().map(|i| i.id.to_string()).collect();
-        let calls_filter = if ids.is_empty() {
-            format!("from_number.eq.{number}")
-        } else {
-            format!("from_number.eq.{number},lead_id.in.({})", ids.join(","))
+        let rows: ErasedRows = serde_json::from_value(answer)
+            .map_err(|_| StoreError::Corrupt("unexpected answer of rpc/erase_caller".to_owned()))?;
+        let mut erasure = Erasure {
+            id: rows.erasure_id,
+            lead_ids: rows.lead_ids,
+            calls: rows.calls,
+            events: rows.events,
+            alerts: rows.alerts,
+            sms_sent: rows.sms_sent,
+            remote: rows.remote,
+            ..Erasure::default()
         };
-        let sids: Vec<Sid> = self
-            .rows(
-                self.client
-                    .from("calls")
-                    .select("call_sid")
-                    .or(calls_filter),
-            )
-            .await?;
-        let sids: Vec<String> = sids.into_iter().map(|s| s.call_sid).collect();
-        let mut erasure = Erasure::default();
-        if !sids.is_empty() {
-            let keys: Vec<String> = sids
-                .iter()
-                .map(|sid| format!("key.like.{}", quoted(&format!("*{sid}*"))))
-                .collect();
-            erasure.events = self
-                .patch_count(
-                    self.client
-                        .from("processed_events")
-                        .or(keys.join(","))
-                        .delete(),
-                )
-                .await?;
-            let list: Vec<String> = sids.iter().map(|s| quoted(s)).collect();
-            erasure.calls = self
-                .patch_count(self.client.from("calls").in_("call_sid", list).delete())
-                .await?;
-        }
-        if !ids.is_empty() {
-            let removed: Vec<Id> = self
-                .rows(self.client.from("leads").in_("id", &ids).delete())
-                .await?;
-            erasure.lead_ids = removed.into_iter().map(|i| i.id).collect();
-        }
+        erasure.remote.sort();
+        erasure.remote.dedup();
         Ok(erasure)
     }
 }

@@ -74,6 +74,20 @@ struct Inner {
     replay: Mutex<()>,
     /// Whether Supabase refuses this instance for good (401, 403, 404).
     refusals: Refusals,
+    /// The tombstones written since the oldest write replayed lately, read once for a burst of
+    /// replays ([`TOMBSTONES_TTL`]) instead of once per write.
+    tombstones: std::sync::Mutex<Option<Tombstones>>,
+}
+
+/// How long the worker reuses what it read of `bp.erased`: an erasure younger than this may be
+/// seen one replay late (a lead Supabase knows is still refused by its trigger).
+pub const TOMBSTONES_TTL: Duration = Duration::from_secs(1);
+
+#[derive(Debug, Clone)]
+struct Tombstones {
+    since: time::OffsetDateTime,
+    read_at: std::time::Instant,
+    keys: std::collections::HashMap<String, time::OffsetDateTime>,
 }
 
 /// Supabase with a durable outbox in front. Cheap to clone.
@@ -86,6 +100,8 @@ struct Pending {
     seq: i64,
     op: WriteOp,
     attempts: u32,
+    /// When it was queued: an erasure after that drops it.
+    enqueued_at: time::OffsetDateTime,
 }
 
 fn decode(op: &str) -> Result<WriteOp, StoreError> {
@@ -118,6 +134,7 @@ impl OutboxStore {
                 entity_locks: KeyedLocks::default(),
                 replay: Mutex::new(()),
                 refusals: Refusals::default(),
+                tombstones: std::sync::Mutex::new(None),
             }),
         }
     }
@@ -179,6 +196,13 @@ impl OutboxStore {
                     // refused. Keep them queued (the instance reports unready) rather than
                     // dead-lettering each one.
                     tracing::error!(op = op.kind(), %error, "Supabase refuses this instance; write queued");
+                }
+                Ok(Err(error)) if error.is_erased() => {
+                    // A late write about a caller an erasure removed (a call in progress from a
+                    // lead read before the erasure): dropped, counted, never queued.
+                    crate::metrics::erased_write_dropped();
+                    tracing::info!(op = op.kind(), "a write about an erased caller was dropped");
+                    return Err(StoreError::Erased(error.to_string()));
                 }
                 Ok(Err(error)) if !error.is_transient() => {
                     self.dead_letter_direct(&op, &error).await?;

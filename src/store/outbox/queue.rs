@@ -192,23 +192,24 @@ impl OutboxStore {
     }
 
     pub(super) async fn first_pending(&self) -> Result<Option<Pending>, StoreError> {
-        let row: Option<(i64, String, i64)> = self
+        let row: Option<(i64, String, i64, String)> = self
             .inner
             .local
             .call(|c| {
                 Ok(c.query_row_cached(
-                    "SELECT seq, op, attempts FROM outbox ORDER BY seq LIMIT 1",
+                    "SELECT seq, op, attempts, enqueued_at FROM outbox ORDER BY seq LIMIT 1",
                     [],
-                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
                 )
                 .optional()?)
             })
             .await?;
-        row.map(|(seq, op, attempts)| {
+        row.map(|(seq, op, attempts, enqueued_at)| {
             Ok(Pending {
                 seq,
                 op: decode(&op)?,
                 attempts: u32::try_from(attempts).unwrap_or(u32::MAX),
+                enqueued_at: parse_time(&enqueued_at)?,
             })
         })
         .transpose()

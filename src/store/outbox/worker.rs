@@ -15,7 +15,7 @@ use crate::metrics::names;
 use crate::qualification::Lead;
 use crate::store::Store as _;
 use crate::store::StoreError;
-use crate::store::rows::{LeadRow, Saved, WriteOp};
+use crate::store::rows::{LeadRow, Saved, WriteOp, erased_keys};
 
 impl OutboxStore {
     /// Starts the replay worker on `tracker`; it stops when `token` is cancelled.
@@ -26,12 +26,15 @@ impl OutboxStore {
 
     /// Replays one entry. Returns whether the queue moved.
     pub(super) async fn replay_one(&self, entry: &Pending) -> Result<(), StoreError> {
-        let result =
-            tokio::time::timeout(self.inner.config.write_deadline, self.replay_op(&entry.op))
-                .await
-                .unwrap_or(Err(StoreError::Timeout(self.inner.config.write_deadline)));
+        let result = tokio::time::timeout(self.inner.config.write_deadline, async {
+            self.refuse_if_erased(entry).await?;
+            self.replay_op(&entry.op).await
+        })
+        .await
+        .unwrap_or(Err(StoreError::Timeout(self.inner.config.write_deadline)));
         let seq = entry.seq;
         match result {
+            Err(error) if error.is_erased() => self.drop_erased(entry, &error).await,
             Ok(()) => {
                 self.inner.refusals.clear();
                 self.inner
@@ -63,6 +66,11 @@ impl OutboxStore {
                     .await?;
                 Err(error)
             }
+            // Refused for good because its lead was erased (a call's write queued after the
+            // erasure of its lead): nothing for staff to handle.
+            Err(error) if self.names_an_erased_lead(&entry.op).await => {
+                self.drop_erased(entry, &error).await
+            }
             Err(error) => {
                 let reason = error.to_string();
                 self.inner
@@ -89,6 +97,101 @@ impl OutboxStore {
                 Ok(())
             }
         }
+    }
+
+    /// Queued before an erasure of what it writes: [`StoreError::Erased`], whatever Supabase would
+    /// say (a lead Supabase never saw is not refused by its triggers). What it names is the erased
+    /// caller's too: the writes queued after it about that lead or call (its end, its status) are
+    /// dropped with it.
+    async fn refuse_if_erased(&self, entry: &Pending) -> Result<(), StoreError> {
+        if !self.erased_after_queued(entry).await? {
+            return Ok(());
+        }
+        let named: Vec<String> = erased_keys(&entry.op)
+            .into_iter()
+            .filter(|k| k.starts_with("lead:") || k.starts_with("call:"))
+            .collect();
+        self.inner.remote.record_erased(&named).await?;
+        *self
+            .inner
+            .tombstones
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = None;
+        Err(StoreError::Erased(
+            "queued before an erasure of what it writes".to_owned(),
+        ))
+    }
+
+    /// Removes a queued write about an erased caller: counted, logged, never a dead letter.
+    async fn drop_erased(&self, entry: &Pending, error: &StoreError) -> Result<(), StoreError> {
+        let seq = entry.seq;
+        self.inner
+            .local
+            .call(move |c| {
+                c.execute_cached("DELETE FROM outbox WHERE seq = ?1", [seq])?;
+                Ok(())
+            })
+            .await?;
+        crate::metrics::erased_write_dropped();
+        tracing::info!(op = entry.op.kind(), seq, %error, "a queued write about an erased caller was dropped");
+        Ok(())
+    }
+
+    /// Whether a key of the queued write was erased after it was queued, from the tombstones read
+    /// for the last [`super::TOMBSTONES_TTL`] (writes replay oldest first, so one read serves a
+    /// burst).
+    async fn erased_after_queued(&self, entry: &Pending) -> Result<bool, StoreError> {
+        let keys = erased_keys(&entry.op);
+        if keys.is_empty() {
+            return Ok(false);
+        }
+        let cached = self
+            .inner
+            .tombstones
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+            .filter(|t| {
+                t.since <= entry.enqueued_at && t.read_at.elapsed() < super::TOMBSTONES_TTL
+            });
+        let tombstones = if let Some(t) = cached {
+            t.keys
+        } else {
+            let keys: std::collections::HashMap<_, _> = self
+                .inner
+                .remote
+                .erased_after(entry.enqueued_at)
+                .await?
+                .into_iter()
+                .collect();
+            *self
+                .inner
+                .tombstones
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(super::Tombstones {
+                since: entry.enqueued_at,
+                read_at: std::time::Instant::now(),
+                keys: keys.clone(),
+            });
+            keys
+        };
+        Ok(keys
+            .iter()
+            .any(|k| tombstones.get(k).is_some_and(|at| *at >= entry.enqueued_at)))
+    }
+
+    /// Whether the write's lead was erased, whenever (a lead id is never reused). Unknown (an
+    /// error) counts as no.
+    async fn names_an_erased_lead(&self, op: &WriteOp) -> bool {
+        let leads: Vec<String> = erased_keys(op)
+            .into_iter()
+            .filter(|k| k.starts_with("lead:"))
+            .collect();
+        self.inner
+            .remote
+            .erased_since(&leads, time::OffsetDateTime::UNIX_EPOCH)
+            .await
+            .unwrap_or(false)
     }
 
     /// Applies a queued write as the operation it is: a lead save only over the version it was
