@@ -285,6 +285,11 @@ async fn play(
     let twiml = cluster.deliver(&mut rng, &voice, duplicates).await;
     let mut next = twiml::gather_action(&twiml).map(|a| path_of(&a));
     let mut ended = false;
+    let tool_call = |step: usize, answer: &str| {
+        json!({"id": format!("tc-{step}"), "type": "function",
+            "function": {"name": "enregistrer_reponse", "arguments": {"reponse": answer}}})
+    };
+    let mut history: Vec<Value> = Vec::new();
     for (step, answer) in answers.iter().enumerate() {
         let request = match (mode, &next) {
             (_, None) => break,
@@ -299,11 +304,11 @@ async fn play(
             ),
             (Answers::Vapi, Some(_)) => Request::Json(
                 "/vapi/webhook".to_owned(),
+                // With the call's history, as Vapi sends it: the earlier tool calls and results.
                 json!({"message": {"type": "tool-calls",
                     "call": {"phoneCallProviderId": call_sid},
-                    "toolCallList": [{"id": format!("tc-{step}"), "type": "function",
-                        "function": {"name": "enregistrer_reponse",
-                                     "arguments": {"reponse": answer}}}]}}),
+                    "toolCallList": [tool_call(step, answer)],
+                    "artifact": {"messages": history}}}),
             ),
         };
         let last = step + 1 == answers.len();
@@ -341,6 +346,11 @@ async fn play(
             if outcome["next_step"].is_null() {
                 next = None;
             }
+            history.push(json!({"role": "tool_calls", "toolCalls": [tool_call(step, answer)]}));
+            history.push(
+                json!({"role": "tool_call_result", "toolCallId": format!("tc-{step}"),
+                                "name": "enregistrer_reponse", "result": result}),
+            );
             continue;
         }
         // A held answer: Twilio follows the `<Redirect>` (through the load balancer).

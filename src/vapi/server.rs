@@ -174,10 +174,11 @@ pub async fn tool_calls(
     tool_calls: &[ToolCall],
     earlier: &[ToolCall],
 ) -> Result<Value, StoreError> {
+    let mark = calls.read_mark();
     let (results, hand_off) = match lead_with_earlier_answers(calls.store(), call, earlier).await? {
         Some(found) => {
             calls
-                .change_lead(found, |lead| {
+                .change_lead_read(found, mark, |lead| {
                     let caught_up = catch_up(lead, context.settings, earlier);
                     let change = apply_tool_calls(lead, context.settings, tool_calls);
                     let save = change.save || caught_up;
