@@ -249,6 +249,12 @@ fn path_of(url: &str) -> String {
     }
 }
 
+/// The `enregistrer_reponse` tool call of answer `step`.
+fn tool_call(step: usize, answer: &str) -> Value {
+    json!({"id": format!("tc-{step}"), "type": "function",
+        "function": {"name": "enregistrer_reponse", "arguments": {"reponse": answer}}})
+}
+
 /// Plays one call: `/twilio/voice`, each answer, and Twilio's `completed` racing the last
 /// answer (when `race_end`; else after it).
 async fn play(
@@ -285,10 +291,6 @@ async fn play(
     let twiml = cluster.deliver(&mut rng, &voice, duplicates).await;
     let mut next = twiml::gather_action(&twiml).map(|a| path_of(&a));
     let mut ended = false;
-    let tool_call = |step: usize, answer: &str| {
-        json!({"id": format!("tc-{step}"), "type": "function",
-            "function": {"name": "enregistrer_reponse", "arguments": {"reponse": answer}}})
-    };
     let mut history: Vec<Value> = Vec::new();
     for (step, answer) in answers.iter().enumerate() {
         let request = match (mode, &next) {
