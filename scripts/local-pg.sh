@@ -13,6 +13,8 @@
 # Environment:
 #   MYRIAM_PG_DIR   cluster directory (default ${TMPDIR:-/tmp}/myriam-pg-<uid>): data/, pg.log, socket
 #   MYRIAM_PG_PORT  TCP port on 127.0.0.1 (default 54329)
+#   MYRIAM_PG_FSYNC fsync and synchronous_commit: off (default, throwaway test clusters) or on
+#                   (as a production database commits; the Supabase benchmark). Read at start.
 #   MYRIAM_PG_BIN   PostgreSQL binaries (default: the first of /usr/lib/postgresql/{15,16,17}/bin
 #                   that exists — Debian 12 ships 15, Ubuntu 24.04 16, Debian 13 17 — else the
 #                   newest /usr/lib/postgresql/*/bin)
@@ -28,6 +30,8 @@ MIGRATIONS_DIR="$ROOT/supabase/migrations"
 
 PG_DIR=${MYRIAM_PG_DIR:-${TMPDIR:-/tmp}/myriam-pg-$(id -u)}
 PG_PORT=${MYRIAM_PG_PORT:-54329}
+PG_FSYNC=${MYRIAM_PG_FSYNC:-off}
+[[ $PG_FSYNC == on || $PG_FSYNC == off ]] || { printf 'local-pg: error: MYRIAM_PG_FSYNC must be on or off\n' >&2; exit 1; }
 default_pg_bin() {
   local major
   for major in 15 16 17; do
@@ -144,7 +148,7 @@ cmd_start() {
   clear_stale_pid
   log "starting PostgreSQL on $HOST:$PG_PORT (log: $PG_DIR/pg.log)"
   if ! as_owner "$PG_BIN/pg_ctl" -D "$DATA" -l "$PG_DIR/pg.log" -w -t 60 \
-    -o "-p $PG_PORT -k '$PG_DIR' -c listen_addresses=$HOST -c fsync=off -c max_connections=200" \
+    -o "-p $PG_PORT -k '$PG_DIR' -c listen_addresses=$HOST -c fsync=$PG_FSYNC -c synchronous_commit=$PG_FSYNC -c max_connections=200" \
     start >/dev/null 9>&-; then
     tail -n 20 "$PG_DIR/pg.log" >&2 || true
     die "pg_ctl start failed"

@@ -676,3 +676,177 @@ async fn a_media_stream_token_opens_at_most_one_stream_whatever_is_down() {
     );
     stack.start_postgrest();
 }
+
+/// A Vapi tool call that reaches another instance while the instance that took the call's
+/// previous answer is still saving it (its write to Supabase missed the 2 s deadline and is
+/// queued; the write itself lands late): the tool call waits for that answer, re-reading, and if
+/// it is still missing applies it first from the call's history (`artifact.messages`), under its
+/// own tool-call id. Every answer ends in its own field, no result is an error, nothing is
+/// dead-lettered. First the save lands during the wait (2.5 s), then long after it (8 s).
+/// (Before: B applied the second answer to the field the first was for, and A's queued save was
+/// dead-lettered as stale: the caller's name lost.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_vapi_tool_call_sees_every_earlier_answer_of_its_call() {
+    use helpers::delay_proxy::DelayProxy;
+    use serde_json::{Value, json};
+    const SECRET: &str = "vapi-shared-secret-for-tests";
+    let stack = SupabaseStack::start();
+    let proxy = DelayProxy::start(&stack.url).await;
+    let a = spawn_app_with(|s| {
+        on_supabase(&stack)(s);
+        s.store.supabase_url = Some(proxy.url.parse().unwrap());
+        s.vapi.server_secret = Some(SecretString::from(SECRET.to_owned()));
+    })
+    .await;
+    let b = spawn_app_with(|s| {
+        on_supabase(&stack)(s);
+        s.vapi.server_secret = Some(SecretString::from(SECRET.to_owned()));
+    })
+    .await;
+    let client = reqwest::Client::new();
+    let fields = |sid: &str| {
+        stack.psql(&format!(
+            "select l.status || '|' || coalesce(l.nom_complet, '') || '|' || coalesce(l.telephone, '')
+                    || '|' || coalesce(l.adresse_complete, '') || '|' || coalesce(l.type_service, '')
+                    || '|' || coalesce(l.description, '') || '|' || l.urgence
+                    || '|' || (select string_agg(t->>'text', ' / ' order by n)
+                                 from jsonb_array_elements(l.conversation) with ordinality as x(t, n)
+                                where t->>'speaker' = 'caller')
+               from bp.calls c join bp.leads l on l.id = c.lead_id where c.call_sid = '{sid}'"
+        ))
+    };
+    // `held`: how long A's first save is held back (`None`: a call on one instance, for reference).
+    let mut reference = None;
+    for (n, held) in [
+        (0u32, None),
+        (1, Some(Duration::from_millis(2500))),
+        (2, Some(Duration::from_secs(8))),
+    ] {
+        let sid = sid(300 + n);
+        IvrCall::new(&sid).voice(&client, &b.url("")).await;
+        let mut history: Vec<Value> = Vec::new();
+        for (step, answer) in QUALIFYING.iter().enumerate() {
+            let id = format!("call_{n}_{step}");
+            let tool_call = json!({"id": id, "type": "function",
+                "function": {"name": "enregistrer_reponse",
+                             "arguments": json!({"reponse": answer}).to_string()}});
+            let body = json!({"message": {"type": "tool-calls",
+                "call": {"id": format!("vapi-{n}"), "phoneCallProviderId": sid},
+                "toolCallList": [tool_call],
+                "artifact": {"messages": history}}});
+            // The first answer on A, its save held; every later one on B.
+            let on = if step == 0 && held.is_some() { &a } else { &b };
+            if step == 0 {
+                if let Some(delay) = held {
+                    proxy.hold("PATCH /rest/v1/leads", delay);
+                }
+            }
+            let started = std::time::Instant::now();
+            let reply: Value = client
+                .post(on.url("/vapi/webhook"))
+                .header("x-vapi-secret", SECRET)
+                .json(&body)
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            if step == 0 && held.is_some() {
+                assert!(
+                    started.elapsed() >= Duration::from_secs(2) && proxy.held() > 0,
+                    "A's save was held past its deadline"
+                );
+                assert!(outbox_of(&a).depth().await.unwrap() > 0, "A queued it");
+            }
+            if step == 1 {
+                proxy.release();
+            }
+            let result = reply["results"][0]["result"]
+                .as_str()
+                .unwrap_or_else(|| panic!("call {n}, answer {step}: not a result: {reply}"))
+                .to_owned();
+            history.push(json!({"role": "tool_calls", "toolCalls": [tool_call]}));
+            history.push(json!({"role": "tool_call_result", "toolCallId": id,
+                                "name": "enregistrer_reponse", "result": result}));
+        }
+        replayed(&[&a, &b]).await;
+        let got = fields(&sid);
+        match &reference {
+            None => {
+                assert!(got.starts_with("qualifie|Marie-Ève Côté|"), "{got}");
+                assert!(got.ends_with(&QUALIFYING.join(" / ")), "{got}");
+                reference = Some(got);
+            }
+            Some(one_instance) => assert_eq!(&got, one_instance, "call {n}"),
+        }
+    }
+    // The late writes landed on nothing: no second copy of an answer.
+    tokio::time::sleep(Duration::from_secs(9)).await;
+    replayed(&[&a, &b]).await;
+    assert_eq!(fields(&sid(302)), reference.unwrap());
+    no_orphan_lead(&stack);
+}
+
+/// Twilio retries `/twilio/voice` on B while Supabase is down (A had stored the call and its lead
+/// just before): B cannot see the call's lead and starts a second one locally, and the caller
+/// answers on B. When Supabase returns, B's start finds the call's lead (insert-or-get), and its
+/// answers are merged into that lead instead of being dead-lettered: one lead for the call, with
+/// every answer in its field, as one instance leaves it. (Before: B's saves of its second lead were
+/// dead-lettered as stale, the caller's answers lost.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_voice_retry_during_an_outage_ends_in_one_lead_with_every_answer() {
+    let mut stack = SupabaseStack::start();
+    let a = spawn_app_with(on_supabase(&stack)).await;
+    let b = spawn_app_with(on_supabase(&stack)).await;
+    let client = reqwest::Client::new();
+    let (url_a, url_b) = (a.url(""), b.url(""));
+    let fields = |stack: &SupabaseStack, sid: &str| {
+        stack.psql(&format!(
+            "select l.status || '|' || coalesce(l.nom_complet, '') || '|' || coalesce(l.telephone, '')
+                    || '|' || coalesce(l.adresse_complete, '') || '|' || coalesce(l.type_service, '')
+                    || '|' || coalesce(l.description, '') || '|' || l.urgence || '|' || c.status
+               from bp.calls c join bp.leads l on l.id = c.lead_id where c.call_sid = '{sid}'"
+        ))
+    };
+
+    // One instance, Supabase up.
+    let mut reference = IvrCall::new(&sid(400));
+    reference.voice(&client, &url_a).await;
+    for answer in QUALIFYING {
+        reference.answer(&client, || url_a.clone(), answer).await;
+    }
+    reference.status(&client, &url_a, "completed", 1).await;
+    let one_instance = fields(&stack, &sid(400));
+    assert!(
+        one_instance.starts_with("qualifie|Marie-Ève Côté|"),
+        "{one_instance}"
+    );
+
+    // A stores the call, then Supabase goes away; Twilio's retry lands on B, the caller on B.
+    let mut call = IvrCall::new(&sid(401));
+    call.voice(&client, &url_a).await;
+    stack.stop_postgrest();
+    call.voice(&client, &url_b).await;
+    for answer in QUALIFYING {
+        call.answer(&client, || url_b.clone(), answer).await;
+    }
+    call.status(&client, &url_a, "completed", 1).await;
+    assert!(
+        outbox_of(&b).depth().await.unwrap() > 0,
+        "B queued its writes"
+    );
+
+    stack.start_postgrest();
+    replayed(&[&a, &b]).await;
+    assert_eq!(fields(&stack, &sid(401)), one_instance);
+    assert_eq!(
+        stack.psql("select count(*) from bp.leads"),
+        "2",
+        "one lead per call"
+    );
+    no_orphan_lead(&stack);
+    // The console lists the call's one lead.
+    let listed = outbox_of(&b).list_leads(10, 0).await.unwrap();
+    assert_eq!(listed.len(), 2);
+}

@@ -249,6 +249,12 @@ fn path_of(url: &str) -> String {
     }
 }
 
+/// The `enregistrer_reponse` tool call of answer `step`.
+fn tool_call(step: usize, answer: &str) -> Value {
+    json!({"id": format!("tc-{step}"), "type": "function",
+        "function": {"name": "enregistrer_reponse", "arguments": {"reponse": answer}}})
+}
+
 /// Plays one call: `/twilio/voice`, each answer, and Twilio's `completed` racing the last
 /// answer (when `race_end`; else after it).
 async fn play(
@@ -285,6 +291,7 @@ async fn play(
     let twiml = cluster.deliver(&mut rng, &voice, duplicates).await;
     let mut next = twiml::gather_action(&twiml).map(|a| path_of(&a));
     let mut ended = false;
+    let mut history: Vec<Value> = Vec::new();
     for (step, answer) in answers.iter().enumerate() {
         let request = match (mode, &next) {
             (_, None) => break,
@@ -299,11 +306,11 @@ async fn play(
             ),
             (Answers::Vapi, Some(_)) => Request::Json(
                 "/vapi/webhook".to_owned(),
+                // With the call's history, as Vapi sends it: the earlier tool calls and results.
                 json!({"message": {"type": "tool-calls",
                     "call": {"phoneCallProviderId": call_sid},
-                    "toolCallList": [{"id": format!("tc-{step}"), "type": "function",
-                        "function": {"name": "enregistrer_reponse",
-                                     "arguments": {"reponse": answer}}}]}}),
+                    "toolCallList": [tool_call(step, answer)],
+                    "artifact": {"messages": history}}}),
             ),
         };
         let last = step + 1 == answers.len();
@@ -341,6 +348,11 @@ async fn play(
             if outcome["next_step"].is_null() {
                 next = None;
             }
+            history.push(json!({"role": "tool_calls", "toolCalls": [tool_call(step, answer)]}));
+            history.push(
+                json!({"role": "tool_call_result", "toolCallId": format!("tc-{step}"),
+                                "name": "enregistrer_reponse", "result": result}),
+            );
             continue;
         }
         // A held answer: Twilio follows the `<Redirect>` (through the load balancer).

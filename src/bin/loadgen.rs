@@ -90,6 +90,8 @@ enum Command {
         database: Option<std::path::PathBuf>,
     },
     Webhook {
+        /// The gateway's base URL; several, comma-separated, are used in turn, request by request
+        /// (a round-robin load balancer in front of several instances).
         #[arg(long, default_value = "http://127.0.0.1:8080")]
         gateway: String,
         /// The URL the gateway checks signatures against (its `PUBLIC_BASE_URL`); default --gateway.
@@ -799,7 +801,12 @@ async fn main() -> anyhow::Result<()> {
                     .unwrap_or_else(|| gateway.clone())
                     .trim_end_matches('/')
                     .to_owned(),
-                gateway: gateway.trim_end_matches('/').to_owned(),
+                gateways: gateway
+                    .split(',')
+                    .map(|g| g.trim().trim_end_matches('/').to_owned())
+                    .filter(|g| !g.is_empty())
+                    .collect(),
+                next: std::sync::atomic::AtomicUsize::new(0),
                 token,
                 account_sid,
                 rate,
@@ -826,7 +833,9 @@ mod webhook {
 
     #[derive(Debug)]
     pub struct Load {
-        pub gateway: String,
+        /// The instances, used in turn (round robin, request by request).
+        pub gateways: Vec<String>,
+        pub next: std::sync::atomic::AtomicUsize,
         pub public: String,
         pub token: String,
         pub account_sid: String,
@@ -887,8 +896,10 @@ mod webhook {
             &load.token,
             &signature::signed_data(&format!("{}{target}", load.public), params),
         );
+        let n = load.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let gateway = &load.gateways[n % load.gateways.len()];
         let response = http
-            .post(format!("{}{target}", load.gateway))
+            .post(format!("{gateway}{target}"))
             .header("content-type", "application/x-www-form-urlencoded")
             .header("x-twilio-signature", sig)
             .body(body)
@@ -996,7 +1007,7 @@ mod webhook {
     #[allow(clippy::too_many_lines)] // one linear script: schedule the calls, collect, report
     pub async fn run(load: Load, pid: Option<u32>) -> anyhow::Result<()> {
         anyhow::ensure!(
-            is_loopback(&load.gateway),
+            !load.gateways.is_empty() && load.gateways.iter().all(|g| is_loopback(g)),
             "load goes to loopback addresses only"
         );
         anyhow::ensure!(load.rate > 0, "--rate must be at least 1");
@@ -1011,8 +1022,10 @@ mod webhook {
             .timeout(Duration::from_secs(10))
             .tcp_nodelay(true)
             .build()?;
-        // Warm the connection and the gateway (not measured).
-        let _ = http.get(format!("{}/healthz", load.gateway)).send().await?;
+        // Warm the connections and the gateways (not measured).
+        for gateway in &load.gateways {
+            let _ = http.get(format!("{gateway}/healthz")).send().await?;
+        }
         let before = pid.and_then(proc_usage);
         let steal_before = steal_ticks();
         let t0 = Instant::now() + Duration::from_millis(50);

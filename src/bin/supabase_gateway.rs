@@ -7,7 +7,9 @@
 //!
 //! Environment: `MYRIAM_GATEWAY_UPSTREAM` (PostgREST base URL, required), `MYRIAM_GATEWAY_API_KEYS`
 //! (comma-separated accepted keys, required), `MYRIAM_GATEWAY_LISTEN` (default `127.0.0.1:54321`;
-//! port 0 picks one). Prints `listening on <addr>` once ready. Keys are never printed.
+//! port 0 picks one), `MYRIAM_GATEWAY_ACCESS_LOG=1` (one `METHOD /path status` line per forwarded
+//! request on stderr, no query, no headers). Prints `listening on <addr>` once ready. Keys are never
+//! printed.
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
@@ -25,6 +27,9 @@ struct Gateway {
     upstream: String,
     keys: Vec<SecretString>,
     client: reqwest::Client,
+    /// `MYRIAM_GATEWAY_ACCESS_LOG=1`: one line per forwarded request on stderr (method, path
+    /// without the query, status), for counting what PostgREST receives (`scripts/bench-webhooks.sh`).
+    access_log: bool,
 }
 
 /// Hop-by-hop headers are not forwarded.
@@ -91,6 +96,9 @@ async fn forward(State(gw): State<Arc<Gateway>>, request: Request) -> Response {
     let Ok(body) = axum::body::to_bytes(body, 16 * 1024 * 1024).await else {
         return json_error(StatusCode::PAYLOAD_TOO_LARGE, "request body too large");
     };
+    let logged = gw
+        .access_log
+        .then(|| format!("{} {}", parts.method, parts.uri.path()));
     let upstream = gw
         .client
         .request(parts.method, url)
@@ -101,6 +109,9 @@ async fn forward(State(gw): State<Arc<Gateway>>, request: Request) -> Response {
     match upstream {
         Ok(response) => {
             let status = response.status();
+            if let Some(line) = &logged {
+                eprintln!("{line} {}", status.as_u16());
+            }
             let mut out = HeaderMap::new();
             for (name, value) in response.headers() {
                 if !hop_by_hop(name) {
@@ -144,6 +155,7 @@ fn main() -> ExitCode {
         upstream: upstream.trim_end_matches('/').to_owned(),
         keys,
         client: reqwest::Client::new(),
+        access_log: std::env::var("MYRIAM_GATEWAY_ACCESS_LOG").is_ok_and(|v| v == "1"),
     });
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()

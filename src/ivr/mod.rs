@@ -138,6 +138,7 @@ pub async fn gather(
     result: &GatherResult,
 ) -> Result<TwiML, StoreError> {
     let _call_lock = calls.lock_call(&result.call_sid).await;
+    let mark = calls.read_mark();
     let Some(found) = calls.store().find_lead_by_call(&result.call_sid).await? else {
         if let Some(held) = hold(settings, result) {
             return Ok(held);
@@ -155,7 +156,7 @@ pub async fn gather(
     };
     crate::telemetry::set_call_context(Some(result.call_sid.as_str()), Some(found.id));
     match calls
-        .change_lead(found, |lead| answer(lead, settings, result))
+        .change_lead_read(found, mark, |lead| answer(lead, settings, result))
         .await
     {
         Err(StoreError::Erased(_)) => {

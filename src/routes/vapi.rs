@@ -26,12 +26,13 @@ pub async fn webhook(
         ServerMessage::ToolCalls {
             call,
             calls: tool_calls,
+            earlier,
         } => {
             let context = server::ToolContext {
                 settings: &state.settings,
                 twilio: state.twilio_rest.as_deref(),
             };
-            server::tool_calls(calls, context, call, tool_calls).await
+            server::tool_calls(calls, context, call, tool_calls, earlier).await
         }
         ServerMessage::AssistantRequest { call } => {
             server::assistant_request(calls, &state.settings, call).await

@@ -72,6 +72,9 @@ pub enum ServerMessage {
     ToolCalls {
         call: CallRef,
         calls: Vec<ToolCall>,
+        /// The earlier tool calls of the call that the history says were answered with a result
+        /// (not an error), in the order they were made: their answers must already be on the lead.
+        earlier: Vec<ToolCall>,
     },
     AssistantRequest {
         call: CallRef,
@@ -264,6 +267,75 @@ fn structured_data(message: &Value) -> Option<Value> {
         .then_some(data)
 }
 
+/// The call's message history as Vapi sends it with a tool call: `artifact.messages` (roles
+/// `tool_calls` with `toolCalls[]`, `tool_call_result` with `toolCallId` and `result`), else the
+/// OpenAI-formatted copy (`assistant` with `tool_calls[]`, `tool` with `tool_call_id` and
+/// `content`), else the legacy top-level `messages`.
+fn history(message: &Value) -> impl Iterator<Item = &Value> {
+    [
+        &["artifact", "messages"][..],
+        &["artifact", "messagesOpenAIFormatted"][..],
+        &["messages"][..],
+        &["messagesOpenAIFormatted"][..],
+    ]
+    .into_iter()
+    .find_map(|path| {
+        let mut cur = message;
+        for key in path {
+            cur = cur.get(key)?;
+        }
+        cur.as_array().filter(|a| !a.is_empty())
+    })
+    .into_iter()
+    .flatten()
+}
+
+/// Whether a result the history holds is one of this gateway's results (a JSON object), rather
+/// than an error (Vapi records `results[].error` as plain text; the assistant then asks again).
+fn is_answered(result: &Value) -> bool {
+    let text = match result {
+        Value::String(s) => s.as_str(),
+        Value::Object(_) => return true,
+        _ => return false,
+    };
+    serde_json::from_str::<Value>(text).is_ok_and(|v| v.is_object())
+}
+
+/// The earlier tool calls (not in `current`) the history shows answered with a result, in order.
+fn answered_earlier(message: &Value, current: &[ToolCall]) -> Vec<ToolCall> {
+    let mut made: Vec<ToolCall> = Vec::new();
+    let mut answered: Vec<String> = Vec::new();
+    for entry in history(message) {
+        let role = str_at(entry, &["role"]).unwrap_or_default();
+        for list in ["toolCalls", "tool_calls"] {
+            for element in entry
+                .get(list)
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+            {
+                if let Some(call) = tool_call(element) {
+                    if !made.iter().any(|c| c.id == call.id) {
+                        made.push(call);
+                    }
+                }
+            }
+        }
+        if matches!(role, "tool_call_result" | "tool") {
+            let id = owned(entry, &["toolCallId"]).or_else(|| owned(entry, &["tool_call_id"]));
+            let result = entry.get("result").or_else(|| entry.get("content"));
+            if let (Some(id), Some(result)) = (id, result) {
+                if is_answered(result) {
+                    answered.push(id);
+                }
+            }
+        }
+    }
+    made.into_iter()
+        .filter(|c| answered.contains(&c.id) && !current.iter().any(|n| n.id == c.id))
+        .collect()
+}
+
 fn call_end(message: &Value) -> CallEnd {
     let duration = message
         .get("durationSeconds")
@@ -311,10 +383,15 @@ impl ServerMessage {
         let message = root.get("message").unwrap_or(&root);
         let kind = str_at(message, &["type"]).ok_or(MessageError::NoType)?;
         Ok(match kind {
-            "tool-calls" => ServerMessage::ToolCalls {
-                call: call_ref(message),
-                calls: tool_calls(message),
-            },
+            "tool-calls" => {
+                let calls = tool_calls(message);
+                let earlier = answered_earlier(message, &calls);
+                ServerMessage::ToolCalls {
+                    call: call_ref(message),
+                    calls,
+                    earlier,
+                }
+            }
             "assistant-request" => ServerMessage::AssistantRequest {
                 call: call_ref(message),
             },
@@ -371,7 +448,7 @@ mod tests {
                 {"type": "function", "toolCall": {"id": "t4", "name": "autre", "arguments": {"x": 1}}}
             ]
         }});
-        let ServerMessage::ToolCalls { call, calls } = parse(&message) else {
+        let ServerMessage::ToolCalls { call, calls, .. } = parse(&message) else {
             panic!("tool-calls");
         };
         assert_eq!(call.vapi_call_id.as_deref(), Some("vapi-1"));
@@ -390,6 +467,53 @@ mod tests {
         assert_eq!(calls[1].arguments["reponse"], "oui");
         assert_eq!(calls[2].arguments["reponse"], "H2X 1Y4");
         assert_eq!(calls[3].name, "autre");
+    }
+
+    #[test]
+    fn earlier_answered_tool_calls_come_from_the_history() {
+        let history = json!([
+            {"role": "bot", "message": "Votre nom?"},
+            {"role": "tool_calls", "toolCalls": [
+                {"id": "t1", "type": "function", "function": {"name": "enregistrer_reponse", "arguments": "{\"reponse\":\"Jean\"}"}}]},
+            {"role": "tool_call_result", "toolCallId": "t1", "name": "enregistrer_reponse", "result": "{\"success\":true}"},
+            {"role": "tool_calls", "toolCalls": [
+                {"id": "t2", "type": "function", "function": {"name": "enregistrer_reponse", "arguments": {"reponse": "oui"}}}]},
+            {"role": "tool_call_result", "toolCallId": "t2", "result": "unknown lead: no call"},
+            {"role": "tool_calls", "toolCalls": [
+                {"id": "t3", "type": "function", "function": {"name": "enregistrer_reponse", "arguments": {"reponse": "oui"}}}]},
+            {"role": "tool_call_result", "toolCallId": "t3", "result": "{\"success\":true}"},
+            {"role": "tool_calls", "toolCalls": [
+                {"id": "t4", "type": "function", "function": {"name": "enregistrer_reponse", "arguments": {"reponse": "H2X"}}}]}
+        ]);
+        let current = json!([{"id": "t4", "type": "function",
+            "function": {"name": "enregistrer_reponse", "arguments": {"reponse": "H2X"}}}]);
+        for message in [
+            json!({"message": {"type": "tool-calls", "toolCallList": current, "artifact": {"messages": history}}}),
+            json!({"message": {"type": "tool-calls", "toolCallList": current, "messages": history}}),
+        ] {
+            let ServerMessage::ToolCalls { earlier, .. } = parse(&message) else {
+                panic!("tool-calls");
+            };
+            let ids: Vec<&str> = earlier.iter().map(|c| c.id.as_str()).collect();
+            assert_eq!(
+                ids,
+                ["t1", "t3"],
+                "answered, not errors, not the current one"
+            );
+            assert_eq!(earlier[0].arguments["reponse"], "Jean");
+        }
+        // The OpenAI-formatted copy.
+        let ServerMessage::ToolCalls { earlier, .. } = parse(&json!({"message": {
+        "type": "tool-calls", "toolCallList": current,
+        "artifact": {"messagesOpenAIFormatted": [
+            {"role": "assistant", "tool_calls": [{"id": "t1", "type": "function",
+                "function": {"name": "enregistrer_reponse", "arguments": "{\"reponse\":\"Jean\"}"}}]},
+            {"role": "tool", "tool_call_id": "t1", "content": "{\"success\":true}"}
+        ]}}})) else {
+            panic!("tool-calls");
+        };
+        assert_eq!(earlier.len(), 1);
+        assert_eq!(earlier[0].arguments["reponse"], "Jean");
     }
 
     #[test]

@@ -4,6 +4,8 @@
 //! key: the answer and the one-line result are stored on the lead's conversation, so a replayed
 //! tool call gets the same result and never advances the lead twice.
 
+use std::time::{Duration, Instant};
+
 use serde_json::{Value, json};
 
 use super::messages::{CallEnd, CallRef, TOOL_NAME, TRANSFER_TOOL_NAME, ToolCall};
@@ -99,24 +101,93 @@ pub struct ToolContext<'a> {
     pub twilio: Option<&'a TwilioRest>,
 }
 
+/// How long a tool call waits, re-reading, for the lead or for an earlier answer the history
+/// says was given (another instance's save that missed its deadline and is still on its way to
+/// Supabase), before applying the missing answers itself from the history. Well within Vapi's
+/// tool timeout (`server.timeoutSeconds`, 20 s by default).
+pub const EARLIER_ANSWER_WAIT: Duration = Duration::from_secs(3);
+
+/// The pause between two re-reads while waiting.
+const REREAD_EVERY: Duration = Duration::from_millis(100);
+
+/// Whether the lead holds the answer of the tool call `id` (its turns carry the id).
+fn holds_tool_call(lead: &Lead, id: &str) -> bool {
+    lead.conversation
+        .iter()
+        .any(|t| t.tool_call_id.as_deref() == Some(id))
+}
+
+/// The earlier tool calls the lead does not hold yet.
+fn missing_earlier<'a>(lead: &Lead, earlier: &'a [ToolCall]) -> Vec<&'a ToolCall> {
+    earlier
+        .iter()
+        .filter(|c| is_known_tool(&c.name) && !holds_tool_call(lead, &c.id))
+        .collect()
+}
+
+/// The call's lead, re-read every [`REREAD_EVERY`] up to [`EARLIER_ANSWER_WAIT`] while it is
+/// unknown here or lacks an earlier answer of `earlier`: another instance may have answered and
+/// still be saving. Returns what is known at the end (the missing answers are then applied from
+/// the history, see [`apply_tool_calls`]).
+async fn lead_with_earlier_answers(
+    store: &AnyStore,
+    call: &CallRef,
+    earlier: &[ToolCall],
+) -> Result<Option<Lead>, StoreError> {
+    let started = Instant::now();
+    let mut lead = find_lead(store, call).await?;
+    loop {
+        let complete = lead
+            .as_ref()
+            .is_some_and(|l| missing_earlier(l, earlier).is_empty());
+        if complete || started.elapsed() >= EARLIER_ANSWER_WAIT {
+            if !complete {
+                tracing::warn!(
+                    found = lead.is_some(),
+                    waited_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+                    "an earlier answer of this call is not on its lead yet"
+                );
+            }
+            return Ok(lead);
+        }
+        tokio::time::sleep(REREAD_EVERY).await;
+        lead = match &lead {
+            Some(known) => store.get_lead(known.id).await?.or(lead),
+            None => find_lead(store, call).await?,
+        };
+    }
+}
+
 /// `tool-calls`: one result per call, in order; errors as `results[].error` (Vapi ignores non-200).
 /// A `transfer_to_human` call hands the lead to people and redirects the live Twilio call to
 /// `/twilio/handoff` (transfer or voicemail); Twilio then stops the Media Stream.
+///
+/// `earlier` are the call's earlier tool calls the history shows answered: each must be on the
+/// lead before this one is applied (else an answer could land in the field the missing one was
+/// for). The lead is re-read while one is missing ([`EARLIER_ANSWER_WAIT`]); still missing, it
+/// is applied first from the history's own arguments, under its own tool-call id, so the
+/// instance whose save is late finds it done.
 pub async fn tool_calls(
     calls: &Calls,
     context: ToolContext<'_>,
     call: &CallRef,
     tool_calls: &[ToolCall],
+    earlier: &[ToolCall],
 ) -> Result<Value, StoreError> {
-    let found = match find_lead(calls.store(), call).await? {
+    let mark = calls.read_mark();
+    let found = match lead_with_earlier_answers(calls.store(), call, earlier).await? {
         Some(found) => Some(found),
+        // Not found: erased while its call went on, it goes on as a new caller's.
         None => restart_erased(calls, context.settings, call).await?,
     };
     let (results, hand_off) = match found {
         Some(found) => {
             match calls
-                .change_lead(found, |lead| {
-                    apply_tool_calls(lead, context.settings, tool_calls)
+                .change_lead_read(found, mark, |lead| {
+                    let caught_up = catch_up(lead, context.settings, earlier);
+                    let change = apply_tool_calls(lead, context.settings, tool_calls);
+                    let save = change.save || caught_up;
+                    change.saved_if(save)
                 })
                 .await
             {
@@ -152,6 +223,25 @@ pub async fn tool_calls(
         redirect_to_people(calls, context, call, target).await?;
     }
     Ok(json!({ "results": results }))
+}
+
+/// Applies the earlier answers the lead lacks, in their order, from the history's arguments
+/// (their results were already returned to Vapi; their progress was counted where they were
+/// answered). Returns whether one was applied.
+fn catch_up(lead: &mut Lead, settings: &Settings, earlier: &[ToolCall]) -> bool {
+    let missing: Vec<ToolCall> = missing_earlier(lead, earlier)
+        .into_iter()
+        .cloned()
+        .collect();
+    if missing.is_empty() {
+        return false;
+    }
+    tracing::warn!(
+        lead_id = %lead.id,
+        count = missing.len(),
+        "earlier answers applied from the call's history"
+    );
+    apply_tool_calls(lead, settings, &missing).save
 }
 
 /// Marks the call handed off (so its stream's end is not a bridge failure, nor the call's end)

@@ -3,6 +3,7 @@
 
 pub mod console;
 pub mod console_suite;
+pub mod delay_proxy;
 pub mod fake_twilio;
 pub mod fake_vapi;
 pub mod ivr;

@@ -10,9 +10,9 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::{MAX_CONFLICT_ATTEMPTS, OutboxStore, Pending, backoff};
-use crate::domain::LeadStatus;
+use crate::domain::{LeadId, LeadStatus};
 use crate::metrics::names;
-use crate::qualification::Lead;
+use crate::qualification::{Field, Lead, Speaker, Turn};
 use crate::store::Store as _;
 use crate::store::StoreError;
 use crate::store::rows::{LeadRow, Saved, WriteOp, erased_keys};
@@ -200,6 +200,18 @@ impl OutboxStore {
     /// another writer saved: [`StoreError::Stale`], kept as a dead letter, never applied over it.
     async fn replay_op(&self, op: &WriteOp) -> Result<(), StoreError> {
         let remote = &self.inner.remote;
+        if let WriteOp::AbandonLead { id } = op {
+            // The end of a call whose lead this instance started during an outage while the call
+            // already had one: the call's lead is abandoned (unless final) instead.
+            if remote.get_lead(*id).await?.is_none() {
+                if let Some(into) = self.merge_target(*id).await? {
+                    return remote
+                        .apply(&WriteOp::AbandonLead { id: into.id })
+                        .await
+                        .map(drop);
+                }
+            }
+        }
         if remote.apply(op).await? == Saved::Applied {
             return Ok(());
         }
@@ -213,6 +225,24 @@ impl OutboxStore {
             return Ok(());
         }
         let stored = remote.get_lead(row.id).await?;
+        if stored.is_none() {
+            if let Some(into) = self.merge_target(row.id).await? {
+                return self.merge_into(op, row, &into).await;
+            }
+        }
+        if stored
+            .as_ref()
+            .is_some_and(|stored| superseded(stored, row))
+        {
+            tracing::info!(
+                op = op.kind(),
+                "queued lead save already applied elsewhere from the call's history; done"
+            );
+            if let WriteOp::SaveLeadWithAlerts { alerts, .. } = op {
+                remote.enqueue_alerts(alerts).await?;
+            }
+            return Ok(());
+        }
         let Some(rebased) = stored.as_ref().and_then(|stored| rebase(stored, row)) else {
             return Err(StoreError::Stale(format!(
                 "Supabase holds a newer version of this lead than version {} this write was based on",
@@ -238,6 +268,64 @@ impl OutboxStore {
             status: 409,
             code: "myriam_rebase_raced".to_owned(),
             message: "the lead changed while a queued save was re-based".to_owned(),
+        })
+    }
+
+    /// The lead a lead Supabase never received must be merged into: this instance started it
+    /// locally for a call during an outage (a `/twilio/voice` retry), and when its start was
+    /// replayed the call already had a lead (insert-or-get kept that one). `None`: no such call.
+    async fn merge_target(&self, id: LeadId) -> Result<Option<Lead>, StoreError> {
+        let remote = &self.inner.remote;
+        for call in self.inner.local.calls_of_lead(id).await? {
+            let Some(record) = remote.get_call(&call.fields.call_sid).await? else {
+                continue;
+            };
+            match record.fields.lead_id {
+                Some(lead_id) if lead_id != id => return remote.get_lead(lead_id).await,
+                Some(_) => {}
+                None => {
+                    return Err(StoreError::Rejected {
+                        status: 409,
+                        code: "myriam_call_without_lead".to_owned(),
+                        message: "the call has no lead yet".to_owned(),
+                    });
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    /// Merges a queued save of a second lead of a call into the call's lead (see [`merge`]) and
+    /// saves it on the version read; lost to another writer, a conflict replayed later. Never a
+    /// dead letter: the caller's answers are kept.
+    async fn merge_into(&self, op: &WriteOp, row: &LeadRow, into: &Lead) -> Result<(), StoreError> {
+        let second = Lead::try_from(row.clone())?;
+        let merged = LeadRow::from(&merge(into, &second));
+        let again = match op {
+            WriteOp::SaveLeadWithAlerts { alerts, .. } => WriteOp::SaveLeadWithAlerts {
+                lead: merged,
+                alerts: alerts
+                    .iter()
+                    .map(|alert| crate::store::NewAlert {
+                        lead_id: into.id,
+                        ..alert.clone()
+                    })
+                    .collect(),
+            },
+            _ => WriteOp::SaveLead(merged),
+        };
+        if self.inner.remote.apply(&again).await? == Saved::Applied {
+            tracing::warn!(
+                lead_id = %into.id,
+                merged_lead_id = %row.id,
+                "a second lead started for the call during an outage merged into the call's lead"
+            );
+            return Ok(());
+        }
+        Err(StoreError::Rejected {
+            status: 409,
+            code: "myriam_merge_raced".to_owned(),
+            message: "the call's lead changed while a second lead was merged into it".to_owned(),
         })
     }
 
@@ -315,6 +403,96 @@ impl OutboxStore {
     }
 }
 
+/// When the caller's answer to `field` was accepted on `lead` (its last accepted answer).
+fn answered_at(lead: &Lead, field: Field) -> Option<time::OffsetDateTime> {
+    lead.conversation
+        .iter()
+        .rev()
+        .find(|t| {
+            t.speaker == Speaker::Caller && t.field == Some(field) && t.accepted == Some(true)
+        })
+        .and_then(|t| t.at)
+}
+
+/// One lead from the call's lead `into` and a second lead `other` started for the same call on
+/// another instance during an outage: the fields `into` lacks come from `other`; a field both
+/// hold takes the later answer (by when each was accepted); the conversations are merged in time
+/// order (the opening line once); the status moves forward only; the version is `into`'s.
+pub(crate) fn merge(into: &Lead, other: &Lead) -> Lead {
+    let mut out = into.clone();
+    for field in Field::ALL {
+        let take = other.has(field)
+            && (!into.has(field) || answered_at(other, field) > answered_at(into, field));
+        if !take {
+            continue;
+        }
+        match field {
+            Field::NomComplet => out.nom_complet.clone_from(&other.nom_complet),
+            Field::Telephone => {
+                out.telephone.clone_from(&other.telephone);
+                out.telephone_raw.clone_from(&other.telephone_raw);
+            }
+            Field::AdresseComplete => out.adresse_complete.clone_from(&other.adresse_complete),
+            Field::TypeService => out.type_service.clone_from(&other.type_service),
+            Field::Description => out.description.clone_from(&other.description),
+            Field::Urgence => out.urgence = other.urgence,
+        }
+    }
+    let same = |a: &Turn, b: &Turn| {
+        (a.speaker, a.field, &a.text, &a.tool_call_id)
+            == (b.speaker, b.field, &b.text, &b.tool_call_id)
+    };
+    let skip_opening = usize::from(matches!(
+        (into.conversation.first(), other.conversation.first()),
+        (Some(a), Some(b)) if same(a, b)
+    ));
+    for turn in other.conversation.iter().skip(skip_opening) {
+        if !out.conversation.contains(turn) {
+            out.conversation.push(turn.clone());
+        }
+    }
+    out.conversation.sort_by_key(|t| t.at);
+    if into.status.can_become(other.status) {
+        out.status = other.status;
+    }
+    for (field, n) in &other.attempts {
+        let mine = out.attempts.entry(*field).or_insert(0);
+        *mine = (*mine).max(*n);
+    }
+    if out.offered_phone.is_none() {
+        out.offered_phone.clone_from(&other.offered_phone);
+    }
+    out
+}
+
+/// Whether everything a queued lead save adds is already on the lead Supabase holds: the save
+/// answered a Vapi tool call (its last turn carries the tool call's id) and, past the turns both
+/// share, each of its turns answers a tool call whose id the stored lead holds. Either its own
+/// write landed late and the lead moved on, or another instance applied those answers from the
+/// call's history while this save was late.
+pub(crate) fn superseded(stored: &Lead, row: &LeadRow) -> bool {
+    let same = |a: &crate::qualification::Turn, b: &crate::qualification::Turn| {
+        (a.speaker, a.field, &a.text, &a.tool_call_id)
+            == (b.speaker, b.field, &b.text, &b.tool_call_id)
+    };
+    let stored_holds = |turn: &crate::qualification::Turn| {
+        turn.tool_call_id.as_deref().is_some_and(|id| {
+            stored
+                .conversation
+                .iter()
+                .any(|t| t.tool_call_id.as_deref() == Some(id))
+        })
+    };
+    let shared = row
+        .conversation
+        .iter()
+        .zip(&stored.conversation)
+        .take_while(|(a, b)| same(a, b))
+        .count();
+    row.conversation.last().is_some_and(stored_holds)
+        && row.conversation[shared..].iter().all(stored_holds)
+}
+
 /// A queued lead save re-based on the lead Supabase holds now, when all that changed there since
 /// the version it was based on is the call's end, processed by another instance: the lead is
 /// `abandonne` and nobody recorded a turn (Supabase's conversation is a beginning of the queued
@@ -376,5 +554,40 @@ mod tests {
         // Changed by something other than the call's end.
         stored.status = LeadStatus::Qualifie;
         assert!(rebase(&stored, &LeadRow::from(&queued)).is_none());
+    }
+
+    #[test]
+    fn a_save_whose_tool_call_answers_are_all_stored_is_superseded() {
+        let mut base = Lead::new(LeadId::new());
+        base.conversation
+            .push(Turn::myriam(None, "Bonjour".to_owned()));
+        let answered = |lead: &Lead, id: &str, text: &str| {
+            let mut lead = lead.clone();
+            let mut caller = Turn::caller(None, text.to_owned(), true);
+            caller.tool_call_id = Some(id.to_owned());
+            let mut myriam = Turn::myriam(None, "Merci.".to_owned());
+            myriam.tool_call_id = Some(id.to_owned());
+            lead.conversation.extend([caller, myriam]);
+            lead
+        };
+        let queued = answered(&base, "tc-0", "Jean");
+        // Applied elsewhere from the history, then the next answer.
+        let stored = answered(&answered(&base, "tc-0", "Jean"), "tc-1", "oui");
+        assert!(superseded(&stored, &LeadRow::from(&queued)));
+        // The stored lead lacks one of its answers: not superseded.
+        let other = answered(&base, "tc-9", "Paul");
+        assert!(!superseded(&other, &LeadRow::from(&queued)));
+        // A save that adds a turn no tool call carries (the IVR): never superseded.
+        let mut ivr = base.clone();
+        ivr.conversation
+            .push(Turn::caller(None, "Jean".to_owned(), true));
+        assert!(!superseded(&stored, &LeadRow::from(&ivr)));
+        assert!(
+            !superseded(&stored, &LeadRow::from(&base)),
+            "no tool call: not this case"
+        );
+        // Its own write landed late, then the lead moved on.
+        let own = answered(&queued, "tc-1", "oui");
+        assert!(superseded(&own, &LeadRow::from(&queued)));
     }
 }
