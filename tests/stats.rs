@@ -97,14 +97,14 @@ async fn suite<S: Store + ConsoleStore + Alerts + StatsStore>(store: &S) {
         u.recording_sid = Some(format!("RE{:032x}", 4));
     })
     .await;
-    // G: IVR, French, gave a name, then asked for a person at the number: no answer, voicemail.
+    // I: IVR, French, gave a name, then asked for a person at the number: no answer, voicemail.
     // The caller ID is kept as the number to call back, but it was not an answer.
-    let mut g = partial(LeadStatus::Rappel, 1, Language::Fr);
-    g.telephone = Some(PhoneNumber::try_from("514 555 0188").unwrap());
-    call(store, 7, &g, |u| {
+    let mut i = partial(LeadStatus::Rappel, 1, Language::Fr);
+    i.telephone = Some(PhoneNumber::try_from("514 555 0188").unwrap());
+    call(store, 9, &i, |u| {
         u.mode = Some(ConversationMode::Ivr);
         u.dial_status = Some("no-answer".to_owned());
-        u.recording_sid = Some(format!("RE{:032x}", 7));
+        u.recording_sid = Some(format!("RE{:032x}", 9));
     })
     .await;
     // E: a callback made by staff: not a call received.
@@ -197,7 +197,7 @@ async fn suite<S: Store + ConsoleStore + Alerts + StatsStore>(store: &S) {
     assert_eq!((name.hung_up, name.asked_person, name.open), (0, 2, 1));
     assert_eq!(
         stats.funnel[1].asked_person, 1,
-        "G asked at the number (the caller ID kept to call back is not an answer)"
+        "I asked at the number (the caller ID kept to call back is not an answer)"
     );
     assert_eq!(stats.funnel[2].hung_up, 1, "B hung up at the address");
     assert_eq!(stats.funnel[3].asked_person, 1, "C asked at the service");
