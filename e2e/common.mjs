@@ -3,6 +3,7 @@
 // background networking), checks and screenshots.
 import { spawn } from "node:child_process";
 import { mkdtempSync, mkdirSync, rmSync } from "node:fs";
+import { createRequire } from "node:module";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { chromium } from "playwright-core";
@@ -12,6 +13,19 @@ export const env = (name, fallback) => {
   if (value === undefined) throw new Error(`${name} is not set`);
   return value;
 };
+
+const AXE = createRequire(import.meta.url).resolve("axe-core/axe.min.js");
+
+// axe-core's audit of the page in the browser (WCAG 2.1 A and AA rules): the violations, each as
+// one line. The context must be launched with `bypassCSP: true` for the script to be injected.
+export async function axeViolations(page) {
+  await page.addScriptTag({ path: AXE });
+  const audit = await page.evaluate(async () =>
+    // eslint-disable-next-line no-undef
+    axe.run(document, { runOnly: { type: "tag", values: ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"] } }),
+  );
+  return audit.violations.map((v) => `${v.id} (${v.impact}): ${v.nodes.length} node(s), e.g. ${v.nodes[0]?.target}`);
+}
 
 // Runs `bin` with `args`; resolves with its output when it exits 0, rejects with it otherwise.
 export function runToEnd(bin, args) {
