@@ -45,7 +45,7 @@ pub use erasures::{
     RemoteErasure, RemoteErasures, RemoteOutcome, RemoteService, RemoteStatus, RemoteTarget,
 };
 pub use rows::{AlertEvent, NewAlert};
-pub use rows::{LeadRow, Saved, WriteOp};
+pub use rows::{LeadRow, Saved, StatusApplied, StatusAtOnce, WriteOp};
 
 /// Why a store operation failed. Messages never carry caller data (PostgREST's `details`, which
 /// quote values, are dropped).
@@ -354,6 +354,16 @@ pub trait Store: Send + Sync {
         self.record_event(key)
     }
 
+    /// A call's status report in one round trip, when this store can (Supabase's
+    /// `bp.report_call_status`); `None`: the caller applies it step by step (`Calls::report_status`).
+    fn report_status_at_once(
+        &self,
+        report: &StatusAtOnce<'_>,
+    ) -> impl Future<Output = Result<Option<StatusApplied>, StoreError>> + Send {
+        let _ = report;
+        std::future::ready(Ok(None))
+    }
+
     /// Newest first; `limit` is capped at [`MAX_PAGE`].
     fn list_leads(
         &self,
@@ -461,6 +471,12 @@ impl Store for AnyStore {
     }
     async fn claim_once(&self, key: &str) -> Result<bool, StoreError> {
         delegate!(self, "claim_once", s => s.claim_once(key))
+    }
+    async fn report_status_at_once(
+        &self,
+        report: &StatusAtOnce<'_>,
+    ) -> Result<Option<StatusApplied>, StoreError> {
+        delegate!(self, "report_status_at_once", s => s.report_status_at_once(report))
     }
     async fn list_leads(&self, limit: usize, offset: usize) -> Result<Vec<Lead>, StoreError> {
         delegate!(self, "list_leads", s => s.list_leads(limit, offset))

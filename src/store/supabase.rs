@@ -15,7 +15,7 @@ use postgrest::Postgrest;
 use secrecy::{ExposeSecret, SecretString};
 use serde::de::DeserializeOwned;
 
-use super::rows::{LeadRow, Saved, WriteOp};
+use super::rows::{LeadRow, Saved, StatusApplied, StatusAtOnce, WriteOp};
 use super::{CallRecord, CallUpdate, MAX_PAGE, Store, StoreError};
 use crate::domain::{CallSid, LeadId, LeadStatus};
 use crate::qualification::Lead;
@@ -282,6 +282,28 @@ impl SupabaseStore {
             .ok_or_else(|| StoreError::Corrupt("start_call returned no lead".to_owned()))
     }
 
+    /// `bp.report_call_status`: a call's status report in one transaction (the idempotency key,
+    /// the call's upsert, its end, the abandonment of its lead).
+    pub async fn report_call_status(
+        &self,
+        report: &StatusAtOnce<'_>,
+    ) -> Result<StatusApplied, StoreError> {
+        let answer = self
+            .rpc_value(
+                "report_call_status",
+                &serde_json::json!({
+                    "p_call": report.update,
+                    "p_key": report.idempotency_key,
+                    "p_ends": report.ends_call,
+                    "p_from_bridged_side": report.from_bridged_side,
+                }),
+            )
+            .await?;
+        serde_json::from_value(answer).map_err(|_| {
+            StoreError::Corrupt("unexpected answer of rpc/report_call_status".to_owned())
+        })
+    }
+
     /// The rows a SQL function returns (`POST /rpc/{name}`).
     pub(super) async fn rpc_rows<T: DeserializeOwned>(
         &self,
@@ -523,6 +545,13 @@ impl Store for SupabaseStore {
             )
             .await?;
         Ok(!rows.is_empty())
+    }
+
+    async fn report_status_at_once(
+        &self,
+        report: &StatusAtOnce<'_>,
+    ) -> Result<Option<StatusApplied>, StoreError> {
+        self.report_call_status(report).await.map(Some)
     }
 
     async fn list_leads(&self, limit: usize, offset: usize) -> Result<Vec<Lead>, StoreError> {
