@@ -409,3 +409,222 @@ async fn a_gateway_killed_mid_send_does_not_text_the_caller_twice() {
     assert_eq!(twilio.messages().len(), 1);
     drop(gateway);
 }
+
+// --- Calls bridged to Vapi: the assistant's tool asks the same last question. ---
+
+const VAPI_SECRET: &str = "vapi-shared-secret-for-tests";
+
+/// `with_caller_sms` and the media bridge to a Vapi stand-in (its REST API and WebSocket).
+fn bridged(
+    twilio: &FakeTwilio,
+    vapi: &helpers::fake_vapi::FakeVapi,
+    enabled: bool,
+) -> impl FnOnce(&mut Settings) {
+    let base = with_caller_sms(twilio, enabled, "mon-sun 00:00-24:00");
+    let vapi_base = vapi.base.clone();
+    move |s: &mut Settings| {
+        base(s);
+        s.call_mode = myriam::config::CallMode::Bridge;
+        s.vapi.private_key = Some(SecretString::from(
+            "7a9c31e2-5b4d-4f60-8e1a-c0ffee5eed42".to_owned(),
+        ));
+        s.vapi.assistant_id = Some("0b5e3f8a-1c2d-4e5f-9a8b-7c6d5e4f3a2b".to_owned());
+        s.vapi.base_url = vapi_base.parse().unwrap();
+        s.vapi.server_secret = Some(SecretString::from(VAPI_SECRET.to_owned()));
+    }
+}
+
+/// A call bridged for real: `/twilio/voice` answers `<Connect><Stream>`, Twilio's Media Stream
+/// opens, the gateway creates the Vapi call and connects its socket. Returns the Twilio-side
+/// socket (kept open: the call goes on) and the Vapi call's id.
+async fn bridge_call(
+    app: &TestApp,
+    vapi: &helpers::fake_vapi::FakeVapi,
+    call: &str,
+) -> (helpers::MediaSocket, String) {
+    let (status, twiml) = app
+        .post(
+            "/twilio/voice",
+            &[
+                ("CallSid", call),
+                ("AccountSid", ACCOUNT),
+                ("From", CALLER),
+                ("CallStatus", "ringing"),
+            ],
+        )
+        .await;
+    assert_eq!(status, 200, "{twiml}");
+    assert!(
+        twiml.contains("<Connect ") && twiml.contains("<Stream url="),
+        "{twiml}"
+    );
+    let start = serde_json::json!({"event": "start", "streamSid": "MZ1",
+        "start": {"streamSid": "MZ1", "callSid": call, "accountSid": ACCOUNT,
+            "customParameters": {"call_sid": call,
+                "lead_id": helpers::twiml_parameter(&twiml, "lead_id"),
+                "token": helpers::twiml_parameter(&twiml, "token")}}});
+    let before = vapi.creates();
+    let socket = helpers::open_media_stream(
+        app.addr,
+        tokio_tungstenite::tungstenite::Message::Text(start.to_string().into()),
+    )
+    .await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while vapi.creates() == before {
+        assert!(tokio::time::Instant::now() < deadline, "no Vapi call");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    (socket, format!("vapi-call-{}", vapi.creates()))
+}
+
+/// One `enregistrer_reponse` call from the assistant (`POST /vapi/webhook`, Vapi's shape); the
+/// parsed result.
+async fn tool(
+    app: &TestApp,
+    vapi_call: &str,
+    call: &str,
+    id: &str,
+    said: &str,
+) -> serde_json::Value {
+    let body = serde_json::json!({"message": {"type": "tool-calls",
+        "call": {"id": vapi_call, "phoneCallProviderId": call, "customer": {"number": CALLER}},
+        "toolCallList": [{"id": id, "type": "function",
+            "function": {"name": "enregistrer_reponse", "arguments": {"reponse": said}}}]}});
+    let response = app
+        .client
+        .post(app.url("/vapi/webhook"))
+        .header("content-type", "application/json")
+        .header("x-vapi-secret", VAPI_SECRET)
+        .body(body.to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let answer: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(answer["results"][0]["toolCallId"], id, "{answer}");
+    let result = answer["results"][0]["result"]
+        .as_str()
+        .unwrap_or_else(|| panic!("a result: {answer}"));
+    assert!(!result.contains('\n'), "one line: {result}");
+    serde_json::from_str(result).unwrap()
+}
+
+/// The six answers of a bridged call, through the tool; the last result.
+async fn qualify_bridged(app: &TestApp, vapi_call: &str, call: &str) -> serde_json::Value {
+    let mut last = serde_json::Value::Null;
+    for (i, said) in ANSWERS.iter().enumerate() {
+        last = tool(app, vapi_call, call, &format!("tc-{i}"), said).await;
+    }
+    last
+}
+
+#[tokio::test]
+async fn a_bridged_caller_is_asked_last_and_a_yes_gets_one_confirmation() {
+    let twilio = FakeTwilio::start().await;
+    let vapi = helpers::fake_vapi::FakeVapi::start(helpers::fake_vapi::Behaviour::Echo).await;
+    let app = spawn_app_with(bridged(&twilio, &vapi, true)).await;
+    let call = sid(21);
+    let (_socket, vapi_call) = bridge_call(&app, &vapi, &call).await;
+
+    let asked = qualify_bridged(&app, &vapi_call, &call).await;
+    let message = asked["message"].as_str().unwrap();
+    assert!(
+        message.ends_with(" Voulez-vous recevoir un texto de confirmation?"),
+        "the text question last: {asked}"
+    );
+    assert_eq!(asked["status"], "complete", "{asked}");
+    assert_eq!(
+        asked["is_complete"], false,
+        "not over before the answer: {asked}"
+    );
+    assert_eq!(
+        asked["missing"],
+        serde_json::json!(["texto_confirmation"]),
+        "{asked}"
+    );
+    // A replayed tool call gets the same result; nothing is sent before the yes.
+    assert_eq!(
+        tool(&app, &vapi_call, &call, "tc-5", ANSWERS[5]).await,
+        asked
+    );
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(twilio.messages().is_empty(), "nothing before the yes");
+
+    let yes = tool(&app, &vapi_call, &call, "tc-6", "oui s'il vous plaît").await;
+    assert_eq!(
+        yes["message"],
+        "Parfait, vous recevrez un texto de confirmation. Merci et bonne journée!"
+    );
+    assert_eq!(yes["is_complete"], true, "{yes}");
+    assert_eq!(yes["missing"], serde_json::json!([]), "{yes}");
+    assert_eq!(yes["lead_data"]["status"], "qualifie", "{yes}");
+    // Replays of the yes, and a later answer the assistant passes by mistake, change nothing.
+    assert_eq!(
+        tool(&app, &vapi_call, &call, "tc-6", "oui s'il vous plaît").await,
+        yes
+    );
+    tool(&app, &vapi_call, &call, "tc-7", "oui").await;
+
+    let messages = twilio.wait_for_messages(1, Duration::from_secs(10)).await;
+    let alerts = settled(&app, &call, Duration::from_secs(10)).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(twilio.messages().len(), 1, "{:?}", twilio.messages());
+    assert_eq!(messages[0].to, CALLER, "the number the caller confirmed");
+    assert!(
+        messages[0].body.starts_with("BP Emondage: nous avons bien recu votre demande.\nService: l'abattage d'un arbre\nAdresse: 123 rue Principale Laval\nUrgent: oui\n"),
+        "{}",
+        messages[0].body
+    );
+    assert_eq!(alerts.len(), 1, "{alerts:?}");
+    assert_eq!(alerts[0].event, AlertEvent::Confirmation);
+    assert_eq!(
+        (alerts[0].status, alerts[0].attempts),
+        (AlertStatus::Sent, 1)
+    );
+}
+
+#[tokio::test]
+async fn a_bridged_caller_who_says_no_gets_no_text_and_off_never_asks() {
+    let twilio = FakeTwilio::start().await;
+    let vapi = helpers::fake_vapi::FakeVapi::start(helpers::fake_vapi::Behaviour::Echo).await;
+    let app = spawn_app_with(bridged(&twilio, &vapi, true)).await;
+    let call = sid(22);
+    let (_socket, vapi_call) = bridge_call(&app, &vapi, &call).await;
+    let asked = qualify_bridged(&app, &vapi_call, &call).await;
+    assert_eq!(asked["is_complete"], false, "{asked}");
+    let no = tool(&app, &vapi_call, &call, "tc-6", "non merci").await;
+    assert_eq!(
+        no["message"],
+        "D'accord, pas de texto. Merci et bonne journée!"
+    );
+    assert_eq!(no["is_complete"], true, "{no}");
+
+    // CALLER_SMS off: the qualifying answer completes the call, no question.
+    let off_twilio = FakeTwilio::start().await;
+    let off_vapi = helpers::fake_vapi::FakeVapi::start(helpers::fake_vapi::Behaviour::Echo).await;
+    let off = spawn_app_with(bridged(&off_twilio, &off_vapi, false)).await;
+    let off_call = sid(23);
+    let (_off_socket, off_vapi_call) = bridge_call(&off, &off_vapi, &off_call).await;
+    let done = qualify_bridged(&off, &off_vapi_call, &off_call).await;
+    assert_eq!(done["is_complete"], true, "{done}");
+    assert!(
+        !done["message"].as_str().unwrap().contains("texto"),
+        "no question when CALLER_SMS is off: {done}"
+    );
+    assert_eq!(done["missing"], serde_json::json!([]), "{done}");
+
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert!(twilio.messages().is_empty(), "{:?}", twilio.messages());
+    assert!(alerts_of_call(&app, &call).await.is_empty());
+    assert_eq!(off_twilio.attempts(), 0);
+    assert!(alerts_of_call(&off, &off_call).await.is_empty());
+    let lead = app
+        .store
+        .find_lead_by_call(&CallSid::try_from(call.as_str()).unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(lead.status, myriam::domain::LeadStatus::Qualifie);
+    assert!(!lead.wants_text());
+    assert!(lead.conversation.iter().any(|t| t.text == "non merci"));
+}
