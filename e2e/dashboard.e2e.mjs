@@ -288,6 +288,11 @@ try {
       ["Non confirmé (pas de 1)", "0"], ["Opérateur non joint", "0"], ["En cours", "0"]],
     "the callback table: one placed, the lead reached (and not counted as a call received above)",
   );
+  // No SMS alert in the period: the section says so instead of drawing empty axes.
+  const sms = page.locator('section[aria-labelledby="alertes"]');
+  check((await sms.locator("p.empty").textContent()) === "Aucune alerte SMS pour cette période." && (await sms.locator("svg").count()) === 0,
+    "the SMS alerts' section says there is none, with no empty chart");
+  same(await table(page, "Alertes SMS"), [], "and its table is there, with no row");
   const followUp = await table(page, "Délai avant le premier suivi");
   check(sum(followUp, "Leads suivis") === 1, "one lead followed up");
   check(followUp.some((r) => r["Médiane (min)"] !== "—"), "its delay is shown");
