@@ -141,6 +141,16 @@ try {
   // The operator's own page: the phone a callback rings first, set in the form.
   await page.goto(`${BASE}/console/profil`);
   check((await page.locator("h1").textContent()) === "Mon profil", "the profile page opens");
+  await page.getByLabel("Mon numéro de téléphone (pour les rappels en un clic)").fill("555-01");
+  await page.getByRole("button", { name: "Enregistrer" }).click();
+  await page.getByRole("alert").waitFor();
+  check((await page.getByRole("alert").textContent()).startsWith("Ce numéro n'est pas un numéro nord-américain valide"),
+    "a malformed phone is refused with a message");
+  const refusedViolations = await axeViolations(page);
+  check(refusedViolations.length === 0, `axe-core finds no WCAG A/AA violation on the profile page with its error (${refusedViolations.join("; ")})`);
+  // The browser logs the refused form's status (400) as an error: expected here, and only that.
+  check(consoleErrors.length === 1 && consoleErrors[0].includes("400"), `the refused phone is a 400 (${consoleErrors.join("; ")})`);
+  consoleErrors.length = 0;
   await page.getByLabel("Mon numéro de téléphone (pour les rappels en un clic)").fill("514 555-0188");
   await page.getByRole("button", { name: "Enregistrer" }).click();
   await page.waitForURL(`${BASE}/console/profil?ok=1`);
@@ -165,6 +175,15 @@ try {
   await page.waitForURL(`${leadUrl}?rappel=1`);
   check((await rappel.getByRole("status").textContent()).startsWith("Appel lancé : votre téléphone va sonner."),
     "the page says the operator's phone will ring");
+  // A second click at once: refused (one callback per operator every 10 s), nothing created.
+  await rappel.getByRole("button", { name: "Rappeler" }).click();
+  await page.getByRole("heading", { name: "Rappel non lancé" }).waitFor();
+  check((await page.getByRole("alert").textContent()).startsWith("Vous venez de lancer un rappel."), "a second click at once is refused");
+  const refusalViolations = await axeViolations(page);
+  check(refusalViolations.length === 0, `axe-core finds no WCAG A/AA violation on the callback's refusal (${refusalViolations.join("; ")})`);
+  await shot(page, "callback-refused");
+  check(consoleErrors.length === 1 && consoleErrors[0].includes("429"), `the refused click is a 429 (${consoleErrors.join("; ")})`);
+  consoleErrors.length = 0;
 
   // The fake Twilio REST server received POST /2010-04-01/Accounts/{AC}/Calls.json with the form.
   const created = createdCalls();
@@ -222,7 +241,8 @@ try {
   const rowText = await callRow.textContent();
   check(rowText.includes("completed") && rowText.includes("130 s") && rowText.includes("répondu (95 s)"),
     `with its outcome: completed, 130 s, the lead answered for 95 s (${rowText.replace(/\s+/g, " ")})`);
-  await callRow.scrollIntoViewIfNeeded();
+  const historyViolations = await axeViolations(page);
+  check(historyViolations.length === 0, `axe-core finds no WCAG A/AA violation on a lead's page with a callback (${historyViolations.join("; ")})`);
   await shot(page, "callback-lead");
 
   // The dashboard: this week by default, then a custom period chosen in the form.
