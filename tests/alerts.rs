@@ -436,38 +436,23 @@ async fn a_gateway_killed_mid_send_does_not_send_twice_after_a_restart() {
     }]);
     let dir = tempfile::tempdir().unwrap();
     let call = sid(9);
-    let mut gateway = start_gateway(dir.path(), &twilio).await;
+    let gateway = start_gateway(dir.path(), &twilio).await;
     let doc = play_until_last(&gateway, &call, true).await;
     gather(&&gateway, &doc, &call, answers(true)[5]).await;
     // The send is in flight: kill -9.
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while twilio.attempts() == 0 {
-        assert!(tokio::time::Instant::now() < deadline, "no send attempted");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    gateway.child.kill().unwrap();
-    gateway.child.wait().unwrap();
-    drop(gateway);
+    twilio.wait_for_an_attempt(Duration::from_secs(10)).await;
+    gateway.kill_hard();
     assert_eq!(twilio.messages().len(), 1);
 
     // Restarted on the same file: the claim's lease runs out, the alert is claimed again, found at
     // Twilio by its reference, and recorded as sent without a second SMS.
     let gateway = start_gateway(dir.path(), &twilio).await;
-    let store = myriam::store::sqlite::SqliteStore::open(&dir.path().join("myriam.db")).unwrap();
-    let lead = store
-        .find_lead_by_call(&CallSid::try_from(call.as_str()).unwrap())
-        .await
-        .unwrap()
-        .unwrap();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    let alert = loop {
-        let alerts = store.alerts_of_lead(lead.id).await.unwrap();
-        if alerts[0].status == AlertStatus::Sent {
-            break alerts[0].clone();
-        }
-        assert!(tokio::time::Instant::now() < deadline, "{alerts:?}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let alert = helpers::first_alert_sent(
+        &dir.path().join("myriam.db"),
+        &call,
+        Duration::from_secs(20),
+    )
+    .await;
     assert_eq!(alert.attempts, 2);
     assert_eq!(
         alert.message_sid.as_deref(),

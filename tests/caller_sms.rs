@@ -87,19 +87,23 @@ async fn gather(post: &impl AsyncPost, doc: &str, call: &str, said: &str) -> Str
     body
 }
 
+/// Twilio's first webhook of a call from `CALLER` (`POST /twilio/voice`): the status and TwiML.
+async fn incoming(post: &impl AsyncPost, call: &str) -> (u16, String) {
+    post.post(
+        "/twilio/voice",
+        &[
+            ("CallSid", call),
+            ("AccountSid", ACCOUNT),
+            ("From", CALLER),
+            ("CallStatus", "ringing"),
+        ],
+    )
+    .await
+}
+
 /// Plays a call up to (not including) the last answer; returns the TwiML that asks it.
 async fn play_until_last(post: &impl AsyncPost, call: &str) -> String {
-    let (_, mut doc) = post
-        .post(
-            "/twilio/voice",
-            &[
-                ("CallSid", call),
-                ("AccountSid", ACCOUNT),
-                ("From", CALLER),
-                ("CallStatus", "ringing"),
-            ],
-        )
-        .await;
+    let (_, mut doc) = incoming(post, call).await;
     for said in &ANSWERS[..5] {
         doc = gather(post, &doc, call, said).await;
     }
@@ -370,34 +374,19 @@ async fn a_gateway_killed_mid_send_does_not_text_the_caller_twice() {
     }]);
     let dir = tempfile::tempdir().unwrap();
     let call = sid(9);
-    let mut gateway = start_gateway(dir.path(), &twilio).await;
+    let gateway = start_gateway(dir.path(), &twilio).await;
     qualify(&gateway, &call, Some("oui")).await;
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while twilio.attempts() == 0 {
-        assert!(tokio::time::Instant::now() < deadline, "no send attempted");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    gateway.child.kill().unwrap();
-    gateway.child.wait().unwrap();
-    drop(gateway);
+    twilio.wait_for_an_attempt(Duration::from_secs(10)).await;
+    gateway.kill_hard();
     assert_eq!(twilio.messages().len(), 1);
 
     let gateway = start_gateway(dir.path(), &twilio).await;
-    let store = myriam::store::sqlite::SqliteStore::open(&dir.path().join("myriam.db")).unwrap();
-    let lead = store
-        .find_lead_by_call(&CallSid::try_from(call.as_str()).unwrap())
-        .await
-        .unwrap()
-        .unwrap();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    let alert = loop {
-        let alerts = store.alerts_of_lead(lead.id).await.unwrap();
-        if alerts[0].status == AlertStatus::Sent {
-            break alerts[0].clone();
-        }
-        assert!(tokio::time::Instant::now() < deadline, "{alerts:?}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let alert = helpers::first_alert_sent(
+        &dir.path().join("myriam.db"),
+        &call,
+        Duration::from_secs(20),
+    )
+    .await;
     assert_eq!(alert.event, AlertEvent::Confirmation);
     assert_eq!(alert.attempts, 2);
     assert_eq!(
@@ -442,17 +431,7 @@ async fn bridge_call(
     vapi: &helpers::fake_vapi::FakeVapi,
     call: &str,
 ) -> (helpers::MediaSocket, String) {
-    let (status, twiml) = app
-        .post(
-            "/twilio/voice",
-            &[
-                ("CallSid", call),
-                ("AccountSid", ACCOUNT),
-                ("From", CALLER),
-                ("CallStatus", "ringing"),
-            ],
-        )
-        .await;
+    let (status, twiml) = incoming(app, call).await;
     assert_eq!(status, 200, "{twiml}");
     assert!(
         twiml.contains("<Connect ") && twiml.contains("<Stream url="),
