@@ -11,32 +11,31 @@ mod helpers;
 
 use std::time::Duration;
 
-use helpers::fake_twilio::{ACCOUNT, FakeTwilio, Reply, TOKEN};
+use helpers::fake_twilio::{ACCOUNT, FakeTwilio, Reply};
 use helpers::process::GatewayProcess;
+use helpers::sms::{
+    AsyncPost, CALLER, PUBLIC, SENDER, alerts_of_call, gather, incoming, play_until_last, settled,
+    with_twilio,
+};
 use helpers::{TestApp, spawn_app_with};
-use myriam::config::{CallerSmsSettings, PublicBaseUrl, Settings, SmsSender};
-use myriam::domain::{BusinessHours, CallSid};
-use myriam::store::{AlertEvent, AlertRecord, AlertStatus, Alerts as _, Store as _};
+use myriam::config::{CallerSmsSettings, Settings, SmsSender};
+use myriam::domain::CallSid;
+use myriam::store::{AlertEvent, AlertStatus, Store as _};
 use myriam::twilio::twiml;
 use secrecy::SecretString;
-
-const PUBLIC: &str = "https://gw.bp-emondage.test";
-const CALLER: &str = "+15145550123";
-const SENDER: &str = "+14505550000";
 
 fn sid(n: u32) -> String {
     format!("CA{n:032x}")
 }
 
-fn with_caller_sms(twilio: &FakeTwilio, enabled: bool, hours: &str) -> impl FnOnce(&mut Settings) {
-    let base = twilio.base_url();
-    let hours = hours.to_owned();
+fn with_caller_sms(
+    twilio: &FakeTwilio,
+    enabled: bool,
+    hours: &str,
+) -> impl FnOnce(&mut Settings) + use<> {
+    let base = with_twilio(twilio, hours);
     move |s: &mut Settings| {
-        s.public_base_url = Some(PublicBaseUrl::new(PUBLIC));
-        s.twilio.account_sid = Some(ACCOUNT.to_owned());
-        s.twilio.auth_token = Some(SecretString::from(TOKEN.to_owned()));
-        s.twilio.api_base_url = url::Url::parse(&base).unwrap();
-        s.office.hours = BusinessHours::parse(&hours, "America/Toronto").unwrap();
+        base(s);
         s.office.caller_sms = enabled.then(|| CallerSmsSettings {
             sender: SmsSender::Number(SENDER.to_owned()),
             lease: Duration::from_secs(2),
@@ -54,65 +53,9 @@ const ANSWERS: [&str; 6] = [
     "oui c'est urgent",
 ];
 
-/// Posts a form to a gateway (in-process or its own process).
-trait AsyncPost {
-    async fn post(&self, path: &str, fields: &[(&str, &str)]) -> (u16, String);
-}
-
-impl<T: AsyncPost> AsyncPost for &T {
-    async fn post(&self, path: &str, fields: &[(&str, &str)]) -> (u16, String) {
-        (**self).post(path, fields).await
-    }
-}
-
-impl AsyncPost for TestApp {
-    async fn post(&self, path: &str, fields: &[(&str, &str)]) -> (u16, String) {
-        self.post_form(path, fields).await
-    }
-}
-
-impl AsyncPost for GatewayProcess {
-    async fn post(&self, path: &str, fields: &[(&str, &str)]) -> (u16, String) {
-        self.post_form(path, fields).await
-    }
-}
-
-async fn gather(post: &impl AsyncPost, doc: &str, call: &str, said: &str) -> String {
-    let action = twiml::gather_action(doc).unwrap_or_else(|| panic!("no gather: {doc}"));
-    let path = action.strip_prefix(PUBLIC).unwrap_or(&action).to_owned();
-    let (status, body) = post
-        .post(&path, &[("CallSid", call), ("SpeechResult", said)])
-        .await;
-    assert_eq!(status, 200, "{body}");
-    body
-}
-
-/// Twilio's first webhook of a call from `CALLER` (`POST /twilio/voice`): the status and TwiML.
-async fn incoming(post: &impl AsyncPost, call: &str) -> (u16, String) {
-    post.post(
-        "/twilio/voice",
-        &[
-            ("CallSid", call),
-            ("AccountSid", ACCOUNT),
-            ("From", CALLER),
-            ("CallStatus", "ringing"),
-        ],
-    )
-    .await
-}
-
-/// Plays a call up to (not including) the last answer; returns the TwiML that asks it.
-async fn play_until_last(post: &impl AsyncPost, call: &str) -> String {
-    let (_, mut doc) = incoming(post, call).await;
-    for said in &ANSWERS[..5] {
-        doc = gather(post, &doc, call, said).await;
-    }
-    doc
-}
-
 /// The qualifying answer (which asks the text question), then `consent` (`None`: a silence).
 async fn qualify(post: impl AsyncPost, call: &str, consent: Option<&str>) -> String {
-    let doc = play_until_last(&post, call).await;
+    let doc = play_until_last(&post, call, &ANSWERS).await;
     let asked = gather(&post, &doc, call, ANSWERS[5]).await;
     assert!(
         twiml::spoken_lines(&asked)
@@ -129,42 +72,12 @@ async fn qualify(post: impl AsyncPost, call: &str, consent: Option<&str>) -> Str
     }
 }
 
-async fn alerts_of_call(app: &TestApp, call: &str) -> Vec<AlertRecord> {
-    let lead = app
-        .store
-        .find_lead_by_call(&CallSid::try_from(call).unwrap())
-        .await
-        .unwrap()
-        .unwrap();
-    app.store.alerts_of_lead(lead.id).await.unwrap()
-}
-
-/// Waits until the call's alerts are settled (sent or dead).
-async fn settled(app: &TestApp, call: &str, within: Duration) -> Vec<AlertRecord> {
-    let deadline = tokio::time::Instant::now() + within;
-    loop {
-        let alerts = alerts_of_call(app, call).await;
-        if !alerts.is_empty()
-            && alerts
-                .iter()
-                .all(|a| matches!(a.status, AlertStatus::Sent | AlertStatus::Dead))
-        {
-            return alerts;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "not settled: {alerts:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
 #[tokio::test]
 async fn a_qualified_caller_gets_one_confirmation_even_when_replayed() {
     let twilio = FakeTwilio::start().await;
     let app = spawn_app_with(with_caller_sms(&twilio, true, "mon-sun 00:00-24:00")).await;
     let call = sid(1);
-    let doc = play_until_last(&app, &call).await;
+    let doc = play_until_last(&app, &call, &ANSWERS).await;
     let asked = gather(&app, &doc, &call, ANSWERS[5]).await;
     let said = twiml::spoken_lines(&asked).join(" ");
     let confirmation = said
@@ -256,8 +169,8 @@ async fn a_caller_who_says_no_or_nothing_gets_no_text() {
     assert_eq!(twiml::spoken_lines(&silence), twiml::spoken_lines(&no));
     tokio::time::sleep(Duration::from_millis(800)).await;
     assert!(twilio.messages().is_empty(), "{:?}", twilio.messages());
-    assert!(alerts_of_call(&app, &sid(7)).await.is_empty());
-    assert!(alerts_of_call(&app, &sid(8)).await.is_empty());
+    assert!(alerts_of_call(&app, &sid(7)).await.1.is_empty());
+    assert!(alerts_of_call(&app, &sid(8)).await.1.is_empty());
     // The lead stays qualified and the caller's answer is on it.
     let lead = app
         .store
@@ -274,7 +187,7 @@ async fn caller_sms_off_sends_nothing() {
     let twilio = FakeTwilio::start().await;
     let app = spawn_app_with(with_caller_sms(&twilio, false, "mon-sun 00:00-24:00")).await;
     let call = sid(3);
-    let doc = play_until_last(&app, &call).await;
+    let doc = play_until_last(&app, &call, &ANSWERS).await;
     let last = gather(&app, &doc, &call, ANSWERS[5]).await;
     assert!(
         !last.contains("texto"),
@@ -284,7 +197,7 @@ async fn caller_sms_off_sends_nothing() {
     tokio::time::sleep(Duration::from_millis(800)).await;
     assert!(twilio.messages().is_empty(), "{:?}", twilio.messages());
     assert_eq!(twilio.attempts(), 0);
-    assert!(alerts_of_call(&app, &call).await.is_empty());
+    assert!(alerts_of_call(&app, &call).await.1.is_empty());
 }
 
 #[tokio::test]
@@ -345,25 +258,7 @@ async fn an_opted_out_caller_is_recorded_and_never_retried() {
 
 /// The gateway as its own process (so it can be killed with SIGKILL), on the SQLite file in `dir`.
 async fn start_gateway(dir: &std::path::Path, twilio: &FakeTwilio) -> GatewayProcess {
-    let db = dir.join("myriam.db");
-    let api = twilio.base_url();
-    GatewayProcess::start(
-        dir,
-        &[
-            ("STORE", "sqlite"),
-            ("DATABASE_PATH", db.to_str().unwrap()),
-            ("CALL_MODE", "ivr"),
-            ("PUBLIC_BASE_URL", PUBLIC),
-            ("TWILIO_ACCOUNT_SID", ACCOUNT),
-            ("TWILIO_AUTH_TOKEN", TOKEN),
-            ("TWILIO_API_BASE_URL", &api),
-            ("TWILIO_SMS_FROM", SENDER),
-            ("CALLER_SMS", "1"),
-            ("ALERT_LEASE_SECS", "2"),
-            ("BUSINESS_HOURS", "mon-sun 00:00-24:00"),
-        ],
-    )
-    .await
+    helpers::sms::start_gateway(dir, twilio, &[("CALLER_SMS", "1")]).await
 }
 
 #[tokio::test]
@@ -594,9 +489,9 @@ async fn a_bridged_caller_who_says_no_gets_no_text_and_off_never_asks() {
 
     tokio::time::sleep(Duration::from_millis(800)).await;
     assert!(twilio.messages().is_empty(), "{:?}", twilio.messages());
-    assert!(alerts_of_call(&app, &call).await.is_empty());
+    assert!(alerts_of_call(&app, &call).await.1.is_empty());
     assert_eq!(off_twilio.attempts(), 0);
-    assert!(alerts_of_call(&off, &off_call).await.is_empty());
+    assert!(alerts_of_call(&off, &off_call).await.1.is_empty());
     let lead = app
         .store
         .find_lead_by_call(&CallSid::try_from(call.as_str()).unwrap())

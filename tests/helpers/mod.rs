@@ -9,6 +9,7 @@ pub mod fake_vapi;
 pub mod ivr;
 pub mod live;
 pub mod process;
+pub mod sms;
 pub mod store_suite;
 pub mod supabase;
 
