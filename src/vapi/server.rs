@@ -386,68 +386,85 @@ fn apply_tool_calls(
             results.push(json!({ "toolCallId": tool_call.id, "result": result }));
             continue;
         }
-        let asked = lead.current_field();
-        let options = machine::Options {
-            disclosure: settings.office.disclosure,
-        };
-        let named = field_of(tool_call);
-        let process = |lead: &mut Lead| match named {
-            Some(field) => machine::process_field(lead, field, answer, &[], options),
-            None => machine::process_response_with(lead, answer, &[], options),
-        };
-        let late = calls::abandoned_by_call_end(lead);
-        let mut outcome = if late {
-            // Given during the call, processed after its end: applied as if it came first.
-            calls::late_answer(lead, process)
-        } else {
-            process(lead)
-        };
-        tracing::info!(
-            lead_id = %lead.id,
-            tool_call_id = %tool_call.id,
-            status = ?outcome.status,
-            reponse = %crate::redact::Personal(answer),
-            "Vapi tool call processed"
-        );
-        progress.push(Progress::of(asked, lead, &outcome));
-        // `CALLER_SMS=1`, as the IVR: one last question on a live call whose caller confirmed a
-        // number and has not answered it yet.
-        let ask_text = !late
-            && outcome.status == OutcomeStatus::Complete
-            && lead.status == LeadStatus::Qualifie
-            && settings.office.caller_sms.is_some()
-            && lead.telephone.is_some()
-            && !text_answered(lead);
-        let question = prompts::text_question(lead.language);
-        if ask_text {
-            outcome.is_complete = false;
-            outcome.message = format!("{} {question}", outcome.message);
-        }
+        let (result, counted) = answer_tool_call(lead, settings, tool_call, answer);
+        progress.push(counted);
         // serde_json writes no line breaks: the one-line string Vapi requires. An `Outcome` always
         // serialises; should it not, the tool call gets an error and nothing is claimed done.
-        let Some(result) = tool_result(&outcome, lead, ask_text) else {
+        let Some(result) = result else {
             results.push(error_result(&tool_call.id, "internal error"));
             continue;
         };
-        if let [.., caller, myriam] = &mut lead.conversation[..] {
-            caller.tool_call_id = Some(tool_call.id.clone());
-            myriam.tool_call_id = Some(tool_call.id.clone());
-            myriam.result = Some(result.clone());
-        }
-        if ask_text {
-            // Myriam's last line waits for the consent ([`Lead::awaiting_text_consent`]).
-            let mut turn = Turn::myriam(None, question.to_owned());
-            turn.note = Some(Note::TextAsked);
-            turn.tool_call_id = Some(tool_call.id.clone());
-            lead.conversation.push(turn);
-            tracing::info!(lead_id = %lead.id, "text confirmation asked");
-        }
         changed = true;
         results.push(json!({ "toolCallId": tool_call.id, "result": result }));
     }
     Change::new((results, handed))
         .saved_if(changed)
         .counting(progress)
+}
+
+/// Applies one answer of `enregistrer_reponse` (`champ` names its field, else the question
+/// asked) and tags its turns with the tool call's id. Returns the one-line result (`None`: it
+/// could not be written) and the progress to count.
+fn answer_tool_call(
+    lead: &mut Lead,
+    settings: &Settings,
+    tool_call: &ToolCall,
+    answer: &str,
+) -> (Option<String>, Progress) {
+    let asked = lead.current_field();
+    let options = machine::Options {
+        disclosure: settings.office.disclosure,
+    };
+    let named = field_of(tool_call);
+    let process = |lead: &mut Lead| match named {
+        Some(field) => machine::process_field(lead, field, answer, &[], options),
+        None => machine::process_response_with(lead, answer, &[], options),
+    };
+    let late = calls::abandoned_by_call_end(lead);
+    let mut outcome = if late {
+        // Given during the call, processed after its end: applied as if it came first.
+        calls::late_answer(lead, process)
+    } else {
+        process(lead)
+    };
+    tracing::info!(
+        lead_id = %lead.id,
+        tool_call_id = %tool_call.id,
+        status = ?outcome.status,
+        reponse = %crate::redact::Personal(answer),
+        "Vapi tool call processed"
+    );
+    let counted = Progress::of(asked, lead, &outcome);
+    // `CALLER_SMS=1`, as the IVR: one last question on a live call whose caller confirmed a
+    // number and has not answered it yet.
+    let ask_text = !late
+        && outcome.status == OutcomeStatus::Complete
+        && lead.status == LeadStatus::Qualifie
+        && settings.office.caller_sms.is_some()
+        && lead.telephone.is_some()
+        && !text_answered(lead);
+    let question = prompts::text_question(lead.language);
+    if ask_text {
+        outcome.is_complete = false;
+        outcome.message = format!("{} {question}", outcome.message);
+    }
+    let Some(result) = tool_result(&outcome, lead, ask_text) else {
+        return (None, counted);
+    };
+    if let [.., caller, myriam] = &mut lead.conversation[..] {
+        caller.tool_call_id = Some(tool_call.id.clone());
+        myriam.tool_call_id = Some(tool_call.id.clone());
+        myriam.result = Some(result.clone());
+    }
+    if ask_text {
+        // Myriam's last line waits for the consent ([`Lead::awaiting_text_consent`]).
+        let mut turn = Turn::myriam(None, question.to_owned());
+        turn.note = Some(Note::TextAsked);
+        turn.tool_call_id = Some(tool_call.id.clone());
+        lead.conversation.push(turn);
+        tracing::info!(lead_id = %lead.id, "text confirmation asked");
+    }
+    (Some(result), counted)
 }
 
 /// The caller already answered the text question (yes or no).

@@ -191,7 +191,7 @@ fn admit(
     account: &str,
     headers: &HeaderMap,
     queue: impl FnOnce(&mut Inner) -> (&mut usize, &mut VecDeque<Reply>),
-) -> Result<Reply, Response> {
+) -> Result<Reply, Box<Response>> {
     let allowed = account == ACCOUNT && authorized(headers);
     let reply = {
         let mut inner = fake.inner.lock().unwrap();
@@ -201,14 +201,22 @@ fn admit(
         let (attempts, script) = queue(&mut inner);
         *attempts += 1;
         if !allowed {
-            return Err(error(StatusCode::UNAUTHORIZED, 20003, "Authenticate"));
+            return Err(Box::new(error(
+                StatusCode::UNAUTHORIZED,
+                20003,
+                "Authenticate",
+            )));
         }
         script.pop_front().unwrap_or(Reply::Created)
     };
     if headers.get("content-type").and_then(|v| v.to_str().ok())
         != Some("application/x-www-form-urlencoded")
     {
-        return Err(error(StatusCode::BAD_REQUEST, 20001, "form body expected"));
+        return Err(Box::new(error(
+            StatusCode::BAD_REQUEST,
+            20001,
+            "form body expected",
+        )));
     }
     Ok(reply)
 }
@@ -223,7 +231,7 @@ async fn messages_create(
         (&mut i.attempts, &mut i.script)
     }) {
         Ok(reply) => reply,
-        Err(refused) => return refused,
+        Err(refused) => return *refused,
     };
     let fields = form(&body);
     let (Some(to), Some(text)) = (field(&fields, "To"), field(&fields, "Body")) else {
@@ -369,7 +377,7 @@ async fn calls_create(
         (&mut i.call_attempts, &mut i.call_script)
     }) {
         Ok(reply) => reply,
-        Err(refused) => return refused,
+        Err(refused) => return *refused,
     };
     let fields = form(&body);
     if field(&fields, "To").is_none() {
