@@ -458,6 +458,51 @@ async fn a_bridged_caller_is_asked_last_and_a_yes_gets_one_confirmation() {
 }
 
 #[tokio::test]
+async fn a_bridged_english_caller_is_asked_and_texted_in_english() {
+    let twilio = FakeTwilio::start().await;
+    let vapi = helpers::fake_vapi::FakeVapi::start(helpers::fake_vapi::Behaviour::Echo).await;
+    let app = spawn_app_with(bridged(&twilio, &vapi, true)).await;
+    let call = sid(24);
+    let (_socket, vapi_call) = bridge_call(&app, &vapi, &call).await;
+    let answers = [
+        "English please",
+        "my name is John Smith",
+        "yes",
+        "123 Main Street Montreal H2X 1Y4",
+        "stump removal",
+        "an old stump in the backyard",
+        "no it can wait",
+    ];
+    let mut asked = serde_json::Value::Null;
+    for (i, said) in answers.iter().enumerate() {
+        asked = tool(&app, &vapi_call, &call, &format!("tc-{i}"), said).await;
+    }
+    let message = asked["message"].as_str().unwrap();
+    assert!(
+        message.ends_with(" Would you like a confirmation by text message?"),
+        "{asked}"
+    );
+    assert_eq!(asked["is_complete"], false, "{asked}");
+    let yes = tool(&app, &vapi_call, &call, "tc-9", "yes please").await;
+    assert_eq!(
+        yes["message"],
+        "Great, you will get a confirmation by text. Thank you, goodbye!"
+    );
+    assert_eq!(yes["is_complete"], true, "{yes}");
+    let messages = twilio.wait_for_messages(1, Duration::from_secs(10)).await;
+    assert!(
+        messages[0]
+            .body
+            .starts_with("BP Emondage: we received your request.\nService: stump grinding\n"),
+        "{}",
+        messages[0].body
+    );
+    settled(&app, &call, Duration::from_secs(10)).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(twilio.messages().len(), 1);
+}
+
+#[tokio::test]
 async fn a_bridged_caller_who_says_no_gets_no_text_and_off_never_asks() {
     let twilio = FakeTwilio::start().await;
     let vapi = helpers::fake_vapi::FakeVapi::start(helpers::fake_vapi::Behaviour::Echo).await;
