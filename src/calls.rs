@@ -367,6 +367,10 @@ struct LocalSaves {
 /// Leads remembered before `LocalSaves::last` is emptied.
 const REMEMBERED_SAVES: usize = 4096;
 
+/// Calls in progress whose last saved lead is kept before `LocalSaves::answered` is emptied (a
+/// few KB each; far above `MAX_CONCURRENT_CALLS`, so only calls whose end never came are dropped).
+const REMEMBERED_CALLS: usize = 1024;
+
 impl LocalSaves {
     fn mark(&self) -> ReadMark {
         ReadMark(self.count.load(std::sync::atomic::Ordering::SeqCst))
@@ -399,7 +403,7 @@ impl LocalSaves {
             answered.remove(sid);
             return;
         }
-        if answered.len() >= REMEMBERED_SAVES && !answered.contains_key(sid) {
+        if answered.len() >= REMEMBERED_CALLS && !answered.contains_key(sid) {
             answered.clear();
         }
         answered.insert(sid.clone(), (n, lead.clone()));
@@ -875,6 +879,43 @@ mod tests {
             saves.written_since(b, mark),
             "once forgotten, assumed written"
         );
+    }
+
+    #[test]
+    fn a_calls_saved_lead_serves_only_its_next_turn_until_written_again() {
+        let saves = LocalSaves::default();
+        let sid = CallSid::try_from("CA0123456789abcdef0123456789abcdef").unwrap();
+        let mut lead = Lead::new(LeadId::new());
+        lead.conversation
+            .push(Turn::myriam(None, "Bonjour".to_owned()));
+        let n = saves.record(lead.id);
+        saves.remember_answer(&sid, n, &lead);
+        let (copy, mark) = saves.answered(&sid, 1).expect("the next turn");
+        assert_eq!(copy, lead);
+        assert!(!saves.written_since(lead.id, mark), "its own save");
+        assert!(saves.answered(&sid, 3).is_none(), "a turn further on: read");
+        assert!(saves.answered(&sid, 0).is_none(), "a retry: read");
+        saves.record(lead.id);
+        assert!(
+            saves.written_since(lead.id, mark),
+            "written here since (an abandonment): read"
+        );
+        lead.status = LeadStatus::Qualifie;
+        saves.remember_answer(&sid, saves.record(lead.id), &lead);
+        assert!(
+            saves.answered(&sid, 1).is_none(),
+            "a final lead is forgotten"
+        );
+        saves.remember_answer(
+            &sid,
+            n,
+            &Lead {
+                status: LeadStatus::EnCours,
+                ..lead
+            },
+        );
+        saves.forget_call(&sid);
+        assert!(saves.answered(&sid, 1).is_none(), "the call ended");
     }
 
     #[test]
