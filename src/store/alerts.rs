@@ -13,11 +13,12 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
+use super::any::AnyStore;
 use super::outbox::OutboxStore;
+use super::rows::StoreError;
 use super::rows::{AlertEvent, LeadRow, NewAlert, Saved, WriteOp};
 use super::sqlite::{CachedStatements as _, SqliteStore, parse_time};
 use super::supabase::SupabaseStore;
-use super::{AnyStore, StoreError};
 use crate::domain::LeadId;
 use crate::qualification::Lead;
 

@@ -26,11 +26,12 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+use super::any::AnyStore;
 use super::outbox::OutboxStore;
+use super::rows::StoreError;
 pub use super::rows::{call_key, erased_keys, lead_key, number_key};
 use super::sqlite::{CachedStatements as _, SqliteStore, parse_time};
 use super::supabase::SupabaseStore;
-use super::{AnyStore, StoreError};
 
 /// Where a remote object lives.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]

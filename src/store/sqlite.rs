@@ -21,8 +21,8 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 use tokio::sync::oneshot;
 
+use super::rows::{CallRecord, CallUpdate, MAX_PAGE, Store, StoreError};
 use super::rows::{LeadRow, Saved};
-use super::{CallRecord, CallUpdate, MAX_PAGE, Store, StoreError};
 use crate::domain::{CallSid, ConversationMode, LeadId, LeadStatus};
 use crate::qualification::Lead;
 

@@ -15,10 +15,11 @@ use time::OffsetDateTime;
 use time::macros::format_description;
 use utoipa::ToSchema;
 
+use super::any::AnyStore;
 use super::outbox::OutboxStore;
+use super::rows::StoreError;
 use super::sqlite::SqliteStore;
 use super::supabase::SupabaseStore;
-use super::{AnyStore, StoreError};
 
 /// A half-open range of instants `[start, end)`.
 pub type Span = (OffsetDateTime, OffsetDateTime);

@@ -15,8 +15,8 @@ use postgrest::Postgrest;
 use secrecy::{ExposeSecret, SecretString};
 use serde::de::DeserializeOwned;
 
+use super::rows::{CallRecord, CallUpdate, MAX_PAGE, Store, StoreError};
 use super::rows::{LeadRow, Saved, WriteOp};
-use super::{CallRecord, CallUpdate, MAX_PAGE, Store, StoreError};
 use crate::domain::{CallSid, LeadId, LeadStatus};
 use crate::qualification::Lead;
 
@@ -255,7 +255,7 @@ impl SupabaseStore {
     /// Creates alerts once (`bp.enqueue_alerts`).
     pub(super) async fn enqueue_alerts(
         &self,
-        alerts: &[super::NewAlert],
+        alerts: &[super::rows::NewAlert],
     ) -> Result<(), StoreError> {
         if !alerts.is_empty() {
             self.send(self.client.rpc(

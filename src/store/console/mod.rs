@@ -18,7 +18,9 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 use uuid::Uuid;
 
-use super::{AnyStore, RemoteTarget, StoreError};
+use super::any::AnyStore;
+use super::erasures::RemoteTarget;
+use super::rows::StoreError;
 use crate::domain::{LeadId, LeadStatus, PhoneNumber};
 use crate::qualification::Lead;
 

@@ -15,9 +15,9 @@ use std::time::Duration;
 use tokio::sync::{Mutex, Notify};
 
 use super::rows::{Saved, WriteOp};
+use super::rows::{Store, StoreError};
 use super::sqlite::SqliteStore;
 use super::supabase::SupabaseStore;
-use super::{Store, StoreError};
 use crate::domain::CallSid;
 use crate::locks::KeyedLocks;
 use crate::qualification::Lead;

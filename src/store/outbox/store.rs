@@ -6,8 +6,8 @@ use super::{OutboxStore, decode};
 use crate::domain::LeadStatus;
 use crate::domain::{CallSid, LeadId};
 use crate::qualification::Lead;
+use crate::store::rows::{CallRecord, CallUpdate, Store, StoreError};
 use crate::store::rows::{LeadRow, Saved, WriteOp, overlay};
-use crate::store::{CallRecord, CallUpdate, Store, StoreError};
 
 impl Store for OutboxStore {
     async fn save_lead(&self, lead: &Lead) -> Result<Saved, StoreError> {
