@@ -189,7 +189,7 @@ impl Alerts for SqliteStore {
         let alerts = alerts.to_vec();
         self.call(move |c| {
             let tx = c.savepoint()?;
-            if super::sqlite::save_lead_sql(&tx, &row)? == Saved::Stale {
+            if super::leads::sqlite::save_lead_sql(&tx, &row)? == Saved::Stale {
                 return Ok(Saved::Stale);
             }
             insert_alerts_sql(&tx, &alerts)?;

@@ -27,6 +27,7 @@ pub mod alerts;
 mod any;
 pub mod console;
 pub mod erasures;
+mod leads;
 pub mod outbox;
 mod rows;
 pub mod sqlite;

@@ -234,7 +234,7 @@ impl OutboxStore {
                 // The lead only: alerts are sent from Supabase's rows, never from the mirror.
                 let row = row.clone();
                 local
-                    .call(move |c| super::sqlite::mirror_lead_sql(c, &row, row.version + 1))
+                    .call(move |c| super::leads::sqlite::mirror_lead_sql(c, &row, row.version + 1))
                     .await
             }
             WriteOp::UpsertCall(update) => local.upsert_call(update).await,
