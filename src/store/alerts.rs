@@ -15,9 +15,9 @@ use time::OffsetDateTime;
 
 use super::any::AnyStore;
 use super::outbox::OutboxStore;
-use super::rows::StoreError;
 use super::rows::{AlertEvent, LeadRow, NewAlert, Saved, WriteOp};
-use super::sqlite::{CachedStatements as _, SqliteStore, parse_time};
+use super::rows::{StoreError, rfc3339};
+use super::sqlite::{CachedStatements as _, SqliteStore, parse_time, retry_delay};
 use super::supabase::SupabaseStore;
 use crate::domain::LeadId;
 use crate::qualification::Lead;
@@ -118,10 +118,6 @@ pub trait Alerts: Send + Sync {
 
     /// How many alerts wait to be sent and the age of the oldest (for the queue metrics).
     fn alert_backlog(&self) -> impl Future<Output = Result<(usize, Duration), StoreError>> + Send;
-}
-
-fn retry_delay(after: Duration) -> String {
-    format!("+{:.3} seconds", after.as_secs_f64())
 }
 
 const ALERT_COLUMNS: &str = "id, lead_id, event, recipient, status, message_sid, \
@@ -343,52 +339,6 @@ impl Alerts for SqliteStore {
     }
 }
 
-/// `bp.alerts` as PostgREST returns it.
-#[derive(Deserialize)]
-struct RemoteAlert {
-    id: uuid::Uuid,
-    lead_id: LeadId,
-    event: String,
-    recipient: String,
-    status: AlertStatus,
-    message_sid: Option<String>,
-    delivery_status: Option<String>,
-    attempts: u32,
-    error_code: Option<i64>,
-    last_error: Option<String>,
-    #[serde(with = "time::serde::rfc3339")]
-    created_at: OffsetDateTime,
-}
-
-impl TryFrom<RemoteAlert> for AlertRecord {
-    type Error = StoreError;
-
-    fn try_from(r: RemoteAlert) -> Result<Self, StoreError> {
-        Ok(AlertRecord {
-            id: r.id,
-            lead_id: r.lead_id,
-            event: AlertEvent::parse(&r.event)?,
-            recipient: r.recipient,
-            status: r.status,
-            message_sid: r.message_sid,
-            delivery_status: r.delivery_status,
-            attempts: r.attempts,
-            error_code: r.error_code,
-            last_error: r.last_error,
-            created_at: r.created_at,
-        })
-    }
-}
-
-fn remote_alerts(rows: Vec<RemoteAlert>) -> Result<Vec<AlertRecord>, StoreError> {
-    rows.into_iter().map(AlertRecord::try_from).collect()
-}
-
-fn rfc3339(at: OffsetDateTime) -> Result<String, StoreError> {
-    at.format(&time::format_description::well_known::Rfc3339)
-        .map_err(|e| StoreError::Local(e.to_string()))
-}
-
 impl Alerts for SupabaseStore {
     async fn save_lead_with_alerts(
         &self,
@@ -407,16 +357,14 @@ impl Alerts for SupabaseStore {
         lease: Duration,
         limit: usize,
     ) -> Result<Vec<AlertRecord>, StoreError> {
-        let rows: Vec<RemoteAlert> = self
-            .rpc_rows(
-                "claim_alerts",
-                &serde_json::json!({
-                    "max_rows": limit,
-                    "lease_seconds": lease.as_secs().max(1),
-                }),
-            )
-            .await?;
-        remote_alerts(rows)
+        self.rpc_rows(
+            "claim_alerts",
+            &serde_json::json!({
+                "max_rows": limit,
+                "lease_seconds": lease.as_secs().max(1),
+            }),
+        )
+        .await
     }
 
     async fn finish_alert(
@@ -468,18 +416,16 @@ impl Alerts for SupabaseStore {
     }
 
     async fn alerts_of_lead(&self, lead_id: LeadId) -> Result<Vec<AlertRecord>, StoreError> {
-        let rows: Vec<RemoteAlert> = self
-            .select_rows(
-                "alerts",
-                &[("lead_id", lead_id.to_string())],
-                "created_at.asc,id.asc",
-            )
-            .await?;
-        remote_alerts(rows)
+        self.select_rows(
+            "alerts",
+            &[("lead_id", lead_id.to_string())],
+            "created_at.asc,id.asc",
+        )
+        .await
     }
 
     async fn alert_backlog(&self) -> Result<(usize, Duration), StoreError> {
-        let rows: Vec<RemoteAlert> = self
+        let rows: Vec<AlertRecord> = self
             .select_in(
                 "alerts",
                 "status",

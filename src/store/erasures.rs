@@ -28,9 +28,9 @@ use uuid::Uuid;
 
 use super::any::AnyStore;
 use super::outbox::OutboxStore;
-use super::rows::StoreError;
+use super::rows::{StoreError, rfc3339};
 pub use super::rows::{call_key, erased_keys, lead_key, number_key};
-use super::sqlite::{CachedStatements as _, SqliteStore, parse_time};
+use super::sqlite::{CachedStatements as _, SqliteStore, parse_time, retry_delay};
 use super::supabase::SupabaseStore;
 
 /// Where a remote object lives.
@@ -148,15 +148,6 @@ pub trait RemoteErasures: Send + Sync {
         keys: &[String],
         since: OffsetDateTime,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
-}
-
-fn retry_delay(after: Duration) -> String {
-    format!("+{:.3} seconds", after.as_secs_f64())
-}
-
-fn rfc3339(at: OffsetDateTime) -> Result<String, StoreError> {
-    at.format(&time::format_description::well_known::Rfc3339)
-        .map_err(|e| StoreError::Local(e.to_string()))
 }
 
 const COLUMNS: &str = "id, erasure_id, service, remote_id, status, attempts, last_error";
@@ -348,34 +339,6 @@ impl RemoteErasures for SqliteStore {
     }
 }
 
-/// `bp.remote_erasures` as PostgREST returns it.
-#[derive(Deserialize)]
-struct RemoteRow {
-    id: Uuid,
-    erasure_id: Uuid,
-    service: String,
-    remote_id: String,
-    status: RemoteStatus,
-    attempts: u32,
-    last_error: Option<String>,
-}
-
-fn remote_rows(rows: Vec<RemoteRow>) -> Result<Vec<RemoteErasure>, StoreError> {
-    rows.into_iter()
-        .map(|r| {
-            Ok(RemoteErasure {
-                id: r.id,
-                erasure_id: r.erasure_id,
-                service: RemoteService::parse(&r.service)?,
-                remote_id: r.remote_id,
-                status: r.status,
-                attempts: r.attempts,
-                last_error: r.last_error,
-            })
-        })
-        .collect()
-}
-
 impl RemoteErasures for SupabaseStore {
     async fn claim_remote_erasures(
         &self,
@@ -383,17 +346,15 @@ impl RemoteErasures for SupabaseStore {
         limit: usize,
         erasure: Option<Uuid>,
     ) -> Result<Vec<RemoteErasure>, StoreError> {
-        let rows: Vec<RemoteRow> = self
-            .rpc_rows(
-                "claim_remote_erasures",
-                &serde_json::json!({
-                    "max_rows": limit,
-                    "lease_seconds": lease.as_secs().max(1),
-                    "p_erasure": erasure,
-                }),
-            )
-            .await?;
-        remote_rows(rows)
+        self.rpc_rows(
+            "claim_remote_erasures",
+            &serde_json::json!({
+                "max_rows": limit,
+                "lease_seconds": lease.as_secs().max(1),
+                "p_erasure": erasure,
+            }),
+        )
+        .await
     }
 
     async fn finish_remote_erasure(
@@ -424,18 +385,16 @@ impl RemoteErasures for SupabaseStore {
     }
 
     async fn remote_erasures_of(&self, erasure: Uuid) -> Result<Vec<RemoteErasure>, StoreError> {
-        let rows: Vec<RemoteRow> = self
-            .select_rows(
-                "remote_erasures",
-                &[("erasure_id", erasure.to_string())],
-                "created_at.asc,service.asc,remote_id.asc",
-            )
-            .await?;
-        remote_rows(rows)
+        self.select_rows(
+            "remote_erasures",
+            &[("erasure_id", erasure.to_string())],
+            "created_at.asc,service.asc,remote_id.asc",
+        )
+        .await
     }
 
     async fn remote_erasure_backlog(&self) -> Result<(usize, usize), StoreError> {
-        let rows: Vec<RemoteRow> = self
+        let rows: Vec<RemoteErasure> = self
             .select_in(
                 "remote_erasures",
                 "status",

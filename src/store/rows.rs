@@ -596,6 +596,12 @@ impl NewAlert {
 }
 
 /// SHA-256 of `value`, hex.
+/// An instant as RFC 3339 text (PostgREST filters and bodies).
+pub(in crate::store) fn rfc3339(at: OffsetDateTime) -> Result<String, StoreError> {
+    at.format(&time::format_description::well_known::Rfc3339)
+        .map_err(|e| StoreError::Local(e.to_string()))
+}
+
 fn sha256_hex(value: &str) -> String {
     Sha256::digest(value.as_bytes())
         .iter()

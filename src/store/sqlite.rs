@@ -601,6 +601,11 @@ fn run_batch(conn: &mut Connection, batch: &mut Vec<Job>) {
     }
 }
 
+/// A lease or a delay as an SQLite date modifier (`+1.500 seconds`).
+pub(in crate::store) fn retry_delay(after: std::time::Duration) -> String {
+    format!("+{:.3} seconds", after.as_secs_f64())
+}
+
 pub(crate) fn parse_time(s: &str) -> Result<OffsetDateTime, StoreError> {
     OffsetDateTime::parse(s, &Rfc3339).map_err(|_| StoreError::Corrupt("timestamp".to_owned()))
 }
