@@ -375,7 +375,7 @@ fn room_graph() -> BTreeMap<Vec<String>, BTreeSet<Vec<String>>> {
 /// Rooms whose `mod.rs` still defines what its files import while re-exporting them (a circle
 /// through `mod.rs`), not yet reshaped. Each must still have a circle: fixing one means removing
 /// it from this list, and nothing is added to it.
-const NOT_YET_ACYCLIC: &[&str] = &["console", "qualification"];
+const NOT_YET_ACYCLIC: &[&str] = &["console"];
 
 /// Within each room, its files (`mod.rs` included: a parent's `pub use child::X` is an edge to the
 /// child) import one another without a circle.
