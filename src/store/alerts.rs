@@ -503,47 +503,23 @@ impl Alerts for OutboxStore {
     }
 }
 
-impl Alerts for AnyStore {
-    async fn save_lead_with_alerts(
-        &self,
-        lead: &Lead,
-        alerts: &[NewAlert],
-    ) -> Result<Saved, StoreError> {
-        delegate!(self, "save_lead_with_alerts", s => s.save_lead_with_alerts(lead, alerts))
-    }
-
-    async fn claim_due_alerts(
+delegate_trait! {
+    Alerts;
+    fn save_lead_with_alerts(&self, lead: &Lead, alerts: &[NewAlert]) -> Result<Saved, StoreError>;
+    fn claim_due_alerts(
         &self,
         lease: Duration,
         limit: usize,
-    ) -> Result<Vec<AlertRecord>, StoreError> {
-        delegate!(self, "claim_due_alerts", s => s.claim_due_alerts(lease, limit))
-    }
-
-    async fn finish_alert(
-        &self,
-        id: uuid::Uuid,
-        outcome: &AlertOutcome,
-    ) -> Result<bool, StoreError> {
-        delegate!(self, "finish_alert", s => s.finish_alert(id, outcome))
-    }
-
-    async fn record_delivery(
+    ) -> Result<Vec<AlertRecord>, StoreError>;
+    fn finish_alert(&self, id: uuid::Uuid, outcome: &AlertOutcome) -> Result<bool, StoreError>;
+    fn record_delivery(
         &self,
         message_sid: &str,
         status: &str,
         error_code: Option<i64>,
-    ) -> Result<bool, StoreError> {
-        delegate!(self, "record_delivery", s => s.record_delivery(message_sid, status, error_code))
-    }
-
-    async fn alerts_of_lead(&self, lead_id: LeadId) -> Result<Vec<AlertRecord>, StoreError> {
-        delegate!(self, "alerts_of_lead", s => s.alerts_of_lead(lead_id))
-    }
-
-    async fn alert_backlog(&self) -> Result<(usize, Duration), StoreError> {
-        delegate!(self, "alert_backlog", s => s.alert_backlog())
-    }
+    ) -> Result<bool, StoreError>;
+    fn alerts_of_lead(&self, lead_id: LeadId) -> Result<Vec<AlertRecord>, StoreError>;
+    fn alert_backlog(&self) -> Result<(usize, Duration), StoreError>;
 }
 
 #[cfg(test)]

@@ -464,39 +464,18 @@ impl RemoteErasures for OutboxStore {
     }
 }
 
-impl RemoteErasures for AnyStore {
-    async fn claim_remote_erasures(
+delegate_trait! {
+    RemoteErasures;
+    fn claim_remote_erasures(
         &self,
         lease: Duration,
         limit: usize,
         erasure: Option<Uuid>,
-    ) -> Result<Vec<RemoteErasure>, StoreError> {
-        delegate!(self, "claim_remote_erasures", s => s.claim_remote_erasures(lease, limit, erasure))
-    }
-
-    async fn finish_remote_erasure(
-        &self,
-        id: Uuid,
-        outcome: &RemoteOutcome,
-    ) -> Result<bool, StoreError> {
-        delegate!(self, "finish_remote_erasure", s => s.finish_remote_erasure(id, outcome))
-    }
-
-    async fn remote_erasures_of(&self, erasure: Uuid) -> Result<Vec<RemoteErasure>, StoreError> {
-        delegate!(self, "remote_erasures_of", s => s.remote_erasures_of(erasure))
-    }
-
-    async fn remote_erasure_backlog(&self) -> Result<(usize, usize), StoreError> {
-        delegate!(self, "remote_erasure_backlog", s => s.remote_erasure_backlog())
-    }
-
-    async fn erased_since(
-        &self,
-        keys: &[String],
-        since: OffsetDateTime,
-    ) -> Result<bool, StoreError> {
-        delegate!(self, "erased_since", s => s.erased_since(keys, since))
-    }
+    ) -> Result<Vec<RemoteErasure>, StoreError>;
+    fn finish_remote_erasure(&self, id: Uuid, outcome: &RemoteOutcome) -> Result<bool, StoreError>;
+    fn remote_erasures_of(&self, erasure: Uuid) -> Result<Vec<RemoteErasure>, StoreError>;
+    fn remote_erasure_backlog(&self) -> Result<(usize, usize), StoreError>;
+    fn erased_since(&self, keys: &[String], since: OffsetDateTime) -> Result<bool, StoreError>;
 }
 
 #[cfg(test)]

@@ -12,7 +12,7 @@
 /// Delegates to the configured store and times the operation
 /// (`myriam_store_operation_duration_seconds{operation,result}`).
 macro_rules! delegate {
-    ($self:ident, $op:literal, $s:ident => $e:expr) => {{
+    ($self:ident, $op:expr, $s:ident => $e:expr) => {{
         let started = std::time::Instant::now();
         let result = match $self {
             AnyStore::Sqlite($s) => $e.await,
@@ -21,6 +21,17 @@ macro_rules! delegate {
         crate::metrics::store_operation($op, started, result.is_ok());
         result
     }};
+}
+
+/// `impl $trait for AnyStore`: every method delegated (`delegate!`), timed under its own name.
+macro_rules! delegate_trait {
+    ($trait:ident; $(fn $name:ident(&self $(, $arg:ident: $ty:ty)* $(,)?) -> $ret:ty;)*) => {
+        impl $trait for AnyStore {
+            $(async fn $name(&self $(, $arg: $ty)*) -> $ret {
+                delegate!(self, stringify!($name), s => s.$name($($arg),*))
+            })*
+        }
+    };
 }
 
 pub mod alerts;

@@ -580,10 +580,9 @@ impl StatsStore for OutboxStore {
     }
 }
 
-impl StatsStore for AnyStore {
-    async fn stats(&self, query: &StatsQuery) -> Result<Stats, StoreError> {
-        delegate!(self, "stats", s => s.stats(query))
-    }
+delegate_trait! {
+    StatsStore;
+    fn stats(&self, query: &StatsQuery) -> Result<Stats, StoreError>;
 }
 
 #[cfg(test)]
