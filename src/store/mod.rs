@@ -8,6 +8,10 @@
 //!   fails or misses its deadline is committed to SQLite before the caller is answered, and replayed
 //!   in order until Supabase accepts it.
 //! - [`AnyStore`]: the one chosen by `STORE=auto|sqlite|supabase`.
+//!
+//! This file only declares and re-exports. The files build on one another without a circle
+//! (`tests/boundaries.rs`): `rows` (the shared types) ← `sqlite`, `supabase` (plumbing) ← `leads`
+//! (leads and calls) ← `outbox` ← `any` ([`AnyStore`]) ← `alerts`, `erasures`, `stats`, `console`.
 
 /// Delegates to the configured store and times the operation
 /// (`myriam_store_operation_duration_seconds{operation,result}`).
