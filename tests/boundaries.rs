@@ -282,9 +282,7 @@ fn paths(code: &str, own: &[String], children: &BTreeSet<String>) -> Vec<Vec<Str
                 "self" => {}
                 "super" => {
                     base.pop();
-                    let mut more = segments.clone().peekable();
-                    while more.peek() == Some(&"super") {
-                        more.next();
+                    while segments.clone().next() == Some("super") {
                         segments.next();
                         base.pop();
                     }
