@@ -5,6 +5,7 @@
 //   CHROMIUM (default /usr/bin/chromium).
 // It logs in, watches a lead from a simulated call appear live, opens it, changes its follow-up,
 // exports CSV and checks the file, erases the caller, and logs out; a screenshot at each step.
+// axe-core audits every page it passes (`audit`); dashboard.e2e.mjs audits the others.
 import { readFileSync, copyFileSync } from "node:fs";
 import { join } from "node:path";
 import { axeViolations, env, launch, recorder, runToEnd } from "./common.mjs";
@@ -27,11 +28,29 @@ const { context, page, consoleErrors, close } = await launch({
   bypassCSP: true,
 });
 
+// axe-core's WCAG 2.1 A/AA audit of the page shown, named `what`: no violation at all.
+async function audit(what) {
+  const violations = await axeViolations(page);
+  check(violations.length === 0, `axe-core finds no WCAG A/AA violation on ${what} (${violations.join("; ")})`);
+}
+
 try {
   // 1. Not signed in: the console sends the browser to the login page.
   await page.goto(`${BASE}/console/leads`);
   check(page.url().endsWith("/console/login"), "without a session, the leads page redirects to login");
+  await audit("the login page");
   await shot(page, "login");
+
+  // A wrong password: the login page again, with its error.
+  await page.getByLabel("Courriel").fill(EMAIL);
+  await page.getByLabel("Mot de passe").fill(`${PASSWORD}-wrong`);
+  await page.getByRole("button", { name: "Se connecter" }).click();
+  await page.getByRole("alert").waitFor();
+  check((await page.getByRole("alert").textContent()).includes("invalide"), "a wrong password is refused with a message");
+  await audit("the login page with its error");
+  // The browser logs the refused login's status (401) as an error: expected here, and only that.
+  check(consoleErrors.length === 1 && consoleErrors[0].includes("401"), `the refused login is a 401 (${consoleErrors.join("; ")})`);
+  consoleErrors.length = 0;
 
   // 2. Sign in with the labelled fields.
   await page.getByLabel("Courriel").fill(EMAIL);
@@ -42,6 +61,7 @@ try {
   const cookies = await context.cookies();
   const session = cookies.find((c) => c.name === "myriam_session");
   check(session && session.httpOnly && session.sameSite === "Strict", "the session cookie is HttpOnly and SameSite=Strict");
+  await audit("the leads list (empty)");
 
   // 3. Live: a simulated call's lead appears without reloading.
   await page.locator("#live-status", { hasText: "Mise à jour en direct active." }).waitFor({ timeout: 15000 });
@@ -53,6 +73,7 @@ try {
   const row = page.locator("#leads tbody tr").first();
   check((await row.textContent()).includes("Marie-Ève"), "the new lead is in the list");
   check((await row.getAttribute("class"))?.includes("urgent"), "the urgent lead stands out");
+  await audit("the leads list with a lead");
   await shot(page, "live-lead");
 
   // 4. Open it.
@@ -62,6 +83,7 @@ try {
   await page.waitForURL(/\/console\/leads\/[0-9a-f-]{36}$/);
   check((await page.locator("h1").textContent()).includes("Marie-Ève"), "the lead's page shows its name");
   check(await page.getByText("Conversation").isVisible(), "the conversation is shown");
+  await audit("a lead's page");
   await shot(page, "lead");
 
   // 5. Change its follow-up, with a note.
@@ -92,23 +114,36 @@ try {
   await page.getByRole("link", { name: "Effacer un appelant" }).click();
   await page.getByLabel("Numéro de téléphone de l'appelant").fill(CALLER);
   await page.getByLabel("Tapez EFFACER pour confirmer").fill("EFFACER");
+  await audit("the erasure form");
   await shot(page, "erase-form");
   await page.getByRole("button", { name: "Effacer définitivement" }).click();
   await page.getByRole("heading", { name: "Appelant effacé" }).waitFor();
   check((await page.getByRole("status").textContent()).startsWith("1 lead(s)"), "one lead erased");
   await shot(page, "erased");
-  const erasedViolations = await axeViolations(page);
-  check(erasedViolations.length === 0, `axe-core finds no WCAG A/AA violation on the erasure's result (${erasedViolations.join("; ")})`);
+  await audit("the erasure's result");
+  // The erasure's own page (its remote deletions), by the request number the result shows.
+  const erasureId = (await page.locator("code").filter({ hasText: /^[0-9a-f-]{36}$/ }).first().textContent()).trim();
+  await page.goto(`${BASE}/console/erasures/${erasureId}`);
+  check((await page.locator("h1").textContent()).length > 0, "the erasure's page opens");
+  await audit("an erasure's page");
+  await shot(page, "erasure-status");
+  // A lead that is not there (the erased one): the console's 404 page.
+  const missing = await page.goto(`${BASE}/console/leads/${erasureId}`);
+  check(missing.status() === 404, `an unknown lead is a 404 page (${missing.status()})`);
+  await audit("the 404 page");
+  check(consoleErrors.length === 1 && consoleErrors[0].includes("404"), `only the 404 in the browser's console (${consoleErrors.join("; ")})`);
+  consoleErrors.length = 0;
   await page.goto(`${BASE}/console/leads`);
   check(!(await page.locator("#leads").textContent()).includes("Marie-Ève"), "the erased lead is gone from the list");
 
   // 8. The audit log names the actions.
   await page.getByRole("link", { name: "Journal" }).click();
-  const audit = await page.locator("table").textContent();
+  const journal = await page.locator("table").textContent();
   for (const action of ["login", "follow_up_changed", "export", "erase"]) {
-    check(audit.includes(action), `the audit log records ${action}`);
+    check(journal.includes(action), `the audit log records ${action}`);
   }
-  check(!audit.includes("5550199"), "the audit log holds no caller number");
+  check(!journal.includes("5550199"), "the audit log holds no caller number");
+  await audit("the audit log");
   await shot(page, "audit");
 
   // 9. Log out: server-side, so the page is closed to this browser again.
@@ -116,6 +151,7 @@ try {
   await page.waitForURL(`${BASE}/console/login`);
   await page.goto(`${BASE}/console/leads`);
   check(page.url().endsWith("/console/login"), "after logout, the leads page redirects to login");
+  await audit("the login page after logout");
   await shot(page, "logged-out");
 
   // 10. Phone width.

@@ -3,9 +3,13 @@
 // against its Vapi-like peer), then runs this with the environment of console.e2e.mjs.
 // It plays seven calls through the speech IVR with `myriam simulate` (two qualified, two abandoned at
 // different questions, three asking for a person: the office answers, is busy, does not answer),
-// follows one lead up in the console, then opens the dashboard for a custom period and checks every
-// figure in its tables against what was played; its CSV; axe-core's audit; the width of a phone.
-import { mkdtempSync, readFileSync, copyFileSync, rmSync, writeFileSync } from "node:fs";
+// follows one lead up in the console, sets the operator's phone on the profile page and calls a
+// lead back (Rappeler: the created call at the fake Twilio REST server, then Twilio's side of the
+// call played against the gateway, signed like Twilio signs), then opens the dashboard for a
+// custom period and checks every figure in its tables against what was played; its CSV;
+// axe-core's audit; the width of a phone.
+import { createHmac } from "node:crypto";
+import { existsSync, mkdtempSync, readFileSync, copyFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { axeViolations, env, launch, recorder, runToEnd } from "./common.mjs";
@@ -17,6 +21,16 @@ const BIN = env("MYRIAM_BIN");
 const OUT = env("OUT_DIR");
 // Bridged calls already in the file (scripts/e2e.sh).
 const BRIDGED = Number(env("BRIDGED_CALLS"));
+// The callback: the gateway's Twilio account, its public URL (what Twilio signs), the number
+// callers dial, and the file where the fake Twilio REST server appends the calls it created.
+const ACCOUNT = env("TWILIO_ACCOUNT_SID");
+const AUTH_TOKEN = env("TWILIO_AUTH_TOKEN");
+const PUBLIC = env("PUBLIC_BASE_URL");
+const BUSINESS = env("BUSINESS_NUMBER");
+const CALLS_FILE = env("CALLS_FILE");
+// The operator's own phone, typed as people write it, and the lead called back (the French caller).
+const OPERATOR_PHONE = "+15145550188";
+const LEAD_PHONE = "+15145550199";
 
 const scratch = mkdtempSync(join(tmpdir(), "myriam-e2e-dashboard-"));
 const { passed, check, shot, report } = recorder(OUT, "dashboard-");
@@ -69,6 +83,36 @@ async function table(page, caption) {
 }
 const sum = (rows, column) => rows.reduce((n, r) => n + Number(r[column]), 0);
 
+// Twilio's side of a call: a form POST to `url` (as found in the created call or in TwiML) signed
+// as Twilio signs it — base64(HMAC-SHA1(auth token, URL + each parameter's name and value, sorted
+// by name)) in X-Twilio-Signature. Returns the status and the body.
+async function twilio(url, params) {
+  const signed = url + Object.keys(params).sort().map((k) => k + params[k]).join("");
+  const signature = createHmac("sha1", AUTH_TOKEN).update(signed, "utf8").digest("base64");
+  // Twilio signs the public URL; the gateway listens on the same address here.
+  const response = await fetch(url, {
+    method: "POST",
+    headers: { "content-type": "application/x-www-form-urlencoded", "x-twilio-signature": signature },
+    body: new URLSearchParams(params).toString(),
+  });
+  return { status: response.status, body: await response.text() };
+}
+const unescapeXml = (t) =>
+  t.replaceAll("&lt;", "<").replaceAll("&gt;", ">").replaceAll("&quot;", '"').replaceAll("&apos;", "'").replaceAll("&amp;", "&");
+// The text of every <Say> of a TwiML document, and an attribute of its first `verb`.
+const spoken = (twiml) => [...twiml.matchAll(/<Say[^>]*>([^<]*)<\/Say>/g)].map((m) => unescapeXml(m[1]));
+const attribute = (twiml, verb, name) => {
+  const tag = twiml.match(new RegExp(`<${verb}\\b[^>]*>`))?.[0] ?? "";
+  const value = tag.match(new RegExp(`\\b${name}="([^"]*)"`))?.[1];
+  return value === undefined ? undefined : unescapeXml(value);
+};
+// The calls the fake Twilio REST server created, in order (each: its SID and its form's fields).
+function createdCalls() {
+  if (!existsSync(CALLS_FILE)) return [];
+  return readFileSync(CALLS_FILE, "utf8").split("\n").filter(Boolean).map((l) => JSON.parse(l));
+}
+const field = (call, name) => call.fields.filter(([k]) => k === name).map(([, v]) => v);
+
 for (const [name, from, answers, extra] of calls) await simulate(name, from, answers, extra);
 
 const { page, consoleErrors, close } = await launch({
@@ -94,12 +138,112 @@ try {
   check(leadViolations.length === 0, `axe-core finds no WCAG A/AA violation on a lead's page (${leadViolations.join("; ")})`);
   await shot(page, "lead");
 
-  // The operator's own page (the phone a callback rings first).
+  // The operator's own page: the phone a callback rings first, set in the form.
   await page.goto(`${BASE}/console/profil`);
-  check((await page.locator("h1").textContent()).length > 0, "the profile page opens");
+  check((await page.locator("h1").textContent()) === "Mon profil", "the profile page opens");
+  await page.getByLabel("Mon numéro de téléphone (pour les rappels en un clic)").fill("555-01");
+  await page.getByRole("button", { name: "Enregistrer" }).click();
+  await page.getByRole("alert").waitFor();
+  check((await page.getByRole("alert").textContent()).startsWith("Ce numéro n'est pas un numéro nord-américain valide"),
+    "a malformed phone is refused with a message");
+  const refusedViolations = await axeViolations(page);
+  check(refusedViolations.length === 0, `axe-core finds no WCAG A/AA violation on the profile page with its error (${refusedViolations.join("; ")})`);
+  // The browser logs the refused form's status (400) as an error: expected here, and only that.
+  check(consoleErrors.length === 1 && consoleErrors[0].includes("400"), `the refused phone is a 400 (${consoleErrors.join("; ")})`);
+  consoleErrors.length = 0;
+  await page.getByLabel("Mon numéro de téléphone (pour les rappels en un clic)").fill("514 555-0188");
+  await page.getByRole("button", { name: "Enregistrer" }).click();
+  await page.waitForURL(`${BASE}/console/profil?ok=1`);
+  check((await page.getByRole("status").textContent()) === "Numéro enregistré.", "the operator's phone is saved");
+  check((await page.getByLabel("Mon numéro de téléphone (pour les rappels en un clic)").inputValue()) === "514 555-0188",
+    "the profile shows it the way people read it");
   const profileViolations = await axeViolations(page);
   check(profileViolations.length === 0, `axe-core finds no WCAG A/AA violation on the profile page (${profileViolations.join("; ")})`);
   await shot(page, "profile");
+
+  // Rappeler: open the French caller's qualified lead and click.
+  await page.goto(`${BASE}/console/leads`);
+  await page.locator("#leads tbody tr", { hasText: "Marie-Ève" }).locator('a[href^="/console/leads/"]').click();
+  await page.waitForURL(/\/console\/leads\/[0-9a-f-]{36}$/);
+  const leadUrl = page.url();
+  const leadId = leadUrl.split("/").pop();
+  const rappel = page.locator("section", { has: page.getByRole("heading", { name: "Rappeler" }) });
+  check((await rappel.textContent()).includes("514 555-0188") && (await rappel.textContent()).includes("514 555-0199"),
+    "the Rappeler section names the operator's phone and the lead's");
+  check(createdCalls().length === 0, "no call is created before the click");
+  await rappel.getByRole("button", { name: "Rappeler" }).click();
+  await page.waitForURL(`${leadUrl}?rappel=1`);
+  check((await rappel.getByRole("status").textContent()).startsWith("Appel lancé : votre téléphone va sonner."),
+    "the page says the operator's phone will ring");
+  // A second click at once: refused (one callback per operator every 10 s), nothing created.
+  await rappel.getByRole("button", { name: "Rappeler" }).click();
+  await page.getByRole("heading", { name: "Rappel non lancé" }).waitFor();
+  check((await page.getByRole("alert").textContent()).startsWith("Vous venez de lancer un rappel."), "a second click at once is refused");
+  const refusalViolations = await axeViolations(page);
+  check(refusalViolations.length === 0, `axe-core finds no WCAG A/AA violation on the callback's refusal (${refusalViolations.join("; ")})`);
+  await shot(page, "callback-refused");
+  check(consoleErrors.length === 1 && consoleErrors[0].includes("429"), `the refused click is a 429 (${consoleErrors.join("; ")})`);
+  consoleErrors.length = 0;
+
+  // The fake Twilio REST server received POST /2010-04-01/Accounts/{AC}/Calls.json with the form.
+  const created = createdCalls();
+  check(created.length === 1, `exactly one call created at Twilio (${created.length})`);
+  const [callback] = created;
+  const answerUrl = `${PUBLIC}/twilio/callback/answer?lead=${leadId}`;
+  const statusUrl = `${PUBLIC}/twilio/callback/status?lead=${leadId}`;
+  same(
+    ["To", "From", "Url", "Method", "StatusCallback", "StatusCallbackMethod"].map((n) => field(callback, n)),
+    [[OPERATOR_PHONE], [BUSINESS], [answerUrl], ["POST"], [statusUrl], ["POST"]],
+    "the created call: To = the operator's phone, From = BUSINESS_NUMBER, Url and StatusCallback = the gateway's callback routes",
+  );
+  same(field(callback, "StatusCallbackEvent"), ["initiated", "ringing", "answered", "completed"], "every status callback event is asked for");
+
+  // Twilio's side of the callback, as Twilio would request each URL it was given.
+  const sid = callback.sid;
+  const base = { AccountSid: ACCOUNT, ApiVersion: "2010-04-01", CallSid: sid, Direction: "outbound-api",
+    From: BUSINESS, Caller: BUSINESS, To: OPERATOR_PHONE, Called: OPERATOR_PHONE };
+  for (const CallStatus of ["initiated", "ringing"]) {
+    const r = await twilio(statusUrl, { ...base, CallStatus, Timestamp: new Date().toUTCString() });
+    check(r.status === 204, `the status callback (${CallStatus}) is accepted (${r.status} ${r.body})`);
+  }
+  const unsigned = await fetch(answerUrl, { method: "POST", headers: { "content-type": "application/x-www-form-urlencoded" },
+    body: new URLSearchParams({ ...base, CallStatus: "in-progress" }).toString() });
+  check(unsigned.status === 401, `an unsigned answer is refused (${unsigned.status})`);
+  const answer = await twilio(answerUrl, { ...base, CallStatus: "in-progress" });
+  check(answer.status === 200, `the operator answers: TwiML (${answer.status} ${answer.body})`);
+  const announced = spoken(answer.body);
+  check(announced[0]?.startsWith("Rappel de BP Émondage. Vous allez joindre Marie-Ève Côté") && announced[0].includes("Appuyez sur 1"),
+    `Myriam names the lead and asks to press 1 (${announced.join(" / ")})`);
+  check(attribute(answer.body, "Gather", "numDigits") === "1" && !answer.body.includes("<Dial"), "one key is gathered, nobody is dialled yet");
+  const pressUrl = attribute(answer.body, "Gather", "action");
+  check(pressUrl === `${PUBLIC}/twilio/callback/press?lead=${leadId}`, `the key goes to the press route (${pressUrl})`);
+  await twilio(statusUrl, { ...base, CallStatus: "in-progress", Timestamp: new Date().toUTCString() });
+
+  const press = await twilio(pressUrl, { ...base, CallStatus: "in-progress", Digits: "1", FinishedOnKey: "" });
+  check(press.status === 200, `1 is pressed: TwiML (${press.status} ${press.body})`);
+  check(attribute(press.body, "Dial", "callerId") === BUSINESS, `the lead is dialled with BUSINESS_NUMBER as caller ID (${press.body})`);
+  check(press.body.includes(`<Number>${LEAD_PHONE}</Number>`), `the lead's number is dialled (${press.body})`);
+  const dialUrl = attribute(press.body, "Dial", "action");
+  check(dialUrl === `${PUBLIC}/twilio/callback/dial?lead=${leadId}`, `the dial's outcome goes to the dial route (${dialUrl})`);
+
+  const dialed = await twilio(dialUrl, { ...base, CallStatus: "in-progress", DialCallSid: `CA${"d".repeat(32)}`,
+    DialCallStatus: "completed", DialCallDuration: "95", DialBridged: "true" });
+  check(dialed.status === 200, `the dial's outcome is taken (${dialed.status} ${dialed.body})`);
+  same(spoken(dialed.body), ["L'appel est terminé. Au revoir."], "after the lead's leg, the operator hears goodbye");
+  check(dialed.body.includes("<Hangup/>"), "and the call hangs up");
+  const done = await twilio(statusUrl, { ...base, CallStatus: "completed", CallDuration: "130", Timestamp: new Date().toUTCString() });
+  check(done.status === 204, `the final status callback is accepted (${done.status})`);
+
+  // The lead's history shows the callback and its outcome.
+  await page.goto(leadUrl);
+  const callRow = page.locator("tr", { hasText: `rappel par ${EMAIL}` });
+  check((await callRow.count()) === 1, "the lead's history shows the callback, with who placed it");
+  const rowText = await callRow.textContent();
+  check(rowText.includes("completed") && rowText.includes("130 s") && rowText.includes("répondu (95 s)"),
+    `with its outcome: completed, 130 s, the lead answered for 95 s (${rowText.replace(/\s+/g, " ")})`);
+  const historyViolations = await axeViolations(page);
+  check(historyViolations.length === 0, `axe-core finds no WCAG A/AA violation on a lead's page with a callback (${historyViolations.join("; ")})`);
+  await shot(page, "callback-lead");
 
   // The dashboard: this week by default, then a custom period chosen in the form.
   await page.goto(`${BASE}/console/leads`);
@@ -157,6 +301,18 @@ try {
     [["Répondus", "1"], ["Occupé", "1"], ["Sans réponse", "1"], ["Autres (échec, annulé)", "0"], ["Messages vocaux laissés", "2"]],
     "transfers by outcome, and the voicemails left",
   );
+  const callbacks = await table(page, "Rappels");
+  same(
+    callbacks.map((r) => [r["Issue"], r["Nombre"]]),
+    [["Rappels lancés", "1"], ["Client joint", "1"], ["Client occupé", "0"], ["Client sans réponse", "0"], ["Échec ou annulé", "0"],
+      ["Non confirmé (pas de 1)", "0"], ["Opérateur non joint", "0"], ["En cours", "0"]],
+    "the callback table: one placed, the lead reached (and not counted as a call received above)",
+  );
+  // No SMS alert in the period: the section says so instead of drawing empty axes.
+  const sms = page.locator('section[aria-labelledby="alertes"]');
+  check((await sms.locator("p.empty").textContent()) === "Aucune alerte SMS pour cette période." && (await sms.locator("svg").count()) === 0,
+    "the SMS alerts' section says there is none, with no empty chart");
+  same(await table(page, "Alertes SMS"), [], "and its table is there, with no row");
   const followUp = await table(page, "Délai avant le premier suivi");
   check(sum(followUp, "Leads suivis") === 1, "one lead followed up");
   check(followUp.some((r) => r["Médiane (min)"] !== "—"), "its delay is shown");

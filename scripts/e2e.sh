@@ -6,6 +6,10 @@
 #    Twilio's media stream and serves a Vapi-like peer: Vapi's REST API and WebSocket); the gateway
 #    is then restarted on the same file as the speech IVR (office open all week, a transfer line),
 #    and the script plays its own calls and checks the dashboard's figures.
+#    The second gateway has Twilio REST credentials pointing at scripts/fake-twilio-rest.py (which
+#    appends every created call to a file the script reads) and a BUSINESS_NUMBER: the script sets
+#    the operator's phone on the profile page, clicks Rappeler on a lead and plays Twilio's side
+#    of that callback, signed with the auth token, before checking the dashboard.
 # Screenshots and the exported CSVs go to target/e2e/ (or $E2E_OUT). Run by `make test` and by
 # preflight's e2e step; scripts/install-tools.sh installs chromium and e2e/node_modules.
 set -euo pipefail
@@ -29,6 +33,7 @@ export TWILIO_AUTH_TOKEN STORE=sqlite BIND_ADDR="127.0.0.1:$PORT" PUBLIC_BASE_UR
 export LOG_FORMAT=json RUST_LOG=warn
 
 GATEWAY=
+REST=
 # serve LOG [NAME=VALUE...]: starts the gateway with these variables and waits for /healthz.
 serve() {
   local log=$1
@@ -49,6 +54,7 @@ stop() {
 }
 cleanup() {
   stop
+  [ -n "$REST" ] && { kill "$REST" 2>/dev/null || true; wait "$REST" 2>/dev/null || true; }
   rm -rf "$RUN_DIR"
 }
 trap cleanup EXIT
@@ -77,8 +83,23 @@ serve gateway-bridge.log ENVIRONMENT=test CALL_MODE=bridge DATABASE_PATH="$DASH_
 "$TARGET/debug/loadgen" run --gateway "http://127.0.0.1:$PORT" --calls "$BRIDGED_CALLS" --seconds 1 \
   --peer-listen "127.0.0.1:$PEER_PORT" >"$OUT/loadgen.log" 2>&1 || { cat "$OUT/loadgen.log"; exit 1; }
 stop
+# The callback: Twilio's REST API played by scripts/fake-twilio-rest.py (created calls go to a file).
+REST_PORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+CALLS_FILE="$RUN_DIR/created-calls.jsonl"
+python3 scripts/fake-twilio-rest.py "$REST_PORT" "$RUN_DIR/sms.jsonl" "$CALLS_FILE" &
+REST=$!
+for _ in $(seq 1 50); do
+  curl -s -o /dev/null "http://127.0.0.1:$REST_PORT/" && break
+  sleep 0.1
+done
+TWILIO_ACCOUNT_SID="AC$(python3 -c 'import secrets; print(secrets.token_hex(16))')"
+BUSINESS_NUMBER=+14505550123
 serve gateway-dashboard.log ENVIRONMENT=development DATABASE_PATH="$DASH_DB" \
-  TRANSFER_NUMBER=+14505550100 BUSINESS_HOURS="mon-sun 00:00-24:00" BUSINESS_TIMEZONE=America/Toronto
+  TRANSFER_NUMBER=+14505550100 BUSINESS_HOURS="mon-sun 00:00-24:00" BUSINESS_TIMEZONE=America/Toronto \
+  TWILIO_ACCOUNT_SID="$TWILIO_ACCOUNT_SID" TWILIO_API_BASE_URL="http://127.0.0.1:$REST_PORT" \
+  BUSINESS_NUMBER="$BUSINESS_NUMBER"
 admin ENVIRONMENT=development DATABASE_PATH="$DASH_DB"
 BASE_URL="http://127.0.0.1:$PORT" EMAIL="$EMAIL" PASSWORD="$PASSWORD" MYRIAM_BIN="$BIN" \
-  OUT_DIR="$OUT" CHROMIUM="$CHROMIUM" BRIDGED_CALLS="$BRIDGED_CALLS" node e2e/dashboard.e2e.mjs
+  OUT_DIR="$OUT" CHROMIUM="$CHROMIUM" BRIDGED_CALLS="$BRIDGED_CALLS" \
+  TWILIO_ACCOUNT_SID="$TWILIO_ACCOUNT_SID" BUSINESS_NUMBER="$BUSINESS_NUMBER" CALLS_FILE="$CALLS_FILE" \
+  node e2e/dashboard.e2e.mjs

@@ -18,7 +18,7 @@ use crate::metrics::{CallOutcome, Progress};
 use crate::qualification::{Lead, ServiceType, Speaker, Turn, prompts};
 use crate::store::{
     AlertEvent, Alerts as _, AnyStore, CallUpdate, NewAlert, RemoteErasures as _, Saved,
-    Store as _, StoreError,
+    StatusApplied, StatusAtOnce, Store as _, StoreError,
 };
 use crate::twilio::stream_token::StreamTokens;
 
@@ -358,6 +358,10 @@ struct LocalSaves {
     /// The count when `last` was last emptied (bounded memory): leads not in `last` may have been
     /// written up to then.
     floor: std::sync::atomic::AtomicU64,
+    /// Per call in progress, the lead its last answer saved here, with the count of that save:
+    /// the copy the call's next answer starts from instead of reading it again
+    /// ([`Calls::lead_for_answer`]). Bounded like `last`; dropped when the call ends.
+    answered: std::sync::Mutex<std::collections::HashMap<CallSid, (u64, Lead)>>,
 }
 
 /// Leads remembered before `LocalSaves::last` is emptied.
@@ -368,7 +372,8 @@ impl LocalSaves {
         ReadMark(self.count.load(std::sync::atomic::Ordering::SeqCst))
     }
 
-    fn record(&self, id: LeadId) {
+    /// Records a write of lead `id`; returns its count.
+    fn record(&self, id: LeadId) -> u64 {
         use std::sync::atomic::Ordering;
         let n = self.count.fetch_add(1, Ordering::SeqCst) + 1;
         let mut last = self
@@ -380,6 +385,44 @@ impl LocalSaves {
             last.clear();
         }
         last.insert(id, n);
+        n
+    }
+
+    /// Remembers `lead` as saved by call `sid`'s answer at count `n` (a final lead takes no more
+    /// answers: forgotten).
+    fn remember_answer(&self, sid: &CallSid, n: u64, lead: &Lead) {
+        let mut answered = self
+            .answered
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if lead.status.is_final() {
+            answered.remove(sid);
+            return;
+        }
+        if answered.len() >= REMEMBERED_SAVES && !answered.contains_key(sid) {
+            answered.clear();
+        }
+        answered.insert(sid.clone(), (n, lead.clone()));
+    }
+
+    /// The lead call `sid`'s last answer saved here, if the next answer (`turn`, the length of
+    /// the conversation it was asked at) follows it.
+    fn answered(&self, sid: &CallSid, turn: usize) -> Option<(Lead, ReadMark)> {
+        let answered = self
+            .answered
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        answered
+            .get(sid)
+            .filter(|(_, lead)| lead.conversation.len() == turn)
+            .map(|(n, lead)| (lead.clone(), ReadMark(*n)))
+    }
+
+    fn forget_call(&self, sid: &CallSid) {
+        self.answered
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(sid);
     }
 
     fn written_since(&self, id: LeadId, mark: ReadMark) -> bool {
@@ -458,7 +501,11 @@ impl Calls {
         update.mode = call.mode;
         update.vapi_call_id.clone_from(&call.vapi_call_id);
         // Insert-or-get by CallSid: a retry on another instance gets the same lead.
-        self.store.start_call(&lead, &update).await
+        let mark = self.read_mark();
+        let started = self.store.start_call(&lead, &update).await?;
+        // The call's first answer starts from it (a copy read at `mark`, as any read).
+        self.saves.remember_answer(sid, mark.0, &started);
+        Ok(started)
     }
 
     /// Take before reading a lead that is then given to [`Calls::change_lead_read`].
@@ -478,7 +525,7 @@ impl Calls {
         found: Lead,
         change: impl FnMut(&mut Lead) -> Change<R>,
     ) -> Result<R, StoreError> {
-        self.change(found, None, change).await
+        self.change(found, None, None, change).await
     }
 
     /// [`Calls::change_lead`] that first runs `change` on `found` itself, read just before (at
@@ -493,13 +540,55 @@ impl Calls {
         mark: ReadMark,
         change: impl FnMut(&mut Lead) -> Change<R>,
     ) -> Result<R, StoreError> {
-        self.change(found, Some(mark), change).await
+        self.change(found, Some(mark), None, change).await
+    }
+
+    /// The lead of call `sid` for an answer to the question asked at conversation length `turn`,
+    /// with its [`ReadMark`] for [`Calls::answer_call`]: the copy the call's previous answer saved
+    /// on this instance when this answer follows it (no round trip), else the store's.
+    ///
+    /// Safe against other instances for the reason [`Calls::change_lead_read`] is: the save is
+    /// conditional on the copy's version, and a copy someone else moved on is read again. Against
+    /// this instance, its mark is the count of its own save, so any later local write of the lead
+    /// (an abandonment, a hand-off) sends the answer to a fresh copy.
+    pub async fn lead_for_answer(
+        &self,
+        sid: &CallSid,
+        turn: Option<usize>,
+    ) -> Result<Option<(Lead, ReadMark)>, StoreError> {
+        if let Some(cached) = turn.and_then(|turn| self.saves.answered(sid, turn)) {
+            return Ok(Some(cached));
+        }
+        let mark = self.read_mark();
+        Ok(self
+            .store
+            .find_lead_by_call(sid)
+            .await?
+            .map(|lead| (lead, mark)))
+    }
+
+    /// [`Calls::change_lead_read`] for an answer of call `sid`: the lead it saves is remembered for
+    /// the call's next answer ([`Calls::lead_for_answer`]); a lead found erased is forgotten (the
+    /// call goes on with a new caller's lead).
+    pub async fn answer_call<R>(
+        &self,
+        sid: &CallSid,
+        found: Lead,
+        mark: ReadMark,
+        change: impl FnMut(&mut Lead) -> Change<R>,
+    ) -> Result<R, StoreError> {
+        let changed = self.change(found, Some(mark), Some(sid), change).await;
+        if matches!(changed, Err(StoreError::Erased(_))) {
+            self.saves.forget_call(sid);
+        }
+        changed
     }
 
     async fn change<R>(
         &self,
         found: Lead,
         mark: Option<ReadMark>,
+        answering: Option<&CallSid>,
         mut change: impl FnMut(&mut Lead) -> Change<R>,
     ) -> Result<R, StoreError> {
         let _lead_lock = self.locks.lock(&lead_key(found.id)).await;
@@ -557,7 +646,11 @@ impl Calls {
                     crate::metrics::lead_write_conflict();
                     continue;
                 }
-                self.saves.record(lead.id);
+                let n = self.saves.record(lead.id);
+                if let Some(sid) = answering {
+                    lead.version += 1;
+                    self.saves.remember_answer(sid, n, &lead);
+                }
             }
             progress.into_iter().for_each(Progress::record);
             return Ok(answer);
@@ -587,12 +680,55 @@ impl Calls {
         Ok(status.unwrap_or(LeadStatus::Abandonne))
     }
 
+    /// The report in one round trip when the store can: the same rules as the steps of
+    /// [`Calls::report_status`], in one transaction at Supabase (`bp.report_call_status`).
+    async fn report_status_at_once(
+        &self,
+        report: &StatusReport,
+    ) -> Result<Option<StatusApplied>, StoreError> {
+        let mut update = report.update.clone();
+        if report.status.is_some() {
+            update.status.clone_from(&report.status);
+        }
+        self.store
+            .report_status_at_once(&StatusAtOnce {
+                update: &update,
+                idempotency_key: report.idempotency_key.as_deref(),
+                ends_call: report.ends_call,
+                from_bridged_side: report.from_bridged_side,
+            })
+            .await
+    }
+
     /// Records a status report: the status never moves backwards; the first report that ends the
     /// call marks an incomplete lead `abandonne` and counts the call in
     /// `myriam_calls_total{mode,outcome}`; later ones only settle the lead again.
     pub async fn report_status(&self, report: StatusReport) -> Result<(), StoreError> {
         let sid = report.update.call_sid.clone();
         let _call_lock = self.locks.lock(&call_status_key(&sid)).await;
+        if report.ends_call {
+            self.saves.forget_call(&sid);
+        }
+        if let Some(applied) = self.report_status_at_once(&report).await? {
+            if applied.ends {
+                let status = if let Some(id) = applied.lead_id {
+                    self.saves.record(id);
+                    Some(applied.lead_status.unwrap_or(LeadStatus::Abandonne))
+                } else {
+                    // The call has no lead at Supabase yet (another instance's start is queued):
+                    // abandoned once it has one, as below.
+                    self.store.abandon_call_lead(&sid).await?;
+                    None
+                };
+                if applied.first_end {
+                    crate::metrics::call_ended(
+                        applied.mode.unwrap_or(ConversationMode::Ivr),
+                        call_outcome(report.failed, status),
+                    );
+                }
+            }
+            return Ok(());
+        }
         if let Some(key) = &report.idempotency_key {
             if self.store.event_processed(key).await? {
                 return Ok(());
@@ -648,14 +784,11 @@ impl Calls {
                     self.store.abandon_call_lead(&sid).await?;
                     None
                 };
-                let outcome = match status {
-                    _ if report.failed => CallOutcome::Error,
-                    None => CallOutcome::Error,
-                    Some(LeadStatus::Qualifie) => CallOutcome::Qualifie,
-                    Some(_) => CallOutcome::Abandonne,
-                };
                 if first {
-                    crate::metrics::call_ended(mode.unwrap_or(ConversationMode::Ivr), outcome);
+                    crate::metrics::call_ended(
+                        mode.unwrap_or(ConversationMode::Ivr),
+                        call_outcome(report.failed, status),
+                    );
                 }
             }
         }
@@ -663,6 +796,16 @@ impl Calls {
             self.store.record_event(key).await?;
         }
         Ok(())
+    }
+}
+
+/// How an ended call is counted in `myriam_calls_total{outcome}`.
+fn call_outcome(failed: bool, lead_status: Option<LeadStatus>) -> CallOutcome {
+    match lead_status {
+        _ if failed => CallOutcome::Error,
+        None => CallOutcome::Error,
+        Some(LeadStatus::Qualifie) => CallOutcome::Qualifie,
+        Some(_) => CallOutcome::Abandonne,
     }
 }
 

@@ -7,19 +7,17 @@ mod helpers;
 
 use std::time::Duration;
 
-use helpers::fake_twilio::{ACCOUNT, FakeTwilio, Reply, TOKEN};
+use helpers::fake_twilio::{ACCOUNT, FakeTwilio, Reply};
 use helpers::process::GatewayProcess;
-use helpers::{TestApp, spawn_app_with};
-use myriam::config::{AlertOn, AlertSettings, PublicBaseUrl, Settings, SmsSender};
-use myriam::domain::{BusinessHours, CallSid, LeadId};
-use myriam::store::{AlertRecord, AlertStatus, Alerts as _, Store as _};
-use myriam::twilio::twiml;
-use secrecy::SecretString;
+use helpers::sms::{
+    PUBLIC, SENDER, alerts_of_call, gather, incoming, play_until_last, settled, with_twilio,
+};
+use helpers::spawn_app_with;
+use myriam::config::{AlertOn, AlertSettings, Settings, SmsSender};
+use myriam::domain::BusinessHours;
+use myriam::store::AlertStatus;
 
-const PUBLIC: &str = "https://gw.bp-emondage.test";
-const CALLER: &str = "+15145550123";
 const STAFF: [&str; 2] = ["+15145550101", "+14385550102"];
-const SENDER: &str = "+14505550000";
 
 fn sid(n: u32) -> String {
     format!("CA{n:032x}")
@@ -29,15 +27,11 @@ fn with_alerts(
     twilio: &FakeTwilio,
     on: AlertOn,
     recipients: &[&str],
-) -> impl FnOnce(&mut Settings) {
-    let base = twilio.base_url();
+) -> impl FnOnce(&mut Settings) + use<> {
+    let base = with_twilio(twilio, "mon-sun 00:00-24:00");
     let recipients: Vec<String> = recipients.iter().map(|r| (*r).to_owned()).collect();
     move |s: &mut Settings| {
-        s.public_base_url = Some(PublicBaseUrl::new(PUBLIC));
-        s.twilio.account_sid = Some(ACCOUNT.to_owned());
-        s.twilio.auth_token = Some(SecretString::from(TOKEN.to_owned()));
-        s.twilio.api_base_url = url::Url::parse(&base).unwrap();
-        s.office.hours = BusinessHours::parse("mon-sun 00:00-24:00", "America/Toronto").unwrap();
+        base(s);
         s.office.alerts = Some(AlertSettings {
             recipients,
             sender: SmsSender::Number(SENDER.to_owned()),
@@ -63,82 +57,12 @@ fn answers(urgent: bool) -> [&'static str; 6] {
     ]
 }
 
-/// Plays a call up to (not including) the last answer; returns the TwiML that asks it.
-async fn play_until_last(post: impl AsyncPost, call: &str, urgent: bool) -> String {
-    let (_, mut doc) = post
-        .post(
-            "/twilio/voice",
-            &[
-                ("CallSid", call),
-                ("AccountSid", ACCOUNT),
-                ("From", CALLER),
-                ("CallStatus", "ringing"),
-            ],
-        )
-        .await;
-    for said in &answers(urgent)[..5] {
-        doc = gather(&post, &doc, call, said).await;
-    }
-    doc
-}
-
-async fn gather(post: &impl AsyncPost, doc: &str, call: &str, said: &str) -> String {
-    let action = twiml::gather_action(doc).unwrap_or_else(|| panic!("no gather: {doc}"));
-    let path = action.strip_prefix(PUBLIC).unwrap_or(&action).to_owned();
-    let (status, body) = post
-        .post(&path, &[("CallSid", call), ("SpeechResult", said)])
-        .await;
-    assert_eq!(status, 200, "{body}");
-    body
-}
-
-/// Posts a form to a gateway (in-process or its own process).
-trait AsyncPost {
-    async fn post(&self, path: &str, fields: &[(&str, &str)]) -> (u16, String);
-}
-
-impl AsyncPost for &TestApp {
-    async fn post(&self, path: &str, fields: &[(&str, &str)]) -> (u16, String) {
-        self.post_form(path, fields).await
-    }
-}
-
-async fn alerts_of_call(app: &TestApp, call: &str) -> (LeadId, Vec<AlertRecord>) {
-    let lead = app
-        .store
-        .find_lead_by_call(&CallSid::try_from(call).unwrap())
-        .await
-        .unwrap()
-        .unwrap();
-    (lead.id, app.store.alerts_of_lead(lead.id).await.unwrap())
-}
-
-/// Waits until every alert of the call is settled (sent or dead).
-async fn settled(app: &TestApp, call: &str, within: Duration) -> Vec<AlertRecord> {
-    let deadline = tokio::time::Instant::now() + within;
-    loop {
-        let (_, alerts) = alerts_of_call(app, call).await;
-        if !alerts.is_empty()
-            && alerts
-                .iter()
-                .all(|a| matches!(a.status, AlertStatus::Sent | AlertStatus::Dead))
-        {
-            return alerts;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "alerts not settled: {alerts:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
 #[tokio::test]
 async fn an_urgent_lead_alerts_every_recipient_once_even_when_replayed() {
     let twilio = FakeTwilio::start().await;
     let app = spawn_app_with(with_alerts(&twilio, AlertOn::Urgent, &STAFF)).await;
     let call = sid(1);
-    let doc = play_until_last(&app, &call, true).await;
+    let doc = play_until_last(&app, &call, &answers(true)).await;
     // The qualifying request, then three replays of it at once.
     let first = gather(&&app, &doc, &call, answers(true)[5]).await;
     let handle = &app;
@@ -194,7 +118,7 @@ async fn only_urgent_leads_alert_unless_alert_on_is_all() {
     let twilio = FakeTwilio::start().await;
     let app = spawn_app_with(with_alerts(&twilio, AlertOn::Urgent, &STAFF[..1])).await;
     let call = sid(2);
-    let doc = play_until_last(&app, &call, false).await;
+    let doc = play_until_last(&app, &call, &answers(false)).await;
     gather(&&app, &doc, &call, answers(false)[5]).await;
     tokio::time::sleep(Duration::from_millis(800)).await;
     assert!(twilio.messages().is_empty(), "{:?}", twilio.messages());
@@ -203,7 +127,7 @@ async fn only_urgent_leads_alert_unless_alert_on_is_all() {
     let twilio = FakeTwilio::start().await;
     let app = spawn_app_with(with_alerts(&twilio, AlertOn::All, &STAFF[..1])).await;
     let call = sid(3);
-    let doc = play_until_last(&app, &call, false).await;
+    let doc = play_until_last(&app, &call, &answers(false)).await;
     gather(&&app, &doc, &call, answers(false)[5]).await;
     let messages = twilio.wait_for_messages(1, Duration::from_secs(10)).await;
     assert!(
@@ -232,7 +156,7 @@ async fn rate_limits_and_server_errors_are_retried_and_the_sms_goes_out_once() {
     ]);
     let app = spawn_app_with(with_alerts(&twilio, AlertOn::Urgent, &STAFF[..1])).await;
     let call = sid(4);
-    let doc = play_until_last(&app, &call, true).await;
+    let doc = play_until_last(&app, &call, &answers(true)).await;
     gather(&&app, &doc, &call, answers(true)[5]).await;
     let alerts = settled(&app, &call, Duration::from_secs(30)).await;
     assert_eq!(alerts[0].status, AlertStatus::Sent, "{alerts:?}");
@@ -250,7 +174,7 @@ async fn a_send_that_times_out_is_looked_up_not_sent_again() {
     }]);
     let app = spawn_app_with(with_alerts(&twilio, AlertOn::Urgent, &STAFF[..1])).await;
     let call = sid(10);
-    let doc = play_until_last(&app, &call, true).await;
+    let doc = play_until_last(&app, &call, &answers(true)).await;
     gather(&&app, &doc, &call, answers(true)[5]).await;
     let alerts = settled(&app, &call, Duration::from_secs(40)).await;
     assert_eq!(alerts[0].status, AlertStatus::Sent, "{alerts:?}");
@@ -272,7 +196,7 @@ async fn a_refused_number_is_kept_as_a_dead_letter_with_twilios_code() {
     ]);
     let app = spawn_app_with(with_alerts(&twilio, AlertOn::Urgent, &STAFF)).await;
     let call = sid(5);
-    let doc = play_until_last(&app, &call, true).await;
+    let doc = play_until_last(&app, &call, &answers(true)).await;
     gather(&&app, &doc, &call, answers(true)[5]).await;
     let alerts = settled(&app, &call, Duration::from_secs(10)).await;
     let mut codes: Vec<Option<i64>> = alerts.iter().map(|a| a.error_code).collect();
@@ -296,7 +220,7 @@ async fn delivery_statuses_are_recorded_forward_only() {
     let twilio = FakeTwilio::start().await;
     let app = spawn_app_with(with_alerts(&twilio, AlertOn::Urgent, &STAFF[..1])).await;
     let call = sid(6);
-    let doc = play_until_last(&app, &call, true).await;
+    let doc = play_until_last(&app, &call, &answers(true)).await;
     gather(&&app, &doc, &call, answers(true)[5]).await;
     let alerts = settled(&app, &call, Duration::from_secs(10)).await;
     let message = alerts[0].message_sid.clone().unwrap();
@@ -350,16 +274,7 @@ async fn an_urgent_caller_in_after_hours_voicemail_alerts_staff() {
     })
     .await;
     let call = sid(7);
-    let (_, mut doc) = (&app)
-        .post(
-            "/twilio/voice",
-            &[
-                ("CallSid", &call),
-                ("AccountSid", ACCOUNT),
-                ("From", CALLER),
-            ],
-        )
-        .await;
+    let (_, mut doc) = incoming(&app, &call).await;
     for said in [
         "Marie Tremblay",
         "oui",
@@ -383,16 +298,7 @@ async fn an_urgent_caller_in_after_hours_voicemail_alerts_staff() {
     );
     // A caller who is not urgent leaves a voicemail without an alert.
     let call = sid(8);
-    let (_, doc) = (&app)
-        .post(
-            "/twilio/voice",
-            &[
-                ("CallSid", &call),
-                ("AccountSid", ACCOUNT),
-                ("From", CALLER),
-            ],
-        )
-        .await;
+    let (_, doc) = incoming(&app, &call).await;
     gather(&&app, &doc, &call, "0").await;
     tokio::time::sleep(Duration::from_millis(800)).await;
     assert_eq!(twilio.messages().len(), 1);
@@ -400,31 +306,7 @@ async fn an_urgent_caller_in_after_hours_voicemail_alerts_staff() {
 
 /// The gateway as its own process (so it can be killed with SIGKILL), on the SQLite file in `dir`.
 async fn start_gateway(dir: &std::path::Path, twilio: &FakeTwilio) -> GatewayProcess {
-    let db = dir.join("myriam.db");
-    let api = twilio.base_url();
-    GatewayProcess::start(
-        dir,
-        &[
-            ("STORE", "sqlite"),
-            ("DATABASE_PATH", db.to_str().unwrap()),
-            ("CALL_MODE", "ivr"),
-            ("PUBLIC_BASE_URL", PUBLIC),
-            ("TWILIO_ACCOUNT_SID", ACCOUNT),
-            ("TWILIO_AUTH_TOKEN", TOKEN),
-            ("TWILIO_API_BASE_URL", &api),
-            ("TWILIO_SMS_FROM", SENDER),
-            ("ALERT_SMS_TO", STAFF[0]),
-            ("ALERT_LEASE_SECS", "2"),
-            ("BUSINESS_HOURS", "mon-sun 00:00-24:00"),
-        ],
-    )
-    .await
-}
-
-impl AsyncPost for &GatewayProcess {
-    async fn post(&self, path: &str, fields: &[(&str, &str)]) -> (u16, String) {
-        self.post_form(path, fields).await
-    }
+    helpers::sms::start_gateway(dir, twilio, &[("ALERT_SMS_TO", STAFF[0])]).await
 }
 
 #[tokio::test]
@@ -436,38 +318,23 @@ async fn a_gateway_killed_mid_send_does_not_send_twice_after_a_restart() {
     }]);
     let dir = tempfile::tempdir().unwrap();
     let call = sid(9);
-    let mut gateway = start_gateway(dir.path(), &twilio).await;
-    let doc = play_until_last(&gateway, &call, true).await;
+    let gateway = start_gateway(dir.path(), &twilio).await;
+    let doc = play_until_last(&gateway, &call, &answers(true)).await;
     gather(&&gateway, &doc, &call, answers(true)[5]).await;
     // The send is in flight: kill -9.
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while twilio.attempts() == 0 {
-        assert!(tokio::time::Instant::now() < deadline, "no send attempted");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    gateway.child.kill().unwrap();
-    gateway.child.wait().unwrap();
-    drop(gateway);
+    twilio.wait_for_an_attempt(Duration::from_secs(10)).await;
+    gateway.kill_hard();
     assert_eq!(twilio.messages().len(), 1);
 
     // Restarted on the same file: the claim's lease runs out, the alert is claimed again, found at
     // Twilio by its reference, and recorded as sent without a second SMS.
     let gateway = start_gateway(dir.path(), &twilio).await;
-    let store = myriam::store::sqlite::SqliteStore::open(&dir.path().join("myriam.db")).unwrap();
-    let lead = store
-        .find_lead_by_call(&CallSid::try_from(call.as_str()).unwrap())
-        .await
-        .unwrap()
-        .unwrap();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    let alert = loop {
-        let alerts = store.alerts_of_lead(lead.id).await.unwrap();
-        if alerts[0].status == AlertStatus::Sent {
-            break alerts[0].clone();
-        }
-        assert!(tokio::time::Instant::now() < deadline, "{alerts:?}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let alert = helpers::first_alert_sent(
+        &dir.path().join("myriam.db"),
+        &call,
+        Duration::from_secs(20),
+    )
+    .await;
     assert_eq!(alert.attempts, 2);
     assert_eq!(
         alert.message_sid.as_deref(),

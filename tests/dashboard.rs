@@ -203,7 +203,9 @@ async fn the_page_shows_the_numbers_charts_and_csv() {
             r#"<tr><th scope="row">Nom</th><td>2</td><td>1</td><td>0</td><td>0</td></tr>"#
         )
     );
-    assert_eq!(html.matches("<svg class=\"chart\"").count(), 7);
+    // Seven sections; the SMS alerts' has none to draw today (a sentence instead).
+    assert_eq!(html.matches("<svg class=\"chart\"").count(), 6);
+    assert!(html.contains("Aucune alerte SMS pour cette période."));
     assert!(!html.contains("<script>") && !html.contains("style="));
     assert!(html.contains(r#"<form method="get" action="/console/tableau""#));
     assert!(html.contains(r#"<option value="day" selected>"#));
@@ -363,5 +365,77 @@ async fn conversation_turns_carry_their_time_and_old_turns_still_read() {
     assert!(
         page.contains("<li><strong>Appelant</strong> : Luc</li>"),
         "{page}"
+    );
+}
+
+/// The SMS alerts' section of the dashboard's HTML: from its heading to the end of its card.
+fn alerts_section(html: &str) -> &str {
+    let start = html
+        .find(r#"<section class="card" aria-labelledby="alertes">"#)
+        .unwrap_or_else(|| panic!("the SMS section in {html}"));
+    let rest = &html[start..];
+    &rest[..rest.find("</section>").unwrap() + "</section>".len()]
+}
+
+async fn dashboard_html(app: &TestApp, cookie: &str) -> String {
+    let response = get(app, "/console/tableau?period=day", Some(cookie)).await;
+    assert_eq!(response.status(), 200);
+    response.text().await.unwrap()
+}
+
+#[tokio::test]
+async fn a_period_without_sms_alerts_says_so_instead_of_an_empty_chart() {
+    let app = planted().await;
+    add_operator(&app, "staff@bp.example", Role::Staff).await;
+    let session = login(&app, "staff@bp.example").await;
+
+    // No alert today: a sentence, no axes; the table is still there, with its headers.
+    let html = dashboard_html(&app, &session.cookie).await;
+    let section = alerts_section(&html);
+    assert!(
+        section.contains(r#"<p class="muted empty">Aucune alerte SMS pour cette période.</p>"#),
+        "{section}"
+    );
+    assert!(!section.contains("<svg"), "no empty chart: {section}");
+    assert!(
+        section.contains(
+            r#"<table><caption>Alertes SMS</caption><thead><tr><th scope="col">État</th><th scope="col">Code</th><th scope="col">Nombre</th></tr></thead><tbody></tbody></table>"#
+        ),
+        "{section}"
+    );
+    assert!(section.contains("Télécharger en CSV"), "{section}");
+
+    // An alert today: its chart and its row, and no such sentence.
+    let lead = plant_lead(
+        &app.store,
+        "Lise Gagnon",
+        "514 555 0177",
+        "12 rue King Ouest, Sherbrooke",
+        true,
+    )
+    .await;
+    let lead = app.store.get_lead(lead.id).await.unwrap().unwrap();
+    let saved = myriam::store::Alerts::save_lead_with_alerts(
+        &app.store,
+        &lead,
+        &[myriam::store::NewAlert::new(
+            lead.id,
+            myriam::store::AlertEvent::Qualified,
+            "+15145550101",
+        )],
+    )
+    .await
+    .unwrap();
+    assert_eq!(saved, myriam::store::Saved::Applied);
+    let html = dashboard_html(&app, &session.cookie).await;
+    let section = alerts_section(&html);
+    assert!(!section.contains("Aucune alerte SMS"), "{section}");
+    assert!(
+        section.contains(r#"<svg class="chart""#),
+        "the chart: {section}"
+    );
+    assert!(
+        !section.contains("<tbody></tbody>") && section.contains("<td>1</td></tr></tbody>"),
+        "its row: {section}"
     );
 }

@@ -850,3 +850,234 @@ async fn a_voice_retry_during_an_outage_ends_in_one_lead_with_every_answer() {
     let listed = outbox_of(&b).list_leads(10, 0).await.unwrap();
     assert_eq!(listed.len(), 2);
 }
+
+/// The requests `proxy` forwarded since `before` for the webhooks a test sent: the instance's
+/// background work aside (the alert sender's and the remote eraser's claims, the readiness
+/// probe's `select=id&limit=1`). Printed, for a failing count.
+fn webhook_requests(proxy: &helpers::delay_proxy::DelayProxy, before: usize) -> Vec<String> {
+    let lines: Vec<String> = proxy
+        .lines_since(before)
+        .into_iter()
+        .filter(|line| !line.contains("/rpc/claim_") && !line.contains("select=id&limit=1"))
+        .collect();
+    eprintln!("requests since {before}: {lines:#?}");
+    lines
+}
+
+/// The requests a webhook costs at Supabase, counted by a proxy in front of PostgREST: a new call
+/// is one (`rpc/start_call`, insert-or-get), an answer two (the call's lead, its conditional
+/// save), a status report one (`rpc/report_call_status`, which used to be eight). What they
+/// write is checked too: the ending report abandons the open lead and completes the call; its
+/// replay costs one request and changes nothing; a report after the end keeps the call's final
+/// status.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn each_webhook_costs_the_fewest_round_trips_at_supabase() {
+    use helpers::delay_proxy::DelayProxy;
+    let stack = SupabaseStack::start();
+    let proxy = DelayProxy::start(&stack.url).await;
+    let app = spawn_app_with(|s| {
+        on_supabase(&stack)(s);
+        s.store.supabase_url = Some(proxy.url.parse().unwrap());
+    })
+    .await;
+    let client = reqwest::Client::new();
+    let sid = sid(900);
+    let mut call = IvrCall::new(&sid);
+    let cost = |before: usize| webhook_requests(&proxy, before).len();
+
+    let before = proxy.requests();
+    let twiml = call.voice(&client, &app.url("")).await;
+    assert!(twiml.contains("<Gather"), "{twiml}");
+    assert_eq!(cost(before), 1, "a new call: rpc/start_call only");
+
+    let before = proxy.requests();
+    call.voice(&client, &app.url("")).await;
+    assert_eq!(
+        cost(before),
+        1,
+        "a retried /twilio/voice: the same insert-or-get"
+    );
+
+    let mut last_action = String::new();
+    for answer in &QUALIFYING[..2] {
+        last_action = call.next.clone().expect("a Gather");
+        let before = proxy.requests();
+        call.answer(&client, || app.url(""), answer).await;
+        assert_eq!(
+            cost(before),
+            1,
+            "an answer: its conditional save, on the copy the call's last step left here"
+        );
+    }
+    // Twilio retries the last answer: not the current turn any more, so the lead is read (and
+    // nothing is saved).
+    let before = proxy.requests();
+    let (status, twiml) = helpers::post_form(
+        &client,
+        &app.url(&last_action),
+        &call.answer_fields(QUALIFYING[1]),
+    )
+    .await;
+    assert_eq!(status, 200, "{twiml}");
+    assert!(twiml.contains("<Gather"), "{twiml}");
+    assert_eq!(
+        cost(before),
+        2,
+        "a retry: the lead read, and read again under the lock (a decision to save nothing is \
+         checked by nothing else), nothing written"
+    );
+
+    let lead = |sid: &str| {
+        stack.psql(&format!(
+            "select l.status || '|' || coalesce(l.nom_complet, '') || '|' || coalesce(c.status, '')
+                    || '|' || coalesce(c.duration::text, '')
+               from bp.calls c join bp.leads l on l.id = c.lead_id where c.call_sid = '{sid}'"
+        ))
+    };
+    assert!(
+        lead(&sid).starts_with("en_cours|Marie-Ève Côté|"),
+        "{}",
+        lead(&sid)
+    );
+
+    let before = proxy.requests();
+    call.status(&client, &app.url(""), "completed", 2).await;
+    assert_eq!(
+        cost(before),
+        1,
+        "a status report: rpc/report_call_status only"
+    );
+    assert_eq!(lead(&sid).trim(), "abandonne|Marie-Ève Côté|completed|60");
+    let conversation = stack.psql(&format!(
+        "select jsonb_array_length(l.conversation) from bp.calls c join bp.leads l on l.id = c.lead_id
+          where c.call_sid = '{sid}'"
+    ));
+    assert_eq!(
+        conversation.trim(),
+        "5",
+        "the greeting, two answers and two questions, once each"
+    );
+    let ended = stack.psql(&format!(
+        "select count(*) from bp.processed_events where key = 'call-ended:{sid}'"
+    ));
+    assert_eq!(ended.trim(), "1");
+
+    let before = proxy.requests();
+    call.status(&client, &app.url(""), "completed", 2).await;
+    assert_eq!(cost(before), 1, "a replayed report: its key, seen");
+    let before = proxy.requests();
+    call.status(&client, &app.url(""), "ringing", 3).await;
+    assert_eq!(cost(before), 1);
+    assert_eq!(
+        lead(&sid).trim(),
+        "abandonne|Marie-Ève Côté|completed|60",
+        "a late `ringing` never moves the call back"
+    );
+    assert_eq!(outbox_of(&app).depth().await.unwrap(), 0);
+}
+
+/// A Supabase without `bp.report_call_status` (its migration not applied yet): the report goes
+/// step by step, with the same outcome, and the gateway stops asking for the function.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_status_report_goes_step_by_step_without_the_function() {
+    use helpers::delay_proxy::DelayProxy;
+    let stack = SupabaseStack::start();
+    stack.psql(
+        "drop function bp.report_call_status(jsonb, text, boolean, boolean);
+         notify pgrst, 'reload schema';",
+    );
+    let proxy = DelayProxy::start(&stack.url).await;
+    let app = spawn_app_with(|s| {
+        on_supabase(&stack)(s);
+        s.store.supabase_url = Some(proxy.url.parse().unwrap());
+    })
+    .await;
+    let client = reqwest::Client::new();
+    let status = |sid: &str| {
+        stack.psql(&format!(
+            "select l.status || '|' || coalesce(c.status, '')
+               from bp.calls c join bp.leads l on l.id = c.lead_id where c.call_sid = '{sid}'"
+        ))
+    };
+    let mut costs = Vec::new();
+    for n in 0..2 {
+        let sid = sid(910 + n);
+        let mut call = IvrCall::new(&sid);
+        call.voice(&client, &app.url("")).await;
+        call.answer(&client, || app.url(""), QUALIFYING[0]).await;
+        let before = proxy.requests();
+        call.status(&client, &app.url(""), "completed", 2).await;
+        costs.push(webhook_requests(&proxy, before).len());
+        assert_eq!(status(&sid).trim(), "abandonne|completed");
+    }
+    assert!(
+        costs[1] < costs[0] && costs[1] > 1,
+        "the missing function is asked for once, then the steps: {costs:?}"
+    );
+    assert_eq!(outbox_of(&app).depth().await.unwrap(), 0);
+}
+
+/// The copy of a lead an instance keeps from a call's last answer is only a guess: the save is
+/// conditional on its version. Staff correct the lead on another instance (here straight in
+/// Supabase) while the call goes on: the next answer's save finds the copy stale, reads the lead
+/// again and applies the answer over the correction, which survives. An answer sent to another
+/// instance in between makes the first one's copy behind the call: it reads instead.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_answer_never_overwrites_what_another_instance_saved_since_its_copy() {
+    use helpers::delay_proxy::DelayProxy;
+    let stack = SupabaseStack::start();
+    let proxy = DelayProxy::start(&stack.url).await;
+    let a = spawn_app_with(|s| {
+        on_supabase(&stack)(s);
+        s.store.supabase_url = Some(proxy.url.parse().unwrap());
+    })
+    .await;
+    let b = spawn_app_with(on_supabase(&stack)).await;
+    let client = reqwest::Client::new();
+    let sid = sid(920);
+    let mut call = IvrCall::new(&sid);
+    let lead = || {
+        stack.psql(&format!(
+            "select coalesce(l.nom_complet, '') || '|' || coalesce(l.telephone, '') || '|'
+                    || coalesce(l.adresse_complete, '') || '|' || coalesce(l.description, '')
+                    || '|' || jsonb_array_length(l.conversation)
+               from bp.calls c join bp.leads l on l.id = c.lead_id where c.call_sid = '{sid}'"
+        ))
+    };
+    call.voice(&client, &a.url("")).await;
+    call.answer(&client, || a.url(""), QUALIFYING[0]).await;
+    // Staff write a note in the description meanwhile (the version moves on).
+    stack.psql(&format!(
+        "update bp.leads set description = 'Client connu, voir dossier 2019'
+          where id = (select lead_id from bp.calls where call_sid = '{sid}')"
+    ));
+    let before = proxy.requests();
+    call.answer(&client, || a.url(""), QUALIFYING[1]).await;
+    assert_eq!(
+        webhook_requests(&proxy, before).len(),
+        3,
+        "the save on the copy (stale), the lead read, the save"
+    );
+    assert_eq!(
+        lead().trim(),
+        "Marie-Ève Côté|+15145550199||Client connu, voir dossier 2019|5"
+    );
+    // The next answer goes to B; then A gets the one after: its copy is behind the call.
+    call.answer(&client, || b.url(""), QUALIFYING[2]).await;
+    let before = proxy.requests();
+    call.answer(&client, || a.url(""), QUALIFYING[3]).await;
+    assert_eq!(
+        webhook_requests(&proxy, before).len(),
+        2,
+        "the lead read, then saved"
+    );
+    let now = lead();
+    assert!(
+        now.contains("|Client connu, voir dossier 2019|9"),
+        "every answer once, the note kept: {now}"
+    );
+    assert!(
+        !now.split('|').nth(2).unwrap_or_default().is_empty(),
+        "the address B took is kept: {now}"
+    );
+}

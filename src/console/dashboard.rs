@@ -848,15 +848,42 @@ fn period_form(period: &Period) -> String {
 }
 
 fn section(id: &str, title: &str, chart: &Chart<'_>, rows: &Rows, query: &str) -> String {
+    section_with(id, title, &chart.svg(), chart.id, rows, query)
+}
+
+/// A section whose chart may have nothing to draw: `empty` is said instead of empty axes when
+/// the table has no row (the table stays, with its headers, and its CSV).
+fn section_or_empty(
+    id: &str,
+    title: &str,
+    chart: &Chart<'_>,
+    rows: &Rows,
+    query: &str,
+    empty: &str,
+) -> String {
+    if rows.1.is_empty() {
+        let said = format!(r#"<p class="muted empty">{}</p>"#, Esc(empty));
+        section_with(id, title, &said, chart.id, rows, query)
+    } else {
+        section(id, title, chart, rows, query)
+    }
+}
+
+fn section_with(
+    id: &str,
+    title: &str,
+    figure: &str,
+    table: &str,
+    rows: &Rows,
+    query: &str,
+) -> String {
     format!(
         r#"<section class="card" aria-labelledby="{id}"><h2 id="{id}">{title}</h2>
-<div class="chart-and-table">{svg}{table}</div>
-<p><a href="/console/tableau.csv?table={name}&amp;{query}" download>Télécharger en CSV</a></p></section>"#,
+<div class="chart-and-table">{figure}{rows}</div>
+<p><a href="/console/tableau.csv?table={table}&amp;{query}" download>Télécharger en CSV</a></p></section>"#,
         id = Esc(id),
         title = Esc(title),
-        svg = chart.svg(),
-        table = table_html(title, rows),
-        name = chart.id,
+        rows = table_html(title, rows),
         query = Esc(query),
     )
 }
@@ -1061,7 +1088,7 @@ fn render(period: &Period, v: &StatsView) -> String {
         &follow_up_rows(v),
         &query,
     ));
-    body.push_str(&section(
+    body.push_str(&section_or_empty(
         "alertes",
         "Alertes SMS",
         &Chart {
@@ -1077,6 +1104,7 @@ fn render(period: &Period, v: &StatsView) -> String {
         },
         &alert_rows(v),
         &query,
+        "Aucune alerte SMS pour cette période.",
     ));
     body
 }

@@ -91,9 +91,9 @@ pub async fn incoming_call(
 ) -> Result<TwiML, StoreError> {
     let _call_lock = calls.lock_call(&call.call_sid).await;
     let store = calls.store();
-    let lead = if let Some(lead) = store.find_lead_by_call(&call.call_sid).await? {
-        lead
-    } else {
+    // Insert-or-get by CallSid (`Store::start_call`): a retry gets the call's lead, in the same
+    // one round trip a new call takes.
+    let lead = {
         let new = NewCall {
             call_sid: Some(call.call_sid.clone()),
             from: call.from.clone(),
@@ -138,8 +138,10 @@ pub async fn gather(
     result: &GatherResult,
 ) -> Result<TwiML, StoreError> {
     let _call_lock = calls.lock_call(&result.call_sid).await;
-    let mark = calls.read_mark();
-    let Some(found) = calls.store().find_lead_by_call(&result.call_sid).await? else {
+    let found = calls
+        .lead_for_answer(&result.call_sid, result.action.turn)
+        .await?;
+    let Some((found, mark)) = found else {
         if let Some(held) = hold(settings, result) {
             return Ok(held);
         }
@@ -156,7 +158,9 @@ pub async fn gather(
     };
     crate::telemetry::set_call_context(Some(result.call_sid.as_str()), Some(found.id));
     match calls
-        .change_lead_read(found, mark, |lead| answer(lead, settings, result))
+        .answer_call(&result.call_sid, found, mark, |lead| {
+            answer(lead, settings, result)
+        })
         .await
     {
         Err(StoreError::Erased(_)) => {

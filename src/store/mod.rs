@@ -56,6 +56,6 @@ pub use erasures::{
 };
 pub use rows::{AlertEvent, NewAlert};
 pub use rows::{
-    CallRecord, CallUpdate, ERASED_SQLSTATE, LeadRow, MAX_PAGE, Saved, Store, StoreError, VapiTurn,
-    WriteOp,
+    CallRecord, CallUpdate, ERASED_SQLSTATE, LeadRow, MAX_PAGE, Saved, StatusApplied, StatusAtOnce,
+    Store, StoreError, VapiTurn, WriteOp,
 };

@@ -320,6 +320,16 @@ pub trait Store: Send + Sync {
         self.record_event(key)
     }
 
+    /// A call's status report in one round trip, when this store can (Supabase's
+    /// `bp.report_call_status`); `None`: the caller applies it step by step (`Calls::report_status`).
+    fn report_status_at_once(
+        &self,
+        report: &StatusAtOnce<'_>,
+    ) -> impl Future<Output = Result<Option<StatusApplied>, StoreError>> + Send {
+        let _ = report;
+        std::future::ready(Ok(None))
+    }
+
     /// Newest first; `limit` is capped at [`MAX_PAGE`].
     fn list_leads(
         &self,
@@ -500,6 +510,39 @@ impl WriteOp {
             WriteOp::AbandonCallLead { .. } => "abandon_call_lead",
         }
     }
+}
+
+/// A call's status report to apply at once ([`Store::report_status_at_once`]): the call's
+/// columns (its status included), the report's idempotency key, and whether it ends the call.
+#[derive(Debug, Clone)]
+pub struct StatusAtOnce<'a> {
+    pub update: &'a CallUpdate,
+    pub idempotency_key: Option<&'a str>,
+    pub ends_call: bool,
+    pub from_bridged_side: bool,
+}
+
+/// What a status report applied at once did (`bp.report_call_status`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+pub struct StatusApplied {
+    /// The idempotency key was seen before: nothing was applied.
+    #[serde(default)]
+    pub duplicate: bool,
+    /// The report ended the call (see `Calls::report_status` for when it does not).
+    #[serde(default)]
+    pub ends: bool,
+    /// This report is the call's first end, on any instance.
+    #[serde(default)]
+    pub first_end: bool,
+    /// The call's lead, when the call has one.
+    #[serde(default)]
+    pub lead_id: Option<LeadId>,
+    /// The lead's status after the report (ended calls only).
+    #[serde(default)]
+    pub lead_status: Option<LeadStatus>,
+    /// The call's mode before the report.
+    #[serde(default)]
+    pub mode: Option<crate::domain::ConversationMode>,
 }
 
 /// Whether a conditional write was applied.

@@ -3,6 +3,12 @@
 //! Tool calls run the same qualification machine as the IVR. A tool call's id is its idempotency
 //! key: the answer and the one-line result are stored on the lead's conversation, so a replayed
 //! tool call gets the same result and never advances the lead twice.
+//!
+//! With `CALLER_SMS=1`, the answer that qualifies the lead does not end the call yet, as in the
+//! IVR: its result asks « Voulez-vous recevoir un texto de confirmation? » (`is_complete` false,
+//! `missing` `["texto_confirmation"]`), and the next answer is the caller's consent, recorded the
+//! same way (a clear yes or the key 1; anything else is a no), with the goodbye and
+//! `is_complete` true. The save raises the confirmation SMS through the alerts' outbox.
 
 use std::time::{Duration, Instant};
 
@@ -13,7 +19,9 @@ use crate::calls::{self, Calls, Change, HandOff, NewCall, StatusReport};
 use crate::config::Settings;
 use crate::domain::{CallSid, ConversationMode, LeadId, LeadStatus};
 use crate::metrics::Progress;
-use crate::qualification::{Field, Lead, Speaker, Turn, machine};
+use crate::qualification::{
+    Field, Lead, Note, Outcome, OutcomeStatus, Speaker, Turn, machine, parsing, prompts,
+};
 use crate::store::{AnyStore, CallUpdate, Store, StoreError};
 use crate::twilio::rest::TwilioRest;
 
@@ -59,17 +67,18 @@ fn field_of(call: &ToolCall) -> Option<Field> {
     Field::ALL.into_iter().find(|f| f.as_str() == name.trim())
 }
 
+/// What `missing` names while the text question waits for its answer.
+pub const TEXT_PENDING: &str = "texto_confirmation";
+
 /// The outcome as the tool's one-line result, with the fields still missing (`missing`) after
-/// the documented keys.
-fn tool_result(outcome: &crate::qualification::Outcome, lead: &Lead) -> Option<String> {
+/// the documented keys; `text_pending`: the text question waits for its answer.
+fn tool_result(outcome: &Outcome, lead: &Lead, text_pending: bool) -> Option<String> {
     let json = serde_json::to_string(outcome).ok()?;
-    let missing = serde_json::to_string(
-        &machine::missing(lead)
-            .iter()
-            .map(|f| f.as_str())
-            .collect::<Vec<_>>(),
-    )
-    .ok()?;
+    let mut missing: Vec<&str> = machine::missing(lead).iter().map(|f| f.as_str()).collect();
+    if text_pending {
+        missing.push(TEXT_PENDING);
+    }
+    let missing = serde_json::to_string(&missing).ok()?;
     let body = json.strip_suffix('}')?;
     Some(format!("{body},\"missing\":{missing}}}"))
 }
@@ -364,46 +373,135 @@ fn apply_tool_calls(
             continue;
         };
         crate::telemetry::set_call_context(None, Some(lead.id));
-        let asked = lead.current_field();
-        let options = machine::Options {
-            disclosure: settings.office.disclosure,
-        };
-        let named = field_of(tool_call);
-        let process = |lead: &mut Lead| match named {
-            Some(field) => machine::process_field(lead, field, answer, &[], options),
-            None => machine::process_response_with(lead, answer, &[], options),
-        };
-        let outcome = if calls::abandoned_by_call_end(lead) {
-            // Given during the call, processed after its end: applied as if it came first.
-            calls::late_answer(lead, process)
-        } else {
-            process(lead)
-        };
-        tracing::info!(
-            lead_id = %lead.id,
-            tool_call_id = %tool_call.id,
-            status = ?outcome.status,
-            reponse = %crate::redact::Personal(answer),
-            "Vapi tool call processed"
-        );
-        progress.push(Progress::of(asked, lead, &outcome));
+        if settings.office.caller_sms.is_some()
+            && lead.status == LeadStatus::Qualifie
+            && lead.awaiting_text_consent()
+            && field_of(tool_call).is_none()
+        {
+            let Some(result) = text_consent(lead, answer, &tool_call.id) else {
+                results.push(error_result(&tool_call.id, "internal error"));
+                continue;
+            };
+            changed = true;
+            results.push(json!({ "toolCallId": tool_call.id, "result": result }));
+            continue;
+        }
+        let (result, counted) = answer_tool_call(lead, settings, tool_call, answer);
+        progress.push(counted);
         // serde_json writes no line breaks: the one-line string Vapi requires. An `Outcome` always
         // serialises; should it not, the tool call gets an error and nothing is claimed done.
-        let Some(result) = tool_result(&outcome, lead) else {
+        let Some(result) = result else {
             results.push(error_result(&tool_call.id, "internal error"));
             continue;
         };
-        if let [.., caller, myriam] = &mut lead.conversation[..] {
-            caller.tool_call_id = Some(tool_call.id.clone());
-            myriam.tool_call_id = Some(tool_call.id.clone());
-            myriam.result = Some(result.clone());
-        }
         changed = true;
         results.push(json!({ "toolCallId": tool_call.id, "result": result }));
     }
     Change::new((results, handed))
         .saved_if(changed)
         .counting(progress)
+}
+
+/// Applies one answer of `enregistrer_reponse` (`champ` names its field, else the question
+/// asked) and tags its turns with the tool call's id. Returns the one-line result (`None`: it
+/// could not be written) and the progress to count.
+fn answer_tool_call(
+    lead: &mut Lead,
+    settings: &Settings,
+    tool_call: &ToolCall,
+    answer: &str,
+) -> (Option<String>, Progress) {
+    let asked = lead.current_field();
+    let options = machine::Options {
+        disclosure: settings.office.disclosure,
+    };
+    let named = field_of(tool_call);
+    let process = |lead: &mut Lead| match named {
+        Some(field) => machine::process_field(lead, field, answer, &[], options),
+        None => machine::process_response_with(lead, answer, &[], options),
+    };
+    let late = calls::abandoned_by_call_end(lead);
+    let mut outcome = if late {
+        // Given during the call, processed after its end: applied as if it came first.
+        calls::late_answer(lead, process)
+    } else {
+        process(lead)
+    };
+    tracing::info!(
+        lead_id = %lead.id,
+        tool_call_id = %tool_call.id,
+        status = ?outcome.status,
+        reponse = %crate::redact::Personal(answer),
+        "Vapi tool call processed"
+    );
+    let counted = Progress::of(asked, lead, &outcome);
+    // `CALLER_SMS=1`, as the IVR: one last question on a live call whose caller confirmed a
+    // number and has not answered it yet.
+    let ask_text = !late
+        && outcome.status == OutcomeStatus::Complete
+        && lead.status == LeadStatus::Qualifie
+        && settings.office.caller_sms.is_some()
+        && lead.telephone.is_some()
+        && !text_answered(lead);
+    let question = prompts::text_question(lead.language);
+    if ask_text {
+        outcome.is_complete = false;
+        outcome.message = format!("{} {question}", outcome.message);
+    }
+    let Some(result) = tool_result(&outcome, lead, ask_text) else {
+        return (None, counted);
+    };
+    if let [.., caller, myriam] = &mut lead.conversation[..] {
+        caller.tool_call_id = Some(tool_call.id.clone());
+        myriam.tool_call_id = Some(tool_call.id.clone());
+        myriam.result = Some(result.clone());
+    }
+    if ask_text {
+        // Myriam's last line waits for the consent ([`Lead::awaiting_text_consent`]).
+        let mut turn = Turn::myriam(None, question.to_owned());
+        turn.note = Some(Note::TextAsked);
+        turn.tool_call_id = Some(tool_call.id.clone());
+        lead.conversation.push(turn);
+        tracing::info!(lead_id = %lead.id, "text confirmation asked");
+    }
+    (Some(result), counted)
+}
+
+/// The caller already answered the text question (yes or no).
+fn text_answered(lead: &Lead) -> bool {
+    lead.conversation
+        .iter()
+        .any(|t| matches!(t.note, Some(Note::TextConsent(_))))
+}
+
+/// The answer to « Voulez-vous recevoir un texto de confirmation? », as the IVR takes it: only a
+/// clear yes (or the key 1) is a yes. Records the consent on the lead (the save raises the
+/// confirmation SMS, [`calls::AlertPolicy::alerts_for`]) and Myriam's goodbye; the result ends
+/// the call (`is_complete`).
+fn text_consent(lead: &mut Lead, answer: &str, tool_call_id: &str) -> Option<String> {
+    let answer = answer.trim();
+    let yes = answer == "1" || parsing::yes_no(answer) == Some(true);
+    let mut turn = Turn::caller(None, answer.to_owned(), true);
+    turn.note = Some(Note::TextConsent(yes));
+    turn.tool_call_id = Some(tool_call_id.to_owned());
+    lead.conversation.push(turn);
+    let message = prompts::text_goodbye(lead.language, yes).to_owned();
+    let outcome = Outcome {
+        success: true,
+        status: OutcomeStatus::Complete,
+        next_step: None,
+        field_updated: None,
+        is_complete: true,
+        message: message.clone(),
+        lead_data: Some(lead.data()),
+    };
+    let result = tool_result(&outcome, lead, false);
+    let mut said = Turn::myriam(None, message);
+    said.tool_call_id = Some(tool_call_id.to_owned());
+    said.result.clone_from(&result);
+    lead.conversation.push(said);
+    tracing::info!(lead_id = %lead.id, consent = yes, "text confirmation answered");
+    result
 }
 
 /// A new lead for a call whose caller was erased while it went on: the call goes on as a new

@@ -22,6 +22,8 @@ struct Shared {
     rule: std::sync::Mutex<Rule>,
     requests: AtomicUsize,
     held: AtomicUsize,
+    /// The request line of every request forwarded (`PATCH /rest/v1/leads?id=eq.… HTTP/1.1`).
+    lines: std::sync::Mutex<Vec<String>>,
 }
 
 /// The proxy; dropped, it stops accepting.
@@ -75,6 +77,12 @@ impl DelayProxy {
         self.shared.requests.load(Ordering::SeqCst)
     }
 
+    /// The request lines forwarded after the first `from` (method and target).
+    pub fn lines_since(&self, from: usize) -> Vec<String> {
+        let lines = self.shared.lines.lock().unwrap();
+        lines.get(from..).unwrap_or_default().to_vec()
+    }
+
     /// Requests held back so far.
     pub fn held(&self) -> usize {
         self.shared.held.load(Ordering::SeqCst)
@@ -101,6 +109,12 @@ async fn pipe(mut client: TcpStream, server: TcpStream, shared: Arc<Shared>) {
             };
             let chunk = &buf[..n];
             if METHODS.iter().any(|m| chunk.starts_with(m)) {
+                let line = chunk.split(|b| *b == b'\r').next().unwrap_or_default();
+                shared
+                    .lines
+                    .lock()
+                    .unwrap()
+                    .push(String::from_utf8_lossy(line).into_owned());
                 shared.requests.fetch_add(1, Ordering::SeqCst);
                 let delay = {
                     let rule = shared.rule.lock().unwrap();

@@ -183,26 +183,56 @@ fn message_json(m: &Message) -> serde_json::Value {
     })
 }
 
+/// What Twilio checks before creating a message or a call: the account in the path and its HTTP
+/// Basic credentials (401, code 20003), then a form body (400, code 20001). Counts the attempt
+/// (`queue` names the resource's counter and script) and takes its next scripted answer.
+fn admit(
+    fake: &FakeTwilio,
+    account: &str,
+    headers: &HeaderMap,
+    queue: impl FnOnce(&mut Inner) -> (&mut usize, &mut VecDeque<Reply>),
+) -> Result<Reply, Box<Response>> {
+    let allowed = account == ACCOUNT && authorized(headers);
+    let reply = {
+        let mut inner = fake.inner.lock().unwrap();
+        if !allowed {
+            inner.unauthorized += 1;
+        }
+        let (attempts, script) = queue(&mut inner);
+        *attempts += 1;
+        if !allowed {
+            return Err(Box::new(error(
+                StatusCode::UNAUTHORIZED,
+                20003,
+                "Authenticate",
+            )));
+        }
+        script.pop_front().unwrap_or(Reply::Created)
+    };
+    if headers.get("content-type").and_then(|v| v.to_str().ok())
+        != Some("application/x-www-form-urlencoded")
+    {
+        return Err(Box::new(error(
+            StatusCode::BAD_REQUEST,
+            20001,
+            "form body expected",
+        )));
+    }
+    Ok(reply)
+}
+
 async fn messages_create(
     State(fake): State<FakeTwilio>,
     Path(account): Path<String>,
     headers: HeaderMap,
     body: String,
 ) -> Response {
-    let reply = {
-        let mut inner = fake.inner.lock().unwrap();
-        inner.attempts += 1;
-        if account != ACCOUNT || !authorized(&headers) {
-            inner.unauthorized += 1;
-            return error(StatusCode::UNAUTHORIZED, 20003, "Authenticate");
-        }
-        inner.script.pop_front().unwrap_or(Reply::Created)
+    let reply = match admit(&fake, &account, &headers, |i| {
+        (&mut i.attempts, &mut i.script)
+    }) {
+        Ok(reply) => reply,
+        Err(refused) => return *refused,
     };
-    if headers.get("content-type").and_then(|v| v.to_str().ok())
-        != Some("application/x-www-form-urlencoded")
-    {
-        return error(StatusCode::BAD_REQUEST, 20001, "form body expected");
-    }
     let fields = form(&body);
     let (Some(to), Some(text)) = (field(&fields, "To"), field(&fields, "Body")) else {
         return error(
@@ -343,20 +373,12 @@ async fn calls_create(
     headers: HeaderMap,
     body: String,
 ) -> Response {
-    let reply = {
-        let mut inner = fake.inner.lock().unwrap();
-        inner.call_attempts += 1;
-        if account != ACCOUNT || !authorized(&headers) {
-            inner.unauthorized += 1;
-            return error(StatusCode::UNAUTHORIZED, 20003, "Authenticate");
-        }
-        inner.call_script.pop_front().unwrap_or(Reply::Created)
+    let reply = match admit(&fake, &account, &headers, |i| {
+        (&mut i.call_attempts, &mut i.call_script)
+    }) {
+        Ok(reply) => reply,
+        Err(refused) => return *refused,
     };
-    if headers.get("content-type").and_then(|v| v.to_str().ok())
-        != Some("application/x-www-form-urlencoded")
-    {
-        return error(StatusCode::BAD_REQUEST, 20001, "form body expected");
-    }
     let fields = form(&body);
     if field(&fields, "To").is_none() {
         return error(
@@ -720,6 +742,18 @@ impl FakeTwilio {
     }
 
     /// Waits until `n` messages exist (or panics after `within`).
+    /// Waits until `POST Messages.json` was tried at least once (answered or not yet).
+    pub async fn wait_for_an_attempt(&self, within: Duration) {
+        let deadline = tokio::time::Instant::now() + within;
+        while self.attempts() == 0 {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "no send attempted within {within:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     pub async fn wait_for_messages(&self, n: usize, within: Duration) -> Vec<Message> {
         let deadline = tokio::time::Instant::now() + within;
         loop {

@@ -9,6 +9,7 @@ pub mod fake_vapi;
 pub mod ivr;
 pub mod live;
 pub mod process;
+pub mod sms;
 pub mod store_suite;
 pub mod supabase;
 
@@ -194,6 +195,31 @@ pub fn production_env(cmd: &mut Command) -> &mut Command {
         cmd.env(name, value);
     }
     cmd
+}
+
+/// The first SMS alert of the lead of `call` in the SQLite file `db`, once it is sent (a gateway
+/// process writes it; this reads the same file).
+pub async fn first_alert_sent(
+    db: &Path,
+    call: &str,
+    within: std::time::Duration,
+) -> myriam::store::AlertRecord {
+    use myriam::store::{Alerts as _, Store as _};
+    let store = myriam::store::sqlite::SqliteStore::open(db).unwrap();
+    let lead = store
+        .find_lead_by_call(&myriam::domain::CallSid::try_from(call).unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        let alerts = store.alerts_of_lead(lead.id).await.unwrap();
+        if alerts[0].status == myriam::store::AlertStatus::Sent {
+            return alerts[0].clone();
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{alerts:?}");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
 }
 
 /// The value of a `<Parameter name="…">` in `twiml` (the Media Stream's parameters).

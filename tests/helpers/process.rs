@@ -61,6 +61,12 @@ impl GatewayProcess {
         panic!("the gateway did not start");
     }
 
+    /// `kill -9`, and the process reaped.
+    pub fn kill_hard(mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.addr)
     }

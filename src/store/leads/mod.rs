@@ -7,7 +7,9 @@ mod supabase;
 use crate::domain::{CallSid, LeadId, LeadStatus};
 use crate::qualification::Lead;
 use crate::store::any::AnyStore;
-use crate::store::rows::{CallRecord, CallUpdate, Saved, Store, StoreError};
+use crate::store::rows::{
+    CallRecord, CallUpdate, Saved, StatusApplied, StatusAtOnce, Store, StoreError,
+};
 
 delegate_trait! {
     Store;
@@ -22,6 +24,10 @@ delegate_trait! {
     fn record_event(&self, key: &str) -> Result<bool, StoreError>;
     fn event_processed(&self, key: &str) -> Result<bool, StoreError>;
     fn claim_once(&self, key: &str) -> Result<bool, StoreError>;
+    fn report_status_at_once(
+        &self,
+        report: &StatusAtOnce<'_>,
+    ) -> Result<Option<StatusApplied>, StoreError>;
     fn list_leads(&self, limit: usize, offset: usize) -> Result<Vec<Lead>, StoreError>;
     fn calls_of_lead(&self, lead_id: LeadId) -> Result<Vec<CallRecord>, StoreError>;
     fn health(&self) -> Result<(), StoreError>;

@@ -5,7 +5,8 @@
 use crate::domain::{CallSid, LeadId, LeadStatus};
 use crate::qualification::Lead;
 use crate::store::rows::{
-    CallRecord, CallUpdate, LeadRow, MAX_PAGE, Saved, Store, StoreError, WriteOp,
+    CallRecord, CallUpdate, LeadRow, MAX_PAGE, Saved, StatusApplied, StatusAtOnce, Store,
+    StoreError, WriteOp,
 };
 use crate::store::supabase::SupabaseStore;
 
@@ -143,6 +144,28 @@ impl SupabaseStore {
             .pop()
             .ok_or_else(|| StoreError::Corrupt("start_call returned no lead".to_owned()))
     }
+
+    /// `bp.report_call_status`: a call's status report in one transaction (the idempotency key,
+    /// the call's upsert, its end, the abandonment of its lead).
+    pub async fn report_call_status(
+        &self,
+        report: &StatusAtOnce<'_>,
+    ) -> Result<StatusApplied, StoreError> {
+        let answer = self
+            .rpc_value(
+                "report_call_status",
+                &serde_json::json!({
+                    "p_call": report.update,
+                    "p_key": report.idempotency_key,
+                    "p_ends": report.ends_call,
+                    "p_from_bridged_side": report.from_bridged_side,
+                }),
+            )
+            .await?;
+        serde_json::from_value(answer).map_err(|_| {
+            StoreError::Corrupt("unexpected answer of rpc/report_call_status".to_owned())
+        })
+    }
 }
 
 fn leads(rows: Vec<LeadRow>) -> Result<Vec<Lead>, StoreError> {
@@ -244,6 +267,13 @@ impl Store for SupabaseStore {
             )
             .await?;
         Ok(!rows.is_empty())
+    }
+
+    async fn report_status_at_once(
+        &self,
+        report: &StatusAtOnce<'_>,
+    ) -> Result<Option<StatusApplied>, StoreError> {
+        self.report_call_status(report).await.map(Some)
     }
 
     async fn list_leads(&self, limit: usize, offset: usize) -> Result<Vec<Lead>, StoreError> {

@@ -74,6 +74,9 @@ struct Inner {
     replay: Mutex<()>,
     /// Whether Supabase refuses this instance for good (401, 403, 404).
     refusals: Refusals,
+    /// Supabase has no `bp.report_call_status` (migration `20261209000000_call_status` not
+    /// applied): status reports go step by step.
+    no_status_function: std::sync::atomic::AtomicBool,
     /// The tombstones written since the oldest write replayed lately, read once for a burst of
     /// replays ([`TOMBSTONES_TTL`]) instead of once per write.
     tombstones: std::sync::Mutex<Option<Tombstones>>,
@@ -134,6 +137,7 @@ impl OutboxStore {
                 entity_locks: KeyedLocks::default(),
                 replay: Mutex::new(()),
                 refusals: Refusals::default(),
+                no_status_function: std::sync::atomic::AtomicBool::new(false),
                 tombstones: std::sync::Mutex::new(None),
             }),
         }

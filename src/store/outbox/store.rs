@@ -6,8 +6,10 @@ use super::{OutboxStore, decode};
 use crate::domain::LeadStatus;
 use crate::domain::{CallSid, LeadId};
 use crate::qualification::Lead;
-use crate::store::rows::{CallRecord, CallUpdate, Store, StoreError};
-use crate::store::rows::{LeadRow, Saved, WriteOp, overlay};
+use crate::store::rows::{
+    CallRecord, CallUpdate, LeadRow, Saved, StatusApplied, StatusAtOnce, Store, StoreError,
+    WriteOp, overlay,
+};
 
 impl Store for OutboxStore {
     async fn save_lead(&self, lead: &Lead) -> Result<Saved, StoreError> {
@@ -228,6 +230,70 @@ impl Store for OutboxStore {
             }
             other => other,
         }
+    }
+
+    /// One round trip to Supabase when nothing is queued here (a queued write of the call or its
+    /// lead must reach Supabase first) and it answers within the write deadline; otherwise (or if
+    /// Supabase lacks the function) `None`, and the report goes step by step through the outbox.
+    /// A report whose answer was lost may have been applied: the steps are idempotent (the key,
+    /// the upsert, the conditional abandonment), so applying it again changes nothing.
+    async fn report_status_at_once(
+        &self,
+        report: &StatusAtOnce<'_>,
+    ) -> Result<Option<StatusApplied>, StoreError> {
+        use std::sync::atomic::Ordering;
+        if self.inner.no_status_function.load(Ordering::Relaxed) {
+            return Ok(None);
+        }
+        let sid = &report.update.call_sid;
+        let _call = self.inner.entity_locks.lock(&format!("call:{sid}")).await;
+        if self.depth().await? != 0 {
+            return Ok(None);
+        }
+        let applied = tokio::time::timeout(
+            self.inner.config.write_deadline,
+            self.inner.remote.report_call_status(report),
+        )
+        .await
+        .unwrap_or(Err(StoreError::Timeout(self.inner.config.write_deadline)));
+        let applied = match applied {
+            Ok(applied) => applied,
+            Err(StoreError::Rejected {
+                status: 404, code, ..
+            }) if code == "PGRST202" || code == "42883" => {
+                tracing::warn!(
+                    "Supabase has no bp.report_call_status (migration 20261209000000_call_status): status reports go step by step"
+                );
+                self.inner.no_status_function.store(true, Ordering::Relaxed);
+                return Ok(None);
+            }
+            Err(error) => {
+                tracing::debug!(%error, "status report at once failed; applied step by step");
+                return Ok(None);
+            }
+        };
+        self.inner.refusals.clear();
+        if !applied.duplicate {
+            // What the function wrote, into the local mirror (fallback reads).
+            self.mirror(&WriteOp::UpsertCall(report.update.clone()))
+                .await;
+            if applied.ends {
+                self.mirror(&WriteOp::RecordEvent {
+                    key: format!("call-ended:{sid}"),
+                })
+                .await;
+                if let Some(id) = applied.lead_id {
+                    self.mirror(&WriteOp::AbandonLead { id }).await;
+                }
+            }
+            if let Some(key) = report.idempotency_key {
+                self.mirror(&WriteOp::RecordEvent {
+                    key: key.to_owned(),
+                })
+                .await;
+            }
+        }
+        Ok(Some(applied))
     }
 
     async fn list_leads(&self, limit: usize, offset: usize) -> Result<Vec<Lead>, StoreError> {

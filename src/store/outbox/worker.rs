@@ -417,7 +417,8 @@ fn answered_at(lead: &Lead, field: Field) -> Option<time::OffsetDateTime> {
 /// One lead from the call's lead `into` and a second lead `other` started for the same call on
 /// another instance during an outage: the fields `into` lacks come from `other`; a field both
 /// hold takes the later answer (by when each was accepted); the conversations are merged in time
-/// order (the opening line once); the status moves forward only; the version is `into`'s.
+/// order (the opening line once, a Vapi tool call's turns once); the status moves forward only;
+/// the version is `into`'s.
 pub(crate) fn merge(into: &Lead, other: &Lead) -> Lead {
     let mut out = into.clone();
     for field in Field::ALL {
@@ -447,7 +448,14 @@ pub(crate) fn merge(into: &Lead, other: &Lead) -> Lead {
         (Some(a), Some(b)) if same(a, b)
     ));
     for turn in other.conversation.iter().skip(skip_opening) {
-        if !out.conversation.contains(turn) {
+        // A Vapi tool call both leads answered (delivered to both instances) is kept once: its
+        // id is its identity, whenever each instance accepted it.
+        let answered_here = turn.tool_call_id.is_some()
+            && out
+                .conversation
+                .iter()
+                .any(|t| t.speaker == turn.speaker && t.tool_call_id == turn.tool_call_id);
+        if !answered_here && !out.conversation.contains(turn) {
             out.conversation.push(turn.clone());
         }
     }
@@ -554,6 +562,39 @@ mod tests {
         // Changed by something other than the call's end.
         stored.status = LeadStatus::Qualifie;
         assert!(rebase(&stored, &LeadRow::from(&queued)).is_none());
+    }
+
+    /// Seen in `tests/several_instances.rs` (Vapi, under load): the call's first tool call,
+    /// delivered twice, was answered on both leads of the call, and the merge kept both answers.
+    #[test]
+    fn a_tool_call_both_leads_answered_is_merged_once() {
+        let opening = Turn::myriam(None, "Bonjour".to_owned());
+        let answered = |lead: &mut Lead, id: &str, text: &str| {
+            let mut caller = Turn::caller(None, text.to_owned(), true);
+            caller.tool_call_id = Some(id.to_owned());
+            let mut myriam = Turn::myriam(None, "Merci.".to_owned());
+            myriam.tool_call_id = Some(id.to_owned());
+            lead.conversation.extend([caller, myriam]);
+        };
+        let mut into = Lead::new(LeadId::new());
+        into.conversation.push(opening.clone());
+        answered(&mut into, "tc-0", "Jean Tremblay");
+        answered(&mut into, "tc-1", "oui");
+        let mut other = Lead::new(LeadId::new());
+        other.conversation.push(opening);
+        std::thread::sleep(std::time::Duration::from_millis(2));
+        // Accepted later on the other instance: another `at`.
+        answered(&mut other, "tc-0", "Jean Tremblay");
+        let merged = merge(&into, &other);
+        let ids: Vec<Option<&str>> = merged
+            .conversation
+            .iter()
+            .map(|t| t.tool_call_id.as_deref())
+            .collect();
+        assert_eq!(
+            ids,
+            [None, Some("tc-0"), Some("tc-0"), Some("tc-1"), Some("tc-1")]
+        );
     }
 
     #[test]
