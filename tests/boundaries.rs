@@ -176,189 +176,307 @@ fn module_path(path: &Path) -> Vec<String> {
     parts
 }
 
-/// Segments after a prefix: `a::b::c` stops at the first non-path character; `{…}` expands.
-fn segments(rest: &str, ident: &dyn Fn(&str) -> String) -> Vec<Vec<String>> {
-    let mut base = Vec::new();
-    let mut rest = rest;
+fn is_ident_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || c == '_'
+}
+
+/// The identifier at the start of `s` (empty when there is none).
+fn ident_at(s: &str) -> &str {
+    let end = s.find(|c: char| !is_ident_char(c)).unwrap_or(s.len());
+    &s[..end]
+}
+
+/// The path tree starting at `at` (`a::b::{c, d::{e, f}}`), as its leaf paths, and where it ends.
+fn path_tree(code: &str, mut at: usize) -> (Vec<Vec<String>>, usize) {
+    let mut prefix: Vec<String> = Vec::new();
     loop {
-        if let Some(group) = rest.strip_prefix('{') {
-            let group = &group[..group.find('}').unwrap_or(group.len())];
-            return group
-                .split(',')
-                .map(|item| {
-                    let mut path = base.clone();
-                    path.extend(
-                        item.trim()
-                            .split("::")
-                            .map(ident)
-                            .take_while(|s| !s.is_empty()),
-                    );
+        if code[at..].starts_with('{') {
+            at += 1;
+            let mut leaves = Vec::new();
+            loop {
+                at += code[at..].len() - code[at..].trim_start().len();
+                if at >= code.len() {
+                    break;
+                }
+                if code[at..].starts_with('}') {
+                    at += 1;
+                    break;
+                }
+                let (items, end) = path_tree(code, at);
+                leaves.extend(items.into_iter().map(|item| {
+                    let mut path = prefix.clone();
+                    path.extend(item);
+                    // `use a::{self, b}`: `self` names the module before it.
+                    if path.len() > 1 && path.last().is_some_and(|s| s == "self") {
+                        path.pop();
+                    }
                     path
-                })
-                .collect();
+                }));
+                // Past `as _` and the like, to the next item or the group's end.
+                at = end.max(at + 1);
+                let mut depth = 0;
+                while let Some(c) = code[at..].chars().next() {
+                    match c {
+                        '{' => depth += 1,
+                        '}' if depth == 0 => break,
+                        '}' => depth -= 1,
+                        ',' if depth == 0 => {
+                            at += 1;
+                            break;
+                        }
+                        _ => {}
+                    }
+                    at += c.len_utf8();
+                }
+            }
+            return (leaves, at);
         }
-        let word = ident(rest);
+        let word = ident_at(&code[at..]);
         if word.is_empty() {
             break;
         }
-        rest = &rest[word.len()..];
-        base.push(word);
-        match rest.strip_prefix("::") {
-            Some(more) => rest = more,
+        prefix.push(word.to_owned());
+        at += word.len();
+        match code[at..].strip_prefix("::") {
+            Some(_) => at += 2,
             None => break,
         }
     }
-    vec![base]
+    (vec![prefix], at)
 }
 
-/// Every module path a file names through `crate::…` or `super::…` (groups `{a, b::c}` one level
-/// deep), resolved to absolute module paths; the last segment may be an item, not a module.
-fn paths(code: &str, own: &[String], is_mod_rs: bool) -> Vec<Vec<String>> {
-    let ident = |s: &str| -> String {
-        s.chars()
-            .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
-            .collect()
-    };
+/// Every path of `code` (a file whose module is `own`) that names a module of the crate, as an
+/// absolute module path whose last segments may be items: `crate::…`, `super::…` (as many as
+/// there are), `self::…`, and `child::…` for a module `own` declares (`children`), grouped imports
+/// `{a, b::{c, d}}` expanded. A visibility `pub(in crate::x)` names no dependency.
+fn paths(code: &str, own: &[String], children: &BTreeSet<String>) -> Vec<Vec<String>> {
     let mut found = Vec::new();
-    for (at, _) in code.match_indices("crate::") {
-        if code[..at].ends_with(|c: char| c.is_ascii_alphanumeric() || c == '_' || c == '$') {
+    let mut at = 0;
+    while at < code.len() {
+        let c = code[at..].chars().next().unwrap();
+        let starts_word = (c.is_ascii_alphabetic() || c == '_')
+            && !code[..at].ends_with(|p: char| is_ident_char(p) || p == '$' || p == '#');
+        if !starts_word {
+            at += c.len_utf8();
             continue;
         }
-        found.extend(segments(&code[at + "crate::".len()..], &ident));
-    }
-    for (at, _) in code.match_indices("super::") {
-        let before = &code[..at];
-        if before.ends_with("super::") {
-            continue; // counted from its first `super::`
+        let word = ident_at(&code[at..]);
+        let after = at + word.len();
+        if !code[after..].starts_with("::") || code[..at].ends_with("::") {
+            at = after;
+            continue;
         }
-        let mut rest = &code[at..];
-        // The module `super::` names: a file's parent module (for `mod.rs`, its directory's).
-        let mut base: Vec<String> = own.to_vec();
-        if !is_mod_rs || !base.is_empty() {
-            base.pop();
+        let start = at;
+        let (tree, end) = path_tree(code, at);
+        at = end.max(after);
+        if code[..start].trim_end().ends_with("pub(in") {
+            continue;
         }
-        while let Some(more) = rest.strip_prefix("super::") {
-            rest = more;
-            if rest.starts_with("super::") {
-                base.pop();
+        for path in tree {
+            let mut segments = path.iter().map(String::as_str);
+            let mut base: Vec<String> = own.to_vec();
+            let first = segments.next().unwrap_or_default();
+            let mut rest: Vec<String> = Vec::new();
+            match first {
+                "crate" => base.clear(),
+                "self" => {}
+                "super" => {
+                    base.pop();
+                    while segments.clone().next() == Some("super") {
+                        segments.next();
+                        base.pop();
+                    }
+                }
+                child if children.contains(child) => rest.push(child.to_owned()),
+                _ => continue,
+            }
+            rest.extend(segments.map(str::to_owned));
+            base.extend(rest);
+            if !base.is_empty() {
+                found.push(base);
             }
         }
-        for tail in segments(rest, &ident) {
-            let mut path = base.clone();
-            path.extend(tail);
-            found.push(path);
-        }
     }
-    found.retain(|p| !p.is_empty());
     found
 }
 
-/// Within each room (a directory of `src/`), the files and sub-directories ("units") import one
-/// another without a circle: a room's `mod.rs` is its facade and is not a unit.
-#[test]
-fn no_circle_between_the_files_of_a_room() {
+/// The deepest file-module `path` names (`crate::store::StoreError` names `store`).
+fn file_module<'a>(path: &[String], modules: &'a BTreeSet<Vec<String>>) -> Option<&'a Vec<String>> {
+    (1..=path.len())
+        .rev()
+        .find_map(|len| modules.get(&path[..len]))
+}
+
+/// One shortest circle through the edge `from → to`, if `to` leads back to `from`.
+fn circle_through(
+    graph: &BTreeMap<Vec<String>, BTreeSet<Vec<String>>>,
+    from: &Vec<String>,
+    to: &Vec<String>,
+) -> Option<Vec<Vec<String>>> {
+    let mut came_from: BTreeMap<&Vec<String>, &Vec<String>> = BTreeMap::new();
+    let mut queue = std::collections::VecDeque::from([to]);
+    let mut seen = BTreeSet::from([to]);
+    while let Some(at) = queue.pop_front() {
+        if at == from {
+            let mut trail = vec![from.clone()];
+            let mut step = from;
+            while step != to {
+                step = came_from[step];
+                trail.push(step.clone());
+            }
+            trail.reverse();
+            let mut circle = vec![from.clone()];
+            circle.extend(trail);
+            return Some(circle);
+        }
+        for next in graph.get(at).into_iter().flatten() {
+            if seen.insert(next) {
+                came_from.insert(next, at);
+                queue.push_back(next);
+            }
+        }
+    }
+    None
+}
+
+/// The file-module graph of every room (a directory of `src/`): file → the files of its room it
+/// names.
+fn room_graph() -> BTreeMap<Vec<String>, BTreeSet<Vec<String>>> {
     let mut files = Vec::new();
     rust_files(Path::new("src"), &mut files);
+    files
+        .retain(|f| !f.starts_with("src/bin") && f.strip_prefix("src").unwrap().iter().count() > 1);
     files.sort();
-    // (room, from unit) -> to units
-    let mut edges: BTreeMap<(Vec<String>, String), BTreeSet<String>> = BTreeMap::new();
-    let units_of = |room: &[String]| -> BTreeSet<String> {
-        let dir = Path::new("src").join(room.join("/"));
-        std::fs::read_dir(dir)
-            .map(|entries| {
-                entries
-                    .filter_map(Result::ok)
-                    .map(|e| e.path())
-                    .filter(|p| p.is_dir() || p.extension().is_some_and(|x| x == "rs"))
-                    .map(|p| {
-                        p.file_name()
-                            .unwrap()
-                            .to_str()
-                            .unwrap()
-                            .trim_end_matches(".rs")
-                            .to_owned()
-                    })
-                    .filter(|u| u != "mod")
-                    .collect()
-            })
-            .unwrap_or_default()
-    };
+    let modules: BTreeSet<Vec<String>> = files.iter().map(|f| module_path(f)).collect();
+    let mut graph: BTreeMap<Vec<String>, BTreeSet<Vec<String>>> = BTreeMap::new();
     for file in &files {
-        if file.starts_with("src/bin") {
-            continue;
-        }
         let own = module_path(file);
-        let is_mod_rs = file.file_name().is_some_and(|n| n == "mod.rs");
+        let children: BTreeSet<String> = modules
+            .iter()
+            .filter(|m| m.len() == own.len() + 1 && m.starts_with(&own))
+            .map(|m| m[own.len()].clone())
+            .collect();
         let text = std::fs::read_to_string(file).unwrap();
-        for used in paths(&code(&text), &own, is_mod_rs) {
-            // Every room both paths are inside: the units they belong to there.
-            for depth in 1..own.len().min(used.len()) {
-                if own[..depth] != used[..depth] {
-                    break;
-                }
-                let room = own[..depth].to_vec();
-                let (from, to) = (own[depth].clone(), used[depth].clone());
-                if from == to {
+        let targets = graph.entry(own.clone()).or_default();
+        for path in paths(&code(&text), &own, &children) {
+            if let Some(target) = file_module(&path, &modules)
+                && target[0] == own[0]
+                && *target != own
+            {
+                targets.insert(target.clone());
+            }
+        }
+    }
+    graph
+}
+
+/// Rooms whose `mod.rs` still defines what its files import while re-exporting them (a circle
+/// through `mod.rs`), not yet reshaped. Each must still have a circle: fixing one means removing
+/// it from this list, and nothing is added to it.
+const NOT_YET_ACYCLIC: &[&str] = &["console"];
+
+/// Within each room, its files (`mod.rs` included: a parent's `pub use child::X` is an edge to the
+/// child) import one another without a circle.
+#[test]
+fn no_circle_between_the_files_of_a_room() {
+    let graph = room_graph();
+    let mut circles = BTreeSet::new();
+    let mut waived = BTreeSet::new();
+    for (from, targets) in &graph {
+        for to in targets {
+            if let Some(circle) = circle_through(&graph, from, to) {
+                if NOT_YET_ACYCLIC.contains(&from[0].as_str()) {
+                    waived.insert(from[0].clone());
                     continue;
                 }
-                let units = units_of(&room);
-                if units.contains(&from) && units.contains(&to) {
-                    edges.entry((room, from)).or_default().insert(to);
-                }
+                // One way to write each circle: from its smallest module.
+                let ring = &circle[..circle.len() - 1];
+                let start = (0..ring.len()).min_by_key(|&i| &ring[i]).unwrap();
+                let mut names: Vec<String> = ring[start..]
+                    .iter()
+                    .chain(&ring[..start])
+                    .map(|m| m.join("::"))
+                    .collect();
+                names.push(names[0].clone());
+                circles.insert(names.join(" -> "));
             }
         }
     }
-    // Depth-first search for a circle in each room.
-    let mut circles = Vec::new();
-    let rooms: BTreeSet<Vec<String>> = edges.keys().map(|(r, _)| r.clone()).collect();
-    for room in &rooms {
-        let next = |u: &str| -> Vec<String> {
-            edges
-                .get(&(room.clone(), u.to_owned()))
-                .map(|s| s.iter().cloned().collect())
-                .unwrap_or_default()
-        };
-        let starts: Vec<String> = edges
-            .keys()
-            .filter(|(r, _)| r == room)
-            .map(|(_, u)| u.clone())
-            .collect();
-        for start in &starts {
-            let mut stack = vec![(start.clone(), vec![start.clone()])];
-            let mut seen = BTreeSet::new();
-            while let Some((at, trail)) = stack.pop() {
-                for to in next(&at) {
-                    if &to == start {
-                        let mut circle = trail.clone();
-                        circle.push(to.clone());
-                        circles.push(format!("src/{}: {}", room.join("/"), circle.join(" → ")));
-                    } else if seen.insert(to.clone()) {
-                        let mut longer = trail.clone();
-                        longer.push(to.clone());
-                        stack.push((to, longer));
-                    }
-                }
-            }
-        }
-    }
-    circles.sort();
-    circles.dedup();
     assert!(
         circles.is_empty(),
         "files of one room import each other in a circle:\n{}",
-        circles.join("\n")
+        circles.into_iter().collect::<Vec<_>>().join("\n")
     );
-    // The checker sees what it should: a few known edges.
-    for (room, from, to) in [
-        ("store", "sqlite", "rows"),
-        ("store", "outbox", "supabase"),
-        ("bridge", "session", "relay"),
-    ] {
+    for room in NOT_YET_ACYCLIC {
         assert!(
-            edges
-                .get(&(vec![room.to_owned()], from.to_owned()))
-                .is_some_and(|s| s.contains(to)),
-            "expected src/{room}/{from} to use {to}: {edges:?}"
+            waived.contains(*room),
+            "src/{room} has no circle any more: remove it from NOT_YET_ACYCLIC"
         );
     }
+    // The checker sees what it should: a few known edges.
+    let path = |s: &str| s.split("::").map(str::to_owned).collect::<Vec<_>>();
+    for (from, to) in [
+        ("store::alerts", "store::sqlite"),
+        ("store::outbox", "store::supabase"),
+        ("store", "store::alerts"),
+        ("bridge::session", "bridge::relay"),
+    ] {
+        assert!(
+            graph
+                .get(&path(from))
+                .is_some_and(|s| s.contains(&path(to))),
+            "expected {from} to use {to}: {graph:?}"
+        );
+    }
+}
+
+#[test]
+fn the_room_checker_reads_every_kind_of_path() {
+    let own = vec!["store".to_owned(), "outbox".to_owned()];
+    let children: BTreeSet<String> = ["queue", "worker"].map(str::to_owned).into();
+    let text = "mod queue;\n\
+                pub use worker::{Worker, spawn};\n\
+                use super::{rows::{LeadRow, Saved}, sqlite::CachedStatements as _, Store};\n\
+                use super::super::config::Settings;\n\
+                use crate::store::{self, alerts::{self, Alerts}};\n\
+                pub(in crate::store) fn write() { self::queue::push(); store::console::x(); }\n\
+                // super::stats in a comment\n\
+                let url = \"https://x\"; serde_json::Value::Null;\n\
+                #[cfg(test)]\nmod tests { use super::super::erasures; }";
+    let found: BTreeSet<String> = paths(&code(text), &own, &children)
+        .into_iter()
+        .map(|p| p.join("::"))
+        .collect();
+    let expected: BTreeSet<String> = [
+        "store::outbox::worker::Worker",
+        "store::outbox::worker::spawn",
+        "store::rows::LeadRow",
+        "store::rows::Saved",
+        "store::sqlite::CachedStatements",
+        "store::Store",
+        "config::Settings",
+        "store",
+        "store::alerts",
+        "store::alerts::Alerts",
+        "store::outbox::queue::push",
+    ]
+    .map(str::to_owned)
+    .into();
+    assert_eq!(found, expected);
+    let modules: BTreeSet<Vec<String>> = [vec!["store"], vec!["store", "alerts"]]
+        .map(|m| m.into_iter().map(str::to_owned).collect())
+        .into();
+    let named = |p: &str| {
+        file_module(
+            &p.split("::").map(str::to_owned).collect::<Vec<_>>(),
+            &modules,
+        )
+        .map(|m| m.join("::"))
+    };
+    assert_eq!(named("store::StoreError").as_deref(), Some("store"));
+    assert_eq!(
+        named("store::alerts::Alerts").as_deref(),
+        Some("store::alerts")
+    );
+    assert_eq!(named("config::Settings"), None);
 }

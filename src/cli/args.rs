@@ -5,9 +5,9 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+use super::dev::{Script, SignedBody, Simulation};
 use super::health::HealthcheckArgs;
 use super::operator::OperatorArgs;
-use super::{Script, SignedBody, Simulation};
 
 #[derive(Debug, Parser)]
 #[command(name = "myriam", version = crate::build_info::LONG_VERSION, about = "BP Émondage call-handling gateway")]
@@ -125,7 +125,7 @@ fn verify_signature(args: &VerifyArgs) -> ExitCode {
         }
         SignedBody::Params(params)
     };
-    let verdict = super::verify_signature(token.trim(), &args.url, &body, &args.signature);
+    let verdict = super::dev::verify_signature(token.trim(), &args.url, &body, &args.signature);
     print!("{}", verdict.report);
     if verdict.valid {
         ExitCode::SUCCESS
@@ -163,7 +163,7 @@ fn simulate(args: SimulateArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(super::simulate(&simulation)) {
+    match runtime.block_on(super::dev::simulate(&simulation)) {
         Ok(dialogue) => {
             print!("{dialogue}");
             ExitCode::SUCCESS

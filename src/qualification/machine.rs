@@ -20,11 +20,12 @@ use serde::{Deserialize, Serialize};
 use crate::domain::{InvalidPhoneNumber, Language, LeadStatus, PhoneNumber};
 use crate::text::{FILLERS, fold};
 
+use super::lead::{Field, Lead, Note, Outcome, OutcomeStatus, Turn};
 use super::parsing::{
     Address, Description, PersonName, Rejection, ServiceType, Urgency, asks_for_person,
     clearly_english, is_blank, language_request, without_language_request, yes_no,
 };
-use super::{Field, Lead, Note, Outcome, OutcomeStatus, Turn, listen, prompts};
+use super::{listen, prompts};
 
 /// Failures of one field before Myriam re-asks with an example.
 pub const EXAMPLE_AFTER_FAILURES: u8 = 3;

@@ -3,7 +3,7 @@
 
 use crate::domain::Language;
 
-use super::{Field, Lead};
+use super::lead::{Field, Lead};
 
 /// What the greeting says besides hello: the disclosure (on by default, `CALL_DISCLOSURE`) and
 /// whether the office is open (`BUSINESS_HOURS`).
@@ -114,7 +114,10 @@ pub fn question_for(lead: &Lead, field: Field) -> String {
 
 /// A short thanks after an accepted answer.
 pub fn acknowledgement(field: Field, lead: &Lead) -> String {
-    let first = lead.nom_complet.as_ref().map(super::PersonName::first);
+    let first = lead
+        .nom_complet
+        .as_ref()
+        .map(super::parsing::PersonName::first);
     match (lead.language, field, first) {
         (Language::Fr, Field::NomComplet, Some(first)) => format!("Merci, {first}."),
         (Language::Fr, Field::Telephone, _) => "Parfait.".to_owned(),
@@ -251,7 +254,7 @@ pub fn confirmation(lead: &Lead) -> String {
     let name = lead
         .nom_complet
         .as_ref()
-        .map_or("", super::PersonName::as_str);
+        .map_or("", super::parsing::PersonName::as_str);
     let phone = lead
         .telephone
         .as_ref()
@@ -516,7 +519,7 @@ pub fn read_back(lead: &Lead) -> String {
     let address = lead
         .adresse_complete
         .as_ref()
-        .map_or("", super::Address::as_str);
+        .map_or("", super::parsing::Address::as_str);
     let phone = lead
         .telephone
         .as_ref()

@@ -6,7 +6,9 @@ use std::fmt;
 
 use serde::Serialize;
 
-use super::{CATALOGUE, EnvSource, Group, VarSpec, is_placeholder, spec};
+use super::catalogue::{CATALOGUE, Group, VarSpec, spec};
+use super::shapes::is_placeholder;
+use super::source::EnvSource;
 use crate::environment::Environment;
 
 /// What a variable looks like, never what it holds.

@@ -1,7 +1,10 @@
 //! What a well-formed value of each [`Shape`] looks like, and the placeholder detector. The checks
 //! answer with a static description of the expected shape, never the value.
 
-use super::*;
+use base64::Engine as _;
+
+use super::catalogue::Shape;
+use crate::environment::Environment;
 
 /// Words people leave in config files instead of real values (matched case-insensitively).
 const PLACEHOLDER_WORDS: &[&str] = &[

@@ -13,11 +13,12 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
+use super::any::AnyStore;
 use super::outbox::OutboxStore;
 use super::rows::{AlertEvent, LeadRow, NewAlert, Saved, WriteOp};
-use super::sqlite::{CachedStatements as _, SqliteStore, parse_time};
+use super::rows::{StoreError, rfc3339};
+use super::sqlite::{CachedStatements as _, SqliteStore, parse_time, retry_delay};
 use super::supabase::SupabaseStore;
-use super::{AnyStore, StoreError};
 use crate::domain::LeadId;
 use crate::qualification::Lead;
 
@@ -119,10 +120,6 @@ pub trait Alerts: Send + Sync {
     fn alert_backlog(&self) -> impl Future<Output = Result<(usize, Duration), StoreError>> + Send;
 }
 
-fn retry_delay(after: Duration) -> String {
-    format!("+{:.3} seconds", after.as_secs_f64())
-}
-
 const ALERT_COLUMNS: &str = "id, lead_id, event, recipient, status, message_sid, \
     delivery_status, attempts, error_code, last_error, created_at";
 
@@ -188,7 +185,7 @@ impl Alerts for SqliteStore {
         let alerts = alerts.to_vec();
         self.call(move |c| {
             let tx = c.savepoint()?;
-            if super::sqlite::save_lead_sql(&tx, &row)? == Saved::Stale {
+            if super::leads::sqlite::save_lead_sql(&tx, &row)? == Saved::Stale {
                 return Ok(Saved::Stale);
             }
             insert_alerts_sql(&tx, &alerts)?;
@@ -342,52 +339,6 @@ impl Alerts for SqliteStore {
     }
 }
 
-/// `bp.alerts` as PostgREST returns it.
-#[derive(Deserialize)]
-struct RemoteAlert {
-    id: uuid::Uuid,
-    lead_id: LeadId,
-    event: String,
-    recipient: String,
-    status: AlertStatus,
-    message_sid: Option<String>,
-    delivery_status: Option<String>,
-    attempts: u32,
-    error_code: Option<i64>,
-    last_error: Option<String>,
-    #[serde(with = "time::serde::rfc3339")]
-    created_at: OffsetDateTime,
-}
-
-impl TryFrom<RemoteAlert> for AlertRecord {
-    type Error = StoreError;
-
-    fn try_from(r: RemoteAlert) -> Result<Self, StoreError> {
-        Ok(AlertRecord {
-            id: r.id,
-            lead_id: r.lead_id,
-            event: AlertEvent::parse(&r.event)?,
-            recipient: r.recipient,
-            status: r.status,
-            message_sid: r.message_sid,
-            delivery_status: r.delivery_status,
-            attempts: r.attempts,
-            error_code: r.error_code,
-            last_error: r.last_error,
-            created_at: r.created_at,
-        })
-    }
-}
-
-fn remote_alerts(rows: Vec<RemoteAlert>) -> Result<Vec<AlertRecord>, StoreError> {
-    rows.into_iter().map(AlertRecord::try_from).collect()
-}
-
-fn rfc3339(at: OffsetDateTime) -> Result<String, StoreError> {
-    at.format(&time::format_description::well_known::Rfc3339)
-        .map_err(|e| StoreError::Local(e.to_string()))
-}
-
 impl Alerts for SupabaseStore {
     async fn save_lead_with_alerts(
         &self,
@@ -406,16 +357,14 @@ impl Alerts for SupabaseStore {
         lease: Duration,
         limit: usize,
     ) -> Result<Vec<AlertRecord>, StoreError> {
-        let rows: Vec<RemoteAlert> = self
-            .rpc_rows(
-                "claim_alerts",
-                &serde_json::json!({
-                    "max_rows": limit,
-                    "lease_seconds": lease.as_secs().max(1),
-                }),
-            )
-            .await?;
-        remote_alerts(rows)
+        self.rpc_rows(
+            "claim_alerts",
+            &serde_json::json!({
+                "max_rows": limit,
+                "lease_seconds": lease.as_secs().max(1),
+            }),
+        )
+        .await
     }
 
     async fn finish_alert(
@@ -467,18 +416,16 @@ impl Alerts for SupabaseStore {
     }
 
     async fn alerts_of_lead(&self, lead_id: LeadId) -> Result<Vec<AlertRecord>, StoreError> {
-        let rows: Vec<RemoteAlert> = self
-            .select_rows(
-                "alerts",
-                &[("lead_id", lead_id.to_string())],
-                "created_at.asc,id.asc",
-            )
-            .await?;
-        remote_alerts(rows)
+        self.select_rows(
+            "alerts",
+            &[("lead_id", lead_id.to_string())],
+            "created_at.asc,id.asc",
+        )
+        .await
     }
 
     async fn alert_backlog(&self) -> Result<(usize, Duration), StoreError> {
-        let rows: Vec<RemoteAlert> = self
+        let rows: Vec<AlertRecord> = self
             .select_in(
                 "alerts",
                 "status",
@@ -556,47 +503,23 @@ impl Alerts for OutboxStore {
     }
 }
 
-impl Alerts for AnyStore {
-    async fn save_lead_with_alerts(
-        &self,
-        lead: &Lead,
-        alerts: &[NewAlert],
-    ) -> Result<Saved, StoreError> {
-        delegate!(self, "save_lead_with_alerts", s => s.save_lead_with_alerts(lead, alerts))
-    }
-
-    async fn claim_due_alerts(
+delegate_trait! {
+    Alerts;
+    fn save_lead_with_alerts(&self, lead: &Lead, alerts: &[NewAlert]) -> Result<Saved, StoreError>;
+    fn claim_due_alerts(
         &self,
         lease: Duration,
         limit: usize,
-    ) -> Result<Vec<AlertRecord>, StoreError> {
-        delegate!(self, "claim_due_alerts", s => s.claim_due_alerts(lease, limit))
-    }
-
-    async fn finish_alert(
-        &self,
-        id: uuid::Uuid,
-        outcome: &AlertOutcome,
-    ) -> Result<bool, StoreError> {
-        delegate!(self, "finish_alert", s => s.finish_alert(id, outcome))
-    }
-
-    async fn record_delivery(
+    ) -> Result<Vec<AlertRecord>, StoreError>;
+    fn finish_alert(&self, id: uuid::Uuid, outcome: &AlertOutcome) -> Result<bool, StoreError>;
+    fn record_delivery(
         &self,
         message_sid: &str,
         status: &str,
         error_code: Option<i64>,
-    ) -> Result<bool, StoreError> {
-        delegate!(self, "record_delivery", s => s.record_delivery(message_sid, status, error_code))
-    }
-
-    async fn alerts_of_lead(&self, lead_id: LeadId) -> Result<Vec<AlertRecord>, StoreError> {
-        delegate!(self, "alerts_of_lead", s => s.alerts_of_lead(lead_id))
-    }
-
-    async fn alert_backlog(&self) -> Result<(usize, Duration), StoreError> {
-        delegate!(self, "alert_backlog", s => s.alert_backlog())
-    }
+    ) -> Result<bool, StoreError>;
+    fn alerts_of_lead(&self, lead_id: LeadId) -> Result<Vec<AlertRecord>, StoreError>;
+    fn alert_backlog(&self) -> Result<(usize, Duration), StoreError>;
 }
 
 #[cfg(test)]

@@ -26,11 +26,12 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+use super::any::AnyStore;
 use super::outbox::OutboxStore;
+use super::rows::{StoreError, rfc3339};
 pub use super::rows::{call_key, erased_keys, lead_key, number_key};
-use super::sqlite::{CachedStatements as _, SqliteStore, parse_time};
+use super::sqlite::{CachedStatements as _, SqliteStore, parse_time, retry_delay};
 use super::supabase::SupabaseStore;
-use super::{AnyStore, StoreError};
 
 /// Where a remote object lives.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -147,15 +148,6 @@ pub trait RemoteErasures: Send + Sync {
         keys: &[String],
         since: OffsetDateTime,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
-}
-
-fn retry_delay(after: Duration) -> String {
-    format!("+{:.3} seconds", after.as_secs_f64())
-}
-
-fn rfc3339(at: OffsetDateTime) -> Result<String, StoreError> {
-    at.format(&time::format_description::well_known::Rfc3339)
-        .map_err(|e| StoreError::Local(e.to_string()))
 }
 
 const COLUMNS: &str = "id, erasure_id, service, remote_id, status, attempts, last_error";
@@ -347,34 +339,6 @@ impl RemoteErasures for SqliteStore {
     }
 }
 
-/// `bp.remote_erasures` as PostgREST returns it.
-#[derive(Deserialize)]
-struct RemoteRow {
-    id: Uuid,
-    erasure_id: Uuid,
-    service: String,
-    remote_id: String,
-    status: RemoteStatus,
-    attempts: u32,
-    last_error: Option<String>,
-}
-
-fn remote_rows(rows: Vec<RemoteRow>) -> Result<Vec<RemoteErasure>, StoreError> {
-    rows.into_iter()
-        .map(|r| {
-            Ok(RemoteErasure {
-                id: r.id,
-                erasure_id: r.erasure_id,
-                service: RemoteService::parse(&r.service)?,
-                remote_id: r.remote_id,
-                status: r.status,
-                attempts: r.attempts,
-                last_error: r.last_error,
-            })
-        })
-        .collect()
-}
-
 impl RemoteErasures for SupabaseStore {
     async fn claim_remote_erasures(
         &self,
@@ -382,17 +346,15 @@ impl RemoteErasures for SupabaseStore {
         limit: usize,
         erasure: Option<Uuid>,
     ) -> Result<Vec<RemoteErasure>, StoreError> {
-        let rows: Vec<RemoteRow> = self
-            .rpc_rows(
-                "claim_remote_erasures",
-                &serde_json::json!({
-                    "max_rows": limit,
-                    "lease_seconds": lease.as_secs().max(1),
-                    "p_erasure": erasure,
-                }),
-            )
-            .await?;
-        remote_rows(rows)
+        self.rpc_rows(
+            "claim_remote_erasures",
+            &serde_json::json!({
+                "max_rows": limit,
+                "lease_seconds": lease.as_secs().max(1),
+                "p_erasure": erasure,
+            }),
+        )
+        .await
     }
 
     async fn finish_remote_erasure(
@@ -423,18 +385,16 @@ impl RemoteErasures for SupabaseStore {
     }
 
     async fn remote_erasures_of(&self, erasure: Uuid) -> Result<Vec<RemoteErasure>, StoreError> {
-        let rows: Vec<RemoteRow> = self
-            .select_rows(
-                "remote_erasures",
-                &[("erasure_id", erasure.to_string())],
-                "created_at.asc,service.asc,remote_id.asc",
-            )
-            .await?;
-        remote_rows(rows)
+        self.select_rows(
+            "remote_erasures",
+            &[("erasure_id", erasure.to_string())],
+            "created_at.asc,service.asc,remote_id.asc",
+        )
+        .await
     }
 
     async fn remote_erasure_backlog(&self) -> Result<(usize, usize), StoreError> {
-        let rows: Vec<RemoteRow> = self
+        let rows: Vec<RemoteErasure> = self
             .select_in(
                 "remote_erasures",
                 "status",
@@ -504,39 +464,18 @@ impl RemoteErasures for OutboxStore {
     }
 }
 
-impl RemoteErasures for AnyStore {
-    async fn claim_remote_erasures(
+delegate_trait! {
+    RemoteErasures;
+    fn claim_remote_erasures(
         &self,
         lease: Duration,
         limit: usize,
         erasure: Option<Uuid>,
-    ) -> Result<Vec<RemoteErasure>, StoreError> {
-        delegate!(self, "claim_remote_erasures", s => s.claim_remote_erasures(lease, limit, erasure))
-    }
-
-    async fn finish_remote_erasure(
-        &self,
-        id: Uuid,
-        outcome: &RemoteOutcome,
-    ) -> Result<bool, StoreError> {
-        delegate!(self, "finish_remote_erasure", s => s.finish_remote_erasure(id, outcome))
-    }
-
-    async fn remote_erasures_of(&self, erasure: Uuid) -> Result<Vec<RemoteErasure>, StoreError> {
-        delegate!(self, "remote_erasures_of", s => s.remote_erasures_of(erasure))
-    }
-
-    async fn remote_erasure_backlog(&self) -> Result<(usize, usize), StoreError> {
-        delegate!(self, "remote_erasure_backlog", s => s.remote_erasure_backlog())
-    }
-
-    async fn erased_since(
-        &self,
-        keys: &[String],
-        since: OffsetDateTime,
-    ) -> Result<bool, StoreError> {
-        delegate!(self, "erased_since", s => s.erased_since(keys, since))
-    }
+    ) -> Result<Vec<RemoteErasure>, StoreError>;
+    fn finish_remote_erasure(&self, id: Uuid, outcome: &RemoteOutcome) -> Result<bool, StoreError>;
+    fn remote_erasures_of(&self, erasure: Uuid) -> Result<Vec<RemoteErasure>, StoreError>;
+    fn remote_erasure_backlog(&self) -> Result<(usize, usize), StoreError>;
+    fn erased_since(&self, keys: &[String], since: OffsetDateTime) -> Result<bool, StoreError>;
 }
 
 #[cfg(test)]

@@ -15,10 +15,11 @@ use time::OffsetDateTime;
 use time::macros::format_description;
 use utoipa::ToSchema;
 
+use super::any::AnyStore;
 use super::outbox::OutboxStore;
+use super::rows::StoreError;
 use super::sqlite::SqliteStore;
 use super::supabase::SupabaseStore;
-use super::{AnyStore, StoreError};
 
 /// A half-open range of instants `[start, end)`.
 pub type Span = (OffsetDateTime, OffsetDateTime);
@@ -579,10 +580,9 @@ impl StatsStore for OutboxStore {
     }
 }
 
-impl StatsStore for AnyStore {
-    async fn stats(&self, query: &StatsQuery) -> Result<Stats, StoreError> {
-        delegate!(self, "stats", s => s.stats(query))
-    }
+delegate_trait! {
+    StatsStore;
+    fn stats(&self, query: &StatsQuery) -> Result<Stats, StoreError>;
 }
 
 #[cfg(test)]

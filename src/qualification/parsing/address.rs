@@ -2,8 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::common::{Rejection, strip_affixes};
 use super::name::NAME_TRAILERS;
-use super::{Rejection, strip_affixes};
 use crate::text::fold;
 
 /// Drops a word repeated right after itself (ASR's stutter), unless a comma sits between them:
@@ -154,7 +154,7 @@ impl TryFrom<&str> for Address {
     type Error = Rejection;
 
     fn try_from(input: &str) -> Result<Self, Self::Error> {
-        if super::asks_for_person(input) {
+        if super::person::asks_for_person(input) {
             return Err(Rejection::NoAddress);
         }
         let words = strip_affixes(

@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::Rejection;
+use super::common::Rejection;
 use crate::text::{FILLERS, words};
 
 /// "je sais pas", "pardon", "what": the caller did not answer.

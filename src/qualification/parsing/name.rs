@@ -5,7 +5,9 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use super::{MAX_NAME_CHARS, Rejection, capitalise_word, dedupe_stutter, raw_words, strip_affixes};
+use super::common::{
+    MAX_NAME_CHARS, Rejection, capitalise_word, dedupe_stutter, raw_words, strip_affixes,
+};
 use crate::text::fold;
 
 /// Words before the answer itself, longest first so `moi c'est` wins over `c'est`.
@@ -131,7 +133,7 @@ impl TryFrom<&str> for PersonName {
     type Error = Rejection;
 
     fn try_from(input: &str) -> Result<Self, Self::Error> {
-        if super::asks_for_person(input) {
+        if super::person::asks_for_person(input) {
             // « je veux parler à quelqu'un » is a request, not a person named "Je".
             return Err(Rejection::NotAName);
         }

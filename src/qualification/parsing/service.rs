@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::Rejection;
+use super::common::Rejection;
 use super::description::{Description, is_non_answer};
 use crate::domain::Language;
 use crate::text::{FILLERS, fold, words};

@@ -1,6 +1,6 @@
 //! Whether it is urgent, and yes/no answers in general.
 
-use super::Rejection;
+use super::common::Rejection;
 use crate::text::{FILLERS, contains_phrase, fold};
 
 /// Is the job urgent? A negation wins over the word "urgent" it negates.

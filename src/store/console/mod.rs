@@ -18,7 +18,9 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 use uuid::Uuid;
 
-use super::{AnyStore, RemoteTarget, StoreError};
+use super::any::AnyStore;
+use super::erasures::RemoteTarget;
+use super::rows::StoreError;
 use crate::domain::{LeadId, LeadStatus, PhoneNumber};
 use crate::qualification::Lead;
 
@@ -741,127 +743,54 @@ pub trait ConsoleStore: Send + Sync {
     ) -> impl Future<Output = Result<Erasure, StoreError>> + Send;
 }
 
-impl ConsoleStore for AnyStore {
-    async fn create_operator(&self, operator: &Operator) -> Result<bool, StoreError> {
-        delegate!(self, "create_operator", s => s.create_operator(operator))
-    }
-    async fn operator_by_email(&self, email: &Email) -> Result<Option<Operator>, StoreError> {
-        delegate!(self, "operator_by_email", s => s.operator_by_email(email))
-    }
-    async fn operator_by_id(&self, id: Uuid) -> Result<Option<Operator>, StoreError> {
-        delegate!(self, "operator_by_id", s => s.operator_by_id(id))
-    }
-    async fn operators(&self) -> Result<Vec<Operator>, StoreError> {
-        delegate!(self, "operators", s => s.operators())
-    }
-    async fn set_operator_disabled(
-        &self,
-        email: &Email,
-        disabled: bool,
-    ) -> Result<bool, StoreError> {
-        delegate!(self, "set_operator_disabled", s => s.set_operator_disabled(email, disabled))
-    }
-    async fn set_operator_phone(
+delegate_trait! {
+    ConsoleStore;
+    fn create_operator(&self, operator: &Operator) -> Result<bool, StoreError>;
+    fn operator_by_email(&self, email: &Email) -> Result<Option<Operator>, StoreError>;
+    fn operator_by_id(&self, id: Uuid) -> Result<Option<Operator>, StoreError>;
+    fn operators(&self) -> Result<Vec<Operator>, StoreError>;
+    fn set_operator_disabled(&self, email: &Email, disabled: bool) -> Result<bool, StoreError>;
+    fn set_operator_phone(
         &self,
         email: &Email,
         phone: Option<&PhoneNumber>,
-    ) -> Result<bool, StoreError> {
-        delegate!(self, "set_operator_phone", s => s.set_operator_phone(email, phone))
-    }
-    async fn callbacks_since(&self, actor: &str, since: OffsetDateTime) -> Result<u64, StoreError> {
-        delegate!(self, "callbacks_since", s => s.callbacks_since(actor, since))
-    }
-    async fn set_operator_password(&self, email: &Email, hash: &str) -> Result<bool, StoreError> {
-        delegate!(self, "set_operator_password", s => s.set_operator_password(email, hash))
-    }
-    async fn create_session(&self, id_hash: &str, operator_id: Uuid) -> Result<(), StoreError> {
-        delegate!(self, "create_session", s => s.create_session(id_hash, operator_id))
-    }
-    async fn session(&self, id_hash: &str) -> Result<Option<SessionRecord>, StoreError> {
-        delegate!(self, "session", s => s.session(id_hash))
-    }
-    async fn sessions(&self, id_hashes: &[String]) -> Result<Vec<SessionRecord>, StoreError> {
-        delegate!(self, "sessions", s => s.sessions(id_hashes))
-    }
-    async fn touch_session(&self, id_hash: &str) -> Result<(), StoreError> {
-        delegate!(self, "touch_session", s => s.touch_session(id_hash))
-    }
-    async fn revoke_session(&self, id_hash: &str) -> Result<(), StoreError> {
-        delegate!(self, "revoke_session", s => s.revoke_session(id_hash))
-    }
-    async fn revoke_sessions_of(&self, operator_id: Uuid) -> Result<(), StoreError> {
-        delegate!(self, "revoke_sessions_of", s => s.revoke_sessions_of(operator_id))
-    }
-    async fn create_api_token(&self, token: &ApiTokenRecord) -> Result<bool, StoreError> {
-        delegate!(self, "create_api_token", s => s.create_api_token(token))
-    }
-    async fn api_token(&self, token_hash: &str) -> Result<Option<ApiTokenRecord>, StoreError> {
-        delegate!(self, "api_token", s => s.api_token(token_hash))
-    }
-    async fn revoke_api_token(&self, name: &str) -> Result<bool, StoreError> {
-        delegate!(self, "revoke_api_token", s => s.revoke_api_token(name))
-    }
-    async fn api_tokens(&self) -> Result<Vec<ApiTokenRecord>, StoreError> {
-        delegate!(self, "api_tokens", s => s.api_tokens())
-    }
-    async fn touch_api_token(&self, id: Uuid) -> Result<(), StoreError> {
-        delegate!(self, "touch_api_token", s => s.touch_api_token(id))
-    }
-    async fn record_login_failure(&self, key: &str) -> Result<(), StoreError> {
-        delegate!(self, "record_login_failure", s => s.record_login_failure(key))
-    }
-    async fn login_failures_since(
+    ) -> Result<bool, StoreError>;
+    fn callbacks_since(&self, actor: &str, since: OffsetDateTime) -> Result<u64, StoreError>;
+    fn set_operator_password(&self, email: &Email, hash: &str) -> Result<bool, StoreError>;
+    fn create_session(&self, id_hash: &str, operator_id: Uuid) -> Result<(), StoreError>;
+    fn session(&self, id_hash: &str) -> Result<Option<SessionRecord>, StoreError>;
+    fn sessions(&self, id_hashes: &[String]) -> Result<Vec<SessionRecord>, StoreError>;
+    fn touch_session(&self, id_hash: &str) -> Result<(), StoreError>;
+    fn revoke_session(&self, id_hash: &str) -> Result<(), StoreError>;
+    fn revoke_sessions_of(&self, operator_id: Uuid) -> Result<(), StoreError>;
+    fn create_api_token(&self, token: &ApiTokenRecord) -> Result<bool, StoreError>;
+    fn api_token(&self, token_hash: &str) -> Result<Option<ApiTokenRecord>, StoreError>;
+    fn revoke_api_token(&self, name: &str) -> Result<bool, StoreError>;
+    fn api_tokens(&self) -> Result<Vec<ApiTokenRecord>, StoreError>;
+    fn touch_api_token(&self, id: Uuid) -> Result<(), StoreError>;
+    fn record_login_failure(&self, key: &str) -> Result<(), StoreError>;
+    fn login_failures_since(
         &self,
         key: &str,
         since: OffsetDateTime,
-    ) -> Result<Vec<OffsetDateTime>, StoreError> {
-        delegate!(self, "login_failures_since", s => s.login_failures_since(key, since))
-    }
-    async fn clear_login_failures(&self, key: &str) -> Result<(), StoreError> {
-        delegate!(self, "clear_login_failures", s => s.clear_login_failures(key))
-    }
-    async fn forget_login_failure(&self, key: &str) -> Result<(), StoreError> {
-        delegate!(self, "forget_login_failure", s => s.forget_login_failure(key))
-    }
-    async fn prune_login_failures(&self, before: OffsetDateTime) -> Result<(), StoreError> {
-        delegate!(self, "prune_login_failures", s => s.prune_login_failures(before))
-    }
-    async fn append_audit(&self, entry: &AuditEntry) -> Result<(), StoreError> {
-        delegate!(self, "append_audit", s => s.append_audit(entry))
-    }
-    async fn bump_audit(
-        &self,
-        entry: &AuditEntry,
-        since: OffsetDateTime,
-    ) -> Result<(), StoreError> {
-        delegate!(self, "bump_audit", s => s.bump_audit(entry, since))
-    }
-    async fn audit_page(
-        &self,
-        before: Option<i64>,
-        limit: usize,
-    ) -> Result<Vec<AuditEntry>, StoreError> {
-        delegate!(self, "audit_page", s => s.audit_page(before, limit))
-    }
-    async fn search_leads(&self, filter: &LeadFilter) -> Result<LeadPage, StoreError> {
-        delegate!(self, "search_leads", s => s.search_leads(filter))
-    }
-    async fn follow_up(&self, id: LeadId) -> Result<Option<FollowUpState>, StoreError> {
-        delegate!(self, "follow_up", s => s.follow_up(id))
-    }
-    async fn change_follow_up(
+    ) -> Result<Vec<OffsetDateTime>, StoreError>;
+    fn clear_login_failures(&self, key: &str) -> Result<(), StoreError>;
+    fn forget_login_failure(&self, key: &str) -> Result<(), StoreError>;
+    fn prune_login_failures(&self, before: OffsetDateTime) -> Result<(), StoreError>;
+    fn append_audit(&self, entry: &AuditEntry) -> Result<(), StoreError>;
+    fn bump_audit(&self, entry: &AuditEntry, since: OffsetDateTime) -> Result<(), StoreError>;
+    fn audit_page(&self, before: Option<i64>, limit: usize) -> Result<Vec<AuditEntry>, StoreError>;
+    fn search_leads(&self, filter: &LeadFilter) -> Result<LeadPage, StoreError>;
+    fn follow_up(&self, id: LeadId) -> Result<Option<FollowUpState>, StoreError>;
+    fn change_follow_up(
         &self,
         id: LeadId,
         expected: i64,
         suivi: FollowUp,
         note: Option<&Note>,
         by: &str,
-    ) -> Result<FollowUpChange, StoreError> {
-        delegate!(self, "change_follow_up", s => s.change_follow_up(id, expected, suivi, note, by))
-    }
-    async fn erase_caller(&self, phone: &PhoneNumber) -> Result<Erasure, StoreError> {
-        delegate!(self, "erase_caller", s => s.erase_caller(phone))
-    }
+    ) -> Result<FollowUpChange, StoreError>;
+    fn erase_caller(&self, phone: &PhoneNumber) -> Result<Erasure, StoreError>;
 }
 
 #[cfg(test)]

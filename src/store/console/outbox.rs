@@ -11,9 +11,9 @@ use super::{
     FollowUpState, LeadFilter, LeadPage, Note, Operator, SessionRecord,
 };
 use crate::domain::{LeadId, PhoneNumber};
-use crate::store::StoreError;
 use crate::store::erasures::{RemoteService, call_key, lead_key};
 use crate::store::outbox::OutboxStore;
+use crate::store::rows::StoreError;
 
 impl ConsoleStore for OutboxStore {
     async fn create_operator(&self, operator: &Operator) -> Result<bool, StoreError> {

@@ -11,14 +11,12 @@ use super::{
     SearchTerm, SessionRecord,
 };
 use crate::domain::{LeadId, PhoneNumber};
-use crate::store::StoreError;
 use crate::store::erasures::{
     RemoteService, RemoteTarget, call_key, lead_key, number_key, record_erasure_sql,
 };
-use crate::store::sqlite::{
-    CachedStatements as _, LEAD_COLUMN_COUNT, LEAD_COLUMNS, SqliteStore, collect, lead_from_row,
-    parse_time,
-};
+use crate::store::leads::sqlite::{LEAD_COLUMN_COUNT, LEAD_COLUMNS, lead_from_row};
+use crate::store::rows::StoreError;
+use crate::store::sqlite::{CachedStatements as _, SqliteStore, collect, parse_time};
 
 /// SQLite's own timestamp layout (`strftime('%Y-%m-%dT%H:%M:%fZ')`), so text comparison is time
 /// comparison.

@@ -17,8 +17,8 @@ use super::{
 use crate::domain::{LeadId, PhoneNumber};
 use crate::qualification::Lead;
 use crate::store::erasures::{RemoteTarget, number_key};
+use crate::store::rows::{LeadRow, StoreError};
 use crate::store::supabase::SupabaseStore;
-use crate::store::{LeadRow, StoreError};
 
 fn ts(t: OffsetDateTime) -> String {
     t.format(&Rfc3339).unwrap_or_default()

@@ -15,9 +15,9 @@ use std::time::Duration;
 use tokio::sync::{Mutex, Notify};
 
 use super::rows::{Saved, WriteOp};
+use super::rows::{Store, StoreError};
 use super::sqlite::SqliteStore;
 use super::supabase::SupabaseStore;
-use super::{Store, StoreError};
 use crate::domain::CallSid;
 use crate::locks::KeyedLocks;
 use crate::qualification::Lead;
@@ -238,7 +238,7 @@ impl OutboxStore {
                 // The lead only: alerts are sent from Supabase's rows, never from the mirror.
                 let row = row.clone();
                 local
-                    .call(move |c| super::sqlite::mirror_lead_sql(c, &row, row.version + 1))
+                    .call(move |c| super::leads::sqlite::mirror_lead_sql(c, &row, row.version + 1))
                     .await
             }
             WriteOp::UpsertCall(update) => local.upsert_call(update).await,

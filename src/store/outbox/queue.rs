@@ -9,8 +9,8 @@ use super::{DeadLetter, OutboxStore, Pending, decode};
 use crate::domain::{CallSid, LeadId};
 use crate::metrics::names;
 use crate::store::rows::WriteOp;
+use crate::store::rows::{CallUpdate, Store as _, StoreError};
 use crate::store::sqlite::{CachedStatements as _, parse_time};
-use crate::store::{CallUpdate, Store as _, StoreError};
 
 impl OutboxStore {
     /// Writes still waiting for Supabase.

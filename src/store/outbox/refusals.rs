@@ -5,7 +5,7 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use crate::store::StoreError;
+use crate::store::rows::StoreError;
 
 /// What the last write and the last health read said.
 #[derive(Debug, Default)]

@@ -6,8 +6,10 @@ use super::{OutboxStore, decode};
 use crate::domain::LeadStatus;
 use crate::domain::{CallSid, LeadId};
 use crate::qualification::Lead;
-use crate::store::rows::{LeadRow, Saved, StatusApplied, StatusAtOnce, WriteOp, overlay};
-use crate::store::{CallRecord, CallUpdate, Store, StoreError};
+use crate::store::rows::{
+    CallRecord, CallUpdate, LeadRow, Saved, StatusApplied, StatusAtOnce, Store, StoreError,
+    WriteOp, overlay,
+};
 
 impl Store for OutboxStore {
     async fn save_lead(&self, lead: &Lead) -> Result<Saved, StoreError> {

@@ -13,8 +13,8 @@ use super::{MAX_CONFLICT_ATTEMPTS, OutboxStore, Pending, backoff};
 use crate::domain::{LeadId, LeadStatus};
 use crate::metrics::names;
 use crate::qualification::{Field, Lead, Speaker, Turn};
-use crate::store::Store as _;
-use crate::store::StoreError;
+use crate::store::rows::Store as _;
+use crate::store::rows::StoreError;
 use crate::store::rows::{LeadRow, Saved, WriteOp, erased_keys};
 
 impl OutboxStore {
@@ -306,7 +306,7 @@ impl OutboxStore {
                 lead: merged,
                 alerts: alerts
                     .iter()
-                    .map(|alert| crate::store::NewAlert {
+                    .map(|alert| crate::store::rows::NewAlert {
                         lead_id: into.id,
                         ..alert.clone()
                     })
