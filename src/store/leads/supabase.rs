@@ -24,7 +24,12 @@ impl SupabaseStore {
         body["version"] = serde_json::json!(row.version + 1);
         if row.version == 0 {
             return match self
-                .send(self.client.from("leads").insert(Self::body(&body)?))
+                .send(
+                    self.client
+                        .from("leads")
+                        .insert(Self::body(&body)?)
+                        .select("version"),
+                )
                 .await
             {
                 Ok(_) => Ok(Saved::Applied),
@@ -34,14 +39,17 @@ impl SupabaseStore {
                 Err(e) => Err(e),
             };
         }
+        // Only the new version comes back (`select=version`): whether a row matched is all the
+        // save needs, and the whole lead (its conversation) would cost PostgreSQL and PostgREST
+        // its JSON on every answer.
         let rows: Vec<serde_json::Value> = self
-            .patch_rows(
-                "leads",
-                &body,
-                &[
-                    ("id", row.id.to_string()),
-                    ("version", row.version.to_string()),
-                ],
+            .rows(
+                self.client
+                    .from("leads")
+                    .update(Self::body(&body)?)
+                    .eq("id", row.id.to_string())
+                    .eq("version", row.version.to_string())
+                    .select("version"),
             )
             .await?;
         Ok(if rows.is_empty() {
