@@ -7,8 +7,15 @@
 //! - [`live`]: server-sent events pushing new and changed leads to the list.
 //! - [`export`]: CSV of the current filter (UTF-8 with BOM, French headers, `;`).
 //! - [`html`]: escaping, Montréal time, the layout.
+//! - [`state`]: [`ConsoleState`], what the handlers need.
+//! - [`query`]: the list's filter, a lead id, an erasure's phone number.
+//! - [`etag`](mod@etag): follow-up versions as `ETag`s.
+//! - [`erasure`]: an erasure ([`erase_and_audit`]) and its pages.
+//! - [`error`]: [`ConsoleError`], as a page or as problem+json.
 //!
-//! Every response under `/console` and `/api` carries the security headers of [`security_headers`].
+//! Every response under `/console` and `/api` carries the security headers of [`security_headers`]
+//! ([`security`]). This file only declares, re-exports and routes: the files never import it back
+//! (`tests/boundaries.rs`).
 
 pub mod api;
 pub mod auth;
