@@ -14,11 +14,12 @@ use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder
 use utoipa::{Modify, OpenApi, ToSchema};
 
 use super::auth::ApiUser;
-use super::error::Problem;
-use super::{
-    ApiError, ConsoleError, ConsoleState, ListQuery, erase_and_audit, erasure_target, etag, export,
-    lead_id, parse_etag,
-};
+use super::erasure::erase_and_audit;
+use super::error::{ApiError, ConsoleError, Problem};
+use super::etag::{etag, parse_etag};
+use super::export;
+use super::query::{ListQuery, erasure_target, lead_id};
+use super::state::ConsoleState;
 use crate::operators;
 use crate::qualification::{Lead, Speaker};
 use crate::store::console::{

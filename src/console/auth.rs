@@ -12,7 +12,8 @@ use axum::http::{HeaderMap, HeaderValue, Method, header};
 use secrecy::{ExposeSecret, SecretString};
 use subtle::ConstantTimeEq;
 
-use super::{ApiError, ConsoleError, ConsoleState, PageError};
+use super::error::{ApiError, ConsoleError, PageError};
+use super::state::ConsoleState;
 use crate::client_addr::ClientAddr;
 use crate::operators::{self, ABSOLUTE_TIMEOUT, AuthError, Principal};
 

@@ -10,8 +10,9 @@ use axum::response::{Html, IntoResponse, Redirect, Response};
 use serde::Deserialize;
 
 use super::auth::PageUser;
+use super::error::{ConsoleError, PageError};
 use super::html::{Chrome, Esc, layout};
-use super::{ConsoleError, PageError, lead_id};
+use super::query::lead_id;
 use crate::callback::{self, CallbackError};
 use crate::domain::PhoneNumber;
 use crate::qualification::Lead;

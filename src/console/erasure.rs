@@ -1,4 +1,5 @@
-//! The pages of an erasure (Québec Law 25): what it erased in the gateway's store, where each
+//! An erasure (Québec Law 25), as the erase page and the API both carry it out
+//! ([`erase_and_audit`]), and its pages: what it erased in the gateway's store, where each
 //! deletion at Twilio and Vapi stands, and what cannot be erased from here (SMS already on staff
 //! phones) with how to finish by hand. Server-rendered; reloading the status page is how an
 //! operator follows the deletions being retried.
@@ -10,9 +11,100 @@ use axum::response::Html;
 use uuid::Uuid;
 
 use super::auth::PageUser;
+use super::error::{ConsoleError, PageError};
 use super::html::{Chrome, Esc, layout};
-use super::{ConsoleError, ConsoleState, ErasureReport, PageError};
+use super::state::ConsoleState;
+use crate::domain::PhoneNumber;
 use crate::store::{RemoteErasure, RemoteErasures as _, RemoteService, RemoteStatus};
+
+/// How long an erasure request waits for its remote deletions before it answers; what is not
+/// done by then is retried in the background and shown as pending.
+pub const REMOTE_ERASURE_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// What an erasure did: the rows removed, and where each remote deletion stands.
+#[derive(Debug, Clone)]
+pub struct ErasureReport {
+    pub erasure: crate::store::console::Erasure,
+    pub lead_ids: Vec<String>,
+    pub remote: Vec<crate::store::RemoteErasure>,
+}
+
+impl ErasureReport {
+    /// `(done, waiting, failed for good)` among the remote deletions.
+    pub fn remote_counts(&self) -> (usize, usize, usize) {
+        use crate::store::RemoteStatus;
+        let count =
+            |f: &dyn Fn(RemoteStatus) -> bool| self.remote.iter().filter(|r| f(r.status)).count();
+        (
+            count(&|s| s == RemoteStatus::Done),
+            count(&|s| matches!(s, RemoteStatus::Pending | RemoteStatus::Claimed)),
+            count(&|s| s == RemoteStatus::Dead),
+        )
+    }
+}
+
+/// Erases every record of `phone`, tries the deletions it owes at Twilio and Vapi for up to
+/// [`REMOTE_ERASURE_WAIT`] (the rest is retried by the background eraser), and writes the audit
+/// entry (the lead ids, the erasure's id and the counts, never caller data or remote ids): what
+/// the erase page and the API both do.
+pub async fn erase_and_audit(
+    console: &ConsoleState,
+    principal: &crate::operators::Principal,
+    phone: &PhoneNumber,
+) -> Result<ErasureReport, crate::store::StoreError> {
+    use crate::store::RemoteErasures as _;
+    use crate::store::console::ConsoleStore as _;
+    let erasure = console.store.erase_caller(phone).await?;
+    let ids: Vec<String> = erasure.lead_ids.iter().map(ToString::to_string).collect();
+    let mut remote = Vec::new();
+    if !erasure.remote.is_empty() {
+        match tokio::time::timeout(REMOTE_ERASURE_WAIT, console.eraser.round(Some(erasure.id)))
+            .await
+        {
+            Ok(Ok(_)) => {}
+            Ok(Err(error)) => {
+                tracing::warn!(%error, erasure_id = %erasure.id, "remote deletions left to the background eraser");
+            }
+            Err(_) => {
+                tracing::warn!(erasure_id = %erasure.id, "remote deletions still running; left to the background eraser");
+            }
+        }
+        console.eraser.wake();
+        remote = console
+            .store
+            .remote_erasures_of(erasure.id)
+            .await
+            .unwrap_or_default();
+    }
+    let report = ErasureReport {
+        erasure,
+        lead_ids: ids,
+        remote,
+    };
+    let (done, waiting, failed) = report.remote_counts();
+    let e = &report.erasure;
+    crate::operators::audit_by(
+        &console.store,
+        principal,
+        crate::store::console::AuditAction::Erase,
+        (!report.lead_ids.is_empty()).then(|| report.lead_ids.join(",")),
+        Some(format!(
+            "erasure={} leads={} calls={} events={} outbox={} dead_letters={} alerts={} \
+             remote_deleted={done} remote_pending={waiting} remote_failed={failed} \
+             sms_on_staff_phones={} (not erasable from here)",
+            e.id,
+            report.lead_ids.len(),
+            e.calls,
+            e.events,
+            e.outbox,
+            e.dead_letters,
+            e.alerts,
+            e.sms_sent,
+        )),
+    )
+    .await;
+    Ok(report)
+}
 
 /// Twilio's documentation of the Message resource's DELETE, for the logs an operator purges by
 /// hand.

@@ -210,7 +210,7 @@ impl IntoResponse for ApiError {
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
         if let ConsoleError::Stale(state) = &error {
-            if let Ok(etag) = HeaderValue::from_str(&super::etag(state.version)) {
+            if let Ok(etag) = HeaderValue::from_str(&super::etag::etag(state.version)) {
                 response.headers_mut().insert(header::ETAG, etag);
             }
         }

@@ -36,8 +36,9 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::auth::PageUser;
+use super::error::{ConsoleError, PageError};
 use super::pages::lead_row;
-use super::{ConsoleError, ListQuery, PageError};
+use super::query::ListQuery;
 use crate::config::LiveSettings;
 use crate::operators::{ABSOLUTE_TIMEOUT, IDLE_TIMEOUT};
 use crate::store::AnyStore;

@@ -11,11 +11,12 @@ use secrecy::SecretString;
 use serde::Deserialize;
 
 use super::auth::{ClientAddress, PageUser, clear_cookie, session_cookie};
+use super::erasure::erase_and_audit;
+use super::error::{ConsoleError, PageError};
 use super::export;
 use super::html::{Chrome, Esc, follow_up_label, layout, local_time, status_label};
-use super::{
-    ConsoleError, ConsoleState, ListQuery, PageError, erase_and_audit, erasure_target, lead_id,
-};
+use super::query::{ListQuery, erasure_target, lead_id};
+use super::state::ConsoleState;
 use crate::domain::{Language, LeadStatus};
 use crate::operators::{self, LoginError};
 use crate::qualification::Speaker;

@@ -9,8 +9,9 @@ use axum::response::{Html, IntoResponse, Redirect, Response};
 use serde::Deserialize;
 
 use super::auth::PageUser;
+use super::error::{ConsoleError, PageError};
 use super::html::{Chrome, Esc, layout};
-use super::{ConsoleError, ConsoleState, PageError};
+use super::state::ConsoleState;
 use crate::domain::PhoneNumber;
 use crate::operators::{self, OperatorError};
 use crate::store::console::{ConsoleStore as _, Email};
