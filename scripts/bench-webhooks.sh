@@ -164,6 +164,8 @@ if [ "$STORE" = supabase ]; then
   sleep 1
   kill "$TAIL" 2>/dev/null || true
   pkill -P "$TAIL" 2>/dev/null || true
+  # The `tail -f` under the subshell outlives it otherwise (and keeps its reader loop alive).
+  pkill -f "tail -n \+[0-9]+ -f $WORK/access.log" 2>/dev/null || true
   echo "round trips to PostgREST per webhook (one call alone, its requests a second apart):"
   python3 - "$WORK/probe.times" "$start_ms" <<'PY'
 import collections, sys
