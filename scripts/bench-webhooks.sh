@@ -25,7 +25,8 @@
 # Environment: STORE=sqlite|supabase; INSTANCES=1|2 (supabase); PGRST_POOL (PostgREST's pool,
 # default 10); BUILD=0 skips `cargo build`; PROFILE=debug checks the script and counts round trips with the test build (its
 # latencies and CPU are not the product's); GATEWAY_BIN=path runs another build of the gateway; GAP_MS (default 200) is the time
-# between one call's requests.
+# between one call's requests; LOADGEN_CORE (default 1) is the core the load generator runs on
+# (0: beside the gateway, leaving core 1 to PostgreSQL, PostgREST and the Kong stand-in).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 RUN_SECONDS=${1:-20}
@@ -184,7 +185,7 @@ for rate in "${RATES[@]}"; do
   echo "== $rate requests/s for $RUN_SECONDS s (host load average before: $(cut -d" " -f1-3 /proc/loadavg)) =="
   cpu_before=$(cpu_snapshot)
   log_before=$( [ "$STORE" = supabase ] && wc -l <"$WORK/access.log" || echo 0)
-  taskset -c 1 "$BIN/loadgen" webhook --gateway "$GW_LIST" --public-url "$PUBLIC" \
+  taskset -c "${LOADGEN_CORE:-1}" "$BIN/loadgen" webhook --gateway "$GW_LIST" --public-url "$PUBLIC" \
     --account-sid "$ACCOUNT" --rate "$rate" --seconds "$RUN_SECONDS" --gap-ms "${GAP_MS:-200}" \
     --gateway-pid "$GATEWAY" | tee "$WORK/run.txt"
   cpu_after=$(cpu_snapshot)

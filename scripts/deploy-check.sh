@@ -33,7 +33,7 @@ python3 - <<'PY' || fail "platform files"
 import json, re, tomllib
 
 def drain_default():
-    src = open("src/secrets/mod.rs", encoding="utf-8").read()
+    src = open("src/secrets/catalogue.rs", encoding="utf-8").read()
     block = src[src.index('name: "DRAIN_TIMEOUT_SECS"'):]
     return int(re.search(r'default: Some\("(\d+)"\)', block).group(1))
 
