@@ -2,11 +2,11 @@
 //!
 //! `{SUPABASE_URL}/rest/v1`, the key sent as `apikey` and `Authorization: Bearer`, a deadline on
 //! every request. The crate returns `Ok` for HTTP errors, so every status is checked here and a
-//! non-2xx answer becomes [`StoreError::Rejected`] carrying PostgREST's `code`. Lead saves are
-//! conditional (an insert, or a PATCH filtered on `id` and `version`); calls and events are
-//! upserts on natural keys (`call_sid`, `key`) whose call status and lead the database keeps
-//! monotonic (`bp.calls_forward`); a call's creation is one RPC (`bp.start_call`). Every PATCH is
-//! filtered, so Supabase's safeupdate rule (no unfiltered update) cannot bite.
+//! non-2xx answer becomes [`StoreError::Rejected`] carrying PostgREST's `code`. This file is the
+//! plumbing the capability stores share (requests, RPCs, filtered PATCHes and selects, alerts'
+//! enqueueing, erasure tombstones); leads and calls — conditional saves, upserts on natural keys,
+//! `bp.start_call`, `bp.report_call_status` — are `leads/supabase.rs`. Every PATCH is filtered, so
+//! Supabase's safeupdate rule (no unfiltered update) cannot bite.
 
 use std::sync::Arc;
 use std::time::Duration;
