@@ -3,7 +3,7 @@
 //! `{SUPABASE_URL}/rest/v1`, the key sent as `apikey` and `Authorization: Bearer`, a deadline on
 //! every request. The crate returns `Ok` for HTTP errors, so every status is checked here and a
 //! non-2xx answer becomes [`StoreError::Rejected`] carrying PostgREST's `code`. This file is the
-//! plumbing the capability stores share (requests, RPCs, filtered PATCHes and selects, alerts'
+//! plumbing the capability stores share (requests, RPCs, filtered updates and selects, alerts'
 //! enqueueing, erasure tombstones); leads and calls — conditional saves, upserts on natural keys,
 //! `bp.start_call`, `bp.report_call_status` — are `leads/supabase.rs`. Every PATCH is filtered, so
 //! Supabase's safeupdate rule (no unfiltered update) cannot bite.
