@@ -275,6 +275,17 @@ fn on_supabase(stack: &SupabaseStack) -> impl FnOnce(&mut Settings) + '_ {
     }
 }
 
+/// [`on_supabase`] with Supabase reached through `proxy` (which counts or holds requests).
+fn on_supabase_through<'a>(
+    stack: &'a SupabaseStack,
+    proxy: &'a helpers::delay_proxy::DelayProxy,
+) -> impl FnOnce(&mut Settings) + 'a {
+    move |s| {
+        on_supabase(stack)(s);
+        s.store.supabase_url = Some(proxy.url.parse().unwrap());
+    }
+}
+
 fn outbox_of(app: &TestApp) -> &OutboxStore {
     match app.state_store() {
         AnyStore::Supabase(outbox) => outbox,
@@ -865,8 +876,8 @@ fn webhook_requests(proxy: &helpers::delay_proxy::DelayProxy, before: usize) -> 
 }
 
 /// The requests a webhook costs at Supabase, counted by a proxy in front of PostgREST: a new call
-/// is one (`rpc/start_call`, insert-or-get), an answer two (the call's lead, its conditional
-/// save), a status report one (`rpc/report_call_status`, which used to be eight). What they
+/// is one (`rpc/start_call`, insert-or-get), an answer one (its conditional save, on the copy the
+/// call's previous step left; a retried answer reads), a status report one (`rpc/report_call_status`, which used to be eight). What they
 /// write is checked too: the ending report abandons the open lead and completes the call; its
 /// replay costs one request and changes nothing; a report after the end keeps the call's final
 /// status.
@@ -875,11 +886,7 @@ async fn each_webhook_costs_the_fewest_round_trips_at_supabase() {
     use helpers::delay_proxy::DelayProxy;
     let stack = SupabaseStack::start();
     let proxy = DelayProxy::start(&stack.url).await;
-    let app = spawn_app_with(|s| {
-        on_supabase(&stack)(s);
-        s.store.supabase_url = Some(proxy.url.parse().unwrap());
-    })
-    .await;
+    let app = spawn_app_with(on_supabase_through(&stack, &proxy)).await;
     let client = reqwest::Client::new();
     let sid = sid(900);
     let mut call = IvrCall::new(&sid);
@@ -987,11 +994,7 @@ async fn a_status_report_goes_step_by_step_without_the_function() {
          notify pgrst, 'reload schema';",
     );
     let proxy = DelayProxy::start(&stack.url).await;
-    let app = spawn_app_with(|s| {
-        on_supabase(&stack)(s);
-        s.store.supabase_url = Some(proxy.url.parse().unwrap());
-    })
-    .await;
+    let app = spawn_app_with(on_supabase_through(&stack, &proxy)).await;
     let client = reqwest::Client::new();
     let status = |sid: &str| {
         stack.psql(&format!(
@@ -1027,11 +1030,7 @@ async fn an_answer_never_overwrites_what_another_instance_saved_since_its_copy()
     use helpers::delay_proxy::DelayProxy;
     let stack = SupabaseStack::start();
     let proxy = DelayProxy::start(&stack.url).await;
-    let a = spawn_app_with(|s| {
-        on_supabase(&stack)(s);
-        s.store.supabase_url = Some(proxy.url.parse().unwrap());
-    })
-    .await;
+    let a = spawn_app_with(on_supabase_through(&stack, &proxy)).await;
     let b = spawn_app_with(on_supabase(&stack)).await;
     let client = reqwest::Client::new();
     let sid = sid(920);
